@@ -1,0 +1,68 @@
+/**
+ * The compute primitives the tensor ops stand on. Two implementations exist: `js` (portable,
+ * the reference) and `native` (the C addon: OpenBLAS sgemm plus vectorised loops). Every array is
+ * row-major float32; kernels write into `out` arrays the caller allocated and never keep them.
+ */
+export interface Kernels {
+  readonly name: "native" | "js";
+
+  /**
+   * For each i < offsets length: C_i = alpha * op(A_i) @ op(B_i) + beta * C_i, where op transposes
+   * when the flag is set. A_i starts at a[aOffsets[i]] (likewise B_i, C_i); op(A_i) is m×k,
+   * op(B_i) is k×n, C_i is m×n; lda/ldb/ldc are the row strides of the stored matrices.
+   */
+  sgemmBatch(
+    transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number,
+    a: Float32Array, lda: number, aOffsets: Int32Array,
+    b: Float32Array, ldb: number, bOffsets: Int32Array,
+    beta: number, c: Float32Array, ldc: number, cOffsets: Int32Array,
+  ): void;
+
+  /** out = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) */
+  geluTanh(x: Float32Array, out: Float32Array): void;
+  /** gradIn = gradOut · d geluTanh(x)/dx */
+  geluTanhBackward(x: Float32Array, gradOut: Float32Array, gradIn: Float32Array): void;
+  /** out = 0.5·x·(1 + erf(x/√2)) */
+  geluErf(x: Float32Array, out: Float32Array): void;
+  geluErfBackward(x: Float32Array, gradOut: Float32Array, gradIn: Float32Array): void;
+  /** out = x·sigmoid(x) */
+  silu(x: Float32Array, out: Float32Array): void;
+  siluBackward(x: Float32Array, gradOut: Float32Array, gradIn: Float32Array): void;
+  exp(x: Float32Array, out: Float32Array): void;
+  tanh(x: Float32Array, out: Float32Array): void;
+
+  /** Row-wise softmax of a rows×cols matrix, max-subtracted. */
+  softmaxRows(x: Float32Array, rows: number, cols: number, out: Float32Array): void;
+  /** gradIn = y ⊙ (gradOut − rowsum(gradOut ⊙ y)), y the softmax output. */
+  softmaxRowsBackward(y: Float32Array, gradOut: Float32Array, rows: number, cols: number, gradIn: Float32Array): void;
+
+  /**
+   * Row-wise layer norm: out = (x − mean)·rstd·weight + bias, rstd = 1/√(var + eps) with the biased
+   * variance. weight/bias may be null (treated as 1 and 0). Writes each row's mean and rstd.
+   */
+  layerNormRows(
+    x: Float32Array, weight: Float32Array | null, bias: Float32Array | null, eps: number,
+    rows: number, cols: number, out: Float32Array, mean: Float32Array, rstd: Float32Array,
+  ): void;
+  /**
+   * Gradients of layerNormRows. gradX is written; gradWeight/gradBias (when not null) are
+   * accumulated into (+=), so the caller passes zeroed arrays.
+   */
+  layerNormRowsBackward(
+    x: Float32Array, weight: Float32Array | null, mean: Float32Array, rstd: Float32Array,
+    gradOut: Float32Array, rows: number, cols: number,
+    gradX: Float32Array, gradWeight: Float32Array | null, gradBias: Float32Array | null,
+  ): void;
+
+  /** Row-wise RMS norm: out = x·rstd·weight, rstd = 1/√(mean(x²) + eps). Writes each row's rstd. */
+  rmsNormRows(
+    x: Float32Array, weight: Float32Array | null, eps: number,
+    rows: number, cols: number, out: Float32Array, rstd: Float32Array,
+  ): void;
+  /** Gradients of rmsNormRows; gradWeight (when not null) is accumulated into. */
+  rmsNormRowsBackward(
+    x: Float32Array, weight: Float32Array | null, rstd: Float32Array,
+    gradOut: Float32Array, rows: number, cols: number,
+    gradX: Float32Array, gradWeight: Float32Array | null,
+  ): void;
+}
