@@ -1,0 +1,237 @@
+/** Elementwise ops: binary ones with NumPy broadcasting, unary activations, where and clamp. */
+import { record } from "../autograd.js";
+import { kernels } from "../kernels/index.js";
+import { broadcastShapes, type Shape } from "../shape.js";
+import { broadcastBinary, sumToShape, type BinaryLoop } from "./broadcast.js";
+import { Tensor } from "../tensor.js";
+
+type Operand = Tensor | number;
+
+function asTensor(v: Operand): Tensor {
+  return typeof v === "number" ? new Tensor(new Float32Array([v]), []) : v;
+}
+
+const loops = {
+  add: ((out, o, a, ai, as, b, bi, bs, n) => { for (let i = 0; i < n; i++) out[o + i] = a[ai + i * as] + b[bi + i * bs]; }) as BinaryLoop,
+  sub: ((out, o, a, ai, as, b, bi, bs, n) => { for (let i = 0; i < n; i++) out[o + i] = a[ai + i * as] - b[bi + i * bs]; }) as BinaryLoop,
+  mul: ((out, o, a, ai, as, b, bi, bs, n) => { for (let i = 0; i < n; i++) out[o + i] = a[ai + i * as] * b[bi + i * bs]; }) as BinaryLoop,
+  div: ((out, o, a, ai, as, b, bi, bs, n) => { for (let i = 0; i < n; i++) out[o + i] = a[ai + i * as] / b[bi + i * bs]; }) as BinaryLoop,
+  pow: ((out, o, a, ai, as, b, bi, bs, n) => { for (let i = 0; i < n; i++) out[o + i] = Math.pow(a[ai + i * as], b[bi + i * bs]); }) as BinaryLoop,
+  maximum: ((out, o, a, ai, as, b, bi, bs, n) => { for (let i = 0; i < n; i++) { const x = a[ai + i * as], y = b[bi + i * bs]; out[o + i] = x >= y || x !== x ? x : y; } }) as BinaryLoop,
+};
+
+function binary(
+  name: keyof typeof loops, x: Operand, y: Operand,
+  gradA: (g: Float32Array, a: Tensor, b: Tensor, out: Float32Array, shape: Shape) => Float32Array,
+  gradB: (g: Float32Array, a: Tensor, b: Tensor, out: Float32Array, shape: Shape) => Float32Array,
+): Tensor {
+  const a = asTensor(x);
+  const b = asTensor(y);
+  const shape = broadcastShapes(a.shape, b.shape, name);
+  const data = broadcastBinary(a.data, a.shape, b.data, b.shape, shape, loops[name]);
+  return record(new Tensor(data, shape), [a, b], (g) => [
+    a.requiresGrad ? sumToShape(gradA(g, a, b, data, shape), shape, a.shape) : null,
+    b.requiresGrad ? sumToShape(gradB(g, a, b, data, shape), shape, b.shape) : null,
+  ]);
+}
+
+/** g ⊙ f(a, b) over the broadcast shape, for backward rules. */
+function gradTimes(g: Float32Array, a: Tensor, b: Tensor, shape: Shape, loop: BinaryLoop): Float32Array {
+  const factor = broadcastBinary(a.data, a.shape, b.data, b.shape, shape, loop);
+  for (let i = 0; i < factor.length; i++) factor[i] *= g[i];
+  return factor;
+}
+
+function broadcastTo(t: Tensor, shape: Shape): Float32Array {
+  return broadcastBinary(t.data, t.shape, new Float32Array([0]), [], shape, loops.add);
+}
+
+function negated(g: Float32Array): Float32Array {
+  const out = new Float32Array(g.length);
+  for (let i = 0; i < g.length; i++) out[i] = -g[i];
+  return out;
+}
+
+function mulInto(g: Float32Array, factor: Float32Array): Float32Array {
+  for (let i = 0; i < factor.length; i++) factor[i] *= g[i];
+  return factor;
+}
+
+export function add(x: Operand, y: Operand): Tensor {
+  return binary("add", x, y, (g) => g, (g) => g);
+}
+
+export function sub(x: Operand, y: Operand): Tensor {
+  return binary("sub", x, y, (g) => g, (g) => negated(g));
+}
+
+export function mul(x: Operand, y: Operand): Tensor {
+  return binary("mul", x, y,
+    (g, a, b, _o, s) => mulInto(g, broadcastTo(b, s)),
+    (g, a, _b, _o, s) => mulInto(g, broadcastTo(a, s)));
+}
+
+export function div(x: Operand, y: Operand): Tensor {
+  return binary("div", x, y,
+    (g, a, b, _o, s) => {
+      const r = broadcastTo(b, s);
+      for (let i = 0; i < r.length; i++) r[i] = g[i] / r[i];
+      return r;
+    },
+    (g, _a, b, out, s) => {
+      const r = broadcastTo(b, s);
+      for (let i = 0; i < r.length; i++) r[i] = (-g[i] * out[i]) / r[i];
+      return r;
+    });
+}
+
+/** a^b; the exponent's gradient uses log(a) and is NaN where a ≤ 0, as in PyTorch. */
+export function pow(x: Operand, y: Operand): Tensor {
+  return binary("pow", x, y,
+    (g, a, b, _o, s) => gradTimes(g, a, b, s, (out, o, av, ai, as, bv, bi, bs, n) => {
+      for (let i = 0; i < n; i++) {
+        const e = bv[bi + i * bs];
+        out[o + i] = e === 0 ? 0 : e * Math.pow(av[ai + i * as], e - 1);
+      }
+    }),
+    (g, a, b, out, s) => {
+      const la = broadcastTo(a, s);
+      for (let i = 0; i < la.length; i++) la[i] = g[i] * out[i] * Math.log(la[i]);
+      return la;
+    });
+}
+
+/** Elementwise maximum; at ties each operand gets half the gradient, as in PyTorch. */
+export function maximum(x: Operand, y: Operand): Tensor {
+  const shareOfA = (a: Tensor, b: Tensor, s: Shape) => broadcastBinary(a.data, a.shape, b.data, b.shape, s,
+    (out, o, av, ai, as, bv, bi, bs, n) => {
+      for (let i = 0; i < n; i++) { const p = av[ai + i * as], q = bv[bi + i * bs]; out[o + i] = p > q ? 1 : p === q ? 0.5 : 0; }
+    });
+  return binary("maximum", x, y,
+    (g, a, b, _o, s) => mulInto(g, shareOfA(a, b, s)),
+    (g, a, b, _o, s) => {
+      const m = shareOfA(a, b, s);
+      for (let i = 0; i < m.length; i++) m[i] = (1 - m[i]) * g[i];
+      return m;
+    });
+}
+
+/** Elementwise choice: cond ≠ 0 takes x, else y (all three broadcast). cond gets no gradient. */
+export function where(cond: Tensor, x: Operand, y: Operand): Tensor {
+  const a = asTensor(x);
+  const b = asTensor(y);
+  const shape = broadcastShapes(broadcastShapes(cond.shape, a.shape, "where"), b.shape, "where");
+  const c = broadcastTo(cond, shape);
+  const av = broadcastTo(a, shape);
+  const bv = broadcastTo(b, shape);
+  const data = new Float32Array(c.length);
+  for (let i = 0; i < c.length; i++) data[i] = c[i] !== 0 ? av[i] : bv[i];
+  const masked = (g: Float32Array, keep: boolean) => {
+    const r = new Float32Array(g.length);
+    for (let i = 0; i < g.length; i++) r[i] = (c[i] !== 0) === keep ? g[i] : 0;
+    return r;
+  };
+  return record(new Tensor(data, shape), [a, b], (g) => [
+    a.requiresGrad ? sumToShape(masked(g, true), shape, a.shape) : null,
+    b.requiresGrad ? sumToShape(masked(g, false), shape, b.shape) : null,
+  ]);
+}
+
+/**
+ * A unary op from its forward map and its backward rule; the rule sees the input, the output
+ * and the upstream gradient and returns the input's gradient.
+ */
+function unary(
+  x: Tensor, forward: (x: Float32Array, out: Float32Array) => void,
+  backward: (g: Float32Array, x: Float32Array, y: Float32Array) => Float32Array,
+): Tensor {
+  const out = new Float32Array(x.size);
+  forward(x.data, out);
+  return record(new Tensor(out, x.shape), [x], (g) => [backward(g, x.data, out)]);
+}
+
+function map(f: (v: number) => number): (x: Float32Array, out: Float32Array) => void {
+  return (x, out) => { for (let i = 0; i < x.length; i++) out[i] = f(x[i]); };
+}
+
+function pointwiseGrad(f: (g: number, x: number, y: number) => number) {
+  return (g: Float32Array, x: Float32Array, y: Float32Array): Float32Array => {
+    const r = new Float32Array(g.length);
+    for (let i = 0; i < g.length; i++) r[i] = f(g[i], x[i], y[i]);
+    return r;
+  };
+}
+
+export function neg(x: Tensor): Tensor {
+  return unary(x, map((v) => -v), (g) => negated(g));
+}
+
+export function exp(x: Tensor): Tensor {
+  return unary(x, (v, o) => kernels().exp(v, o), pointwiseGrad((g, _x, y) => g * y));
+}
+
+export function log(x: Tensor): Tensor {
+  return unary(x, map(Math.log), pointwiseGrad((g, v) => g / v));
+}
+
+export function sqrt(x: Tensor): Tensor {
+  return unary(x, map(Math.sqrt), pointwiseGrad((g, _x, y) => g / (2 * y)));
+}
+
+export function rsqrt(x: Tensor): Tensor {
+  return unary(x, map((v) => 1 / Math.sqrt(v)), pointwiseGrad((g, v, y) => (-0.5 * g * y) / v));
+}
+
+/** |x|; the gradient at 0 is 0, as in PyTorch. */
+export function abs(x: Tensor): Tensor {
+  return unary(x, map(Math.abs), pointwiseGrad((g, v) => g * Math.sign(v)));
+}
+
+export function tanh(x: Tensor): Tensor {
+  return unary(x, (v, o) => kernels().tanh(v, o), pointwiseGrad((g, _x, y) => g * (1 - y * y)));
+}
+
+export function sigmoid(x: Tensor): Tensor {
+  return unary(x, map((v) => 1 / (1 + Math.exp(-v))), pointwiseGrad((g, _x, y) => g * y * (1 - y)));
+}
+
+/** max(x, 0); the gradient at 0 is 0, as in PyTorch. */
+export function relu(x: Tensor): Tensor {
+  return unary(x, map((v) => (v > 0 ? v : 0)), pointwiseGrad((g, v) => (v > 0 ? g : 0)));
+}
+
+export type GeluApproximation = "none" | "tanh";
+
+/** GELU: the exact erf form ("none", PyTorch's default) or the tanh approximation (GPT-2's gelu_new). */
+export function gelu(x: Tensor, approximate: GeluApproximation = "none"): Tensor {
+  if (approximate !== "none" && approximate !== "tanh") {
+    throw new TypeError(`gelu: approximate must be "none" or "tanh", got ${JSON.stringify(approximate)}`);
+  }
+  const k = kernels();
+  const fwd = approximate === "tanh" ? k.geluTanh : k.geluErf;
+  const bwd = approximate === "tanh" ? k.geluTanhBackward : k.geluErfBackward;
+  return unary(x, (v, o) => fwd.call(k, v, o), (g, v) => {
+    const r = new Float32Array(g.length);
+    bwd.call(k, v, g, r);
+    return r;
+  });
+}
+
+export function silu(x: Tensor): Tensor {
+  const k = kernels();
+  return unary(x, (v, o) => k.silu(v, o), (g, v) => {
+    const r = new Float32Array(g.length);
+    k.siluBackward(v, g, r);
+    return r;
+  });
+}
+
+/** Limits values to [min, max] (either bound optional); the gradient passes inside, bounds included, as in PyTorch. */
+export function clamp(x: Tensor, min?: number, max?: number): Tensor {
+  if (min === undefined && max === undefined) throw new TypeError("clamp: give at least one of min and max");
+  const lo = min ?? -Infinity;
+  const hi = max ?? Infinity;
+  if (lo > hi) throw new RangeError(`clamp: min ${lo} is greater than max ${hi}`);
+  return unary(x, map((v) => (v < lo ? lo : v > hi ? hi : v)), pointwiseGrad((g, v) => (v >= lo && v <= hi ? g : 0)));
+}
+

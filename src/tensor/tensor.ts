@@ -1,0 +1,192 @@
+/**
+ * The tensor: contiguous row-major float32 storage plus a shape, and for autograd, whether a
+ * gradient is wanted, the node that made it, and the accumulated `.grad`. Tensors are immutable:
+ * every op allocates its output, so activations a caller or a cache holds are never overwritten.
+ * Methods are thin aliases of the functions in ops/, for code that reads like PyTorch.
+ */
+import { isGradEnabled, runBackward, type GradNode } from "./autograd.js";
+import { checkShape, formatShape, sizeOf, type Shape } from "./shape.js";
+import * as ew from "./ops/elementwise.js";
+import * as red from "./ops/reduce.js";
+import * as sh from "./ops/shape.js";
+import * as ix from "./ops/indexing.js";
+import * as mm from "./ops/matmul.js";
+import * as nnops from "./ops/nn.js";
+
+export type Scalar = number;
+export type Indices = IntTensor | Int32Array | readonly number[];
+
+/** Integer tensor for token ids, positions and indices; it carries no gradient. */
+export class IntTensor {
+  readonly data: Int32Array;
+  readonly shape: readonly number[];
+
+  constructor(data: Int32Array | readonly number[], shape?: Shape) {
+    this.data = data instanceof Int32Array ? data : Int32Array.from(data);
+    this.shape = checkShape(shape ?? [this.data.length], "IntTensor");
+    if (sizeOf(this.shape) !== this.data.length) {
+      throw new RangeError(`IntTensor: ${this.data.length} values do not fill shape ${formatShape(this.shape)}`);
+    }
+  }
+
+  get size(): number {
+    return this.data.length;
+  }
+
+  toArray(): NestedNumbers {
+    return nest(this.data, this.shape);
+  }
+}
+
+export type NestedNumbers = number | NestedNumbers[];
+
+export class Tensor {
+  readonly data: Float32Array;
+  readonly shape: readonly number[];
+  /** Whether backward() should compute a gradient for this tensor. */
+  requiresGrad = false;
+  /** The accumulated gradient of a leaf tensor after backward(). */
+  grad: Tensor | null = null;
+  /** How this tensor was computed, when it needs a gradient and is not a leaf. */
+  node: GradNode | null = null;
+
+  constructor(data: Float32Array, shape: Shape) {
+    this.shape = checkShape(shape, "Tensor");
+    if (sizeOf(this.shape) !== data.length) {
+      throw new RangeError(`Tensor: ${data.length} values do not fill shape ${formatShape(this.shape)}`);
+    }
+    this.data = data;
+  }
+
+  get size(): number {
+    return this.data.length;
+  }
+
+  get rank(): number {
+    return this.shape.length;
+  }
+
+  get isLeaf(): boolean {
+    return this.node === null;
+  }
+
+  /** Sets requiresGrad on a leaf (PyTorch's `requires_grad_`). */
+  requireGrad(flag = true): this {
+    if (this.node !== null) throw new Error("requireGrad: only leaf tensors can be marked; use detach() to make a leaf");
+    this.requiresGrad = flag;
+    return this;
+  }
+
+  /** The same values, cut from the graph. Shares storage (tensors are never written in place). */
+  detach(): Tensor {
+    return new Tensor(this.data, this.shape);
+  }
+
+  clone(): Tensor {
+    return new Tensor(this.data.slice(), this.shape);
+  }
+
+  item(): number {
+    if (this.size !== 1) throw new RangeError(`item: tensor of shape ${formatShape(this.shape)} has ${this.size} values, expected 1`);
+    return this.data[0];
+  }
+
+  toArray(): NestedNumbers {
+    return nest(this.data, this.shape);
+  }
+
+  /**
+   * Computes gradients of this tensor w.r.t. every leaf that requires one, adding them into the
+   * leaves' `.grad`. A non-scalar tensor needs the upstream `grad` of its own shape.
+   */
+  backward(grad?: Tensor, options: { retainGraph?: boolean } = {}): void {
+    if (!this.requiresGrad) throw new Error("backward: this tensor does not require a gradient (no input was marked with requireGrad, or it was computed under noGrad)");
+    let seed: Float32Array;
+    if (grad === undefined) {
+      if (this.size !== 1) throw new RangeError(`backward: a gradient argument is needed for a non-scalar tensor of shape ${formatShape(this.shape)}`);
+      seed = new Float32Array([1]);
+    } else {
+      if (grad.size !== this.size || grad.rank !== this.rank || grad.shape.some((d, i) => d !== this.shape[i])) {
+        throw new RangeError(`backward: gradient shape ${formatShape(grad.shape)} does not match tensor shape ${formatShape(this.shape)}`);
+      }
+      seed = grad.data;
+    }
+    runBackward(this, seed, options.retainGraph ?? false);
+  }
+
+  /** Adds a gradient into `.grad` (used by the autograd engine for leaves). */
+  accumulateGrad(g: Float32Array): void {
+    if (this.grad === null) {
+      this.grad = new Tensor(g.slice(), this.shape);
+    } else {
+      const acc = this.grad.data;
+      for (let i = 0; i < acc.length; i++) acc[i] += g[i];
+    }
+  }
+
+  zeroGrad(): void {
+    this.grad = null;
+  }
+
+  toString(): string {
+    const grad = this.requiresGrad && isGradEnabled() ? ", requiresGrad" : "";
+    return `Tensor(shape=${formatShape(this.shape)}${grad})`;
+  }
+
+  add(other: Tensor | Scalar): Tensor { return ew.add(this, other); }
+  sub(other: Tensor | Scalar): Tensor { return ew.sub(this, other); }
+  mul(other: Tensor | Scalar): Tensor { return ew.mul(this, other); }
+  div(other: Tensor | Scalar): Tensor { return ew.div(this, other); }
+  pow(exponent: Tensor | Scalar): Tensor { return ew.pow(this, exponent); }
+  maximum(other: Tensor | Scalar): Tensor { return ew.maximum(this, other); }
+  neg(): Tensor { return ew.neg(this); }
+  exp(): Tensor { return ew.exp(this); }
+  log(): Tensor { return ew.log(this); }
+  sqrt(): Tensor { return ew.sqrt(this); }
+  rsqrt(): Tensor { return ew.rsqrt(this); }
+  abs(): Tensor { return ew.abs(this); }
+  tanh(): Tensor { return ew.tanh(this); }
+  sigmoid(): Tensor { return ew.sigmoid(this); }
+  relu(): Tensor { return ew.relu(this); }
+  gelu(approximate: ew.GeluApproximation = "none"): Tensor { return ew.gelu(this, approximate); }
+  silu(): Tensor { return ew.silu(this); }
+  clamp(min?: number, max?: number): Tensor { return ew.clamp(this, min, max); }
+
+  sum(axes?: number | readonly number[], keepDims = false): Tensor { return red.sum(this, axes, keepDims); }
+  mean(axes?: number | readonly number[], keepDims = false): Tensor { return red.mean(this, axes, keepDims); }
+  max(axis: number, keepDims = false): Tensor { return red.max(this, axis, keepDims); }
+  argmax(axis: number, keepDims = false): IntTensor { return red.argmax(this, axis, keepDims); }
+  logsumexp(axis: number, keepDims = false): Tensor { return red.logsumexp(this, axis, keepDims); }
+  var(axes?: number | readonly number[], options?: red.VarianceOptions): Tensor { return red.variance(this, axes, options); }
+
+  reshape(shape: readonly number[]): Tensor { return sh.reshape(this, shape); }
+  transpose(dim0 = -2, dim1 = -1): Tensor { return sh.transpose(this, dim0, dim1); }
+  permute(dims: readonly number[]): Tensor { return sh.permute(this, dims); }
+  slice(axis: number, start: number, end?: number): Tensor { return sh.slice(this, axis, start, end); }
+  split(sizes: number | readonly number[], axis = 0): Tensor[] { return sh.split(this, sizes, axis); }
+  expand(shape: readonly number[]): Tensor { return sh.expand(this, shape); }
+  squeeze(axis?: number): Tensor { return sh.squeeze(this, axis); }
+  unsqueeze(axis: number): Tensor { return sh.unsqueeze(this, axis); }
+
+  indexSelect(axis: number, indices: Indices): Tensor { return ix.indexSelect(this, axis, indices); }
+  gatherAt(axis: number, index: IntTensor): Tensor { return ix.gatherAt(this, axis, index); }
+  writeAt(axis: number, index: IntTensor, values: Tensor): Tensor { return ix.writeAt(this, axis, index, values); }
+
+  matmul(other: Tensor): Tensor { return mm.matmul(this, other); }
+  softmax(axis = -1): Tensor { return nnops.softmax(this, axis); }
+  logSoftmax(axis = -1): Tensor { return nnops.logSoftmax(this, axis); }
+}
+
+function nest(data: ArrayLike<number>, shape: Shape): NestedNumbers {
+  if (shape.length === 0) return data[0];
+  const build = (offset: number, dim: number): NestedNumbers[] => {
+    const n = shape[dim];
+    const inner = sizeOf(shape.slice(dim + 1));
+    const out: NestedNumbers[] = new Array(n);
+    for (let i = 0; i < n; i++) {
+      out[i] = dim === shape.length - 1 ? data[offset + i] : build(offset + i * inner, dim + 1);
+    }
+    return out;
+  };
+  return build(0, 0);
+}
