@@ -1,0 +1,15 @@
+# The native kernels (native/tsvene.c), built by `npm install` into build/Release/tsvene.node.
+{
+  "targets": [
+    {
+      "target_name": "tsvene",
+      "sources": ["native/tsvene.c"],
+      # -fopenmp-simd: honour `#pragma omp simd` (vectorised double reductions) without OpenMP's
+      # runtime. -fno-trapping-math: lets GCC if-convert the branch-free selects in the exp/tanh
+      # code, which it otherwise refuses to vectorise; it only drops FP exception flags, which
+      # nothing reads. No -ffast-math: the kernels rely on IEEE NaN/Inf and on evaluation order.
+      "cflags": ["-O3", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math"],
+      "libraries": ["-lopenblas"]
+    }
+  ]
+}

@@ -1,0 +1,486 @@
+/**
+ * The portable kernels in plain TypeScript: the fallback where the native addon is not built
+ * (and later the browser), and the reference the native kernels are tested against. Arithmetic
+ * runs in float64 (JS numbers) and is rounded to float32 once, when stored.
+ *
+ * Argument rules, shared with native/tsvene.c (same checks, same messages): arrays have the exact
+ * lengths the sizes imply (elementwise outputs as long as x; row kernels rows·cols, rows or cols);
+ * sgemmBatch needs each matrix of the batch inside its array. Except in sgemmBatch, an output may be
+ * the same array as an input of its shape (in-place use).
+ */
+import type { Kernels } from "./types.js";
+
+const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
+const GELU_TANH_CUBIC = 0.044715;
+const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
+
+// ---------------------------------------------------------------------------------------------
+// Argument checks.
+
+function checkFloat32(kernel: string, name: string, value: unknown): void {
+  if (!(value instanceof Float32Array)) throw new TypeError(`${kernel}: ${name} must be a Float32Array`);
+}
+
+function checkOptionalRow(kernel: string, name: string, value: unknown, cols: number): void {
+  if (value === null) return;
+  if (!(value instanceof Float32Array)) throw new TypeError(`${kernel}: ${name} must be a Float32Array or null`);
+  checkLength(kernel, name, value.length, cols, "cols");
+}
+
+function checkInt32(kernel: string, name: string, value: unknown): void {
+  if (!(value instanceof Int32Array)) throw new TypeError(`${kernel}: ${name} must be an Int32Array`);
+}
+
+function checkNumber(kernel: string, name: string, value: unknown): void {
+  if (typeof value !== "number") throw new TypeError(`${kernel}: ${name} must be a number`);
+}
+
+function checkBoolean(kernel: string, name: string, value: unknown): void {
+  if (typeof value !== "boolean") throw new TypeError(`${kernel}: ${name} must be a boolean`);
+}
+
+/** Sizes are capped at 2^31 − 1 because the native kernels hand them to OpenBLAS as int. */
+function checkSize(kernel: string, name: string, value: unknown): void {
+  checkNumber(kernel, name, value);
+  const size = value as number;
+  if (!(Number.isInteger(size) && size >= 0 && size <= 0x7fffffff)) {
+    throw new RangeError(`${kernel}: ${name} must be an integer in [0, 2^31), got ${size}`);
+  }
+}
+
+function checkLength(kernel: string, name: string, length: number, expected: number, what: string): void {
+  if (length !== expected) {
+    throw new RangeError(`${kernel}: ${name} has ${length} elements; expected ${what} = ${expected}`);
+  }
+}
+
+function checkUnary(kernel: string, x: Float32Array, out: Float32Array): void {
+  checkFloat32(kernel, "x", x);
+  checkFloat32(kernel, "out", out);
+  checkLength(kernel, "out", out.length, x.length, "x.length");
+}
+
+function checkUnaryBackward(kernel: string, x: Float32Array, gradOut: Float32Array, gradIn: Float32Array): void {
+  checkFloat32(kernel, "x", x);
+  checkFloat32(kernel, "gradOut", gradOut);
+  checkFloat32(kernel, "gradIn", gradIn);
+  checkLength(kernel, "gradOut", gradOut.length, x.length, "x.length");
+  checkLength(kernel, "gradIn", gradIn.length, x.length, "x.length");
+}
+
+/**
+ * One operand of sgemmBatch: its leading dimension, and every matrix of the batch inside the array.
+ * Unlike BLAS, ld = 0 is accepted for a matrix without columns (e.g. k = 0), as shape code computes it.
+ */
+function checkSgemmOperand(
+  arrayName: string, arrayLength: number, ldName: string, ld: number,
+  offsetsName: string, offsets: Int32Array, storedRows: number, storedCols: number,
+): void {
+  if (ld < storedCols) {
+    throw new RangeError(
+      `sgemmBatch: ${ldName} must be at least ${storedCols} (the columns of the stored ${arrayName}), got ${ld}`);
+  }
+  const extent = storedRows === 0 || storedCols === 0 ? 0 : (storedRows - 1) * ld + storedCols;
+  for (let i = 0; i < offsets.length; i++) {
+    if (offsets[i] < 0) throw new RangeError(`sgemmBatch: ${offsetsName}[${i}] is negative (${offsets[i]})`);
+    if (offsets[i] + extent > arrayLength) {
+      throw new RangeError(`sgemmBatch: ${arrayName} is too short for matrix ${i}: ` +
+        `offset ${offsets[i]} + extent ${extent} > length ${arrayLength}`);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scalar functions.
+
+/** σ(a) = 1/(1 + e^−a). In float64 e^−a = +inf only where σ is below float32's range anyway. */
+function sigmoid(a: number): number {
+  return 1 / (1 + Math.exp(-a));
+}
+
+/** 2u in geluTanh(x) = 0.5·x·(1 + tanh u) = x·σ(2u), u = √(2/π)·(x + 0.044715·x³). */
+function geluTanhSigmoidArg(x: number): number {
+  return 2 * SQRT_2_OVER_PI * (x + GELU_TANH_CUBIC * x * x * x);
+}
+
+/**
+ * Chebyshev coefficients (in 2t − 1) of P(t) = log(erfc(z)/t) + z², t = 1/(1 + z/2): a least-squares
+ * fit at 600 Chebyshev nodes over t ∈ (0, 1], max error 2.4e-16 (computed with mpmath at 50
+ * digits). native/tsvene.c uses the first 13 terms, converted to a power series.
+ */
+const ERFC_CHEBYSHEV = [
+  -0.65132685989085472, 0.64196979235649026, 0.019476473204185836, -0.0095615147868086316,
+  -0.00094659534448203687, 0.00036683949785276145, 4.2523324806907772e-5, -2.0278578112534243e-5,
+  -1.6242900046470255e-6, 1.3036558355805232e-6, 1.5626441722066143e-8, -8.5238095914926543e-8,
+  6.5290544390988515e-9, 5.0593434955514689e-9, -9.9136415649303309e-10, -2.2736512229318359e-10,
+  9.6467911020155268e-11, 2.3940380830391147e-12, -6.8860275264975534e-12, 8.9448792730907257e-13,
+  3.1309213993429581e-13, -1.1270822361367252e-13, 3.8109052551892321e-16, 7.106097613609237e-15,
+  -1.5230282014571043e-15,
+];
+
+/**
+ * Φ(x), the standard normal CDF, with relative accuracy on both tails (JS has no Math.erf).
+ * With z = |x|/√2 and t = 1/(1 + z/2): erfc(z) = t·e^(−z² + P(t)); Φ(x) = erfc(z)/2 for x < 0 and
+ * 1 − erfc(z)/2 otherwise, so nothing is computed as 1 − (something close to 1).
+ */
+function normalCdf(x: number): number {
+  const t = 1 / (1 + Math.abs(x) / (2 * Math.SQRT2));
+  const u = 2 * t - 1;
+  // Clenshaw's recurrence for Σ c_k·T_k(u).
+  let next = 0;
+  let afterNext = 0;
+  for (let i = ERFC_CHEBYSHEV.length - 1; i >= 1; i--) {
+    const current = ERFC_CHEBYSHEV[i] + 2 * u * next - afterNext;
+    afterNext = next;
+    next = current;
+  }
+  const p = ERFC_CHEBYSHEV[0] + u * next - afterNext;
+  const halfErfc = 0.5 * t * Math.exp(p - 0.5 * x * x);
+  return x < 0 ? halfErfc : 1 - halfErfc;
+}
+
+// ---------------------------------------------------------------------------------------------
+// sgemm.
+
+/**
+ * Row i of op(A)·op(B), in float64, into rowSums. Both branches work on four terms at once: four
+ * rows of B per pass over rowSums, or four dot products sharing the loads of A's row. That halves
+ * the time of the one-at-a-time loops (fewer passes, independent additions).
+ */
+function productRow(
+  transA: boolean, transB: boolean, i: number, n: number, k: number,
+  a: Float32Array, aStart: number, lda: number, b: Float32Array, bStart: number, ldb: number,
+  rowSums: Float64Array,
+): void {
+  // A(i, p) = a[aRow + p·aStep] in either layout.
+  const aRow = transA ? aStart + i : aStart + i * lda;
+  const aStep = transA ? lda : 1;
+  if (!transB) {
+    // op(B) = B: walk rows of B, contiguous, accumulating A(i, p)·B(p, :) into rowSums.
+    rowSums.fill(0);
+    let p = 0;
+    for (; p + 4 <= k; p += 4) {
+      const a0 = a[aRow + p * aStep];
+      const a1 = a[aRow + (p + 1) * aStep];
+      const a2 = a[aRow + (p + 2) * aStep];
+      const a3 = a[aRow + (p + 3) * aStep];
+      const b0 = bStart + p * ldb;
+      const b1 = b0 + ldb;
+      const b2 = b1 + ldb;
+      const b3 = b2 + ldb;
+      for (let j = 0; j < n; j++) rowSums[j] += a0 * b[b0 + j] + a1 * b[b1 + j] + a2 * b[b2 + j] + a3 * b[b3 + j];
+    }
+    for (; p < k; p++) {
+      const ap = a[aRow + p * aStep];
+      const bp = bStart + p * ldb;
+      for (let j = 0; j < n; j++) rowSums[j] += ap * b[bp + j];
+    }
+    return;
+  }
+  // op(B) = Bᵀ: entry j is the dot product of A's row i with B's row j, contiguous.
+  let j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const b0 = bStart + j * ldb;
+    const b1 = b0 + ldb;
+    const b2 = b1 + ldb;
+    const b3 = b2 + ldb;
+    let s0 = 0;
+    let s1 = 0;
+    let s2 = 0;
+    let s3 = 0;
+    for (let p = 0; p < k; p++) {
+      const ap = a[aRow + p * aStep];
+      s0 += ap * b[b0 + p];
+      s1 += ap * b[b1 + p];
+      s2 += ap * b[b2 + p];
+      s3 += ap * b[b3 + p];
+    }
+    rowSums[j] = s0;
+    rowSums[j + 1] = s1;
+    rowSums[j + 2] = s2;
+    rowSums[j + 3] = s3;
+  }
+  for (; j < n; j++) {
+    const bj = bStart + j * ldb;
+    let sum = 0;
+    for (let p = 0; p < k; p++) sum += a[aRow + p * aStep] * b[bj + p];
+    rowSums[j] = sum;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export const jsKernels: Kernels = {
+  name: "js",
+
+  sgemmBatch(transA, transB, m, n, k, alpha, a, lda, aOffsets, b, ldb, bOffsets, beta, c, ldc, cOffsets) {
+    const kernel = "sgemmBatch";
+    checkBoolean(kernel, "transA", transA);
+    checkBoolean(kernel, "transB", transB);
+    checkSize(kernel, "m", m);
+    checkSize(kernel, "n", n);
+    checkSize(kernel, "k", k);
+    checkNumber(kernel, "alpha", alpha);
+    checkFloat32(kernel, "a", a);
+    checkSize(kernel, "lda", lda);
+    checkInt32(kernel, "aOffsets", aOffsets);
+    checkFloat32(kernel, "b", b);
+    checkSize(kernel, "ldb", ldb);
+    checkInt32(kernel, "bOffsets", bOffsets);
+    checkNumber(kernel, "beta", beta);
+    checkFloat32(kernel, "c", c);
+    checkSize(kernel, "ldc", ldc);
+    checkInt32(kernel, "cOffsets", cOffsets);
+    if (bOffsets.length !== aOffsets.length || cOffsets.length !== aOffsets.length) {
+      throw new RangeError(`${kernel}: aOffsets, bOffsets and cOffsets must have the same length, ` +
+        `got ${aOffsets.length}, ${bOffsets.length} and ${cOffsets.length}`);
+    }
+    checkSgemmOperand("a", a.length, "lda", lda, "aOffsets", aOffsets, transA ? k : m, transA ? m : k);
+    checkSgemmOperand("b", b.length, "ldb", ldb, "bOffsets", bOffsets, transB ? n : k, transB ? k : n);
+    checkSgemmOperand("c", c.length, "ldc", ldc, "cOffsets", cOffsets, m, n);
+    if (m === 0 || n === 0) return;
+
+    const rowSums = new Float64Array(n);
+    for (let batch = 0; batch < aOffsets.length; batch++) {
+      for (let i = 0; i < m; i++) {
+        // As in BLAS: alpha = 0 does not read A or B, and beta = 0 does not read C (so NaNs there
+        // do not propagate).
+        if (alpha !== 0) {
+          productRow(transA, transB, i, n, k, a, aOffsets[batch], lda, b, bOffsets[batch], ldb, rowSums);
+        }
+        const cRow = cOffsets[batch] + i * ldc;
+        for (let j = 0; j < n; j++) {
+          const product = alpha === 0 ? 0 : alpha * rowSums[j];
+          c[cRow + j] = beta === 0 ? product : product + beta * c[cRow + j];
+        }
+      }
+    }
+  },
+
+  geluTanh(x, out) {
+    checkUnary("geluTanh", x, out);
+    for (let i = 0; i < x.length; i++) out[i] = x[i] * sigmoid(geluTanhSigmoidArg(x[i]));
+  },
+
+  geluTanhBackward(x, gradOut, gradIn) {
+    checkUnaryBackward("geluTanhBackward", x, gradOut, gradIn);
+    for (let i = 0; i < x.length; i++) {
+      const xi = x[i];
+      const a = geluTanhSigmoidArg(xi);
+      // d/dx x·σ(a) = σ(a)·(1 + x·σ(−a)·a′), with 1 − σ(a) = σ(−a) and a′ = 2√(2/π)(1 + 3·0.044715·x²).
+      const da = 2 * SQRT_2_OVER_PI * (1 + 3 * GELU_TANH_CUBIC * xi * xi);
+      gradIn[i] = gradOut[i] * sigmoid(a) * (1 + xi * sigmoid(-a) * da);
+    }
+  },
+
+  geluErf(x, out) {
+    checkUnary("geluErf", x, out);
+    for (let i = 0; i < x.length; i++) out[i] = x[i] * normalCdf(x[i]);
+  },
+
+  geluErfBackward(x, gradOut, gradIn) {
+    checkUnaryBackward("geluErfBackward", x, gradOut, gradIn);
+    for (let i = 0; i < x.length; i++) {
+      const xi = x[i];
+      gradIn[i] = gradOut[i] * (normalCdf(xi) + xi * INV_SQRT_2PI * Math.exp(-0.5 * xi * xi));
+    }
+  },
+
+  silu(x, out) {
+    checkUnary("silu", x, out);
+    for (let i = 0; i < x.length; i++) out[i] = x[i] * sigmoid(x[i]);
+  },
+
+  siluBackward(x, gradOut, gradIn) {
+    checkUnaryBackward("siluBackward", x, gradOut, gradIn);
+    for (let i = 0; i < x.length; i++) {
+      const xi = x[i];
+      gradIn[i] = gradOut[i] * sigmoid(xi) * (1 + xi * sigmoid(-xi));
+    }
+  },
+
+  exp(x, out) {
+    checkUnary("exp", x, out);
+    for (let i = 0; i < x.length; i++) out[i] = Math.exp(x[i]);
+  },
+
+  tanh(x, out) {
+    checkUnary("tanh", x, out);
+    for (let i = 0; i < x.length; i++) out[i] = Math.tanh(x[i]);
+  },
+
+  softmaxRows(x, rows, cols, out) {
+    const kernel = "softmaxRows";
+    checkFloat32(kernel, "x", x);
+    checkSize(kernel, "rows", rows);
+    checkSize(kernel, "cols", cols);
+    checkFloat32(kernel, "out", out);
+    checkLength(kernel, "x", x.length, rows * cols, "rows*cols");
+    checkLength(kernel, "out", out.length, rows * cols, "rows*cols");
+    const exps = new Float64Array(cols);
+    for (let r = 0; r < rows; r++) {
+      const start = r * cols;
+      // A row of −inf gives NaN (−inf − −inf), as in PyTorch; so does a row with NaN or +inf.
+      let max = -Infinity;
+      for (let j = 0; j < cols; j++) if (x[start + j] > max) max = x[start + j];
+      let sum = 0;
+      for (let j = 0; j < cols; j++) {
+        exps[j] = Math.exp(x[start + j] - max);
+        sum += exps[j];
+      }
+      for (let j = 0; j < cols; j++) out[start + j] = exps[j] / sum;
+    }
+  },
+
+  softmaxRowsBackward(y, gradOut, rows, cols, gradIn) {
+    const kernel = "softmaxRowsBackward";
+    checkFloat32(kernel, "y", y);
+    checkFloat32(kernel, "gradOut", gradOut);
+    checkSize(kernel, "rows", rows);
+    checkSize(kernel, "cols", cols);
+    checkFloat32(kernel, "gradIn", gradIn);
+    checkLength(kernel, "y", y.length, rows * cols, "rows*cols");
+    checkLength(kernel, "gradOut", gradOut.length, rows * cols, "rows*cols");
+    checkLength(kernel, "gradIn", gradIn.length, rows * cols, "rows*cols");
+    for (let r = 0; r < rows; r++) {
+      const start = r * cols;
+      let dot = 0;
+      for (let j = 0; j < cols; j++) dot += gradOut[start + j] * y[start + j];
+      for (let j = 0; j < cols; j++) gradIn[start + j] = y[start + j] * (gradOut[start + j] - dot);
+    }
+  },
+
+  layerNormRows(x, weight, bias, eps, rows, cols, out, mean, rstd) {
+    const kernel = "layerNormRows";
+    checkFloat32(kernel, "x", x);
+    checkNumber(kernel, "eps", eps);
+    checkSize(kernel, "rows", rows);
+    checkSize(kernel, "cols", cols);
+    checkOptionalRow(kernel, "weight", weight, cols);
+    checkOptionalRow(kernel, "bias", bias, cols);
+    checkFloat32(kernel, "out", out);
+    checkFloat32(kernel, "mean", mean);
+    checkFloat32(kernel, "rstd", rstd);
+    checkLength(kernel, "x", x.length, rows * cols, "rows*cols");
+    checkLength(kernel, "out", out.length, rows * cols, "rows*cols");
+    checkLength(kernel, "mean", mean.length, rows, "rows");
+    checkLength(kernel, "rstd", rstd.length, rows, "rows");
+    for (let r = 0; r < rows; r++) {
+      const start = r * cols;
+      let sum = 0;
+      for (let j = 0; j < cols; j++) sum += x[start + j];
+      const mu = sum / cols;
+      // Two passes: the one-pass E[x²] − E[x]² cancels when |mean| ≫ std.
+      let squares = 0;
+      for (let j = 0; j < cols; j++) squares += (x[start + j] - mu) ** 2;
+      const rs = 1 / Math.sqrt(squares / cols + eps);
+      mean[r] = mu;
+      rstd[r] = rs;
+      for (let j = 0; j < cols; j++) {
+        const normalised = (x[start + j] - mu) * rs;
+        out[start + j] = normalised * (weight ? weight[j] : 1) + (bias ? bias[j] : 0);
+      }
+    }
+  },
+
+  layerNormRowsBackward(x, weight, mean, rstd, gradOut, rows, cols, gradX, gradWeight, gradBias) {
+    const kernel = "layerNormRowsBackward";
+    checkFloat32(kernel, "x", x);
+    checkSize(kernel, "rows", rows);
+    checkSize(kernel, "cols", cols);
+    checkOptionalRow(kernel, "weight", weight, cols);
+    checkFloat32(kernel, "mean", mean);
+    checkFloat32(kernel, "rstd", rstd);
+    checkFloat32(kernel, "gradOut", gradOut);
+    checkFloat32(kernel, "gradX", gradX);
+    checkOptionalRow(kernel, "gradWeight", gradWeight, cols);
+    checkOptionalRow(kernel, "gradBias", gradBias, cols);
+    checkLength(kernel, "x", x.length, rows * cols, "rows*cols");
+    checkLength(kernel, "mean", mean.length, rows, "rows");
+    checkLength(kernel, "rstd", rstd.length, rows, "rows");
+    checkLength(kernel, "gradOut", gradOut.length, rows * cols, "rows*cols");
+    checkLength(kernel, "gradX", gradX.length, rows * cols, "rows*cols");
+    // Parameter gradients are summed over rows in float64 and added to the caller's arrays once.
+    const weightSums = gradWeight ? new Float64Array(cols) : null;
+    const biasSums = gradBias ? new Float64Array(cols) : null;
+    for (let r = 0; r < rows; r++) {
+      const start = r * cols;
+      const mu = mean[r];
+      const rs = rstd[r];
+      let sumGHat = 0;
+      let sumGHatXHat = 0;
+      for (let j = 0; j < cols; j++) {
+        const gHat = gradOut[start + j] * (weight ? weight[j] : 1);
+        sumGHat += gHat;
+        sumGHatXHat += gHat * (x[start + j] - mu) * rs;
+      }
+      const meanGHat = sumGHat / cols;
+      const meanGHatXHat = sumGHatXHat / cols;
+      for (let j = 0; j < cols; j++) {
+        const g = gradOut[start + j];
+        const xHat = (x[start + j] - mu) * rs;
+        if (weightSums) weightSums[j] += g * xHat;
+        if (biasSums) biasSums[j] += g;
+        // Written last, so that gradX may be gradOut.
+        gradX[start + j] = rs * (g * (weight ? weight[j] : 1) - meanGHat - xHat * meanGHatXHat);
+      }
+    }
+    if (gradWeight && weightSums) for (let j = 0; j < cols; j++) gradWeight[j] += weightSums[j];
+    if (gradBias && biasSums) for (let j = 0; j < cols; j++) gradBias[j] += biasSums[j];
+  },
+
+  rmsNormRows(x, weight, eps, rows, cols, out, rstd) {
+    const kernel = "rmsNormRows";
+    checkFloat32(kernel, "x", x);
+    checkNumber(kernel, "eps", eps);
+    checkSize(kernel, "rows", rows);
+    checkSize(kernel, "cols", cols);
+    checkOptionalRow(kernel, "weight", weight, cols);
+    checkFloat32(kernel, "out", out);
+    checkFloat32(kernel, "rstd", rstd);
+    checkLength(kernel, "x", x.length, rows * cols, "rows*cols");
+    checkLength(kernel, "out", out.length, rows * cols, "rows*cols");
+    checkLength(kernel, "rstd", rstd.length, rows, "rows");
+    for (let r = 0; r < rows; r++) {
+      const start = r * cols;
+      let squares = 0;
+      for (let j = 0; j < cols; j++) squares += x[start + j] * x[start + j];
+      const rs = 1 / Math.sqrt(squares / cols + eps);
+      rstd[r] = rs;
+      for (let j = 0; j < cols; j++) out[start + j] = x[start + j] * rs * (weight ? weight[j] : 1);
+    }
+  },
+
+  rmsNormRowsBackward(x, weight, rstd, gradOut, rows, cols, gradX, gradWeight) {
+    const kernel = "rmsNormRowsBackward";
+    checkFloat32(kernel, "x", x);
+    checkSize(kernel, "rows", rows);
+    checkSize(kernel, "cols", cols);
+    checkOptionalRow(kernel, "weight", weight, cols);
+    checkFloat32(kernel, "rstd", rstd);
+    checkFloat32(kernel, "gradOut", gradOut);
+    checkFloat32(kernel, "gradX", gradX);
+    checkOptionalRow(kernel, "gradWeight", gradWeight, cols);
+    checkLength(kernel, "x", x.length, rows * cols, "rows*cols");
+    checkLength(kernel, "rstd", rstd.length, rows, "rows");
+    checkLength(kernel, "gradOut", gradOut.length, rows * cols, "rows*cols");
+    checkLength(kernel, "gradX", gradX.length, rows * cols, "rows*cols");
+    const weightSums = gradWeight ? new Float64Array(cols) : null;
+    for (let r = 0; r < rows; r++) {
+      const start = r * cols;
+      const rs = rstd[r];
+      let sumGHatXHat = 0;
+      for (let j = 0; j < cols; j++) {
+        sumGHatXHat += gradOut[start + j] * (weight ? weight[j] : 1) * x[start + j] * rs;
+      }
+      const meanGHatXHat = sumGHatXHat / cols;
+      for (let j = 0; j < cols; j++) {
+        const g = gradOut[start + j];
+        const xHat = x[start + j] * rs;
+        if (weightSums) weightSums[j] += g * xHat;
+        gradX[start + j] = rs * (g * (weight ? weight[j] : 1) - xHat * meanGHatXHat);
+      }
+    }
+    if (gradWeight && weightSums) for (let j = 0; j < cols; j++) gradWeight[j] += weightSums[j];
+  },
+};

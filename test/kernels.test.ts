@@ -1,0 +1,576 @@
+/**
+ * The kernel layer: the TypeScript kernels against float64 hand computations, the native kernels
+ * against the TypeScript ones on random inputs, argument checking, and kernel selection.
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { describe, it } from "node:test";
+import { jsKernels, kernels, nativeKernels, nativeLoadError, setKernels } from "../src/tensor/kernels/index.js";
+import type { Kernels } from "../src/tensor/kernels/index.js";
+
+// ---------------------------------------------------------------------------------------------
+// Helpers.
+
+/** mulberry32: a small seeded PRNG, so failures reproduce. */
+function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function uniform(random: () => number, length: number, scale: number): Float32Array {
+  const out = new Float32Array(length);
+  for (let i = 0; i < length; i++) out[i] = (2 * random() - 1) * scale;
+  return out;
+}
+
+interface Tolerance {
+  rtol: number;
+  /** Absolute slack, one number or one per element. */
+  atol?: number | ArrayLike<number>;
+}
+
+/** |actual − expected| ≤ atol + rtol·|expected| elementwise; NaN matches NaN, ±Infinity itself. */
+function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tolerance: Tolerance, label: string): void {
+  assert.equal(actual.length, expected.length, `${label}: length`);
+  let worst = -1;
+  let worstExcess = 0;
+  for (let i = 0; i < actual.length; i++) {
+    const a = actual[i];
+    const e = expected[i];
+    if (Number.isNaN(e) || !Number.isFinite(e)) {
+      assert.ok(Object.is(a, e) || (Number.isNaN(a) && Number.isNaN(e)), `${label}[${i}]: ${a}, expected ${e}`);
+      continue;
+    }
+    const atol = typeof tolerance.atol === "number" ? tolerance.atol : tolerance.atol?.[i] ?? 0;
+    const excess = Math.abs(a - e) - (atol + tolerance.rtol * Math.abs(e));
+    if (!(excess <= worstExcess)) {
+      worst = i;
+      worstExcess = Number.isNaN(excess) ? Infinity : excess;
+    }
+  }
+  if (worst >= 0) {
+    assert.fail(`${label}[${worst}]: ${actual[worst]}, expected ${expected[worst]} ` +
+      `(off by ${Math.abs(actual[worst] - expected[worst])})`);
+  }
+}
+
+/** Float32 rounding of an exact value: half an ulp, about 6e-8 relative. */
+const FLOAT32_ROUNDING: Tolerance = { rtol: 6e-8, atol: 1e-45 };
+
+function f32(values: readonly number[]): Float32Array {
+  return new Float32Array(values);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Float64 references for the finite-difference checks of the backward kernels.
+
+function layerNorm64(x: Float64Array, weight: Float64Array | null, bias: Float64Array | null,
+  eps: number, rows: number, cols: number): Float64Array {
+  const out = new Float64Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    const row = x.subarray(r * cols, (r + 1) * cols);
+    const mean = row.reduce((s, v) => s + v, 0) / cols;
+    const variance = row.reduce((s, v) => s + (v - mean) ** 2, 0) / cols;
+    for (let j = 0; j < cols; j++) {
+      out[r * cols + j] = ((row[j] - mean) / Math.sqrt(variance + eps)) * (weight?.[j] ?? 1) + (bias?.[j] ?? 0);
+    }
+  }
+  return out;
+}
+
+function rmsNorm64(x: Float64Array, weight: Float64Array | null, eps: number, rows: number, cols: number): Float64Array {
+  const out = new Float64Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    const row = x.subarray(r * cols, (r + 1) * cols);
+    const meanSquare = row.reduce((s, v) => s + v * v, 0) / cols;
+    for (let j = 0; j < cols; j++) out[r * cols + j] = (row[j] / Math.sqrt(meanSquare + eps)) * (weight?.[j] ?? 1);
+  }
+  return out;
+}
+
+function softmax64(x: Float64Array, rows: number, cols: number): Float64Array {
+  const out = new Float64Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    const row = x.subarray(r * cols, (r + 1) * cols);
+    const max = Math.max(...row);
+    const sum = row.reduce((s, v) => s + Math.exp(v - max), 0);
+    for (let j = 0; j < cols; j++) out[r * cols + j] = Math.exp(row[j] - max) / sum;
+  }
+  return out;
+}
+
+/** ∂(Σ gradOut·f(v))/∂v by central differences; f runs in float64 on a perturbed copy of v. */
+function numericGradient(v: Float32Array, gradOut: Float32Array, f: (v: Float64Array) => Float64Array): Float64Array {
+  const h = 1e-6;
+  const point = Float64Array.from(v);
+  const loss = (): number => f(point).reduce((s, y, i) => s + gradOut[i] * y, 0);
+  const grad = new Float64Array(v.length);
+  for (let i = 0; i < v.length; i++) {
+    point[i] = v[i] + h;
+    const up = loss();
+    point[i] = v[i] - h;
+    const down = loss();
+    point[i] = v[i];
+    grad[i] = (up - down) / (2 * h);
+  }
+  return grad;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+describe("js kernels against float64 hand computations", () => {
+  const a = [1, 2, 3, 4, 5, 6]; // 2×3
+  const b = [7, 8, 9, 10, 11, 12]; // 3×2
+  const aT = [1, 4, 2, 5, 3, 6]; // A stored transposed (3×2)
+  const bT = [7, 9, 11, 8, 10, 12]; // B stored transposed (2×3)
+  const one = new Int32Array([0]);
+
+  it("sgemmBatch: a 2×3 by 3×2 product in all four transpose layouts, with alpha and beta", () => {
+    for (const [transA, transB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+      const c = f32([1, 1, 1, 1]);
+      jsKernels.sgemmBatch(transA, transB, 2, 2, 3, 2, f32(transA ? aT : a), transA ? 2 : 3, one,
+        f32(transB ? bT : b), transB ? 3 : 2, one, 0.5, c, 2, one);
+      // 2·[[58, 64], [139, 154]] + 0.5
+      assert.deepEqual(Array.from(c), [116.5, 128.5, 278.5, 308.5], `transA=${transA} transB=${transB}`);
+    }
+  });
+
+  it("sgemmBatch: batched offsets and row strides wider than the matrices", () => {
+    // Two copies of A with lda = 4 (one padding column) at offsets 0 and 8; C with ldc = 3.
+    const aPadded = f32([1, 2, 3, -1, 4, 5, 6, -1, 1, 2, 3, -1, 4, 5, 6, -1]);
+    const c = new Float32Array(12).fill(-7);
+    jsKernels.sgemmBatch(false, false, 2, 2, 3, 1, aPadded, 4, new Int32Array([0, 8]),
+      f32(b), 2, new Int32Array([0, 0]), 0, c, 3, new Int32Array([0, 6]));
+    assert.deepEqual(Array.from(c), [58, 64, -7, 139, 154, -7, 58, 64, -7, 139, 154, -7]);
+  });
+
+  it("sgemmBatch: beta = 0 ignores NaN in C, alpha = 0 ignores A and B, k = 0 scales C", () => {
+    const c = f32([NaN, NaN, NaN, NaN]);
+    jsKernels.sgemmBatch(false, false, 2, 2, 3, 1, f32(a), 3, one, f32(b), 2, one, 0, c, 2, one);
+    assert.deepEqual(Array.from(c), [58, 64, 139, 154]);
+    const scaled = f32([1, 2, 3, 4]);
+    jsKernels.sgemmBatch(false, false, 2, 2, 3, 0, f32([NaN, 0, 0, 0, 0, 0]), 3, one, f32(b), 2, one, 2, scaled, 2, one);
+    assert.deepEqual(Array.from(scaled), [2, 4, 6, 8]);
+    jsKernels.sgemmBatch(false, false, 2, 2, 0, 1, f32([]), 0, one, f32([]), 2, one, 3, scaled, 2, one);
+    assert.deepEqual(Array.from(scaled), [6, 12, 18, 24]);
+  });
+
+  // Exact values from mpmath (30 digits).
+  const points = [-5, -3, -1, 0, 0.5, 1, 3];
+  const unaryCases: { name: "geluTanh" | "geluErf" | "silu"; values: number[]; derivatives: number[] }[] = [
+    {
+      name: "geluTanh",
+      values: [-2.291796196629506e-7, -0.0036373920817730188, -0.1588080093917233, 0, 0.34571400982514392,
+        0.8411919906082767, 2.996362607918227],
+      derivatives: [-1.5463619875325946e-6, -0.011584166630969726, -0.082964083845782555, 0.5,
+        0.86736990353464231, 1.0829640838457826, 1.0115841666309697],
+    },
+    {
+      name: "geluErf",
+      values: [-1.4332578593959696e-6, -0.0040496940948902836, -0.15865525393145705, 0, 0.34573123063700655,
+        0.84134474606854295, 2.9959503059051097],
+      derivatives: [-7.1469460017922946e-6, -0.011945647204183927, -0.083315470587686298, 0.5,
+        0.86749512465616284, 1.0833154705876863, 1.0119456472041839],
+    },
+    {
+      name: "silu",
+      values: [-0.033464254621424278, -0.14227761953270034, -0.26894142136999512, 0, 0.31122966560092728,
+        0.73105857863000488, 2.8577223804672997],
+      derivatives: [-0.026547432429665919, -0.088104106015169617, 0.072329488128513268, 0.5,
+        0.73996118730265181, 0.92767051187148673, 1.0881041060151696],
+    },
+  ];
+  for (const { name, values, derivatives } of unaryCases) {
+    it(`${name} and its backward at known points, to float32 rounding`, () => {
+      const out = new Float32Array(points.length);
+      jsKernels[name](f32(points), out);
+      assertClose(out, values, FLOAT32_ROUNDING, name);
+      const gradIn = new Float32Array(points.length);
+      const gradOut = new Float32Array(points.length).fill(1);
+      jsKernels[`${name}Backward`](f32(points), gradOut, gradIn);
+      assertClose(gradIn, derivatives, { rtol: 1e-7, atol: 1e-45 }, `${name}Backward`);
+    });
+  }
+
+  it("geluErf keeps relative accuracy far into the negative tail", () => {
+    const out = new Float32Array(1);
+    jsKernels.geluErf(f32([-10]), out);
+    assertClose(out, [-7.6198530241605261e-23], FLOAT32_ROUNDING, "geluErf(-10)");
+  });
+
+  it("exp and tanh", () => {
+    const x = f32([-3, -1, 0.5, 2]);
+    const out = new Float32Array(4);
+    jsKernels.exp(x, out);
+    assertClose(out, [0.049787068367863943, 0.36787944117144232, 1.6487212707001281, 7.3890560989306502],
+      FLOAT32_ROUNDING, "exp");
+    jsKernels.tanh(x, out);
+    assertClose(out, [-0.99505475368673045, -0.76159415595576489, 0.46211715726000976, 0.96402758007581688],
+      FLOAT32_ROUNDING, "tanh");
+  });
+
+  it("softmaxRows, with −inf entries and a fully masked row", () => {
+    const out = new Float32Array(9);
+    jsKernels.softmaxRows(f32([1, 2, 3, 0, -Infinity, 0, -Infinity, -Infinity, -Infinity]), 3, 3, out);
+    assertClose(out.subarray(0, 6), [0.090030573170380458, 0.24472847105479765, 0.66524095577482189, 0.5, 0, 0.5],
+      FLOAT32_ROUNDING, "softmax");
+    assert.ok(out.subarray(6).every(Number.isNaN), "a row of −inf gives NaN, as in PyTorch");
+  });
+
+  it("softmaxRowsBackward", () => {
+    const gradIn = new Float32Array(3);
+    jsKernels.softmaxRowsBackward(f32([0.25, 0.25, 0.5]), f32([1, 0, 0]), 1, 3, gradIn);
+    assert.deepEqual(Array.from(gradIn), [0.1875, -0.0625, -0.125]);
+  });
+
+  it("layerNormRows and rmsNormRows on [1, 2, 3, 4]", () => {
+    const out = new Float32Array(4);
+    const mean = new Float32Array(1);
+    const rstd = new Float32Array(1);
+    jsKernels.layerNormRows(f32([1, 2, 3, 4]), null, null, 0, 1, 4, out, mean, rstd);
+    // mean 2.5, biased variance 1.25
+    assertClose(out, [-1.3416407864998738, -0.4472135954999579, 0.4472135954999579, 1.3416407864998738],
+      FLOAT32_ROUNDING, "layerNorm");
+    assert.equal(mean[0], 2.5);
+    assertClose(rstd, [1 / Math.sqrt(1.25)], FLOAT32_ROUNDING, "layerNorm rstd");
+    jsKernels.layerNormRows(f32([1, 2, 3, 4]), f32([1, 2, 3, 4]), f32([0.5, 0.5, 0.5, 0.5]), 0, 1, 4, out, mean, rstd);
+    assertClose(out, [-0.8416407864998738, -0.3944271909999158, 1.8416407864998738, 5.866563145999495],
+      FLOAT32_ROUNDING, "layerNorm with weight and bias");
+    jsKernels.rmsNormRows(f32([1, 2, 3, 4]), f32([1, 1, 1, 2]), 0, 1, 4, out, rstd);
+    const r = 1 / Math.sqrt(7.5);
+    assertClose(out, [r, 2 * r, 3 * r, 8 * r], FLOAT32_ROUNDING, "rmsNorm");
+    assertClose(rstd, [r], FLOAT32_ROUNDING, "rmsNorm rstd");
+  });
+
+  it("backward kernels match central differences of float64 forwards", () => {
+    const random = seededRandom(7);
+    const rows = 3;
+    const cols = 5;
+    const x = uniform(random, rows * cols, 2);
+    const gradOut = uniform(random, rows * cols, 1);
+    const weight = uniform(random, cols, 1.5);
+    const bias = uniform(random, cols, 1);
+    const eps = 1e-5;
+    const tolerance: Tolerance = { rtol: 1e-5, atol: 1e-6 };
+
+    for (const withWeight of [false, true]) {
+      const w = withWeight ? weight : null;
+      const mean = new Float32Array(rows);
+      const rstd = new Float32Array(rows);
+      jsKernels.layerNormRows(x, w, bias, eps, rows, cols, new Float32Array(rows * cols), mean, rstd);
+      const gradX = new Float32Array(rows * cols);
+      const gradWeight = w ? f32([0.5, 0, 0, 0, 0]) : null; // accumulated into, so start from non-zero
+      const gradBias = f32([0.25, 0, 0, 0, 0]);
+      jsKernels.layerNormRowsBackward(x, w, mean, rstd, gradOut, rows, cols, gradX, gradWeight, gradBias);
+      const w64 = w && Float64Array.from(w);
+      const b64 = Float64Array.from(bias);
+      assertClose(gradX, numericGradient(x, gradOut, (v) => layerNorm64(v, w64, b64, eps, rows, cols)), tolerance,
+        "layerNorm gradX");
+      if (w && gradWeight) {
+        const expected = numericGradient(w, gradOut, (v) => layerNorm64(Float64Array.from(x), v, b64, eps, rows, cols));
+        expected[0] += 0.5;
+        assertClose(gradWeight, expected, tolerance, "layerNorm gradWeight");
+      }
+      const expectedBias = numericGradient(bias, gradOut, (v) => layerNorm64(Float64Array.from(x), w64, v, eps, rows, cols));
+      expectedBias[0] += 0.25;
+      assertClose(gradBias, expectedBias, tolerance, "layerNorm gradBias");
+
+      jsKernels.rmsNormRows(x, w, eps, rows, cols, new Float32Array(rows * cols), rstd);
+      const rmsGradWeight = w ? new Float32Array(cols) : null;
+      jsKernels.rmsNormRowsBackward(x, w, rstd, gradOut, rows, cols, gradX, rmsGradWeight);
+      assertClose(gradX, numericGradient(x, gradOut, (v) => rmsNorm64(v, w64, eps, rows, cols)), tolerance,
+        "rmsNorm gradX");
+      if (w && rmsGradWeight) {
+        assertClose(rmsGradWeight, numericGradient(w, gradOut, (v) => rmsNorm64(Float64Array.from(x), v, eps, rows, cols)),
+          tolerance, "rmsNorm gradWeight");
+      }
+    }
+
+    const y = new Float32Array(rows * cols);
+    jsKernels.softmaxRows(x, rows, cols, y);
+    const gradIn = new Float32Array(rows * cols);
+    jsKernels.softmaxRowsBackward(y, gradOut, rows, cols, gradIn);
+    assertClose(gradIn, numericGradient(x, gradOut, (v) => softmax64(v, rows, cols)), tolerance, "softmax gradIn");
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+const skipNative = nativeKernels ? false : `native addon not built: ${nativeLoadError?.message}`;
+
+describe("native kernels agree with the js kernels", { skip: skipNative }, () => {
+  const native = nativeKernels as Kernels;
+
+  it("sgemmBatch: transposes, awkward sizes, batches, wide strides, alpha and beta", () => {
+    const random = seededRandom(1);
+    const shapes = [[1, 1, 1], [1, 7, 5], [7, 1, 5], [6, 5, 1], [33, 65, 17], [64, 48, 96]];
+    const scalars = [[1, 0], [0.5, 2], [-1.5, 0.25]];
+    let checked = 0;
+    for (const [m, n, k] of shapes) {
+      for (const transA of [false, true]) {
+        for (const transB of [false, true]) {
+          const [alpha, beta] = scalars[checked++ % scalars.length];
+          const batch = 3;
+          const [aRows, aCols] = transA ? [k, m] : [m, k];
+          const [bRows, bCols] = transB ? [n, k] : [k, n];
+          // Row strides wider than the matrices, and gaps between the matrices of the batch.
+          const lda = aCols + 2;
+          const ldb = bCols + 1;
+          const ldc = n + 3;
+          const aOffsets = Int32Array.from({ length: batch }, (_, i) => 5 + i * (aRows * lda + 3));
+          const bOffsets = Int32Array.from({ length: batch }, (_, i) => i * (bRows * ldb + 1));
+          const cOffsets = Int32Array.from({ length: batch }, (_, i) => 2 + i * (m * ldc + 4));
+          const a = uniform(random, aOffsets[batch - 1] + aRows * lda, 1);
+          const b = uniform(random, bOffsets[batch - 1] + bRows * ldb, 1);
+          const c = uniform(random, cOffsets[batch - 1] + m * ldc + 2, 1);
+          const cNative = c.slice();
+          const cJs = c.slice();
+          native.sgemmBatch(transA, transB, m, n, k, alpha, a, lda, aOffsets, b, ldb, bOffsets, beta, cNative, ldc, cOffsets);
+          jsKernels.sgemmBatch(transA, transB, m, n, k, alpha, a, lda, aOffsets, b, ldb, bOffsets, beta, cJs, ldc, cOffsets);
+          // Entries are sums of k products of magnitude ≤ 1: scale the tolerance by k.
+          const label = `sgemm ${m}×${n}×${k} transA=${transA} transB=${transB}`;
+          assertClose(cNative, cJs, { rtol: 1e-5, atol: 1e-5 * (Math.abs(alpha) * k + Math.abs(beta)) }, label);
+          // Padding and gaps are untouched (both are compared to the original there).
+          const touched = new Uint8Array(c.length);
+          for (const offset of cOffsets) {
+            for (let i = 0; i < m; i++) touched.fill(1, offset + i * ldc, offset + i * ldc + n);
+          }
+          touched.forEach((t, i) => {
+            if (!t) assert.equal(cNative[i], c[i], `${label}: wrote outside C at ${i}`);
+          });
+        }
+      }
+    }
+  });
+
+  it("sgemmBatch: beta = 0 ignores NaN in C, alpha = 0 ignores A and B, k = 0 scales C", () => {
+    const one = new Int32Array([0]);
+    const b = f32([7, 8, 9, 10, 11, 12]);
+    const c = f32([NaN, NaN, NaN, NaN]);
+    native.sgemmBatch(false, false, 2, 2, 3, 1, f32([1, 2, 3, 4, 5, 6]), 3, one, b, 2, one, 0, c, 2, one);
+    assert.deepEqual(Array.from(c), [58, 64, 139, 154]);
+    const scaled = f32([1, 2, 3, 4]);
+    native.sgemmBatch(false, false, 2, 2, 3, 0, f32([NaN, 0, 0, 0, 0, 0]), 3, one, b, 2, one, 2, scaled, 2, one);
+    assert.deepEqual(Array.from(scaled), [2, 4, 6, 8]);
+    native.sgemmBatch(false, false, 2, 2, 0, 1, f32([]), 0, one, f32([]), 2, one, 3, scaled, 2, one);
+    assert.deepEqual(Array.from(scaled), [6, 12, 18, 24]);
+  });
+
+  const special = [0, -0, 1e-30, -1e-30, Infinity, -Infinity, NaN, 88.5, -88.5, 89, -89, 104, -104];
+  const unaryNames = ["geluTanh", "geluErf", "silu", "exp", "tanh"] as const;
+  for (const name of unaryNames) {
+    it(`${name} on sizes 1, 7 and 1000, scales up to ±100, and special values`, () => {
+      const random = seededRandom(name.length);
+      // The view checks that the addon honours a typed array's byte offset.
+      const inputs = [f32([0.3]), uniform(random, 7, 3), uniform(random, 1000, 5), uniform(random, 1000, 20),
+        uniform(random, 1000, 100), f32(special), uniform(random, 20, 3).subarray(5, 12)];
+      for (const x of inputs) {
+        const outNative = new Float32Array(x.length);
+        const outJs = new Float32Array(x.length);
+        native[name](x, outNative);
+        jsKernels[name](x, outJs);
+        // The atol covers subnormal results (|y| < 1.2e-38), which carry fewer bits.
+        assertClose(outNative, outJs, { rtol: 1e-6, atol: 1e-37 }, `${name} (${x.length} values)`);
+      }
+    });
+  }
+
+  for (const name of ["geluTanhBackward", "geluErfBackward", "siluBackward"] as const) {
+    it(`${name} on sizes 1, 7 and 1000, and scales up to ±100`, () => {
+      const random = seededRandom(name.length);
+      const inputs = [f32([0.3]), uniform(random, 7, 3), uniform(random, 1000, 5), uniform(random, 1000, 20),
+        uniform(random, 1000, 100)];
+      for (const x of inputs) {
+        const gradOut = uniform(random, x.length, 2);
+        const gradNative = new Float32Array(x.length);
+        const gradJs = new Float32Array(x.length);
+        native[name](x, gradOut, gradNative);
+        jsKernels[name](x, gradOut, gradJs);
+        // The derivatives cross zero (e.g. near x = −0.75), where only absolute accuracy means anything.
+        const atol = gradOut.map((g) => 1e-6 * Math.abs(g));
+        assertClose(gradNative, gradJs, { rtol: 1e-6, atol }, `${name} (${x.length} values)`);
+      }
+    });
+  }
+
+  it("elementwise kernels work in place", () => {
+    const x = uniform(seededRandom(3), 100, 4);
+    const expected = new Float32Array(x.length);
+    native.geluTanh(x, expected);
+    const inPlace = x.slice();
+    native.geluTanh(inPlace, inPlace);
+    assert.deepEqual(inPlace, expected);
+  });
+
+  it("softmaxRows and its backward, with −inf masks and large magnitudes", () => {
+    const random = seededRandom(4);
+    for (const [rows, cols] of [[1, 1], [3, 7], [16, 128], [4, 1000]]) {
+      for (const scale of [1, 20, 100]) {
+        const x = uniform(random, rows * cols, scale);
+        // A causal mask on the first rows, and one row masked entirely (which gives NaN).
+        for (let r = 0; r < rows; r++) for (let j = r + 1; j < cols; j++) if (r < 3) x[r * cols + j] = -Infinity;
+        if (rows > 2) x.fill(-Infinity, 2 * cols, 3 * cols);
+        const yNative = new Float32Array(rows * cols);
+        const yJs = new Float32Array(rows * cols);
+        native.softmaxRows(x, rows, cols, yNative);
+        jsKernels.softmaxRows(x, rows, cols, yJs);
+        const label = `softmax ${rows}×${cols} scale ${scale}`;
+        assertClose(yNative, yJs, { rtol: 1e-6, atol: 1e-37 }, label);
+
+        const y = yJs.map((v) => (Number.isNaN(v) ? 0 : v));
+        const gradOut = uniform(random, rows * cols, 1);
+        const gradNative = new Float32Array(rows * cols);
+        const gradJs = new Float32Array(rows * cols);
+        native.softmaxRowsBackward(y, gradOut, rows, cols, gradNative);
+        jsKernels.softmaxRowsBackward(y, gradOut, rows, cols, gradJs);
+        // y·(g − Σg·y) cancels inside the bracket: allow error relative to y·max|g|.
+        assertClose(gradNative, gradJs, { rtol: 1e-6, atol: y.map((v) => 1e-6 * v) }, `${label} backward`);
+      }
+    }
+  });
+
+  it("softmaxRows works in place", () => {
+    const x = uniform(seededRandom(5), 3 * 10, 5);
+    const expected = new Float32Array(x.length);
+    native.softmaxRows(x, 3, 10, expected);
+    native.softmaxRows(x, 3, 10, x);
+    assert.deepEqual(x, expected);
+  });
+
+  it("layerNormRows, rmsNormRows and their backwards, with and without weight and bias", () => {
+    const random = seededRandom(6);
+    for (const [rows, cols] of [[1, 1], [3, 7], [5, 768]]) {
+      for (const offset of [0, 30]) {
+        for (const affine of [false, true]) {
+          const label = `${rows}×${cols} offset ${offset} affine=${affine}`;
+          // A large offset makes the mean dominate the spread: the two-pass variance must hold.
+          const x = uniform(random, rows * cols, 2).map((v) => v + offset);
+          const weight = affine ? uniform(random, cols, 2) : null;
+          const bias = affine ? uniform(random, cols, 1) : null;
+          const gradOut = uniform(random, rows * cols, 1);
+          const eps = 1e-5;
+          const run = (k: Kernels) => {
+            const out = new Float32Array(rows * cols);
+            const mean = new Float32Array(rows);
+            const rstd = new Float32Array(rows);
+            k.layerNormRows(x, weight, bias, eps, rows, cols, out, mean, rstd);
+            const gradX = new Float32Array(rows * cols);
+            const gradWeight = affine ? new Float32Array(cols).fill(0.5) : null;
+            const gradBias = affine ? new Float32Array(cols).fill(-0.5) : null;
+            k.layerNormRowsBackward(x, weight, mean, rstd, gradOut, rows, cols, gradX, gradWeight, gradBias);
+            const rmsOut = new Float32Array(rows * cols);
+            const rmsRstd = new Float32Array(rows);
+            k.rmsNormRows(x, weight, eps, rows, cols, rmsOut, rmsRstd);
+            const rmsGradX = new Float32Array(rows * cols);
+            const rmsGradWeight = affine ? new Float32Array(cols).fill(0.5) : null;
+            k.rmsNormRowsBackward(x, weight, rmsRstd, gradOut, rows, cols, rmsGradX, rmsGradWeight);
+            return { out, mean, rstd, gradX, gradWeight, gradBias, rmsOut, rmsRstd, rmsGradX, rmsGradWeight };
+          };
+          const n = run(native);
+          const j = run(jsKernels);
+          // Normalised values are O(1)·weight; gradients O(rstd·|g|·|w|), summed over rows for weight.
+          const maxRstd = Math.max(...j.rstd, ...j.rmsRstd);
+          const scale = 1e-6 * maxRstd * (affine ? 2 : 1);
+          assertClose(n.out, j.out, { rtol: 1e-6, atol: 1e-6 * (affine ? 4 : 1) }, `layerNorm out ${label}`);
+          assertClose(n.mean, j.mean, { rtol: 1e-7 }, `layerNorm mean ${label}`);
+          assertClose(n.rstd, j.rstd, { rtol: 1e-7 }, `layerNorm rstd ${label}`);
+          assertClose(n.gradX, j.gradX, { rtol: 1e-6, atol: scale }, `layerNorm gradX ${label}`);
+          if (n.gradWeight && j.gradWeight) {
+            assertClose(n.gradWeight, j.gradWeight, { rtol: 1e-6, atol: 1e-6 * rows }, `layerNorm gradWeight ${label}`);
+          }
+          if (n.gradBias && j.gradBias) {
+            assertClose(n.gradBias, j.gradBias, { rtol: 1e-6, atol: 1e-6 * rows }, `layerNorm gradBias ${label}`);
+          }
+          assertClose(n.rmsOut, j.rmsOut, { rtol: 1e-6, atol: 1e-6 * (affine ? 2 : 1) }, `rmsNorm out ${label}`);
+          assertClose(n.rmsRstd, j.rmsRstd, { rtol: 1e-7 }, `rmsNorm rstd ${label}`);
+          assertClose(n.rmsGradX, j.rmsGradX, { rtol: 1e-6, atol: scale }, `rmsNorm gradX ${label}`);
+          if (n.rmsGradWeight && j.rmsGradWeight) {
+            assertClose(n.rmsGradWeight, j.rmsGradWeight, { rtol: 1e-6, atol: 1e-6 * rows }, `rmsNorm gradWeight ${label}`);
+          }
+        }
+      }
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+describe("argument checks", () => {
+  const one = new Int32Array([0]);
+  const x = new Float32Array(6);
+  const badCalls: [string, (k: Kernels) => void, ErrorConstructor, RegExp][] = [
+    ["a Float64Array", (k) => k.geluTanh(new Float64Array(6) as unknown as Float32Array, x), TypeError,
+      /^geluTanh: x must be a Float32Array$/],
+    ["a short output", (k) => k.silu(x, new Float32Array(5)), RangeError,
+      /^silu: out has 5 elements; expected x\.length = 6$/],
+    ["a short gradIn", (k) => k.geluErfBackward(x, x, new Float32Array(7)), RangeError, /gradIn has 7 elements/],
+    ["rows·cols not matching", (k) => k.softmaxRows(x, 2, 4, new Float32Array(8)), RangeError,
+      /^softmaxRows: x has 6 elements; expected rows\*cols = 8$/],
+    ["a fractional size", (k) => k.softmaxRows(x, 1.5, 4, x), RangeError, /rows must be an integer in \[0, 2\^31\), got 1\.5/],
+    ["a negative size", (k) => k.rmsNormRows(x, null, 1e-5, -1, 6, x, new Float32Array(1)), RangeError,
+      /rows must be an integer/],
+    ["a wrong weight length", (k) => k.layerNormRows(x, new Float32Array(2), null, 1e-5, 2, 3, x, f32([0, 0]), f32([0, 0])),
+      RangeError, /^layerNormRows: weight has 2 elements; expected cols = 3$/],
+    ["undefined for an optional array", (k) => k.rmsNormRows(x, undefined as unknown as null, 1e-5, 2, 3, x, f32([0, 0])),
+      TypeError, /weight must be a Float32Array or null/],
+    ["a short rstd", (k) => k.rmsNormRowsBackward(x, null, f32([1]), x, 2, 3, x, null), RangeError,
+      /rstd has 1 elements; expected rows = 2/],
+    ["a non-boolean transpose flag", (k) => k.sgemmBatch(0 as unknown as boolean, false, 2, 2, 2, 1, x, 2, one, x, 2, one, 0, x, 2, one),
+      TypeError, /transA must be a boolean/],
+    ["A too short for a batch entry", (k) => k.sgemmBatch(false, false, 2, 2, 2, 1, x, 2, new Int32Array([0, 3]), x, 2,
+      new Int32Array([0, 0]), 0, x, 2, new Int32Array([0, 0])), RangeError,
+    /^sgemmBatch: a is too short for matrix 1: offset 3 \+ extent 4 > length 6$/],
+    ["a negative offset", (k) => k.sgemmBatch(false, false, 2, 2, 2, 1, x, 2, one, x, 2, new Int32Array([-1]), 0, x, 2, one),
+      RangeError, /bOffsets\[0\] is negative/],
+    ["lda below the columns", (k) => k.sgemmBatch(true, false, 3, 2, 2, 1, x, 2, one, x, 2, one, 0, x, 2, one), RangeError,
+      /^sgemmBatch: lda must be at least 3 \(the columns of the stored a\), got 2$/],
+    ["offset arrays of different lengths", (k) => k.sgemmBatch(false, false, 1, 1, 1, 1, x, 1, one, x, 1, new Int32Array(2),
+      0, x, 1, one), RangeError, /must have the same length, got 1, 2 and 1/],
+  ];
+  const sets = nativeKernels ? [jsKernels, nativeKernels] : [jsKernels];
+  for (const [what, call, errorClass, message] of badCalls) {
+    it(`rejects ${what} with the same error in every kernel set`, () => {
+      const snapshot = x.slice();
+      for (const k of sets) assert.throws(() => call(k), (e: unknown) => e instanceof errorClass && message.test((e as Error).message), k.name);
+      assert.deepEqual(x, snapshot, "nothing was written");
+    });
+  }
+});
+
+describe("kernel selection", () => {
+  it("setKernels switches the active set, and refuses native when it is not loaded", () => {
+    const before = kernels();
+    try {
+      setKernels("js");
+      assert.equal(kernels(), jsKernels);
+      if (nativeKernels) {
+        setKernels("native");
+        assert.equal(kernels(), nativeKernels);
+      } else {
+        assert.throws(() => setKernels("native"), /addon is unavailable/);
+      }
+      assert.throws(() => setKernels("wasm" as never), /must be "js" or "native"/);
+    } finally {
+      setKernels(before.name);
+    }
+  });
+
+  it("TSVENE_KERNELS chooses the default set", () => {
+    const moduleUrl = new URL("../src/tensor/kernels/index.js", import.meta.url).href;
+    const script = `import { kernels } from ${JSON.stringify(moduleUrl)}; console.log(kernels().name);`;
+    const run = (value: string) => spawnSync(process.execPath, ["--input-type=module", "-e", script],
+      { env: { ...process.env, TSVENE_KERNELS: value }, encoding: "utf8" });
+    const js = run("js");
+    assert.equal(js.stdout.trim(), "js");
+    assert.equal(js.stderr, "", "no warning when js is asked for");
+    assert.match(run("gpu").stderr, /TSVENE_KERNELS must be "js" or "native", got "gpu"/);
+    if (nativeKernels) assert.equal(run("native").stdout.trim(), "native");
+    else assert.match(run("native").stderr, /TSVENE_KERNELS=native asks for the native kernels/);
+  });
+});
