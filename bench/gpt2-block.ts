@@ -37,14 +37,16 @@ export function causalMask(seq: number): tv.Tensor {
   return new tv.Tensor(data, [seq, seq]);
 }
 
-function heads(x: tv.Tensor, batch: number, seq: number): tv.Tensor {
-  return tv.permute(tv.reshape(x, [batch, seq, N_HEADS, D_MODEL / N_HEADS]), [0, 2, 1, 3]);
+/** The fused projection [B, T, 3·D] as q, k, v of shape [B, heads, T, head dim], with one permute. */
+function splitHeads(qkv: tv.Tensor, batch: number, seq: number): tv.Tensor[] {
+  const perHead = tv.reshape(qkv, [batch, seq, 3, N_HEADS, D_MODEL / N_HEADS]);
+  return tv.split(tv.permute(perHead, [2, 0, 3, 1, 4]), 1, 0).map((t) => tv.squeeze(t, 0));
 }
 
 export function block(x: tv.Tensor, w: BlockWeights, mask: tv.Tensor): tv.Tensor {
   const [batch, seq] = x.shape;
   const a = tv.layerNorm(x, w.ln1Weight, w.ln1Bias);
-  const [q, k, v] = tv.split(tv.linear(a, w.attnWeight, w.attnBias, "in_out"), D_MODEL, -1).map((t) => heads(t, batch, seq));
+  const [q, k, v] = splitHeads(tv.linear(a, w.attnWeight, w.attnBias, "in_out"), batch, seq);
   const scores = tv.add(tv.mul(tv.matmul(q, tv.transpose(k)), 1 / Math.sqrt(D_MODEL / N_HEADS)), mask);
   const mixed = tv.matmul(tv.softmax(scores), v);
   const merged = tv.reshape(tv.permute(mixed, [0, 2, 1, 3]), [batch, seq, D_MODEL]);

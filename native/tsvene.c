@@ -383,6 +383,181 @@ VECTORISED static bool rms_norm_rows_backward_f32(const float *x, const float *w
   return true;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Strided kernels: out is contiguous in the shape dims; each operand is read at offset +
+ * Σ i_d·strides[d]. After dropping length-1 dims and merging neighbours across which every
+ * operand is contiguous, the two innermost dims run as plain loops and the others through a
+ * counter; the innermost loop has separate versions for the common stride pairs so they vectorise.
+ */
+
+/* Length-1 dims are dropped, so each dim is ≥ 2 and their product ≤ 2^53 bounds the rank by 53. */
+#define MAX_STRIDED_RANK 64
+
+typedef struct {
+  size_t rank; /* ≥ 1 */
+  size_t dims[MAX_STRIDED_RANK];
+  size_t strides[2][MAX_STRIDED_RANK]; /* per operand */
+} StridedLayout;
+
+/* For dims with no 0 and a product ≤ 2^53 (checked by the caller). */
+static void merge_layout(const int32_t *dims, size_t rank, const int32_t *const *strides, size_t operands,
+                         StridedLayout *layout) {
+  size_t merged = 0;
+  for (size_t d = 0; d < rank; d++) {
+    size_t dim = (size_t)dims[d];
+    if (dim == 1) continue;
+    bool contiguous = merged > 0;
+    for (size_t k = 0; k < operands && contiguous; k++)
+      contiguous = layout->strides[k][merged - 1] == (size_t)strides[k][d] * dim;
+    if (contiguous) {
+      layout->dims[merged - 1] *= dim;
+      for (size_t k = 0; k < operands; k++) layout->strides[k][merged - 1] = (size_t)strides[k][d];
+    } else {
+      layout->dims[merged] = dim;
+      for (size_t k = 0; k < operands; k++) layout->strides[k][merged] = (size_t)strides[k][d];
+      merged++;
+    }
+  }
+  if (merged == 0) {
+    layout->dims[0] = 1;
+    for (size_t k = 0; k < operands; k++) layout->strides[k][0] = 0;
+    merged = 1;
+  }
+  layout->rank = merged;
+}
+
+typedef enum { OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_POW, OP_MAXIMUM } BinaryOp;
+
+/* out[i] = EXPR(x = a[i·as], y = b[i·bs]) for i < n, one loop per stride pair. */
+#define BINARY_ROW(EXPR)                                                                      \
+  do {                                                                                        \
+    if (as == 1 && bs == 1) {                                                                 \
+      _Pragma("omp simd") for (size_t i = 0; i < n; i++) {                                    \
+        float x = a[i], y = b[i];                                                             \
+        out[i] = (EXPR);                                                                      \
+      }                                                                                       \
+    } else if (as == 1 && bs == 0) {                                                          \
+      const float y = b[0];                                                                   \
+      _Pragma("omp simd") for (size_t i = 0; i < n; i++) {                                    \
+        float x = a[i];                                                                       \
+        out[i] = (EXPR);                                                                      \
+      }                                                                                       \
+    } else if (as == 0 && bs == 1) {                                                          \
+      const float x = a[0];                                                                   \
+      _Pragma("omp simd") for (size_t i = 0; i < n; i++) {                                    \
+        float y = b[i];                                                                       \
+        out[i] = (EXPR);                                                                      \
+      }                                                                                       \
+    } else if (as == 0 && bs == 0) {                                                          \
+      const float x = a[0], y = b[0], value = (EXPR);                                         \
+      _Pragma("omp simd") for (size_t i = 0; i < n; i++) out[i] = value;                      \
+    } else {                                                                                  \
+      _Pragma("omp simd") for (size_t i = 0; i < n; i++) {                                    \
+        float x = a[i * as], y = b[i * bs];                                                   \
+        out[i] = (EXPR);                                                                      \
+      }                                                                                       \
+    }                                                                                         \
+  } while (0)
+
+/* Float arithmetic, not double: each operation rounds once to float32, as IEEE float ops do (the
+ * TypeScript kernels get the same result by rounding the double result once). maximum keeps a
+ * where a ≥ b or a is NaN, else b, so NaN from either side wins. powf is not vectorised. */
+static inline __attribute__((always_inline)) void binary_row_f32(BinaryOp op, float *out, const float *a, size_t as,
+                                                                 const float *b, size_t bs, size_t n) {
+  switch (op) {
+    case OP_ADD: BINARY_ROW(x + y); break;
+    case OP_SUB: BINARY_ROW(x - y); break;
+    case OP_MUL: BINARY_ROW(x * y); break;
+    case OP_DIV: BINARY_ROW(x / y); break;
+    case OP_POW: BINARY_ROW(powf(x, y)); break;
+    case OP_MAXIMUM: BINARY_ROW(x >= y || x != x ? x : y); break;
+  }
+}
+
+VECTORISED static void binary_strided_f32(BinaryOp op, const StridedLayout *layout, const float *a, size_t a_offset,
+                                          const float *b, size_t b_offset, float *out, size_t size) {
+  size_t rank = layout->rank;
+  const size_t *dims = layout->dims, *sa = layout->strides[0], *sb = layout->strides[1];
+  size_t n = dims[rank - 1], as = sa[rank - 1], bs = sb[rank - 1];
+  if (rank == 1) {
+    binary_row_f32(op, out, a + a_offset, as, b + b_offset, bs, n);
+    return;
+  }
+  size_t m = dims[rank - 2], am = sa[rank - 2], bm = sb[rank - 2];
+  size_t counter[MAX_STRIDED_RANK] = {0};
+  size_t ai = a_offset, bi = b_offset;
+  for (size_t o = 0; o < size;) {
+    for (size_t j = 0; j < m; j++, o += n) binary_row_f32(op, out + o, a + ai + j * am, as, b + bi + j * bm, bs, n);
+    for (size_t d = rank - 2; d-- > 0;) {
+      ai += sa[d];
+      bi += sb[d];
+      if (++counter[d] < dims[d]) break;
+      ai -= sa[d] * dims[d];
+      bi -= sb[d] * dims[d];
+      counter[d] = 0;
+    }
+  }
+}
+
+/* out[i] = src[i·s] for i < n: memcpy for contiguous rows, a fill for broadcast ones. */
+static inline __attribute__((always_inline)) void copy_row_f32(float *out, const float *src, size_t s, size_t n) {
+  if (s == 1) {
+    memcpy(out, src, n * sizeof(float));
+  } else if (s == 0) {
+    const float value = src[0];
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) out[i] = value;
+  } else {
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) out[i] = src[i * s];
+  }
+}
+
+/* out[j·n + i] = src[j + i·s] for j < m, i < n: a transpose, done in tiles so that each cache
+ * line read from src serves a whole tile row instead of one element. */
+#define TRANSPOSE_TILE 8
+static inline __attribute__((always_inline)) void transpose_block_f32(float *out, const float *src, size_t s,
+                                                                      size_t m, size_t n) {
+  for (size_t jb = 0; jb < m; jb += TRANSPOSE_TILE) {
+    size_t je = jb + TRANSPOSE_TILE < m ? jb + TRANSPOSE_TILE : m;
+    for (size_t ib = 0; ib < n; ib += TRANSPOSE_TILE) {
+      size_t ie = ib + TRANSPOSE_TILE < n ? ib + TRANSPOSE_TILE : n;
+      for (size_t j = jb; j < je; j++)
+        for (size_t i = ib; i < ie; i++) out[j * n + i] = src[j + i * s];
+    }
+  }
+}
+
+VECTORISED static void copy_strided_f32(const StridedLayout *layout, const float *src, size_t src_offset, float *out,
+                                        size_t size) {
+  size_t rank = layout->rank;
+  const size_t *dims = layout->dims, *ss = layout->strides[0];
+  size_t n = dims[rank - 1], s = ss[rank - 1];
+  if (rank == 1) {
+    copy_row_f32(out, src + src_offset, s, n);
+    return;
+  }
+  size_t m = dims[rank - 2], sm = ss[rank - 2];
+  /* The inner rows gather with stride s while the dim above them is contiguous in src. */
+  bool transpose = s > 1 && sm == 1;
+  size_t counter[MAX_STRIDED_RANK] = {0};
+  size_t si = src_offset;
+  for (size_t o = 0; o < size;) {
+    if (transpose) {
+      transpose_block_f32(out + o, src + si, s, m, n);
+      o += m * n;
+    } else {
+      for (size_t j = 0; j < m; j++, o += n) copy_row_f32(out + o, src + si + j * sm, s, n);
+    }
+    for (size_t d = rank - 2; d-- > 0;) {
+      si += ss[d];
+      if (++counter[d] < dims[d]) break;
+      si -= ss[d] * dims[d];
+      counter[d] = 0;
+    }
+  }
+}
+
 /* C = beta·C for an m×n matrix with row stride ldc; beta = 0 writes zeros (NaN in C does not survive). */
 static void scale_matrix_f32(float *c, size_t m, size_t n, size_t ldc, float beta) {
   for (size_t i = 0; i < m; i++) {
@@ -728,9 +903,122 @@ static napi_value rms_norm_rows_backward(napi_env env, napi_callback_info info) 
   return NULL;
 }
 
+static const char *const BINARY_OP_NAMES[] = {"add", "sub", "mul", "div", "pow", "maximum"};
+
+/* The op string, mapped to its enum once per call. A short buffer suffices: a longer (truncated)
+ * string matches no name, nor does one with an embedded NUL (the length is compared too). */
+static bool binary_op_arg(const Call *call, size_t index, const char *name, BinaryOp *op) {
+  napi_valuetype type;
+  char text[16];
+  size_t length;
+  if (napi_typeof(call->env, call->argv[index], &type) != napi_ok || type != napi_string ||
+      napi_get_value_string_utf8(call->env, call->argv[index], text, sizeof text, &length) != napi_ok)
+    return throw_error(call, false, "%s must be a string", name);
+  for (size_t i = 0; i < sizeof BINARY_OP_NAMES / sizeof BINARY_OP_NAMES[0]; i++) {
+    if (length == strlen(BINARY_OP_NAMES[i]) && strcmp(text, BINARY_OP_NAMES[i]) == 0) {
+      *op = (BinaryOp)i;
+      return true;
+    }
+  }
+  return throw_error(call, true, "%s must be one of \"add\", \"sub\", \"mul\", \"div\", \"pow\", \"maximum\"", name);
+}
+
+/* Checks dims (no entry negative) and gives their product, 0 when an entry is 0. The product is
+ * formed in double exactly as the TypeScript kernels form it, so both refuse the same dims. */
+static bool dims_product(const Call *call, const int32_t *dims, size_t rank, size_t *size) {
+  double product = 1.0;
+  bool empty = false;
+  for (size_t d = 0; d < rank; d++) {
+    if (dims[d] < 0) return throw_error(call, true, "dims[%zu] is negative (%d)", d, (int)dims[d]);
+    if (dims[d] == 0) empty = true;
+    product *= dims[d];
+  }
+  if (empty) {
+    *size = 0;
+    return true;
+  }
+  if (product > 9007199254740992.0) return throw_error(call, true, "the product of dims is above 2^53");
+  *size = (size_t)product;
+  return true;
+}
+
+static bool check_strides(const Call *call, const char *name, const int32_t *strides, size_t count, size_t rank) {
+  if (!expect_length(call, name, count, rank, "dims.length")) return false;
+  for (size_t d = 0; d < rank; d++)
+    if (strides[d] < 0) return throw_error(call, true, "%s[%zu] is negative (%d)", name, d, (int)strides[d]);
+  return true;
+}
+
+/* The last element read, offset + Σ (dims[d] − 1)·strides[d], lies inside the array (dims all ≥ 1).
+ * Summed in double in the TypeScript kernels' order: exact below 2^53, never below the length when
+ * the exact sum is not, and printed the same. */
+static bool check_extent(const Call *call, const char *array_name, size_t length, const char *offset_name,
+                         size_t offset, const char *strides_name, const int32_t *strides, const int32_t *dims,
+                         size_t rank) {
+  double last = (double)offset;
+  for (size_t d = 0; d < rank; d++) {
+    double term = (double)(dims[d] - 1) * (double)strides[d];
+    last += term;
+  }
+  if (last >= (double)length)
+    return throw_error(call, true, "%s is too short: %s + sum((dims[d] - 1) * %s[d]) = %.0f, but %s has %zu elements",
+                       array_name, offset_name, strides_name, last, array_name, length);
+  return true;
+}
+
+static napi_value binary_strided(napi_env env, napi_callback_info info) {
+  Call call;
+  BinaryOp op = OP_ADD;
+  const int32_t *dims, *a_strides, *b_strides;
+  size_t rank, a_offset, b_offset, a_count, b_count, size = 0; /* = 0 and = OP_ADD: for GCC's
+                                                                * maybe-uninitialized only */
+  F32 a, b, out;
+  if (!begin_call(env, info, "binaryStrided", 9, &call) || !binary_op_arg(&call, 0, "op", &op) ||
+      !i32_arg(&call, 1, "dims", &dims, &rank) || !f32_arg(&call, 2, "a", &a) ||
+      !size_arg(&call, 3, "aOffset", &a_offset) || !i32_arg(&call, 4, "aStrides", &a_strides, &a_count) ||
+      !f32_arg(&call, 5, "b", &b) || !size_arg(&call, 6, "bOffset", &b_offset) ||
+      !i32_arg(&call, 7, "bStrides", &b_strides, &b_count) || !f32_arg(&call, 8, "out", &out) ||
+      !dims_product(&call, dims, rank, &size) || !check_strides(&call, "aStrides", a_strides, a_count, rank) ||
+      !check_strides(&call, "bStrides", b_strides, b_count, rank) ||
+      !expect_length(&call, "out", out.length, size, "the product of dims"))
+    return NULL;
+  if (size == 0) return NULL;
+  if (!check_extent(&call, "a", a.length, "aOffset", a_offset, "aStrides", a_strides, dims, rank) ||
+      !check_extent(&call, "b", b.length, "bOffset", b_offset, "bStrides", b_strides, dims, rank))
+    return NULL;
+  StridedLayout layout;
+  const int32_t *const strides[2] = {a_strides, b_strides};
+  merge_layout(dims, rank, strides, 2, &layout);
+  binary_strided_f32(op, &layout, a.data, a_offset, b.data, b_offset, out.data, size);
+  return NULL;
+}
+
+static napi_value copy_strided(napi_env env, napi_callback_info info) {
+  Call call;
+  const int32_t *dims, *src_strides;
+  size_t rank, src_offset, src_count, size = 0; /* = 0: for GCC's maybe-uninitialized only */
+  F32 src, out;
+  if (!begin_call(env, info, "copyStrided", 5, &call) || !i32_arg(&call, 0, "dims", &dims, &rank) ||
+      !f32_arg(&call, 1, "src", &src) || !size_arg(&call, 2, "srcOffset", &src_offset) ||
+      !i32_arg(&call, 3, "srcStrides", &src_strides, &src_count) || !f32_arg(&call, 4, "out", &out) ||
+      !dims_product(&call, dims, rank, &size) || !check_strides(&call, "srcStrides", src_strides, src_count, rank) ||
+      !expect_length(&call, "out", out.length, size, "the product of dims"))
+    return NULL;
+  if (size == 0) return NULL;
+  if (!check_extent(&call, "src", src.length, "srcOffset", src_offset, "srcStrides", src_strides, dims, rank))
+    return NULL;
+  StridedLayout layout;
+  const int32_t *const strides[1] = {src_strides};
+  merge_layout(dims, rank, strides, 1, &layout);
+  copy_strided_f32(&layout, src.data, src_offset, out.data, size);
+  return NULL;
+}
+
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   const napi_property_descriptor functions[] = {
       {"sgemmBatch", NULL, sgemm_batch, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"binaryStrided", NULL, binary_strided, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"copyStrided", NULL, copy_strided, NULL, NULL, NULL, napi_enumerable, NULL},
       {"geluTanh", NULL, gelu_tanh, NULL, NULL, NULL, napi_enumerable, NULL},
       {"geluTanhBackward", NULL, gelu_tanh_backward, NULL, NULL, NULL, napi_enumerable, NULL},
       {"geluErf", NULL, gelu_erf, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -5,10 +5,12 @@
  *
  * Argument rules, shared with native/tsvene.c (same checks, same messages): arrays have the exact
  * lengths the sizes imply (elementwise outputs as long as x; row kernels rows·cols, rows or cols);
- * sgemmBatch needs each matrix of the batch inside its array. Except in sgemmBatch, an output may be
- * the same array as an input of its shape (in-place use).
+ * sgemmBatch needs each matrix of the batch inside its array, binaryStrided and copyStrided every
+ * element they read. Except in sgemmBatch and the strided kernels, an output may be the same array
+ * as an input of its shape (in-place use); binaryStrided allows it only for an operand read
+ * contiguously from offset 0.
  */
-import type { Kernels } from "./types.js";
+import type { BinaryOp, Kernels } from "./types.js";
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 const GELU_TANH_CUBIC = 0.044715;
@@ -87,6 +89,163 @@ function checkSgemmOperand(
       throw new RangeError(`sgemmBatch: ${arrayName} is too short for matrix ${i}: ` +
         `offset ${offsets[i]} + extent ${extent} > length ${arrayLength}`);
     }
+  }
+}
+
+/**
+ * Checks dims (no entry negative) and returns their product, 0 when an entry is 0. Products above
+ * 2^53 are refused. native/tsvene.c computes the same double products, so messages agree.
+ */
+function checkDims(kernel: string, dims: Int32Array): number {
+  let product = 1;
+  let empty = false;
+  for (let d = 0; d < dims.length; d++) {
+    if (dims[d] < 0) throw new RangeError(`${kernel}: dims[${d}] is negative (${dims[d]})`);
+    if (dims[d] === 0) empty = true;
+    product *= dims[d];
+  }
+  if (empty) return 0;
+  if (product > 2 ** 53) throw new RangeError(`${kernel}: the product of dims is above 2^53`);
+  return product;
+}
+
+function checkStrides(kernel: string, name: string, strides: Int32Array, rank: number): void {
+  checkLength(kernel, name, strides.length, rank, "dims.length");
+  for (let d = 0; d < rank; d++) {
+    if (strides[d] < 0) throw new RangeError(`${kernel}: ${name}[${d}] is negative (${strides[d]})`);
+  }
+}
+
+/**
+ * One strided operand lies inside its array: the last element read, offset + Σ (dims[d] − 1)·
+ * strides[d], is below the length (dims all ≥ 1 here). Summed in float64 in the same order as the
+ * native check: exact below 2^53, and never below the length when the exact sum is not.
+ */
+function checkExtent(
+  kernel: string, arrayName: string, length: number, offsetName: string, offset: number,
+  stridesName: string, strides: Int32Array, dims: Int32Array,
+): void {
+  let last = offset;
+  for (let d = 0; d < dims.length; d++) last += (dims[d] - 1) * strides[d];
+  if (last >= length) {
+    throw new RangeError(`${kernel}: ${arrayName} is too short: ${offsetName} + sum((dims[d] - 1) * ` +
+      `${stridesName}[d]) = ${last}, but ${arrayName} has ${length} elements`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Strided loops.
+
+/**
+ * dims and per-operand strides with length-1 dims dropped and neighbours merged where every
+ * operand is contiguous across them (out always is); rank ≥ 1. For dims without a 0.
+ */
+interface Layout {
+  dims: number[];
+  strides: number[][];
+}
+
+function mergeLayout(dims: Int32Array, operandStrides: readonly Int32Array[]): Layout {
+  const merged: number[] = [];
+  const strides: number[][] = operandStrides.map(() => []);
+  for (let d = 0; d < dims.length; d++) {
+    const dim = dims[d];
+    if (dim === 1) continue;
+    const last = merged.length - 1;
+    if (last >= 0 && operandStrides.every((s, k) => strides[k][last] === s[d] * dim)) {
+      merged[last] *= dim;
+      for (let k = 0; k < strides.length; k++) strides[k][last] = operandStrides[k][d];
+    } else {
+      merged.push(dim);
+      for (let k = 0; k < strides.length; k++) strides[k].push(operandStrides[k][d]);
+    }
+  }
+  if (merged.length === 0) return { dims: [1], strides: strides.map(() => [0]) };
+  return { dims: merged, strides };
+}
+
+/**
+ * out[o + i] = op(a[ai + i·as], b[bi + i·bs]) for i < n. One function per op, each with separate
+ * loops for the common stride pairs, so every loop stays monomorphic and simple in V8.
+ */
+type BinaryRow = (
+  out: Float32Array, o: number, a: Float32Array, ai: number, as: number, b: Float32Array, bi: number, bs: number, n: number,
+) => void;
+
+/** pow as in C (and PyTorch): Math.pow gives NaN for pow(1, NaN) and pow(−1, ±inf), C gives 1. */
+function powC(x: number, y: number): number {
+  if (x === 1 || (x === -1 && (y === Infinity || y === -Infinity))) return 1;
+  return Math.pow(x, y);
+}
+
+const BINARY_ROWS: Record<BinaryOp, BinaryRow> = {
+  add(out, o, a, ai, as, b, bi, bs, n) {
+    if (as === 1 && bs === 1) for (let i = 0; i < n; i++) out[o + i] = a[ai + i] + b[bi + i];
+    else if (as === 1 && bs === 0) { const y = b[bi]; for (let i = 0; i < n; i++) out[o + i] = a[ai + i] + y; }
+    else if (as === 0 && bs === 1) { const x = a[ai]; for (let i = 0; i < n; i++) out[o + i] = x + b[bi + i]; }
+    else if (as === 0 && bs === 0) { const v = a[ai] + b[bi]; for (let i = 0; i < n; i++) out[o + i] = v; }
+    else for (let i = 0; i < n; i++) out[o + i] = a[ai + i * as] + b[bi + i * bs];
+  },
+  sub(out, o, a, ai, as, b, bi, bs, n) {
+    if (as === 1 && bs === 1) for (let i = 0; i < n; i++) out[o + i] = a[ai + i] - b[bi + i];
+    else if (as === 1 && bs === 0) { const y = b[bi]; for (let i = 0; i < n; i++) out[o + i] = a[ai + i] - y; }
+    else if (as === 0 && bs === 1) { const x = a[ai]; for (let i = 0; i < n; i++) out[o + i] = x - b[bi + i]; }
+    else if (as === 0 && bs === 0) { const v = a[ai] - b[bi]; for (let i = 0; i < n; i++) out[o + i] = v; }
+    else for (let i = 0; i < n; i++) out[o + i] = a[ai + i * as] - b[bi + i * bs];
+  },
+  mul(out, o, a, ai, as, b, bi, bs, n) {
+    if (as === 1 && bs === 1) for (let i = 0; i < n; i++) out[o + i] = a[ai + i] * b[bi + i];
+    else if (as === 1 && bs === 0) { const y = b[bi]; for (let i = 0; i < n; i++) out[o + i] = a[ai + i] * y; }
+    else if (as === 0 && bs === 1) { const x = a[ai]; for (let i = 0; i < n; i++) out[o + i] = x * b[bi + i]; }
+    else if (as === 0 && bs === 0) { const v = a[ai] * b[bi]; for (let i = 0; i < n; i++) out[o + i] = v; }
+    else for (let i = 0; i < n; i++) out[o + i] = a[ai + i * as] * b[bi + i * bs];
+  },
+  div(out, o, a, ai, as, b, bi, bs, n) {
+    if (as === 1 && bs === 1) for (let i = 0; i < n; i++) out[o + i] = a[ai + i] / b[bi + i];
+    else if (as === 1 && bs === 0) { const y = b[bi]; for (let i = 0; i < n; i++) out[o + i] = a[ai + i] / y; }
+    else if (as === 0 && bs === 1) { const x = a[ai]; for (let i = 0; i < n; i++) out[o + i] = x / b[bi + i]; }
+    else if (as === 0 && bs === 0) { const v = a[ai] / b[bi]; for (let i = 0; i < n; i++) out[o + i] = v; }
+    else for (let i = 0; i < n; i++) out[o + i] = a[ai + i * as] / b[bi + i * bs];
+  },
+  pow(out, o, a, ai, as, b, bi, bs, n) {
+    if (as === 1 && bs === 1) for (let i = 0; i < n; i++) out[o + i] = powC(a[ai + i], b[bi + i]);
+    else if (as === 1 && bs === 0) { const y = b[bi]; for (let i = 0; i < n; i++) out[o + i] = powC(a[ai + i], y); }
+    else if (as === 0 && bs === 1) { const x = a[ai]; for (let i = 0; i < n; i++) out[o + i] = powC(x, b[bi + i]); }
+    else if (as === 0 && bs === 0) { const v = powC(a[ai], b[bi]); for (let i = 0; i < n; i++) out[o + i] = v; }
+    else for (let i = 0; i < n; i++) out[o + i] = powC(a[ai + i * as], b[bi + i * bs]);
+  },
+  // a where a ≥ b or a is NaN, else b: NaN from either side wins.
+  maximum(out, o, a, ai, as, b, bi, bs, n) {
+    if (as === 1 && bs === 1) {
+      for (let i = 0; i < n; i++) { const x = a[ai + i]; const y = b[bi + i]; out[o + i] = x >= y || x !== x ? x : y; }
+    } else if (as === 1 && bs === 0) {
+      const y = b[bi];
+      for (let i = 0; i < n; i++) { const x = a[ai + i]; out[o + i] = x >= y || x !== x ? x : y; }
+    } else if (as === 0 && bs === 1) {
+      const x = a[ai];
+      for (let i = 0; i < n; i++) { const y = b[bi + i]; out[o + i] = x >= y || x !== x ? x : y; }
+    } else {
+      for (let i = 0; i < n; i++) {
+        const x = a[ai + i * as];
+        const y = b[bi + i * bs];
+        out[o + i] = x >= y || x !== x ? x : y;
+      }
+    }
+  },
+};
+
+/** out[o + i] = src[si + i·s] for i < n. */
+function copyRow(out: Float32Array, o: number, src: Float32Array, si: number, s: number, n: number): void {
+  if (s === 1) {
+    // subarray allocates a view: worth it only for long rows (the threshold is a measured guess).
+    if (n >= 256) out.set(src.subarray(si, si + n), o);
+    else for (let i = 0; i < n; i++) out[o + i] = src[si + i];
+  } else if (s === 0) {
+    // fill is a builtin call: worth it only for long rows, like subarray above.
+    if (n >= 256) out.fill(src[si], o, o + n);
+    else for (let i = 0, v = src[si]; i < n; i++) out[o + i] = v;
+  } else {
+    for (let i = 0; i < n; i++) out[o + i] = src[si + i * s];
   }
 }
 
@@ -253,6 +412,96 @@ export const jsKernels: Kernels = {
           const product = alpha === 0 ? 0 : alpha * rowSums[j];
           c[cRow + j] = beta === 0 ? product : product + beta * c[cRow + j];
         }
+      }
+    }
+  },
+
+  binaryStrided(op, dims, a, aOffset, aStrides, b, bOffset, bStrides, out) {
+    const kernel = "binaryStrided";
+    if (typeof op !== "string") throw new TypeError(`${kernel}: op must be a string`);
+    const row = Object.hasOwn(BINARY_ROWS, op) ? BINARY_ROWS[op] : undefined;
+    if (row === undefined) {
+      throw new RangeError(`${kernel}: op must be one of "add", "sub", "mul", "div", "pow", "maximum"`);
+    }
+    checkInt32(kernel, "dims", dims);
+    checkFloat32(kernel, "a", a);
+    checkSize(kernel, "aOffset", aOffset);
+    checkInt32(kernel, "aStrides", aStrides);
+    checkFloat32(kernel, "b", b);
+    checkSize(kernel, "bOffset", bOffset);
+    checkInt32(kernel, "bStrides", bStrides);
+    checkFloat32(kernel, "out", out);
+    const size = checkDims(kernel, dims);
+    checkStrides(kernel, "aStrides", aStrides, dims.length);
+    checkStrides(kernel, "bStrides", bStrides, dims.length);
+    checkLength(kernel, "out", out.length, size, "the product of dims");
+    if (size === 0) return;
+    checkExtent(kernel, "a", a.length, "aOffset", aOffset, "aStrides", aStrides, dims);
+    checkExtent(kernel, "b", b.length, "bOffset", bOffset, "bStrides", bStrides, dims);
+
+    const layout = mergeLayout(dims, [aStrides, bStrides]);
+    const [sa, sb] = layout.strides;
+    const rank = layout.dims.length;
+    const n = layout.dims[rank - 1];
+    const as = sa[rank - 1];
+    const bs = sb[rank - 1];
+    if (rank === 1) {
+      row(out, 0, a, aOffset, as, b, bOffset, bs, n);
+      return;
+    }
+    // The two innermost dims as plain loops, the others through a counter.
+    const m = layout.dims[rank - 2];
+    const am = sa[rank - 2];
+    const bm = sb[rank - 2];
+    const counter = new Array<number>(rank - 2).fill(0);
+    let ai = aOffset;
+    let bi = bOffset;
+    for (let o = 0; o < size;) {
+      for (let j = 0; j < m; j++, o += n) row(out, o, a, ai + j * am, as, b, bi + j * bm, bs, n);
+      for (let d = rank - 3; d >= 0; d--) {
+        ai += sa[d];
+        bi += sb[d];
+        if (++counter[d] < layout.dims[d]) break;
+        ai -= sa[d] * layout.dims[d];
+        bi -= sb[d] * layout.dims[d];
+        counter[d] = 0;
+      }
+    }
+  },
+
+  copyStrided(dims, src, srcOffset, srcStrides, out) {
+    const kernel = "copyStrided";
+    checkInt32(kernel, "dims", dims);
+    checkFloat32(kernel, "src", src);
+    checkSize(kernel, "srcOffset", srcOffset);
+    checkInt32(kernel, "srcStrides", srcStrides);
+    checkFloat32(kernel, "out", out);
+    const size = checkDims(kernel, dims);
+    checkStrides(kernel, "srcStrides", srcStrides, dims.length);
+    checkLength(kernel, "out", out.length, size, "the product of dims");
+    if (size === 0) return;
+    checkExtent(kernel, "src", src.length, "srcOffset", srcOffset, "srcStrides", srcStrides, dims);
+
+    const layout = mergeLayout(dims, [srcStrides]);
+    const [ss] = layout.strides;
+    const rank = layout.dims.length;
+    const n = layout.dims[rank - 1];
+    const s = ss[rank - 1];
+    if (rank === 1) {
+      copyRow(out, 0, src, srcOffset, s, n);
+      return;
+    }
+    const m = layout.dims[rank - 2];
+    const sm = ss[rank - 2];
+    const counter = new Array<number>(rank - 2).fill(0);
+    let si = srcOffset;
+    for (let o = 0; o < size;) {
+      for (let j = 0; j < m; j++, o += n) copyRow(out, o, src, si + j * sm, s, n);
+      for (let d = rank - 3; d >= 0; d--) {
+        si += ss[d];
+        if (++counter[d] < layout.dims[d]) break;
+        si -= ss[d] * layout.dims[d];
+        counter[d] = 0;
       }
     }
   },

@@ -12,7 +12,7 @@ import type { Kernels } from "./types.js";
 type KernelFunctions = Omit<Kernels, "name">;
 
 const KERNEL_FUNCTIONS: readonly (keyof KernelFunctions)[] = [
-  "sgemmBatch", "geluTanh", "geluTanhBackward", "geluErf", "geluErfBackward", "silu", "siluBackward",
+  "sgemmBatch", "binaryStrided", "copyStrided", "geluTanh", "geluTanhBackward", "geluErf", "geluErfBackward", "silu", "siluBackward",
   "exp", "tanh", "softmaxRows", "softmaxRowsBackward", "layerNormRows", "layerNormRowsBackward",
   "rmsNormRows", "rmsNormRowsBackward",
 ];

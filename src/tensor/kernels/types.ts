@@ -3,6 +3,9 @@
  * the reference) and `native` (the C addon: OpenBLAS sgemm plus vectorised loops). Every array is
  * row-major float32; kernels write into `out` arrays the caller allocated and never keep them.
  */
+/** The elementwise binary operations of binaryStrided. */
+export type BinaryOp = "add" | "sub" | "mul" | "div" | "pow" | "maximum";
+
 export interface Kernels {
   readonly name: "native" | "js";
 
@@ -30,6 +33,30 @@ export interface Kernels {
   siluBackward(x: Float32Array, gradOut: Float32Array, gradIn: Float32Array): void;
   exp(x: Float32Array, out: Float32Array): void;
   tanh(x: Float32Array, out: Float32Array): void;
+
+  /**
+   * out[i] = op(a[aOffset + Σ_d i_d·aStrides[d]], b[bOffset + Σ_d i_d·bStrides[d]]) for every
+   * multi-index (i_0, …, i_{r−1}) of the shape `dims`, out being contiguous (row-major) in that
+   * shape: out.length = Π dims, 1 for dims of length 0 (a scalar). Strides are ≥ 0; 0 broadcasts.
+   * Both operands must lie inside their arrays: offset + Σ (dims[d] − 1)·strides[d] < length when
+   * out is not empty. add/sub/mul/div are IEEE float32 operations; pow is pow() as in C (so
+   * pow(1, NaN) = pow(−1, ±inf) = 1, unlike Math.pow) rounded to float32, within 2 ulp between
+   * the two kernel sets; maximum gives a where a ≥ b or a is NaN, else b (NaN from either side
+   * wins). out must not overlap a or b, except as the very same elements read contiguously
+   * (in-place use with offset 0 and the contiguous strides).
+   */
+  binaryStrided(
+    op: BinaryOp, dims: Int32Array,
+    a: Float32Array, aOffset: number, aStrides: Int32Array,
+    b: Float32Array, bOffset: number, bStrides: Int32Array,
+    out: Float32Array,
+  ): void;
+  /**
+   * out[i] = src[srcOffset + Σ_d i_d·srcStrides[d]] with out contiguous in the shape `dims`, as
+   * in binaryStrided (same rules for dims, strides and bounds): the copy behind permute,
+   * transpose, expand and slice. out must not overlap src.
+   */
+  copyStrided(dims: Int32Array, src: Float32Array, srcOffset: number, srcStrides: Int32Array, out: Float32Array): void;
 
   /** Row-wise softmax of a rows×cols matrix, max-subtracted. */
   softmaxRows(x: Float32Array, rows: number, cols: number, out: Float32Array): void;

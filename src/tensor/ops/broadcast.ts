@@ -1,61 +1,53 @@
 /** Broadcasting machinery shared by the elementwise ops and the reductions. */
+import { kernels } from "../kernels/index.js";
+import type { BinaryOp } from "../kernels/types.js";
+import { uninitialized } from "../storage.js";
 import { broadcastStrides, sameShape, sizeOf, type Shape } from "../shape.js";
 
 /**
- * A strided inner loop over n elements: out[o + i] = f(a[ai + i·as], b[bi + i·bs]). One per op
- * so that each loop stays monomorphic in V8.
+ * Drops length-1 dimensions and merges neighbours across which every strided view is
+ * contiguous, so kernels see few, long inner loops (same shapes become one flat loop, a bias
+ * over rows two).
  */
-export type BinaryLoop = (
-  out: Float32Array, o: number, a: Float32Array, ai: number, as: number, b: Float32Array, bi: number, bs: number, n: number,
-) => void;
-
-/**
- * Applies `loop` over the broadcast of a and b. Dimensions are merged where both inputs are
- * contiguous across them, so the common cases (same shape, bias rows, scalars) run as a few long
- * inner loops.
- */
-export function broadcastBinary(a: Float32Array, aShape: Shape, b: Float32Array, bShape: Shape, outShape: Shape, loop: BinaryLoop): Float32Array {
-  const out = new Float32Array(sizeOf(outShape));
-  if (out.length === 0) return out;
-  const dims: number[] = [];
-  const sa: number[] = [];
-  const sb: number[] = [];
-  const rawA = broadcastStrides(aShape, outShape);
-  const rawB = broadcastStrides(bShape, outShape);
-  for (let i = 0; i < outShape.length; i++) {
-    if (outShape[i] === 1) continue;
-    const last = dims.length - 1;
-    if (last >= 0 && sa[last] === rawA[i] * outShape[i] && sb[last] === rawB[i] * outShape[i]) {
-      dims[last] *= outShape[i];
-      sa[last] = rawA[i];
-      sb[last] = rawB[i];
+export function mergeDims(dims: Shape, stridesList: readonly (readonly number[])[]): { dims: Int32Array; strides: Int32Array[] } {
+  const merged: number[] = [];
+  const strides: number[][] = stridesList.map(() => []);
+  for (let i = 0; i < dims.length; i++) {
+    if (dims[i] === 1) continue;
+    const last = merged.length - 1;
+    if (last >= 0 && stridesList.every((s, k) => strides[k][last] === s[i] * dims[i])) {
+      merged[last] *= dims[i];
+      stridesList.forEach((s, k) => (strides[k][last] = s[i]));
     } else {
-      dims.push(outShape[i]);
-      sa.push(rawA[i]);
-      sb.push(rawB[i]);
+      merged.push(dims[i]);
+      stridesList.forEach((s, k) => strides[k].push(s[i]));
     }
   }
-  if (dims.length === 0) {
-    loop(out, 0, a, 0, 0, b, 0, 0, 1);
-    return out;
-  }
-  const rank = dims.length;
-  const inner = dims[rank - 1];
-  const counter = new Array<number>(rank - 1).fill(0);
-  let ai = 0;
-  let bi = 0;
-  for (let o = 0; o < out.length; o += inner) {
-    loop(out, o, a, ai, sa[rank - 1], b, bi, sb[rank - 1], inner);
-    for (let d = rank - 2; d >= 0; d--) {
-      ai += sa[d];
-      bi += sb[d];
-      if (++counter[d] < dims[d]) break;
-      ai -= sa[d] * dims[d];
-      bi -= sb[d] * dims[d];
-      counter[d] = 0;
-    }
-  }
+  return { dims: Int32Array.from(merged), strides: strides.map((s) => Int32Array.from(s)) };
+}
+
+/** op(a, b) over the broadcast of the two shapes to `outShape`. */
+export function broadcastBinary(op: BinaryOp, a: Float32Array, aShape: Shape, b: Float32Array, bShape: Shape, outShape: Shape): Float32Array {
+  const out = uninitialized(sizeOf(outShape));
+  if (out.length === 0) return out;
+  const plan = mergeDims(outShape, [broadcastStrides(aShape, outShape), broadcastStrides(bShape, outShape)]);
+  kernels().binaryStrided(op, plan.dims, a, 0, plan.strides[0], b, 0, plan.strides[1], out);
   return out;
+}
+
+/** Reads `src` (of `srcShape`) through `srcStrides` into a contiguous array of `outShape`. */
+export function stridedCopy(src: Float32Array, srcStrides: readonly number[], outShape: Shape): Float32Array {
+  const out = uninitialized(sizeOf(outShape));
+  if (out.length === 0) return out;
+  const plan = mergeDims(outShape, [srcStrides]);
+  kernels().copyStrided(plan.dims, src, 0, plan.strides[0], out);
+  return out;
+}
+
+/** `src` of `srcShape` materialised at the broadcast shape `outShape`. */
+export function broadcastTo(src: Float32Array, srcShape: Shape, outShape: Shape): Float32Array {
+  if (sameShape(srcShape, outShape)) return src;
+  return stridedCopy(src, broadcastStrides(srcShape, outShape), outShape);
 }
 
 /**

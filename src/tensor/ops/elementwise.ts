@@ -1,8 +1,10 @@
 /** Elementwise ops: binary ones with NumPy broadcasting, unary activations, where and clamp. */
+import { uninitialized } from "../storage.js";
 import { record } from "../autograd.js";
 import { kernels } from "../kernels/index.js";
 import { broadcastShapes, type Shape } from "../shape.js";
-import { broadcastBinary, sumToShape, type BinaryLoop } from "./broadcast.js";
+import type { BinaryOp } from "../kernels/types.js";
+import { broadcastBinary, broadcastTo, sumToShape } from "./broadcast.js";
 import { Tensor } from "../tensor.js";
 
 type Operand = Tensor | number;
@@ -11,50 +13,32 @@ function asTensor(v: Operand): Tensor {
   return typeof v === "number" ? new Tensor(new Float32Array([v]), []) : v;
 }
 
-const loops = {
-  add: ((out, o, a, ai, as, b, bi, bs, n) => { for (let i = 0; i < n; i++) out[o + i] = a[ai + i * as] + b[bi + i * bs]; }) as BinaryLoop,
-  sub: ((out, o, a, ai, as, b, bi, bs, n) => { for (let i = 0; i < n; i++) out[o + i] = a[ai + i * as] - b[bi + i * bs]; }) as BinaryLoop,
-  mul: ((out, o, a, ai, as, b, bi, bs, n) => { for (let i = 0; i < n; i++) out[o + i] = a[ai + i * as] * b[bi + i * bs]; }) as BinaryLoop,
-  div: ((out, o, a, ai, as, b, bi, bs, n) => { for (let i = 0; i < n; i++) out[o + i] = a[ai + i * as] / b[bi + i * bs]; }) as BinaryLoop,
-  pow: ((out, o, a, ai, as, b, bi, bs, n) => { for (let i = 0; i < n; i++) out[o + i] = Math.pow(a[ai + i * as], b[bi + i * bs]); }) as BinaryLoop,
-  maximum: ((out, o, a, ai, as, b, bi, bs, n) => { for (let i = 0; i < n; i++) { const x = a[ai + i * as], y = b[bi + i * bs]; out[o + i] = x >= y || x !== x ? x : y; } }) as BinaryLoop,
-};
+type GradRule = (g: Float32Array, a: Tensor, b: Tensor, out: Float32Array, shape: Shape) => Float32Array;
 
-function binary(
-  name: keyof typeof loops, x: Operand, y: Operand,
-  gradA: (g: Float32Array, a: Tensor, b: Tensor, out: Float32Array, shape: Shape) => Float32Array,
-  gradB: (g: Float32Array, a: Tensor, b: Tensor, out: Float32Array, shape: Shape) => Float32Array,
-): Tensor {
+function binary(op: BinaryOp, x: Operand, y: Operand, gradA: GradRule, gradB: GradRule): Tensor {
   const a = asTensor(x);
   const b = asTensor(y);
-  const shape = broadcastShapes(a.shape, b.shape, name);
-  const data = broadcastBinary(a.data, a.shape, b.data, b.shape, shape, loops[name]);
+  const shape = broadcastShapes(a.shape, b.shape, op);
+  const data = broadcastBinary(op, a.data, a.shape, b.data, b.shape, shape);
   return record(new Tensor(data, shape), [a, b], (g) => [
     a.requiresGrad ? sumToShape(gradA(g, a, b, data, shape), shape, a.shape) : null,
     b.requiresGrad ? sumToShape(gradB(g, a, b, data, shape), shape, b.shape) : null,
   ]);
 }
 
-/** g ⊙ f(a, b) over the broadcast shape, for backward rules. */
-function gradTimes(g: Float32Array, a: Tensor, b: Tensor, shape: Shape, loop: BinaryLoop): Float32Array {
-  const factor = broadcastBinary(a.data, a.shape, b.data, b.shape, shape, loop);
-  for (let i = 0; i < factor.length; i++) factor[i] *= g[i];
-  return factor;
-}
-
-function broadcastTo(t: Tensor, shape: Shape): Float32Array {
-  return broadcastBinary(t.data, t.shape, new Float32Array([0]), [], shape, loops.add);
+/** A fresh array r[i] = f(g[i], a[i], b[i]) over the broadcast of a and b (for the rarer rules). */
+function pointwise(g: Float32Array, a: Tensor, b: Tensor, shape: Shape, f: (g: number, a: number, b: number) => number): Float32Array {
+  const av = broadcastTo(a.data, a.shape, shape);
+  const bv = broadcastTo(b.data, b.shape, shape);
+  const r = uninitialized(g.length);
+  for (let i = 0; i < r.length; i++) r[i] = f(g[i], av[i], bv[i]);
+  return r;
 }
 
 function negated(g: Float32Array): Float32Array {
-  const out = new Float32Array(g.length);
+  const out = uninitialized(g.length);
   for (let i = 0; i < g.length; i++) out[i] = -g[i];
   return out;
-}
-
-function mulInto(g: Float32Array, factor: Float32Array): Float32Array {
-  for (let i = 0; i < factor.length; i++) factor[i] *= g[i];
-  return factor;
 }
 
 export function add(x: Operand, y: Operand): Tensor {
@@ -67,20 +51,16 @@ export function sub(x: Operand, y: Operand): Tensor {
 
 export function mul(x: Operand, y: Operand): Tensor {
   return binary("mul", x, y,
-    (g, a, b, _o, s) => mulInto(g, broadcastTo(b, s)),
-    (g, a, _b, _o, s) => mulInto(g, broadcastTo(a, s)));
+    (g, _a, b, _o, s) => broadcastBinary("mul", g, s, b.data, b.shape, s),
+    (g, a, _b, _o, s) => broadcastBinary("mul", g, s, a.data, a.shape, s));
 }
 
 export function div(x: Operand, y: Operand): Tensor {
   return binary("div", x, y,
-    (g, a, b, _o, s) => {
-      const r = broadcastTo(b, s);
-      for (let i = 0; i < r.length; i++) r[i] = g[i] / r[i];
-      return r;
-    },
+    (g, _a, b, _o, s) => broadcastBinary("div", g, s, b.data, b.shape, s),
     (g, _a, b, out, s) => {
-      const r = broadcastTo(b, s);
-      for (let i = 0; i < r.length; i++) r[i] = (-g[i] * out[i]) / r[i];
+      const r = broadcastBinary("div", out, s, b.data, b.shape, s);
+      for (let i = 0; i < r.length; i++) r[i] *= -g[i];
       return r;
     });
 }
@@ -88,32 +68,16 @@ export function div(x: Operand, y: Operand): Tensor {
 /** a^b; the exponent's gradient uses log(a) and is NaN where a ≤ 0, as in PyTorch. */
 export function pow(x: Operand, y: Operand): Tensor {
   return binary("pow", x, y,
-    (g, a, b, _o, s) => gradTimes(g, a, b, s, (out, o, av, ai, as, bv, bi, bs, n) => {
-      for (let i = 0; i < n; i++) {
-        const e = bv[bi + i * bs];
-        out[o + i] = e === 0 ? 0 : e * Math.pow(av[ai + i * as], e - 1);
-      }
-    }),
-    (g, a, b, out, s) => {
-      const la = broadcastTo(a, s);
-      for (let i = 0; i < la.length; i++) la[i] = g[i] * out[i] * Math.log(la[i]);
-      return la;
-    });
+    (g, a, b, _o, s) => pointwise(g, a, b, s, (gi, ai, bi) => (bi === 0 ? 0 : gi * bi * Math.pow(ai, bi - 1))),
+    (g, a, b, _o, s) => pointwise(g, a, b, s, (gi, ai, bi) => gi * Math.pow(ai, bi) * Math.log(ai)));
 }
 
-/** Elementwise maximum; at ties each operand gets half the gradient, as in PyTorch. */
+/** Elementwise maximum (NaN wins); at ties each operand gets half the gradient, as in PyTorch. */
 export function maximum(x: Operand, y: Operand): Tensor {
-  const shareOfA = (a: Tensor, b: Tensor, s: Shape) => broadcastBinary(a.data, a.shape, b.data, b.shape, s,
-    (out, o, av, ai, as, bv, bi, bs, n) => {
-      for (let i = 0; i < n; i++) { const p = av[ai + i * as], q = bv[bi + i * bs]; out[o + i] = p > q ? 1 : p === q ? 0.5 : 0; }
-    });
+  const shareOfA = (p: number, q: number) => (p > q ? 1 : p === q ? 0.5 : 0);
   return binary("maximum", x, y,
-    (g, a, b, _o, s) => mulInto(g, shareOfA(a, b, s)),
-    (g, a, b, _o, s) => {
-      const m = shareOfA(a, b, s);
-      for (let i = 0; i < m.length; i++) m[i] = (1 - m[i]) * g[i];
-      return m;
-    });
+    (g, a, b, _o, s) => pointwise(g, a, b, s, (gi, ai, bi) => gi * shareOfA(ai, bi)),
+    (g, a, b, _o, s) => pointwise(g, a, b, s, (gi, ai, bi) => gi * (1 - shareOfA(ai, bi))));
 }
 
 /** Elementwise choice: cond ≠ 0 takes x, else y (all three broadcast). cond gets no gradient. */
@@ -121,13 +85,13 @@ export function where(cond: Tensor, x: Operand, y: Operand): Tensor {
   const a = asTensor(x);
   const b = asTensor(y);
   const shape = broadcastShapes(broadcastShapes(cond.shape, a.shape, "where"), b.shape, "where");
-  const c = broadcastTo(cond, shape);
-  const av = broadcastTo(a, shape);
-  const bv = broadcastTo(b, shape);
-  const data = new Float32Array(c.length);
+  const c = broadcastTo(cond.data, cond.shape, shape);
+  const av = broadcastTo(a.data, a.shape, shape);
+  const bv = broadcastTo(b.data, b.shape, shape);
+  const data = uninitialized(c.length);
   for (let i = 0; i < c.length; i++) data[i] = c[i] !== 0 ? av[i] : bv[i];
   const masked = (g: Float32Array, keep: boolean) => {
-    const r = new Float32Array(g.length);
+    const r = uninitialized(g.length);
     for (let i = 0; i < g.length; i++) r[i] = (c[i] !== 0) === keep ? g[i] : 0;
     return r;
   };
@@ -145,7 +109,7 @@ function unary(
   x: Tensor, forward: (x: Float32Array, out: Float32Array) => void,
   backward: (g: Float32Array, x: Float32Array, y: Float32Array) => Float32Array,
 ): Tensor {
-  const out = new Float32Array(x.size);
+  const out = uninitialized(x.size);
   forward(x.data, out);
   return record(new Tensor(out, x.shape), [x], (g) => [backward(g, x.data, out)]);
 }
@@ -156,7 +120,7 @@ function map(f: (v: number) => number): (x: Float32Array, out: Float32Array) => 
 
 function pointwiseGrad(f: (g: number, x: number, y: number) => number) {
   return (g: Float32Array, x: Float32Array, y: Float32Array): Float32Array => {
-    const r = new Float32Array(g.length);
+    const r = uninitialized(g.length);
     for (let i = 0; i < g.length; i++) r[i] = f(g[i], x[i], y[i]);
     return r;
   };
@@ -211,7 +175,7 @@ export function gelu(x: Tensor, approximate: GeluApproximation = "none"): Tensor
   const fwd = approximate === "tanh" ? k.geluTanh : k.geluErf;
   const bwd = approximate === "tanh" ? k.geluTanhBackward : k.geluErfBackward;
   return unary(x, (v, o) => fwd.call(k, v, o), (g, v) => {
-    const r = new Float32Array(g.length);
+    const r = uninitialized(g.length);
     bwd.call(k, v, g, r);
     return r;
   });
@@ -220,7 +184,7 @@ export function gelu(x: Tensor, approximate: GeluApproximation = "none"): Tensor
 export function silu(x: Tensor): Tensor {
   const k = kernels();
   return unary(x, (v, o) => k.silu(v, o), (g, v) => {
-    const r = new Float32Array(g.length);
+    const r = uninitialized(g.length);
     k.siluBackward(v, g, r);
     return r;
   });

@@ -3,6 +3,7 @@
  * write per-example positions. These two are how interventions touch a representation: gather
  * the units at the locations, transform them, write them back out of place.
  */
+import { uninitialized } from "../storage.js";
 import { record } from "../autograd.js";
 import { formatShape, normAxis, sizeOf } from "../shape.js";
 import { IntTensor, Tensor, type Indices } from "../tensor.js";
@@ -36,7 +37,7 @@ export function indexSelect(x: Tensor, axis: number, indices: Indices): Tensor {
   const k = idx.length;
   const outShape = [...x.shape];
   outShape[a] = k;
-  const data = new Float32Array(outer * k * inner);
+  const data = uninitialized(outer * k * inner);
   for (let o = 0; o < outer; o++) {
     for (let j = 0; j < k; j++) {
       const src = (o * n + idx[j]) * inner;
@@ -85,7 +86,7 @@ function perRowLayout(x: Tensor, axis: number, index: IntTensor, op: string): Pe
 export function gatherAt(x: Tensor, axis: number, index: IntTensor): Tensor {
   const { rows, n, k, inner, outShape } = perRowLayout(x, axis, index, "gatherAt");
   const idx = index.data;
-  const data = new Float32Array(rows * k * inner);
+  const data = uninitialized(rows * k * inner);
   for (let r = 0; r < rows; r++) {
     for (let j = 0; j < k; j++) {
       const src = (r * n + idx[r * k + j]) * inner;

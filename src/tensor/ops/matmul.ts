@@ -3,6 +3,7 @@
  * (x·Wᵀ + b, or x·W + b for GPT-2's Conv1D layout) with the bias folded into the GEMM. Backward
  * products pass transpose flags to sgemm instead of materialising transposes.
  */
+import { uninitialized } from "../storage.js";
 import { record } from "../autograd.js";
 import { kernels } from "../kernels/index.js";
 import { broadcastShapes, broadcastStrides, formatShape, sizeOf } from "../shape.js";
@@ -63,7 +64,7 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   const aOff = batchOffsets(batch, aBatch, m * k);
   const bOff = batchOffsets(batch, bBatch, k * n);
   const cOff = batchOffsets(batch, batch, m * n);
-  const out = new Float32Array(count * m * n);
+  const out = uninitialized(count * m * n);
   gemm(false, false, m, n, k, a.data, aOff, b.data, bOff, 0, out, cOff);
   return record(new Tensor(out, outShape), [a, b], (g) => {
     let ga: Float32Array | null = null;
@@ -82,17 +83,17 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
 
 /** a's batch folded into its rows: one GEMM of (rows×k)·(k×n). */
 function matmulFlat(a: Tensor, b: Tensor, rows: number, k: number, n: number, outShape: number[]): Tensor {
-  const out = new Float32Array(rows * n);
+  const out = uninitialized(rows * n);
   gemm(false, false, rows, n, k, a.data, single, b.data, single, 0, out, single);
   return record(new Tensor(out, outShape), [a, b], (g) => {
     let ga: Float32Array | null = null;
     let gb: Float32Array | null = null;
     if (a.requiresGrad) {
-      ga = new Float32Array(a.size);
+      ga = uninitialized(a.size);
       gemm(false, true, rows, k, n, g, single, b.data, single, 0, ga, single);
     }
     if (b.requiresGrad) {
-      gb = new Float32Array(b.size);
+      gb = uninitialized(b.size);
       gemm(true, false, k, n, rows, a.data, single, g, single, 0, gb, single);
     }
     return [ga, gb];
@@ -114,7 +115,7 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null, la
   }
   const rows = x.size / inF;
   const transW = layout === "out_in";
-  const out = new Float32Array(rows * outF);
+  const out = uninitialized(rows * outF);
   if (bias !== null) for (let r = 0; r < rows; r++) out.set(bias.data, r * outF);
   gemm(false, transW, rows, outF, inF, x.data, single, weight.data, single, bias === null ? 0 : 1, out, single);
   const inputs = bias === null ? [x, weight] : [x, weight, bias];
@@ -123,11 +124,11 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null, la
     let gw: Float32Array | null = null;
     let gbias: Float32Array | null = null;
     if (x.requiresGrad) {
-      gx = new Float32Array(x.size);
+      gx = uninitialized(x.size);
       gemm(false, !transW, rows, inF, outF, g, single, weight.data, single, 0, gx, single);
     }
     if (weight.requiresGrad) {
-      gw = new Float32Array(weight.size);
+      gw = uninitialized(weight.size);
       if (transW) gemm(true, false, outF, inF, rows, g, single, x.data, single, 0, gw, single);
       else gemm(true, false, inF, outF, rows, x.data, single, g, single, 0, gw, single);
     }

@@ -1,4 +1,5 @@
 /** Neural-network ops with fused kernels: softmax, logSoftmax, layerNorm, rmsNorm, crossEntropy, embedding. */
+import { uninitialized } from "../storage.js";
 import { record } from "../autograd.js";
 import { kernels } from "../kernels/index.js";
 import { formatShape, normAxis } from "../shape.js";
@@ -20,10 +21,10 @@ export function softmax(x: Tensor, axis = -1): Tensor {
   return alongAxis(x, axis, "softmax", (t) => {
     const cols = t.shape[t.rank - 1];
     const rows = cols === 0 ? 0 : t.size / cols;
-    const out = new Float32Array(t.size);
+    const out = uninitialized(t.size);
     kernels().softmaxRows(t.data, rows, cols, out);
     return record(new Tensor(out, t.shape), [t], (g) => {
-      const r = new Float32Array(t.size);
+      const r = uninitialized(t.size);
       kernels().softmaxRowsBackward(out, g, rows, cols, r);
       return [r];
     });
@@ -34,7 +35,7 @@ export function logSoftmax(x: Tensor, axis = -1): Tensor {
   return alongAxis(x, axis, "logSoftmax", (t) => {
     const cols = t.shape[t.rank - 1];
     const rows = cols === 0 ? 0 : t.size / cols;
-    const out = new Float32Array(t.size);
+    const out = uninitialized(t.size);
     const d = t.data;
     for (let r = 0; r < rows; r++) {
       const base = r * cols;
@@ -46,7 +47,7 @@ export function logSoftmax(x: Tensor, axis = -1): Tensor {
       for (let j = 0; j < cols; j++) out[base + j] = d[base + j] - lse;
     }
     return record(new Tensor(out, t.shape), [t], (g) => {
-      const r = new Float32Array(t.size);
+      const r = uninitialized(t.size);
       for (let row = 0; row < rows; row++) {
         const base = row * cols;
         let gs = 0;
@@ -72,13 +73,13 @@ export function layerNorm(x: Tensor, weight: Tensor | null = null, bias: Tensor 
   checkAffine(x, bias, "bias", "layerNorm");
   const cols = x.shape[x.rank - 1];
   const rows = cols === 0 ? 0 : x.size / cols;
-  const out = new Float32Array(x.size);
+  const out = uninitialized(x.size);
   const mean = new Float32Array(rows);
   const rstd = new Float32Array(rows);
   kernels().layerNormRows(x.data, weight?.data ?? null, bias?.data ?? null, eps, rows, cols, out, mean, rstd);
   const inputs = [x, weight, bias].filter((t): t is Tensor => t !== null);
   return record(new Tensor(out, x.shape), inputs, (g) => {
-    const gx = new Float32Array(x.size);
+    const gx = uninitialized(x.size);
     const gw = weight?.requiresGrad ? new Float32Array(cols) : null;
     const gb = bias?.requiresGrad ? new Float32Array(cols) : null;
     kernels().layerNormRowsBackward(x.data, weight?.data ?? null, mean, rstd, g, rows, cols, gx, gw, gb);
@@ -93,12 +94,12 @@ export function rmsNorm(x: Tensor, weight: Tensor | null = null, eps = 1e-6): Te
   checkAffine(x, weight, "weight", "rmsNorm");
   const cols = x.shape[x.rank - 1];
   const rows = cols === 0 ? 0 : x.size / cols;
-  const out = new Float32Array(x.size);
+  const out = uninitialized(x.size);
   const rstd = new Float32Array(rows);
   kernels().rmsNormRows(x.data, weight?.data ?? null, eps, rows, cols, out, rstd);
   const inputs = weight === null ? [x] : [x, weight];
   return record(new Tensor(out, x.shape), inputs, (g) => {
-    const gx = new Float32Array(x.size);
+    const gx = uninitialized(x.size);
     const gw = weight?.requiresGrad ? new Float32Array(cols) : null;
     kernels().rmsNormRowsBackward(x.data, weight?.data ?? null, rstd, g, rows, cols, gx, gw);
     return [gx, gw];

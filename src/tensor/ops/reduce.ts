@@ -1,8 +1,9 @@
 /** Reductions: sum, mean, variance over any axes; max, argmax, logsumexp along one axis. */
+import { uninitialized } from "../storage.js";
 import { record } from "../autograd.js";
 import { formatShape, normAxis, sizeOf, type Shape } from "../shape.js";
 import { IntTensor, Tensor } from "../tensor.js";
-import { broadcastBinary, sumToShape } from "./broadcast.js";
+import { broadcastBinary, broadcastTo, sumToShape } from "./broadcast.js";
 import { mul, sub } from "./elementwise.js";
 
 function reducedAxes(x: Tensor, axes: number | readonly number[] | undefined, op: string): number[] {
@@ -21,29 +22,22 @@ function finalShape(shape: Shape, axes: readonly number[], keepDims: boolean): n
   return keepDims ? keptShape(shape, axes) : shape.filter((_, i) => !axes.includes(i));
 }
 
-function expandGrad(g: Float32Array, keptShapeOfOut: Shape, toShape: Shape): Float32Array {
-  return broadcastBinary(g, keptShapeOfOut, new Float32Array([0]), [], toShape,
-    (out, o, a, ai, as, _b, _bi, _bs, n) => { for (let i = 0; i < n; i++) out[o + i] = a[ai + i * as]; });
-}
-
 export function sum(x: Tensor, axes?: number | readonly number[], keepDims = false): Tensor {
   const ax = reducedAxes(x, axes, "sum");
   const kept = keptShape(x.shape, ax);
   const data = sumToShape(x.data, x.shape, kept);
-  return record(new Tensor(data, finalShape(x.shape, ax, keepDims)), [x], (g) => [expandGrad(g, kept, x.shape)]);
+  return record(new Tensor(data, finalShape(x.shape, ax, keepDims)), [x], (g) => [broadcastTo(g, kept, x.shape)]);
 }
 
 export function mean(x: Tensor, axes?: number | readonly number[], keepDims = false): Tensor {
   const ax = reducedAxes(x, axes, "mean");
   const count = ax.reduce((n, a) => n * x.shape[a], 1);
   const kept = keptShape(x.shape, ax);
-  const data = sumToShape(x.data, x.shape, kept);
-  for (let i = 0; i < data.length; i++) data[i] /= count;
-  return record(new Tensor(data, finalShape(x.shape, ax, keepDims)), [x], (g) => {
-    const r = expandGrad(g, kept, x.shape);
-    for (let i = 0; i < r.length; i++) r[i] /= count;
-    return [r];
-  });
+  const divisor = new Float32Array([count]);
+  const data = broadcastBinary("div", sumToShape(x.data, x.shape, kept), kept, divisor, [], kept);
+  return record(new Tensor(data, finalShape(x.shape, ax, keepDims)), [x], (g) => [
+    broadcastBinary("div", g, kept, divisor, [], x.shape),
+  ]);
 }
 
 export interface VarianceOptions {
@@ -101,7 +95,7 @@ export function max(x: Tensor, axis: number, keepDims = false): Tensor {
   const { n, inner } = around(x, a);
   const idx = argmaxAlong(x, a);
   const pos = (k: number) => Math.floor(k / inner) * n * inner + idx[k] * inner + (k % inner);
-  const data = new Float32Array(idx.length);
+  const data = uninitialized(idx.length);
   for (let k = 0; k < idx.length; k++) data[k] = x.data[pos(k)];
   return record(new Tensor(data, finalShape(x.shape, [a], keepDims)), [x], (g) => {
     const r = new Float32Array(x.size);
@@ -115,7 +109,7 @@ export function logsumexp(x: Tensor, axis: number, keepDims = false): Tensor {
   const a = normAxis(axis, x.rank, "logsumexp");
   const { outer, n, inner } = around(x, a);
   const d = x.data;
-  const data = new Float32Array(outer * inner);
+  const data = uninitialized(outer * inner);
   for (let o = 0; o < outer; o++) {
     for (let j = 0; j < inner; j++) {
       const base = o * n * inner + j;

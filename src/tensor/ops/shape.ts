@@ -1,8 +1,9 @@
 /** Shape ops: reshape, transpose/permute, slice, concat/stack/split, expand, squeeze/unsqueeze. */
+import { uninitialized } from "../storage.js";
 import { record } from "../autograd.js";
 import { broadcastShapes, formatShape, normAxis, sameShape, sizeOf, stridesOf, type Shape } from "../shape.js";
 import { Tensor } from "../tensor.js";
-import { broadcastBinary, sumToShape } from "./broadcast.js";
+import { broadcastTo, stridedCopy, sumToShape } from "./broadcast.js";
 
 /** The same values in a new shape; one dimension may be -1 (inferred). Shares storage. */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
@@ -35,26 +36,8 @@ export function permute(x: Tensor, dims: readonly number[]): Tensor {
 
 function permuteData(src: Float32Array, shape: Shape, order: readonly number[]): Float32Array {
   if (order.every((d, k) => d === k)) return src;
-  const rank = shape.length;
-  const inStrides = stridesOf(shape);
-  const outShape = order.map((d) => shape[d]);
-  const readStrides = order.map((d) => inStrides[d]);
-  const out = new Float32Array(src.length);
-  if (out.length === 0) return out;
-  const inner = outShape[rank - 1];
-  const innerStride = readStrides[rank - 1];
-  const counter = new Array<number>(rank).fill(0);
-  let si = 0;
-  for (let o = 0; o < out.length; o += inner) {
-    for (let j = 0; j < inner; j++) out[o + j] = src[si + j * innerStride];
-    for (let d = rank - 2; d >= 0; d--) {
-      si += readStrides[d];
-      if (++counter[d] < outShape[d]) break;
-      si -= readStrides[d] * outShape[d];
-      counter[d] = 0;
-    }
-  }
-  return out;
+  const strides = stridesOf(shape);
+  return stridedCopy(src, order.map((d) => strides[d]), order.map((d) => shape[d]));
 }
 
 export function transpose(x: Tensor, dim0 = -2, dim1 = -1): Tensor {
@@ -71,7 +54,7 @@ function copyRange(src: Float32Array, shape: Shape, axis: number, start: number,
   const outer = sizeOf(shape.slice(0, axis));
   const inner = sizeOf(shape.slice(axis + 1));
   const n = shape[axis];
-  const out = new Float32Array(outer * length * inner);
+  const out = uninitialized(outer * length * inner);
   for (let o = 0; o < outer; o++) {
     out.set(src.subarray((o * n + start) * inner, (o * n + start + length) * inner), o * length * inner);
   }
@@ -117,7 +100,7 @@ export function concat(tensors: readonly Tensor[], axis = 0): Tensor {
   outShape[a] = total;
   const outer = sizeOf(first.shape.slice(0, a));
   const inner = sizeOf(first.shape.slice(a + 1));
-  const data = new Float32Array(outer * total * inner);
+  const data = uninitialized(outer * total * inner);
   let offset = 0;
   tensors.forEach((t, i) => {
     const len = lengths[i];
@@ -175,8 +158,7 @@ export function expand(x: Tensor, shape: readonly number[]): Tensor {
   if (offset < 0 || !sameShape(broadcastShapes(x.shape, target, "expand"), target)) {
     throw new RangeError(`expand: cannot expand ${formatShape(x.shape)} to ${formatShape(shape)}`);
   }
-  const data = broadcastBinary(x.data, x.shape, new Float32Array([0]), [], target,
-    (out, o, v, vi, vs, _b, _bi, _bs, n) => { for (let i = 0; i < n; i++) out[o + i] = v[vi + i * vs]; });
+  const data = broadcastTo(x.data, x.shape, target);
   return record(new Tensor(data, target), [x], (g) => [sumToShape(g, target, x.shape)]);
 }
 
