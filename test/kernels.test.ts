@@ -7,6 +7,7 @@ import { spawnSync } from "node:child_process";
 import { describe, it } from "node:test";
 import { jsKernels, kernels, nativeKernels, nativeLoadError, setKernels } from "../src/tensor/kernels/index.js";
 import type { Kernels } from "../src/tensor/kernels/index.js";
+import type { BinaryOp } from "../src/tensor/kernels/types.js";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers.
@@ -65,6 +66,127 @@ const FLOAT32_ROUNDING: Tolerance = { rtol: 6e-8, atol: 1e-45 };
 
 function f32(values: readonly number[]): Float32Array {
   return new Float32Array(values);
+}
+
+function i32(values: readonly number[]): Int32Array {
+  return new Int32Array(values);
+}
+
+/** Elementwise equality with NaN matching NaN and −0 told from +0. */
+function assertSameValues(actual: ArrayLike<number>, expected: ArrayLike<number>, label: string): void {
+  assert.equal(actual.length, expected.length, `${label}: length`);
+  for (let i = 0; i < actual.length; i++) {
+    if (!Object.is(actual[i], expected[i])) assert.fail(`${label}[${i}]: ${actual[i]}, expected ${expected[i]}`);
+  }
+}
+
+const bitsView = new DataView(new ArrayBuffer(4));
+
+/** Float32 values as integers in the order of the values (−0 and +0 both 0), so ulps subtract. */
+function orderedBits(value: number): number {
+  bitsView.setFloat32(0, value);
+  const bits = bitsView.getInt32(0);
+  return bits < 0 ? -(bits & 0x7fffffff) : bits;
+}
+
+/** Equal within `ulps` float32 ulps; NaN matches NaN, infinities only themselves. */
+function assertWithinUlps(actual: ArrayLike<number>, expected: ArrayLike<number>, ulps: number, label: string): void {
+  assert.equal(actual.length, expected.length, `${label}: length`);
+  for (let i = 0; i < actual.length; i++) {
+    const a = actual[i];
+    const e = expected[i];
+    if (Number.isNaN(e) || !Number.isFinite(e)) {
+      if (!(Object.is(a, e) || (Number.isNaN(a) && Number.isNaN(e)))) assert.fail(`${label}[${i}]: ${a}, expected ${e}`);
+    } else if (!(Math.abs(orderedBits(a) - orderedBits(e)) <= ulps)) {
+      assert.fail(`${label}[${i}]: ${a}, expected ${e} (${Math.abs(orderedBits(a) - orderedBits(e))} ulps apart)`);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Strided operands: random layouts and a per-element reference.
+
+const BINARY_OPS: readonly BinaryOp[] = ["add", "sub", "mul", "div", "pow", "maximum"];
+
+interface StridedView {
+  data: Float32Array;
+  offset: number;
+  strides: Int32Array;
+}
+
+/**
+ * A random view of shape `dims` into fresh storage: the dims stored in a random order (so strides
+ * come permuted), some broadcast (stride 0) when allowed, padding between storage rows, a random
+ * offset and slack at the end.
+ */
+function randomView(random: () => number, dims: readonly number[], broadcast: boolean,
+  values: (length: number) => Float32Array): StridedView {
+  const rank = dims.length;
+  const order = Array.from({ length: rank }, (_, d) => d);
+  for (let k = rank - 1; k > 0; k--) {
+    const j = Math.floor(random() * (k + 1));
+    [order[k], order[j]] = [order[j], order[k]];
+  }
+  const strides = new Int32Array(rank);
+  let step = 1;
+  for (let k = rank - 1; k >= 0; k--) {
+    const d = order[k];
+    if (broadcast && random() < 0.3) continue; // stride 0
+    strides[d] = step;
+    step *= dims[d] + (random() < 0.25 ? 1 : 0);
+  }
+  const offset = Math.floor(random() * 5);
+  let last = offset;
+  for (let d = 0; d < rank; d++) last += Math.max(dims[d] - 1, 0) * strides[d];
+  return { data: values(last + 1 + Math.floor(random() * 3)), offset, strides };
+}
+
+/** The element each output position reads, by the definition: offset + Σ i_d·strides[d]. */
+function stridedIndices(dims: readonly number[], offset: number, strides: Int32Array): number[] {
+  const size = dims.reduce((p, d) => p * d, 1);
+  const indices: number[] = [];
+  for (let flat = 0; flat < size; flat++) {
+    let rest = flat;
+    let index = offset;
+    for (let d = dims.length - 1; d >= 0; d--) {
+      index += (rest % dims[d]) * strides[d];
+      rest = Math.floor(rest / dims[d]);
+    }
+    indices.push(index);
+  }
+  return indices;
+}
+
+/** One element of binaryStrided computed from its definition (pow as in C: pow(1, y) = pow(−1, ±inf) = 1). */
+function binaryReference(op: BinaryOp, x: number, y: number): number {
+  switch (op) {
+    case "add": return x + y;
+    case "sub": return x - y;
+    case "mul": return x * y;
+    case "div": return x / y;
+    case "pow": return x === 1 || (x === -1 && Math.abs(y) === Infinity) ? 1 : Math.pow(x, y);
+    case "maximum": return x >= y || Number.isNaN(x) ? x : y;
+  }
+}
+
+/** Random float32 values with, at the given rate, NaN, ±inf, ±0, ±1, a subnormal and a huge value. */
+function valuesWithSpecials(random: () => number, scale: number, rate: number): (length: number) => Float32Array {
+  const specials = [NaN, Infinity, -Infinity, 0, -0, 1, -1, 1e-40, 3e38, 2];
+  return (length) => {
+    const out = uniform(random, length, scale);
+    for (let i = 0; i < length; i++) {
+      if (random() < rate) out[i] = specials[Math.floor(random() * specials.length)];
+    }
+    return out;
+  };
+}
+
+/** Shapes of rank 0 to 5 with dims 1, 2, 3 and 7, and sometimes a long last dim. */
+function randomDims(random: () => number, rank: number): number[] {
+  const choices = [1, 2, 3, 7];
+  const dims = Array.from({ length: rank }, () => choices[Math.floor(random() * choices.length)]);
+  if (rank > 0 && random() < 0.25) dims[rank - 1] = 37 + Math.floor(random() * 64);
+  return dims;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -197,6 +319,100 @@ describe("js kernels against float64 hand computations", () => {
       assertClose(gradIn, derivatives, { rtol: 1e-7, atol: 1e-45 }, `${name}Backward`);
     });
   }
+
+  it("binaryStrided: [[3], [-2]] op [2, 0.5, -4] for each op, through explicit offsets and strides", () => {
+    // a is the column [[3], [-2]] stored every other element from offset 1; b the row [2, 0.5, -4].
+    const a = f32([99, 3, 99, -2]);
+    const b = f32([2, 0.5, -4]);
+    const expected: Record<BinaryOp, number[]> = {
+      add: [5, 3.5, -1, 0, -1.5, -6],
+      sub: [1, 2.5, 7, -4, -2.5, 2],
+      mul: [6, 1.5, -12, -4, -1, 8],
+      div: [1.5, 6, -0.75, -1, -4, 0.5],
+      pow: [9, Math.sqrt(3), 1 / 81, 4, NaN, 1 / 16],
+      maximum: [3, 3, 3, 2, 0.5, -2],
+    };
+    for (const op of BINARY_OPS) {
+      const out = new Float32Array(6);
+      jsKernels.binaryStrided(op, i32([2, 3]), a, 1, i32([2, 0]), b, 0, i32([0, 1]), out);
+      assertClose(out, expected[op], FLOAT32_ROUNDING, op);
+    }
+  });
+
+  it("binaryStrided: a scalar (dims []), an empty shape, and a wide general stride", () => {
+    const out = new Float32Array(1);
+    jsKernels.binaryStrided("sub", i32([]), f32([0, 0, 7]), 2, i32([]), f32([2]), 0, i32([]), out);
+    assert.deepEqual(Array.from(out), [5]);
+    // Nothing is read for an empty shape, so no stride can be out of bounds.
+    jsKernels.binaryStrided("add", i32([0, 4]), f32([]), 0, i32([100, 100]), f32([]), 3, i32([9, 9]), new Float32Array(0));
+    const wide = new Float32Array(3);
+    jsKernels.binaryStrided("mul", i32([3]), f32([1, 0, 0, 2, 0, 0, 3]), 0, i32([3]), f32([5, 6, 7]), 0, i32([1]), wide);
+    assert.deepEqual(Array.from(wide), [5, 12, 21]);
+  });
+
+  it("binaryStrided: maximum lets NaN through from either side, and keeps a at ties", () => {
+    const out = new Float32Array(5);
+    jsKernels.binaryStrided("maximum", i32([5]), f32([NaN, 1, NaN, -0, 0]), 0, i32([1]), f32([1, NaN, NaN, 0, -0]), 0,
+      i32([1]), out);
+    assertSameValues(out, [NaN, NaN, NaN, -0, 0], "maximum");
+  });
+
+  it("binaryStrided: pow follows C where Math.pow does not (pow(1, NaN) = pow(-1, ±inf) = 1)", () => {
+    const out = new Float32Array(6);
+    jsKernels.binaryStrided("pow", i32([6]), f32([1, -1, -1, NaN, 2, 0]), 0, i32([1]), f32([NaN, Infinity, -Infinity, 0, NaN, -1]),
+      0, i32([1]), out);
+    assertSameValues(out, [1, 1, 1, 1, NaN, Infinity], "pow");
+  });
+
+  it("binaryStrided: add, sub, mul and div round like float32 arithmetic", () => {
+    // 1 + 2^-24 is a tie in float32 (rounds to even: 1); 1 + 2^-23 + 2^-24 rounds up.
+    const out = new Float32Array(2);
+    jsKernels.binaryStrided("add", i32([2]), f32([1, 1 + 2 ** -23]), 0, i32([1]), f32([2 ** -24]), 0, i32([0]), out);
+    assert.deepEqual(Array.from(out), [1, 1 + 2 ** -22]);
+    jsKernels.binaryStrided("div", i32([2]), f32([1, 2]), 0, i32([1]), f32([3]), 0, i32([0]), out);
+    assert.deepEqual(Array.from(out), [Math.fround(1 / 3), Math.fround(2 / 3)]);
+  });
+
+  it("copyStrided: transpose, expand, slice with an offset, and a scalar", () => {
+    const m = f32([1, 2, 3, 4, 5, 6]); // 2×3
+    const transposed = new Float32Array(6);
+    jsKernels.copyStrided(i32([3, 2]), m, 0, i32([1, 3]), transposed);
+    assert.deepEqual(Array.from(transposed), [1, 4, 2, 5, 3, 6]);
+    const expanded = new Float32Array(6);
+    jsKernels.copyStrided(i32([2, 3]), f32([1, 2, 3]), 0, i32([0, 1]), expanded);
+    assert.deepEqual(Array.from(expanded), [1, 2, 3, 1, 2, 3]);
+    const grid = Float32Array.from({ length: 16 }, (_, i) => i); // 4×4
+    const slice = new Float32Array(4);
+    jsKernels.copyStrided(i32([2, 2]), grid, 5, i32([4, 1]), slice);
+    assert.deepEqual(Array.from(slice), [5, 6, 9, 10]);
+    const scalar = new Float32Array(1);
+    jsKernels.copyStrided(i32([]), grid, 11, i32([]), scalar);
+    assert.deepEqual(Array.from(scalar), [11]);
+    // A [2, 3, 2] block read as [3, 2, 2] (a permute whose middle dims stay contiguous).
+    const permuted = new Float32Array(12);
+    jsKernels.copyStrided(i32([3, 2, 2]), grid, 0, i32([2, 6, 1]), permuted);
+    assert.deepEqual(Array.from(permuted), [0, 1, 6, 7, 2, 3, 8, 9, 4, 5, 10, 11]);
+  });
+
+  it("binaryStrided and copyStrided match the per-element definition on random layouts", () => {
+    const random = seededRandom(11);
+    for (let trial = 0; trial < 300; trial++) {
+      const dims = randomDims(random, trial % 6);
+      const values = valuesWithSpecials(random, 4, 0.05);
+      const a = randomView(random, dims, true, values);
+      const b = randomView(random, dims, true, values);
+      const aIndices = stridedIndices(dims, a.offset, a.strides);
+      const bIndices = stridedIndices(dims, b.offset, b.strides);
+      const op = BINARY_OPS[trial % BINARY_OPS.length];
+      const out = new Float32Array(aIndices.length);
+      jsKernels.binaryStrided(op, i32(dims), a.data, a.offset, a.strides, b.data, b.offset, b.strides, out);
+      const expected = aIndices.map((ai, i) => Math.fround(binaryReference(op, a.data[ai], b.data[bIndices[i]])));
+      assertSameValues(out, expected, `${op} dims [${dims}]`);
+      const copy = new Float32Array(aIndices.length);
+      jsKernels.copyStrided(i32(dims), a.data, a.offset, a.strides, copy);
+      assertSameValues(copy, aIndices.map((ai) => a.data[ai]), `copy dims [${dims}]`);
+    }
+  });
 
   it("geluErf keeps relative accuracy far into the negative tail", () => {
     const out = new Float32Array(1);
@@ -360,6 +576,103 @@ describe("native kernels agree with the js kernels", { skip: skipNative }, () =>
     assert.deepEqual(Array.from(scaled), [2, 4, 6, 8]);
     native.sgemmBatch(false, false, 2, 2, 0, 1, f32([]), 0, one, f32([]), 2, one, 3, scaled, 2, one);
     assert.deepEqual(Array.from(scaled), [6, 12, 18, 24]);
+  });
+
+  /** binaryStrided in both sets on the same operands: identical results, pow within 2 ulp. */
+  function compareBinary(op: BinaryOp, dims: readonly number[], a: StridedView, b: StridedView, label: string): void {
+    const size = dims.reduce((p, d) => p * d, 1);
+    const outNative = new Float32Array(size);
+    const outJs = new Float32Array(size);
+    native.binaryStrided(op, i32(dims), a.data, a.offset, a.strides, b.data, b.offset, b.strides, outNative);
+    jsKernels.binaryStrided(op, i32(dims), a.data, a.offset, a.strides, b.data, b.offset, b.strides, outJs);
+    if (op === "pow") assertWithinUlps(outNative, outJs, 2, label);
+    else assertSameValues(outNative, outJs, label);
+  }
+
+  it("binaryStrided: every op on random shapes of rank 0 to 5 with permuted, broadcast and offset operands", () => {
+    const random = seededRandom(12);
+    for (let trial = 0; trial < 600; trial++) {
+      const dims = randomDims(random, trial % 6);
+      const op = BINARY_OPS[Math.floor(trial / 6) % BINARY_OPS.length];
+      // pow: bases and exponents of both signs, integral exponents among them (negative bases then
+      // give finite results), magnitudes that reach overflow and underflow.
+      const values = op === "pow"
+        ? (length: number) => valuesWithSpecials(random, 6, 0.05)(length).map((v) => (random() < 0.3 ? Math.round(v) : v))
+        : valuesWithSpecials(random, 100, 0.05);
+      const a = randomView(random, dims, random() < 0.7, values);
+      const b = randomView(random, dims, random() < 0.7, values);
+      compareBinary(op, dims, a, b, `${op} dims [${dims}] aStrides [${a.strides}] bStrides [${b.strides}]`);
+    }
+  });
+
+  it("binaryStrided: each specialised stride pair on long rows, at unaligned offsets", () => {
+    const random = seededRandom(13);
+    const n = 1027;
+    const values = valuesWithSpecials(random, 3, 0.01);
+    for (const [as, bs] of [[1, 1], [1, 0], [0, 1], [0, 0], [2, 3], [3, 0]]) {
+      for (const op of BINARY_OPS) {
+        // Two rows, so the second starts mid-array: [2, n] with row strides n·as + 1 (padding).
+        const a: StridedView = { data: values(2 * (n * as + 1) + 3), offset: 3, strides: i32([n * as + 1, as]) };
+        const b: StridedView = { data: values(2 * (n * bs + 1) + 1), offset: 1, strides: i32([n * bs + 1, bs]) };
+        compareBinary(op, [2, n], a, b, `${op} strides (${as}, ${bs})`);
+      }
+    }
+  });
+
+  it("binaryStrided: NaN propagates through maximum from either side, in every stride case", () => {
+    const n = 37;
+    const withNaN = Float32Array.from({ length: n }, (_, i) => (i % 3 === 0 ? NaN : i - 18));
+    const plain = Float32Array.from({ length: n }, (_, i) => 18 - i);
+    for (const [as, bs] of [[1, 1], [1, 0], [0, 1], [2, 1]]) {
+      for (const [a, b] of [[withNaN, plain], [plain, withNaN]]) {
+        const out = new Float32Array(Math.ceil(n / 2));
+        const dims = i32([out.length]);
+        native.binaryStrided("maximum", dims, a, 0, i32([as]), b, 0, i32([bs]), out);
+        const expected = new Float32Array(out.length);
+        jsKernels.binaryStrided("maximum", dims, a, 0, i32([as]), b, 0, i32([bs]), expected);
+        assertSameValues(out, expected, `maximum strides (${as}, ${bs})`);
+        out.forEach((v, i) => {
+          if (Number.isNaN(a[i * as]) || Number.isNaN(b[i * bs])) assert.ok(Number.isNaN(v), `maximum[${i}] is NaN`);
+        });
+      }
+    }
+  });
+
+  it("binaryStrided works in place on contiguous operands", () => {
+    const random = seededRandom(14);
+    const x = uniform(random, 100, 3);
+    const y = uniform(random, 100, 3);
+    const expected = new Float32Array(100);
+    native.binaryStrided("mul", i32([100]), x, 0, i32([1]), y, 0, i32([1]), expected);
+    native.binaryStrided("mul", i32([100]), x, 0, i32([1]), y, 0, i32([1]), x);
+    assert.deepEqual(x, expected);
+  });
+
+  it("copyStrided: random permutes, expands and slices of rank 0 to 5, and long rows", () => {
+    const random = seededRandom(15);
+    const check = (dims: readonly number[], src: StridedView, label: string) => {
+      const size = dims.reduce((p, d) => p * d, 1);
+      const outNative = new Float32Array(size);
+      const outJs = new Float32Array(size);
+      native.copyStrided(i32(dims), src.data, src.offset, src.strides, outNative);
+      jsKernels.copyStrided(i32(dims), src.data, src.offset, src.strides, outJs);
+      assertSameValues(outNative, outJs, label);
+      assertSameValues(outJs, stridedIndices(dims, src.offset, src.strides).map((i) => src.data[i]), `${label} (definition)`);
+    };
+    const values = valuesWithSpecials(random, 10, 0.05);
+    for (let trial = 0; trial < 300; trial++) {
+      const dims = randomDims(random, trial % 6);
+      const src = randomView(random, dims, random() < 0.5, values);
+      check(dims, src, `dims [${dims}] strides [${src.strides}] offset ${src.offset}`);
+    }
+    // Transposes of matrices that do not divide into tiles, batched; a wide broadcast; a long slice.
+    for (const [rows, cols] of [[1, 300], [300, 1], [37, 53], [64, 64], [130, 9]]) {
+      const data = values(2 * rows * cols + 5);
+      check([2, cols, rows], { data, offset: 5, strides: i32([rows * cols, 1, cols]) }, `transpose ${rows}×${cols}`);
+    }
+    check([1000, 3], { data: values(4), offset: 1, strides: i32([0, 1]) }, "broadcast rows");
+    check([3, 1000], { data: values(4), offset: 1, strides: i32([1, 0]) }, "broadcast columns");
+    check([3, 999], { data: values(3 * 1001), offset: 2, strides: i32([1001, 1]) }, "slice");
   });
 
   const special = [0, -0, 1e-30, -1e-30, Infinity, -Infinity, NaN, 88.5, -88.5, 89, -89, 104, -104];
@@ -532,6 +845,37 @@ describe("argument checks", () => {
       /^sgemmBatch: lda must be at least 3 \(the columns of the stored a\), got 2$/],
     ["offset arrays of different lengths", (k) => k.sgemmBatch(false, false, 1, 1, 1, 1, x, 1, one, x, 1, new Int32Array(2),
       0, x, 1, one), RangeError, /must have the same length, got 1, 2 and 1/],
+    ["an unknown binary op", (k) => k.binaryStrided("min" as BinaryOp, i32([6]), x, 0, i32([1]), x, 0, i32([1]), x),
+      RangeError, /^binaryStrided: op must be one of "add", "sub", "mul", "div", "pow", "maximum"$/],
+    ["a binary op with a NUL after a valid name", (k) => k.binaryStrided("add\0" as BinaryOp, i32([6]), x, 0, i32([1]), x, 0,
+      i32([1]), x), RangeError, /^binaryStrided: op must be one of/],
+    ["a non-string binary op", (k) => k.binaryStrided(0 as unknown as BinaryOp, i32([6]), x, 0, i32([1]), x, 0, i32([1]), x),
+      TypeError, /^binaryStrided: op must be a string$/],
+    ["dims that are not an Int32Array", (k) => k.copyStrided([6] as unknown as Int32Array, x, 0, i32([1]), x), TypeError,
+      /^copyStrided: dims must be an Int32Array$/],
+    ["a negative dim", (k) => k.copyStrided(i32([3, -2]), x, 0, i32([1, 1]), x), RangeError,
+      /^copyStrided: dims\[1\] is negative \(-2\)$/],
+    ["dims whose product is above 2^53", (k) => k.copyStrided(i32([65536, 65536, 65536, 65536]), x, 0, i32([0, 0, 0, 0]), x),
+      RangeError, /^copyStrided: the product of dims is above 2\^53$/],
+    ["strides of another rank than dims", (k) => k.binaryStrided("add", i32([2, 3]), x, 0, i32([3, 1]), x, 0, i32([1]), x),
+      RangeError, /^binaryStrided: bStrides has 1 elements; expected dims\.length = 2$/],
+    ["a negative stride", (k) => k.binaryStrided("add", i32([2, 3]), x, 5, i32([-3, 1]), x, 0, i32([3, 1]), x), RangeError,
+      /^binaryStrided: aStrides\[0\] is negative \(-3\)$/],
+    ["an output of the wrong length", (k) => k.binaryStrided("add", i32([2, 2]), x, 0, i32([2, 1]), x, 0, i32([2, 1]), x),
+      RangeError, /^binaryStrided: out has 6 elements; expected the product of dims = 4$/],
+    ["strides that read past the end of a", (k) => k.binaryStrided("mul", i32([2, 3]), x, 0, i32([3, 2]), x, 0, i32([3, 1]), x),
+      RangeError, /^binaryStrided: a is too short: aOffset \+ sum\(\(dims\[d\] - 1\) \* aStrides\[d\]\) = 7, but a has 6 elements$/],
+    ["an offset that reads past the end of b", (k) => k.binaryStrided("pow", i32([2, 3]), x, 0, i32([3, 1]), f32([1, 2, 3]), 1,
+      i32([0, 1]), x), RangeError,
+    /^binaryStrided: b is too short: bOffset \+ sum\(\(dims\[d\] - 1\) \* bStrides\[d\]\) = 3, but b has 3 elements$/],
+    ["a broadcast operand too short for its offset", (k) => k.binaryStrided("maximum", i32([6]), x, 0, i32([1]), f32([1]), 1,
+      i32([0]), x), RangeError, /^binaryStrided: b is too short: .* = 1, but b has 1 elements$/],
+    ["strides that read past the end of src", (k) => k.copyStrided(i32([3, 2]), x, 1, i32([1, 3]), x), RangeError,
+      /^copyStrided: src is too short: srcOffset \+ sum\(\(dims\[d\] - 1\) \* srcStrides\[d\]\) = 6, but src has 6 elements$/],
+    ["a huge stride", (k) => k.copyStrided(i32([2, 3]), x, 0, i32([0x7fffffff, 1]), x), RangeError,
+      /^copyStrided: src is too short: .* = 2147483649, but src has 6 elements$/],
+    ["a fractional offset", (k) => k.copyStrided(i32([6]), x, 0.5, i32([1]), x), RangeError,
+      /^copyStrided: srcOffset must be an integer in \[0, 2\^31\), got 0\.5$/],
   ];
   const sets = nativeKernels ? [jsKernels, nativeKernels] : [jsKernels];
   for (const [what, call, errorClass, message] of badCalls) {
@@ -541,6 +885,23 @@ describe("argument checks", () => {
       assert.deepEqual(x, snapshot, "nothing was written");
     });
   }
+});
+
+describe("strided kernels accept what reads nothing out of bounds", () => {
+  const sets = nativeKernels ? [jsKernels, nativeKernels] : [jsKernels];
+  it("an empty shape reads nothing, so any offset and stride pass", () => {
+    for (const k of sets) {
+      k.binaryStrided("div", i32([3, 0]), f32([]), 7, i32([1000, 1000]), f32([1]), 0, i32([0, 0]), new Float32Array(0));
+      k.copyStrided(i32([0]), f32([]), 7, i32([5]), new Float32Array(0));
+    }
+  });
+  it("the last element of each array is reachable", () => {
+    for (const k of sets) {
+      const out = new Float32Array(4);
+      k.copyStrided(i32([2, 2]), f32([0, 1, 2, 3, 4, 5, 6, 7]), 2, i32([3, 2]), out);
+      assert.deepEqual(Array.from(out), [2, 4, 5, 7], k.name);
+    }
+  });
 });
 
 describe("kernel selection", () => {
