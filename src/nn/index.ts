@@ -1,0 +1,3 @@
+export { Module, ModuleList, type AnyModule, type PreHook, type PostHook, type HookHandle, type StateDict } from "./module.js";
+export { Linear, Conv1D, Embedding, LayerNorm, RMSNorm, Activation, Identity, initNormal } from "./layers.js";
+export { MASKED, splitHeads, mergeHeads, repeatKeyValue, additiveMask, positionIds, rotaryTables, applyRotary, KeyValueCache } from "./attention.js";
