@@ -1,0 +1,53 @@
+/**
+ * Auto-loading, as HF's Auto classes: the family comes from config.json's `model_type` (then its
+ * `architectures`), the weights from the folder or Hub repo, the tokenizer when files exist.
+ */
+import { loadCheckpoint } from "../io/checkpoint.js";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { resolveModel, type ResolveModelOptions } from "../io/hub.js";
+import { Tokenizer } from "../io/tokenizer.js";
+import type { HFConfig } from "./config.js";
+import type { ModelFamily, PretrainedModel } from "./model.js";
+
+/** Every family tsvene ships; each family file exports its descriptor. */
+export const FAMILIES: readonly ModelFamily[] = [
+];
+
+/** The family that reads this config, or an error listing the known model types. */
+export function familyOf(config: HFConfig): ModelFamily {
+  const modelType = config.model_type;
+  const byType = FAMILIES.find((f) => typeof modelType === "string" && f.modelTypes.includes(modelType));
+  if (byType) return byType;
+  const architectures = Array.isArray(config.architectures) ? config.architectures : [];
+  const byArchitecture = FAMILIES.find((f) => architectures.some((a) => f.architectures.includes(String(a))));
+  if (byArchitecture) return byArchitecture;
+  const known = FAMILIES.flatMap((f) => f.modelTypes).join(", ");
+  throw new RangeError(`config.json: model_type ${JSON.stringify(modelType)} (architectures ${JSON.stringify(architectures)}) is not supported (known model types: ${known})`);
+}
+
+/** A model with zero weights built from a config (for training, or before loading weights). */
+export function modelFromConfig(config: HFConfig): PretrainedModel {
+  return familyOf(config).create(config);
+}
+
+export interface Pretrained {
+  model: PretrainedModel;
+  /** The tokenizer, when the folder has tokenizer files. */
+  tokenizer: Tokenizer | null;
+  config: HFConfig;
+  generationConfig: HFConfig | null;
+  folder: string;
+}
+
+/** Loads a model (and its tokenizer) from a local HF-layout folder or a Hub id. */
+export async function loadPretrained(reference: string, options: ResolveModelOptions = {}): Promise<Pretrained> {
+  const folder = await resolveModel(reference, options);
+  const { config, generationConfig, tensors } = await loadCheckpoint(folder);
+  const family = familyOf(config);
+  const model = family.create(config);
+  model.loadStateDict(family.adaptCheckpoint ? family.adaptCheckpoint(tensors, model) : tensors);
+  const hasTokenizer = ["tokenizer.json", "vocab.json"].some((f) => existsSync(join(folder, f)));
+  const tokenizer = hasTokenizer ? await Tokenizer.fromFolder(folder) : null;
+  return { model, tokenizer, config, generationConfig: generationConfig ?? null, folder };
+}

@@ -1,0 +1,5 @@
+export { PretrainedModel, inputShape, type ModelInputs, type ModelOutput, type ModelFamily } from "./model.js";
+export type { Site, SiteMap } from "./sites.js";
+export { configNumber, configInt, configOptionalNumber, configBool, configString, type HFConfig } from "./config.js";
+export { generate, type GenerateOptions, type GenerateOutput } from "./generate.js";
+export { FAMILIES, familyOf, modelFromConfig, loadPretrained, type Pretrained } from "./auto.js";

@@ -1,0 +1,92 @@
+/**
+ * What every model family provides: a module tree with HF parameter names, `run` over token ids
+ * (or embeddings) with HF's masking, positions and hidden-state conventions, the pyvene site
+ * map, and a key/value cache for generation where the architecture has one.
+ */
+import { Module } from "../nn/module.js";
+import { KeyValueCache } from "../nn/attention.js";
+import { IntTensor, Tensor } from "../tensor/index.js";
+import type { HFConfig } from "./config.js";
+import type { Site, SiteMap } from "./sites.js";
+
+export interface ModelInputs {
+  /** Token ids [B, T]. */
+  inputIds?: IntTensor;
+  /** Input embeddings [B, T, D], instead of ids (HF's inputs_embeds). */
+  inputsEmbeds?: Tensor;
+  /** 1 for real tokens, 0 for padding, over all positions including cached ones: [B, past + T]. Null means all ones. */
+  attentionMask?: IntTensor | null;
+  /** Positions [B, T]. Default past..past+T−1, as HF's forward (generation passes mask-based ones). */
+  positionIds?: IntTensor;
+  /** Keys and values of earlier positions; updated in place with this call's. */
+  cache?: KeyValueCache | null;
+  /** Also return HF's hidden_states: embeddings, each block's output, the last one normalised. */
+  outputHiddenStates?: boolean;
+}
+
+export interface ModelOutput {
+  logits: Tensor;
+  hiddenStates?: Tensor[];
+}
+
+export abstract class PretrainedModel extends Module<IntTensor> {
+  /** The family's name, e.g. "gpt2" or "llama". */
+  abstract readonly family: string;
+  /** The HF config.json this model was built from. */
+  abstract readonly config: HFConfig;
+  abstract readonly numLayers: number;
+  abstract readonly sites: SiteMap;
+
+  abstract run(inputs: ModelInputs): ModelOutput;
+
+  /** An empty key/value cache for generation; null for architectures without one. */
+  newCache(): KeyValueCache | null {
+    return null;
+  }
+
+  /** The site of a pyvene component at a layer, with errors that list what exists. */
+  site(component: string, layer: number): Site {
+    const at = this.sites[component];
+    if (!at) {
+      throw new RangeError(`component "${component}" is not available for ${this.family} (available: ${Object.keys(this.sites).join(", ")})`);
+    }
+    if (!Number.isInteger(layer) || layer < 0 || layer >= this.numLayers) {
+      throw new RangeError(`layer ${layer} is out of range for ${this.family} with ${this.numLayers} layers (expected 0..${this.numLayers - 1})`);
+    }
+    return at(layer);
+  }
+
+  protected forward(ids: IntTensor): Tensor {
+    return this.run({ inputIds: ids }).logits;
+  }
+}
+
+/** The batch and length of a call's inputs, checking that exactly one of ids and embeddings is given. */
+export function inputShape(inputs: ModelInputs): { batch: number; length: number } {
+  const { inputIds, inputsEmbeds } = inputs;
+  if ((inputIds === undefined) === (inputsEmbeds === undefined)) {
+    throw new TypeError("model inputs: give exactly one of inputIds [B, T] and inputsEmbeds [B, T, D]");
+  }
+  if (inputIds !== undefined) {
+    if (inputIds.shape.length !== 2) throw new RangeError(`model inputs: inputIds must be [B, T], got [${inputIds.shape.join(", ")}]`);
+    return { batch: inputIds.shape[0], length: inputIds.shape[1] };
+  }
+  const e = inputsEmbeds!;
+  if (e.rank !== 3) throw new RangeError(`model inputs: inputsEmbeds must be [B, T, D], got [${e.shape.join(", ")}]`);
+  return { batch: e.shape[0], length: e.shape[1] };
+}
+
+/** A model family: how HF names it and how to build one from its config.json. */
+export interface ModelFamily {
+  readonly name: string;
+  /** HF `model_type` values this family reads. */
+  readonly modelTypes: readonly string[];
+  /** HF `architectures` class names this family reads. */
+  readonly architectures: readonly string[];
+  create(config: HFConfig): PretrainedModel;
+  /**
+   * Checkpoint tensors renamed to this model's parameter names, with buffers HF does not load
+   * (e.g. GPT-2's causal `attn.bias`) dropped; identity when the names already match.
+   */
+  adaptCheckpoint?(tensors: Map<string, Tensor | IntTensor>, model: PretrainedModel): Map<string, Tensor | IntTensor>;
+}
