@@ -9,9 +9,21 @@ import { resolveModel, type ResolveModelOptions } from "../io/hub.js";
 import { Tokenizer } from "../io/tokenizer.js";
 import type { HFConfig } from "./config.js";
 import type { ModelFamily, PretrainedModel } from "./model.js";
+import { gpt2Family } from "./gpt2.js";
+import { gptNeoFamily } from "./gpt-neo.js";
+import { gptNeoXFamily } from "./gpt-neox.js";
+import { mlpFamily } from "./mlp.js";
+import { gruFamily } from "./gru.js";
+import { llamaFamily } from "./llama.js";
 
 /** Every family tsvene ships; each family file exports its descriptor. */
 export const FAMILIES: readonly ModelFamily[] = [
+  gpt2Family,
+  gptNeoFamily,
+  gptNeoXFamily,
+  mlpFamily,
+  gruFamily,
+  llamaFamily,
 ];
 
 /** The family that reads this config, or an error listing the known model types. */

@@ -1,0 +1,75 @@
+/**
+ * Rotary inverse frequencies as HF's modeling_rope_utils computes them, rounding to float32 at
+ * every step as its float32 tensors do: the default θ^(−2i/d), "linear" scaling (positions
+ * interpolated by a factor) and Llama 3's frequency-dependent scaling. The cos/sin tables built
+ * from them have the half-split layout that nn/attention's applyRotary expects.
+ */
+import { IntTensor, Tensor } from "../tensor/index.js";
+
+export type RopeScaling =
+  | { readonly type: "linear"; readonly factor: number }
+  | {
+      readonly type: "llama3";
+      readonly factor: number;
+      readonly lowFreqFactor: number;
+      readonly highFreqFactor: number;
+      readonly originalMaxPositionEmbeddings: number;
+    };
+
+const f32 = Math.fround;
+
+/** inv_freq [dim/2] for rotary features of size `dim` with base θ, optionally scaled. */
+export function ropeInverseFrequencies(dim: number, base: number, scaling: RopeScaling | null = null): Float32Array {
+  if (!Number.isInteger(dim) || dim <= 0 || dim % 2 !== 0) throw new RangeError(`rope: the rotary dimension must be a positive even integer, got ${dim}`);
+  const half = dim / 2;
+  const inv = new Float32Array(half);
+  for (let i = 0; i < half; i++) inv[i] = 1 / f32(Math.pow(base, f32((2 * i) / dim)));
+  if (scaling === null) return inv;
+  if (scaling.type === "linear") return inv.map((v) => v / f32(scaling.factor));
+  return llama3Scaled(inv, scaling);
+}
+
+/**
+ * Llama 3: wavelengths longer than original/lowFreqFactor are slowed by `factor`, shorter than
+ * original/highFreqFactor kept, and those between interpolated smoothly.
+ */
+function llama3Scaled(inv: Float32Array, s: Extract<RopeScaling, { type: "llama3" }>): Float32Array {
+  const factor = f32(s.factor);
+  const lowWavelength = f32(s.originalMaxPositionEmbeddings / s.lowFreqFactor);
+  const highWavelength = f32(s.originalMaxPositionEmbeddings / s.highFreqFactor);
+  const out = new Float32Array(inv.length);
+  for (let i = 0; i < inv.length; i++) {
+    const wavelength = f32(f32(2 * Math.PI) / inv[i]);
+    const slowed = wavelength > lowWavelength ? f32(inv[i] / factor) : inv[i];
+    const medium = !(wavelength < highWavelength) && !(wavelength > lowWavelength);
+    if (!medium) {
+      out[i] = slowed;
+      continue;
+    }
+    const smooth = f32(f32(f32(f32(s.originalMaxPositionEmbeddings) / wavelength) - f32(s.lowFreqFactor)) / f32(s.highFreqFactor - s.lowFreqFactor));
+    out[i] = f32(f32(f32(f32(1 - smooth) * slowed) / factor) + f32(smooth * slowed));
+  }
+  return out;
+}
+
+/** cos and sin tables [..., T, 2·invFreq.length] at the given positions. */
+export function rotaryTablesFromFrequencies(positions: IntTensor, invFreq: Float32Array): { cos: Tensor; sin: Tensor } {
+  const half = invFreq.length;
+  const dim = 2 * half;
+  const n = positions.data.length;
+  const cos = new Float32Array(n * dim);
+  const sin = new Float32Array(n * dim);
+  for (let p = 0; p < n; p++) {
+    for (let i = 0; i < half; i++) {
+      const angle = f32(positions.data[p] * invFreq[i]);
+      const c = Math.cos(angle);
+      const s = Math.sin(angle);
+      cos[p * dim + i] = c;
+      cos[p * dim + half + i] = c;
+      sin[p * dim + i] = s;
+      sin[p * dim + half + i] = s;
+    }
+  }
+  const shape = [...positions.shape, dim];
+  return { cos: new Tensor(cos, shape), sin: new Tensor(sin, shape) };
+}
