@@ -2,3 +2,4 @@ export * from "./tensor/index.js";
 export * from "./io/index.js";
 export * as nn from "./nn/index.js";
 export * from "./models/index.js";
+export * from "./intervene/index.js";

@@ -1,0 +1,370 @@
+/**
+ * IntervenableModel: pyvene's intervention model over a tsvene model. Sites are hooked for the
+ * length of one call: getters gather units from source runs, setters replace the units of the
+ * base run through the interventions, out of place. See DESIGN.md for where tsvene deliberately
+ * differs from pyvene (per-example subspaces, linked interventions, unit "t", no sticky use_fast).
+ */
+import type { AnyModule, HookHandle } from "../nn/module.js";
+import { PretrainedModel, type ModelInputs, type ModelOutput } from "../models/model.js";
+import { generate as generateTokens, type GenerateOptions, type GenerateOutput } from "../models/generate.js";
+import type { SiteMap } from "../models/sites.js";
+import { IntTensor, Tensor } from "../tensor/index.js";
+import { intervenableConfig, representationKeys, type IntervenableConfig, type IntervenableConfigInput, type RepresentationConfig, type RepresentationInput } from "./config.js";
+import { Intervention } from "./intervention.js";
+import { LambdaIntervention, VanillaIntervention } from "./interventions/index.js";
+import type { InterventionFunction } from "./interventions/lambda.js";
+import { broadcastLocations, broadcastSubspaces, type InterventionUnits, type Locations, type UnitLocationsInput } from "./locations.js";
+import { resolveSite, type ResolvedSite } from "./sites.js";
+import { componentView, flattenUnits, gatherUnits, scatterUnits, withComponent } from "./units.js";
+
+/** What a source or base run takes: model inputs for tsvene's families, the input tensor for a plain module. */
+export type RunInput = ModelInputs | Tensor | IntTensor;
+
+export interface ForwardOptions {
+  unitLocations?: UnitLocationsInput | null;
+  /** Ready-made source activations instead of source runs: one tensor for all, one per intervention, or by key. */
+  sourceRepresentations?: Tensor | readonly (Tensor | null)[] | Readonly<Record<string, Tensor>> | null;
+  subspaces?: unknown;
+  /** Also run the model without interventions first and return its output. */
+  outputOriginalOutput?: boolean;
+}
+
+export interface ForwardResult<Out> {
+  original: Out | null;
+  intervened: Out;
+  /** Activations of Collect interventions, in key order, one per hook call. */
+  collected: Tensor[];
+}
+
+export interface IntervenableOptions {
+  /** Sites for components of a model tsvene does not ship (or overrides). */
+  sites?: SiteMap;
+}
+
+interface Slot {
+  key: string;
+  index: number;
+  representation: RepresentationConfig;
+  intervention: Intervention;
+  site: ResolvedSite;
+  module: AnyModule;
+  group: number;
+}
+
+interface CallState {
+  /** Source activations by key. */
+  activations: Map<string, Tensor>;
+  collected: Map<string, Tensor[]>;
+  handles: HookHandle[];
+  /** In generate: how often each key's setter has run (pyvene's prompt/step gating). */
+  setterCalls: Map<string, number>;
+  generation: { interveneOnPrompt: boolean } | null;
+}
+
+export class IntervenableModel<Out = ModelOutput> {
+  readonly config: IntervenableConfig;
+  readonly keys: readonly string[];
+  private readonly slots: Slot[];
+  private readonly groups: Slot[][];
+
+  constructor(
+    config: IntervenableConfigInput | RepresentationInput | readonly RepresentationInput[],
+    readonly model: AnyModule,
+    options: IntervenableOptions = {},
+  ) {
+    this.config = intervenableConfig(config);
+    const reps = this.config.representations;
+    const keys = representationKeys(reps);
+    const links = new Map<number | string, Intervention>();
+    this.slots = reps.map((r, i) => {
+      const where = `representations[${i}]`;
+      const site = resolveSite(model, r, where, options.sites);
+      const intervention = this.makeIntervention(r, i, site, links);
+      return { key: keys[i], index: i, representation: r, intervention, site, module: model.getModule(site.module), group: 0 };
+    });
+    const sorted = this.config.sortedKeys ?? keys;
+    if (sorted.length !== keys.length || sorted.some((k) => !keys.includes(k))) {
+      throw new RangeError(`IntervenableConfig.sortedKeys ${JSON.stringify(sorted)} must be a permutation of the keys ${JSON.stringify(keys)}`);
+    }
+    this.keys = sorted;
+    this.slots.sort((a, b) => sorted.indexOf(a.key) - sorted.indexOf(b.key));
+    this.slots.forEach((s, i) => (s.index = i));
+    this.groups = this.makeGroups();
+    for (const p of model.namedParameters()) p[1].requireGrad(false);
+  }
+
+  private makeIntervention(r: RepresentationConfig, i: number, site: ResolvedSite, links: Map<number | string, Intervention>): Intervention {
+    const linked = r.interventionLinkKey !== null ? links.get(r.interventionLinkKey) : undefined;
+    if (linked) return linked;
+    let intervention: Intervention;
+    if (r.intervention instanceof Intervention) {
+      intervention = r.intervention;
+    } else if (typeof r.intervention === "function") {
+      intervention = new LambdaIntervention(r.intervention as InterventionFunction);
+    } else {
+      const types = this.config.interventionTypes;
+      const cls = r.interventionType ?? (Array.isArray(types) ? types[i] : types) ?? VanillaIntervention;
+      intervention = new cls({
+        embedDim: site.dim === null ? null : site.dim * r.maxNumberOfUnits,
+        subspacePartition: r.subspacePartition,
+        sourceRepresentation: r.sourceRepresentation,
+        lowRankDimension: r.lowRankDimension,
+        latentDim: r.latentDim,
+      });
+    }
+    if (r.interventionLinkKey !== null) links.set(r.interventionLinkKey, intervention);
+    return intervention;
+  }
+
+  /** Sites sharing a group key share one source; without group keys every intervention is its own group. */
+  private makeGroups(): Slot[][] {
+    const withKey = this.slots.filter((s) => s.representation.groupKey !== null).length;
+    if (withKey === 0) return this.slots.map((s, g) => ((s.group = g), [s]));
+    if (withKey !== this.slots.length) throw new TypeError("IntervenableConfig: groupKey must be given for every representation once it is given for one");
+    const groupKeys = [...new Set(this.slots.map((s) => s.representation.groupKey!))].sort((a, b) => a - b);
+    groupKeys.forEach((k, g) => {
+      if (k !== g) throw new RangeError(`IntervenableConfig: group keys must be 0..${groupKeys.length - 1} (they index the sources), got ${JSON.stringify(groupKeys)}`);
+    });
+    for (const s of this.slots) s.group = s.representation.groupKey!;
+    return groupKeys.map((g) => this.slots.filter((s) => s.group === g));
+  }
+
+  /** The interventions by key (linked keys share one object). */
+  get interventions(): ReadonlyMap<string, Intervention> {
+    return new Map(this.slots.map((s) => [s.key, s.intervention]));
+  }
+
+  get numGroups(): number {
+    return this.groups.length;
+  }
+
+  /**
+   * Runs the base with the interventions applied. `sources` has one entry per group (null: no
+   * source run for that group); a single source serves every group.
+   */
+  forward(base: RunInput, sources: readonly (RunInput | null)[] | RunInput | null = null, options: ForwardOptions = {}): ForwardResult<Out> {
+    const batch = batchSize(base);
+    const plan = this.prepare(batch, sources, options);
+    const original = options.outputOriginalOutput ? this.run(base) : null;
+    const state = newState(null);
+    try {
+      this.runInterventions(plan, state);
+      const intervened = this.run(base);
+      return { original, intervened, collected: this.collectedInOrder(state) };
+    } finally {
+      for (const h of state.handles) h.remove();
+    }
+  }
+
+  /**
+   * Generates from the base prompt with interventions active at every step, with pyvene's gating:
+   * by default (no locations, interveneOnPrompt false) each decoding step's new token is
+   * intervened and the prompt pass is not; with interveneOnPrompt only the prompt pass is.
+   */
+  generate(
+    base: { inputIds: IntTensor; attentionMask?: IntTensor | null },
+    sources: readonly (RunInput | null)[] | RunInput | null = null,
+    options: ForwardOptions & Omit<GenerateOptions, "attentionMask"> & { interveneOnPrompt?: boolean },
+  ): { original: GenerateOutput | null; generated: GenerateOutput; collected: Tensor[] } {
+    if (!(this.model instanceof PretrainedModel)) throw new TypeError("generate needs one of tsvene's language models");
+    const model = this.model;
+    const interveneOnPrompt = options.interveneOnPrompt ?? false;
+    const unitLocations = options.unitLocations ?? (interveneOnPrompt ? null : { base: 0 });
+    const plan = this.prepare(base.inputIds.shape[0], sources, { ...options, unitLocations });
+    const genOptions: GenerateOptions = { ...options, attentionMask: base.attentionMask ?? null };
+    const original = options.outputOriginalOutput ? generateTokens(model, base.inputIds, genOptions) : null;
+    const state = newState({ interveneOnPrompt });
+    try {
+      this.runInterventions(plan, state);
+      const generated = generateTokens(model, base.inputIds, genOptions);
+      return { original, generated, collected: this.collectedInOrder(state) };
+    } finally {
+      for (const h of state.handles) h.remove();
+    }
+  }
+
+  private run(input: RunInput): Out {
+    if (this.model instanceof PretrainedModel) {
+      if (input instanceof Tensor || input instanceof IntTensor) return this.model.run({ inputIds: input as IntTensor }) as Out;
+      return this.model.run(input) as Out;
+    }
+    return this.model.call(input) as Out;
+  }
+
+  private prepare(batch: number, sources: readonly (RunInput | null)[] | RunInput | null, options: ForwardOptions): Plan {
+    const n = this.slots.length;
+    const mode = this.config.mode;
+    const locations = broadcastLocations(options.unitLocations, batch, n, mode);
+    const subspaces = broadcastSubspaces(options.subspaces, batch, n);
+    const sourceList = sources === null ? new Array<RunInput | null>(this.groups.length).fill(null)
+      : Array.isArray(sources) ? [...sources] : [sources as RunInput];
+    if (sourceList.length === 1 && this.groups.length > 1) while (sourceList.length < this.groups.length) sourceList.push(sourceList[0]);
+    if (sourceList.length !== this.groups.length) {
+      throw new RangeError(`sources: ${sourceList.length} sources given for ${this.groups.length} intervention groups (expected one per group, or one for all)`);
+    }
+    sourceList.forEach((s, g) => {
+      if (s !== null && batchSize(s) !== batch) throw new RangeError(`sources[${g}]: batch size ${batchSize(s)} does not match the base's ${batch}`);
+    });
+    const given = this.sourceRepresentationsByKey(options.sourceRepresentations ?? null);
+    if (mode === "parallel" && !locations.has("sources->base")) throw new RangeError('unitLocations: parallel mode needs a "sources->base" or "base" key');
+    return { locations, subspaces, sources: sourceList, given };
+  }
+
+  private sourceRepresentationsByKey(reps: ForwardOptions["sourceRepresentations"]): Map<string, Tensor> | null {
+    if (reps === null || reps === undefined) return null;
+    if (reps instanceof Tensor) return new Map(this.keys.map((k) => [k, reps]));
+    if (Array.isArray(reps)) {
+      if (reps.length !== this.keys.length) throw new RangeError(`sourceRepresentations: ${reps.length} tensors for ${this.keys.length} interventions (expected one per intervention, in key order)`);
+      return new Map(reps.flatMap((t, i) => (t === null ? [] : [[this.keys[i], t] as [string, Tensor]])));
+    }
+    if (typeof reps === "object") {
+      const entries = Object.entries(reps as Record<string, Tensor>);
+      for (const [k, t] of entries) {
+        if (!this.keys.includes(k)) throw new RangeError(`sourceRepresentations: "${k}" is not an intervention key (keys: ${this.keys.join(", ")})`);
+        if (!(t instanceof Tensor)) throw new TypeError(`sourceRepresentations["${k}"] must be a Tensor`);
+      }
+      return new Map(entries);
+    }
+    throw new TypeError("sourceRepresentations must be a Tensor, a list of Tensors (one per intervention) or an object keyed by intervention key");
+  }
+
+  /** Runs the source passes and leaves the setters registered for the base pass. */
+  private runInterventions(plan: Plan, state: CallState): void {
+    if (this.config.mode === "parallel") this.parallel(plan, state);
+    else this.serial(plan, state);
+  }
+
+  private parallel(plan: Plan, state: CallState): void {
+    const [srcSide, baseSide] = plan.locations.get("sources->base")!;
+    if (plan.given) {
+      for (const [k, t] of plan.given) state.activations.set(k, t);
+    } else {
+      this.groups.forEach((group, g) => {
+        const source = plan.sources[g];
+        if (source === null) return;
+        const getters = group.map((slot) => this.getter(slot, srcSide?.[slot.index] ?? null, state));
+        try {
+          this.run(source);
+        } finally {
+          for (const h of getters) h.remove();
+        }
+      });
+    }
+    for (const group of this.groups) {
+      for (const slot of group) {
+        if (!this.hasSource(slot, state)) continue;
+        state.handles.push(this.setter(slot, baseSide?.[slot.index] ?? null, plan.subspaces?.[slot.index] ?? null, state));
+      }
+    }
+  }
+
+  /**
+   * Serial mode: group g's source runs with group g−1's setters active, so each source carries
+   * the previous edits forward; the last group's setters act on the base.
+   */
+  private serial(plan: Plan, state: CallState): void {
+    let active: HookHandle[] = [];
+    this.groups.forEach((group, g) => {
+      const key = g === this.groups.length - 1 ? `source_${g}->base` : `source_${g}->source_${g + 1}`;
+      const pair = plan.locations.get(key) ?? [null, null];
+      if (plan.given) {
+        for (const slot of group) {
+          const t = plan.given.get(slot.key);
+          if (t) state.activations.set(slot.key, t);
+        }
+      } else if (plan.sources[g] !== null) {
+        const getters = group.map((slot, j) => this.getter(slot, pair[0]?.[j] ?? null, state));
+        try {
+          this.run(plan.sources[g]!);
+        } finally {
+          for (const h of getters) h.remove();
+          for (const h of active) h.remove();
+        }
+      }
+      active = group
+        .filter((slot) => this.hasSource(slot, state))
+        .map((slot, j) => this.setter(slot, pair[1]?.[j] ?? null, plan.subspaces?.[slot.index] ?? null, state));
+    });
+    state.handles.push(...active);
+  }
+
+  private hasSource(slot: Slot, state: CallState): boolean {
+    return state.activations.has(slot.key) || slot.intervention instanceof LambdaIntervention || slot.intervention.sourceConstant;
+  }
+
+  /** Hooks the slot's site to record the gathered source units. */
+  private getter(slot: Slot, units: InterventionUnits, state: CallState): HookHandle {
+    const where = `unitLocations (source side, intervention ${slot.index}: ${slot.key})`;
+    const record = (value: Tensor) => {
+      state.activations.set(slot.key, gatherUnits(componentView(value, slot.site), slot.representation.unit, units, where));
+    };
+    const skip = slot.intervention.typeName === "SkipIntervention";
+    if (slot.site.hook === "input") {
+      return slot.module.addPreHook((_m, input) => void record(input as Tensor));
+    }
+    return slot.module.addPostHook((_m, input, output) => void record(skip ? (input as Tensor) : output));
+  }
+
+  /** Hooks the slot's site to replace its units through the intervention. */
+  private setter(slot: Slot, units: InterventionUnits, subspaces: unknown, state: CallState): HookHandle {
+    const where = `unitLocations (base side, intervention ${slot.index}: ${slot.key})`;
+    const apply = (value: Tensor): Tensor | undefined => {
+      if (!this.passesGate(slot, units, state)) return undefined;
+      const view = componentView(value, slot.site);
+      const selected = gatherUnits(view, slot.representation.unit, units, where);
+      const source = state.activations.get(slot.key) ?? null;
+      if (slot.intervention.typeName === "CollectIntervention") {
+        const collected = this.intervene(slot.intervention, selected, null, subspaces);
+        if (collected) state.collected.set(slot.key, [...(state.collected.get(slot.key) ?? []), collected]);
+        return undefined;
+      }
+      const result = this.intervene(slot.intervention, selected, source, subspaces);
+      if (result === null) return undefined;
+      return withComponent(value, slot.site, scatterUnits(view, slot.representation.unit, units, result, where));
+    };
+    if (slot.site.hook === "input") return slot.module.addPreHook((_m, input) => apply(input as Tensor));
+    return slot.module.addPostHook((_m, _input, output) => apply(output));
+  }
+
+  /** pyvene's generation gating: count prompt/step calls and skip where interveneOnPrompt says so. */
+  private passesGate(slot: Slot, units: InterventionUnits, state: CallState): boolean {
+    if (state.generation === null || units === null) return true;
+    const calls = state.setterCalls.get(slot.key) ?? 0;
+    const isPrompt = calls === 0;
+    const { interveneOnPrompt } = state.generation;
+    if (!interveneOnPrompt || isPrompt) state.setterCalls.set(slot.key, calls + 1);
+    return interveneOnPrompt === isPrompt;
+  }
+
+  /** pyvene's do_intervention: flatten multi-unit inputs for distributed kinds, call, unflatten. */
+  private intervene(intervention: Intervention, base: Tensor, source: Tensor | null, subspaces: unknown): Tensor | null {
+    if (intervention instanceof LambdaIntervention) return intervention.run(base, { source, subspaces });
+    if (!intervention.flattensUnits || base.rank <= 2) return intervention.call(base, { source, subspaces });
+    const { flat, unflatten } = flattenUnits(base);
+    const flatSource = source !== null && source.rank === base.rank ? flattenUnits(source).flat : source;
+    return unflatten(intervention.call(flat, { source: flatSource, subspaces }));
+  }
+
+  private collectedInOrder(state: CallState): Tensor[] {
+    return this.keys.flatMap((k) => state.collected.get(k) ?? []);
+  }
+}
+
+interface Plan {
+  locations: Locations;
+  subspaces: unknown[] | null;
+  sources: (RunInput | null)[];
+  given: Map<string, Tensor> | null;
+}
+
+function newState(generation: CallState["generation"]): CallState {
+  return { activations: new Map(), collected: new Map(), handles: [], setterCalls: new Map(), generation };
+}
+
+function batchSize(input: RunInput): number {
+  if (input instanceof Tensor || input instanceof IntTensor) return input.shape[0];
+  const t = input.inputIds ?? input.inputsEmbeds;
+  if (!t) throw new TypeError("model inputs: give inputIds or inputsEmbeds");
+  return t.shape[0];
+}
+

@@ -1,0 +1,16 @@
+/** AdditionIntervention: x[..., I] += s[..., I]; s is the source representation when one is set. */
+import type { Tensor } from "../../tensor/index.js";
+import { Intervention, resolveSource, type InterventionInput } from "../intervention.js";
+import { doInterventionBySwap } from "../swap.js";
+
+export class AdditionIntervention extends Intervention {
+  readonly typeName = "AdditionIntervention";
+
+  override get flattensUnits(): boolean {
+    return false;
+  }
+
+  protected forward(base: Tensor, { source, subspaces }: InterventionInput): Tensor {
+    return doInterventionBySwap(base, resolveSource(this, source), "add", this.swapOptions(subspaces));
+  }
+}

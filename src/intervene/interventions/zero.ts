@@ -1,0 +1,20 @@
+/** ZeroIntervention: x[..., I] := 0. Source-less; honours interchangeDim, subspaces and partitions. */
+import { zerosLike, type Tensor } from "../../tensor/index.js";
+import { Intervention, type InterventionInput } from "../intervention.js";
+import { doInterventionBySwap } from "../swap.js";
+
+export class ZeroIntervention extends Intervention {
+  readonly typeName = "ZeroIntervention";
+
+  override get sourceConstant(): boolean {
+    return true;
+  }
+
+  override get flattensUnits(): boolean {
+    return false;
+  }
+
+  protected forward(base: Tensor, { subspaces }: InterventionInput): Tensor {
+    return doInterventionBySwap(base, zerosLike(base), "interchange", this.swapOptions(subspaces));
+  }
+}

@@ -1,0 +1,114 @@
+/**
+ * pyvene's unit_locations grammar (spec §4.3) and subspaces broadcasting (§4.8), normalised to
+ * one explicit form: for each side (source, base) and each intervention, null or the per-example
+ * units. A single-level unit ("pos", "h", "t") has rows [batch][k]; a two-level unit ("h.pos")
+ * has a pair [heads [batch][kh], positions [batch][kp]].
+ */
+
+export type UnitRows = number[][];
+export type TwoLevelUnits = [UnitRows, UnitRows];
+export type InterventionUnits = UnitRows | TwoLevelUnits | null;
+/** Per intervention (in key order), on one side. */
+export type SideUnits = InterventionUnits[] | null;
+
+/** Normalised locations: a key ("sources->base", or serial "source_0->source_1", …) → [source side, base side]. */
+export type Locations = Map<string, [SideUnits, SideUnits]>;
+
+/** Unit locations as users write them: pyvene's JSON forms, with 2-element lists standing for its tuples. */
+export type UnitLocationsInput = Record<string, unknown>;
+
+function depth(x: unknown): number {
+  return Array.isArray(x) ? 1 + Math.max(0, ...x.map(depth)) : 0;
+}
+
+const isInt = (v: unknown): v is number => Number.isInteger(v);
+
+/** [[[p]] * batch] * n: position p for every example of every intervention. */
+function everywhere(units: number[], batch: number, n: number): UnitRows[] {
+  return Array.from({ length: n }, () => Array.from({ length: batch }, () => [...units]));
+}
+
+/**
+ * Broadcasts user locations to the explicit form. `n` interventions, batch `batch`; in parallel
+ * mode the key "base" means base-only locations (no source side).
+ */
+export function broadcastLocations(input: UnitLocationsInput | null | undefined, batch: number, n: number, mode: "parallel" | "serial"): Locations {
+  if (input === null || input === undefined) {
+    return new Map([["sources->base", [new Array<InterventionUnits>(n).fill(null), new Array<InterventionUnits>(n).fill(null)]]]);
+  }
+  if (typeof input !== "object" || Array.isArray(input)) {
+    throw new TypeError(`unitLocations must be an object such as {"sources->base": [sourceUnits, baseUnits]} or {"base": units}, got ${JSON.stringify(input)}`);
+  }
+  const out: Locations = new Map();
+  for (const [rawKey, v] of Object.entries(input)) {
+    const baseOnly = mode === "parallel" && rawKey === "base";
+    const key = baseOnly ? "sources->base" : rawKey;
+    if (mode === "parallel" && key !== "sources->base") {
+      throw new RangeError(`unitLocations: key "${rawKey}" is not valid in parallel mode (expected "sources->base" or "base")`);
+    }
+    if (mode === "serial" && !/^source_\d+->(source_\d+|base)$/.test(key)) {
+      throw new RangeError(`unitLocations: key "${rawKey}" is not valid in serial mode (expected "source_i->source_j" or "source_i->base")`);
+    }
+    out.set(key, broadcastValue(v, batch, n, baseOnly, rawKey));
+  }
+  return out;
+}
+
+function broadcastValue(v: unknown, batch: number, n: number, baseOnly: boolean, key: string): [SideUnits, SideUnits] {
+  if (isInt(v)) return [baseOnly ? null : everywhere([v], batch, n), everywhere([v], batch, n)];
+  if (Array.isArray(v) && v.length === 2 && isInt(v[0]) && isInt(v[1])) return [everywhere([v[0]], batch, n), everywhere([v[1]], batch, n)];
+  if (Array.isArray(v) && v.length === 2 && v[0] === null && isInt(v[1])) return [null, everywhere([v[1]], batch, n)];
+  if (Array.isArray(v) && v.length === 2 && isInt(v[0]) && v[1] === null) return [everywhere([v[0]], batch, n), null];
+  if (Array.isArray(v) && depth(v) === 1 && v.every(isInt)) {
+    return [baseOnly ? null : everywhere(v, batch, n), everywhere(v, batch, n)];
+  }
+  if (baseOnly) return [null, checkSide(v, n, `unitLocations["${key}"]`)];
+  if (!Array.isArray(v) || v.length !== 2) {
+    throw new TypeError(`unitLocations["${key}"] must be a position, a list of positions, or a pair [sourceUnits, baseUnits] with one entry per intervention; got ${JSON.stringify(v)}`);
+  }
+  return [checkSide(v[0], n, `unitLocations["${key}"][0]`), checkSide(v[1], n, `unitLocations["${key}"][1]`)];
+}
+
+function checkSide(side: unknown, n: number, where: string): SideUnits {
+  if (side === null) return null;
+  if (!Array.isArray(side) || side.length !== n) {
+    throw new TypeError(`${where} must be null or a list with one entry per intervention (${n}), got ${JSON.stringify(side)}`);
+  }
+  return side.map((entry, i) => checkEntry(entry, `${where}[${i}]`));
+}
+
+function checkRows(rows: unknown, where: string): UnitRows {
+  if (!Array.isArray(rows) || rows.length === 0 || !rows.every((r) => Array.isArray(r) && r.every(isInt))) {
+    throw new TypeError(`${where} must be per-example lists of unit indices [[i, …], …], got ${JSON.stringify(rows)}`);
+  }
+  const k = (rows[0] as number[]).length;
+  if (rows.some((r) => (r as number[]).length !== k)) throw new RangeError(`${where}: every example must list the same number of units, got ${JSON.stringify(rows)}`);
+  return rows as UnitRows;
+}
+
+function checkEntry(entry: unknown, where: string): InterventionUnits {
+  if (entry === null) return null;
+  const d = depth(entry);
+  if (d === 2) return checkRows(entry, where);
+  if (d === 3 && Array.isArray(entry) && entry.length === 2) {
+    return [checkRows(entry[0], `${where}[0]`), checkRows(entry[1], `${where}[1]`)];
+  }
+  throw new TypeError(`${where} must be null, per-example unit lists [[i, …], …], or for two-level units [heads [[h, …], …], positions [[p, …], …]]; got ${JSON.stringify(entry)}`);
+}
+
+/**
+ * Subspaces per intervention: an int s → [[s]] for every example of every intervention; a flat
+ * list → that list for every example; otherwise one entry per intervention (null or per-example
+ * lists, or anything a custom intervention understands).
+ */
+export function broadcastSubspaces(input: unknown, batch: number, n: number): unknown[] | null {
+  if (input === null || input === undefined) return null;
+  if (isInt(input)) return Array.from({ length: n }, () => Array.from({ length: batch }, () => [input]));
+  if (Array.isArray(input) && input.length > 0 && isInt(input[0])) {
+    return Array.from({ length: n }, () => Array.from({ length: batch }, () => [...input]));
+  }
+  if (!Array.isArray(input) || input.length !== n) {
+    throw new TypeError(`subspaces must be an int, a list of ids, or one entry per intervention (${n}); got ${JSON.stringify(input)}`);
+  }
+  return input;
+}
