@@ -17,7 +17,7 @@ import { loadPretrained } from "../models/auto.js";
 import type { ModelInputs, ModelOutput, PretrainedModel } from "../models/model.js";
 import { IntTensor, Tensor, intTensor } from "../tensor/index.js";
 import { IntervenableModel, type RunInput } from "../intervene/intervenable-model.js";
-import { interventionClass } from "../intervene/interventions/index.js";
+import { parseInterventionType } from "../intervene/interventions/index.js";
 import type { Intervention } from "../intervene/intervention.js";
 import { LowRankRotateLayer, RotateLayer } from "../intervene/rotation.js";
 
@@ -167,7 +167,7 @@ function runCase(model: PretrainedModel, fixture: FixtureFile, tensors: Tensors,
     const { intervention_type: type, source_representation: source, ...rest } = r;
     return {
       ...rest,
-      interventionType: typeof type === "string" ? interventionClass(type) : null,
+      interventionType: typeof type === "string" ? parseInterventionType(type) : null,
       sourceRepresentation: typeof source === "string" ? floatAt(tensors, source) : null,
     };
   });

@@ -5,3 +5,4 @@ export * from "./interventions/index.js";
 export { RotateLayer, LowRankRotateLayer } from "./rotation.js";
 export { doInterventionBySwap, type SwapMode } from "./swap.js";
 export type { UnitLocationsInput } from "./locations.js";
+export { toPyveneConfig, fromPyveneConfig, type PyveneConfigJson, type SavedInterventionState } from "./serialize.js";

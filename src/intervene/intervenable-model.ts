@@ -15,7 +15,9 @@ import { LambdaIntervention, VanillaIntervention } from "./interventions/index.j
 import type { InterventionFunction } from "./interventions/lambda.js";
 import { broadcastLocations, broadcastSubspaces, type InterventionUnits, type Locations, type UnitLocationsInput } from "./locations.js";
 import { resolveSite, type ResolvedSite } from "./sites.js";
+import { exampleMask, listedAt, pairedSourceStep, rowOf, stepOf } from "./time-steps.js";
 import { componentView, flattenUnits, gatherUnits, scatterUnits, withComponent } from "./units.js";
+import * as tv from "../tensor/index.js";
 
 /** What a source or base run takes: model inputs for tsvene's families, the input tensor for a plain module. */
 export type RunInput = ModelInputs | Tensor | IntTensor;
@@ -54,6 +56,10 @@ interface Slot {
 interface CallState {
   /** Source activations by key. */
   activations: Map<string, Tensor>;
+  /** Unit "t": each key's source value [B, d] at every step of the source run. */
+  stepRecords: Map<string, Map<number, Tensor>>;
+  /** Unit "t" Collect: example i, list position j → the row collected there. */
+  stepCollected: Map<string, Map<string, Tensor>>;
   collected: Map<string, Tensor[]>;
   handles: HookHandle[];
   /** In generate: how often each key's setter has run (pyvene's prompt/step gating). */
@@ -63,7 +69,10 @@ interface CallState {
 
 export class IntervenableModel<Out = ModelOutput> {
   readonly config: IntervenableConfig;
+  /** Intervention keys in the order of every per-intervention list (pyvene's sorted_keys). */
   readonly keys: readonly string[];
+  /** Intervention keys in the order of the config's representations. */
+  readonly representationKeys: readonly string[];
   private readonly slots: Slot[];
   private readonly groups: Slot[][];
 
@@ -75,6 +84,7 @@ export class IntervenableModel<Out = ModelOutput> {
     this.config = intervenableConfig(config);
     const reps = this.config.representations;
     const keys = representationKeys(reps);
+    this.representationKeys = keys;
     const links = new Map<number | string, Intervention>();
     this.slots = reps.map((r, i) => {
       const where = `representations[${i}]`;
@@ -253,7 +263,7 @@ export class IntervenableModel<Out = ModelOutput> {
     for (const group of this.groups) {
       for (const slot of group) {
         if (!this.hasSource(slot, state)) continue;
-        state.handles.push(this.setter(slot, baseSide?.[slot.index] ?? null, plan.subspaces?.[slot.index] ?? null, state));
+        state.handles.push(this.setter(slot, baseSide?.[slot.index] ?? null, srcSide?.[slot.index] ?? null, plan.subspaces?.[slot.index] ?? null, state));
       }
     }
   }
@@ -283,32 +293,39 @@ export class IntervenableModel<Out = ModelOutput> {
       }
       active = group
         .filter((slot) => this.hasSource(slot, state))
-        .map((slot, j) => this.setter(slot, pair[1]?.[j] ?? null, plan.subspaces?.[slot.index] ?? null, state));
+        .map((slot, j) => this.setter(slot, pair[1]?.[j] ?? null, pair[0]?.[j] ?? null, plan.subspaces?.[slot.index] ?? null, state));
     });
     state.handles.push(...active);
   }
 
   private hasSource(slot: Slot, state: CallState): boolean {
-    return state.activations.has(slot.key) || slot.intervention instanceof LambdaIntervention || slot.intervention.sourceConstant;
+    return state.activations.has(slot.key) || state.stepRecords.has(slot.key) || slot.intervention instanceof LambdaIntervention || slot.intervention.sourceConstant;
   }
 
-  /** Hooks the slot's site to record the gathered source units. */
+  /** Hooks the slot's site to record the gathered source units (for unit "t": the value at every step). */
   private getter(slot: Slot, units: InterventionUnits, state: CallState): HookHandle {
     const where = `unitLocations (source side, intervention ${slot.index}: ${slot.key})`;
-    const record = (value: Tensor) => {
-      state.activations.set(slot.key, gatherUnits(componentView(value, slot.site), slot.representation.unit, units, where));
+    const steps = new Map<number, Tensor>();
+    if (slot.representation.unit === "t") state.stepRecords.set(slot.key, steps);
+    let calls = 0;
+    const record = (value: Tensor, context: unknown) => {
+      const view = componentView(value, slot.site);
+      if (slot.representation.unit === "t") steps.set(stepOf(context, calls++), view);
+      else state.activations.set(slot.key, gatherUnits(view, slot.representation.unit, units, where));
     };
     const skip = slot.intervention.typeName === "SkipIntervention";
     if (slot.site.hook === "input") {
-      return slot.module.addPreHook((_m, input) => void record(input as Tensor));
+      return slot.module.addPreHook((_m, input, context) => void record(input as Tensor, context));
     }
-    return slot.module.addPostHook((_m, input, output) => void record(skip ? (input as Tensor) : output));
+    return slot.module.addPostHook((_m, input, output, context) => void record(skip ? (input as Tensor) : output, context));
   }
 
   /** Hooks the slot's site to replace its units through the intervention. */
-  private setter(slot: Slot, units: InterventionUnits, subspaces: unknown, state: CallState): HookHandle {
+  private setter(slot: Slot, units: InterventionUnits, sourceUnits: InterventionUnits, subspaces: unknown, state: CallState): HookHandle {
     const where = `unitLocations (base side, intervention ${slot.index}: ${slot.key})`;
-    const apply = (value: Tensor): Tensor | undefined => {
+    let calls = 0;
+    const apply = (value: Tensor, context: unknown): Tensor | undefined => {
+      if (slot.representation.unit === "t") return this.applyAtStep(slot, value, stepOf(context, calls++), units, sourceUnits, subspaces, state, where);
       if (!this.passesGate(slot, units, state)) return undefined;
       const view = componentView(value, slot.site);
       const selected = gatherUnits(view, slot.representation.unit, units, where);
@@ -322,8 +339,40 @@ export class IntervenableModel<Out = ModelOutput> {
       if (result === null) return undefined;
       return withComponent(value, slot.site, scatterUnits(view, slot.representation.unit, units, result, where));
     };
-    if (slot.site.hook === "input") return slot.module.addPreHook((_m, input) => apply(input as Tensor));
-    return slot.module.addPostHook((_m, _input, output) => apply(output));
+    if (slot.site.hook === "input") return slot.module.addPreHook((_m, input, context) => apply(input as Tensor, context));
+    return slot.module.addPostHook((_m, _input, output, context) => apply(output, context));
+  }
+
+  /**
+   * Unit "t": at a listed base step, the listed examples take the intervention's result, the
+   * source being the source run's value at the paired source step; other examples and steps
+   * are untouched. Collect records the rows at the listed steps.
+   */
+  private applyAtStep(slot: Slot, value: Tensor, step: number, units: InterventionUnits, sourceUnits: InterventionUnits, subspaces: unknown, state: CallState, where: string): Tensor | undefined {
+    const view = componentView(value, slot.site);
+    const batch = view.shape[0];
+    const listed = listedAt(units, step, batch, where);
+    if (listed.every((j) => j < 0)) return undefined;
+    if (slot.intervention.typeName === "CollectIntervention") {
+      const rows = state.stepCollected.get(slot.key) ?? new Map<string, Tensor>();
+      state.stepCollected.set(slot.key, rows);
+      listed.forEach((j, i) => j >= 0 && rows.set(`${i},${j}`, rowOf(view, i)));
+      return undefined;
+    }
+    let source = state.activations.get(slot.key) ?? null;
+    const record = state.stepRecords.get(slot.key);
+    if (source === null && record) {
+      source = tv.concat(listed.map((j, i) => {
+        if (j < 0) return rowOf(view, i);
+        const sourceStep = pairedSourceStep(sourceUnits, i, j, batch, where);
+        const recorded = record.get(sourceStep);
+        if (!recorded) throw new RangeError(`${where}: the source run has no step ${sourceStep}`);
+        return rowOf(recorded, i);
+      }), 0);
+    }
+    const result = this.intervene(slot.intervention, view, source, subspaces);
+    if (result === null) return undefined;
+    return withComponent(value, slot.site, tv.where(exampleMask(listed), result, view));
   }
 
   /** pyvene's generation gating: count prompt/step calls and skip where interveneOnPrompt says so. */
@@ -346,8 +395,25 @@ export class IntervenableModel<Out = ModelOutput> {
   }
 
   private collectedInOrder(state: CallState): Tensor[] {
-    return this.keys.flatMap((k) => state.collected.get(k) ?? []);
+    return this.keys.flatMap((k) => {
+      const rows = state.stepCollected.get(k);
+      if (!rows) return state.collected.get(k) ?? [];
+      return [stepCollection(rows)];
+    });
   }
+}
+
+/** Unit "t" Collect rows (example i, list position j) as one [B, k, d] tensor. */
+function stepCollection(rows: Map<string, Tensor>): Tensor {
+  const positions = [...rows.keys()].map((k) => k.split(",").map(Number));
+  const batch = Math.max(...positions.map(([i]) => i)) + 1;
+  const units = Math.max(...positions.map(([, j]) => j)) + 1;
+  const perExample = Array.from({ length: batch }, (_, i) => tv.stack(Array.from({ length: units }, (_, j) => {
+    const row = rows.get(`${i},${j}`);
+    if (!row) throw new RangeError(`Collect (unit "t"): example ${i} was not collected at its step list position ${j}`);
+    return tv.squeeze(row, 0);
+  }), 0));
+  return tv.stack(perExample, 0);
 }
 
 interface Plan {
@@ -358,7 +424,7 @@ interface Plan {
 }
 
 function newState(generation: CallState["generation"]): CallState {
-  return { activations: new Map(), collected: new Map(), handles: [], setterCalls: new Map(), generation };
+  return { activations: new Map(), stepRecords: new Map(), stepCollected: new Map(), collected: new Map(), handles: [], setterCalls: new Map(), generation };
 }
 
 function batchSize(input: RunInput): number {

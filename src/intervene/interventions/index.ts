@@ -77,9 +77,6 @@ export function parseInterventionType(name: string): InterventionClass {
   throw new TypeError(`unknown intervention type ${JSON.stringify(name)} (known: ${Object.keys(INTERVENTION_TYPES).join(", ")})`);
 }
 
-/** Alias of parseInterventionType. */
-export const interventionClass = parseInterventionType;
-
 /** pyvene's class string for an intervention or class name, as pyvene writes it in saved configs. */
 export function pyveneClassString(intervention: Intervention | string): string {
   const name = typeof intervention === "string" ? intervention : intervention.typeName;
