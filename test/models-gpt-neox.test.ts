@@ -220,7 +220,7 @@ test("gpt_neox: the sequential residual is x + attn(ln1 x), then + mlp(ln2 ·)",
     const expected = parallel
       ? tv.add(tv.add(x, attn!), mlp(norm(layer.post_attention_layernorm, x)))
       : tv.add(tv.add(x, attn!), mlp(norm(layer.post_attention_layernorm, tv.add(x, attn!))));
-    const blockOutput = tv.noGrad(() => layer.call(x, { mask: tv.nn.additiveMask(null, 2, 3, 3), ...tv.nn.rotaryTables(tv.nn.positionIds(null, 2, 3), 4, 10000), cache: null, layer: 0 }));
+    const blockOutput = tv.noGrad(() => layer.call(x, { mask: tv.nn.additiveMask(null, 2, 3, 3), ...tv.nn.rotaryTablesFromFrequencies(tv.nn.positionIds(null, 2, 3), tv.nn.ropeInverseFrequencies(4, 10000)), cache: null, layer: 0 }));
     assert.ok(maxAbsDiff(blockOutput, expected) < 1e-5, `parallel ${parallel}`);
     assert.ok(maxAbsDiff(out.hiddenStates![1], norm(model.gpt_neox.final_layer_norm, expected)) < 1e-5);
   }

@@ -7,7 +7,8 @@
 import { Activation, LayerNorm, Linear, Embedding } from "../nn/layers.js";
 import { Module, ModuleList } from "../nn/module.js";
 import { TiedLinear } from "../nn/tied.js";
-import { KeyValueCache, additiveMask, applyRotary, mergeHeads, positionIds, rotaryTables, splitHeads } from "../nn/attention.js";
+import { KeyValueCache, additiveMask, mergeHeads, positionIds, splitHeads } from "../nn/attention.js";
+import { applyRotary, ropeInverseFrequencies, rotaryTablesFromFrequencies } from "../nn/rope.js";
 import * as tv from "../tensor/index.js";
 import { IntTensor, Tensor } from "../tensor/index.js";
 import { configBool, configInt, configNumber, configString, type HFConfig } from "./config.js";
@@ -122,7 +123,7 @@ export class GPTNeoXModel extends Module<IntTensor> {
     if (positions.shape.length !== 2 || positions.shape[0] !== batch || positions.shape[1] !== length) {
       throw new RangeError(`gpt_neox: positionIds must be [${batch}, ${length}], got [${positions.shape.join(", ")}]`);
     }
-    const rotary = rotaryNdims > 0 ? rotaryTables(positions, rotaryNdims, rotaryBase) : null;
+    const rotary = rotaryNdims > 0 ? rotaryTablesFromFrequencies(positions, ropeInverseFrequencies(rotaryNdims, rotaryBase)) : null;
     const context: GPTNeoXContext = {
       mask: additiveMask(inputs.attentionMask ?? null, batch, length, past + length),
       cos: rotary?.cos ?? null,

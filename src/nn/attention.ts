@@ -1,6 +1,6 @@
 /**
  * Attention pieces shared by the families: head reshaping, additive masks as HF builds them,
- * grouped-query key/value expansion, rotary embeddings, and a per-layer key/value cache.
+ * grouped-query key/value expansion, and a per-layer key/value cache.
  */
 import * as tv from "../tensor/index.js";
 import { IntTensor, Tensor } from "../tensor/index.js";
@@ -72,45 +72,6 @@ export function positionIds(attentionMask: IntTensor | null, batch: number, leng
     }
   }
   return new IntTensor(ids, [batch, length]);
-}
-
-/** cos and sin tables [B, T, rotaryDim] for rotary embeddings (the half-split layout of Llama and NeoX). */
-export function rotaryTables(positions: IntTensor, rotaryDim: number, base: number): { cos: Tensor; sin: Tensor } {
-  const half = rotaryDim / 2;
-  const invFreq = new Float32Array(half);
-  // Each step rounded to float32, as HF computes inv_freq in float32.
-  for (let i = 0; i < half; i++) invFreq[i] = 1 / Math.fround(Math.pow(base, Math.fround((2 * i) / rotaryDim)));
-  const n = positions.data.length;
-  const cos = new Float32Array(n * rotaryDim);
-  const sin = new Float32Array(n * rotaryDim);
-  for (let p = 0; p < n; p++) {
-    for (let i = 0; i < half; i++) {
-      const angle = Math.fround(positions.data[p] * invFreq[i]);
-      const c = Math.cos(angle);
-      const s = Math.sin(angle);
-      cos[p * rotaryDim + i] = c;
-      cos[p * rotaryDim + half + i] = c;
-      sin[p * rotaryDim + i] = s;
-      sin[p * rotaryDim + half + i] = s;
-    }
-  }
-  const shape = [...positions.shape, rotaryDim];
-  return { cos: new Tensor(cos, shape), sin: new Tensor(sin, shape) };
-}
-
-/**
- * Rotates the first rotaryDim features of x [B, H, T, d] by position: x·cos + rotateHalf(x)·sin,
- * rotateHalf(a, b) = (−b, a); the remaining features pass through (NeoX's partial rotary).
- */
-export function applyRotary(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
-  const rotaryDim = cos.shape[cos.rank - 1];
-  const d = x.shape[x.rank - 1];
-  const c = tv.unsqueeze(cos, 1);
-  const s = tv.unsqueeze(sin, 1);
-  const rot = rotaryDim === d ? x : tv.slice(x, -1, 0, rotaryDim);
-  const [first, second] = tv.split(rot, rotaryDim / 2, -1);
-  const rotated = tv.add(tv.mul(rot, c), tv.mul(tv.concat([tv.neg(second), first], -1), s));
-  return rotaryDim === d ? rotated : tv.concat([rotated, tv.slice(x, -1, rotaryDim)], -1);
 }
 
 /** Keys and values seen so far, per layer, each [B, Hkv, S, d]. */

@@ -1,9 +1,11 @@
 /**
  * Rotary inverse frequencies as HF's modeling_rope_utils computes them, rounding to float32 at
  * every step as its float32 tensors do: the default θ^(−2i/d), "linear" scaling (positions
- * interpolated by a factor) and Llama 3's frequency-dependent scaling. The cos/sin tables built
- * from them have the half-split layout that nn/attention's applyRotary expects.
+ * interpolated by a factor) and Llama 3's frequency-dependent scaling; the cos/sin tables built
+ * from them, and rotation of the first features of queries and keys (half-split layout, as Llama
+ * and NeoX).
  */
+import * as tv from "../tensor/index.js";
 import { IntTensor, Tensor } from "../tensor/index.js";
 
 export type RopeScaling =
@@ -72,4 +74,19 @@ export function rotaryTablesFromFrequencies(positions: IntTensor, invFreq: Float
   }
   const shape = [...positions.shape, dim];
   return { cos: new Tensor(cos, shape), sin: new Tensor(sin, shape) };
+}
+
+/**
+ * Rotates the first rotaryDim features of x [B, H, T, d] by position: x·cos + rotateHalf(x)·sin,
+ * rotateHalf(a, b) = (−b, a); the remaining features pass through (NeoX's partial rotary).
+ */
+export function applyRotary(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
+  const rotaryDim = cos.shape[cos.rank - 1];
+  const d = x.shape[x.rank - 1];
+  const c = tv.unsqueeze(cos, 1);
+  const s = tv.unsqueeze(sin, 1);
+  const rot = rotaryDim === d ? x : tv.slice(x, -1, 0, rotaryDim);
+  const [first, second] = tv.split(rot, rotaryDim / 2, -1);
+  const rotated = tv.add(tv.mul(rot, c), tv.mul(tv.concat([tv.neg(second), first], -1), s));
+  return rotaryDim === d ? rotated : tv.concat([rotated, tv.slice(x, -1, rotaryDim)], -1);
 }
