@@ -65,10 +65,12 @@ const fwdMs = timeMs(forward, 30);
 const fwdBwdMs = timeMs(forwardBackward, 30);
 console.log(`GPT-2 block (batch 1, seq ${SEQ}, d ${D_MODEL}): forward ${fwdMs.toFixed(2)} ms, forward+backward ${fwdBwdMs.toFixed(2)} ms (medians of 30)`);
 
-const rssBefore = rssMiB();
-for (let i = 0; i < leakIterations; i++) forwardBackward();
-const rssAfter = rssMiB();
-console.log(`RSS over ${leakIterations} forward+backward iterations: ${rssBefore.toFixed(1)} MiB before, ${rssAfter.toFixed(1)} MiB after (${(rssAfter - rssBefore).toFixed(1)} MiB change)`);
+const rssSamples = [rssMiB()];
+for (let i = 1; i <= leakIterations; i++) {
+  forwardBackward();
+  if (i % Math.ceil(leakIterations / 4) === 0 || i === leakIterations) rssSamples.push(rssMiB());
+}
+console.log(`RSS over ${leakIterations} forward+backward iterations (after GC, at 0, ¼, ½, ¾, all): ${rssSamples.map((r) => r.toFixed(0)).join(" → ")} MiB`);
 
 const torchScript = fileURLToPath(new URL("../../bench/reference/torch_block.py", import.meta.url));
 if (withTorch && existsSync("/usr/bin/python3") && existsSync(torchScript)) {
