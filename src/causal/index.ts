@@ -1,0 +1,19 @@
+export {
+  CausalModel,
+  type CausalModelDefinition,
+  type CounterfactualDatasetOptions,
+  type CounterfactualExample,
+  type EquivalenceClass,
+  type EquivalenceClasses,
+  type FactualDatasetOptions,
+  type FactualExample,
+  type InputSampler,
+  type InterventionSampler,
+  type Mechanism,
+  type SampleInputOptions,
+  type SampleRequest,
+  type TensorConversion,
+  type TensorCounterfactualExample,
+  type TensorFactualExample,
+} from "./causal-model.js";
+export { sameValue, type CausalValue, type Setting } from "./values.js";
