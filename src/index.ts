@@ -3,3 +3,5 @@ export * from "./io/index.js";
 export * as nn from "./nn/index.js";
 export * from "./models/index.js";
 export * from "./intervene/index.js";
+export * from "./causal/index.js";
+export * from "./train/index.js";

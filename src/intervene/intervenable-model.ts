@@ -401,6 +401,74 @@ export class IntervenableModel<Out = ModelOutput> {
       return [stepCollection(rows)];
     });
   }
+
+  // Training support (spec §3.5).
+
+  /** The interventions pyvene's set_temperature reaches (not SigmoidMaskRotatedSpace, whose T takes gradients). */
+  private static readonly ANNEALED = new Set(["BoundlessRotatedSpaceIntervention", "SigmoidMaskIntervention"]);
+
+  /** The trainable interventions in key order, a linked (shared) one once, under its first key. */
+  private trainableInterventions(): [string, Intervention][] {
+    const seen = new Set<Intervention>();
+    return this.slots.flatMap((s): [string, Intervention][] => {
+      if (!s.intervention.trainable || seen.has(s.intervention)) return [];
+      seen.add(s.intervention);
+      return [[s.key, s.intervention]];
+    });
+  }
+
+  /**
+   * What an optimiser trains, by name: `{key}.{name}` for the parameters of each trainable
+   * intervention, then `model.{name}` for the model's parameters that require a gradient.
+   * Unlike pyvene, a linked intervention is listed once (pyvene repeats it per key, so PyTorch
+   * would update it twice per step) and tensors that never take a gradient (rotation bases,
+   * intervention_population) are left out.
+   */
+  namedParameters(): [string, Tensor][] {
+    const interventions = this.trainableInterventions().flatMap(([key, iv]) => iv.trainableParameters().map(([name, p]): [string, Tensor] => [`${key}.${name}`, p]));
+    const model = this.model.namedParameters().filter(([, p]) => p.requiresGrad).map(([name, p]): [string, Tensor] => [`model.${name}`, p]);
+    return [...interventions, ...model];
+  }
+
+  /** The tensors of namedParameters(), for an optimiser. */
+  getTrainableParameters(): Tensor[] {
+    return this.namedParameters().map(([, p]) => p);
+  }
+
+  /**
+   * pyvene's count_parameters: the values of the trainable interventions' parameters that
+   * require a gradient, a linked group counted once; with includeModel, plus the model's.
+   */
+  countParameters(options: { includeModel?: boolean } = {}): number {
+    const interventions = this.trainableInterventions().reduce((n, [, iv]) => n + iv.countParameters(), 0);
+    if (!options.includeModel) return interventions;
+    return this.model.parameters().reduce((n, p) => n + (p.requiresGrad ? p.size : 0), interventions);
+  }
+
+  /**
+   * Drops the gradients of everything getTrainableParameters() returns. (pyvene clears only the
+   * interventions', so under IIT the model's gradients pile up across train_alignment steps.)
+   */
+  zeroGrad(): void {
+    for (const p of this.getTrainableParameters()) p.zeroGrad();
+  }
+
+  /** Sets the temperature of every BoundlessRotatedSpace and SigmoidMask intervention, as pyvene's set_temperature. */
+  setTemperature(t: number | Tensor): void {
+    for (const [, iv] of this.trainableInterventions()) {
+      if (IntervenableModel.ANNEALED.has(iv.typeName)) (iv as Intervention & { setTemperature(t: number | Tensor): void }).setTemperature(t);
+    }
+  }
+
+  /** Lets the model's own weights learn (interchange intervention training). tsvene models have no train/eval mode to switch. */
+  enableModelGradients(): void {
+    this.model.requireGrad(true);
+  }
+
+  /** Freezes the model's weights again, as at construction. */
+  disableModelGradients(): void {
+    this.model.requireGrad(false);
+  }
 }
 
 /** Unit "t" Collect rows (example i, list position j) as one [B, k, d] tensor. */
