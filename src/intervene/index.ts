@@ -6,3 +6,5 @@ export { RotateLayer, LowRankRotateLayer } from "./rotation.js";
 export { doInterventionBySwap, type SwapMode } from "./swap.js";
 export type { UnitLocationsInput } from "./locations.js";
 export { toPyveneConfig, fromPyveneConfig, type PyveneConfigJson, type SavedInterventionState } from "./serialize.js";
+export { saveIntervenable, loadIntervenable, INTERVENTIONS_FILE, MODEL_PARAMETERS_FILE, PYVENE_WEIGHTS_HINT, type SaveIntervenableOptions, type LoadIntervenableOptions } from "./save.js";
+export { pushIntervenable, type PushIntervenableOptions, type PushResult } from "./hub.js";

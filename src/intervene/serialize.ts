@@ -79,7 +79,7 @@ export function fromPyveneConfig(json: unknown): { config: IntervenableConfigInp
     const dict = Object.fromEntries(entries.filter(([k]) => k !== "intervention_type" && k !== "intervention" && k !== "source_representation"));
     const type = typeList.length === 0 ? undefined : typeList[typeList.length === 1 ? 0 : i];
     if (type !== undefined && typeof type !== "string") throw new TypeError(`pyvene config: intervention_types[${i}] must be a class string`);
-    return { ...dict, interventionType: type === undefined ? null : parseInterventionType(type) };
+    return { ...dict, interventionType: type === undefined ? null : typeAt(type, typeList.length === 1 ? 0 : i) };
   });
   const mode = (obj.mode ?? "parallel") as IntervenableMode;
   const sortedKeys = Array.isArray(obj.sorted_keys) ? (obj.sorted_keys as string[]) : null;
@@ -87,4 +87,13 @@ export function fromPyveneConfig(json: unknown): { config: IntervenableConfigInp
   const dims = Array.isArray(obj.intervention_dimensions) ? (obj.intervention_dimensions as (number | number[] | null)[]) : new Array(n).fill(null);
   const constants = Array.isArray(obj.intervention_constant_sources) ? (obj.intervention_constant_sources as boolean[]) : new Array(n).fill(false);
   return { config: { representations, mode, sortedKeys }, saved: { interchangeDims: dims, constantSources: constants } };
+}
+
+/** The class a config's intervention_types entry names, with errors that point at the entry. */
+function typeAt(name: string, index: number) {
+  try {
+    return parseInterventionType(name);
+  } catch (error) {
+    throw new TypeError(`pyvene config: intervention_types[${index}]: ${(error as Error).message}`, { cause: error });
+  }
 }
