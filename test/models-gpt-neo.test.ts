@@ -12,6 +12,7 @@ import { after, describe, it } from "node:test";
 import * as tv from "../src/index.js";
 import { GPTNeoForCausalLM, gptNeoFamily } from "../src/models/gpt-neo.js";
 import { maxAbsDiff } from "./support/fixtures.js";
+import { checkLeftPaddedLogits, checkSiteTable, gptLayoutRows } from "./support/model-checks.js";
 
 const scratch = await mkdtemp(join(tmpdir(), "tsvene-gpt-neo-"));
 after(() => rm(scratch, { recursive: true, force: true }));
@@ -203,16 +204,7 @@ describe("GPT-Neo cache, padding and generation", () => {
 
   it("a left-padded row gives the unpadded row's logits at its real positions (mask-based positions)", () => {
     const short = long.slice(0, 6);
-    const pad = long.length - short.length;
-    const batch = tv.intTensor([[...new Array(pad).fill(63), ...short], long]);
-    const mask = tv.intTensor([[...new Array(pad).fill(0), ...short.map(() => 1)], long.map(() => 1)]);
-    tv.noGrad(() => {
-      const padded = model.run({ inputIds: batch, attentionMask: mask, positionIds: tv.nn.positionIds(mask, 2, long.length) }).logits;
-      const alone = model.run({ inputIds: tv.intTensor([short]) }).logits;
-      const row0 = tv.slice(tv.slice(padded, 0, 0, 1), 1, pad);
-      assert.ok(maxAbsDiff(row0, alone) < 1e-5, `padded row differs by ${maxAbsDiff(row0, alone)}`);
-      assert.ok(maxAbsDiff(tv.slice(padded, 0, 1), model.run({ inputIds: tv.intTensor([long]) }).logits) < 1e-5);
-    });
+    const { ids: batch, mask, pad } = checkLeftPaddedLogits(model, short, long, 63, 0);
     const withCache = tv.generate(model, batch, { maxNewTokens: 6, attentionMask: mask, eosTokenId: 63 });
     const without = tv.generate(model, batch, { maxNewTokens: 6, attentionMask: mask, eosTokenId: 63, useCache: false });
     assert.deepEqual([...withCache.sequences.data], [...without.sequences.data]);
@@ -260,29 +252,20 @@ describe("GPT-Neo site map and module tree", () => {
   });
 
   it("maps pyvene's components to HF's real module paths, with dims from the config", () => {
-    const expected: Record<string, [string, "input" | "output", number, number?]> = {
-      block_input: ["", "input", 16],
-      block_output: ["", "output", 16],
-      mlp_activation: [".mlp.act", "output", 64],
-      mlp_output: [".mlp", "output", 16],
-      mlp_input: [".mlp", "input", 16],
+    const heads = { heads: 4 };
+    checkSiteTable(model, "transformer.h.", 2, {
+      ...gptLayoutRows(16, 64),
       attention_value_output: [".attn.attention.out_proj", "input", 16],
-      head_attention_value_output: [".attn.attention.out_proj", "input", 4, 4],
+      head_attention_value_output: [".attn.attention.out_proj", "input", 4, heads],
       attention_output: [".attn", "output", 16],
       attention_input: [".attn", "input", 16],
       query_output: [".attn.attention.q_proj", "output", 16],
       key_output: [".attn.attention.k_proj", "output", 16],
       value_output: [".attn.attention.v_proj", "output", 16],
-      head_query_output: [".attn.attention.q_proj", "output", 4, 4],
-      head_key_output: [".attn.attention.k_proj", "output", 4, 4],
-      head_value_output: [".attn.attention.v_proj", "output", 4, 4],
-    };
-    assert.deepEqual(Object.keys(model.sites).sort(), Object.keys(expected).sort());
-    for (const [component, [path, hook, dim, heads]] of Object.entries(expected)) {
-      const site = model.site(component, 2);
-      assert.deepEqual(site, { module: `transformer.h.2${path}`, hook, dim, ...(heads ? { heads } : {}) }, component);
-      model.getModule(site.module);
-    }
+      head_query_output: [".attn.attention.q_proj", "output", 4, heads],
+      head_key_output: [".attn.attention.k_proj", "output", 4, heads],
+      head_value_output: [".attn.attention.v_proj", "output", 4, heads],
+    });
   });
 
   it("attention_output is the attention's contribution to the residual stream", () => {

@@ -5,115 +5,19 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as tv from "../src/index.js";
 import { GPTNeoXForCausalLM, gptNeoXFamily } from "../src/models/gpt-neox.js";
-import { fixtureFolder, maxAbsDiff, modelInputs, readCases, readFixtureTensors } from "./support/fixtures.js";
+import { maxAbsDiff } from "./support/fixtures.js";
+import { checkSiteHooks, fixtureTests, loadedAs, openFixture } from "./support/model-checks.js";
 
 const FIXTURE = "gpt_neox_tiny";
-const TOLERANCE = 1e-4;
-
-const loaded = tv.loadPretrained(fixtureFolder(FIXTURE));
-const fixture = Promise.all([readCases(FIXTURE), readFixtureTensors(FIXTURE)]);
-
-function float(tensors: Map<string, tv.Tensor | tv.IntTensor>, key: string): tv.Tensor {
-  const t = tensors.get(key);
-  assert.ok(t instanceof tv.Tensor, `fixture tensor ${key} is float`);
-  return t;
-}
+const { loaded, data } = openFixture(FIXTURE);
 
 test("gpt_neox_tiny: loadPretrained picks GPT-NeoX and loads every weight", async () => {
-  const { model, config } = await loaded;
-  assert.ok(model instanceof GPTNeoXForCausalLM);
-  assert.equal(model.family, "gpt_neox");
-  assert.equal(config.model_type, "gpt_neox");
-  assert.equal((model as GPTNeoXForCausalLM).options.rotaryNdims, 2);
-  assert.notEqual((model as GPTNeoXForCausalLM).embed_out.weight, (model as GPTNeoXForCausalLM).gpt_neox.embed_in.weight);
+  const model = await loadedAs(loaded, GPTNeoXForCausalLM, "gpt_neox");
+  assert.equal(model.options.rotaryNdims, 2);
+  assert.notEqual(model.embed_out.weight, model.gpt_neox.embed_in.weight);
 });
 
-test("gpt_neox_tiny: logits and every hidden state of each reference input match HF", async (t) => {
-  const { model } = await loaded;
-  const [cases, tensors] = await fixture;
-  for (const [name, ref] of Object.entries(cases.references)) {
-    const inputs = modelInputs(cases, tensors, name);
-    const out = tv.noGrad(() => model.run({ ...inputs, outputHiddenStates: true }));
-    const mask = inputs.attentionMask ?? null;
-    const logitDiff = maxAbsDiff(out.logits, float(tensors, ref.logits), mask);
-    assert.ok(logitDiff < TOLERANCE, `${name}: logits differ by ${logitDiff}`);
-    assert.equal(out.hiddenStates!.length, ref.hidden_states.length);
-    const hiddenDiffs = ref.hidden_states.map((key, i) => {
-      const d = maxAbsDiff(out.hiddenStates![i], float(tensors, key), mask);
-      assert.ok(d < TOLERANCE, `${name}: hidden state ${i} differs by ${d}`);
-      return d;
-    });
-    t.diagnostic(`${name}: logits ${logitDiff.toExponential(2)}, hidden states ${hiddenDiffs.map((d) => d.toExponential(2)).join(" ")}`);
-  }
-});
-
-test("gpt_neox_tiny: greedy generation reproduces HF's sequences and scores, with and without the cache", async (t) => {
-  const { model, config } = await loaded;
-  const [cases, tensors] = await fixture;
-  const generateCases = cases.cases.filter((c) => c.method === "generate");
-  assert.ok(generateCases.length > 0);
-  const eos = config.eos_token_id as number;
-  for (const c of generateCases) {
-    const inputs = modelInputs(cases, tensors, (c.base as string | undefined) ?? "base");
-    const kwargs = c.generate_kwargs as { max_new_tokens: number };
-    const expected = tensors.get(`case/${c.name}/original_sequences`) as tv.IntTensor;
-    const expectedScores = float(tensors, `case/${c.name}/original_scores`);
-    for (const useCache of [true, false]) {
-      const { sequences, scores } = tv.generate(model, inputs.inputIds!, {
-        maxNewTokens: kwargs.max_new_tokens, attentionMask: inputs.attentionMask, eosTokenId: eos, padTokenId: eos, useCache,
-      });
-      assert.deepEqual(sequences.shape, expected.shape);
-      assert.deepEqual([...sequences.data], [...expected.data], `${c.name} (cache ${useCache}): sequences`);
-      assert.equal(scores.length, expectedScores.shape[0]);
-      const scoreDiff = maxAbsDiff(tv.stack(scores, 0), expectedScores);
-      assert.ok(scoreDiff < TOLERANCE, `${c.name} (cache ${useCache}): scores differ by ${scoreDiff}`);
-      t.diagnostic(`${c.name} cache=${useCache}: scores ${scoreDiff.toExponential(2)}`);
-    }
-  }
-});
-
-test("gpt_neox_tiny: a left-padded row gives the logits and generation of the unpadded prompt", async () => {
-  const { model, config } = await loaded;
-  const [cases] = await fixture;
-  const long = cases.inputs.src_long.input_ids![0];
-  const short = cases.inputs.base.input_ids![0];
-  const pad = long.length - short.length;
-  const ids = tv.intTensor([long, [...new Array(pad).fill(0), ...short]]);
-  const mask = tv.intTensor([long.map(() => 1), [...new Array(pad).fill(0), ...short.map(() => 1)]]);
-  const batched = tv.noGrad(() => model.run({ inputIds: ids, attentionMask: mask, positionIds: tv.nn.positionIds(mask, 2, long.length) }).logits);
-  const alone = tv.noGrad(() => model.run({ inputIds: tv.intTensor([short]) }).logits);
-  const paddedRow = tv.slice(tv.slice(batched, 0, 1, 2), 1, pad);
-  assert.ok(maxAbsDiff(paddedRow, alone) < 1e-5, `padded row differs by ${maxAbsDiff(paddedRow, alone)}`);
-  const longAlone = tv.noGrad(() => model.run({ inputIds: tv.intTensor([long]) }).logits);
-  assert.ok(maxAbsDiff(tv.slice(batched, 0, 0, 1), longAlone) < 1e-5);
-
-  const eos = config.eos_token_id as number;
-  for (const useCache of [true, false]) {
-    const options = { maxNewTokens: 6, eosTokenId: eos, padTokenId: eos, useCache };
-    const both = tv.generate(model, ids, { ...options, attentionMask: mask });
-    const single = tv.generate(model, tv.intTensor([short]), options);
-    const row = [...both.sequences.data.subarray(both.sequences.shape[1] + pad, 2 * both.sequences.shape[1])];
-    const newTokens = single.sequences.shape[1] - short.length;
-    assert.deepEqual(row.slice(0, short.length + newTokens), [...single.sequences.data], `cache ${useCache}`);
-    single.scores.forEach((s, step) => assert.ok(maxAbsDiff(tv.slice(both.scores[step], 0, 1, 2), s) < 1e-5));
-  }
-});
-
-test("gpt_neox_tiny: decoding token by token with the cache equals one full pass", async () => {
-  const { model } = await loaded;
-  const [cases] = await fixture;
-  const ids = tv.intTensor(cases.inputs.src_long.input_ids!);
-  const full = tv.noGrad(() => model.run({ inputIds: ids }).logits);
-  const cache = model.newCache()!;
-  const steps = tv.noGrad(() =>
-    Array.from({ length: ids.shape[1] }, (_, t) => {
-      const step = tv.intTensor([[ids.data[t]], [ids.data[ids.shape[1] + t]]]);
-      return model.run({ inputIds: step, cache }).logits;
-    }),
-  );
-  assert.equal(cache.length, ids.shape[1]);
-  assert.ok(maxAbsDiff(tv.concat(steps, 1), full) < 1e-5);
-});
+fixtureTests(FIXTURE, { loaded, data });
 
 test("gpt_neox: pyvene's site map, with modules that exist and hooks that fire", async () => {
   const { model } = await loaded;
@@ -123,19 +27,7 @@ test("gpt_neox: pyvene's site map, with modules that exist and hooks that fire",
   assert.deepEqual(model.site("head_attention_value_output", 1), { module: "gpt_neox.layers.1.attention.dense", hook: "input", dim: 8, heads: 4 });
   assert.deepEqual(model.site("attention_output", 0), { module: "gpt_neox.layers.0.attention", hook: "output", dim: 32 });
   assert.throws(() => model.site("query_output", 0), /not available for gpt_neox/);
-  const seen: string[] = [];
-  const handles = Object.keys(model.sites).map((component) => {
-    const site = model.site(component, 1);
-    const m = model.getModule(site.module);
-    const record = (value: tv.Tensor) => {
-      assert.equal(value.shape[value.rank - 1], site.heads ? site.dim * site.heads : site.dim, component);
-      seen.push(component);
-    };
-    return site.hook === "input" ? m.addPreHook((_m, x) => record(x as tv.Tensor)) : m.addPostHook((_m, _x, y) => record(y));
-  });
-  tv.noGrad(() => model.run({ inputIds: tv.intTensor([[1, 2, 3]]) }));
-  handles.forEach((h) => h.remove());
-  assert.deepEqual(new Set(seen), new Set(Object.keys(model.sites)));
+  checkSiteHooks(model);
 });
 
 /** A 1-layer NeoX with random weights, for the pieces the fixture does not cover. */

@@ -11,6 +11,7 @@ import { after, describe, it } from "node:test";
 import * as tv from "../src/index.js";
 import { GPT2LMHeadModel, gpt2Family } from "../src/models/gpt2.js";
 import { fixtureFolder, maxAbsDiff, modelInputs, readCases, readFixtureTensors } from "./support/fixtures.js";
+import { checkGreedyGeneration, checkLeftPaddedLogits, checkReferences, checkSiteTable, floatTensor, gptLayoutRows, type SiteTable } from "./support/model-checks.js";
 
 const FIXTURE = "gpt2_tiny";
 const TOLERANCE = 1e-4;
@@ -25,11 +26,7 @@ const cases = await readCases(FIXTURE);
 const tensors = await readFixtureTensors(FIXTURE);
 const weights = (await tv.loadCheckpoint(fixtureFolder(FIXTURE))).tensors;
 
-function float(key: string): tv.Tensor {
-  const t = tensors.get(key);
-  assert.ok(t instanceof tv.Tensor, `fixture tensor ${key} is float`);
-  return t;
-}
+const float = (key: string): tv.Tensor => floatTensor(tensors, key);
 
 /** The fixture model rebuilt with some config fields changed. */
 function variant(changes: Record<string, unknown>): GPT2LMHeadModel {
@@ -51,43 +48,11 @@ describe("GPT-2 against the gpt2_tiny fixture", () => {
   });
 
   it("reproduces HF's logits and every hidden state for each reference input", (t) => {
-    for (const [name, ref] of Object.entries(cases.references)) {
-      const inputs = modelInputs(cases, tensors, name);
-      const out = tv.noGrad(() => model.run({ ...inputs, outputHiddenStates: true }));
-      const mask = inputs.attentionMask ?? null;
-      const logitDiff = maxAbsDiff(out.logits, float(ref.logits), mask);
-      assert.ok(logitDiff < TOLERANCE, `${name}: logits differ by ${logitDiff}`);
-      assert.equal(out.hiddenStates!.length, ref.hidden_states.length);
-      const hiddenDiffs = ref.hidden_states.map((key, i) => {
-        const d = maxAbsDiff(out.hiddenStates![i], float(key), mask);
-        assert.ok(d < TOLERANCE, `${name}: hidden state ${i} differs by ${d}`);
-        return d;
-      });
-      t.diagnostic(`${name}: logits ${logitDiff.toExponential(2)}, hidden states ${hiddenDiffs.map((d) => d.toExponential(2)).join(" ")}`);
-    }
+    checkReferences(t, model, cases, tensors, TOLERANCE);
   });
 
   it("reproduces HF's greedy generation (sequences exactly, scores), with and without the KV cache", (t) => {
-    const generateCases = cases.cases.filter((c) => c.method === "generate");
-    assert.ok(generateCases.length > 0);
-    const eos = config.eos_token_id as number;
-    for (const c of generateCases) {
-      const inputs = modelInputs(cases, tensors, (c.base as string | undefined) ?? "base");
-      const { max_new_tokens } = c.generate_kwargs as { max_new_tokens: number };
-      const expected = tensors.get(`case/${c.name}/original_sequences`) as tv.IntTensor;
-      const expectedScores = float(`case/${c.name}/original_scores`);
-      for (const useCache of [true, false]) {
-        const { sequences, scores } = tv.generate(model, inputs.inputIds!, {
-          maxNewTokens: max_new_tokens, attentionMask: inputs.attentionMask, eosTokenId: eos, padTokenId: eos, useCache,
-        });
-        assert.deepEqual(sequences.shape, expected.shape);
-        assert.deepEqual([...sequences.data], [...expected.data], `${c.name} (cache ${useCache}): sequences`);
-        assert.equal(scores.length, expectedScores.shape[0]);
-        const scoreDiff = maxAbsDiff(tv.stack(scores, 0), expectedScores);
-        assert.ok(scoreDiff < TOLERANCE, `${c.name} (cache ${useCache}): scores differ by ${scoreDiff}`);
-        t.diagnostic(`${c.name} cache=${useCache}: scores ${scoreDiff.toExponential(2)}`);
-      }
-    }
+    checkGreedyGeneration(t, model, config.eos_token_id as number, cases, tensors, TOLERANCE);
   });
 });
 
@@ -156,17 +121,7 @@ describe("GPT-2 cache, padding and positions", () => {
   it("a left-padded row gives the unpadded row's logits at its real positions (mask-based positions)", () => {
     const short = cases.inputs.base.input_ids![0];
     const long = ids[1];
-    const pad = long.length - short.length;
-    const batch = tv.intTensor([[...new Array(pad).fill(0), ...short], long]);
-    const mask = tv.intTensor([[...new Array(pad).fill(0), ...short.map(() => 1)], long.map(() => 1)]);
-    tv.noGrad(() => {
-      const padded = model.run({ inputIds: batch, attentionMask: mask, positionIds: tv.nn.positionIds(mask, 2, long.length) }).logits;
-      const alone = model.run({ inputIds: tv.intTensor([short]) }).logits;
-      const longAlone = model.run({ inputIds: tv.intTensor([long]) }).logits;
-      const row0 = tv.slice(tv.slice(padded, 0, 0, 1), 1, pad);
-      assert.ok(maxAbsDiff(row0, alone) < 1e-5, `padded row differs by ${maxAbsDiff(row0, alone)}`);
-      assert.ok(maxAbsDiff(tv.slice(padded, 0, 1), longAlone) < 1e-5);
-    });
+    const { ids: batch, mask, pad } = checkLeftPaddedLogits(model, short, long, 0, 0);
     const generated = tv.generate(model, batch, { maxNewTokens: 4, attentionMask: mask, eosTokenId: 999 });
     const generatedAlone = tv.generate(model, tv.intTensor([short]), { maxNewTokens: 4, eosTokenId: 999 });
     assert.deepEqual([...generated.sequences.data.subarray(pad, long.length + 4)], [...generatedAlone.sequences.data]);
@@ -264,12 +219,8 @@ describe("GPT-2 attention variants against a naive computation", () => {
 });
 
 describe("GPT-2 pyvene site map", () => {
-  const expected: Record<string, [string, "input" | "output", number, object?]> = {
-    block_input: ["", "input", 32],
-    block_output: ["", "output", 32],
-    mlp_activation: [".mlp.act", "output", 128],
-    mlp_output: [".mlp", "output", 32],
-    mlp_input: [".mlp", "input", 32],
+  const expected: SiteTable = {
+    ...gptLayoutRows(32, 128),
     attention_value_output: [".attn.c_proj", "input", 32],
     head_attention_value_output: [".attn.c_proj", "input", 8, { heads: 4 }],
     attention_weight: [".attn.attn_dropout", "input", 64],
@@ -284,11 +235,7 @@ describe("GPT-2 pyvene site map", () => {
   };
 
   it("has exactly spec §7.1's GPT-2 components, under transformer., with §7.2's dims", () => {
-    assert.deepEqual(Object.keys(model.sites).sort(), Object.keys(expected).sort());
-    for (const [component, [path, hook, dim, view]] of Object.entries(expected)) {
-      assert.deepEqual(model.site(component, 3), { module: `transformer.h.3${path}`, hook, dim, ...view }, component);
-      model.getModule(model.site(component, 3).module);
-    }
+    checkSiteTable(model, "transformer.h.", 3, expected);
     assert.throws(() => model.site("attention_weight", 4), /layer 4 is out of range for gpt2 with 4 layers/);
   });
 

@@ -217,6 +217,18 @@ describe("matrix functions", () => {
     close(tv.matmul(tv.transpose(q), q), eye, 1e-5);
     for (let i = 0; i < 4; i++) for (let j = 0; j < i; j++) assert.equal(r.data[i * 4 + j], 0);
   });
+  it("qr mode complete gives an orthogonal m×m Q extending the reduced one, and R m×n", () => {
+    const a = tv.randn([5, 2], { generator: new tv.Generator(4) });
+    const reduced = tv.qr(a);
+    const { q, r } = tv.qr(a, { mode: "complete" });
+    assert.deepEqual([q.shape, r.shape], [[5, 5], [5, 2]]);
+    close(tv.matmul(q, r), a.data, 1e-5);
+    close(tv.matmul(tv.transpose(q), q), tv.matrixExp(tv.zeros([5, 5])).data, 1e-5);
+    assert.deepEqual([...tv.slice(q, 1, 0, 2).data], [...reduced.q.data]);
+    assert.deepEqual([...tv.slice(r, 0, 0, 2).data], [...reduced.r.data]);
+    assert.ok(tv.slice(r, 0, 2).data.every((v) => v === 0));
+    assert.throws(() => tv.qr(a, { mode: "full" as "complete" }), /qr: mode must be "reduced" or "complete", got "full"/);
+  });
   it("orthogonal gives orthonormal rows or columns", () => {
     const wide = tv.orthogonal(3, 8, new tv.Generator(5));
     assert.deepEqual(wide.shape, [3, 8]);

@@ -19,7 +19,7 @@
  * its column, as in PyTorch.
  */
 import {
-  Tensor, add, div, full, isGradEnabled, matmul, matrixExp, mul, orthogonal, slice, sub, sum, transpose,
+  Tensor, add, div, full, isGradEnabled, matmul, matrixExp, mul, orthogonal, qr, slice, sub, sum, transpose,
   defaultGenerator, type Generator,
 } from "../tensor/index.js";
 import { formatShape } from "../tensor/shape.js";
@@ -180,45 +180,11 @@ function orthonormalDeviation(w: Float32Array, n: number, m: number): number {
 
 /**
  * An n×n orthogonal matrix whose first m columns are w (n×m, orthonormal columns) exactly and
- * whose other columns span the orthogonal complement: the last n−m columns of the full Q of a
- * Householder QR of w, in float64. Deterministic (no random numbers).
+ * whose other columns span the orthogonal complement: the last n−m columns of the complete Q of
+ * w's Householder QR. Deterministic (no random numbers).
  */
 function completeOrthonormal(w: Float32Array, n: number, m: number): Float32Array {
-  const a = Float64Array.from(w);
-  const reflectors: Float64Array[] = [];
-  for (let j = 0; j < m; j++) {
-    let norm = 0;
-    for (let i = j; i < n; i++) norm += a[i * m + j] ** 2;
-    norm = Math.sqrt(norm);
-    const v = new Float64Array(n);
-    for (let i = j; i < n; i++) v[i] = a[i * m + j];
-    v[j] -= a[j * m + j] > 0 ? -norm : norm;
-    let vv = 0;
-    for (let i = j; i < n; i++) vv += v[i] ** 2;
-    if (vv === 0) {
-      reflectors.push(v);
-      continue;
-    }
-    const scale = 1 / Math.sqrt(vv);
-    for (let i = j; i < n; i++) v[i] *= scale;
-    for (let c = j; c < m; c++) {
-      let dot = 0;
-      for (let i = j; i < n; i++) dot += v[i] * a[i * m + c];
-      for (let i = j; i < n; i++) a[i * m + c] -= 2 * dot * v[i];
-    }
-    reflectors.push(v);
-  }
-  // Q = H_0 H_1 ⋯ H_{m-1}, applied to the identity from the last reflector back.
-  const q = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) q[i * n + i] = 1;
-  for (let j = m - 1; j >= 0; j--) {
-    const v = reflectors[j];
-    for (let c = 0; c < n; c++) {
-      let dot = 0;
-      for (let i = j; i < n; i++) dot += v[i] * q[i * n + c];
-      if (dot !== 0) for (let i = j; i < n; i++) q[i * n + c] -= 2 * dot * v[i];
-    }
-  }
+  const q = qr(new Tensor(w, [n, m]), { mode: "complete" }).q.data;
   const out = new Float32Array(n * n);
   for (let i = 0; i < n; i++) {
     for (let c = 0; c < n; c++) out[i * n + c] = c < m ? w[i * m + c] : q[i * n + c];

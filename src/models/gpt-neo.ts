@@ -1,7 +1,8 @@
 /**
- * GPT-Neo as HF's GPTNeoForCausalLM (transformers 4.45, eager attention): GPT-2's layout with
- * separate bias-free q/k/v Linear projections, layers alternating global and local (sliding
- * window) causal attention, and scores that are NOT scaled by 1/√d. Attention runs in float32.
+ * GPT-Neo as HF's GPTNeoForCausalLM (transformers 4.45, eager attention): GPT-2's layout
+ * (gpt2-layout.ts, with Linear instead of Conv1D MLP projections) with separate bias-free q/k/v
+ * Linear projections, layers alternating global and local (sliding window) causal attention, and
+ * scores that are NOT scaled by 1/√d. Attention runs in float32.
  *
  * Module tree (= HF parameter names):
  *   transformer.{wte, wpe, drop, h.N.{ln_1, attn.attention.{k_proj, v_proj, q_proj, out_proj,
@@ -12,31 +13,20 @@
  * positions behind the query, HF's `bias ^ tril(bias, -window_size)`) is applied with
  * torch.where, then the 4-D causal-and-padding mask of float32 minima is added.
  */
-import { additiveMask, KeyValueCache, mergeHeads, positionIds, splitHeads } from "../nn/attention.js";
+import { additiveMask, KeyValueCache, mergeHeads, splitHeads } from "../nn/attention.js";
 import { whereCausal } from "../nn/causal.js";
-import { Activation, Embedding, Identity, LayerNorm, Linear } from "../nn/layers.js";
-import { Module, ModuleList } from "../nn/module.js";
-import { TiedLinear } from "../nn/tied.js";
+import { Identity, Linear } from "../nn/layers.js";
+import { Module } from "../nn/module.js";
 import * as tv from "../tensor/index.js";
 import { IntTensor, Tensor } from "../tensor/index.js";
 import { configInt, configNumber, configString, type HFConfig } from "./config.js";
-import { checkIds } from "./gpt2.js";
-import { inputShape, PretrainedModel, type ModelFamily, type ModelInputs, type ModelOutput } from "./model.js";
-import type { Site, SiteMap } from "./sites.js";
+import { blockAndMlpSites, gptLayoutFamily, GPTLayoutLM, layerSite, type GPTLayoutSettings } from "./gpt2-layout.js";
+import type { SiteMap } from "./sites.js";
 
 export type AttentionKind = "global" | "local";
 
-/** The fields of GPTNeoConfig that shape the computation, with HF's defaults. */
-export interface GPTNeoSettings {
-  vocabSize: number;
-  positions: number;
-  dim: number;
-  layers: number;
-  heads: number;
-  /** MLP width: intermediate_size, or 4·hidden_size when null. */
-  inner: number;
-  eps: number;
-  activation: string;
+/** The fields of GPTNeoConfig that shape the computation, with HF's defaults (positions: max_position_embeddings, inner: intermediate_size). */
+export interface GPTNeoSettings extends GPTLayoutSettings {
   /** Local layers see the query and the window − 1 keys before it. */
   windowSize: number;
   /** Per layer: "global" or "local". */
@@ -101,6 +91,11 @@ interface PassContext {
   mask: Tensor;
 }
 
+/** The pass context of a forward pass over `length` new positions after `past` cached ones. */
+function passContext(mask: IntTensor | null, batch: number, length: number, past: number, cache: KeyValueCache | null): PassContext {
+  return { cache, mask: additiveMask(mask, batch, length, past + length) };
+}
+
 /** HF's GPTNeoSelfAttention. */
 class GPTNeoSelfAttention extends Module<Tensor, PassContext> {
   readonly attn_dropout: Identity;
@@ -147,109 +142,12 @@ class GPTNeoAttention extends Module<Tensor, PassContext> {
   }
 }
 
-class GPTNeoMLP extends Module {
-  readonly c_fc: Linear;
-  readonly c_proj: Linear;
-  readonly act: Activation;
-  readonly dropout: Identity;
-
-  constructor(s: GPTNeoSettings) {
-    super();
-    this.c_fc = this.module("c_fc", new Linear(s.dim, s.inner));
-    this.c_proj = this.module("c_proj", new Linear(s.inner, s.dim));
-    this.act = this.module("act", new Activation(s.activation));
-    this.dropout = this.module("dropout", new Identity());
-  }
-
-  protected forward(x: Tensor): Tensor {
-    return this.dropout.call(this.c_proj.call(this.act.call(this.c_fc.call(x))));
-  }
-}
-
-class GPTNeoBlock extends Module<Tensor, PassContext> {
-  readonly ln_1: LayerNorm;
-  readonly attn: GPTNeoAttention;
-  readonly ln_2: LayerNorm;
-  readonly mlp: GPTNeoMLP;
-
-  constructor(s: GPTNeoSettings, layer: number) {
-    super();
-    this.ln_1 = this.module("ln_1", new LayerNorm(s.dim, s.eps));
-    this.attn = this.module("attn", new GPTNeoAttention(s, layer));
-    this.ln_2 = this.module("ln_2", new LayerNorm(s.dim, s.eps));
-    this.mlp = this.module("mlp", new GPTNeoMLP(s));
-  }
-
-  protected forward(x: Tensor, pass: PassContext): Tensor {
-    const h = tv.add(x, this.attn.call(this.ln_1.call(x), pass));
-    return tv.add(h, this.mlp.call(this.ln_2.call(h)));
-  }
-}
-
-/** HF's GPTNeoModel. Its input is the model inputs; its output the final normalised hidden state. */
-export class GPTNeoModel extends Module<ModelInputs, Tensor[] | null> {
-  readonly wte: Embedding;
-  readonly wpe: Embedding;
-  readonly drop: Identity;
-  readonly h: ModuleList<GPTNeoBlock>;
-  readonly ln_f: LayerNorm;
-
-  constructor(readonly s: GPTNeoSettings) {
-    super();
-    this.wte = this.module("wte", new Embedding(s.vocabSize, s.dim));
-    this.wpe = this.module("wpe", new Embedding(s.positions, s.dim));
-    this.drop = this.module("drop", new Identity());
-    this.h = this.module("h", new ModuleList(Array.from({ length: s.layers }, (_, i) => new GPTNeoBlock(s, i))));
-    this.ln_f = this.module("ln_f", new LayerNorm(s.dim, s.eps));
-  }
-
-  /** With `hiddenStates` an array, HF's hidden_states are appended to it. */
-  protected forward(inputs: ModelInputs, hiddenStates: Tensor[] | null): Tensor {
-    const { batch, length } = inputShape(inputs);
-    const cache = inputs.cache ?? null;
-    const past = cache?.length ?? 0;
-    const positions = inputs.positionIds ?? positionIds(null, batch, length, past);
-    checkIds(positions, [batch, length], this.s.positions, "positionIds", "max_position_embeddings");
-    if (inputs.inputIds) checkIds(inputs.inputIds, [batch, length], this.s.vocabSize, "inputIds", "vocab_size");
-    const pass: PassContext = { cache, mask: additiveMask(inputs.attentionMask ?? null, batch, length, past + length) };
-
-    const tokens = inputs.inputsEmbeds ?? this.wte.call(inputs.inputIds!);
-    let x = this.drop.call(tv.add(tokens, this.wpe.call(positions)));
-    for (const block of this.h.items) {
-      hiddenStates?.push(x);
-      x = block.call(x, pass);
-    }
-    x = this.ln_f.call(x);
-    hiddenStates?.push(x);
-    return x;
-  }
-}
-
-export class GPTNeoForCausalLM extends PretrainedModel {
+/** GPT-Neo's parts in the layout: the global/local attention wrapper, Linear MLP projections, a causal-and-padding mask. */
+export class GPTNeoForCausalLM extends GPTLayoutLM<GPTNeoSettings, GPTNeoAttention, PassContext, Linear> {
   readonly family = "gpt_neo";
-  readonly numLayers: number;
-  readonly sites: SiteMap;
-  readonly settings: GPTNeoSettings;
-  readonly transformer: GPTNeoModel;
-  readonly lm_head: TiedLinear;
 
-  constructor(readonly config: HFConfig) {
-    super();
-    this.settings = gptNeoSettings(config);
-    this.numLayers = this.settings.layers;
-    this.sites = gptNeoSites(this.settings);
-    this.transformer = this.module("transformer", new GPTNeoModel(this.settings));
-    this.lm_head = this.module("lm_head", new TiedLinear(this.transformer.wte.weight));
-  }
-
-  run(inputs: ModelInputs): ModelOutput {
-    const hiddenStates = inputs.outputHiddenStates ? [] : null;
-    const logits = this.lm_head.call(this.transformer.call(inputs, hiddenStates));
-    return hiddenStates ? { logits, hiddenStates } : { logits };
-  }
-
-  override newCache(): KeyValueCache {
-    return new KeyValueCache(this.numLayers);
+  constructor(config: HFConfig) {
+    super(config, gptNeoSettings(config), gptNeoSites, { positionsField: "max_position_embeddings", attention: GPTNeoAttention, projection: Linear, pass: passContext });
   }
 }
 
@@ -263,43 +161,25 @@ export class GPTNeoForCausalLM extends PretrainedModel {
  * hidden_size, intermediate_size then hidden_size·4, hidden_size/num_heads per head.
  */
 export function gptNeoSites(s: GPTNeoSettings): SiteMap {
+  const heads = { heads: s.heads };
   const head = s.dim / s.heads;
-  const at = (path: string, hook: Site["hook"], dim: number, heads?: number) =>
-    (layer: number): Site => ({ module: `transformer.h.${layer}${path}`, hook, dim, ...(heads ? { heads } : {}) });
   return {
-    block_input: at("", "input", s.dim),
-    block_output: at("", "output", s.dim),
-    mlp_activation: at(".mlp.act", "output", s.inner),
-    mlp_output: at(".mlp", "output", s.dim),
-    mlp_input: at(".mlp", "input", s.dim),
-    attention_value_output: at(".attn.attention.out_proj", "input", s.dim),
-    head_attention_value_output: at(".attn.attention.out_proj", "input", head, s.heads),
-    attention_output: at(".attn", "output", s.dim),
-    attention_input: at(".attn", "input", s.dim),
-    query_output: at(".attn.attention.q_proj", "output", s.dim),
-    key_output: at(".attn.attention.k_proj", "output", s.dim),
-    value_output: at(".attn.attention.v_proj", "output", s.dim),
-    head_query_output: at(".attn.attention.q_proj", "output", head, s.heads),
-    head_key_output: at(".attn.attention.k_proj", "output", head, s.heads),
-    head_value_output: at(".attn.attention.v_proj", "output", head, s.heads),
+    ...blockAndMlpSites(s),
+    attention_value_output: layerSite(".attn.attention.out_proj", "input", s.dim),
+    head_attention_value_output: layerSite(".attn.attention.out_proj", "input", head, heads),
+    attention_output: layerSite(".attn", "output", s.dim),
+    attention_input: layerSite(".attn", "input", s.dim),
+    query_output: layerSite(".attn.attention.q_proj", "output", s.dim),
+    key_output: layerSite(".attn.attention.k_proj", "output", s.dim),
+    value_output: layerSite(".attn.attention.v_proj", "output", s.dim),
+    head_query_output: layerSite(".attn.attention.q_proj", "output", head, heads),
+    head_key_output: layerSite(".attn.attention.k_proj", "output", head, heads),
+    head_value_output: layerSite(".attn.attention.v_proj", "output", head, heads),
   };
 }
 
 /** The causal `bias` / `masked_bias` buffers that checkpoints written by older transformers contain. */
 const ATTENTION_BUFFER = /^(transformer\.)?h\.\d+\.attn\.attention\.(bias|masked_bias)$/;
 
-export const gptNeoFamily: ModelFamily = {
-  name: "gpt_neo",
-  modelTypes: ["gpt_neo"],
-  architectures: ["GPTNeoForCausalLM", "GPTNeoModel"],
-  create: (config) => new GPTNeoForCausalLM(config),
-  /** Accepts GPTNeoForCausalLM keys, and GPTNeoModel ones (no `transformer.` prefix). */
-  adaptCheckpoint(tensors) {
-    const out = new Map<string, Tensor | IntTensor>();
-    for (const [name, t] of tensors) {
-      if (ATTENTION_BUFFER.test(name)) continue;
-      out.set(name.startsWith("transformer.") || name.startsWith("lm_head.") ? name : `transformer.${name}`, t);
-    }
-    return out;
-  },
-};
+/** Reads GPTNeoForCausalLM checkpoints, and GPTNeoModel ones (no `transformer.` prefix). */
+export const gptNeoFamily = gptLayoutFamily("gpt_neo", ["GPTNeoForCausalLM", "GPTNeoModel"], (config) => new GPTNeoForCausalLM(config), ATTENTION_BUFFER);

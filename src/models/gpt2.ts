@@ -2,35 +2,27 @@
  * GPT-2 as HF's GPT2LMHeadModel (transformers 4.45, eager attention): token and learned position
  * embeddings, pre-LayerNorm blocks with a fused q|k|v Conv1D, causal attention masked by
  * torch.where with float32's lowest value plus an additive padding mask, a Conv1D MLP, a final
- * LayerNorm, and an output projection tied to the token embeddings.
+ * LayerNorm, and an output projection tied to the token embeddings. Everything but the attention
+ * is the layout GPT-Neo shares (gpt2-layout.ts); this file holds GPT-2's attention and config.
  *
  * Module tree (= HF parameter names):
  *   transformer.{wte, wpe, drop, h.N.{ln_1, attn.{c_attn, c_proj, attn_dropout, resid_dropout},
  *   ln_2, mlp.{c_fc, act, c_proj, dropout}}, ln_f}, lm_head (weight = transformer.wte.weight)
  */
-import { KeyValueCache, positionIds, splitHeads, mergeHeads } from "../nn/attention.js";
+import { KeyValueCache, splitHeads, mergeHeads } from "../nn/attention.js";
 import { paddingMask, whereCausal } from "../nn/causal.js";
-import { Activation, Conv1D, Embedding, Identity, LayerNorm } from "../nn/layers.js";
-import { Module, ModuleList } from "../nn/module.js";
-import { TiedLinear } from "../nn/tied.js";
+import { Conv1D, Identity } from "../nn/layers.js";
+import { Module } from "../nn/module.js";
 import * as tv from "../tensor/index.js";
 import { IntTensor, Tensor } from "../tensor/index.js";
 import { configBool, configInt, configNumber, configString, type HFConfig } from "./config.js";
-import { inputShape, PretrainedModel, type ModelFamily, type ModelInputs, type ModelOutput } from "./model.js";
-import type { Site, SiteMap } from "./sites.js";
+import { blockAndMlpSites, gptLayoutFamily, GPTLayoutLM, layerSite, type GPTLayoutSettings } from "./gpt2-layout.js";
+import type { SiteMap } from "./sites.js";
 
-/** The fields of GPT2Config that shape the computation, with HF's defaults. */
-export interface GPT2Settings {
-  vocabSize: number;
-  /** n_positions: the longest sequence (learned position table). */
-  positions: number;
-  dim: number;
-  layers: number;
-  heads: number;
-  /** MLP width: n_inner, or 4·n_embd when null. */
-  inner: number;
-  eps: number;
-  activation: string;
+export { checkIds } from "./gpt2-layout.js";
+
+/** The fields of GPT2Config that shape the computation, with HF's defaults (positions: n_positions, inner: n_inner). */
+export interface GPT2Settings extends GPTLayoutSettings {
   /** Divide scores by √(head dim). */
   scaleAttnWeights: boolean;
   /** Also divide scores by layer index + 1. */
@@ -66,6 +58,11 @@ interface PassContext {
   cache: KeyValueCache | null;
   /** Additive padding mask [B, 1, 1, S], or null without an attention mask. */
   padding: Tensor | null;
+}
+
+/** The pass context of a forward pass over `length` new positions after `past` cached ones. */
+function passContext(mask: IntTensor | null, batch: number, length: number, past: number, cache: KeyValueCache | null): PassContext {
+  return { cache, padding: mask ? paddingMask(mask, batch, past + length) : null };
 }
 
 class GPT2Attention extends Module<Tensor, PassContext> {
@@ -105,163 +102,37 @@ class GPT2Attention extends Module<Tensor, PassContext> {
   }
 }
 
-class GPT2MLP extends Module {
-  readonly c_fc: Conv1D;
-  readonly c_proj: Conv1D;
-  readonly act: Activation;
-  readonly dropout: Identity;
-
-  constructor(s: GPT2Settings) {
-    super();
-    this.c_fc = this.module("c_fc", new Conv1D(s.dim, s.inner));
-    this.c_proj = this.module("c_proj", new Conv1D(s.inner, s.dim));
-    this.act = this.module("act", new Activation(s.activation));
-    this.dropout = this.module("dropout", new Identity());
-  }
-
-  protected forward(x: Tensor): Tensor {
-    return this.dropout.call(this.c_proj.call(this.act.call(this.c_fc.call(x))));
-  }
-}
-
-class GPT2Block extends Module<Tensor, PassContext> {
-  readonly ln_1: LayerNorm;
-  readonly attn: GPT2Attention;
-  readonly ln_2: LayerNorm;
-  readonly mlp: GPT2MLP;
-
-  constructor(s: GPT2Settings, layer: number) {
-    super();
-    this.ln_1 = this.module("ln_1", new LayerNorm(s.dim, s.eps));
-    this.attn = this.module("attn", new GPT2Attention(s, layer));
-    this.ln_2 = this.module("ln_2", new LayerNorm(s.dim, s.eps));
-    this.mlp = this.module("mlp", new GPT2MLP(s));
-  }
-
-  protected forward(x: Tensor, pass: PassContext): Tensor {
-    const h = tv.add(x, this.attn.call(this.ln_1.call(x), pass));
-    return tv.add(h, this.mlp.call(this.ln_2.call(h)));
-  }
-}
-
-/** HF's GPT2Model. Its input is the model inputs; its output the final normalised hidden state. */
-export class GPT2Model extends Module<ModelInputs, Tensor[] | null> {
-  readonly wte: Embedding;
-  readonly wpe: Embedding;
-  readonly drop: Identity;
-  readonly h: ModuleList<GPT2Block>;
-  readonly ln_f: LayerNorm;
-
-  constructor(readonly s: GPT2Settings) {
-    super();
-    this.wte = this.module("wte", new Embedding(s.vocabSize, s.dim));
-    this.wpe = this.module("wpe", new Embedding(s.positions, s.dim));
-    this.drop = this.module("drop", new Identity());
-    this.h = this.module("h", new ModuleList(Array.from({ length: s.layers }, (_, i) => new GPT2Block(s, i))));
-    this.ln_f = this.module("ln_f", new LayerNorm(s.dim, s.eps));
-  }
-
-  /** With `hiddenStates` an array, HF's hidden_states are appended to it. */
-  protected forward(inputs: ModelInputs, hiddenStates: Tensor[] | null): Tensor {
-    const { batch, length } = inputShape(inputs);
-    const cache = inputs.cache ?? null;
-    const past = cache?.length ?? 0;
-    const positions = inputs.positionIds ?? positionIds(null, batch, length, past);
-    checkIds(positions, [batch, length], this.s.positions, "positionIds", "n_positions");
-    if (inputs.inputIds) checkIds(inputs.inputIds, [batch, length], this.s.vocabSize, "inputIds", "vocab_size");
-    const mask = inputs.attentionMask ?? null;
-    const pass: PassContext = { cache, padding: mask ? paddingMask(mask, batch, past + length) : null };
-
-    const tokens = inputs.inputsEmbeds ?? this.wte.call(inputs.inputIds!);
-    let x = this.drop.call(tv.add(tokens, this.wpe.call(positions)));
-    for (const block of this.h.items) {
-      hiddenStates?.push(x);
-      x = block.call(x, pass);
-    }
-    x = this.ln_f.call(x);
-    hiddenStates?.push(x);
-    return x;
-  }
-}
-
-export class GPT2LMHeadModel extends PretrainedModel {
+/** GPT-2's parts in the layout: fused-qkv attention, Conv1D MLP projections, a padding-only additive mask. */
+export class GPT2LMHeadModel extends GPTLayoutLM<GPT2Settings, GPT2Attention, PassContext, Conv1D> {
   readonly family = "gpt2";
-  readonly numLayers: number;
-  readonly sites: SiteMap;
-  readonly settings: GPT2Settings;
-  readonly transformer: GPT2Model;
-  readonly lm_head: TiedLinear;
 
-  constructor(readonly config: HFConfig) {
-    super();
-    this.settings = gpt2Settings(config);
-    this.numLayers = this.settings.layers;
-    this.sites = gpt2Sites(this.settings);
-    this.transformer = this.module("transformer", new GPT2Model(this.settings));
-    this.lm_head = this.module("lm_head", new TiedLinear(this.transformer.wte.weight));
-  }
-
-  run(inputs: ModelInputs): ModelOutput {
-    const hiddenStates = inputs.outputHiddenStates ? [] : null;
-    const logits = this.lm_head.call(this.transformer.call(inputs, hiddenStates));
-    return hiddenStates ? { logits, hiddenStates } : { logits };
-  }
-
-  override newCache(): KeyValueCache {
-    return new KeyValueCache(this.numLayers);
+  constructor(config: HFConfig) {
+    super(config, gpt2Settings(config), gpt2Sites, { positionsField: "n_positions", attention: GPT2Attention, projection: Conv1D, pass: passContext });
   }
 }
 
 /** pyvene's GPT2LMHeadModel map (spec §7.1/§7.2): paths under `transformer.`, dims from the config. */
 export function gpt2Sites(s: GPT2Settings): SiteMap {
   const head = s.dim / s.heads;
-  const at = (path: string, hook: Site["hook"], dim: number, view: Partial<Site> = {}) =>
-    (layer: number): Site => ({ module: `transformer.h.${layer}${path}`, hook, dim, ...view });
   const qkv = (index: number) => ({ fusedPart: { index, of: 3 } });
   return {
-    block_input: at("", "input", s.dim),
-    block_output: at("", "output", s.dim),
-    mlp_activation: at(".mlp.act", "output", s.inner),
-    mlp_output: at(".mlp", "output", s.dim),
-    mlp_input: at(".mlp", "input", s.dim),
-    attention_value_output: at(".attn.c_proj", "input", s.dim),
-    head_attention_value_output: at(".attn.c_proj", "input", head, { heads: s.heads }),
-    attention_weight: at(".attn.attn_dropout", "input", s.positions),
-    attention_output: at(".attn.resid_dropout", "output", s.dim),
-    attention_input: at(".attn", "input", s.dim),
-    query_output: at(".attn.c_attn", "output", s.dim, qkv(0)),
-    key_output: at(".attn.c_attn", "output", s.dim, qkv(1)),
-    value_output: at(".attn.c_attn", "output", s.dim, qkv(2)),
-    head_query_output: at(".attn.c_attn", "output", head, { ...qkv(0), heads: s.heads }),
-    head_key_output: at(".attn.c_attn", "output", head, { ...qkv(1), heads: s.heads }),
-    head_value_output: at(".attn.c_attn", "output", head, { ...qkv(2), heads: s.heads }),
+    ...blockAndMlpSites(s),
+    attention_value_output: layerSite(".attn.c_proj", "input", s.dim),
+    head_attention_value_output: layerSite(".attn.c_proj", "input", head, { heads: s.heads }),
+    attention_weight: layerSite(".attn.attn_dropout", "input", s.positions),
+    attention_output: layerSite(".attn.resid_dropout", "output", s.dim),
+    attention_input: layerSite(".attn", "input", s.dim),
+    query_output: layerSite(".attn.c_attn", "output", s.dim, qkv(0)),
+    key_output: layerSite(".attn.c_attn", "output", s.dim, qkv(1)),
+    value_output: layerSite(".attn.c_attn", "output", s.dim, qkv(2)),
+    head_query_output: layerSite(".attn.c_attn", "output", head, { ...qkv(0), heads: s.heads }),
+    head_key_output: layerSite(".attn.c_attn", "output", head, { ...qkv(1), heads: s.heads }),
+    head_value_output: layerSite(".attn.c_attn", "output", head, { ...qkv(2), heads: s.heads }),
   };
-}
-
-/** Ids or positions of shape [B, T], each in 0..limit−1, or an error naming the config field that bounds them. */
-export function checkIds(ids: IntTensor, shape: readonly number[], limit: number, what: string, field: string): void {
-  if (ids.shape.length !== 2 || ids.shape[0] !== shape[0] || ids.shape[1] !== shape[1]) {
-    throw new RangeError(`model inputs: ${what} must be [${shape.join(", ")}], got [${ids.shape.join(", ")}]`);
-  }
-  const bad = ids.data.find((i) => i < 0 || i >= limit);
-  if (bad !== undefined) throw new RangeError(`model inputs: ${what} contains ${bad}, outside 0..${limit - 1} (${field} = ${limit})`);
 }
 
 /** HF's causal `attn.bias` / `attn.masked_bias` buffers, present in older checkpoints such as openai-community/gpt2. */
 const ATTENTION_BUFFER = /^(transformer\.)?h\.\d+\.attn\.(bias|masked_bias)$/;
 
-export const gpt2Family: ModelFamily = {
-  name: "gpt2",
-  modelTypes: ["gpt2"],
-  architectures: ["GPT2LMHeadModel", "GPT2Model"],
-  create: (config) => new GPT2LMHeadModel(config),
-  /** Accepts GPT2LMHeadModel keys, and GPT2Model ones (no `transformer.` prefix, as openai-community/gpt2 stores them). */
-  adaptCheckpoint(tensors) {
-    const out = new Map<string, Tensor | IntTensor>();
-    for (const [name, t] of tensors) {
-      if (ATTENTION_BUFFER.test(name)) continue;
-      out.set(name.startsWith("transformer.") || name.startsWith("lm_head.") ? name : `transformer.${name}`, t);
-    }
-    return out;
-  },
-};
+/** Reads GPT2LMHeadModel checkpoints, and GPT2Model ones (no `transformer.` prefix, as openai-community/gpt2 stores them). */
+export const gpt2Family = gptLayoutFamily("gpt2", ["GPT2LMHeadModel", "GPT2Model"], (config) => new GPT2LMHeadModel(config), ATTENTION_BUFFER);

@@ -162,33 +162,52 @@ function gruSites(prefix: string, hidden: number): SiteMap {
   };
 }
 
+/** The GRU models: a GRUModel (`body`) whose states [B, T, h] a head turns into the logits. */
 abstract class GRUPretrained extends PretrainedModel {
   readonly family = "gru";
   readonly numLayers: number;
   readonly sites: SiteMap;
   readonly options: GRUOptions;
+  protected readonly body: GRUModel;
 
   constructor(readonly config: HFConfig, prefix: string) {
     super();
     this.options = gruOptions(config);
     this.numLayers = this.options.layers;
     this.sites = gruSites(prefix, this.options.hidden);
+    this.body = new GRUModel(this.options);
+  }
+
+  run(inputs: ModelInputs): ModelOutput {
+    const { states, hiddenStates } = this.body.encode(inputs);
+    const logits = this.head(states, inputs);
+    return hiddenStates ? { logits, hiddenStates } : { logits };
+  }
+
+  /** The logits from the last layer's states. */
+  protected abstract head(states: Tensor, inputs: ModelInputs): Tensor;
+}
+
+/** A head model: the GRUModel registered as `gru`; the subclass registers its head after it. */
+abstract class GRUWithHead extends GRUPretrained {
+  readonly gru: GRUModel;
+
+  constructor(config: HFConfig) {
+    super(config, "gru.");
+    this.gru = this.module("gru", this.body);
   }
 }
 
 /** score (no bias) on the state at index attentionMask.sum − 1 of each row, or the last step: [B, n_labels]. */
-export class GRUForClassification extends GRUPretrained {
-  readonly gru: GRUModel;
+export class GRUForClassification extends GRUWithHead {
   readonly score: Linear;
 
   constructor(config: HFConfig) {
-    super(config, "gru.");
-    this.gru = this.module("gru", new GRUModel(this.options));
+    super(config);
     this.score = this.module("score", new Linear(this.options.hidden, this.options.labels, { bias: false }));
   }
 
-  run(inputs: ModelInputs): ModelOutput {
-    const { states, hiddenStates } = this.gru.encode(inputs);
+  protected head(states: Tensor, inputs: ModelInputs): Tensor {
     const [batch, length] = states.shape;
     const mask = inputs.attentionMask ?? null;
     if (mask !== null && (mask.shape.length !== 2 || mask.shape[0] !== batch || mask.shape[1] !== length)) {
@@ -202,42 +221,33 @@ export class GRUForClassification extends GRUPretrained {
       return count - 1;
     });
     const pooled = tv.squeeze(tv.gatherAt(states, 1, tv.intTensor(index, [batch, 1])), 1);
-    const logits = this.score.call(pooled);
-    return hiddenStates ? { logits, hiddenStates } : { logits };
+    return this.score.call(pooled);
   }
 }
 
 /** lm_head (no bias, untied) on the state at every step: [B, T, vocab]. */
-export class GRULMHeadModel extends GRUPretrained {
-  readonly gru: GRUModel;
+export class GRULMHeadModel extends GRUWithHead {
   readonly lm_head: Linear;
 
   constructor(config: HFConfig) {
-    super(config, "gru.");
-    this.gru = this.module("gru", new GRUModel(this.options));
+    super(config);
     this.lm_head = this.module("lm_head", new Linear(this.options.hidden, this.options.vocab, { bias: false }));
   }
 
-  run(inputs: ModelInputs): ModelOutput {
-    const { states, hiddenStates } = this.gru.encode(inputs);
-    const logits = this.lm_head.call(states);
-    return hiddenStates ? { logits, hiddenStates } : { logits };
+  protected head(states: Tensor): Tensor {
+    return this.lm_head.call(states);
   }
 }
 
 /** The bare GRUModel; its `logits` are the last layer's states [B, T, h] (pyvene's output[0]). */
 export class GRUBaseModel extends GRUPretrained {
-  private readonly body: GRUModel;
-
   constructor(config: HFConfig) {
     super(config, "");
-    this.body = new GRUModel(this.options);
     for (const [name, child] of this.body.children()) this.module(name, child);
   }
 
-  run(inputs: ModelInputs): ModelOutput {
-    const { states, hiddenStates } = this.body.encode(inputs);
-    return hiddenStates ? { logits: states, hiddenStates } : { logits: states };
+  protected head(states: Tensor): Tensor {
+    return states;
   }
 }
 

@@ -44,12 +44,16 @@ export function matrixExp(a: Tensor): Tensor {
 }
 
 /**
- * Reduced QR of an m×n matrix with m ≥ n by Householder reflections (in float64): Q is m×n with
- * orthonormal columns, R is n×n upper triangular, A = QR. Signs follow LAPACK (R's diagonal may
- * be negative). Not differentiable: it serves initialisation.
+ * QR of an m×n matrix with m ≥ n by Householder reflections (in float64), as torch.linalg.qr:
+ * mode "reduced" (default) gives Q m×n with orthonormal columns and R n×n upper triangular;
+ * "complete" gives Q m×m orthogonal (its first n columns those of the reduced Q) and R m×n.
+ * A = QR either way. Signs follow LAPACK (R's diagonal may be negative). Not differentiable: it
+ * serves initialisation and orthogonal completion.
  */
-export function qr(a: Tensor): { q: Tensor; r: Tensor } {
+export function qr(a: Tensor, options: { mode?: "reduced" | "complete" } = {}): { q: Tensor; r: Tensor } {
   if (a.rank !== 2 || a.shape[0] < a.shape[1]) throw new RangeError(`qr: expected a 2-D matrix with rows ≥ columns, got ${formatShape(a.shape)}`);
+  const mode = options.mode ?? "reduced";
+  if (mode !== "reduced" && mode !== "complete") throw new RangeError(`qr: mode must be "reduced" or "complete", got ${JSON.stringify(mode)}`);
   const [m, n] = a.shape;
   const w = Float64Array.from(a.data);
   const reflectors: Float64Array[] = [];
@@ -73,19 +77,22 @@ export function qr(a: Tensor): { q: Tensor; r: Tensor } {
     }
     reflectors.push(vnorm > 0 ? v.map((x) => x / Math.sqrt(vnorm)) : v);
   }
-  const q = new Float64Array(m * n);
-  for (let i = 0; i < n; i++) q[i * n + i] = 1;
+  // Q = H_0 H_1 ⋯ H_{n-1} applied to the first k columns of the m×m identity, from the last reflector back.
+  const k = mode === "complete" ? m : n;
+  const q = new Float64Array(m * k);
+  for (let i = 0; i < k; i++) q[i * k + i] = 1;
   for (let j = n - 1; j >= 0; j--) {
     const v = reflectors[j];
-    for (let c = 0; c < n; c++) {
+    for (let c = 0; c < k; c++) {
       let dot = 0;
-      for (let i = j; i < m; i++) dot += v[i] * q[i * n + c];
-      for (let i = j; i < m; i++) q[i * n + c] -= 2 * dot * v[i];
+      for (let i = j; i < m; i++) dot += v[i] * q[i * k + c];
+      for (let i = j; i < m; i++) q[i * k + c] -= 2 * dot * v[i];
     }
   }
-  const r = new Float32Array(n * n);
+  const rows = mode === "complete" ? m : n;
+  const r = new Float32Array(rows * n);
   for (let i = 0; i < n; i++) for (let c = i; c < n; c++) r[i * n + c] = w[i * n + c];
-  return { q: new Tensor(Float32Array.from(q), [m, n]), r: new Tensor(r, [n, n]) };
+  return { q: new Tensor(Float32Array.from(q), [m, k]), r: new Tensor(r, [rows, n]) };
 }
 
 /**
