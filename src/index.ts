@@ -5,3 +5,5 @@ export * from "./models/index.js";
 export * from "./intervene/index.js";
 export * from "./causal/index.js";
 export * from "./train/index.js";
+export * from "./sweeps/index.js";
+export * from "./viz/index.js";

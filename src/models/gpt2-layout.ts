@@ -16,7 +16,7 @@ import { TiedLinear } from "../nn/tied.js";
 import * as tv from "../tensor/index.js";
 import { IntTensor, Tensor } from "../tensor/index.js";
 import type { HFConfig } from "./config.js";
-import { inputShape, PretrainedModel, type ModelFamily, type ModelInputs, type ModelOutput } from "./model.js";
+import { inputShape, lastPosition, PretrainedModel, resumePoint, type ModelFamily, type ModelInputs, type ModelOutput } from "./model.js";
 import type { Site, SiteMap } from "./sites.js";
 
 /** The config fields the layout itself reads (each family's settings add their attention's). */
@@ -115,9 +115,9 @@ export class GPTTransformer<S extends GPTLayoutSettings, A extends Module<Tensor
     if (inputs.inputIds) checkIds(inputs.inputIds, [batch, length], this.s.vocabSize, "inputIds", "vocab_size");
     const pass = this.parts.pass(inputs.attentionMask ?? null, batch, length, past, cache);
 
-    const tokens = inputs.inputsEmbeds ?? this.wte.call(inputs.inputIds!);
-    let x = this.drop.call(tv.add(tokens, this.wpe.call(positions)));
-    for (const block of this.h.items) {
+    const resume = inputs.resumeFrom ?? null;
+    let x = resume ? resume.hidden : this.drop.call(tv.add(inputs.inputsEmbeds ?? this.wte.call(inputs.inputIds!), this.wpe.call(positions)));
+    for (const block of this.h.items.slice(resume?.layer ?? 0)) {
       hiddenStates?.push(x);
       x = block.call(x, pass);
     }
@@ -142,9 +142,15 @@ export abstract class GPTLayoutLM<S extends GPTLayoutSettings, A extends Module<
     this.lm_head = this.module("lm_head", new TiedLinear(this.transformer.wte.weight));
   }
 
+  override get supportsResume(): boolean {
+    return true;
+  }
+
   run(inputs: ModelInputs): ModelOutput {
+    resumePoint(inputs, this, this.settings.dim);
     const hiddenStates = inputs.outputHiddenStates ? [] : null;
-    const logits = this.lm_head.call(this.transformer.call(inputs, hiddenStates));
+    const last = this.transformer.call(inputs, hiddenStates);
+    const logits = this.lm_head.call(inputs.lastPositionLogits ? lastPosition(last) : last);
     return hiddenStates ? { logits, hiddenStates } : { logits };
   }
 

@@ -17,7 +17,7 @@ import { KeyValueCache, additiveMask, mergeHeads, positionIds, repeatKeyValue } 
 import { TiedLinear } from "../nn/tied.js";
 import { applyRotary, ropeInverseFrequencies, rotaryTablesFromFrequencies, type RopeScaling } from "../nn/rope.js";
 import { configBool, configInt, configNumber, configString, type HFConfig } from "./config.js";
-import { PretrainedModel, inputShape, type ModelFamily, type ModelInputs, type ModelOutput } from "./model.js";
+import { PretrainedModel, inputShape, lastPosition, resumePoint, type ModelFamily, type ModelInputs, type ModelOutput } from "./model.js";
 import type { Site, SiteMap } from "./sites.js";
 
 export type LlamaModelType = "llama" | "mistral" | "qwen2" | "qwen3" | "gemma" | "gemma2" | "olmo" | "olmo2";
@@ -261,6 +261,8 @@ interface LayerContext {
 interface ModelContext extends LayerContext {
   /** Collects HF's hidden_states when given. */
   readonly hiddenStates: Tensor[] | null;
+  /** The first layer to run (resuming from a cached hidden state). */
+  readonly startLayer: number;
 }
 
 function makeNorm(s: LlamaSettings, dim: number): AnyModule {
@@ -401,7 +403,7 @@ class LlamaModel extends Module<Tensor, ModelContext> {
 
   protected forward(embeddings: Tensor, ctx: ModelContext): Tensor {
     let h = embeddings;
-    for (const layer of this.layers.items) {
+    for (const layer of this.layers.items.slice(ctx.startLayer)) {
       ctx.hiddenStates?.push(h);
       h = layer.call(h, ctx);
     }
@@ -464,6 +466,17 @@ export class LlamaForCausalLM extends PretrainedModel {
     return new KeyValueCache(this.numLayers);
   }
 
+  override get supportsResume(): boolean {
+    return true;
+  }
+
+  private embed(inputs: ModelInputs): Tensor {
+    const s = this.settings;
+    const h = inputs.inputIds ? this.model.embed_tokens.call(inputs.inputIds) : inputs.inputsEmbeds!;
+    if (h.shape[2] !== s.hiddenSize) throw new RangeError(`model inputs: inputsEmbeds must be [B, T, ${s.hiddenSize}], got [${h.shape.join(", ")}]`);
+    return s.embeddingScale === null ? h : tv.mul(h, s.embeddingScale);
+  }
+
   run(inputs: ModelInputs): ModelOutput {
     const s = this.settings;
     const { batch, length } = inputShape(inputs);
@@ -474,9 +487,8 @@ export class LlamaForCausalLM extends PretrainedModel {
     if (positions.shape.length !== 2 || positions.shape[0] !== batch || positions.shape[1] !== length) {
       throw new RangeError(`model inputs: positionIds must be [${batch}, ${length}] like the inputs, got [${positions.shape.join(", ")}]`);
     }
-    let h = inputs.inputIds ? this.model.embed_tokens.call(inputs.inputIds) : inputs.inputsEmbeds!;
-    if (h.shape[2] !== s.hiddenSize) throw new RangeError(`model inputs: inputsEmbeds must be [B, T, ${s.hiddenSize}], got [${h.shape.join(", ")}]`);
-    if (s.embeddingScale !== null) h = tv.mul(h, s.embeddingScale);
+    const resume = resumePoint(inputs, this, s.hiddenSize);
+    let h = resume ? resume.hidden : this.embed(inputs);
 
     const { cos, sin } = rotaryTablesFromFrequencies(positions, s.invFreq);
     const masks = new Map<number | null, Tensor>();
@@ -486,8 +498,8 @@ export class LlamaForCausalLM extends PretrainedModel {
       return m;
     };
     const hiddenStates = inputs.outputHiddenStates ? [] : null;
-    h = this.model.call(h, { cos, sin, mask, cache, hiddenStates });
-    const logits = softCap(this.lm_head.call(h), s.finalLogitSoftcapping);
+    h = this.model.call(h, { cos, sin, mask, cache, hiddenStates, startLayer: resume?.layer ?? 0 });
+    const logits = softCap(this.lm_head.call(inputs.lastPositionLogits ? lastPosition(h) : h), s.finalLogitSoftcapping);
     return hiddenStates ? { logits, hiddenStates } : { logits };
   }
 }

@@ -5,6 +5,7 @@
  */
 import { Module } from "../nn/module.js";
 import { KeyValueCache } from "../nn/attention.js";
+import * as tv from "../tensor/index.js";
 import { IntTensor, Tensor } from "../tensor/index.js";
 import type { HFConfig } from "./config.js";
 import type { Site, SiteMap } from "./sites.js";
@@ -22,6 +23,15 @@ export interface ModelInputs {
   cache?: KeyValueCache | null;
   /** Also return HF's hidden_states: embeddings, each block's output, the last one normalised. */
   outputHiddenStates?: boolean;
+  /**
+   * Resume at block `layer` with `hidden` [B, T, D] as that block's input, skipping the
+   * embeddings and the blocks before it: sweeps reuse a cached prefix this way. inputIds or
+   * inputsEmbeds still give the batch, length and default positions. Families that cannot
+   * resume (supportsResume false) reject it.
+   */
+  resumeFrom?: { layer: number; hidden: Tensor };
+  /** Compute the LM head at the last position only, giving logits [B, 1, V]. */
+  lastPositionLogits?: boolean;
 }
 
 export interface ModelOutput {
@@ -38,6 +48,11 @@ export abstract class PretrainedModel extends Module<IntTensor> {
   abstract readonly sites: SiteMap;
 
   abstract run(inputs: ModelInputs): ModelOutput;
+
+  /** Whether run() accepts resumeFrom. */
+  get supportsResume(): boolean {
+    return false;
+  }
 
   /** An empty key/value cache for generation; null for architectures without one. */
   newCache(): KeyValueCache | null {
@@ -74,6 +89,27 @@ export function inputShape(inputs: ModelInputs): { batch: number; length: number
   const e = inputsEmbeds!;
   if (e.rank !== 3) throw new RangeError(`model inputs: inputsEmbeds must be [B, T, D], got [${e.shape.join(", ")}]`);
   return { batch: e.shape[0], length: e.shape[1] };
+}
+
+/** The hidden state to resume from, checked against the model and the inputs; null when not resuming. */
+export function resumePoint(inputs: ModelInputs, model: PretrainedModel, width: number): { layer: number; hidden: Tensor } | null {
+  const resume = inputs.resumeFrom;
+  if (!resume) return null;
+  if (!model.supportsResume) throw new TypeError(`model inputs: resumeFrom is not supported by ${model.family}`);
+  const { batch, length } = inputShape(inputs);
+  const { layer, hidden } = resume;
+  if (!Number.isInteger(layer) || layer < 0 || layer >= model.numLayers) {
+    throw new RangeError(`model inputs: resumeFrom.layer ${layer} is out of range (expected 0..${model.numLayers - 1})`);
+  }
+  if (hidden.rank !== 3 || hidden.shape[0] !== batch || hidden.shape[1] !== length || hidden.shape[2] !== width) {
+    throw new RangeError(`model inputs: resumeFrom.hidden must be [${batch}, ${length}, ${width}], got [${hidden.shape.join(", ")}]`);
+  }
+  return resume;
+}
+
+/** The last position of [B, T, D] hidden states as [B, 1, D], for lastPositionLogits. */
+export function lastPosition(hidden: Tensor): Tensor {
+  return tv.slice(hidden, 1, -1);
 }
 
 /** A model family: how HF names it and how to build one from its config.json. */

@@ -1,0 +1,71 @@
+/**
+ * Activation collection over a dataset: a component at chosen layers and every position, in
+ * batches. Hooks record each site's value; the run stops right after the last site it needs, so
+ * neither the later blocks nor the LM head are computed.
+ */
+import { componentView } from "../intervene/units.js";
+import type { HookHandle } from "../nn/module.js";
+import type { PretrainedModel } from "../models/model.js";
+import * as tv from "../tensor/index.js";
+import { IntTensor, Tensor } from "../tensor/index.js";
+import type { CollectResult } from "./results.js";
+
+export interface CollectOptions {
+  /** Prompts [N, T] (pad to a common length and pass attentionMask). */
+  inputIds: IntTensor;
+  attentionMask?: IntTensor | null;
+  component?: string;
+  /** Default: every layer. */
+  layers?: number[];
+  batchSize?: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** Thrown by a hook once the last needed site has been recorded, to skip the rest of the run. */
+class CollectedEnough extends Error {}
+
+export function collectActivations(model: PretrainedModel, options: CollectOptions): CollectResult {
+  const { inputIds, attentionMask = null, component = "block_output", batchSize = 8 } = options;
+  const layers = options.layers ?? Array.from({ length: model.numLayers }, (_, l) => l);
+  if (inputIds.shape.length !== 2) throw new RangeError(`collectActivations: inputIds must be [N, T], got [${inputIds.shape.join(", ")}]`);
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`collectActivations: batchSize must be a positive integer, got ${batchSize}`);
+  if (layers.length === 0) throw new RangeError("collectActivations: layers must not be empty");
+  const sites = layers.map((layer) => model.site(component, layer));
+  const [n, length] = inputIds.shape;
+  const perLayer: Tensor[][] = layers.map(() => []);
+  const rows = (t: IntTensor, start: number, end: number) => new IntTensor(t.data.slice(start * length, end * length), [end - start, length]);
+  const handles: HookHandle[] = [];
+  const lastSite = sites[layers.indexOf(Math.max(...layers))];
+  try {
+    sites.forEach((site, i) => {
+      const module = model.getModule(site.module);
+      const record = (value: Tensor) => void perLayer[i].push(componentView(value, site));
+      handles.push(site.hook === "input" ? module.addPreHook((_m, input) => record(input as Tensor)) : module.addPostHook((_m, _i, output) => record(output)));
+    });
+    const stopModule = model.getModule(lastSite.module);
+    const stop = () => {
+      throw new CollectedEnough();
+    };
+    handles.push(lastSite.hook === "input" ? stopModule.addPreHook(stop) : stopModule.addPostHook(stop));
+    for (let start = 0; start < n; start += batchSize) {
+      const end = Math.min(n, start + batchSize);
+      try {
+        tv.noGrad(() => model.run({ inputIds: rows(inputIds, start, end), attentionMask: attentionMask ? rows(attentionMask, start, end) : null }));
+      } catch (e) {
+        if (!(e instanceof CollectedEnough)) throw e;
+      }
+      options.onProgress?.(end, n);
+    }
+  } finally {
+    for (const h of handles) h.remove();
+  }
+  return {
+    kind: "collect",
+    component,
+    layers,
+    activations: layers.map((layer, i) => {
+      const all = perLayer[i].length === 1 ? perLayer[i][0] : tv.concat(perLayer[i], 0);
+      return { layer, shape: [...all.shape], values: all.data };
+    }),
+  };
+}

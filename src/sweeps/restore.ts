@@ -1,0 +1,137 @@
+/**
+ * The machinery the patching sweeps share: record a component at every layer and position of one
+ * run, then, layer by layer, run a batch in which example p takes position p's recorded value at
+ * that layer (and the layers of its window). What does not change is computed once: the recorded
+ * runs, and the prefix of each patched run, which resumes from the cached residual stream at the
+ * first patched layer (for families that support it). Only the last position's logits are computed.
+ */
+import { IntervenableModel } from "../intervene/intervenable-model.js";
+import { AdditionIntervention, CollectIntervention, VanillaIntervention } from "../intervene/interventions/index.js";
+import type { ModelInputs, PretrainedModel } from "../models/model.js";
+import * as tv from "../tensor/index.js";
+import { IntTensor, Tensor } from "../tensor/index.js";
+import type { ScoreGrid } from "./results.js";
+
+/** What a sweep measures at the last position: the target's probability or its logit. */
+export type Metric = "probability" | "logit";
+
+/** The metric of each row of last-position logits [B, 1, V] (or [B, T, V]: the last position is read). */
+export function measure(logits: Tensor, target: number, metric: Metric): Float32Array {
+  const [batch, length, vocab] = logits.shape;
+  const out = new Float32Array(batch);
+  for (let b = 0; b < batch; b++) {
+    const row = logits.data.subarray(((b + 1) * length - 1) * vocab, (b + 1) * length * vocab);
+    if (metric === "logit") {
+      out[b] = row[target];
+      continue;
+    }
+    let max = -Infinity;
+    for (const v of row) max = Math.max(max, v);
+    let sum = 0;
+    for (const v of row) sum += Math.exp(v - max);
+    out[b] = Math.exp(row[target] - max) / sum;
+  }
+  return out;
+}
+
+/** The last position's most likely token. */
+export function topToken(logits: Tensor): number {
+  const [, length, vocab] = logits.shape;
+  const row = logits.data.subarray((length - 1) * vocab, length * vocab);
+  let best = 0;
+  for (let j = 1; j < vocab; j++) if (row[j] > row[best]) best = j;
+  return best;
+}
+
+/** A corruption of the inputs: `noise` [k, D] added to the layer-0 block input at `positions`. */
+export interface Corruption {
+  positions: number[];
+  noise: Tensor;
+}
+
+export interface RecordedRun {
+  /** Logits of the last position [1, 1, V]. */
+  logits: Tensor;
+  /** The component's value [1, T, D] at each layer. */
+  component: Tensor[];
+  /** Each block's input [1, T, D] (the residual stream), to resume from. */
+  blockInputs: Tensor[];
+}
+
+function allPositions(length: number): number[][] {
+  return [Array.from({ length }, (_, p) => p)];
+}
+
+/** One run (optionally corrupted) recording the component and every block input at all positions. */
+export function recordRun(model: PretrainedModel, inputs: ModelInputs, component: string, corruption: Corruption | null): RecordedRun {
+  const length = inputs.inputIds!.shape[1];
+  const layers = Array.from({ length: model.numLayers }, (_, l) => l);
+  const collect = layers.flatMap((layer) => [
+    { layer, component, maxNumberOfUnits: length, interventionType: CollectIntervention },
+    { layer, component: "block_input", maxNumberOfUnits: length, interventionType: CollectIntervention },
+  ]);
+  const corrupt = corruption ? [{ layer: 0, component: "block_input", maxNumberOfUnits: corruption.positions.length, interventionType: AdditionIntervention }] : [];
+  const im = new IntervenableModel([...corrupt, ...collect], model);
+  const everywhere = allPositions(length);
+  const locations = [...(corruption ? [[corruption.positions]] : []), ...collect.map(() => everywhere)];
+  const sources = corruption ? [tv.unsqueeze(corruption.noise, 0), ...collect.map(() => null)] : null;
+  const { intervened, collected } = tv.noGrad(() => im.forward({ ...inputs, lastPositionLogits: true }, null, {
+    unitLocations: { base: locations },
+    sourceRepresentations: sources,
+  }));
+  return {
+    logits: intervened.logits,
+    component: layers.map((l) => collected[2 * l]),
+    blockInputs: layers.map((l) => collected[2 * l + 1]),
+  };
+}
+
+/** Layers restored for row `layer` with a window of w layers (ROME: centred, clipped to the model). */
+export function windowLayers(layer: number, window: number, numLayers: number): number[] {
+  const start = Math.max(0, layer - Math.floor(window / 2));
+  const end = Math.min(numLayers, start + window);
+  return Array.from({ length: end - start }, (_, i) => start + i);
+}
+
+/**
+ * The grid of metrics: for each layer, a batch over positions in which example p restores
+ * `restored.component[j]` at position p for every layer j of the row's window, on top of the
+ * `patched` run (corrupted or base), resumed at the first layer of the window.
+ */
+export function restoreGrid(
+  model: PretrainedModel, inputs: ModelInputs, component: string, window: number,
+  patched: RecordedRun, restored: RecordedRun, target: number, metric: Metric,
+  corruption: Corruption | null, onProgress?: (done: number, total: number) => void,
+): ScoreGrid {
+  const ids = inputs.inputIds!;
+  const length = ids.shape[1];
+  const numLayers = model.numLayers;
+  const positions = Array.from({ length }, (_, p) => p);
+  const values = new Float32Array(numLayers * length);
+  const batchIds = new IntTensor(Int32Array.from({ length: length * length }, (_, i) => ids.data[i % length]), [length, length]);
+  const perExample = positions.map((p) => [p]);
+  for (let layer = 0; layer < numLayers; layer++) {
+    const layers = windowLayers(layer, window, numLayers);
+    const resume = model.supportsResume;
+    const restores = layers.map((l) => ({ layer: l, component, interventionType: VanillaIntervention }));
+    const corrupt = !resume && corruption ? [{ layer: 0, component: "block_input", maxNumberOfUnits: corruption.positions.length, interventionType: AdditionIntervention }] : [];
+    const im = new IntervenableModel([...corrupt, ...restores], model);
+    const sources = [
+      ...corrupt.map(() => tv.unsqueeze(corruption!.noise, 0)),
+      ...layers.map((l) => tv.gatherAt(tv.expand(restored.component[l], [length, length, restored.component[l].shape[2]]), 1, new IntTensor(Int32Array.from(positions), [length, 1]))),
+    ];
+    const base: ModelInputs = {
+      inputIds: batchIds,
+      attentionMask: inputs.attentionMask ? tv.intTensor(Array.from({ length }, () => [...inputs.attentionMask!.data])) : null,
+      lastPositionLogits: true,
+      ...(resume ? { resumeFrom: { layer: layers[0], hidden: tv.expand(patched.blockInputs[layers[0]], [length, length, patched.blockInputs[0].shape[2]]) } } : {}),
+    };
+    const logits = tv.noGrad(() => im.forward(base, null, {
+      unitLocations: { base: [...corrupt.map(() => [corruption!.positions]), ...layers.map(() => perExample)] },
+      sourceRepresentations: sources,
+    }).intervened.logits);
+    values.set(measure(logits, target, metric), layer * length);
+    onProgress?.(layer + 1, numLayers);
+  }
+  return { values, rows: numLayers, cols: length, layers: Array.from({ length: numLayers }, (_, l) => l), positions };
+}
