@@ -56,7 +56,7 @@ export function generate(model: PretrainedModel, inputIds: IntTensor, options: G
       const total = tokens[0].length;
       const fresh = cache === null || step === 0 ? total : 1;
       const ids = new IntTensor(tokens.flatMap((row) => row.slice(total - fresh)), [batch, fresh]);
-      const logits = model.run({ inputIds: ids, attentionMask: fullMask, positionIds: positionIds(fullMask, batch, fresh), cache }).logits;
+      const logits = model.run({ inputIds: ids, attentionMask: fullMask, positionIds: positionIds(fullMask, batch, fresh), cache, lastPositionLogits: true }).logits;
       const last = tv.squeeze(tv.slice(logits, 1, -1), 1);
       const chosenFrom = doSample ? limitTopK(tv.div(last, temperature), topK) : last;
       scores.push(chosenFrom);
