@@ -20,7 +20,7 @@ const randomIds = (shape: number[]) => tv.intTensor(Array.from({ length: shape.r
 const das = new tv.IntervenableModel({ layer: 6, component: "block_output", interventionType: tv.LowRankRotatedSpaceIntervention, lowRankDimension: 1 }, gpt2);
 const optimizer = new tv.Adam(das.getTrainableParameters(), { lr: 1e-3 });
 const step = () => {
-  const logits = das.forward({ inputIds: randomIds([8, 16]) }, [{ inputIds: randomIds([8, 16]) }], { unitLocations: { "sources->base": 15 } }).intervened.logits;
+  const logits = das.forward({ inputIds: randomIds([8, 16]), lastPositionLogits: true }, [{ inputIds: randomIds([8, 16]), lastPositionLogits: true }], { unitLocations: { "sources->base": 15 } }).intervened.logits;
   tv.crossEntropy(tv.squeeze(tv.slice(logits, 1, -1), 1), randomIds([8])).backward();
   optimizer.step();
   das.zeroGrad();
