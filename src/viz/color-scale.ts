@@ -1,0 +1,85 @@
+/**
+ * Colour scales for heat maps. Sequential: white at the smallest value to a hue at the largest
+ * (ROME's Purples/Greens/Reds for block/MLP/attention). Diverging: blue below zero, white at zero,
+ * red above, symmetric so that equal magnitudes get equal intensity on both sides.
+ */
+
+export type Hue = "purple" | "green" | "red";
+
+/** The dark ends of matplotlib's Purples, Greens and Reds, which ROME's figures use. */
+const HUE_ENDS: Record<Hue, string> = { purple: "#3f007d", green: "#00441b", red: "#67000d" };
+const WHITE = "#ffffff";
+const NEGATIVE = "#2166ac";
+const POSITIVE = "#b2182b";
+/** Cells whose value is NaN or infinite: outside any scale. */
+const MISSING_COLOR = "#bdbdbd";
+
+export interface ColorScale {
+  kind: "sequential" | "diverging";
+  /** The values the scale's ends stand for. */
+  min: number;
+  max: number;
+  color(value: number): string;
+  /** Colour stops along the scale from min (offset 0) to max (offset 1), for a gradient legend. */
+  stops: { offset: number; color: string }[];
+}
+
+/**
+ * The scale for a set of values: diverging when they straddle zero (a signed effect, where zero
+ * means "no change"), otherwise sequential over [min, max]. Non-finite values are ignored.
+ */
+export function colorScaleFor(values: ArrayLike<number>, hue: Hue = "purple", kind?: ColorScale["kind"]): ColorScale {
+  let min = Infinity;
+  let max = -Infinity;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (!Number.isFinite(v)) continue;
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  if (min > max) min = max = 0;
+  const chosen = kind ?? (min < 0 && max > 0 ? "diverging" : "sequential");
+  return chosen === "diverging" ? divergingScale(Math.max(Math.abs(min), Math.abs(max))) : sequentialScale(min, max, hue);
+}
+
+function sequentialScale(min: number, max: number, hue: Hue): ColorScale {
+  const end = HUE_ENDS[hue];
+  const range = max - min;
+  return {
+    kind: "sequential",
+    min,
+    max,
+    color: (value) => (Number.isFinite(value) ? mix(WHITE, end, range > 0 ? clamp01((value - min) / range) : 0) : MISSING_COLOR),
+    stops: [{ offset: 0, color: WHITE }, { offset: 1, color: end }],
+  };
+}
+
+/** Symmetric around zero: -magnitude is full blue, +magnitude full red. */
+function divergingScale(magnitude: number): ColorScale {
+  return {
+    kind: "diverging",
+    min: -magnitude,
+    max: magnitude,
+    color: (value) => {
+      if (!Number.isFinite(value)) return MISSING_COLOR;
+      const t = magnitude > 0 ? Math.max(-1, Math.min(1, value / magnitude)) : 0;
+      return t < 0 ? mix(WHITE, NEGATIVE, -t) : mix(WHITE, POSITIVE, t);
+    },
+    stops: [{ offset: 0, color: NEGATIVE }, { offset: 0.5, color: WHITE }, { offset: 1, color: POSITIVE }],
+  };
+}
+
+/** Linear interpolation in sRGB, as an SVG gradient between the same stops would draw it. */
+function mix(from: string, to: string, t: number): string {
+  const a = parseHex(from);
+  const b = parseHex(to);
+  return "#" + a.map((channel, i) => Math.round(channel + (b[i] - channel) * t).toString(16).padStart(2, "0")).join("");
+}
+
+function parseHex(color: string): number[] {
+  return [1, 3, 5].map((i) => parseInt(color.slice(i, i + 2), 16));
+}
+
+function clamp01(t: number): number {
+  return Math.max(0, Math.min(1, t));
+}

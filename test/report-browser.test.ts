@@ -1,0 +1,121 @@
+/**
+ * A trace report opened in headless Chromium: the heat maps render at a real size with their
+ * cells, labels and colours, and the page loads nothing from outside itself.
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { chromium, type BrowserContext, type Page } from "playwright-core";
+import * as tv from "../src/index.js";
+import type { TraceComponent, TraceResult } from "../src/sweeps/results.js";
+
+const CHROMIUM = "/usr/bin/chromium";
+const skip = existsSync(CHROMIUM) ? false : `Chromium not found at ${CHROMIUM}; install it (Debian: apt-get install chromium) to run the browser test`;
+
+const TOKENS = ["The", " <b>Eiffel</b>", " &", " Tower", " is", " in"];
+const LAYERS = [0, 1, 2, 3, 4];
+const PEAK = { row: 2, col: 3 };
+
+function trace(component: TraceComponent): TraceResult {
+  const values = LAYERS.flatMap((layer) => TOKENS.map((_, position) => (layer === PEAK.row && position === PEAK.col ? 0.9 : 0.01 * (layer + position))));
+  return {
+    kind: "trace", component, window: 1, tokens: TOKENS, corruptedPositions: [1, 2, 3], target: 6342, targetLabel: " Paris",
+    metric: "probability", clean: 0.91, corrupted: 0.02,
+    grid: { values: Float32Array.from(values), rows: LAYERS.length, cols: TOKENS.length, layers: LAYERS, positions: TOKENS.map((_, i) => i) },
+  };
+}
+
+describe("trace report in Chromium", { skip }, () => {
+  let dir: string;
+  let context: BrowserContext;
+  let page: Page;
+  const requests: string[] = [];
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "tsvene-report-"));
+    const reportPath = join(dir, "trace.html");
+    await writeFile(reportPath, tv.traceReport(["block_output", "mlp_output", "attention_output"].map((c) => trace(c as TraceComponent))));
+    context = await chromium.launchPersistentContext(join(dir, "profile"), {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"],
+      viewport: { width: 1200, height: 900 },
+    });
+    page = await context.newPage();
+    page.on("request", (request) => requests.push(request.url()));
+    await page.goto(pathToFileURL(reportPath).href);
+  });
+
+  after(async () => {
+    await context?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it("loads nothing but the report itself", () => {
+    assert.deepEqual(requests.filter((url) => !url.endsWith("/trace.html")), []);
+  });
+
+  it("shows the title, prompt, metric and the three panels", async () => {
+    assert.equal(await page.title(), "Causal tracing");
+    assert.equal(await page.locator("h1").textContent(), "Causal tracing");
+    assert.deepEqual(await page.locator("h2").allTextContents(), [
+      "Impact of restoring state after corrupted input",
+      "Impact of restoring MLP after corrupted input",
+      "Impact of restoring attention after corrupted input",
+    ]);
+    assert.equal(await page.locator(".summary .prompt").textContent(), "The <b>Eiffel</b>* &* Tower* is in");
+    assert.match((await page.locator(".summary").textContent()) ?? "", /probability of " Paris" \(token 6342\) at the last position/);
+    assert.equal(await page.locator("#block_output .clean").textContent(), "p( Paris) = 0.91");
+  });
+
+  it("renders each heat map visibly with one cell per layer and position", async () => {
+    const maps = page.locator("svg.heatmap");
+    assert.equal(await maps.count(), 3);
+    for (let i = 0; i < 3; i++) {
+      const map = maps.nth(i);
+      assert.ok(await map.isVisible());
+      const box = await map.boundingBox();
+      assert.ok(box && box.width > 100 && box.height > 100, `heat map ${i} has size ${JSON.stringify(box)}`);
+      assert.equal(await map.locator("rect.cell").count(), LAYERS.length * TOKENS.length);
+      const cell = await map.locator("rect.cell").first().boundingBox();
+      assert.ok(cell && cell.width > 0 && cell.height > 0);
+    }
+  });
+
+  it("labels columns with the tokens as text and rows with the layers", async () => {
+    const map = page.locator("#block_output svg.heatmap");
+    // The browser's text, after parsing: escaped tokens come back as the literal strings, "*" on corrupted ones.
+    assert.deepEqual(await map.locator(".column-labels text").allTextContents(), ["The", " <b>Eiffel</b>*", " &*", " Tower*", " is", " in"]);
+    assert.deepEqual(await map.locator(".row-labels text").allTextContents(), LAYERS.map(String));
+    assert.equal(await map.locator(".axis-title").textContent(), "layer");
+    assert.equal(await map.locator(".value-label").textContent(), "p( Paris)");
+    assert.deepEqual(await map.locator(".tick").allTextContents(), ["0.9", "0"]);
+    assert.equal(await map.getAttribute("role"), "img");
+    assert.match((await map.getAttribute("aria-label")) ?? "", /^Heat map of p\( Paris\) over 5 layers \(0–4\) and 6 positions/);
+  });
+
+  it("paints the largest and smallest cells in different colours", async () => {
+    const fills = await page.locator("svg.heatmap rect.cell").evaluateAll((rects) =>
+      rects.map((rect) => ({ fill: getComputedStyle(rect).fill, title: rect.querySelector("title")?.textContent ?? "" })));
+    const peak = fills.filter((f) => f.title.endsWith("= 0.9")).map((f) => f.fill);
+    const lowest = fills.filter((f) => f.title.endsWith("= 0")).map((f) => f.fill);
+    // ROME's hues at the maximum: purple, green, red; white at the minimum.
+    assert.deepEqual(peak, ["rgb(63, 0, 125)", "rgb(0, 68, 27)", "rgb(103, 0, 13)"]);
+    assert.deepEqual(lowest, ["rgb(255, 255, 255)", "rgb(255, 255, 255)", "rgb(255, 255, 255)"]);
+  });
+
+  it("takes a screenshot that is a non-empty PNG", async () => {
+    const path = join(dir, "report.png");
+    await page.screenshot({ path, fullPage: true });
+    const png = await readFile(path);
+    assert.ok(png.length > 1000, `screenshot is ${png.length} bytes`);
+    assert.deepEqual([...png.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+    // IHDR: width and height of the page, big-endian at bytes 16 and 20.
+    assert.ok(png.readUInt32BE(16) >= 1200 && png.readUInt32BE(20) > 900);
+  });
+});
