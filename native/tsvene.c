@@ -742,10 +742,19 @@ static napi_value sgemm_batch(napi_env env, napi_callback_info info) {
     for (size_t i = 0; i < c_count; i++) scale_matrix_f32(c.data + c_offsets[i], m, n, ldc, (float)beta);
     return NULL;
   }
-  for (size_t i = 0; i < a_count; i++)
+  for (size_t i = 0; i < a_count; i++) {
+    /* A single row (decoding one token) is a matrix-vector product: sgemv streams B once, where
+       sgemm's packing of a transposed B costs a third more on the LM head. */
+    if (m == 1 && !trans_a) {
+      cblas_sgemv(CblasRowMajor, trans_b ? CblasNoTrans : CblasTrans, trans_b ? (int)n : (int)k, trans_b ? (int)k : (int)n,
+                  (float)alpha, b.data + b_offsets[i], ldb ? (int)ldb : 1, a.data + a_offsets[i], 1, (float)beta,
+                  c.data + c_offsets[i], 1);
+      continue;
+    }
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, (int)m,
                 (int)n, (int)k, (float)alpha, a.data + a_offsets[i], lda ? (int)lda : 1, b.data + b_offsets[i],
                 ldb ? (int)ldb : 1, (float)beta, c.data + c_offsets[i], (int)ldc);
+  }
   return NULL;
 }
 
