@@ -7,6 +7,7 @@
  */
 import { IntervenableModel } from "../intervene/intervenable-model.js";
 import { AdditionIntervention, CollectIntervention, VanillaIntervention } from "../intervene/interventions/index.js";
+import { componentView, withComponent } from "../intervene/units.js";
 import type { ModelInputs, PretrainedModel } from "../models/model.js";
 import * as tv from "../tensor/index.js";
 import { IntTensor, Tensor } from "../tensor/index.js";
@@ -94,15 +95,100 @@ export function windowLayers(layer: number, window: number, numLayers: number): 
 }
 
 /**
- * The grid of metrics: for each layer, a batch over positions in which example p restores
- * `restored.component[j]` at position p for every layer j of the row's window, on top of the
- * `patched` run (corrupted or base), resumed at the first layer of the window.
+ * The grid of metrics: row (layer l, position p) is the `patched` run (corrupted or base) with
+ * `restored.component[j]` written at position p for every layer j of l's window. Resumable
+ * models run it as one staircase pass (see staircaseGrid); others run one batch per layer.
  */
 export function restoreGrid(
   model: PretrainedModel, inputs: ModelInputs, component: string, window: number,
   patched: RecordedRun, restored: RecordedRun, target: number, metric: Metric,
   corruption: Corruption | null, onProgress?: (done: number, total: number) => void,
 ): ScoreGrid {
+  const length = inputs.inputIds!.shape[1];
+  const numLayers = model.numLayers;
+  const values = model.supportsResume && !inputs.attentionMask
+    ? staircaseGrid(model, inputs, component, window, patched, restored, target, metric, onProgress)
+    : layerByLayerGrid(model, inputs, component, window, restored, target, metric, corruption, onProgress);
+  return { values, rows: numLayers, cols: length, layers: Array.from({ length: numLayers }, (_, l) => l), positions: Array.from({ length }, (_, p) => p) };
+}
+
+/** Raised by a hook once a block has run, so that a resumed run computes just that block. */
+class BlockDone extends Error {
+  constructor(readonly output: Tensor) {
+    super("block done");
+  }
+}
+
+/**
+ * One pass over the blocks with a growing batch: the rows of layer l (one per position) join at
+ * the first layer of l's window, starting from the patched run's residual stream there, and the
+ * rows already in flight continue. At block j a hook writes the restored value into every row
+ * whose window holds j. The work is that of the layer-by-layer batches, but in GEMMs of up to
+ * layers × positions rows, which run far closer to peak than batches of one layer's positions.
+ */
+function staircaseGrid(
+  model: PretrainedModel, inputs: ModelInputs, component: string, window: number,
+  patched: RecordedRun, restored: RecordedRun, target: number, metric: Metric,
+  onProgress?: (done: number, total: number) => void,
+): Float32Array {
+  const ids = inputs.inputIds!;
+  const length = ids.shape[1];
+  const numLayers = model.numLayers;
+  const width = patched.blockInputs[0].shape[2];
+  const windows = Array.from({ length: numLayers }, (_, l) => windowLayers(l, window, numLayers));
+  /** Row groups in batch order: each is one layer's `length` rows, example p restoring position p. */
+  const groups: number[] = [];
+  let hidden: Tensor | null = null;
+  let logits: Tensor | null = null;
+  for (let j = 0; j < numLayers; j++) {
+    const joining = windows.map((w, l) => (w[0] === j ? l : -1)).filter((l) => l >= 0);
+    const fresh = joining.map(() => tv.expand(patched.blockInputs[j], [length, length, width]));
+    hidden = hidden === null ? tv.concat(fresh, 0) : fresh.length > 0 ? tv.concat([hidden, ...fresh], 0) : hidden;
+    groups.push(...joining);
+    const rows = groups.length * length;
+    const restoring = groups.map((l) => windows[l].includes(j));
+    const site = model.site(component, j);
+    const restore = (value: Tensor): Tensor => {
+      const view = componentView(value, site);
+      const clean = restored.component[j];
+      const index = new IntTensor(Int32Array.from({ length: rows }, (_, r) => r % length), [rows, 1]);
+      const rowMask = new Tensor(Float32Array.from({ length: rows }, (_, r) => (restoring[Math.floor(r / length)] ? 1 : 0)), [rows, 1, 1]);
+      const sources = tv.gatherAt(tv.expand(clean, [rows, length, width]), 1, index);
+      const written = tv.writeAt(view, 1, index, tv.where(rowMask, sources, tv.gatherAt(view, 1, index)));
+      return withComponent(value, site, written);
+    };
+    const module = model.getModule(site.module);
+    const handles = [site.hook === "input" ? module.addPreHook((_m, x) => restore(x as Tensor)) : module.addPostHook((_m, _x, y) => restore(y))];
+    const last = j === numLayers - 1;
+    if (!last) {
+      const blockEnd = model.site("block_output", j);
+      handles.push(model.getModule(blockEnd.module).addPostHook((_m, _x, y) => {
+        throw new BlockDone(y);
+      }));
+    }
+    const batchIds = new IntTensor(Int32Array.from({ length: rows * length }, (_, i) => ids.data[i % length]), [rows, length]);
+    try {
+      logits = tv.noGrad(() => model.run({ inputIds: batchIds, resumeFrom: { layer: j, hidden: hidden! }, lastPositionLogits: true }).logits);
+    } catch (e) {
+      if (!(e instanceof BlockDone)) throw e;
+      hidden = e.output;
+    } finally {
+      for (const h of handles) h.remove();
+    }
+    onProgress?.(j + 1, numLayers);
+  }
+  const scores = measure(logits!, target, metric);
+  const values = new Float32Array(numLayers * length);
+  groups.forEach((layer, g) => values.set(scores.subarray(g * length, (g + 1) * length), layer * length));
+  return values;
+}
+
+/** One batch per layer (for models that cannot resume, or prompts with padding): the full run, corrupted again where needed. */
+function layerByLayerGrid(
+  model: PretrainedModel, inputs: ModelInputs, component: string, window: number,
+  restored: RecordedRun, target: number, metric: Metric,
+  corruption: Corruption | null, onProgress?: (done: number, total: number) => void,
+): Float32Array {
   const ids = inputs.inputIds!;
   const length = ids.shape[1];
   const numLayers = model.numLayers;
@@ -112,19 +198,17 @@ export function restoreGrid(
   const perExample = positions.map((p) => [p]);
   for (let layer = 0; layer < numLayers; layer++) {
     const layers = windowLayers(layer, window, numLayers);
-    const resume = model.supportsResume;
     const restores = layers.map((l) => ({ layer: l, component, interventionType: VanillaIntervention }));
-    const corrupt = !resume && corruption ? [{ layer: 0, component: "block_input", maxNumberOfUnits: corruption.positions.length, interventionType: AdditionIntervention }] : [];
+    const corrupt = corruption ? [{ layer: 0, component: "block_input", maxNumberOfUnits: corruption.positions.length, interventionType: AdditionIntervention }] : [];
     const im = new IntervenableModel([...corrupt, ...restores], model);
     const sources = [
-      ...corrupt.map(() => tv.unsqueeze(corruption!.noise, 0)),
+      ...corrupt.map(() => tv.expand(tv.unsqueeze(corruption!.noise, 0), [length, ...corruption!.noise.shape])),
       ...layers.map((l) => tv.gatherAt(tv.expand(restored.component[l], [length, length, restored.component[l].shape[2]]), 1, new IntTensor(Int32Array.from(positions), [length, 1]))),
     ];
     const base: ModelInputs = {
       inputIds: batchIds,
       attentionMask: inputs.attentionMask ? tv.intTensor(Array.from({ length }, () => [...inputs.attentionMask!.data])) : null,
       lastPositionLogits: true,
-      ...(resume ? { resumeFrom: { layer: layers[0], hidden: tv.expand(patched.blockInputs[layers[0]], [length, length, patched.blockInputs[0].shape[2]]) } } : {}),
     };
     const logits = tv.noGrad(() => im.forward(base, null, {
       unitLocations: { base: [...corrupt.map(() => [corruption!.positions]), ...layers.map(() => perExample)] },
@@ -133,5 +217,5 @@ export function restoreGrid(
     values.set(measure(logits, target, metric), layer * length);
     onProgress?.(layer + 1, numLayers);
   }
-  return { values, rows: numLayers, cols: length, layers: Array.from({ length: numLayers }, (_, l) => l), positions };
+  return values;
 }

@@ -1,0 +1,90 @@
+/**
+ * Sweeps against brute force: every cell of a trace or patching grid recomputed on its own with a
+ * plain IntervenableModel (no caching, no resuming, no batching), and collection against the
+ * model's own hidden states.
+ */
+import assert from "node:assert/strict";
+import { before, describe, it } from "node:test";
+import * as tv from "../src/index.js";
+import { fixtureFolder } from "./support/fixtures.js";
+
+const PROMPT = [83, 54, 22, 99, 51, 27];
+const TOKENS = PROMPT.map(String);
+
+/** The metric of one cell: corrupt (optional), restore `component` at the window's layers and position p from `sourceIds`. */
+function bruteForceCell(
+  model: tv.PretrainedModel, baseIds: number[], sourceIds: number[], component: string, layers: number[], p: number,
+  noise: tv.Tensor | null, corrupted: number[], target: number, metric: "probability" | "logit",
+): number {
+  const corrupt = noise ? [{ layer: 0, component: "block_input", maxNumberOfUnits: corrupted.length, interventionType: tv.AdditionIntervention }] : [];
+  const collect = new tv.IntervenableModel(layers.map((layer) => ({ layer, component, interventionType: tv.CollectIntervention })), model);
+  const clean = collect.forward({ inputIds: tv.intTensor([sourceIds]) }, null, { unitLocations: { base: layers.map(() => [[p]]) } }).collected;
+  const im = new tv.IntervenableModel([...corrupt, ...layers.map((layer) => ({ layer, component, interventionType: tv.VanillaIntervention }))], model);
+  const logits = im.forward({ inputIds: tv.intTensor([baseIds]) }, null, {
+    unitLocations: { base: [...corrupt.map(() => [corrupted]), ...layers.map(() => [[p]])] },
+    sourceRepresentations: [...corrupt.map(() => tv.unsqueeze(noise!, 0)), ...clean],
+  }).intervened.logits;
+  return tv.measure(logits, target, metric)[0];
+}
+
+function assertGridMatches(grid: tv.ScoreGrid, cell: (layer: number, p: number) => number, tolerance: number): void {
+  for (let l = 0; l < grid.rows; l++) {
+    for (let p = 0; p < grid.cols; p++) {
+      const expected = cell(l, p);
+      const actual = grid.values[l * grid.cols + p];
+      assert.ok(Math.abs(actual - expected) <= tolerance, `cell (${l}, ${p}): ${actual} vs brute force ${expected}`);
+    }
+  }
+}
+
+describe("sweeps", () => {
+  let gpt2: tv.PretrainedModel;
+  let neox: tv.PretrainedModel;
+  before(async () => {
+    gpt2 = (await tv.loadPretrained(fixtureFolder("gpt2_tiny"))).model;
+    neox = (await tv.loadPretrained(fixtureFolder("gpt_neox_tiny"))).model;
+  });
+
+  it("causal tracing equals restoring each cell on its own (block_output; resumed staircase)", () => {
+    const noise = tv.randn([3, 32], { std: 0.5, generator: new tv.Generator(1) });
+    const trace = tv.causalTrace(gpt2, { inputIds: tv.intTensor([PROMPT]), tokens: TOKENS, corruptedPositions: [0, 1, 2], noise, metric: "logit" });
+    assert.deepEqual([trace.grid.rows, trace.grid.cols], [4, 6]);
+    assert.ok(gpt2.supportsResume);
+    assertGridMatches(trace.grid, (l, p) => bruteForceCell(gpt2, PROMPT, PROMPT, "block_output", [l], p, noise, [0, 1, 2], trace.target, "logit"), 1e-5);
+    const last = trace.grid.values[3 * 6 + 5];
+    assert.ok(Math.abs(last - trace.clean) < 1e-5, "restoring the last layer at the last position recovers the clean logit");
+  });
+
+  it("windows of layers restore together (mlp_output, window 3) and probabilities are measured", () => {
+    const noise = tv.randn([2, 32], { std: 0.5, generator: new tv.Generator(2) });
+    const trace = tv.causalTrace(gpt2, { inputIds: tv.intTensor([PROMPT]), tokens: TOKENS, corruptedPositions: [1, 2], noise, component: "mlp_output", window: 3 });
+    const windowOf = (l: number) => [0, 1, 2].map((k) => Math.max(0, l - 1) + k).filter((x) => x < 4);
+    assertGridMatches(trace.grid, (l, p) => bruteForceCell(gpt2, PROMPT, PROMPT, "mlp_output", windowOf(l), p, noise, [1, 2], trace.target, "probability"), 1e-6);
+  });
+
+  it("models that cannot resume run layer by layer and give the same cells (GPT-NeoX, attention_output)", () => {
+    assert.equal(neox.supportsResume, false);
+    const noise = tv.randn([2, 32], { std: 0.5, generator: new tv.Generator(3) });
+    const trace = tv.causalTrace(neox, { inputIds: tv.intTensor([PROMPT]), tokens: TOKENS, corruptedPositions: [0, 1], noise, component: "attention_output", metric: "logit" });
+    assertGridMatches(trace.grid, (l, p) => bruteForceCell(neox, PROMPT, PROMPT, "attention_output", [l], p, noise, [0, 1], trace.target, "logit"), 1e-5);
+  });
+
+  it("activation patching equals patching each cell on its own", () => {
+    const source = [54, 46, 23, 32, 54, 30];
+    const patch = tv.activationPatching(gpt2, { base: tv.intTensor([PROMPT]), source: tv.intTensor([source]), baseTokens: TOKENS, sourceTokens: source.map(String), metric: "logit" });
+    assertGridMatches(patch.grid, (l, p) => bruteForceCell(gpt2, PROMPT, source, "block_output", [l], p, null, [], patch.target, "logit"), 1e-5);
+    assert.throws(() => tv.activationPatching(gpt2, { base: tv.intTensor([PROMPT]), source: tv.intTensor([[1, 2]]), baseTokens: TOKENS, sourceTokens: ["1", "2"] }), /same length/);
+  });
+
+  it("collection returns each layer's block output for every example, as the model's hidden states", () => {
+    const ids = tv.intTensor([PROMPT, [3, 74, 81, 8, 16, 20], [1, 2, 3, 4, 5, 6]]);
+    const result = tv.collectActivations(gpt2, { inputIds: ids, layers: [0, 2], batchSize: 2 });
+    const hidden = gpt2.run({ inputIds: ids, outputHiddenStates: true }).hiddenStates!;
+    assert.deepEqual(result.activations.map((a) => a.shape), [[3, 6, 32], [3, 6, 32]]);
+    assert.deepEqual(result.activations[0].values, hidden[1].data);
+    assert.deepEqual(result.activations[1].values, hidden[3].data);
+    let hooks = 0;
+    for (const [, m] of gpt2.namedModules()) hooks += m.hookCount;
+    assert.equal(hooks, 0);
+  });
+});
