@@ -155,6 +155,20 @@ export function requireEmbedDim(typeName: string, embedDim: number | null | unde
   return embedDim;
 }
 
+/**
+ * An intervention with parameters to train (pyvene's TrainableIntervention). Like pyvene's, it is
+ * never source-constant, even when given a source representation.
+ */
+export abstract class TrainableIntervention extends Intervention {
+  override get trainable(): boolean {
+    return true;
+  }
+
+  override get sourceConstant(): boolean {
+    return false;
+  }
+}
+
 /** pyvene's partition expansion: [a, b] with integer a is range(a, b); other lists are kept. */
 export function expandPartition(partition: readonly (readonly number[])[] | null): number[][] | null {
   if (partition === null) return null;

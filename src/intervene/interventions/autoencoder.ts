@@ -13,7 +13,7 @@
 import { defaultGenerator, linear, rand, relu, sub, type Tensor } from "../../tensor/index.js";
 import { Module, ModuleList } from "../../nn/module.js";
 import { Activation, Linear } from "../../nn/layers.js";
-import { Intervention, checkWidth, requireEmbedDim, requireSource, type InterventionInput, type InterventionOptions } from "../intervention.js";
+import { TrainableIntervention, checkWidth, requireEmbedDim, requireSource, type InterventionInput, type InterventionOptions } from "../intervention.js";
 import { broadcastSource, doInterventionBySwap } from "../swap.js";
 
 /** pyvene's AutoencoderLayer: encoder = Sequential(Linear(n, latent), ReLU), decoder = Sequential(Linear(latent, n)). */
@@ -53,7 +53,7 @@ export class AutoencoderLayer extends Module {
   }
 }
 
-export class AutoencoderIntervention extends Intervention {
+export class AutoencoderIntervention extends TrainableIntervention {
   readonly typeName = "AutoencoderIntervention";
   readonly autoencoder: AutoencoderLayer;
 
@@ -67,13 +67,6 @@ export class AutoencoderIntervention extends Intervention {
     this.autoencoder = this.module("autoencoder", new AutoencoderLayer(n, latent, { generator: options.generator }));
   }
 
-  override get trainable(): boolean {
-    return true;
-  }
-
-  override get sourceConstant(): boolean {
-    return false;
-  }
 
   protected forward(base: Tensor, { source }: InterventionInput): Tensor {
     checkWidth(this.typeName, base, this.autoencoder.inputDim);

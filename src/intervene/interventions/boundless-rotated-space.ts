@@ -9,11 +9,11 @@
  * int64, tsvene as float32).
  */
 import { add, arange, clamp, div, matmul, mul, sigmoid, sub, tensor, transpose, type Tensor } from "../../tensor/index.js";
-import { Intervention, checkWidth, markFrozen, requireEmbedDim, requireSource, setScalarParameter, type InterventionInput, type InterventionOptions } from "../intervention.js";
+import { TrainableIntervention, checkWidth, markFrozen, requireEmbedDim, requireSource, setScalarParameter, type InterventionInput, type InterventionOptions } from "../intervention.js";
 import { RotateLayer } from "../rotation.js";
 import { broadcastSource } from "../swap.js";
 
-export class BoundlessRotatedSpaceIntervention extends Intervention {
+export class BoundlessRotatedSpaceIntervention extends TrainableIntervention {
   readonly typeName = "BoundlessRotatedSpaceIntervention";
   readonly rotateLayer: RotateLayer;
   readonly interventionBoundaries: Tensor;
@@ -29,13 +29,6 @@ export class BoundlessRotatedSpaceIntervention extends Intervention {
     this.interventionPopulation = markFrozen(this.parameter("intervention_population", arange(n)));
   }
 
-  override get trainable(): boolean {
-    return true;
-  }
-
-  override get sourceConstant(): boolean {
-    return false;
-  }
 
   override get flattensUnits(): boolean {
     return false;

@@ -10,10 +10,10 @@
  * gradient, so θ never receives one (as in PyTorch). keepLastDim is always true.
  */
 import { Tensor, add, matmul, mul, relu, zeros } from "../../tensor/index.js";
-import { Intervention, checkWidth, requireEmbedDim, requireSource, type InterventionInput, type InterventionOptions } from "../intervention.js";
+import { TrainableIntervention, checkWidth, requireEmbedDim, requireSource, type InterventionInput, type InterventionOptions } from "../intervention.js";
 import { broadcastSource, doInterventionBySwap } from "../swap.js";
 
-export class JumpReLUAutoencoderIntervention extends Intervention {
+export class JumpReLUAutoencoderIntervention extends TrainableIntervention {
   readonly typeName = "JumpReLUAutoencoderIntervention";
   readonly W_enc: Tensor;
   readonly W_dec: Tensor;
@@ -35,13 +35,6 @@ export class JumpReLUAutoencoderIntervention extends Intervention {
     this.b_dec = this.parameter("b_dec", zeros([n])).requireGrad();
   }
 
-  override get trainable(): boolean {
-    return true;
-  }
-
-  override get sourceConstant(): boolean {
-    return false;
-  }
 
   encode(x: Tensor): Tensor {
     const pre = add(matmul(x, this.W_enc), this.b_enc);

@@ -8,11 +8,11 @@
  * An id repeated within an example counts once. interchangeDim is not used (as in pyvene).
  */
 import { add, matmul, mul, sub, transpose, type Tensor } from "../../tensor/index.js";
-import { Intervention, checkWidth, requireEmbedDim, requireSource, type InterventionInput, type InterventionOptions } from "../intervention.js";
+import { TrainableIntervention, checkWidth, requireEmbedDim, requireSource, type InterventionInput, type InterventionOptions } from "../intervention.js";
 import { LowRankRotateLayer } from "../rotation.js";
 import { broadcastSource, featureSelection, selectionMask } from "../swap.js";
 
-export class LowRankRotatedSpaceIntervention extends Intervention {
+export class LowRankRotatedSpaceIntervention extends TrainableIntervention {
   readonly typeName = "LowRankRotatedSpaceIntervention";
   readonly rotateLayer: LowRankRotateLayer;
 
@@ -30,13 +30,6 @@ export class LowRankRotatedSpaceIntervention extends Intervention {
     return this.rotateLayer.m;
   }
 
-  override get trainable(): boolean {
-    return true;
-  }
-
-  override get sourceConstant(): boolean {
-    return false;
-  }
 
   protected forward(base: Tensor, { source, subspaces }: InterventionInput): Tensor {
     checkWidth(this.typeName, base, this.rotateLayer.n);

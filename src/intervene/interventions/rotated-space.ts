@@ -4,11 +4,11 @@
  * rotated coordinates (all by default, which makes out = s), or the subspaces, per example.
  */
 import { matmul, transpose, type Tensor } from "../../tensor/index.js";
-import { Intervention, checkWidth, requireEmbedDim, requireSource, type InterventionInput, type InterventionOptions } from "../intervention.js";
+import { TrainableIntervention, checkWidth, requireEmbedDim, requireSource, type InterventionInput, type InterventionOptions } from "../intervention.js";
 import { RotateLayer } from "../rotation.js";
 import { broadcastSource, doInterventionBySwap } from "../swap.js";
 
-export class RotatedSpaceIntervention extends Intervention {
+export class RotatedSpaceIntervention extends TrainableIntervention {
   readonly typeName = "RotatedSpaceIntervention";
   readonly rotateLayer: RotateLayer;
 
@@ -18,13 +18,6 @@ export class RotatedSpaceIntervention extends Intervention {
     this.rotateLayer = this.module("rotate_layer", new RotateLayer(n, { generator: options.generator }));
   }
 
-  override get trainable(): boolean {
-    return true;
-  }
-
-  override get sourceConstant(): boolean {
-    return false;
-  }
 
   protected forward(base: Tensor, { source, subspaces }: InterventionInput): Tensor {
     checkWidth(this.typeName, base, this.rotateLayer.n);

@@ -6,11 +6,11 @@
  * method refers to a missing attribute).
  */
 import { add, div, full, matmul, mul, sigmoid, sub, tensor, transpose, type Tensor } from "../../tensor/index.js";
-import { Intervention, checkWidth, requireEmbedDim, requireSource, setScalarParameter, type InterventionInput, type InterventionOptions } from "../intervention.js";
+import { TrainableIntervention, checkWidth, requireEmbedDim, requireSource, setScalarParameter, type InterventionInput, type InterventionOptions } from "../intervention.js";
 import { RotateLayer } from "../rotation.js";
 import { broadcastSource } from "../swap.js";
 
-export class SigmoidMaskRotatedSpaceIntervention extends Intervention {
+export class SigmoidMaskRotatedSpaceIntervention extends TrainableIntervention {
   readonly typeName = "SigmoidMaskRotatedSpaceIntervention";
   readonly rotateLayer: RotateLayer;
   readonly masks: Tensor;
@@ -24,13 +24,6 @@ export class SigmoidMaskRotatedSpaceIntervention extends Intervention {
     this.temperature = this.parameter("temperature", tensor(50)).requireGrad();
   }
 
-  override get trainable(): boolean {
-    return true;
-  }
-
-  override get sourceConstant(): boolean {
-    return false;
-  }
 
   getBoundaryParameters(): Tensor {
     return this.masks;

@@ -5,10 +5,10 @@
  * Parameters: `mask` (n, zeros), `temperature` (0-d, 0.01). subspaces are ignored.
  */
 import { add, div, mul, sigmoid, sub, tensor, zeros, type Tensor } from "../../tensor/index.js";
-import { Intervention, checkWidth, requireEmbedDim, requireSource, setScalarParameter, type InterventionInput, type InterventionOptions } from "../intervention.js";
+import { TrainableIntervention, checkWidth, requireEmbedDim, requireSource, setScalarParameter, type InterventionInput, type InterventionOptions } from "../intervention.js";
 import { broadcastSource } from "../swap.js";
 
-export class SigmoidMaskIntervention extends Intervention {
+export class SigmoidMaskIntervention extends TrainableIntervention {
   readonly typeName = "SigmoidMaskIntervention";
   readonly mask: Tensor;
   readonly temperature: Tensor;
@@ -20,13 +20,6 @@ export class SigmoidMaskIntervention extends Intervention {
     this.temperature = this.parameter("temperature", tensor(0.01)).requireGrad();
   }
 
-  override get trainable(): boolean {
-    return true;
-  }
-
-  override get sourceConstant(): boolean {
-    return false;
-  }
 
   override get flattensUnits(): boolean {
     return false;
