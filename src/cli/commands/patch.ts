@@ -1,0 +1,74 @@
+/**
+ * `tsvene patch`: activation patching between two prompts of the same length. Each (layer,
+ * position) of the base run takes its value from the source run in turn; the target's metric on
+ * the base run shows which sites carry the difference between the prompts.
+ */
+import { writeFile } from "node:fs/promises";
+import { activationPatching } from "../../sweeps/index.js";
+import type { PatchResult } from "../../sweeps/results.js";
+import { intTensor } from "../../tensor/index.js";
+import { patchReport } from "../../viz/index.js";
+import { UsageError, type OptionTable } from "../args.js";
+import { COMMON_OPTIONS, checkComponent, encodeText, loadModel, targetToken, tokenLabels, type Command } from "../context.js";
+import { bestCell, emit, formatScore, gridTable } from "../output.js";
+import { progressBar } from "../progress.js";
+
+const options = {
+  base: { kind: "string", form: "<text>", required: true, description: "The prompt that is patched." },
+  source: { kind: "string", form: "<text>", required: true, description: "The prompt the patched values come from (same number of tokens)." },
+  component: { kind: "string", form: "<component>", description: "The component patched at each layer, e.g. block_output, mlp_output, attention_output (default block_output)." },
+  target: { kind: "string", form: "<token>", description: "The token to measure at the last position (default: the source run's top token)." },
+  metric: { kind: "choice", choices: ["probability", "logit"], description: "What is measured (default probability)." },
+  report: { kind: "string", form: "<file.html>", description: "Write an HTML report with a heat map." },
+  ...COMMON_OPTIONS,
+} as const satisfies OptionTable;
+
+export const patchCommand: Command<typeof options> = {
+  syntax: {
+    name: "patch",
+    summary: "Activation patching: which sites carry the difference between a base and a source prompt?",
+    synopsis: '--base "<text>" --source "<text>" [options]',
+    options,
+    notes: 'Example: tsvene patch --base "Ada Lovelace lives in" --source "Alan Turing lives in" --report patch.html',
+  },
+
+  async run({ values }) {
+    const { model, tokenizer } = await loadModel(values.model);
+    const component = checkComponent(model, values.component ?? "block_output", "--component");
+    const baseIds = encodeText(tokenizer, values.base!, "--base");
+    const sourceIds = encodeText(tokenizer, values.source!, "--source");
+    if (baseIds.length !== sourceIds.length) {
+      throw new UsageError(`--source must have as many tokens as --base: the base has ${baseIds.length}, the source ${sourceIds.length} (patching pairs positions one to one)`);
+    }
+    const target = values.target === undefined ? undefined : targetToken(tokenizer, values.base!, values.target, "--target");
+    if (target?.note) process.stderr.write(`tsvene patch: ${target.note}\n`);
+    const bar = progressBar(`patch ${component}`, { quiet: values.quiet });
+    let result: PatchResult;
+    try {
+      result = activationPatching(model, {
+        base: intTensor([baseIds]), source: intTensor([sourceIds]),
+        baseTokens: tokenLabels(tokenizer, baseIds), sourceTokens: tokenLabels(tokenizer, sourceIds),
+        component, target: target?.id, targetLabel: target?.label, metric: values.metric, onProgress: bar.update,
+      });
+    } finally {
+      bar.finish();
+    }
+    // Without --target the sweep picks the source run's top token, and only the tokenizer can name it.
+    result = { ...result, targetLabel: target?.label ?? tokenizer.decode([result.target]) };
+    if (values.report !== undefined) await writeFile(values.report, patchReport(result));
+    await emit(result, describePatch(result) + (values.report === undefined ? "" : `report: ${values.report}\n`), values);
+    return 0;
+  },
+};
+
+function describePatch(r: PatchResult): string {
+  const best = bestCell(r.grid);
+  const differing = r.baseTokens.flatMap((t, i) => (t !== r.sourceTokens[i] ? [i] : []));
+  return [
+    `activation patching of ${r.component}: ${r.metric} of ${JSON.stringify(r.targetLabel)} at the base's last position`,
+    `base ${formatScore(r.base)}, source ${formatScore(r.source)} (positions where the prompts differ are marked *)`,
+    gridTable(r.grid, r.baseTokens, differing).trimEnd(),
+    `best: layer ${r.grid.layers[best.row]} at ${JSON.stringify(r.baseTokens[r.grid.positions[best.col]])} (position ${r.grid.positions[best.col]}): ${formatScore(best.value)}`,
+    "",
+  ].join("\n");
+}

@@ -1,0 +1,105 @@
+/**
+ * `tsvene trace`: ROME's causal tracing of one prompt. The subject's input embeddings are
+ * corrupted with noise; then each (layer, position) of the corrupted run is restored from the
+ * clean run in turn, and the target's probability shows where the fact travels.
+ */
+import { writeFile } from "node:fs/promises";
+import { causalTrace } from "../../sweeps/index.js";
+import type { TraceComponent, TraceResult } from "../../sweeps/results.js";
+import { intTensor } from "../../tensor/index.js";
+import { traceReport } from "../../viz/index.js";
+import { UsageError, type OptionTable } from "../args.js";
+import { COMMON_OPTIONS, encodeText, loadModel, subjectPositions, targetToken, tokenLabels, type Command } from "../context.js";
+import { factsFileOf, readFacts, subjectsIn } from "../facts.js";
+import { bestCell, emit, formatScore, gridTable } from "../output.js";
+import { progressBar } from "../progress.js";
+
+const TRACE_COMPONENTS: readonly TraceComponent[] = ["block_output", "mlp_output", "attention_output"];
+
+const options = {
+  prompt: { kind: "string", form: "<text>", description: "The prompt (default: the example prompt of the model's facts.json)." },
+  subject: { kind: "string", form: "<text>", description: "The text in the prompt whose tokens are corrupted (default: a subject of facts.json found in the prompt)." },
+  target: { kind: "string", form: "<token>", description: "The token to measure at the last position (default: the clean run's top token)." },
+  component: { kind: "choice", choices: [...TRACE_COMPONENTS, "all"], description: "What is restored at each layer (default block_output)." },
+  window: { kind: "int", min: 1, description: "Layers restored together around each layer (default 1; ROME uses 10 for mlp/attention)." },
+  noise: { kind: "number", positive: true, description: "Standard deviation of the embedding noise (default: 3 × the embeddings' std, as ROME)." },
+  seed: { kind: "int", description: "Seed of the noise (default 0)." },
+  metric: { kind: "choice", choices: ["probability", "logit"], description: "What is measured (default probability)." },
+  report: { kind: "string", form: "<file.html>", description: "Write an HTML report with heat maps." },
+  ...COMMON_OPTIONS,
+} as const satisfies OptionTable;
+
+export const traceCommand: Command<typeof options> = {
+  syntax: {
+    name: "trace",
+    summary: "Causal tracing (ROME): where in the network does the prompt's answer come from?",
+    synopsis: '[--prompt "<text>" --subject "<text in the prompt>"] [options]',
+    options,
+    notes: [
+      "Prints a table of layers × tokens (corrupted tokens marked *, the best cell >); --component all",
+      "traces block, MLP and attention outputs. --json prints the TraceResult (an array of three for all).",
+      "",
+      "Example: tsvene trace --report trace.html",
+      '         tsvene trace --prompt "The Eiffel Tower is in" --subject "Eiffel Tower" --model gpt2',
+    ].join("\n"),
+  },
+
+  async run({ values }) {
+    const { model, tokenizer, folder } = await loadModel(values.model);
+    const { prompt, subject } = await promptAndSubject(values.prompt, values.subject, folder);
+    const ids = encodeText(tokenizer, prompt, "--prompt");
+    const tokens = tokenLabels(tokenizer, ids);
+    const corruptedPositions = subjectPositions(tokenizer, ids, subject, "--subject");
+    const target = values.target === undefined ? undefined : targetToken(tokenizer, prompt, values.target, "--target");
+    if (target?.note) process.stderr.write(`tsvene trace: ${target.note}\n`);
+    const components = values.component === undefined ? ["block_output" as const]
+      : values.component === "all" ? TRACE_COMPONENTS : [values.component];
+
+    const results: TraceResult[] = [];
+    for (const component of components) {
+      const bar = progressBar(`trace ${component}`, { quiet: values.quiet });
+      try {
+        const result = causalTrace(model, {
+          inputIds: intTensor([ids]), tokens, corruptedPositions,
+          target: target?.id, targetLabel: target?.label,
+          component, window: values.window, noiseStd: values.noise, seed: values.seed, metric: values.metric,
+          onProgress: bar.update,
+        });
+        // Without --target the sweep picks the clean run's top token, and only the tokenizer can name it.
+        results.push({ ...result, targetLabel: target?.label ?? tokenizer.decode([result.target]) });
+      } finally {
+        bar.finish();
+      }
+    }
+    if (values.report !== undefined) await writeFile(values.report, traceReport(results));
+    const text = results.map(describeTrace).join("\n") + (values.report === undefined ? "" : `report: ${values.report}\n`);
+    await emit(results.length === 1 ? results[0] : results, text, values);
+    return 0;
+  },
+};
+
+/** The prompt and subject given; the model's demo prompt when no prompt is, its subject found in the prompt when none is given. */
+async function promptAndSubject(prompt: string | undefined, subject: string | undefined, folder: string): Promise<{ prompt: string; subject: string }> {
+  if (prompt !== undefined && subject !== undefined) return { prompt, subject };
+  const factsFile = factsFileOf(folder);
+  if (prompt === undefined) {
+    if (subject !== undefined) throw new UsageError('--subject needs --prompt (the subject is text inside the prompt): give --prompt "<text>"');
+    if (factsFile === null) throw new UsageError('--prompt is required: this model has no facts.json to take an example from (expected --prompt "<text>" --subject "<text in the prompt>")');
+    return (await readFacts(factsFile)).demo;
+  }
+  const known = factsFile === null ? [] : subjectsIn((await readFacts(factsFile)).facts, prompt);
+  if (known.length === 0) throw new UsageError('--subject is required for this prompt: the text in the prompt whose tokens are corrupted (expected --subject "<text in the prompt>")');
+  return { prompt, subject: known[0] };
+}
+
+function describeTrace(r: TraceResult): string {
+  const best = bestCell(r.grid);
+  const corrupted = r.corruptedPositions.map((p) => JSON.stringify(r.tokens[p])).join(" ");
+  return [
+    `causal trace of ${r.component} (window ${r.window}): ${r.metric} of ${JSON.stringify(r.targetLabel)} at the last position`,
+    `clean ${formatScore(r.clean)}, corrupted ${formatScore(r.corrupted)} (noise on ${corrupted})`,
+    gridTable(r.grid, r.tokens, r.corruptedPositions).trimEnd(),
+    `best: layer ${r.grid.layers[best.row]} at ${JSON.stringify(r.tokens[r.grid.positions[best.col]])} (position ${r.grid.positions[best.col]}): ${formatScore(best.value)}`,
+    "",
+  ].join("\n");
+}

@@ -1,0 +1,79 @@
+#!/usr/bin/env node
+/**
+ * The `tsvene` command line: `npx tsvene <command> [options]`. Results go to stdout (text, or
+ * JSON with --json), progress and notes to stderr. Exit codes: 0 done, 1 the work failed,
+ * 2 the command was called wrongly (the message names the flag and the form expected).
+ */
+import { readFileSync } from "node:fs";
+import { UsageError, commandUsage, parseCommandArgs } from "./args.js";
+import type { Command } from "./context.js";
+import { collectCommand } from "./commands/collect.js";
+import { dasCommand } from "./commands/das.js";
+import { generateCommand } from "./commands/generate.js";
+import { parityCommand } from "./commands/parity.js";
+import { patchCommand } from "./commands/patch.js";
+import { traceCommand } from "./commands/trace.js";
+
+const COMMANDS: readonly Command[] = [traceCommand, patchCommand, collectCommand, generateCommand, dasCommand, parityCommand];
+
+function generalUsage(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.syntax.name.length));
+  return [
+    "Usage: tsvene <command> [options]",
+    "",
+    "Commands:",
+    ...COMMANDS.map((c) => `  ${c.syntax.name.padEnd(width)}  ${c.syntax.summary}`),
+    "",
+    'Every model command takes --model <Hub id or folder> (default: the embedded default model),',
+    "--json (print JSON), --out <file> (write JSON) and --quiet (no progress bar).",
+    'Run "tsvene <command> --help" for its options. TSVENE_DEBUG=1 prints stack traces of errors.',
+    "",
+  ].join("\n");
+}
+
+function version(): string {
+  const packageJson = new URL("../../../package.json", import.meta.url);
+  return (JSON.parse(readFileSync(packageJson, "utf8")) as { version: string }).version;
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined) {
+    process.stderr.write(generalUsage());
+    return 2;
+  }
+  if (name === "--help" || name === "-h" || name === "help") {
+    const topic = COMMANDS.find((c) => c.syntax.name === rest[0]);
+    process.stdout.write(topic ? commandUsage(topic.syntax) : generalUsage());
+    return 0;
+  }
+  if (name === "--version" || name === "-v") {
+    process.stdout.write(`${version()}\n`);
+    return 0;
+  }
+  const command = COMMANDS.find((c) => c.syntax.name === name);
+  if (command === undefined) {
+    const known = COMMANDS.map((c) => c.syntax.name).join(", ");
+    process.stderr.write(`tsvene: unknown command ${JSON.stringify(name)} (expected one of ${known})\nRun "tsvene --help" for usage.\n`);
+    return 2;
+  }
+  try {
+    const args = parseCommandArgs(command.syntax, rest);
+    if (args.help) {
+      process.stdout.write(commandUsage(command.syntax));
+      return 0;
+    }
+    return await command.run(args);
+  } catch (error) {
+    if (process.env.TSVENE_DEBUG) console.error(error);
+    const message = error instanceof Error ? error.message : String(error);
+    if (error instanceof UsageError) {
+      process.stderr.write(`tsvene ${name}: ${message}\nRun "tsvene ${name} --help" for usage.\n`);
+      return 2;
+    }
+    process.stderr.write(`tsvene ${name}: ${message}\n`);
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,56 @@
+/**
+ * Where results go: a text summary on stdout for people, JSON on stdout with --json, JSON in a
+ * file with --out. Score grids print as a compact table of layers × tokens with the best cell marked.
+ */
+import { writeFile } from "node:fs/promises";
+import type { ScoreGrid } from "../sweeps/results.js";
+
+/** JSON with typed arrays (grid values, shapes) written as plain arrays. */
+export function toJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => (ArrayBuffer.isView(v) && !(v instanceof DataView) ? Array.from(v as Float32Array) : v), 2);
+}
+
+/** Prints `text` (or the JSON with --json) and writes the JSON to --out when given. */
+export async function emit(result: unknown, text: string, options: { json?: boolean; out?: string }): Promise<void> {
+  const json = toJson(result);
+  if (options.out !== undefined) await writeFile(options.out, json + "\n");
+  process.stdout.write(options.json ? json + "\n" : text);
+}
+
+/** A short, one-line form of a token for table headers: whitespace made visible, long tokens cut. */
+export function shortLabel(token: string, width = 8): string {
+  const visible = token.replace(/\n/g, "\\n").replace(/\t/g, "\\t").replace(/^ /, "·");
+  return visible.length > width ? visible.slice(0, width - 1) + "…" : visible;
+}
+
+/** The cell with the highest score: its row, column and value. */
+export function bestCell(grid: ScoreGrid): { row: number; col: number; value: number } {
+  let best = 0;
+  for (let i = 1; i < grid.values.length; i++) if (grid.values[i] > grid.values[best]) best = i;
+  return { row: Math.floor(best / grid.cols), col: best % grid.cols, value: grid.values[best] };
+}
+
+/**
+ * A table with one row per layer and one column per position, headed by the tokens. Columns
+ * marked in `highlight` (e.g. corrupted positions) get a "*" after their label; the best cell
+ * is marked with ">" before its value.
+ */
+export function gridTable(grid: ScoreGrid, tokens: readonly string[], highlight: readonly number[] = []): string {
+  const best = bestCell(grid);
+  const cells = (row: number) => grid.positions.map((_, c) => {
+    const v = grid.values[row * grid.cols + c];
+    return (row === best.row && c === best.col ? ">" : "") + formatScore(v);
+  });
+  const headers = grid.positions.map((p) => shortLabel(tokens[p] ?? String(p)) + (highlight.includes(p) ? "*" : ""));
+  const body = grid.layers.map((_, r) => cells(r));
+  const widths = headers.map((h, c) => Math.max(h.length, ...body.map((row) => row[c].length)));
+  const layerWidth = Math.max("layer".length, ...grid.layers.map((l) => String(l).length));
+  const line = (first: string, row: string[]) => [first.padStart(layerWidth), ...row.map((s, c) => s.padStart(widths[c]))].join("  ");
+  return [line("layer", headers), ...body.map((row, r) => line(String(grid.layers[r]), row))].join("\n") + "\n";
+}
+
+export function formatScore(v: number): string {
+  if (!Number.isFinite(v)) return String(v);
+  const a = Math.abs(v);
+  return a !== 0 && (a < 1e-3 || a >= 1e4) ? v.toExponential(2) : v.toFixed(3);
+}
