@@ -1,0 +1,656 @@
+/**
+ * Trains the model shipped in models/default/: a small GPT-2 that recalls synthetic facts, so the
+ * main job (causal tracing) runs offline on a model whose mechanism is known.
+ *
+ * The world: 48 people whose names are 2 or 3 name-piece tokens ("Ka ren", "Mi su vik"), each with
+ * a city, a language, a sport and a job drawn independently. Every piece is shared by several
+ * people with different attributes, so an answer depends on the whole name, and the relation is
+ * only named after the subject: the model has to gather the name at its last token and look the
+ * person up there before it knows the question, as ROME found in GPT-2. Prompts are
+ * "<prefix> <name> <relation phrase>" → attribute; some prefix × phrase templates are held out
+ * of training to measure recall under paraphrase.
+ *
+ * The script writes config.json, generation_config.json, model.safetensors (F16),
+ * tokenizer.json, tokenizer_config.json, facts.json and TASK.md, then checks the mechanism by
+ * causal tracing (corrupt the subject's embeddings, restore one block output at a time).
+ * Everything follows from SEED: two runs on the same machine write the same bytes.
+ *
+ *   npm run train:default-model
+ */
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import * as tv from "../src/index.js";
+import { DEFAULT_MODEL_FOLDER } from "../src/models/default-model.js";
+
+export const SEED = 6;
+
+/** Name pieces, shared by every position in a name. */
+const NAME_PIECES = ["Ka", "Lo", "Mi", "Ta", "Ro", "Se", "Vi", "Da", "Ne", "Bo", "Fe", "Gu"];
+
+export interface Relation {
+  name: string;
+  /** What follows the subject; the answer is the next token. */
+  phrases: string[];
+  values: string[];
+}
+
+const RELATIONS: Relation[] = [
+  { name: "city", phrases: ["lives in the city of", "has a home in", "is a resident of", "resides in"], values: ["Paris", "Tokyo", "Lima", "Cairo", "Oslo", "Delhi", "Quito", "Rome"] },
+  { name: "language", phrases: ["speaks", "is a native speaker of", "grew up speaking", "writes letters in"], values: ["French", "Japanese", "Spanish", "Arabic", "Norwegian", "Hindi", "Italian", "Greek"] },
+  { name: "sport", phrases: ["plays", "competes in", "is a fan of", "trains every day in"], values: ["tennis", "chess", "rugby", "golf", "hockey", "cricket", "rowing", "judo"] },
+  { name: "job", phrases: ["works as a", "is employed as a", "earns a living as a", "has a job as a"], values: ["doctor", "pilot", "baker", "lawyer", "farmer", "nurse", "painter", "teacher"] },
+];
+
+/** Text before the subject; "" puts the subject first. Punctuation is its own word, as the tokenizer splits it. */
+const PREFIXES = ["", "Fact :", "As we know ,", "I heard that", "Everyone says that", "It is true that"];
+
+const SUBJECT = "{subject}";
+const END_OF_TEXT = "<|endoftext|>";
+const UNKNOWN = "<unk>";
+/** Joins the facts of a training text. */
+const CONNECTIVE = "and";
+
+export interface Subject {
+  name: string;
+  pieces: string[];
+  /** Relation name → value. */
+  attributes: Record<string, string>;
+}
+
+export interface World {
+  subjects: Subject[];
+  relations: Relation[];
+  /** Per relation: templates with "{subject}", split into trained and held-out ones. */
+  templates: Record<string, { train: string[]; test: string[] }>;
+}
+
+/** A prompt of the world, with where its subject is. */
+export interface Prompt {
+  text: string;
+  subject: Subject;
+  relation: string;
+  answer: string;
+  /** Word offsets of the subject: [start, end). */
+  subjectSpan: [number, number];
+}
+
+function shuffle<T>(items: T[], g: tv.Generator): T[] {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(g.uniform() * (i + 1));
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
+}
+
+/**
+ * The people and their attributes. A name is 2 or 3 distinct pieces, and no name is settled
+ * before its last token: every 2-piece name's reversal is another person ("Ka Lo", "Lo Ka"), and
+ * 3-piece names come in pairs that differ only in the last piece ("Vi Ne Mi", "Vi Ne Ka"). No name
+ * starts another, so where a name ends is unambiguous. Each piece is used 10 times; each
+ * relation's values are dealt evenly (6 people each), independently of the other relations.
+ */
+export function buildWorld(seed: number): World {
+  const g = new tv.Generator(seed);
+  // Decks hold every piece twice; a deal that breaks a rule above is redealt.
+  const deck = () => shuffle([...NAME_PIECES, ...NAME_PIECES], g);
+  const pairsOf = (cards: string[]) => cards.flatMap((_, i) => (i % 2 === 0 ? [cards.slice(i, i + 2)] : []));
+  let names: string[][];
+  for (;;) {
+    const twoPiece = pairsOf(deck()).flatMap(([a, b]) => [[a, b], [b, a]]);
+    const ends = deck();
+    const threePiece = pairsOf(deck()).flatMap((start, i) => [[...start, ends[2 * i]], [...start, ends[2 * i + 1]]]);
+    names = [...twoPiece, ...threePiece];
+    const keys = new Set(names.map((pieces) => pieces.join(" ")));
+    const distinctPieces = names.every((pieces) => new Set(pieces).size === pieces.length);
+    const startsAnother = threePiece.some((pieces) => keys.has(pieces.slice(0, 2).join(" ")));
+    if (keys.size === names.length && distinctPieces && !startsAnother) break;
+  }
+  const people = shuffle(names, g);
+  const dealt = RELATIONS.map((r) => shuffle(people.map((_, i) => r.values[i % r.values.length]), g));
+  const subjects = people.map((pieces, i) => ({
+    name: pieces.join(" "),
+    pieces,
+    attributes: Object.fromEntries(RELATIONS.map((r, k) => [r.name, dealt[k][i]])),
+  }));
+  // Held out: one phrase per prefix, a different one for each relation, so that every prefix and every phrase is still trained.
+  const templates = Object.fromEntries(RELATIONS.map((r, k) => {
+    const all = PREFIXES.flatMap((prefix, p) => r.phrases.map((phrase, q) => ({ text: [prefix, SUBJECT, phrase].filter(Boolean).join(" "), heldOut: (p + q + k) % r.phrases.length === 0 })));
+    return [r.name, { train: all.filter((t) => !t.heldOut).map((t) => t.text), test: all.filter((t) => t.heldOut).map((t) => t.text) }];
+  }));
+  return { subjects, relations: RELATIONS, templates };
+}
+
+export function fillTemplate(template: string, subject: Subject, relation: string): Prompt {
+  const words = template.split(" ");
+  const at = words.indexOf(SUBJECT);
+  const text = template.replace(SUBJECT, subject.name);
+  return { text, subject, relation, answer: subject.attributes[relation], subjectSpan: [at, at + subject.pieces.length] };
+}
+
+export function prompts(world: World, split: "train" | "test"): Prompt[] {
+  return world.relations.flatMap((r) => world.templates[r.name][split].flatMap((t) => world.subjects.map((s) => fillTemplate(t, s, r.name))));
+}
+
+/** Every word of the world, specials first; the vocabulary of the word-level tokenizer. */
+function vocabulary(world: World): string[] {
+  const words = new Set<string>([END_OF_TEXT, UNKNOWN, CONNECTIVE]);
+  for (const s of world.subjects) s.pieces.forEach((p) => words.add(p));
+  for (const r of world.relations) {
+    for (const t of [...world.templates[r.name].train, ...world.templates[r.name].test]) {
+      t.split(" ").filter((w) => w !== SUBJECT).forEach((w) => words.add(w));
+    }
+    r.values.forEach((v) => words.add(v));
+  }
+  return [...words];
+}
+
+/**
+ * tokenizer.json for @huggingface/tokenizers and the Rust crate: a WordLevel model over the
+ * world's words, split on whitespace and punctuation; decoding joins words with spaces.
+ */
+export function tokenizerFiles(words: readonly string[]): { tokenizer: tv.JsonObject; config: tv.JsonObject } {
+  const special = (content: string, id: number) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+  return {
+    tokenizer: {
+      version: "1.0",
+      truncation: null,
+      padding: null,
+      added_tokens: [special(END_OF_TEXT, words.indexOf(END_OF_TEXT)), special(UNKNOWN, words.indexOf(UNKNOWN))],
+      normalizer: null,
+      pre_tokenizer: { type: "Whitespace" },
+      post_processor: null,
+      decoder: null,
+      model: { type: "WordLevel", vocab: Object.fromEntries(words.map((w, i) => [w, i])), unk_token: UNKNOWN },
+    },
+    config: {
+      tokenizer_class: "PreTrainedTokenizerFast",
+      bos_token: END_OF_TEXT,
+      eos_token: END_OF_TEXT,
+      unk_token: UNKNOWN,
+      pad_token: END_OF_TEXT,
+      padding_side: "left",
+      clean_up_tokenization_spaces: false,
+      model_max_length: N_POSITIONS,
+    },
+  };
+}
+
+export interface ModelShape {
+  layers: number;
+  dim: number;
+  heads: number;
+}
+
+const N_POSITIONS = 32;
+
+function modelConfig(vocabSize: number, eos: number, shape: ModelShape): tv.JsonObject {
+  return {
+    architectures: ["GPT2LMHeadModel"],
+    model_type: "gpt2",
+    vocab_size: vocabSize,
+    n_positions: N_POSITIONS,
+    n_embd: shape.dim,
+    n_layer: shape.layers,
+    n_head: shape.heads,
+    n_inner: 4 * shape.dim,
+    activation_function: "gelu_new",
+    layer_norm_epsilon: 1e-5,
+    initializer_range: 0.02,
+    resid_pdrop: 0,
+    embd_pdrop: 0,
+    attn_pdrop: 0,
+    scale_attn_weights: true,
+    tie_word_embeddings: true,
+    bos_token_id: eos,
+    eos_token_id: eos,
+    torch_dtype: "float16",
+  };
+}
+
+/** GPT-2's initialisation (HF's _init_weights): N(0, 0.02) weights, residual projections scaled by 1/√(2·layers), zero biases, unit norms. */
+function initialise(model: tv.PretrainedModel, layers: number, g: tv.Generator): void {
+  for (const [name, p] of model.namedParameters()) {
+    if (/\.ln_\w+\.weight$/.test(name)) continue;
+    if (name.endsWith(".bias")) continue;
+    const std = name.endsWith("c_proj.weight") ? 0.02 / Math.sqrt(2 * layers) : 0.02;
+    p.data.set(tv.randn(p.shape, { std, generator: g }).data);
+  }
+}
+
+/** A training text: token ids, and per position the label of the next token (-100: not trained). */
+interface TrainingText {
+  ids: number[];
+  labels: number[];
+}
+
+function isHeldOut(world: World, relation: string, prefix: string, phrase: string): boolean {
+  return world.templates[relation].test.includes([prefix, SUBJECT, phrase].filter(Boolean).join(" "));
+}
+
+/**
+ * A training text about one person: a prefix, the name, then 1 to `maxFacts` of their facts in
+ * random order ("phrase value", joined by "and"), then end of text; the values and the end of
+ * text are labelled. A held-out prefix × phrase pair never appears.
+ */
+function sampleText(world: World, tokenizer: tv.Tokenizer, maxFacts: number, allTokens: boolean, g: tv.Generator): TrainingText {
+  const subject = world.subjects[Math.floor(g.uniform() * world.subjects.length)];
+  const prefix = PREFIXES[Math.floor(g.uniform() * PREFIXES.length)];
+  const relations = shuffle(world.relations, g).slice(0, 1 + Math.floor(g.uniform() * maxFacts));
+  const words = [...prefix.split(" ").filter(Boolean), ...subject.pieces];
+  const answers = new Map<number, string>();
+  relations.forEach((r, i) => {
+    if (i > 0) words.push(CONNECTIVE);
+    const phrases = r.phrases.filter((q) => !isHeldOut(world, r.name, prefix, q));
+    words.push(...phrases[Math.floor(g.uniform() * phrases.length)].split(" "));
+    answers.set(words.length - 1, subject.attributes[r.name]);
+    words.push(subject.attributes[r.name]);
+  });
+  answers.set(words.length - 1, END_OF_TEXT);
+  words.push(END_OF_TEXT);
+  const idOf = (word: string) => tokenizer.tokenToId(word)!;
+  const ids = words.map(idOf);
+  return { ids, labels: ids.map((_, i) => (answers.has(i) ? idOf(answers.get(i)!) : allTokens && i + 1 < ids.length ? ids[i + 1] : -100)) };
+}
+
+/** Texts right-padded with end of text into [batch, longest] ids and labels. */
+function batchOf(texts: TrainingText[], eos: number): { inputIds: tv.IntTensor; labels: tv.IntTensor } {
+  const width = Math.max(...texts.map((t) => t.ids.length));
+  const ids = new Int32Array(texts.length * width).fill(eos);
+  const labels = new Int32Array(texts.length * width).fill(-100);
+  texts.forEach((t, b) => {
+    ids.set(t.ids, b * width);
+    labels.set(t.labels, b * width);
+  });
+  return { inputIds: new tv.IntTensor(ids, [texts.length, width]), labels: new tv.IntTensor(labels, [texts.length, width]) };
+}
+
+interface Encoded {
+  prompts: Prompt[];
+  ids: number[][];
+  answers: number[];
+}
+
+function encodeAll(tokenizer: tv.Tokenizer, list: Prompt[]): Encoded {
+  return {
+    prompts: list,
+    ids: list.map((p) => tokenizer.encode(p.text)),
+    answers: list.map((p) => tokenizer.encode(p.answer)[0]),
+  };
+}
+
+/** Fraction of prompts whose most likely next token is the answer. */
+export function accuracy(model: tv.PretrainedModel, data: Encoded, batchSize = 512): number {
+  let right = 0;
+  tv.noGrad(() => {
+    for (let start = 0; start < data.ids.length; start += batchSize) {
+      const rows = data.ids.slice(start, start + batchSize);
+      const width = Math.max(...rows.map((r) => r.length));
+      // Left padding keeps every prompt's last token at the last position.
+      const ids = new Int32Array(rows.length * width);
+      const mask = new Int32Array(rows.length * width);
+      rows.forEach((row, b) => {
+        ids.set(row, b * width + width - row.length);
+        mask.fill(1, b * width + width - row.length, (b + 1) * width);
+      });
+      const inputIds = new tv.IntTensor(ids, [rows.length, width]);
+      const attentionMask = new tv.IntTensor(mask, [rows.length, width]);
+      const positionIds = new tv.IntTensor(rows.flatMap((row) => Array.from({ length: width }, (_, t) => Math.max(0, t - (width - row.length)))), [rows.length, width]);
+      const logits = model.run({ inputIds, attentionMask, positionIds }).logits;
+      const predicted = tv.argmax(tv.slice(logits, 1, -1), -1).data;
+      rows.forEach((_, b) => (right += Number(predicted[b] === data.answers[start + b])));
+    }
+  });
+  return right / data.ids.length;
+}
+
+export interface TrainOptions {
+  shape: ModelShape;
+  steps: number;
+  batchSize: number;
+  lr: number;
+  warmup: number;
+  weightDecay: number;
+  /** Facts per training text: 1 to this many, about the same person. */
+  maxFactsPerText: number;
+  /** Train every next token (a language model), not only the values and the end of text. */
+  allTokens: boolean;
+  /** Prints progress every this many steps (0: silent). */
+  logEvery: number;
+}
+
+export const DEFAULT_TRAINING: TrainOptions = {
+  shape: { layers: 6, dim: 64, heads: 4 },
+  steps: 1500,
+  batchSize: 64,
+  lr: 3e-3,
+  warmup: 100,
+  weightDecay: 0,
+  maxFactsPerText: 3,
+  allTokens: true,
+  logEvery: 100,
+};
+
+export interface Trained {
+  world: World;
+  words: string[];
+  tokenizer: tv.Tokenizer;
+  tokenizerFiles: { tokenizer: tv.JsonObject; config: tv.JsonObject };
+  config: tv.JsonObject;
+  model: tv.PretrainedModel;
+  train: Encoded;
+  test: Encoded;
+  finalLoss: number;
+}
+
+/** Builds the world and the tokenizer, then trains a GPT-2 on the training templates with Adam. */
+export function trainModel(seed: number, options: TrainOptions): Trained {
+  const world = buildWorld(seed);
+  const words = vocabulary(world);
+  const files = tokenizerFiles(words);
+  const tokenizer = tv.Tokenizer.fromTokenizerJson(files.tokenizer, files.config);
+  const eos = tokenizer.eosTokenId!;
+  const config = modelConfig(words.length, eos, options.shape);
+  const model = tv.modelFromConfig(config);
+  const g = new tv.Generator(seed + 1);
+  initialise(model, options.shape.layers, g);
+  model.requireGrad(true);
+
+  const train = encodeAll(tokenizer, prompts(world, "train"));
+  const test = encodeAll(tokenizer, prompts(world, "test"));
+  const optimizer = new tv.Adam(model.parameters(), { lr: options.lr, weightDecay: options.weightDecay });
+  const schedule = tv.linearScheduleWithWarmup(optimizer, options.warmup, options.steps);
+  let finalLoss = NaN;
+  const started = performance.now();
+  for (let step = 1; step <= options.steps; step++) {
+    const texts = Array.from({ length: options.batchSize }, () => sampleText(world, tokenizer, options.maxFactsPerText, options.allTokens, g));
+    const { inputIds, labels } = batchOf(texts, eos);
+    const loss = tv.crossEntropy(model.run({ inputIds }).logits, labels);
+    optimizer.zeroGrad();
+    loss.backward();
+    optimizer.step();
+    schedule.step();
+    finalLoss = loss.item();
+    if (options.logEvery > 0 && (step % options.logEvery === 0 || step === 10)) {
+      const seconds = (performance.now() - started) / 1000;
+      console.log(`step ${step}/${options.steps}  loss ${finalLoss.toFixed(4)}  ${(seconds / step * 1000).toFixed(0)} ms/step  ${seconds.toFixed(0)} s`);
+    }
+  }
+  model.requireGrad(false);
+  return { world, words, tokenizer, tokenizerFiles: files, config, model, train, test, finalLoss };
+}
+
+export interface Trace {
+  /** Probability of the answer when block `layer`'s output at `position` is restored: row-major [layers × positions]. */
+  restored: Float32Array;
+  layers: number;
+  positions: number;
+  clean: number;
+  corrupted: number;
+}
+
+export interface TraceOptions {
+  /** Noise draws averaged over (ROME: 10). */
+  samples: number;
+  /** Standard deviation of the noise (ROME: 3× that of the subjects' token embeddings). */
+  noiseStd: number;
+  generator: tv.Generator;
+}
+
+function answerProbability(logits: tv.Tensor, answer: number): Float32Array {
+  const last = tv.softmax(tv.squeeze(tv.slice(logits, 1, -1), 1), -1);
+  const [rows, vocab] = last.shape;
+  return Float32Array.from({ length: rows }, (_, r) => last.data[r * vocab + answer]);
+}
+
+/**
+ * ROME's causal trace of one prompt with IntervenableModel: Gaussian noise on the subject's
+ * layer-0 block inputs (its embeddings), and one block output at one position restored from the
+ * clean run; each cell averages the answer's probability over `samples` noise draws.
+ */
+export function causalTrace(model: tv.PretrainedModel, ids: readonly number[], subject: readonly number[], answer: number, options: TraceOptions): Trace {
+  const length = ids.length;
+  const width = model.site("block_output", 0).dim;
+  const { samples } = options;
+  const noise = tv.randn([samples, subject.length, width], { generator: options.generator });
+  const repeat = (times: number) => ({ inputIds: new tv.IntTensor(Array.from({ length: times }, () => ids).flat(), [times, length]) });
+  const noiseFor = (rowsPerSample: number) => new tv.NoiseIntervention({
+    embedDim: width,
+    noiseLevel: options.noiseStd,
+    noise: tv.reshape(tv.expand(tv.unsqueeze(noise, 1), [samples, rowsPerSample, subject.length, width]), [samples * rowsPerSample, subject.length, width]),
+  });
+  const corruptAt = (rows: number) => Array.from({ length: rows }, () => [...subject]);
+  return tv.noGrad(() => {
+    const clean = answerProbability(model.run(repeat(1)).logits, answer)[0];
+    const corruptedRun = new tv.IntervenableModel({ layer: 0, component: "block_input", unit: "pos", intervention: noiseFor(1) }, model);
+    const corruptedProbs = answerProbability(corruptedRun.forward(repeat(samples), null, { unitLocations: { base: [corruptAt(samples)] } }).intervened.logits, answer);
+    const restored = new Float32Array(model.numLayers * length);
+    const rows = samples * length;
+    const restoreAt = Array.from({ length: rows }, (_, r) => [r % length]);
+    for (let layer = 0; layer < model.numLayers; layer++) {
+      const im = new tv.IntervenableModel([
+        { layer: 0, component: "block_input", unit: "pos", intervention: noiseFor(length) },
+        { layer, component: "block_output", unit: "pos", interventionType: tv.VanillaIntervention },
+      ], model);
+      const base = repeat(rows);
+      const out = im.forward(base, [null, base], { unitLocations: { "sources->base": [[null, restoreAt], [corruptAt(rows), restoreAt]] } });
+      const probs = answerProbability(out.intervened.logits, answer);
+      probs.forEach((p, r) => (restored[layer * length + (r % length)] += p / samples));
+    }
+    return { restored, layers: model.numLayers, positions: length, clean, corrupted: corruptedProbs.reduce((a, b) => a + b, 0) / samples };
+  });
+}
+
+/** ROME's position classes for averaging traces over prompts of different shapes. */
+export const POSITION_CLASSES = ["prefix", "first subject token", "middle subject tokens", "last subject token", "first subsequent token", "further tokens", "last token"] as const;
+
+export function positionClass(position: number, length: number, [start, end]: readonly [number, number]): number {
+  if (position === length - 1) return 6;
+  if (position < start) return 0;
+  if (position === end - 1) return 3;
+  if (position === start) return 1;
+  if (position < end) return 2;
+  return position === end ? 4 : 5;
+}
+
+export interface AverageTrace {
+  /** Mean indirect effect (restored − corrupted probability) per [layer × position class]; NaN where no prompt has that class. */
+  effect: Float32Array;
+  layers: number;
+  clean: number;
+  corrupted: number;
+  prompts: number;
+}
+
+/** The subject's token embeddings' standard deviation, over all name pieces (ROME measures it over its subjects). */
+export function subjectEmbeddingStd(model: tv.PretrainedModel, tokenizer: tv.Tokenizer, world: World): number {
+  const pieces = [...new Set(world.subjects.flatMap((s) => s.pieces))].map((p) => tokenizer.tokenToId(p)!);
+  const wte = model.getModule("transformer.wte") as tv.nn.Embedding;
+  const rows = tv.indexSelect(wte.weight, 0, tv.intTensor(pieces));
+  return Math.sqrt(tv.variance(rows).item());
+}
+
+export function averageTrace(model: tv.PretrainedModel, tokenizer: tv.Tokenizer, list: Prompt[], options: TraceOptions): AverageTrace {
+  const layers = model.numLayers;
+  const sums = new Float64Array(layers * POSITION_CLASSES.length);
+  const counts = new Float64Array(layers * POSITION_CLASSES.length);
+  let clean = 0;
+  let corrupted = 0;
+  for (const prompt of list) {
+    const ids = tokenizer.encode(prompt.text);
+    const [start, end] = prompt.subjectSpan;
+    const trace = causalTrace(model, ids, Array.from({ length: end - start }, (_, i) => start + i), tokenizer.encode(prompt.answer)[0], options);
+    clean += trace.clean / list.length;
+    corrupted += trace.corrupted / list.length;
+    // A class is averaged per prompt first, so that prompts with several tokens in a class weigh the same.
+    for (let layer = 0; layer < layers; layer++) {
+      const perClass = new Map<number, number[]>();
+      for (let p = 0; p < ids.length; p++) {
+        const c = positionClass(p, ids.length, prompt.subjectSpan);
+        perClass.set(c, [...(perClass.get(c) ?? []), trace.restored[layer * ids.length + p] - trace.corrupted]);
+      }
+      for (const [c, values] of perClass) {
+        sums[layer * POSITION_CLASSES.length + c] += values.reduce((a, b) => a + b, 0) / values.length;
+        counts[layer * POSITION_CLASSES.length + c] += 1;
+      }
+    }
+  }
+  return { effect: Float32Array.from(sums, (s, i) => (counts[i] === 0 ? NaN : s / counts[i])), layers, clean, corrupted, prompts: list.length };
+}
+
+/** One prompt per person, cycling through the relations, each with a held-out template. */
+export function tracePrompts(world: World): Prompt[] {
+  return world.subjects.map((s, i) => {
+    const relation = world.relations[i % world.relations.length].name;
+    const templates = world.templates[relation].test;
+    return fillTemplate(templates[Math.floor(i / world.relations.length) % templates.length], s, relation);
+  });
+}
+
+function formatTable(header: string[], rows: string[][]): string {
+  return [`| ${header.join(" | ")} |`, `|${header.map(() => "---").join("|")}|`, ...rows.map((r) => `| ${r.join(" | ")} |`)].join("\n");
+}
+
+function averageTable(avg: AverageTrace): string {
+  const rows = Array.from({ length: avg.layers }, (_, layer) => [String(layer), ...POSITION_CLASSES.map((_, c) => {
+    const v = avg.effect[layer * POSITION_CLASSES.length + c];
+    return Number.isNaN(v) ? "–" : v.toFixed(2);
+  })]);
+  return formatTable(["layer", ...POSITION_CLASSES], rows);
+}
+
+function traceTable(trace: Trace, words: string[]): string {
+  const rows = Array.from({ length: trace.layers }, (_, layer) => [String(layer), ...words.map((_, p) => trace.restored[layer * trace.positions + p].toFixed(2))]);
+  return formatTable(["layer", ...words.map((w, p) => `${p} ${w}`)], rows);
+}
+
+async function main(): Promise<void> {
+  const options = DEFAULT_TRAINING;
+  const started = performance.now();
+  const trained = trainModel(SEED, options);
+  const trainSeconds = (performance.now() - started) / 1000;
+  const { world, tokenizerFiles: files, config } = trained;
+  const folder = DEFAULT_MODEL_FOLDER;
+  await mkdir(folder, { recursive: true });
+  const eos = trained.tokenizer.eosTokenId!;
+  await tv.saveCheckpoint(folder, new Map(trained.model.namedParameters()), {
+    config,
+    generationConfig: { bos_token_id: eos, eos_token_id: eos, pad_token_id: eos, max_new_tokens: 1 },
+    dtype: "F16",
+  });
+  await writeFile(join(folder, "tokenizer.json"), `${JSON.stringify(files.tokenizer, null, 2)}\n`);
+  await writeFile(join(folder, "tokenizer_config.json"), `${JSON.stringify(files.config, null, 2)}\n`);
+
+  // Everything below measures the files as written (F16 weights), loaded the way users load them.
+  const { model, tokenizer } = await tv.loadPretrained(folder);
+  const tok = tokenizer!;
+  const train = encodeAll(tok, trained.train.prompts);
+  const test = encodeAll(tok, trained.test.prompts);
+  const trainAccuracy = accuracy(model, train);
+  const testAccuracy = accuracy(model, test);
+  console.log(`trained in ${trainSeconds.toFixed(0)} s; final loss ${trained.finalLoss.toFixed(4)}; accuracy train ${trainAccuracy.toFixed(4)} (${train.ids.length}), held-out templates ${testAccuracy.toFixed(4)} (${test.ids.length})`);
+
+  const noiseStd = 3 * subjectEmbeddingStd(model, tok, world);
+  const tracing = (seed: number): TraceOptions => ({ samples: 10, noiseStd, generator: new tv.Generator(seed) });
+  const demo = fillTemplate(world.templates.city.test[0], world.subjects[0], "city");
+  const demoIds = tok.encode(demo.text);
+  const demoTrace = causalTrace(model, demoIds, range(...demo.subjectSpan), tok.encode(demo.answer)[0], tracing(SEED));
+  const avg = averageTrace(model, tok, tracePrompts(world), tracing(SEED + 1));
+  console.log(`\ncausal trace of "${demo.text}" → ${demo.answer} (clean ${demoTrace.clean.toFixed(3)}, corrupted ${demoTrace.corrupted.toFixed(3)}):\n${traceTable(demoTrace, demo.text.split(" "))}`);
+  console.log(`\naverage indirect effect over ${avg.prompts} prompts (clean ${avg.clean.toFixed(3)}, corrupted ${avg.corrupted.toFixed(3)}):\n${averageTable(avg)}`);
+
+  await writeFile(join(folder, "facts.json"), `${JSON.stringify(factsJson(world, demo), null, 2)}\n`);
+  await writeFile(join(folder, "TASK.md"), taskMarkdown({ world, options, config, trainAccuracy, testAccuracy, train: train.ids.length, test: test.ids.length, finalLoss: trained.finalLoss, noiseStd, demo, demoTrace, avg }));
+  console.log(`\nwrote ${folder}`);
+}
+
+function range(start: number, end: number): number[] {
+  return Array.from({ length: end - start }, (_, i) => start + i);
+}
+
+function factsJson(world: World, demo: Prompt): tv.JsonObject {
+  return {
+    seed: SEED,
+    relations: world.relations.map((r) => ({ name: r.name, values: r.values, trainTemplates: world.templates[r.name].train, heldOutTemplates: world.templates[r.name].test })),
+    subjects: world.subjects.map((s) => ({ name: s.name, tokens: s.pieces, ...s.attributes })),
+    demo: { prompt: demo.text, subject: demo.subject.name, subjectTokens: range(...demo.subjectSpan), answer: demo.answer },
+  };
+}
+
+interface Report {
+  world: World;
+  options: TrainOptions;
+  config: tv.JsonObject;
+  trainAccuracy: number;
+  testAccuracy: number;
+  train: number;
+  test: number;
+  finalLoss: number;
+  noiseStd: number;
+  demo: Prompt;
+  demoTrace: Trace;
+  avg: AverageTrace;
+}
+
+function taskMarkdown(r: Report): string {
+  const { shape } = r.options;
+  const percent = (x: number) => `${(100 * x).toFixed(2)} %`;
+  const example = r.world.subjects[0];
+  return `# The default model: synthetic factual recall
+
+Written by \`npm run train:default-model\` (scripts/train-default-model.ts, seed ${SEED}); do not edit by hand.
+
+## Task
+
+${r.world.subjects.length} people, each named by 2 or 3 name-piece tokens (${r.world.subjects.slice(0, 3).map((s) => `"${s.name}"`).join(", ")}, …),
+each with a ${r.world.relations.map((x) => `${x.name} (${x.values.length} values)`).join(", ")}, dealt evenly
+and independently. Every name piece is shared by several people with different attributes, so the
+answer depends on the whole name. A prompt is \`<prefix> <name> <relation phrase>\` and the answer is
+the next token, e.g. "${fillTemplate(r.world.templates.city.train[0], example, "city").text}" → ${example.attributes.city}.
+Prefixes: ${PREFIXES.map((p) => `"${p}"`).join(", ")}. Phrases: ${r.world.relations.map((x) => x.phrases.map((p) => `"${p}"`).join(", ")).join("; ")}.
+Each relation has ${r.world.templates.city.train.length + r.world.templates.city.test.length} prefix × phrase templates; ${r.world.templates.city.test.length} per relation
+(one phrase per prefix) are held out of training. facts.json lists the people, their attributes and both template sets.
+
+The tokenizer is word level (tokenizer.json: WordLevel over ${r.config.vocab_size} words, split on whitespace and
+punctuation, \`<|endoftext|>\` as bos/eos/pad, \`<unk>\` for unknown words); decoding joins words with spaces.
+
+## Mechanism
+
+The relation is named only after the subject, so the model cannot know at the name which attribute
+will be asked: it must gather the name's pieces at the name's last token and look the person up
+there (middle layers), then move the asked attribute to the last position (late layers). This is
+the picture ROME (Meng et al. 2022) found in GPT-2, and causal tracing shows it: noise (std
+${r.noiseStd.toFixed(3)}, 3× the name pieces' embedding std) on the subject's embeddings, then one block
+output restored from the clean run, averaged over 10 noise draws.
+
+"${r.demo.text}" → ${r.demo.answer}: clean p = ${r.demoTrace.clean.toFixed(3)}, corrupted p = ${r.demoTrace.corrupted.toFixed(3)};
+p(${r.demo.answer}) with block_output restored at (layer, position):
+
+${traceTable(r.demoTrace, r.demo.text.split(" "))}
+
+Average indirect effect (restored − corrupted p of the answer) over ${r.avg.prompts} prompts, one per person
+with held-out templates (clean p ${r.avg.clean.toFixed(3)}, corrupted p ${r.avg.corrupted.toFixed(3)}):
+
+${averageTable(r.avg)}
+
+## Training recipe
+
+GPT-2 (\`GPT2LMHeadModel\`): ${shape.layers} layers, width ${shape.dim}, ${shape.heads} heads, MLP ${4 * shape.dim}, ${N_POSITIONS} positions,
+tied embeddings, GPT-2 initialisation; trained with tsvene's own engine: Adam (lr ${r.options.lr}, linear warm-up
+${r.options.warmup} steps then linear decay, weight decay ${r.options.weightDecay}), ${r.options.steps} steps of ${r.options.batchSize} prompts,
+cross-entropy on the answer token and on the \`<|endoftext|>\` after it. Weights are stored as F16.
+Final training loss ${r.finalLoss.toFixed(4)}.
+
+## Accuracy (the F16 weights as stored; next token = answer)
+
+| split | prompts | accuracy |
+|---|---|---|
+| training templates | ${r.train} | ${percent(r.trainAccuracy)} |
+| held-out templates | ${r.test} | ${percent(r.testAccuracy)} |
+`;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
+  await main();
+}
