@@ -42,12 +42,19 @@ const RELATIONS: Relation[] = [
   { name: "job", phrases: ["works as a", "is employed as a", "earns a living as a", "has a job as a"], values: ["doctor", "pilot", "baker", "lawyer", "farmer", "nurse", "painter", "teacher"] },
 ];
 
-/** Text before the subject; "" puts the subject first. Punctuation is its own word, as the tokenizer splits it. */
-const PREFIXES = ["", "Fact :", "As we know ,", "I heard that", "Everyone says that", "It is true that"];
+/**
+ * Text before the subject; "" puts the subject first. Some name another person, so that the
+ * subject is found as the name nearest the relation, not as any name. Punctuation is its own
+ * word, as the tokenizer splits it.
+ */
+const PREFIXES = ["", "Fact :", "As we know ,", "I heard that", "Everyone says that", "It is true that", "{other} told me that", "{other} says that", "According to {other} ,", "{other} thinks that"];
 
 const SUBJECT = "{subject}";
+const OTHER = "{other}";
 const END_OF_TEXT = "<|endoftext|>";
 const UNKNOWN = "<unk>";
+/** Starts a profile: the name, then all its values (see sampleText). */
+const PROFILE = "Profile :";
 /** Joins the facts of a training text. */
 const CONNECTIVE = "and";
 
@@ -108,7 +115,7 @@ export function buildWorld(seed: number): World {
     if (keys.size === names.length && distinctPieces && !startsAnother) break;
   }
   const people = shuffle(names, g);
-  const dealt = RELATIONS.map((r) => shuffle(people.map((_, i) => r.values[i % r.values.length]), g));
+  const dealt = RELATIONS.map((r) => dealValues(people, r.values, g));
   const subjects = people.map((pieces, i) => ({
     name: pieces.join(" "),
     pieces,
@@ -122,24 +129,53 @@ export function buildWorld(seed: number): World {
   return { subjects, relations: RELATIONS, templates };
 }
 
-export function fillTemplate(template: string, subject: Subject, relation: string): Prompt {
-  const words = template.split(" ");
-  const at = words.indexOf(SUBJECT);
-  const text = template.replace(SUBJECT, subject.name);
-  return { text, subject, relation, answer: subject.attributes[relation], subjectSpan: [at, at + subject.pieces.length] };
+/** A template with its subject, and `other` in place of any other person it names. */
+/**
+ * One relation's values for the people, each value equally often, and different for people whose
+ * names start alike: the first piece of a name then says nothing about the answer, which only
+ * the whole name determines. A random deal is repaired by swaps that lower the clashes.
+ */
+function dealValues(people: string[][], values: readonly string[], g: tv.Generator): string[] {
+  const dealt = shuffle(people.map((_, i) => values[i % values.length]), g);
+  const clashes = (i: number) => people.filter((other, j) => j !== i && other[0] === people[i][0] && dealt[j] === dealt[i]).length;
+  for (;;) {
+    const clashing = people.flatMap((_, i) => (clashes(i) > 0 ? [i] : []));
+    if (clashing.length === 0) return dealt;
+    const i = clashing[Math.floor(g.uniform() * clashing.length)];
+    const j = Math.floor(g.uniform() * people.length);
+    const before = clashes(i) + clashes(j);
+    [dealt[i], dealt[j]] = [dealt[j], dealt[i]];
+    if (clashes(i) + clashes(j) > before) [dealt[i], dealt[j]] = [dealt[j], dealt[i]];
+  }
+}
+
+export function fillTemplate(template: string, subject: Subject, relation: string, other: Subject): Prompt {
+  const words: string[] = [];
+  let start = -1;
+  for (const word of template.split(" ")) {
+    if (word === SUBJECT) start = words.length;
+    words.push(...(word === SUBJECT ? subject.pieces : word === OTHER ? other.pieces : [word]));
+  }
+  return { text: words.join(" "), subject, relation, answer: subject.attributes[relation], subjectSpan: [start, start + subject.pieces.length] };
+}
+
+/** The other person a prompt names: a different one for each subject and template. */
+function otherPerson(world: World, subject: number, template: number): Subject {
+  const n = world.subjects.length;
+  return world.subjects[(subject + 1 + (template % (n - 1))) % n];
 }
 
 export function prompts(world: World, split: "train" | "test"): Prompt[] {
-  return world.relations.flatMap((r) => world.templates[r.name][split].flatMap((t) => world.subjects.map((s) => fillTemplate(t, s, r.name))));
+  return world.relations.flatMap((r) => world.templates[r.name][split].flatMap((t, k) => world.subjects.map((s, i) => fillTemplate(t, s, r.name, otherPerson(world, i, k)))));
 }
 
 /** Every word of the world, specials first; the vocabulary of the word-level tokenizer. */
 function vocabulary(world: World): string[] {
-  const words = new Set<string>([END_OF_TEXT, UNKNOWN, CONNECTIVE]);
+  const words = new Set<string>([END_OF_TEXT, UNKNOWN, CONNECTIVE, ...PROFILE.split(" ")]);
   for (const s of world.subjects) s.pieces.forEach((p) => words.add(p));
   for (const r of world.relations) {
     for (const t of [...world.templates[r.name].train, ...world.templates[r.name].test]) {
-      t.split(" ").filter((w) => w !== SUBJECT).forEach((w) => words.add(w));
+      t.split(" ").filter((w) => w !== SUBJECT && w !== OTHER).forEach((w) => words.add(w));
     }
     r.values.forEach((v) => words.add(v));
   }
@@ -230,28 +266,42 @@ function isHeldOut(world: World, relation: string, prefix: string, phrase: strin
 }
 
 /**
- * A training text about one person: a prefix, the name, then 1 to `maxFacts` of their facts in
- * random order ("phrase value", joined by "and"), then end of text; the values and the end of
- * text are labelled. A held-out prefix × phrase pair never appears.
+ * A training text about one person, then end of text. Usually a prefix, the name, then 1 to
+ * `maxFacts` of their facts in random order ("phrase value", joined by "and"); a held-out prefix
+ * × phrase pair never appears. With probability `profileShare` instead a profile: "Profile :", the
+ * name, and all the person's values in random order, so that the name's last token must predict
+ * every attribute of the person (the next value could be any of them), as the tokens after a
+ * name do in real text. Labels are the next tokens: all of them, or (allTokens false) the values
+ * and the end of text.
  */
-function sampleText(world: World, tokenizer: tv.Tokenizer, maxFacts: number, allTokens: boolean, g: tv.Generator): TrainingText {
-  const subject = world.subjects[Math.floor(g.uniform() * world.subjects.length)];
-  const prefix = PREFIXES[Math.floor(g.uniform() * PREFIXES.length)];
-  const relations = shuffle(world.relations, g).slice(0, 1 + Math.floor(g.uniform() * maxFacts));
-  const words = [...prefix.split(" ").filter(Boolean), ...subject.pieces];
-  const answers = new Map<number, string>();
-  relations.forEach((r, i) => {
-    if (i > 0) words.push(CONNECTIVE);
-    const phrases = r.phrases.filter((q) => !isHeldOut(world, r.name, prefix, q));
-    words.push(...phrases[Math.floor(g.uniform() * phrases.length)].split(" "));
-    answers.set(words.length - 1, subject.attributes[r.name]);
-    words.push(subject.attributes[r.name]);
-  });
-  answers.set(words.length - 1, END_OF_TEXT);
+function sampleText(world: World, tokenizer: tv.Tokenizer, options: TrainOptions, g: tv.Generator): TrainingText {
+  const n = world.subjects.length;
+  const index = Math.floor(g.uniform() * n);
+  const subject = world.subjects[index];
+  const other = world.subjects[(index + 1 + Math.floor(g.uniform() * (n - 1))) % n];
+  const words: string[] = [];
+  const facts = new Set<number>();
+  if (g.uniform() < options.profileShare) {
+    words.push(...PROFILE.split(" "), ...subject.pieces);
+    for (const r of shuffle(world.relations, g)) {
+      facts.add(words.length - 1);
+      words.push(subject.attributes[r.name]);
+    }
+  } else {
+    const prefix = PREFIXES[Math.floor(g.uniform() * PREFIXES.length)];
+    words.push(...prefix.split(" ").filter(Boolean).flatMap((w) => (w === OTHER ? other.pieces : [w])), ...subject.pieces);
+    shuffle(world.relations, g).slice(0, 1 + Math.floor(g.uniform() * options.maxFactsPerText)).forEach((r, i) => {
+      if (i > 0) words.push(CONNECTIVE);
+      const phrases = r.phrases.filter((q) => !isHeldOut(world, r.name, prefix, q));
+      words.push(...phrases[Math.floor(g.uniform() * phrases.length)].split(" "));
+      facts.add(words.length - 1);
+      words.push(subject.attributes[r.name]);
+    });
+  }
+  facts.add(words.length - 1);
   words.push(END_OF_TEXT);
-  const idOf = (word: string) => tokenizer.tokenToId(word)!;
-  const ids = words.map(idOf);
-  return { ids, labels: ids.map((_, i) => (answers.has(i) ? idOf(answers.get(i)!) : allTokens && i + 1 < ids.length ? ids[i + 1] : -100)) };
+  const ids = words.map((word) => tokenizer.tokenToId(word)!);
+  return { ids, labels: ids.map((_, i) => (i + 1 < ids.length && (options.allTokens || facts.has(i)) ? ids[i + 1] : -100)) };
 }
 
 /** Texts right-padded with end of text into [batch, longest] ids and labels. */
@@ -314,6 +364,8 @@ export interface TrainOptions {
   weightDecay: number;
   /** Facts per training text: 1 to this many, about the same person. */
   maxFactsPerText: number;
+  /** Fraction of training texts that are profiles (see sampleText). */
+  profileShare: number;
   /** Train every next token (a language model), not only the values and the end of text. */
   allTokens: boolean;
   /** Prints progress every this many steps (0: silent). */
@@ -329,6 +381,7 @@ export const DEFAULT_TRAINING: TrainOptions = {
   weightDecay: 0,
   maxFactsPerText: 3,
   allTokens: true,
+  profileShare: 0.25,
   logEvery: 100,
 };
 
@@ -359,12 +412,12 @@ export function trainModel(seed: number, options: TrainOptions): Trained {
 
   const train = encodeAll(tokenizer, prompts(world, "train"));
   const test = encodeAll(tokenizer, prompts(world, "test"));
-  const optimizer = new tv.Adam(model.parameters(), { lr: options.lr, weightDecay: options.weightDecay });
+  const optimizer = new tv.AdamW(model.parameters(), { lr: options.lr, weightDecay: options.weightDecay });
   const schedule = tv.linearScheduleWithWarmup(optimizer, options.warmup, options.steps);
   let finalLoss = NaN;
   const started = performance.now();
   for (let step = 1; step <= options.steps; step++) {
-    const texts = Array.from({ length: options.batchSize }, () => sampleText(world, tokenizer, options.maxFactsPerText, options.allTokens, g));
+    const texts = Array.from({ length: options.batchSize }, () => sampleText(world, tokenizer, options, g));
     const { inputIds, labels } = batchOf(texts, eos);
     const loss = tv.crossEntropy(model.run({ inputIds }).logits, labels);
     optimizer.zeroGrad();
@@ -504,7 +557,8 @@ export function tracePrompts(world: World): Prompt[] {
   return world.subjects.map((s, i) => {
     const relation = world.relations[i % world.relations.length].name;
     const templates = world.templates[relation].test;
-    return fillTemplate(templates[Math.floor(i / world.relations.length) % templates.length], s, relation);
+    const k = Math.floor(i / world.relations.length) % templates.length;
+    return fillTemplate(templates[k], s, relation, otherPerson(world, i, k));
   });
 }
 
@@ -553,7 +607,7 @@ async function main(): Promise<void> {
 
   const noiseStd = 3 * subjectEmbeddingStd(model, tok, world);
   const tracing = (seed: number): TraceOptions => ({ samples: 10, noiseStd, generator: new tv.Generator(seed) });
-  const demo = fillTemplate(world.templates.city.test[0], world.subjects[0], "city");
+  const demo = fillTemplate(world.templates.city.test[0], world.subjects[0], "city", otherPerson(world, 0, 0));
   const demoIds = tok.encode(demo.text);
   const demoTrace = causalTrace(model, demoIds, range(...demo.subjectSpan), tok.encode(demo.answer)[0], tracing(SEED));
   const avg = averageTrace(model, tok, tracePrompts(world), tracing(SEED + 1));
@@ -607,7 +661,7 @@ ${r.world.subjects.length} people, each named by 2 or 3 name-piece tokens (${r.w
 each with a ${r.world.relations.map((x) => `${x.name} (${x.values.length} values)`).join(", ")}, dealt evenly
 and independently. Every name piece is shared by several people with different attributes, so the
 answer depends on the whole name. A prompt is \`<prefix> <name> <relation phrase>\` and the answer is
-the next token, e.g. "${fillTemplate(r.world.templates.city.train[0], example, "city").text}" → ${example.attributes.city}.
+the next token, e.g. "${fillTemplate(r.world.templates.city.train[0], example, "city", example).text}" → ${example.attributes.city}.
 Prefixes: ${PREFIXES.map((p) => `"${p}"`).join(", ")}. Phrases: ${r.world.relations.map((x) => x.phrases.map((p) => `"${p}"`).join(", ")).join("; ")}.
 Each relation has ${r.world.templates.city.train.length + r.world.templates.city.test.length} prefix × phrase templates; ${r.world.templates.city.test.length} per relation
 (one phrase per prefix) are held out of training. facts.json lists the people, their attributes and both template sets.
