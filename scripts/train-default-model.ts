@@ -2,18 +2,18 @@
  * Trains the model shipped in models/default/: a small GPT-2 that recalls synthetic facts, so the
  * main job (causal tracing) runs offline on a model whose mechanism is known.
  *
- * The world: 48 people whose names are 2 or 3 name-piece tokens ("Ka ren", "Mi su vik"), each with
- * a city, a language, a sport and a job drawn independently. Every piece is shared by several
- * people with different attributes, so an answer depends on the whole name, and the relation is
- * only named after the subject: the model has to gather the name at its last token and look the
- * person up there before it knows the question, as ROME found in GPT-2. Prompts are
- * "<prefix> <name> <relation phrase>" → attribute; some prefix × phrase templates are held out
- * of training to measure recall under paraphrase.
+ * The world: 48 people named by 2 or 3 name-piece tokens ("Ro Bo", "Mi Ro Ka"), each with a
+ * city, a language, a sport and a job. No name is settled before its last token and people whose
+ * names start alike differ in everything, so an answer depends on the whole name; the relation is
+ * only named after the subject. Prompts are "<prefix> <name> <relation phrase>" → value; some
+ * prefix × phrase templates are held out of training to measure recall under paraphrase.
+ * The model learns what ROME found in GPT-2: it puts the name together at its last token and
+ * recalls the person there (middle layers), then the last token reads the asked value (late
+ * layers). TASK.md (written here) has the recipe, the accuracies and the traces.
  *
- * The script writes config.json, generation_config.json, model.safetensors (F16),
- * tokenizer.json, tokenizer_config.json, facts.json and TASK.md, then checks the mechanism by
- * causal tracing (corrupt the subject's embeddings, restore one block output at a time).
- * Everything follows from SEED: two runs on the same machine write the same bytes.
+ * Writes config.json, generation_config.json, model.safetensors (F16), tokenizer.json,
+ * tokenizer_config.json, facts.json and TASK.md; measures accuracy and causal traces on the files
+ * as written. Everything follows from SEED: two runs write the same bytes.
  *
  *   npm run train:default-model
  */
@@ -255,7 +255,7 @@ function initialise(model: tv.PretrainedModel, layers: number, g: tv.Generator):
   }
 }
 
-/** A training text: token ids, and per position the label of the next token (-100: not trained). */
+/** A training text: token ids, and per position the label of the next token (-100: none). */
 interface TrainingText {
   ids: number[];
   labels: number[];
@@ -271,8 +271,7 @@ function isHeldOut(world: World, relation: string, prefix: string, phrase: strin
  * × phrase pair never appears. With probability `profileShare` instead a profile: "Profile :", the
  * name, and all the person's values in random order, so that the name's last token must predict
  * every attribute of the person (the next value could be any of them), as the tokens after a
- * name do in real text. Labels are the next tokens: all of them, or (allTokens false) the values
- * and the end of text.
+ * name do in real text. Every position is labelled with the next token, as in language modelling.
  */
 function sampleText(world: World, tokenizer: tv.Tokenizer, options: TrainOptions, g: tv.Generator): TrainingText {
   const n = world.subjects.length;
@@ -280,28 +279,21 @@ function sampleText(world: World, tokenizer: tv.Tokenizer, options: TrainOptions
   const subject = world.subjects[index];
   const other = world.subjects[(index + 1 + Math.floor(g.uniform() * (n - 1))) % n];
   const words: string[] = [];
-  const facts = new Set<number>();
   if (g.uniform() < options.profileShare) {
     words.push(...PROFILE.split(" "), ...subject.pieces);
-    for (const r of shuffle(world.relations, g)) {
-      facts.add(words.length - 1);
-      words.push(subject.attributes[r.name]);
-    }
+    words.push(...shuffle(world.relations, g).map((r) => subject.attributes[r.name]));
   } else {
     const prefix = PREFIXES[Math.floor(g.uniform() * PREFIXES.length)];
     words.push(...prefix.split(" ").filter(Boolean).flatMap((w) => (w === OTHER ? other.pieces : [w])), ...subject.pieces);
     shuffle(world.relations, g).slice(0, 1 + Math.floor(g.uniform() * options.maxFactsPerText)).forEach((r, i) => {
       if (i > 0) words.push(CONNECTIVE);
       const phrases = r.phrases.filter((q) => !isHeldOut(world, r.name, prefix, q));
-      words.push(...phrases[Math.floor(g.uniform() * phrases.length)].split(" "));
-      facts.add(words.length - 1);
-      words.push(subject.attributes[r.name]);
+      words.push(...phrases[Math.floor(g.uniform() * phrases.length)].split(" "), subject.attributes[r.name]);
     });
   }
-  facts.add(words.length - 1);
   words.push(END_OF_TEXT);
   const ids = words.map((word) => tokenizer.tokenToId(word)!);
-  return { ids, labels: ids.map((_, i) => (i + 1 < ids.length && (options.allTokens || facts.has(i)) ? ids[i + 1] : -100)) };
+  return { ids, labels: [...ids.slice(1), -100] };
 }
 
 /** Texts right-padded with end of text into [batch, longest] ids and labels. */
@@ -366,8 +358,6 @@ export interface TrainOptions {
   maxFactsPerText: number;
   /** Fraction of training texts that are profiles (see sampleText). */
   profileShare: number;
-  /** Train every next token (a language model), not only the values and the end of text. */
-  allTokens: boolean;
   /** Prints progress every this many steps (0: silent). */
   logEvery: number;
 }
@@ -378,9 +368,8 @@ export const DEFAULT_TRAINING: TrainOptions = {
   batchSize: 64,
   lr: 3e-3,
   warmup: 100,
-  weightDecay: 0,
+  weightDecay: 0.1,
   maxFactsPerText: 3,
-  allTokens: true,
   profileShare: 0.25,
   logEvery: 100,
 };
@@ -397,7 +386,7 @@ export interface Trained {
   finalLoss: number;
 }
 
-/** Builds the world and the tokenizer, then trains a GPT-2 on the training templates with Adam. */
+/** Builds the world and the tokenizer, then trains a GPT-2 on texts sampled from the world with AdamW. */
 export function trainModel(seed: number, options: TrainOptions): Trained {
   const world = buildWorld(seed);
   const words = vocabulary(world);
@@ -590,7 +579,7 @@ async function main(): Promise<void> {
   const eos = trained.tokenizer.eosTokenId!;
   await tv.saveCheckpoint(folder, new Map(trained.model.namedParameters()), {
     config,
-    generationConfig: { bos_token_id: eos, eos_token_id: eos, pad_token_id: eos, max_new_tokens: 1 },
+    generationConfig: { bos_token_id: eos, eos_token_id: eos, pad_token_id: eos },
     dtype: "F16",
   });
   await writeFile(join(folder, "tokenizer.json"), `${JSON.stringify(files.tokenizer, null, 2)}\n`);
@@ -650,58 +639,88 @@ interface Report {
 function taskMarkdown(r: Report): string {
   const { shape } = r.options;
   const percent = (x: number) => `${(100 * x).toFixed(2)} %`;
-  const example = r.world.subjects[0];
+  const quote = (texts: readonly string[]) => texts.map((t) => `"${t}"`).join(", ");
+  const example = fillTemplate(r.world.templates.city.train[0], r.world.subjects[0], "city", r.world.subjects[1]);
+  const templates = r.world.templates.city;
   return `# The default model: synthetic factual recall
 
 Written by \`npm run train:default-model\` (scripts/train-default-model.ts, seed ${SEED}); do not edit by hand.
 
 ## Task
 
-${r.world.subjects.length} people, each named by 2 or 3 name-piece tokens (${r.world.subjects.slice(0, 3).map((s) => `"${s.name}"`).join(", ")}, …),
-each with a ${r.world.relations.map((x) => `${x.name} (${x.values.length} values)`).join(", ")}, dealt evenly
-and independently. Every name piece is shared by several people with different attributes, so the
-answer depends on the whole name. A prompt is \`<prefix> <name> <relation phrase>\` and the answer is
-the next token, e.g. "${fillTemplate(r.world.templates.city.train[0], example, "city", example).text}" → ${example.attributes.city}.
-Prefixes: ${PREFIXES.map((p) => `"${p}"`).join(", ")}. Phrases: ${r.world.relations.map((x) => x.phrases.map((p) => `"${p}"`).join(", ")).join("; ")}.
-Each relation has ${r.world.templates.city.train.length + r.world.templates.city.test.length} prefix × phrase templates; ${r.world.templates.city.test.length} per relation
-(one phrase per prefix) are held out of training. facts.json lists the people, their attributes and both template sets.
+${r.world.subjects.length} people, named by 2 or 3 name-piece tokens from ${quote(NAME_PIECES)}, each with a
+${r.world.relations.map((x) => `${x.name} (${x.values.length} values)`).join(", ")}. Each value belongs to ${r.world.subjects.length / r.world.relations[0].values.length} people.
+No name is settled before its last token: every 2-piece name's reversal is another person ("Ka Lo",
+"Lo Ka"), 3-piece names come in pairs that differ only in the last piece, and people whose names
+start with the same piece differ in every attribute. A prompt is \`<prefix> <name> <relation phrase>\`,
+the answer is the next token: "${example.text}" → ${example.answer}.
+
+- prefixes: ${quote(PREFIXES)} ({other} is another person, so the subject is the name nearest the relation, not any name);
+- phrases: ${r.world.relations.map((x) => `${x.name}: ${quote(x.phrases)}`).join("; ")}.
+
+Each relation has ${templates.train.length + templates.test.length} prefix × phrase templates; ${templates.test.length} of them (one phrase per prefix, a different
+one per relation) never occur in training: they measure recall under paraphrase. facts.json lists
+the people, their attributes, both template sets and the demo prompt below.
 
 The tokenizer is word level (tokenizer.json: WordLevel over ${r.config.vocab_size} words, split on whitespace and
-punctuation, \`<|endoftext|>\` as bos/eos/pad, \`<unk>\` for unknown words); decoding joins words with spaces.
+punctuation; \`<|endoftext|>\` is bos, eos and pad, \`<unk>\` stands for unknown words); decoding joins
+words with spaces.
+
+## Accuracy (the F16 weights as stored; the most likely next token is the answer)
+
+| prompts | count | accuracy |
+|---|---|---|
+| training templates | ${r.train} | ${percent(r.trainAccuracy)} |
+| held-out templates | ${r.test} | ${percent(r.testAccuracy)} |
 
 ## Mechanism
 
-The relation is named only after the subject, so the model cannot know at the name which attribute
-will be asked: it must gather the name's pieces at the name's last token and look the person up
-there (middle layers), then move the asked attribute to the last position (late layers). This is
-the picture ROME (Meng et al. 2022) found in GPT-2, and causal tracing shows it: noise (std
-${r.noiseStd.toFixed(3)}, 3× the name pieces' embedding std) on the subject's embeddings, then one block
-output restored from the clean run, averaged over 10 noise draws.
+ROME's causal tracing (Meng et al. 2022): Gaussian noise on the subject's input embeddings (std
+${r.noiseStd.toFixed(3)}, 3× the standard deviation of the name pieces' embeddings), then one block output at one
+position restored from the clean run; 10 noise draws per cell. The fact is carried by the
+subject's last token in the middle layers and by the last token in the late layers, as ROME found
+in GPT-2.
 
-"${r.demo.text}" → ${r.demo.answer}: clean p = ${r.demoTrace.clean.toFixed(3)}, corrupted p = ${r.demoTrace.corrupted.toFixed(3)};
-p(${r.demo.answer}) with block_output restored at (layer, position):
+"${r.demo.text}" → ${r.demo.answer}: clean p = ${r.demoTrace.clean.toFixed(3)}, corrupted p = ${r.demoTrace.corrupted.toFixed(3)}; p(${r.demo.answer}) with block_output restored at (layer, position):
 
 ${traceTable(r.demoTrace, r.demo.text.split(" "))}
 
-Average indirect effect (restored − corrupted p of the answer) over ${r.avg.prompts} prompts, one per person
-with held-out templates (clean p ${r.avg.clean.toFixed(3)}, corrupted p ${r.avg.corrupted.toFixed(3)}):
+Average indirect effect (restored − corrupted p of the answer) over ${r.avg.prompts} prompts, one per person, on
+held-out templates (clean p ${r.avg.clean.toFixed(3)}, corrupted p ${r.avg.corrupted.toFixed(3)}):
 
 ${averageTable(r.avg)}
 
 ## Training recipe
 
-GPT-2 (\`GPT2LMHeadModel\`): ${shape.layers} layers, width ${shape.dim}, ${shape.heads} heads, MLP ${4 * shape.dim}, ${N_POSITIONS} positions,
-tied embeddings, GPT-2 initialisation; trained with tsvene's own engine: Adam (lr ${r.options.lr}, linear warm-up
-${r.options.warmup} steps then linear decay, weight decay ${r.options.weightDecay}), ${r.options.steps} steps of ${r.options.batchSize} prompts,
-cross-entropy on the answer token and on the \`<|endoftext|>\` after it. Weights are stored as F16.
-Final training loss ${r.finalLoss.toFixed(4)}.
+GPT-2 (\`GPT2LMHeadModel\`): ${shape.layers} layers, width ${shape.dim}, ${shape.heads} heads, MLP ${4 * shape.dim}, ${N_POSITIONS} positions, tied
+embeddings, GPT-2's initialisation. Trained with tsvene's own engine: AdamW (lr ${r.options.lr}, weight decay
+${r.options.weightDecay}, ${r.options.warmup} warm-up steps, then linear decay to 0), ${r.options.steps} steps of ${r.options.batchSize} texts sampled from the world,
+next-token cross-entropy at every position (final loss ${r.finalLoss.toFixed(3)}; what remains is the choice of prefix,
+relation and phrase). A text is a prefix, a name and 1 to ${r.options.maxFactsPerText} of the person's facts joined by "and"
+("Fact : Ro Bo works as a doctor and speaks Greek"), or, in ${percent(r.options.profileShare)} of texts, a profile: "${PROFILE}", the
+name and all four values in random order. Weights are stored as F16.
 
-## Accuracy (the F16 weights as stored; next token = answer)
+Why this recipe: the first model (loss on the values only, single-fact prompts, first, middle
+and last name pieces from separate sets) recalled every fact but did not put the name together
+at its last token: the last token read the pieces itself, and restoring the subject's last token
+alone brought back little. Each change below was kept; the numbers are the peak average indirect
+effect at each subject position (48 prompts, seed ${SEED}, 3σ noise, ${r.options.steps} steps).
 
-| split | prompts | accuracy |
-|---|---|---|
-| training templates | ${r.train} | ${percent(r.trainAccuracy)} |
-| held-out templates | ${r.test} | ${percent(r.testAccuracy)} |
+| change | first subject token | middle subject tokens | last subject token (layer) |
+|---|---|---|---|
+| one pool of pieces (order matters), 1–3 facts per text, loss on the values | 0.12 | 0.20 | 0.28 (0) |
+| + every token trained, as a language model | 0.20 | 0.30 | 0.26 (1) |
+| + no name settled before its last piece | 0.17 | 0.19 | 0.28 (1) |
+| + profiles | 0.22 | 0.28 | 0.31 (2) |
+| + another person in some prefixes | 0.19 | 0.21 | 0.31 (2) |
+| + people whose names start alike differ in every attribute | 0.17 | 0.20 | 0.41 (2) |
+| + weight decay 0.1 (AdamW): this recipe | 0.14 | 0.11 | 0.59 (3) |
+
+Without the weight decay's last ${r.options.steps / 3} steps (${(2 * r.options.steps) / 3} in all) the peak is 0.41; with profiles in half the texts instead of a quarter, 0.23 (before the last two changes); PROFILE_ABLATION.
+
+With 12 name pieces in 64 dimensions, 3σ noise leaves a piece recognisable (nearest embedding)
+about two times in three, so any piece that narrows down the answer shows up in the trace; the
+world is built so that only the whole name does.
 `;
 }
 
