@@ -24,6 +24,8 @@ import * as tv from "../src/index.js";
 import { DEFAULT_MODEL_FOLDER } from "../src/models/default-model.js";
 
 export const SEED = 6;
+/** The longest text the model takes (training texts have at most 30 tokens). */
+const N_POSITIONS = 32;
 
 /** Name pieces, shared by every position in a name. */
 const NAME_PIECES = ["Ka", "Lo", "Mi", "Ta", "Ro", "Se", "Vi", "Da", "Ne", "Bo", "Fe", "Gu"];
@@ -68,7 +70,7 @@ export interface Subject {
 export interface World {
   subjects: Subject[];
   relations: Relation[];
-  /** Per relation: templates with "{subject}", split into trained and held-out ones. */
+  /** Per relation: templates with "{subject}" (and "{other}", another person), split into trained and held-out ones. */
   templates: Record<string, { train: string[]; test: string[] }>;
 }
 
@@ -95,8 +97,9 @@ function shuffle<T>(items: T[], g: tv.Generator): T[] {
  * The people and their attributes. A name is 2 or 3 distinct pieces, and no name is settled
  * before its last token: every 2-piece name's reversal is another person ("Ka Lo", "Lo Ka"), and
  * 3-piece names come in pairs that differ only in the last piece ("Vi Ne Mi", "Vi Ne Ka"). No name
- * starts another, so where a name ends is unambiguous. Each piece is used 10 times; each
- * relation's values are dealt evenly (6 people each), independently of the other relations.
+ * starts another, so where a name ends is unambiguous. Each piece is used 10 times. Each
+ * relation's values are dealt evenly (6 people each), independently of the other relations, and
+ * differently to people whose names start with the same piece (dealValues).
  */
 export function buildWorld(seed: number): World {
   const g = new tv.Generator(seed);
@@ -129,7 +132,6 @@ export function buildWorld(seed: number): World {
   return { subjects, relations: RELATIONS, templates };
 }
 
-/** A template with its subject, and `other` in place of any other person it names. */
 /**
  * One relation's values for the people, each value equally often, and different for people whose
  * names start alike: the first piece of a name then says nothing about the answer, which only
@@ -149,6 +151,7 @@ function dealValues(people: string[][], values: readonly string[], g: tv.Generat
   }
 }
 
+/** A template with its subject, and `other` in place of any other person it names. */
 export function fillTemplate(template: string, subject: Subject, relation: string, other: Subject): Prompt {
   const words: string[] = [];
   let start = -1;
@@ -219,8 +222,6 @@ export interface ModelShape {
   heads: number;
 }
 
-const N_POSITIONS = 32;
-
 function modelConfig(vocabSize: number, eos: number, shape: ModelShape): tv.JsonObject {
   return {
     architectures: ["GPT2LMHeadModel"],
@@ -267,7 +268,7 @@ function isHeldOut(world: World, relation: string, prefix: string, phrase: strin
 
 /**
  * A training text about one person, then end of text. Usually a prefix, the name, then 1 to
- * `maxFacts` of their facts in random order ("phrase value", joined by "and"); a held-out prefix
+ * `maxFactsPerText` of their facts in random order ("phrase value", joined by "and"); a held-out prefix
  * × phrase pair never appears. With probability `profileShare` instead a profile: "Profile :", the
  * name, and all the person's values in random order, so that the name's last token must predict
  * every attribute of the person (the next value could be any of them), as the tokens after a
@@ -280,8 +281,7 @@ function sampleText(world: World, tokenizer: tv.Tokenizer, options: TrainOptions
   const other = world.subjects[(index + 1 + Math.floor(g.uniform() * (n - 1))) % n];
   const words: string[] = [];
   if (g.uniform() < options.profileShare) {
-    words.push(...PROFILE.split(" "), ...subject.pieces);
-    words.push(...shuffle(world.relations, g).map((r) => subject.attributes[r.name]));
+    words.push(...PROFILE.split(" "), ...subject.pieces, ...shuffle(world.relations, g).map((r) => subject.attributes[r.name]));
   } else {
     const prefix = PREFIXES[Math.floor(g.uniform() * PREFIXES.length)];
     words.push(...prefix.split(" ").filter(Boolean).flatMap((w) => (w === OTHER ? other.pieces : [w])), ...subject.pieces);
@@ -329,18 +329,11 @@ export function accuracy(model: tv.PretrainedModel, data: Encoded, batchSize = 5
     for (let start = 0; start < data.ids.length; start += batchSize) {
       const rows = data.ids.slice(start, start + batchSize);
       const width = Math.max(...rows.map((r) => r.length));
-      // Left padding keeps every prompt's last token at the last position.
+      // Right padding: causal attention keeps it out of every prompt's last position.
       const ids = new Int32Array(rows.length * width);
-      const mask = new Int32Array(rows.length * width);
-      rows.forEach((row, b) => {
-        ids.set(row, b * width + width - row.length);
-        mask.fill(1, b * width + width - row.length, (b + 1) * width);
-      });
-      const inputIds = new tv.IntTensor(ids, [rows.length, width]);
-      const attentionMask = new tv.IntTensor(mask, [rows.length, width]);
-      const positionIds = new tv.IntTensor(rows.flatMap((row) => Array.from({ length: width }, (_, t) => Math.max(0, t - (width - row.length)))), [rows.length, width]);
-      const logits = model.run({ inputIds, attentionMask, positionIds }).logits;
-      const predicted = tv.argmax(tv.slice(logits, 1, -1), -1).data;
+      rows.forEach((row, b) => ids.set(row, b * width));
+      const logits = model.run({ inputIds: new tv.IntTensor(ids, [rows.length, width]) }).logits;
+      const predicted = tv.argmax(tv.gatherAt(logits, 1, tv.intTensor(rows.map((row) => [row.length - 1]))), -1).data;
       rows.forEach((_, b) => (right += Number(predicted[b] === data.answers[start + b])));
     }
   });
@@ -376,7 +369,6 @@ export const DEFAULT_TRAINING: TrainOptions = {
 
 export interface Trained {
   world: World;
-  words: string[];
   tokenizer: tv.Tokenizer;
   tokenizerFiles: { tokenizer: tv.JsonObject; config: tv.JsonObject };
   config: tv.JsonObject;
@@ -420,7 +412,7 @@ export function trainModel(seed: number, options: TrainOptions): Trained {
     }
   }
   model.requireGrad(false);
-  return { world, words, tokenizer, tokenizerFiles: files, config, model, train, test, finalLoss };
+  return { world, tokenizer, tokenizerFiles: files, config, model, train, test, finalLoss };
 }
 
 export interface Trace {
@@ -503,6 +495,8 @@ export interface AverageTrace {
   clean: number;
   corrupted: number;
   prompts: number;
+  /** Prompts where restoring the subject's last token (at its best layer) beats restoring any other subject token. */
+  lastSubjectStrongest: number;
 }
 
 /** The subject's token embeddings' standard deviation, over all name pieces (ROME measures it over its subjects). */
@@ -519,12 +513,15 @@ export function averageTrace(model: tv.PretrainedModel, tokenizer: tv.Tokenizer,
   const counts = new Float64Array(layers * POSITION_CLASSES.length);
   let clean = 0;
   let corrupted = 0;
+  let lastSubjectStrongest = 0;
   for (const prompt of list) {
     const ids = tokenizer.encode(prompt.text);
     const [start, end] = prompt.subjectSpan;
-    const trace = causalTrace(model, ids, Array.from({ length: end - start }, (_, i) => start + i), tokenizer.encode(prompt.answer)[0], options);
+    const trace = causalTrace(model, ids, range(start, end), tokenizer.encode(prompt.answer)[0], options);
     clean += trace.clean / list.length;
     corrupted += trace.corrupted / list.length;
+    const best = range(start, end).map((p) => Math.max(...range(0, layers).map((layer) => trace.restored[layer * ids.length + p])));
+    if (best.indexOf(Math.max(...best)) === best.length - 1) lastSubjectStrongest += 1;
     // A class is averaged per prompt first, so that prompts with several tokens in a class weigh the same.
     for (let layer = 0; layer < layers; layer++) {
       const perClass = new Map<number, number[]>();
@@ -538,7 +535,7 @@ export function averageTrace(model: tv.PretrainedModel, tokenizer: tv.Tokenizer,
       }
     }
   }
-  return { effect: Float32Array.from(sums, (s, i) => (counts[i] === 0 ? NaN : s / counts[i])), layers, clean, corrupted, prompts: list.length };
+  return { effect: Float32Array.from(sums, (s, i) => (counts[i] === 0 ? NaN : s / counts[i])), layers, clean, corrupted, prompts: list.length, lastSubjectStrongest };
 }
 
 /** One prompt per person, cycling through the relations, each with a held-out template. */
@@ -551,6 +548,11 @@ export function tracePrompts(world: World): Prompt[] {
   });
 }
 
+/** Two decimals, without a sign on what rounds to zero. */
+function decimals(v: number): string {
+  return (Math.abs(v) < 0.005 ? 0 : v).toFixed(2);
+}
+
 function formatTable(header: string[], rows: string[][]): string {
   return [`| ${header.join(" | ")} |`, `|${header.map(() => "---").join("|")}|`, ...rows.map((r) => `| ${r.join(" | ")} |`)].join("\n");
 }
@@ -558,13 +560,13 @@ function formatTable(header: string[], rows: string[][]): string {
 function averageTable(avg: AverageTrace): string {
   const rows = Array.from({ length: avg.layers }, (_, layer) => [String(layer), ...POSITION_CLASSES.map((_, c) => {
     const v = avg.effect[layer * POSITION_CLASSES.length + c];
-    return Number.isNaN(v) ? "–" : v.toFixed(2);
+    return Number.isNaN(v) ? "–" : decimals(v);
   })]);
   return formatTable(["layer", ...POSITION_CLASSES], rows);
 }
 
 function traceTable(trace: Trace, words: string[]): string {
-  const rows = Array.from({ length: trace.layers }, (_, layer) => [String(layer), ...words.map((_, p) => trace.restored[layer * trace.positions + p].toFixed(2))]);
+  const rows = Array.from({ length: trace.layers }, (_, layer) => [String(layer), ...words.map((_, p) => decimals(trace.restored[layer * trace.positions + p]))]);
   return formatTable(["layer", ...words.map((w, p) => `${p} ${w}`)], rows);
 }
 
@@ -595,16 +597,20 @@ async function main(): Promise<void> {
   console.log(`trained in ${trainSeconds.toFixed(0)} s; final loss ${trained.finalLoss.toFixed(4)}; accuracy train ${trainAccuracy.toFixed(4)} (${train.ids.length}), held-out templates ${testAccuracy.toFixed(4)} (${test.ids.length})`);
 
   const noiseStd = 3 * subjectEmbeddingStd(model, tok, world);
-  const tracing = (seed: number): TraceOptions => ({ samples: 10, noiseStd, generator: new tv.Generator(seed) });
-  const demo = fillTemplate(world.templates.city.test[0], world.subjects[0], "city", otherPerson(world, 0, 0));
-  const demoIds = tok.encode(demo.text);
-  const demoTrace = causalTrace(model, demoIds, range(...demo.subjectSpan), tok.encode(demo.answer)[0], tracing(SEED));
-  const avg = averageTrace(model, tok, tracePrompts(world), tracing(SEED + 1));
-  console.log(`\ncausal trace of "${demo.text}" → ${demo.answer} (clean ${demoTrace.clean.toFixed(3)}, corrupted ${demoTrace.corrupted.toFixed(3)}):\n${traceTable(demoTrace, demo.text.split(" "))}`);
-  console.log(`\naverage indirect effect over ${avg.prompts} prompts (clean ${avg.clean.toFixed(3)}, corrupted ${avg.corrupted.toFixed(3)}):\n${averageTable(avg)}`);
+  const tracing = (samples: number, seed: number): TraceOptions => ({ samples, noiseStd, generator: new tv.Generator(seed) });
+  // The examples: the city of the first person with a 2-piece name (the demo) and of the first with a 3-piece name.
+  const examples = [2, 3].map((size) => {
+    const i = world.subjects.findIndex((s) => s.pieces.length === size);
+    const prompt = fillTemplate(world.templates.city.test[0], world.subjects[i], "city", otherPerson(world, i, 0));
+    const trace = causalTrace(model, tok.encode(prompt.text), range(...prompt.subjectSpan), tok.encode(prompt.answer)[0], tracing(50, SEED));
+    console.log(`\ncausal trace of "${prompt.text}" → ${prompt.answer} (clean ${trace.clean.toFixed(3)}, corrupted ${trace.corrupted.toFixed(3)}):\n${traceTable(trace, prompt.text.split(" "))}`);
+    return { prompt, trace };
+  });
+  const avg = averageTrace(model, tok, tracePrompts(world), tracing(10, SEED + 1));
+  console.log(`\naverage indirect effect over ${avg.prompts} prompts (clean ${avg.clean.toFixed(3)}, corrupted ${avg.corrupted.toFixed(3)}; the subject's last token is the strongest subject position in ${avg.lastSubjectStrongest}):\n${averageTable(avg)}`);
 
-  await writeFile(join(folder, "facts.json"), `${JSON.stringify(factsJson(world, demo), null, 2)}\n`);
-  await writeFile(join(folder, "TASK.md"), taskMarkdown({ world, options, config, trainAccuracy, testAccuracy, train: train.ids.length, test: test.ids.length, finalLoss: trained.finalLoss, noiseStd, demo, demoTrace, avg }));
+  await writeFile(join(folder, "facts.json"), `${JSON.stringify(factsJson(world, examples[0].prompt), null, 2)}\n`);
+  await writeFile(join(folder, "TASK.md"), taskMarkdown({ world, options, config, trainAccuracy, testAccuracy, train: train.ids.length, test: test.ids.length, finalLoss: trained.finalLoss, noiseStd, examples, avg }));
   console.log(`\nwrote ${folder}`);
 }
 
@@ -631,8 +637,7 @@ interface Report {
   test: number;
   finalLoss: number;
   noiseStd: number;
-  demo: Prompt;
-  demoTrace: Trace;
+  examples: { prompt: Prompt; trace: Trace }[];
   avg: AverageTrace;
 }
 
@@ -642,6 +647,8 @@ function taskMarkdown(r: Report): string {
   const quote = (texts: readonly string[]) => texts.map((t) => `"${t}"`).join(", ");
   const example = fillTemplate(r.world.templates.city.train[0], r.world.subjects[0], "city", r.world.subjects[1]);
   const templates = r.world.templates.city;
+  const person = r.world.subjects[0];
+  const multiFact = `Fact : ${person.name} ${r.world.relations[3].phrases[0]} ${person.attributes[r.world.relations[3].name]} ${CONNECTIVE} ${r.world.relations[1].phrases[0]} ${person.attributes[r.world.relations[1].name]}`;
   return `# The default model: synthetic factual recall
 
 Written by \`npm run train:default-model\` (scripts/train-default-model.ts, seed ${SEED}); do not edit by hand.
@@ -677,18 +684,23 @@ words with spaces.
 
 ROME's causal tracing (Meng et al. 2022): Gaussian noise on the subject's input embeddings (std
 ${r.noiseStd.toFixed(3)}, 3× the standard deviation of the name pieces' embeddings), then one block output at one
-position restored from the clean run; 10 noise draws per cell. The fact is carried by the
-subject's last token in the middle layers and by the last token in the late layers, as ROME found
-in GPT-2.
-
-"${r.demo.text}" → ${r.demo.answer}: clean p = ${r.demoTrace.clean.toFixed(3)}, corrupted p = ${r.demoTrace.corrupted.toFixed(3)}; p(${r.demo.answer}) with block_output restored at (layer, position):
-
-${traceTable(r.demoTrace, r.demo.text.split(" "))}
+position restored from the clean run. The fact is carried by the subject's last token in the
+middle layers and by the last token in the late layers, as ROME found in GPT-2.
 
 Average indirect effect (restored − corrupted p of the answer) over ${r.avg.prompts} prompts, one per person, on
-held-out templates (clean p ${r.avg.clean.toFixed(3)}, corrupted p ${r.avg.corrupted.toFixed(3)}):
+held-out templates, 10 noise draws each (clean p ${r.avg.clean.toFixed(3)}, corrupted p ${r.avg.corrupted.toFixed(3)}). In ${r.avg.lastSubjectStrongest} of the ${r.avg.prompts}
+prompts the subject's last token is the subject position whose restoration helps most.
 
 ${averageTable(r.avg)}
+
+${r.examples.map(({ prompt, trace }) => `"${prompt.text}" → ${prompt.answer} (clean p ${trace.clean.toFixed(3)}, corrupted p ${trace.corrupted.toFixed(3)}), p(${prompt.answer})
+with block_output restored at (layer, position), 50 noise draws:
+
+${traceTable(trace, prompt.text.split(" "))}`).join("\n\n")}
+
+The first is facts.json's demo. In a 3-piece name the middle token already holds the first two
+pieces, which leave two people (their names differ only in the last piece), so it carries part of
+the fact one layer before the last piece does.
 
 ## Training recipe
 
@@ -697,14 +709,15 @@ embeddings, GPT-2's initialisation. Trained with tsvene's own engine: AdamW (lr 
 ${r.options.weightDecay}, ${r.options.warmup} warm-up steps, then linear decay to 0), ${r.options.steps} steps of ${r.options.batchSize} texts sampled from the world,
 next-token cross-entropy at every position (final loss ${r.finalLoss.toFixed(3)}; what remains is the choice of prefix,
 relation and phrase). A text is a prefix, a name and 1 to ${r.options.maxFactsPerText} of the person's facts joined by "and"
-("Fact : Ro Bo works as a doctor and speaks Greek"), or, in ${percent(r.options.profileShare)} of texts, a profile: "${PROFILE}", the
-name and all four values in random order. Weights are stored as F16.
+("${multiFact}"), or, in ${100 * r.options.profileShare} % of texts, a profile: "${PROFILE}", the
+name and all four values in random order ("${PROFILE} ${person.name} ${r.world.relations.map((x) => person.attributes[x.name]).join(" ")}"). Weights are stored as F16.
 
 Why this recipe: the first model (loss on the values only, single-fact prompts, first, middle
 and last name pieces from separate sets) recalled every fact but did not put the name together
 at its last token: the last token read the pieces itself, and restoring the subject's last token
 alone brought back little. Each change below was kept; the numbers are the peak average indirect
-effect at each subject position (48 prompts, seed ${SEED}, 3σ noise, ${r.options.steps} steps).
+effect at each subject position (48 prompts, seed 6, 3σ noise, 1500 steps), measured while
+developing the recipe.
 
 | change | first subject token | middle subject tokens | last subject token (layer) |
 |---|---|---|---|
@@ -716,8 +729,7 @@ effect at each subject position (48 prompts, seed ${SEED}, 3σ noise, ${r.option
 | + people whose names start alike differ in every attribute | 0.17 | 0.20 | 0.41 (2) |
 | + weight decay 0.1 (AdamW): this recipe | 0.14 | 0.11 | 0.59 (3) |
 
-Without the weight decay's last ${r.options.steps / 3} steps (${(2 * r.options.steps) / 3} in all) the peak is 0.41; with profiles in half the texts instead of a quarter, 0.23 (before the last two changes); PROFILE_ABLATION.
-
+This recipe without profiles peaks at 0.24 (layer 1), with 1000 steps at 0.41 (layer 2).
 With 12 name pieces in 64 dimensions, 3σ noise leaves a piece recognisable (nearest embedding)
 about two times in three, so any piece that narrows down the answer shows up in the trace; the
 world is built so that only the whole name does.

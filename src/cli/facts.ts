@@ -15,6 +15,8 @@ import { join } from "node:path";
 
 export const FACTS_FILE = "facts.json";
 const SUBJECT_SLOT = "{subject}";
+/** Some templates name a second person; any other subject fills it (the trainer uses the next one). */
+const OTHER_SLOT = "{other}";
 
 export interface Fact {
   prompt: string;
@@ -90,7 +92,7 @@ function worldFacts(world: Record<string, unknown> | null, problem: (what: strin
     return subjects.flatMap((s: Record<string, unknown>, j) => {
       if (!text(s?.name) || !text(s[name])) return problem(`subjects[${j}] needs "name" and "${name}" as text`);
       return sets.flatMap(({ heldOut, list }) => list.map((t) => ({
-        prompt: t.replace(SUBJECT_SLOT, s.name as string), subject: s.name as string, attribute: s[name] as string, relation: name, heldOut,
+        prompt: t.replace(SUBJECT_SLOT, s.name as string).replace(OTHER_SLOT, subjects[(j + 1) % subjects.length].name as string), subject: s.name as string, attribute: s[name] as string, relation: name, heldOut,
       })));
     });
   });
