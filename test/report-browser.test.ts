@@ -119,3 +119,33 @@ describe("trace report in Chromium", { skip }, () => {
     assert.ok(png.readUInt32BE(16) >= 1200 && png.readUInt32BE(20) > 900);
   });
 });
+
+describe("the main job's report (tsvene trace on the embedded model) in Chromium", { skip }, () => {
+  it("renders the heat map with the prompt's tokens and the model's layers", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "tsvene-mainjob-"));
+    const reportPath = join(dir, "trace.html");
+    const cli = new URL("../src/cli/main.js", import.meta.url);
+    const { spawnSync } = await import("node:child_process");
+    const run = spawnSync(process.execPath, [cli.pathname, "trace", "--report", reportPath, "--quiet", "--json"], { encoding: "utf8" });
+    assert.equal(run.status, 0, run.stderr);
+    const result = JSON.parse(run.stdout) as TraceResult;
+    const context = await chromium.launchPersistentContext(join(dir, "profile"), {
+      executablePath: CHROMIUM, headless: true,
+      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    });
+    try {
+      const page = await context.newPage();
+      await page.goto(pathToFileURL(reportPath).href);
+      const svg = page.locator("svg").first();
+      const box = await svg.boundingBox();
+      assert.ok(box && box.width > 100 && box.height > 100, `heat map box ${JSON.stringify(box)}`);
+      assert.ok((await svg.locator("rect").count()) >= result.grid.rows * result.grid.cols, "one cell per layer and position");
+      const text = await svg.textContent();
+      for (const token of result.tokens) assert.ok(text!.includes(token.trim()), `token "${token}" is labelled`);
+      for (const layer of result.grid.layers) assert.ok(text!.includes(String(layer)), `layer ${layer} is labelled`);
+    } finally {
+      await context.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
