@@ -45,7 +45,7 @@ describe("IntervenableModel on GPT-2 (tiny fixture model)", () => {
       [() => new tv.IntervenableModel({ layer: -1, component: "block_output" }, model), /representations\[0\]\.layer must be a non-negative integer/],
       [() => new tv.IntervenableModel({ layer: 0, component: "block_outptu" }, model), /component "block_outptu" is not available for gpt2 \(available: .*block_output/],
       [() => new tv.IntervenableModel({ layer: 9, component: "block_output" }, model), /layer 9 is out of range for gpt2 with 4 layers \(expected 0\.\.3\)/],
-      [() => new tv.IntervenableModel({ layer: 0, component: "block_output", unit: "pos", colour: 3 }, model), /unknown field "colour"/],
+      [() => new tv.IntervenableModel({ layer: 0, component: "block_output", unit: "pos", colour: 3 }, model), /unknown option "colour"/],
       [() => new tv.IntervenableModel({ representations: [{ layer: 0 }], mode: "sideways" as "serial" }, model), /mode must be "parallel" or "serial"/],
     ];
     const im = new tv.IntervenableModel({ layer: 1, component: "block_output", interventionType: tv.VanillaIntervention }, model);

@@ -3,8 +3,9 @@
  * IntervenableConfig (sites, intervention types, mode), normalised from camelCase objects,
  * pyvene's snake_case dicts or its positional lists, and written back as pyvene's JSON.
  */
+import { describe, OptionError, readOptions, snakeCase } from "../options/index.js";
 import { Tensor } from "../tensor/index.js";
-import type { Intervention } from "./intervention.js";
+import { Intervention } from "./intervention.js";
 import type { InterventionClass } from "./interventions/index.js";
 import type { InterventionFunction } from "./interventions/lambda.js";
 
@@ -38,9 +39,8 @@ const DEFAULTS: RepresentationConfig = {
   interventionLinkKey: null, moeKey: null, sourceRepresentation: null, hiddenSourceRepresentation: null, latentDim: null,
 };
 
-const SNAKE_TO_CAMEL: Record<string, keyof RepresentationConfig> = Object.fromEntries(
-  REPRESENTATION_FIELDS.map((f) => [f.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), f]),
-);
+/** The units a representation may name: positions, heads, heads then positions, recurrent time steps. */
+export const UNITS = ["pos", "h", "h.pos", "t"] as const;
 
 export type RepresentationInput = Partial<RepresentationConfig> | Record<string, unknown> | readonly unknown[];
 
@@ -62,6 +62,8 @@ export interface IntervenableConfigInput {
   sortedKeys?: readonly string[] | null;
 }
 
+const CONFIG_FIELDS = ["representations", "interventionTypes", "mode", "sortedKeys"] as const satisfies readonly (keyof IntervenableConfigInput)[];
+
 /** One representation from camelCase, snake_case or positional form, checked field by field. */
 export function representationConfig(input: RepresentationInput, index = 0): RepresentationConfig {
   const where = `representations[${index}]`;
@@ -74,32 +76,37 @@ export function representationConfig(input: RepresentationInput, index = 0): Rep
   } else {
     throw new TypeError(`${where}: ${String(input)} is not a representation (expected an object of RepresentationConfig fields or a positional list)`);
   }
+  const given = readOptions<RepresentationConfig>(Object.fromEntries(entries), REPRESENTATION_FIELDS, where);
   const out: RepresentationConfig = { ...DEFAULTS };
-  const known = new Set<string>(REPRESENTATION_FIELDS);
-  for (const [rawKey, value] of entries) {
-    const key = (known.has(rawKey) ? rawKey : SNAKE_TO_CAMEL[rawKey]) as keyof RepresentationConfig | undefined;
-    if (key === undefined) {
-      throw new TypeError(`${where}: unknown field "${rawKey}" (fields: ${REPRESENTATION_FIELDS.join(", ")})`);
-    }
-    if (value === undefined) continue;
-    (out as unknown as Record<string, unknown>)[key] = value;
+  for (const [key, value] of Object.entries(given)) {
+    if (value !== undefined) (out as unknown as Record<string, unknown>)[key] = value;
   }
   checkRepresentation(out, where);
   return out;
+}
+
+/** Whether `value` is a class whose instances are interventions. */
+export function isInterventionClass(value: unknown): value is InterventionClass {
+  return typeof value === "function" && value.prototype instanceof Intervention;
 }
 
 function checkRepresentation(r: RepresentationConfig, where: string): void {
   const nonNegativeInt = (v: unknown) => Number.isInteger(v) && (v as number) >= 0;
   if (!nonNegativeInt(r.layer)) throw new TypeError(`${where}.layer must be a non-negative integer, got ${JSON.stringify(r.layer)}`);
   if (typeof r.component !== "string" || r.component === "") throw new TypeError(`${where}.component must be a component name or "<module path>.input|output", got ${JSON.stringify(r.component)}`);
-  if (typeof r.unit !== "string" || r.unit === "") throw new TypeError(`${where}.unit must be "pos", "h", "h.pos" or "t", got ${JSON.stringify(r.unit)}`);
+  if (!(UNITS as readonly unknown[]).includes(r.unit)) {
+    throw new OptionError(`${where}.unit must be one of ${UNITS.map((u) => `"${u}"`).join(", ")}, got ${describe(r.unit)}`);
+  }
   if (!nonNegativeInt(r.maxNumberOfUnits) || r.maxNumberOfUnits === 0) throw new TypeError(`${where}.maxNumberOfUnits must be a positive integer, got ${JSON.stringify(r.maxNumberOfUnits)}`);
   for (const field of ["lowRankDimension", "latentDim", "groupKey", "moeKey"] as const) {
     const v = r[field];
     if (v !== null && !nonNegativeInt(v)) throw new TypeError(`${where}.${field} must be a non-negative integer or null, got ${JSON.stringify(v)}`);
   }
-  if (r.interventionType !== null && typeof r.interventionType !== "function") {
-    throw new TypeError(`${where}.interventionType must be an intervention class, got ${JSON.stringify(r.interventionType)}`);
+  if (r.interventionType !== null && !isInterventionClass(r.interventionType)) {
+    throw new TypeError(`${where}.interventionType must be an intervention class (e.g. tv.VanillaIntervention), got ${describe(r.interventionType)}`);
+  }
+  if (r.intervention !== null && !(r.intervention instanceof Intervention) && typeof r.intervention !== "function") {
+    throw new TypeError(`${where}.intervention must be an Intervention instance or a function (base, source, subspaces) => Tensor, got ${describe(r.intervention)}`);
   }
   if (r.interventionType !== null && r.intervention !== null) {
     throw new TypeError(`${where}: give only one of interventionType and intervention`);
@@ -117,8 +124,12 @@ function checkRepresentation(r: RepresentationConfig, where: string): void {
  * intervention types must be given for all representations or none.
  */
 export function intervenableConfig(input: IntervenableConfigInput | RepresentationInput | readonly RepresentationInput[]): IntervenableConfig {
-  const isConfig = !Array.isArray(input) && typeof input === "object" && input !== null && "representations" in input;
-  const cfg = (isConfig ? input : { representations: input }) as IntervenableConfigInput;
+  const isConfig = !Array.isArray(input) && typeof input === "object" && input !== null
+    && CONFIG_FIELDS.some((f) => Object.hasOwn(input, f) || Object.hasOwn(input, snakeCase(f)));
+  const cfg = isConfig
+    ? readOptions<IntervenableConfigInput>(input, CONFIG_FIELDS, "IntervenableConfig")
+    : { representations: input as RepresentationInput };
+  if (cfg.representations === undefined) throw new TypeError("IntervenableConfig.representations is required");
   const list = Array.isArray(cfg.representations) && (cfg.representations.length === 0 || typeof cfg.representations[0] === "object")
     ? (cfg.representations as readonly RepresentationInput[])
     : [cfg.representations as RepresentationInput];
@@ -134,8 +145,24 @@ export function intervenableConfig(input: IntervenableConfigInput | Representati
   if (Array.isArray(types) && types.length !== representations.length) {
     throw new RangeError(`IntervenableConfig.interventionTypes has ${types.length} entries for ${representations.length} representations`);
   }
-  const sortedKeys = cfg.sortedKeys ? [...cfg.sortedKeys] : null;
+  (Array.isArray(types) ? types : types === null ? [] : [types]).forEach((t: unknown, i: number) => {
+    if (!isInterventionClass(t)) {
+      const at = Array.isArray(types) ? `[${i}]` : "";
+      throw new TypeError(`IntervenableConfig.interventionTypes${at} must be an intervention class (e.g. tv.VanillaIntervention), got ${describe(t)}`);
+    }
+  });
+  const sortedKeys = checkSortedKeys(cfg.sortedKeys ?? null, representationKeys(representations));
   return { representations, interventionTypes: Array.isArray(types) ? [...types] : (types as InterventionClass | null), mode, sortedKeys };
+}
+
+function checkSortedKeys(sorted: readonly string[] | null, keys: readonly string[]): string[] | null {
+  if (sorted === null) return null;
+  const isPermutation = Array.isArray(sorted) && sorted.length === keys.length && new Set(sorted).size === sorted.length
+    && sorted.every((k) => keys.includes(k));
+  if (!isPermutation) {
+    throw new RangeError(`IntervenableConfig.sortedKeys ${describe(sorted)} must list each of the keys ${JSON.stringify(keys)} exactly once`);
+  }
+  return [...sorted];
 }
 
 /**

@@ -18,9 +18,26 @@ import { resolveSite, type ResolvedSite } from "./sites.js";
 import { exampleMask, listedAt, pairedSourceStep, rowOf, stepOf } from "./time-steps.js";
 import { componentView, flattenUnits, gatherUnits, scatterUnits, withComponent } from "./units.js";
 import * as tv from "../tensor/index.js";
+import { describe, OptionError, readOptions } from "../options/index.js";
 
 /** What a source or base run takes: model inputs for tsvene's families, the input tensor for a plain module. */
 export type RunInput = ModelInputs | Tensor | IntTensor;
+
+/** What `generate` takes besides the forward options (the prompt's mask comes with the base). */
+export type IntervenedGenerateOptions = ForwardOptions & Omit<GenerateOptions, "attentionMask"> & { interveneOnPrompt?: boolean };
+
+const FORWARD_OPTIONS = ["unitLocations", "sourceRepresentations", "subspaces", "outputOriginalOutput"] as const satisfies readonly (keyof ForwardOptions)[];
+const GENERATE_ONLY_OPTIONS = [
+  "maxNewTokens", "doSample", "temperature", "topK", "generator", "eosTokenId", "padTokenId", "useCache", "interveneOnPrompt",
+] as const satisfies readonly (keyof IntervenedGenerateOptions)[];
+/** What a base or source run may carry (the model's own options such as resumeFrom are not for callers here). */
+const RUN_INPUTS = ["inputIds", "inputsEmbeds", "attentionMask", "positionIds", "outputHiddenStates", "lastPositionLogits"] as const satisfies readonly (keyof ModelInputs)[];
+
+/** pyvene passes locations positionally; a locations key among the options means they were meant for unitLocations. */
+function locationsHint(key: string): string | undefined {
+  if (key.includes("->") || key === "base") return `unit locations go under unitLocations, e.g. {unitLocations: {"${key}": …}}`;
+  return undefined;
+}
 
 export interface ForwardOptions {
   unitLocations?: UnitLocationsInput | null;
@@ -81,6 +98,7 @@ export class IntervenableModel<Out = ModelOutput> {
     readonly model: AnyModule,
     options: IntervenableOptions = {},
   ) {
+    const { sites } = readOptions<IntervenableOptions>(options, ["sites"], "IntervenableModel options");
     this.config = intervenableConfig(config);
     const reps = this.config.representations;
     const keys = representationKeys(reps);
@@ -88,14 +106,11 @@ export class IntervenableModel<Out = ModelOutput> {
     const links = new Map<number | string, Intervention>();
     this.slots = reps.map((r, i) => {
       const where = `representations[${i}]`;
-      const site = resolveSite(model, r, where, options.sites);
+      const site = resolveSite(model, r, where, sites);
       const intervention = this.makeIntervention(r, i, site, links);
       return { key: keys[i], index: i, representation: r, intervention, site, module: model.getModule(site.module), group: 0 };
     });
     const sorted = this.config.sortedKeys ?? keys;
-    if (sorted.length !== keys.length || sorted.some((k) => !keys.includes(k))) {
-      throw new RangeError(`IntervenableConfig.sortedKeys ${JSON.stringify(sorted)} must be a permutation of the keys ${JSON.stringify(keys)}`);
-    }
     this.keys = sorted;
     this.slots.sort((a, b) => sorted.indexOf(a.key) - sorted.indexOf(b.key));
     this.slots.forEach((s, i) => (s.index = i));
@@ -153,13 +168,14 @@ export class IntervenableModel<Out = ModelOutput> {
    * source run for that group); a single source serves every group.
    */
   forward(base: RunInput, sources: readonly (RunInput | null)[] | RunInput | null = null, options: ForwardOptions = {}): ForwardResult<Out> {
-    const batch = batchSize(base);
-    const plan = this.prepare(batch, sources, options);
-    const original = options.outputOriginalOutput ? this.run(base) : null;
+    const opts = readOptions<ForwardOptions>(options, FORWARD_OPTIONS, "forward options", locationsHint);
+    const baseInput = runInput(base, "base");
+    const plan = this.prepare(batchSize(baseInput), sources, opts);
+    const original = opts.outputOriginalOutput ? this.run(baseInput) : null;
     const state = newState(null);
     try {
       this.runInterventions(plan, state);
-      const intervened = this.run(base);
+      const intervened = this.run(baseInput);
       return { original, intervened, collected: this.collectedInOrder(state) };
     } finally {
       for (const h of state.handles) h.remove();
@@ -174,19 +190,22 @@ export class IntervenableModel<Out = ModelOutput> {
   generate(
     base: { inputIds: IntTensor; attentionMask?: IntTensor | null },
     sources: readonly (RunInput | null)[] | RunInput | null = null,
-    options: ForwardOptions & Omit<GenerateOptions, "attentionMask"> & { interveneOnPrompt?: boolean },
+    options: IntervenedGenerateOptions,
   ): { original: GenerateOutput | null; generated: GenerateOutput; collected: Tensor[] } {
     if (!(this.model instanceof PretrainedModel)) throw new TypeError("generate needs one of tsvene's language models");
     const model = this.model;
-    const interveneOnPrompt = options.interveneOnPrompt ?? false;
-    const unitLocations = options.unitLocations ?? (interveneOnPrompt ? null : { base: 0 });
-    const plan = this.prepare(base.inputIds.shape[0], sources, { ...options, unitLocations });
-    const genOptions: GenerateOptions = { ...options, attentionMask: base.attentionMask ?? null };
-    const original = options.outputOriginalOutput ? generateTokens(model, base.inputIds, genOptions) : null;
+    const opts = readOptions<IntervenedGenerateOptions>(options, [...FORWARD_OPTIONS, ...GENERATE_ONLY_OPTIONS], "generate options", locationsHint);
+    const prompt = readOptions<{ inputIds: IntTensor; attentionMask: IntTensor | null }>(base, ["inputIds", "attentionMask"], "generate base");
+    if (!(prompt.inputIds instanceof IntTensor)) throw new TypeError("generate base: inputIds must be an IntTensor [B, T] of token ids");
+    const { unitLocations: given, sourceRepresentations, subspaces, outputOriginalOutput, interveneOnPrompt = false, ...decoding } = opts;
+    const unitLocations = given ?? (interveneOnPrompt ? null : { base: 0 });
+    const plan = this.prepare(prompt.inputIds.shape[0], sources, { unitLocations, sourceRepresentations, subspaces });
+    const genOptions = { ...decoding, attentionMask: prompt.attentionMask ?? null } as GenerateOptions;
+    const original = outputOriginalOutput ? generateTokens(model, prompt.inputIds, genOptions) : null;
     const state = newState({ interveneOnPrompt });
     try {
       this.runInterventions(plan, state);
-      const generated = generateTokens(model, base.inputIds, genOptions);
+      const generated = generateTokens(model, prompt.inputIds, genOptions);
       return { original, generated, collected: this.collectedInOrder(state) };
     } finally {
       for (const h of state.handles) h.remove();
@@ -202,22 +221,48 @@ export class IntervenableModel<Out = ModelOutput> {
   }
 
   private prepare(batch: number, sources: readonly (RunInput | null)[] | RunInput | null, options: ForwardOptions): Plan {
-    const n = this.slots.length;
-    const mode = this.config.mode;
-    const locations = broadcastLocations(options.unitLocations, batch, n, mode);
-    const subspaces = broadcastSubspaces(options.subspaces, batch, n);
-    const sourceList = sources === null ? new Array<RunInput | null>(this.groups.length).fill(null)
-      : Array.isArray(sources) ? [...sources] : [sources as RunInput];
-    if (sourceList.length === 1 && this.groups.length > 1) while (sourceList.length < this.groups.length) sourceList.push(sourceList[0]);
-    if (sourceList.length !== this.groups.length) {
-      throw new RangeError(`sources: ${sourceList.length} sources given for ${this.groups.length} intervention groups (expected one per group, or one for all)`);
-    }
-    sourceList.forEach((s, g) => {
-      if (s !== null && batchSize(s) !== batch) throw new RangeError(`sources[${g}]: batch size ${batchSize(s)} does not match the base's ${batch}`);
-    });
+    const sourceList = this.sourceList(sources, batch);
     const given = this.sourceRepresentationsByKey(options.sourceRepresentations ?? null);
-    if (mode === "parallel" && !locations.has("sources->base")) throw new RangeError('unitLocations: parallel mode needs a "sources->base" or "base" key');
+    if (given !== null && sourceList.some((s) => s !== null)) {
+      throw new TypeError("forward: give sources or sourceRepresentations, not both (sourceRepresentations replace the source runs)");
+    }
+    this.checkSourcesCover(sourceList, given);
+    const locations = broadcastLocations(options.unitLocations, batch, this.hops());
+    const subspaces = broadcastSubspaces(options.subspaces, batch, this.slots.length);
     return { locations, subspaces, sources: sourceList, given };
+  }
+
+  /** One source per group (a single source serves every group), each checked and read as a run input. */
+  private sourceList(sources: readonly (RunInput | null)[] | RunInput | null, batch: number): (RunInput | null)[] {
+    const list = sources === null || sources === undefined ? new Array<RunInput | null>(this.groups.length).fill(null)
+      : Array.isArray(sources) ? [...sources] : [sources as RunInput];
+    if (list.length === 1 && this.groups.length > 1) while (list.length < this.groups.length) list.push(list[0]);
+    if (list.length !== this.groups.length) {
+      throw new RangeError(`sources: ${list.length} sources given for ${this.groups.length} intervention groups (expected one per group, or one for all)`);
+    }
+    return list.map((s, g) => {
+      if (s === null || s === undefined) return null;
+      const input = runInput(s, `sources[${g}]`);
+      if (batchSize(input) !== batch) throw new RangeError(`sources[${g}]: batch size ${batchSize(input)} does not match the base's ${batch}`);
+      return input;
+    });
+  }
+
+  /** Every intervention that reads a source gets one: from its group's source run or from sourceRepresentations. */
+  private checkSourcesCover(sources: readonly (RunInput | null)[], given: ReadonlyMap<string, Tensor> | null): void {
+    for (const slot of this.slots) {
+      if (sources[slot.group] !== null || given?.has(slot.key) || slot.intervention.sourceConstant) continue;
+      throw new TypeError(
+        `sources[${slot.group}] is null, but intervention ${slot.key} (${slot.intervention.typeName}) needs a source: ` +
+          `give a source input for group ${slot.group}, or sourceRepresentations for this key`,
+      );
+    }
+  }
+
+  /** The unit-locations keys of a call and how many interventions each key's lists cover. */
+  private hops(): Map<string, number> {
+    if (this.config.mode === "parallel") return new Map([["sources->base", this.slots.length]]);
+    return new Map(this.groups.map((group, g) => [hopKey(g, this.groups.length), group.length]));
   }
 
   private sourceRepresentationsByKey(reps: ForwardOptions["sourceRepresentations"]): Map<string, Tensor> | null {
@@ -260,46 +305,42 @@ export class IntervenableModel<Out = ModelOutput> {
         }
       });
     }
-    for (const group of this.groups) {
-      for (const slot of group) {
-        if (!this.hasSource(slot, state)) continue;
-        state.handles.push(this.setter(slot, baseSide?.[slot.index] ?? null, srcSide?.[slot.index] ?? null, plan.subspaces?.[slot.index] ?? null, state));
-      }
+    for (const slot of this.slots) {
+      state.handles.push(this.setter(slot, baseSide?.[slot.index] ?? null, srcSide?.[slot.index] ?? null, plan.subspaces?.[slot.index] ?? null, state));
     }
   }
 
   /**
-   * Serial mode: group g's source runs with group g−1's setters active, so each source carries
-   * the previous edits forward; the last group's setters act on the base.
+   * Serial mode: group g's source runs with the setters placed since the previous source run, so
+   * each source carries the previous edits forward; the setters placed after the last source run
+   * act on the base. Every hook goes into state.handles as it is made, so none outlives the call.
    */
   private serial(plan: Plan, state: CallState): void {
     let active: HookHandle[] = [];
     this.groups.forEach((group, g) => {
-      const key = g === this.groups.length - 1 ? `source_${g}->base` : `source_${g}->source_${g + 1}`;
-      const pair = plan.locations.get(key) ?? [null, null];
+      const [sourceSide, baseSide] = plan.locations.get(hopKey(g, this.groups.length))!;
+      const source = plan.sources[g];
       if (plan.given) {
         for (const slot of group) {
           const t = plan.given.get(slot.key);
           if (t) state.activations.set(slot.key, t);
         }
-      } else if (plan.sources[g] !== null) {
-        const getters = group.map((slot, j) => this.getter(slot, pair[0]?.[j] ?? null, state));
+      } else if (source !== null) {
+        const getters = group.map((slot, j) => this.getter(slot, sourceSide?.[j] ?? null, state));
         try {
-          this.run(plan.sources[g]!);
+          this.run(source);
         } finally {
           for (const h of getters) h.remove();
-          for (const h of active) h.remove();
         }
+        for (const h of active) h.remove();
+        active = [];
       }
-      active = group
-        .filter((slot) => this.hasSource(slot, state))
-        .map((slot, j) => this.setter(slot, pair[1]?.[j] ?? null, pair[0]?.[j] ?? null, plan.subspaces?.[slot.index] ?? null, state));
+      for (const [j, slot] of group.entries()) {
+        const handle = this.setter(slot, baseSide?.[j] ?? null, sourceSide?.[j] ?? null, plan.subspaces?.[slot.index] ?? null, state);
+        state.handles.push(handle);
+        active.push(handle);
+      }
     });
-    state.handles.push(...active);
-  }
-
-  private hasSource(slot: Slot, state: CallState): boolean {
-    return state.activations.has(slot.key) || state.stepRecords.has(slot.key) || slot.intervention instanceof LambdaIntervention || slot.intervention.sourceConstant;
   }
 
   /** Hooks the slot's site to record the gathered source units (for unit "t": the value at every step). */
@@ -493,6 +534,20 @@ interface Plan {
 
 function newState(generation: CallState["generation"]): CallState {
   return { activations: new Map(), stepRecords: new Map(), stepCollected: new Map(), collected: new Map(), handles: [], setterCalls: new Map(), generation };
+}
+
+/** The key of serial hop g among `groups` groups. */
+function hopKey(g: number, groups: number): string {
+  return g === groups - 1 ? `source_${g}->base` : `source_${g}->source_${g + 1}`;
+}
+
+/** A base or source as the model takes it: a tensor, or model inputs with camelCase (or pyvene's snake_case) keys. */
+function runInput(input: RunInput, what: string): RunInput {
+  if (input instanceof Tensor || input instanceof IntTensor) return input;
+  if (typeof input !== "object" || input === null || Array.isArray(input)) {
+    throw new OptionError(`${what} must be model inputs {inputIds, attentionMask?, …} or a tensor, got ${describe(input)}`);
+  }
+  return readOptions<ModelInputs>(input, RUN_INPUTS, what) as ModelInputs;
 }
 
 function batchSize(input: RunInput): number {

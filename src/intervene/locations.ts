@@ -4,6 +4,7 @@
  * units. A single-level unit ("pos", "h", "t") has rows [batch][k]; a two-level unit ("h.pos")
  * has a pair [heads [batch][kh], positions [batch][kp]].
  */
+import { describe } from "../options/index.js";
 
 export type UnitRows = number[][];
 export type TwoLevelUnits = [UnitRows, UnitRows];
@@ -29,32 +30,43 @@ function everywhere(units: number[], batch: number, n: number): UnitRows[] {
 }
 
 /**
- * Broadcasts user locations to the explicit form. `n` interventions, batch `batch`; in parallel
- * mode the key "base" means base-only locations (no source side).
+ * Broadcasts user locations to the explicit form. `hops` maps each key the call may use to the
+ * number of interventions its lists cover: in parallel mode "sources->base" → all of them (the
+ * key "base" means base-only locations, no source side); in serial mode each
+ * "source_g->source_{g+1}" or "source_{G-1}->base" → the interventions of group g (spec §4.13).
+ * Once locations are given, every hop must have them: a missing hop would silently intervene
+ * at every position.
  */
-export function broadcastLocations(input: UnitLocationsInput | null | undefined, batch: number, n: number, mode: "parallel" | "serial"): Locations {
+export function broadcastLocations(input: UnitLocationsInput | null | undefined, batch: number, hops: ReadonlyMap<string, number>): Locations {
   if (input === null || input === undefined) {
-    return new Map([["sources->base", [new Array<InterventionUnits>(n).fill(null), new Array<InterventionUnits>(n).fill(null)]]]);
+    return new Map([...hops].map(([key, n]) => [key, [new Array<InterventionUnits>(n).fill(null), new Array<InterventionUnits>(n).fill(null)]]));
   }
-  if (typeof input !== "object" || Array.isArray(input)) {
-    throw new TypeError(`unitLocations must be an object such as {"sources->base": [sourceUnits, baseUnits]} or {"base": units}, got ${JSON.stringify(input)}`);
+  if (typeof input !== "object" || Array.isArray(input) || input instanceof Map) {
+    throw new TypeError(`unitLocations must be an object such as {"sources->base": [sourceUnits, baseUnits]} or {"base": units}, got ${describe(input)}`);
   }
+  const parallel = hops.has("sources->base");
   const out: Locations = new Map();
   for (const [rawKey, v] of Object.entries(input)) {
-    const baseOnly = mode === "parallel" && rawKey === "base";
+    const baseOnly = parallel && rawKey === "base";
     const key = baseOnly ? "sources->base" : rawKey;
-    if (mode === "parallel" && key !== "sources->base") {
-      throw new RangeError(`unitLocations: key "${rawKey}" is not valid in parallel mode (expected "sources->base" or "base")`);
+    const n = hops.get(key);
+    if (n === undefined) {
+      const expected = parallel ? '"sources->base" or "base"' : [...hops.keys()].map((k) => `"${k}"`).join(", ");
+      throw new RangeError(`unitLocations: key "${rawKey}" is not valid ${parallel ? "in parallel mode" : "for these serial groups"} (expected ${expected})`);
     }
-    if (mode === "serial" && !/^source_\d+->(source_\d+|base)$/.test(key)) {
-      throw new RangeError(`unitLocations: key "${rawKey}" is not valid in serial mode (expected "source_i->source_j" or "source_i->base")`);
-    }
+    if (out.has(key)) throw new RangeError('unitLocations: give one of "sources->base" and "base", not both');
     out.set(key, broadcastValue(v, batch, n, baseOnly, rawKey));
+  }
+  const missing = [...hops.keys()].filter((k) => !out.has(k));
+  if (missing.length > 0) {
+    const hint = parallel ? '"sources->base" (or "base")' : missing.map((k) => `"${k}"`).join(", ");
+    throw new RangeError(`unitLocations: locations for ${hint} are missing (every hop needs its locations once any are given)`);
   }
   return out;
 }
 
 function broadcastValue(v: unknown, batch: number, n: number, baseOnly: boolean, key: string): [SideUnits, SideUnits] {
+  if (Array.isArray(v) && v.length === 0) throw new RangeError(`unitLocations["${key}"] is an empty list: it names no units (give positions, or leave unitLocations out to intervene everywhere)`);
   if (isInt(v)) return [baseOnly ? null : everywhere([v], batch, n), everywhere([v], batch, n)];
   if (Array.isArray(v) && v.length === 2 && isInt(v[0]) && isInt(v[1])) return [everywhere([v[0]], batch, n), everywhere([v[1]], batch, n)];
   if (Array.isArray(v) && v.length === 2 && v[0] === null && isInt(v[1])) return [null, everywhere([v[1]], batch, n)];
@@ -82,6 +94,7 @@ function checkRows(rows: unknown, where: string): UnitRows {
     throw new TypeError(`${where} must be per-example lists of unit indices [[i, …], …], got ${JSON.stringify(rows)}`);
   }
   const k = (rows[0] as number[]).length;
+  if (k === 0) throw new RangeError(`${where} lists no units: give at least one index per example (or null to leave this intervention's units unrestricted)`);
   if (rows.some((r) => (r as number[]).length !== k)) throw new RangeError(`${where}: every example must list the same number of units, got ${JSON.stringify(rows)}`);
   return rows as UnitRows;
 }

@@ -1,4 +1,4 @@
-/** Resolving a representation to the module and view it intervenes on. */
+/** Resolving a representation to the module and view it intervenes on, and checking its unit fits. */
 import type { AnyModule } from "../nn/module.js";
 import { PretrainedModel } from "../models/model.js";
 import type { Site, SiteMap } from "../models/sites.js";
@@ -13,9 +13,14 @@ export type ResolvedSite = Omit<Site, "dim"> & { readonly dim: number | null };
  * ".output" (with "h[0]" and "h.0" both accepted); such a site has no known width.
  */
 export function resolveSite(model: AnyModule, representation: RepresentationConfig, where: string, userSites?: SiteMap): ResolvedSite {
+  const site = findSite(model, representation, where, userSites);
+  checkUnit(site, representation, model, where);
+  return site;
+}
+
+function findSite(model: AnyModule, representation: RepresentationConfig, where: string, userSites?: SiteMap): ResolvedSite {
   const { component, layer } = representation;
-  const custom = userSites?.[component];
-  if (custom) return custom(layer);
+  if (userSites !== undefined && Object.hasOwn(userSites, component)) return userSites[component](layer);
   if (model instanceof PretrainedModel && !component.includes(".")) {
     try {
       return model.site(component, layer);
@@ -35,4 +40,29 @@ export function resolveSite(model: AnyModule, representation: RepresentationConf
     throw new RangeError(`${where}.component "${component}": ${(e as Error).message}`);
   }
   return { module: path, hook: match[2] as "input" | "output", dim: null };
+}
+
+/**
+ * The units a site's value can be indexed by: heads for head components, time steps on
+ * recurrent cells, positions otherwise. A module path outside any site map may be any of the
+ * tensor units (its shape is the caller's to know), but "t" only on a recurrent model.
+ */
+export function unitsOf(site: ResolvedSite, model: AnyModule): readonly string[] {
+  if (site.heads) return ["h", "h.pos"];
+  if (site.recurrent) return ["t"];
+  if (site.dim !== null) return ["pos"];
+  return isRecurrent(model) ? ["t"] : ["pos", "h", "h.pos"];
+}
+
+function isRecurrent(model: AnyModule): boolean {
+  return model instanceof PretrainedModel && Object.values(model.sites).some((at) => at(0).recurrent === true);
+}
+
+function checkUnit(site: ResolvedSite, representation: RepresentationConfig, model: AnyModule, where: string): void {
+  const allowed = unitsOf(site, model);
+  if (allowed.includes(representation.unit)) return;
+  const kind = site.heads ? "a head component ([B, heads, T, d])" : site.recurrent ? "a recurrent cell (one call per time step)" : "a per-position component";
+  throw new RangeError(
+    `${where}.unit "${representation.unit}" does not fit component "${representation.component}", ${kind}: expected ${allowed.map((u) => `"${u}"`).join(" or ")}`,
+  );
 }

@@ -140,7 +140,7 @@ function gruSites(prefix: string, hidden: number): SiteMap {
   const cell = (l: number) => `${prefix}cells.${l}`;
   const site = (suffix: string, hook: Site["hook"], dim: number, part?: number) => (l: number): Site => {
     const module = suffix ? `${cell(l)}.${suffix}` : cell(l);
-    return part === undefined ? { module, hook, dim } : { module, hook, dim, fusedPart: { index: part, of: 3 } };
+    return part === undefined ? { module, hook, dim, recurrent: true } : { module, hook, dim, recurrent: true, fusedPart: { index: part, of: 3 } };
   };
   return {
     cell_input: site("", "input", hidden),

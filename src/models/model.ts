@@ -61,8 +61,8 @@ export abstract class PretrainedModel extends Module<IntTensor> {
 
   /** The site of a pyvene component at a layer, with errors that list what exists. */
   site(component: string, layer: number): Site {
-    const at = this.sites[component];
-    if (!at) {
+    const at = Object.hasOwn(this.sites, component) ? this.sites[component] : undefined;
+    if (at === undefined) {
       throw new RangeError(`component "${component}" is not available for ${this.family} (available: ${Object.keys(this.sites).join(", ")})`);
     }
     if (!Number.isInteger(layer) || layer < 0 || layer >= this.numLayers) {

@@ -12,6 +12,8 @@ export interface Site {
   readonly fusedPart?: { readonly index: number; readonly of: number };
   /** Split the last dimension into this many heads, giving [B, H, T, d] (pyvene's split_head_and_permute). */
   readonly heads?: number;
+  /** The module runs once per time step of a recurrent model: locations name steps (unit "t"). */
+  readonly recurrent?: boolean;
   /** Width of the component per unit: the hidden size, or the head dimension for head components. */
   readonly dim: number;
 }

@@ -108,8 +108,8 @@ export class Activation extends Module {
 
   constructor(readonly kind: string) {
     super();
-    const fn = ACTIVATIONS[kind];
-    if (!fn) throw new RangeError(`Activation: unknown activation "${kind}" (known: ${Object.keys(ACTIVATIONS).join(", ")})`);
+    const fn = Object.hasOwn(ACTIVATIONS, kind) ? ACTIVATIONS[kind] : undefined;
+    if (fn === undefined) throw new RangeError(`Activation: unknown activation "${kind}" (known: ${Object.keys(ACTIVATIONS).join(", ")})`);
     this.fn = fn;
   }
 

@@ -1,0 +1,1 @@
+export { closest, describe, OptionError, readOptions, snakeCase, type OptionHint } from "./strict.js";
