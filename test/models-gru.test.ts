@@ -143,18 +143,18 @@ test("gru: LM head logits [B, T, vocab] from token and position embeddings", () 
 test("gru: both heads share pyvene's site map under gru., the fused thirds included", () => {
   for (const architecture of ["GRUForClassification", "GRULMHeadModel"]) {
     const model = tv.modelFromConfig(gruConfig({ architectures: [architecture] }));
-    assert.deepEqual(model.site("cell_input", 1), { module: "gru.cells.1", hook: "input", dim: 3 });
-    assert.deepEqual(model.site("cell_output", 0), { module: "gru.cells.0", hook: "output", dim: 3 });
-    assert.deepEqual(model.site("update_gate_input", 0), { module: "gru.cells.0.update_act", hook: "input", dim: 3 });
-    assert.deepEqual(model.site("new_gate_output", 1), { module: "gru.cells.1.new_act", hook: "output", dim: 3 });
-    assert.deepEqual(model.site("h2h_output", 0), { module: "gru.cells.0.h2h", hook: "output", dim: 9 });
-    assert.deepEqual(model.site("update_x2h_output", 0), { module: "gru.cells.0.x2h", hook: "output", dim: 3, fusedPart: { index: 1, of: 3 } });
-    assert.deepEqual(model.site("new_h2h_output", 1), { module: "gru.cells.1.h2h", hook: "output", dim: 3, fusedPart: { index: 2, of: 3 } });
+    assert.deepEqual(model.site("cell_input", 1), { module: "gru.cells.1", hook: "input", dim: 3, recurrent: true });
+    assert.deepEqual(model.site("cell_output", 0), { module: "gru.cells.0", hook: "output", dim: 3, recurrent: true });
+    assert.deepEqual(model.site("update_gate_input", 0), { module: "gru.cells.0.update_act", hook: "input", dim: 3, recurrent: true });
+    assert.deepEqual(model.site("new_gate_output", 1), { module: "gru.cells.1.new_act", hook: "output", dim: 3, recurrent: true });
+    assert.deepEqual(model.site("h2h_output", 0), { module: "gru.cells.0.h2h", hook: "output", dim: 9, recurrent: true });
+    assert.deepEqual(model.site("update_x2h_output", 0), { module: "gru.cells.0.x2h", hook: "output", dim: 3, recurrent: true, fusedPart: { index: 1, of: 3 } });
+    assert.deepEqual(model.site("new_h2h_output", 1), { module: "gru.cells.1.h2h", hook: "output", dim: 3, recurrent: true, fusedPart: { index: 2, of: 3 } });
     for (const component of Object.keys(model.sites)) model.getModule(model.site(component, 1).module);
     assert.equal(Object.keys(model.sites).length, 16);
   }
   const bare = tv.modelFromConfig(gruConfig({ architectures: ["GRUModel"] }));
-  assert.deepEqual(bare.site("reset_x2h_output", 0), { module: "cells.0.x2h", hook: "output", dim: 3, fusedPart: { index: 0, of: 3 } });
+  assert.deepEqual(bare.site("reset_x2h_output", 0), { module: "cells.0.x2h", hook: "output", dim: 3, recurrent: true, fusedPart: { index: 0, of: 3 } });
 });
 
 test("gru: an HF-layout folder with pyvene's GRU config loads strictly and runs", async () => {

@@ -3,7 +3,8 @@
  * attention mask, a key/value cache when the model has one, finished rows padded, stop at EOS or
  * after maxNewTokens. Every step is an ordinary `run`, so hooks see every step.
  */
-import { positionIds } from "../nn/attention.js";
+import { checkMaskValues, positionIds } from "../nn/attention.js";
+import { describe, readOptions } from "../options/index.js";
 import * as tv from "../tensor/index.js";
 import { IntTensor, Tensor } from "../tensor/index.js";
 import type { PretrainedModel } from "./model.js";
@@ -32,14 +33,24 @@ export interface GenerateOutput {
   scores: Tensor[];
 }
 
-export function generate(model: PretrainedModel, inputIds: IntTensor, options: GenerateOptions): GenerateOutput {
-  const { maxNewTokens, doSample = false, temperature = 1, topK = 0, generator = tv.defaultGenerator } = options;
+const GENERATE_OPTIONS = [
+  "maxNewTokens", "attentionMask", "doSample", "temperature", "topK", "generator", "eosTokenId", "padTokenId", "useCache",
+] as const satisfies readonly (keyof GenerateOptions)[];
+
+export function generate(model: PretrainedModel, inputIds: IntTensor, generateOptions: GenerateOptions): GenerateOutput {
+  const options = readOptions<GenerateOptions>(generateOptions, GENERATE_OPTIONS, "generate options");
+  const { maxNewTokens = NaN, doSample = false, temperature = 1, topK = 0, generator = tv.defaultGenerator } = options;
   if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0) throw new RangeError(`generate: maxNewTokens must be a non-negative integer, got ${maxNewTokens}`);
   if (inputIds.shape.length !== 2) throw new RangeError(`generate: inputIds must be [B, T], got [${inputIds.shape.join(", ")}]`);
   if (!(temperature > 0)) throw new RangeError(`generate: temperature must be positive, got ${temperature}`);
+  if (!Number.isInteger(topK) || topK < 0) throw new RangeError(`generate: topK must be a non-negative integer (0 = off), got ${topK}`);
+  if (options.attentionMask) checkMaskValues(options.attentionMask);
   const [batch, promptLength] = inputIds.shape;
   const eos = options.eosTokenId === undefined ? [] : typeof options.eosTokenId === "number" ? [options.eosTokenId] : [...options.eosTokenId];
   const pad = options.padTokenId ?? eos[0] ?? 0;
+  if (![...eos, pad].every((t) => Number.isInteger(t) && t >= 0)) {
+    throw new RangeError(`generate: eosTokenId and padTokenId must be token ids (non-negative integers), got ${describe(options.eosTokenId)} and ${describe(options.padTokenId)}`);
+  }
   const cache = options.useCache === false ? null : model.newCache();
 
   let tokens: number[][] = Array.from({ length: batch }, (_, b) => [...inputIds.data.subarray(b * promptLength, (b + 1) * promptLength)]);

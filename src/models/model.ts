@@ -4,9 +4,10 @@
  * map, and a key/value cache for generation where the architecture has one.
  */
 import { Module } from "../nn/module.js";
-import { KeyValueCache } from "../nn/attention.js";
+import { checkMaskValues, KeyValueCache } from "../nn/attention.js";
 import * as tv from "../tensor/index.js";
 import { IntTensor, Tensor } from "../tensor/index.js";
+import { closest, describe, OptionError } from "../options/index.js";
 import type { HFConfig } from "./config.js";
 import type { Site, SiteMap } from "./sites.js";
 
@@ -76,12 +77,29 @@ export abstract class PretrainedModel extends Module<IntTensor> {
   }
 }
 
-/** The batch and length of a call's inputs, checking that exactly one of ids and embeddings is given. */
+const MODEL_INPUTS = [
+  "inputIds", "inputsEmbeds", "attentionMask", "positionIds", "cache", "outputHiddenStates", "resumeFrom", "lastPositionLogits",
+] as const satisfies readonly (keyof ModelInputs)[];
+
+/**
+ * The batch and length of a call's inputs, checking that exactly one of ids and embeddings is
+ * given and that no key is unknown. `run` takes camelCase only (IntervenableModel and the sweeps
+ * also read pyvene's `input_ids`): a snake_case key here is an error, not a silently dropped input.
+ */
 export function inputShape(inputs: ModelInputs): { batch: number; length: number } {
+  if (typeof inputs !== "object" || inputs === null) throw new TypeError(`model inputs must be an object {inputIds, …}, got ${describe(inputs)}`);
+  for (const key of Object.keys(inputs)) {
+    if ((MODEL_INPUTS as readonly string[]).includes(key)) continue;
+    const suggestion = closest(key, MODEL_INPUTS);
+    throw new OptionError(`model inputs: unknown key "${key}"${suggestion ? ` (did you mean "${suggestion}"?)` : ""}; expected ${MODEL_INPUTS.join(", ")}`);
+  }
   const { inputIds, inputsEmbeds } = inputs;
+  if (inputs.attentionMask) checkMaskValues(inputs.attentionMask);
   if ((inputIds === undefined) === (inputsEmbeds === undefined)) {
     throw new TypeError("model inputs: give exactly one of inputIds [B, T] and inputsEmbeds [B, T, D]");
   }
+  if (inputIds !== undefined && !(inputIds instanceof IntTensor)) throw new TypeError(`model inputs: inputIds must be an IntTensor [B, T], got ${describe(inputIds)}`);
+  if (inputsEmbeds !== undefined && !(inputsEmbeds instanceof Tensor)) throw new TypeError(`model inputs: inputsEmbeds must be a Tensor [B, T, D], got ${describe(inputsEmbeds)}`);
   if (inputIds !== undefined) {
     if (inputIds.shape.length !== 2) throw new RangeError(`model inputs: inputIds must be [B, T], got [${inputIds.shape.join(", ")}]`);
     return { batch: inputIds.shape[0], length: inputIds.shape[1] };

@@ -52,6 +52,14 @@ export function additiveMask(attentionMask: IntTensor | null, batch: number, que
   return new Tensor(data, [batch, 1, queries, keys]);
 }
 
+/** HF reads any non-zero mask value as "attend"; a 2 or a −1 is more likely a mistake (ids passed as the mask) than a choice. */
+export function checkMaskValues(attentionMask: IntTensor): void {
+  const i = attentionMask.data.findIndex((v) => v !== 0 && v !== 1);
+  if (i >= 0) {
+    throw new RangeError(`attentionMask holds ${attentionMask.data[i]} at flat index ${i}; expected only 1 (a real token) and 0 (padding)`);
+  }
+}
+
 /**
  * Position ids as HF computes them for generation: with an attention mask, the cumulative count
  * of real tokens minus one (padding positions get 1, as HF fills them); without one, past..past+T-1.

@@ -86,6 +86,8 @@ export function describe(value: unknown): string {
   if (value === undefined) return "undefined";
   if (typeof value === "function") return `a function (${value.name || "anonymous"})`;
   if (typeof value === "bigint") return `${value}n`;
+  const shape = (value as { shape?: unknown } | null)?.shape;
+  if (typeof value === "object" && Array.isArray(shape)) return `a ${value!.constructor.name} of shape [${shape.join(", ")}]`;
   try {
     const json = JSON.stringify(value);
     if (json !== undefined && json.length <= 80) return json;

@@ -6,6 +6,7 @@
 import { componentView } from "../intervene/units.js";
 import type { HookHandle } from "../nn/module.js";
 import type { PretrainedModel } from "../models/model.js";
+import { describe, readOptions } from "../options/index.js";
 import * as tv from "../tensor/index.js";
 import { IntTensor, Tensor } from "../tensor/index.js";
 import type { CollectResult } from "./results.js";
@@ -24,10 +25,21 @@ export interface CollectOptions {
 /** Thrown by a hook once the last needed site has been recorded, to skip the rest of the run. */
 class CollectedEnough extends Error {}
 
-export function collectActivations(model: PretrainedModel, options: CollectOptions): CollectResult {
+const COLLECT_OPTIONS = ["inputIds", "attentionMask", "component", "layers", "batchSize", "onProgress"] as const satisfies readonly (keyof CollectOptions)[];
+
+export function collectActivations(model: PretrainedModel, collectOptions: CollectOptions): CollectResult {
+  const options = readOptions<CollectOptions>(collectOptions, COLLECT_OPTIONS, "collectActivations options");
   const { inputIds, attentionMask = null, component = "block_output", batchSize = 8 } = options;
   const layers = options.layers ?? Array.from({ length: model.numLayers }, (_, l) => l);
-  if (inputIds.shape.length !== 2) throw new RangeError(`collectActivations: inputIds must be [N, T], got [${inputIds.shape.join(", ")}]`);
+  if (!(inputIds instanceof IntTensor) || inputIds.shape.length !== 2) {
+    throw new RangeError(`collectActivations: inputIds must be an IntTensor [N, T], got ${inputIds instanceof IntTensor ? `[${inputIds.shape.join(", ")}]` : describe(inputIds)}`);
+  }
+  if (attentionMask !== null && (!(attentionMask instanceof IntTensor) || attentionMask.shape.join() !== inputIds.shape.join())) {
+    throw new RangeError(`collectActivations: attentionMask must be an IntTensor [${inputIds.shape.join(", ")}] like inputIds`);
+  }
+  if (!Array.isArray(layers) || new Set(layers).size !== layers.length) {
+    throw new RangeError(`collectActivations: layers must be a list of distinct layer numbers, got ${describe(layers)}`);
+  }
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`collectActivations: batchSize must be a positive integer, got ${batchSize}`);
   if (layers.length === 0) throw new RangeError("collectActivations: layers must not be empty");
   const sites = layers.map((layer) => model.site(component, layer));

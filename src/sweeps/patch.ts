@@ -4,6 +4,8 @@
  */
 import type { PretrainedModel } from "../models/model.js";
 import { IntTensor } from "../tensor/index.js";
+import { readOptions } from "../options/index.js";
+import { checkComponent, checkLabels, checkMetric, checkPrompt, checkTarget, checkWindow } from "./checks.js";
 import { measure, recordRun, restoreGrid, topToken, type Metric } from "./restore.js";
 import type { PatchResult } from "./results.js";
 
@@ -21,23 +23,32 @@ export interface PatchOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-export function activationPatching(model: PretrainedModel, options: PatchOptions): PatchResult {
-  const { base, source, component = "block_output", window = 1, metric = "probability" } = options;
-  if (base.shape.length !== 2 || base.shape[0] !== 1 || source.shape.length !== 2 || source.shape[0] !== 1) {
-    throw new RangeError(`activationPatching: base and source must each be one prompt [1, T], got [${base.shape.join(", ")}] and [${source.shape.join(", ")}]`);
-  }
+const PATCH_OPTIONS = [
+  "base", "source", "baseTokens", "sourceTokens", "component", "target", "targetLabel", "window", "metric", "onProgress",
+] as const satisfies readonly (keyof PatchOptions)[];
+
+export function activationPatching(model: PretrainedModel, patchOptions: PatchOptions): PatchResult {
+  const where = "activationPatching";
+  const options = readOptions<PatchOptions>(patchOptions, PATCH_OPTIONS, "activationPatching options");
+  const base = checkPrompt(options.base, "base", where);
+  const source = checkPrompt(options.source, "source", where);
+  const component = checkComponent(options.component ?? "block_output", where);
+  const window = checkWindow(options.window ?? 1, model, where);
+  const metric = checkMetric(options.metric ?? "probability", where);
+  checkLabels(options.baseTokens, base.shape[1], "baseTokens", where);
+  checkLabels(options.sourceTokens, source.shape[1], "sourceTokens", where);
   if (base.shape[1] !== source.shape[1]) {
     throw new RangeError(`activationPatching: base and source must have the same length so positions pair up, got ${base.shape[1]} and ${source.shape[1]} tokens`);
   }
   const sourceRun = recordRun(model, { inputIds: source }, component, null);
   const baseRun = recordRun(model, { inputIds: base }, component, null);
-  const target = options.target ?? topToken(sourceRun.logits);
+  const target = checkTarget(options.target, sourceRun.logits.shape[2], where) ?? topToken(sourceRun.logits);
   const grid = restoreGrid(model, { inputIds: base }, component, window, baseRun, sourceRun, target, metric, null, options.onProgress);
   return {
     kind: "patch",
     component,
-    baseTokens: options.baseTokens,
-    sourceTokens: options.sourceTokens,
+    baseTokens: options.baseTokens!,
+    sourceTokens: options.sourceTokens!,
     target,
     targetLabel: options.targetLabel ?? String(target),
     metric,

@@ -6,6 +6,8 @@
 import type { PretrainedModel } from "../models/model.js";
 import * as tv from "../tensor/index.js";
 import { IntTensor } from "../tensor/index.js";
+import { describe, readOptions } from "../options/index.js";
+import { checkComponent, checkLabels, checkMetric, checkPrompt, checkTarget, checkWindow } from "./checks.js";
 import { measure, recordRun, restoreGrid, topToken, type Metric } from "./restore.js";
 import type { TraceComponent, TraceResult } from "./results.js";
 
@@ -31,18 +33,32 @@ export interface TraceOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-export function causalTrace(model: PretrainedModel, options: TraceOptions): TraceResult {
-  const { inputIds, tokens, corruptedPositions, component = "block_output", window = 1, seed = 0, metric = "probability" } = options;
-  if (inputIds.shape.length !== 2 || inputIds.shape[0] !== 1) throw new RangeError(`causalTrace: inputIds must be one prompt [1, T], got [${inputIds.shape.join(", ")}]`);
+const TRACE_OPTIONS = [
+  "inputIds", "tokens", "corruptedPositions", "target", "targetLabel", "component", "window", "noise", "noiseStd", "seed", "metric", "onProgress",
+] as const satisfies readonly (keyof TraceOptions)[];
+
+export function causalTrace(model: PretrainedModel, traceOptions: TraceOptions): TraceResult {
+  const where = "causalTrace";
+  const options = readOptions<TraceOptions>(traceOptions, TRACE_OPTIONS, "causalTrace options");
+  const inputIds = checkPrompt(options.inputIds, "inputIds", where);
   const length = inputIds.shape[1];
-  if (tokens.length !== length) throw new RangeError(`causalTrace: ${tokens.length} token labels for ${length} positions`);
-  if (corruptedPositions.length === 0 || corruptedPositions.some((p) => !Number.isInteger(p) || p < 0 || p >= length)) {
-    throw new RangeError(`causalTrace: corruptedPositions must be positions in 0..${length - 1}, got [${corruptedPositions.join(", ")}]`);
+  const tokens = checkLabels(options.tokens, length, "tokens", where);
+  const component = checkComponent(options.component ?? "block_output", where);
+  const window = checkWindow(options.window ?? 1, model, where);
+  const metric = checkMetric(options.metric ?? "probability", where);
+  const { corruptedPositions = [], seed = 0 } = options;
+  if (!Array.isArray(corruptedPositions) || corruptedPositions.length === 0 || corruptedPositions.some((p) => !Number.isInteger(p) || p < 0 || p >= length)
+    || new Set(corruptedPositions).size !== corruptedPositions.length) {
+    throw new RangeError(`causalTrace: corruptedPositions must be distinct positions in 0..${length - 1}, got ${describe(corruptedPositions)}`);
   }
-  if (!Number.isInteger(window) || window < 1) throw new RangeError(`causalTrace: window must be a positive integer, got ${window}`);
+  if (!Number.isInteger(seed)) throw new RangeError(`causalTrace: seed must be an integer, got ${describe(seed)}`);
+  if (options.noiseStd !== undefined && !(Number.isFinite(options.noiseStd) && options.noiseStd >= 0)) {
+    throw new RangeError(`causalTrace: noiseStd must be a non-negative number, got ${describe(options.noiseStd)}`);
+  }
+  if (options.noise !== undefined && options.noiseStd !== undefined) throw new TypeError("causalTrace: give noise or noiseStd, not both");
   const inputs = { inputIds };
   const clean = recordRun(model, inputs, component, null);
-  const target = options.target ?? topToken(clean.logits);
+  const target = checkTarget(options.target, clean.logits.shape[2], where) ?? topToken(clean.logits);
   const width = clean.blockInputs[0].shape[2];
   const noise = options.noise ?? tv.randn([corruptedPositions.length, width], {
     std: options.noiseStd ?? 3 * Math.sqrt(tv.variance(clean.blockInputs[0]).item()),

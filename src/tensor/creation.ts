@@ -15,7 +15,7 @@ export function tensor(values: NestedNumbers | ArrayLike<number>, shape?: Shape)
 /** An integer tensor (token ids, positions) from nested arrays or flat values with a shape. */
 export function intTensor(values: NestedNumbers | ArrayLike<number>, shape?: Shape): IntTensor {
   const flat = Int32Array.from(flatten(values), (v) => {
-    if (!Number.isInteger(v)) throw new TypeError(`intTensor: value ${v} is not an integer`);
+    if (!Number.isInteger(v) || v < -2147483648 || v > 2147483647) throw new TypeError(`intTensor: value ${v} is not a 32-bit integer`);
     return v;
   });
   return new IntTensor(flat, checkShape(shape ?? defaultShape(values), "intTensor"));

@@ -22,7 +22,7 @@ export class IntTensor {
   readonly shape: readonly number[];
 
   constructor(data: Int32Array | readonly number[], shape?: Shape) {
-    this.data = data instanceof Int32Array ? data : Int32Array.from(data);
+    this.data = data instanceof Int32Array ? data : Int32Array.from(data, checkedInt);
     this.shape = checkShape(shape ?? [this.data.length], "IntTensor");
     if (sizeOf(this.shape) !== this.data.length) {
       throw new RangeError(`IntTensor: ${this.data.length} values do not fill shape ${formatShape(this.shape)}`);
@@ -36,6 +36,14 @@ export class IntTensor {
   toArray(): NestedNumbers {
     return nest(this.data, this.shape);
   }
+}
+
+/** A value for an Int32Array, refused rather than truncated (5.7 must not become token 5). */
+function checkedInt(v: number, i: number): number {
+  if (!Number.isInteger(v) || v < -2147483648 || v > 2147483647) {
+    throw new TypeError(`IntTensor: value ${v} at index ${i} is not a 32-bit integer`);
+  }
+  return v;
 }
 
 export type NestedNumbers = number | NestedNumbers[];

@@ -20,6 +20,7 @@
 import { IntTensor, Tensor, div, noGrad } from "../tensor/index.js";
 import type { ModelInputs } from "../models/model.js";
 import type { IntervenableModel, RunInput, UnitLocationsInput } from "../intervene/index.js";
+import { describe, readOptions } from "../options/index.js";
 import { Adam, type Optimizer } from "./optimizers.js";
 import { linearScheduleWithWarmup, linspace, type LRScheduler } from "./schedules.js";
 
@@ -92,12 +93,26 @@ export interface TrainAlignmentResult<M> {
   updates: number;
 }
 
+const TRAIN_OPTIONS = [
+  "inputsCollator", "computeLoss", "computeMetrics", "lr", "epochs", "gradientAccumulationSteps", "optimizer", "scheduler", "temperature", "onStep",
+] as const satisfies readonly (keyof TrainAlignmentOptions<unknown, unknown, Metrics>)[];
+
+function checkTemperature(t: unknown): { start: number; end: number } | null {
+  if (t === null) return null;
+  const { start, end } = readOptions<{ start: number; end: number }>(t, ["start", "end"], "trainAlignment options.temperature");
+  if (!(typeof start === "number" && start > 0 && typeof end === "number" && end > 0)) {
+    throw new RangeError(`trainAlignment: temperature must be {start, end} with positive numbers, or null, got ${describe(t)}`);
+  }
+  return { start, end };
+}
+
 /** pyvene's train_alignment: trains the interventions (and the model, after enableModelGradients) on the batches. */
 export function trainAlignment<L, M extends Metrics = number, B = AlignmentBatch<L>>(
   im: AnyIntervenableModel,
   batches: BatchSource<B>,
-  options: TrainAlignmentOptions<B, L, M>,
+  trainOptions: TrainAlignmentOptions<B, L, M>,
 ): TrainAlignmentResult<M> {
+  const options = readOptions<TrainAlignmentOptions<B, L, M>>(trainOptions, TRAIN_OPTIONS, "trainAlignment options") as TrainAlignmentOptions<B, L, M>;
   const epochs = positiveInteger(options.epochs ?? 10, "trainAlignment: epochs");
   const accumulation = positiveInteger(options.gradientAccumulationSteps ?? 1, "trainAlignment: gradientAccumulationSteps");
   if (typeof options.computeLoss !== "function") throw new TypeError("trainAlignment: computeLoss must be a function (logits, labels) => loss tensor");
@@ -106,7 +121,7 @@ export function trainAlignment<L, M extends Metrics = number, B = AlignmentBatch
   const totalUpdates = Math.floor(totalBatches / accumulation);
   const optimizer = options.optimizer ?? defaultOptimizer(im, options.lr ?? 1e-3);
   const scheduler = options.scheduler === undefined ? linearScheduleWithWarmup(optimizer, 0.1 * totalUpdates, totalUpdates) : options.scheduler;
-  const temperature = options.temperature === undefined ? { start: 50, end: 0.1 } : options.temperature;
+  const temperature = options.temperature === undefined ? { start: 50, end: 0.1 } : checkTemperature(options.temperature);
   const temperatures = temperature === null ? null : linspace(temperature.start, temperature.end, totalBatches);
 
   const result: TrainAlignmentResult<M> = { losses: [], metrics: [], updates: 0 };
@@ -151,8 +166,9 @@ export function trainAlignment<L, M extends Metrics = number, B = AlignmentBatch
 export function evalAlignment<L, M extends Metrics, B = AlignmentBatch<L>>(
   im: AnyIntervenableModel,
   batches: Iterable<B>,
-  options: BatchOptions<B, L> & { computeMetrics: (logits: Tensor, labels: L) => M },
+  evalOptions: BatchOptions<B, L> & { computeMetrics: (logits: Tensor, labels: L) => M },
 ): M {
+  const options = readOptions<typeof evalOptions>(evalOptions, ["inputsCollator", "computeMetrics"], "evalAlignment options") as typeof evalOptions;
   if (typeof options.computeMetrics !== "function") throw new TypeError("evalAlignment: computeMetrics must be a function (logits, labels) => metrics");
   const metrics: M[] = [];
   const sizes: number[] = [];
@@ -252,7 +268,7 @@ function intervenedLogits(im: AnyIntervenableModel, batch: AlignmentBatch, where
   const base = baseOf(batch, where);
   const source = batch.source ?? batch.source_input_ids;
   if (source === undefined) throw new TypeError(`${where}: the batch has no source input (give source, or pyvene's source_input_ids)`);
-  const unitLocations = batch.unitLocations ?? batchUnitLocations(im, batch);
+  const unitLocations = (batch.unitLocations ?? batch.unit_locations ?? batchUnitLocations(im, batch)) as UnitLocationsInput;
   const subspaces = batch.subspaces instanceof IntTensor ? batch.subspaces.toArray() : batch.subspaces;
   const { intervened } = im.forward(base, [source], { unitLocations, subspaces });
   if (intervened instanceof Tensor) return intervened;

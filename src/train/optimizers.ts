@@ -9,6 +9,7 @@
  * see the new values; a parameter without a gradient is skipped, as in PyTorch. Hyperparameters
  * live on parameter groups (`paramGroups[i].lr` etc.), which schedulers and users may change.
  */
+import { describe, readOptions } from "../options/index.js";
 import { Tensor } from "../tensor/index.js";
 
 const f32 = Math.fround;
@@ -33,23 +34,23 @@ export abstract class Optimizer<H extends { lr: number } = { lr: number }, S = u
    * `params` is a list of tensors (one group) or a list of groups, each `{ params, ...overrides }`.
    * A parameter may appear only once across all groups.
    */
-  protected constructor(params: Iterable<Tensor> | readonly ParamGroupInput<H>[], defaults: H) {
+  protected constructor(params: Iterable<Tensor> | readonly ParamGroupInput<H>[], baseDefaults: H, options: unknown) {
     const name = new.target.name;
+    const hyperparameters = Object.keys(baseDefaults) as (keyof H & string)[];
+    const defaults = { ...baseDefaults, ...readOptions<H>(options, hyperparameters, `${name} options`) };
     const list = [...(params as Iterable<Tensor | ParamGroupInput<H>>)];
     if (list.length === 0) throw new RangeError(`${name}: got an empty parameter list (expected tensors, or groups { params, ... })`);
     const groups: ParamGroupInput<H>[] = list.every((p) => p instanceof Tensor)
       ? [{ params: list as Tensor[] } as unknown as ParamGroupInput<H>]
       : (list as ParamGroupInput<H>[]);
-    const known = ["params", ...Object.keys(defaults)];
+    const known = ["params", ...hyperparameters];
     const seen = new Map<Tensor, string>();
     this.paramGroups = groups.map((group, g) => {
       const where = `${name}: paramGroups[${g}]`;
       if (group === null || typeof group !== "object" || group instanceof Tensor || !("params" in group)) {
         throw new TypeError(`${where} must be a group { params: Tensor[], ... } (or give a plain list of tensors), got ${describe(group)}`);
       }
-      for (const key of Object.keys(group)) {
-        if (!known.includes(key)) throw new TypeError(`${where} has unknown field "${key}" (known: ${known.join(", ")})`);
-      }
+      const overrides = readOptions<ParamGroupInput<H>>(group, known as (keyof ParamGroupInput<H> & string)[], where);
       const tensors = [...group.params];
       tensors.forEach((p, i) => {
         const at = `${where}.params[${i}]`;
@@ -59,7 +60,7 @@ export abstract class Optimizer<H extends { lr: number } = { lr: number }, S = u
         if (earlier !== undefined) throw new RangeError(`${at} is the same tensor as ${earlier} (each parameter may be given once)`);
         seen.set(p, at);
       });
-      const merged = { ...defaults, ...group, params: tensors } as ParamGroup<H>;
+      const merged = { ...defaults, ...overrides, params: tensors } as ParamGroup<H>;
       this.validate(merged, where);
       return merged;
     });
@@ -96,7 +97,7 @@ interface SGDState {
  */
 export class SGD extends Optimizer<SGDOptions, SGDState> {
   constructor(params: Iterable<Tensor> | readonly ParamGroupInput<SGDOptions>[], options: Partial<SGDOptions> = {}) {
-    super(params, { lr: 1e-3, momentum: 0, dampening: 0, weightDecay: 0, nesterov: false, ...options });
+    super(params, { lr: 1e-3, momentum: 0, dampening: 0, weightDecay: 0, nesterov: false }, options);
   }
 
   protected validate(g: ParamGroup<SGDOptions>, where: string): void {
@@ -160,7 +161,7 @@ export interface AdamState {
  */
 export class Adam extends Optimizer<AdamOptions, AdamState> {
   constructor(params: Iterable<Tensor> | readonly ParamGroupInput<AdamOptions>[], options: Partial<AdamOptions> = {}) {
-    super(params, { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0, ...options });
+    super(params, { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0 }, options);
   }
 
   /** Whether weight decay is decoupled from the gradient (AdamW). */
@@ -219,7 +220,7 @@ export class Adam extends Optimizer<AdamOptions, AdamState> {
 /** torch.optim.AdamW: Adam with decoupled weight decay (default 0.01) applied to p before the update. */
 export class AdamW extends Adam {
   constructor(params: Iterable<Tensor> | readonly ParamGroupInput<AdamOptions>[], options: Partial<AdamOptions> = {}) {
-    super(params, { weightDecay: 1e-2, ...options });
+    super(params, { weightDecay: 1e-2, ...readOptions<AdamOptions>(options, ["lr", "betas", "eps", "weightDecay"], "AdamW options") });
   }
 
   protected override get decoupledWeightDecay(): boolean {
@@ -233,8 +234,3 @@ function nonNegative(value: unknown, where: string): void {
   }
 }
 
-function describe(value: unknown): string {
-  if (value instanceof Tensor) return `a Tensor of shape [${value.shape.join(", ")}]`;
-  if (typeof value === "object" && value !== null) return Array.isArray(value) ? JSON.stringify(value) : "an object";
-  return String(value);
-}
