@@ -1,0 +1,24 @@
+/** The fuzz suite: each property over `runs` generated cases from `seed`, with the count of each outcome. */
+import fc from "fast-check";
+import * as tv from "../../src/index.js";
+import { fixtureFolder } from "../support/fixtures.js";
+import { checkScenario, scenario } from "./intervene.js";
+
+export interface FuzzSettings {
+  runs: number;
+  seed: number;
+}
+
+/** Outcome counts per property, e.g. { intervene: { ran: 120, rejected: 80 } }. */
+export type FuzzCounts = Record<string, Record<string, number>>;
+
+export async function runFuzz({ runs, seed }: FuzzSettings): Promise<FuzzCounts> {
+  const { model } = await tv.loadPretrained(fixtureFolder("gpt2_tiny"));
+  const counts: FuzzCounts = {};
+  const tally = (property: string, outcome: string) => {
+    const c = (counts[property] ??= {});
+    c[outcome] = (c[outcome] ?? 0) + 1;
+  };
+  fc.assert(fc.property(scenario, (sc) => tally("intervene", checkScenario(model, sc))), { numRuns: runs, seed, endOnFailure: true, includeErrorInReport: true });
+  return counts;
+}
