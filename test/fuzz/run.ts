@@ -2,7 +2,9 @@
 import fc from "fast-check";
 import * as tv from "../../src/index.js";
 import { fixtureFolder } from "../support/fixtures.js";
+import { checkEntry, entryCase } from "./entry-points.js";
 import { checkScenario, scenario } from "./intervene.js";
+import { checkSafetensors, safetensorsCase } from "./safetensors.js";
 
 export interface FuzzSettings {
   runs: number;
@@ -19,6 +21,9 @@ export async function runFuzz({ runs, seed }: FuzzSettings): Promise<FuzzCounts>
     const c = (counts[property] ??= {});
     c[outcome] = (c[outcome] ?? 0) + 1;
   };
-  fc.assert(fc.property(scenario, (sc) => tally("intervene", checkScenario(model, sc))), { numRuns: runs, seed, endOnFailure: true, includeErrorInReport: true });
+  const settings = { numRuns: runs, seed, endOnFailure: true, includeErrorInReport: true };
+  fc.assert(fc.property(scenario, (sc) => tally("intervene", checkScenario(model, sc))), settings);
+  fc.assert(fc.property(entryCase, (c) => tally("entry points", checkEntry(model, c))), { ...settings, numRuns: Math.ceil(runs / 4) });
+  fc.assert(fc.property(safetensorsCase, (c) => tally("safetensors", checkSafetensors(c))), settings);
   return counts;
 }
