@@ -54,7 +54,7 @@ describe("unknown option keys are errors; snake_case names are read", () => {
   it("refuses unknown keys in model inputs, sweeps, training, optimisers and generation", () => {
     const im = new tv.IntervenableModel(vanilla(), model);
     assert.throws(() => im.forward({ inputIds: base.inputIds, attention_mak: null } as never, [source]), /base: unknown option "attention_mak" \(did you mean "attentionMask"\?\)/);
-    assert.throws(() => model.run({ input_ids: base.inputIds } as never), /model inputs: unknown key "input_ids" \(did you mean "inputIds"\?\)/);
+    assert.throws(() => model.run({ input_ids: base.inputIds } as never), /model inputs: unknown option "input_ids" \(did you mean "inputIds"\?\)/);
     const trace = { inputIds: base.inputIds, tokens: ["a", "b", "c", "d", "e", "f"], corruptedPositions: [0] };
     assert.throws(() => tv.causalTrace(model, { ...trace, windw: 3 } as never), /causalTrace options: unknown option "windw" \(did you mean "window"\?\)/);
     const p = tv.zeros([2]).requireGrad();
@@ -155,5 +155,15 @@ describe("malformed names, keys, ids and masks", () => {
     const mask = tv.intTensor([[1, 1, 2, 1, 1, 1]]);
     assert.throws(() => tv.generate(model, base.inputIds, { maxNewTokens: 1, attentionMask: mask }), /attentionMask holds 2 at flat index 2; expected only 1 .* and 0/);
     assert.throws(() => model.run({ inputIds: base.inputIds, attentionMask: mask }), /attentionMask holds 2/);
+  });
+});
+
+describe("constructors and tensor options", () => {
+  it("refuse unknown keys: interventions, random draws, losses", () => {
+    assert.throws(() => new tv.VanillaIntervention({ embed_dim: 8 } as never), /VanillaIntervention options: unknown option "embed_dim" \(did you mean "embedDim"\?\)/);
+    assert.throws(() => new tv.NoiseIntervention({ embedDim: 4, noiseLvl: 2 } as never), /unknown option "noiseLvl" \(did you mean "noiseLevel"\?\)/);
+    assert.throws(() => tv.randn([2], { stdev: 2 } as never), /randn options: unknown option "stdev"/);
+    assert.throws(() => tv.crossEntropy(tv.zeros([1, 3]), tv.intTensor([0]), { ignore_indx: 1 } as never), /did you mean "ignoreIndex"/);
+    assert.equal(tv.crossEntropy(tv.zeros([1, 3]), tv.intTensor([0]), { ignore_index: 0 } as never).item(), tv.crossEntropy(tv.zeros([1, 3]), tv.intTensor([0]), { ignoreIndex: 0 }).item());
   });
 });

@@ -5,6 +5,7 @@
  * interventions expose them to optimisers and to save/load under pyvene's state-dict names.
  */
 import { Module } from "../nn/module.js";
+import { exactKeys } from "../options/index.js";
 import { Tensor, type Generator } from "../tensor/index.js";
 import { formatShape } from "../tensor/shape.js";
 import type { SwapOptions } from "./swap.js";
@@ -60,6 +61,10 @@ export interface InterventionOptions {
   generator?: Generator;
 }
 
+const INTERVENTION_OPTIONS = [
+  "embedDim", "subspacePartition", "sourceRepresentation", "keepLastDim", "lowRankDimension", "latentDim", "generator",
+] as const satisfies readonly (keyof InterventionOptions)[];
+
 export abstract class Intervention extends Module<Tensor, InterventionInput> {
   /** pyvene's class name, used in configs and saved files. */
   abstract readonly typeName: string;
@@ -70,8 +75,10 @@ export abstract class Intervention extends Module<Tensor, InterventionInput> {
   readonly keepLastDim: boolean;
   sourceRepresentation: Tensor | null;
 
-  constructor(options: InterventionOptions = {}) {
+  /** `extraOptions`: the names a subclass reads beyond InterventionOptions (unknown ones are errors). */
+  constructor(options: InterventionOptions = {}, extraOptions: readonly string[] = []) {
     super();
+    exactKeys(options, [...INTERVENTION_OPTIONS, ...extraOptions], `${new.target.name} options`);
     this.embedDim = options.embedDim ?? null;
     this.interchangeDim = this.embedDim;
     this.subspacePartition = expandPartition(options.subspacePartition ?? null);

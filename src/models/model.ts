@@ -7,7 +7,7 @@ import { Module } from "../nn/module.js";
 import { checkMaskValues, KeyValueCache } from "../nn/attention.js";
 import * as tv from "../tensor/index.js";
 import { IntTensor, Tensor } from "../tensor/index.js";
-import { closest, describe, OptionError } from "../options/index.js";
+import { describe, exactKeys } from "../options/index.js";
 import type { HFConfig } from "./config.js";
 import type { Site, SiteMap } from "./sites.js";
 
@@ -88,11 +88,7 @@ const MODEL_INPUTS = [
  */
 export function inputShape(inputs: ModelInputs): { batch: number; length: number } {
   if (typeof inputs !== "object" || inputs === null) throw new TypeError(`model inputs must be an object {inputIds, …}, got ${describe(inputs)}`);
-  for (const key of Object.keys(inputs)) {
-    if ((MODEL_INPUTS as readonly string[]).includes(key)) continue;
-    const suggestion = closest(key, MODEL_INPUTS);
-    throw new OptionError(`model inputs: unknown key "${key}"${suggestion ? ` (did you mean "${suggestion}"?)` : ""}; expected ${MODEL_INPUTS.join(", ")}`);
-  }
+  exactKeys(inputs, MODEL_INPUTS, "model inputs");
   const { inputIds, inputsEmbeds } = inputs;
   if (inputs.attentionMask) checkMaskValues(inputs.attentionMask);
   if ((inputIds === undefined) === (inputsEmbeds === undefined)) {

@@ -1,1 +1,1 @@
-export { closest, describe, OptionError, readOptions, snakeCase, type OptionHint } from "./strict.js";
+export { closest, describe, exactKeys, OptionError, readOptions, snakeCase, type OptionHint } from "./strict.js";

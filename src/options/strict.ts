@@ -56,6 +56,21 @@ function unknownKeyMessage(key: string, names: readonly string[], where: string,
   return `${where}: unknown option "${key}"${didYouMean}; expected one of ${names.join(", ")} (or their snake_case forms)`;
 }
 
+/**
+ * Checks that `input` has no key outside `names`, without reading snake_case: for objects whose
+ * keys are read by several hands (a base class and its subclasses), where a converted copy could
+ * not reach them all. A snake_case key gets the camelCase name as its suggestion.
+ */
+export function exactKeys(input: unknown, names: readonly string[], where: string): void {
+  if (input === undefined || input === null) return;
+  if (typeof input !== "object" || Array.isArray(input)) throw new OptionError(`${where} must be an options object {${names.join(", ")}}, got ${describe(input)}`);
+  for (const key of Object.keys(input)) {
+    if (names.includes(key)) continue;
+    const suggestion = closest(key, names);
+    throw new OptionError(`${where}: unknown option "${key}"${suggestion ? ` (did you mean "${suggestion}"?)` : ""}; expected one of ${names.join(", ")}`);
+  }
+}
+
 /** The known name nearest to `key` by edit distance, ignoring case and underscores; null when none is close. */
 export function closest(key: string, names: readonly string[]): string | null {
   const norm = (s: string) => s.toLowerCase().replaceAll("_", "");

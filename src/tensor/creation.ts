@@ -1,4 +1,5 @@
 /** Making tensors: from values, constants, ranges and seeded random draws. */
+import { readOptions } from "../options/index.js";
 import { checkShape, formatShape, sizeOf, type Shape } from "./shape.js";
 import { defaultGenerator, type Generator } from "./random.js";
 import { IntTensor, Tensor, type NestedNumbers } from "./tensor.js";
@@ -56,7 +57,7 @@ export function arange(start: number, end?: number, step = 1): Tensor {
 /** Standard normal draws times `std` plus `mean`, from `generator` (default: the global one). */
 export function randn(shape: Shape, options: { mean?: number; std?: number; generator?: Generator } = {}): Tensor {
   const s = checkShape(shape, "randn");
-  const { mean = 0, std = 1, generator = defaultGenerator } = options;
+  const { mean = 0, std = 1, generator = defaultGenerator } = readOptions<typeof options>(options, ["mean", "std", "generator"], "randn options");
   const data = new Float32Array(sizeOf(s));
   for (let i = 0; i < data.length; i++) data[i] = mean + std * generator.normal();
   return new Tensor(data, s);
@@ -65,7 +66,7 @@ export function randn(shape: Shape, options: { mean?: number; std?: number; gene
 /** Uniform draws in [low, high), from `generator` (default: the global one). */
 export function rand(shape: Shape, options: { low?: number; high?: number; generator?: Generator } = {}): Tensor {
   const s = checkShape(shape, "rand");
-  const { low = 0, high = 1, generator = defaultGenerator } = options;
+  const { low = 0, high = 1, generator = defaultGenerator } = readOptions<typeof options>(options, ["low", "high", "generator"], "rand options");
   const data = new Float32Array(sizeOf(s));
   for (let i = 0; i < data.length; i++) data[i] = low + (high - low) * generator.uniform();
   return new Tensor(data, s);

@@ -20,7 +20,7 @@ export class LambdaIntervention extends Intervention {
   readonly usesSource: boolean;
 
   constructor(readonly fn: InterventionFunction, options: LambdaOptions = {}) {
-    super(options);
+    super(options, ["usesSource"]);
     if (typeof fn !== "function") throw new TypeError(`LambdaIntervention wraps a function (base, source, subspaces) => Tensor | null, got ${typeof fn}`);
     this.usesSource = options.usesSource ?? false;
   }

@@ -28,7 +28,7 @@ export class NoiseIntervention extends Intervention {
   readonly noiseLevel: Tensor;
 
   constructor(options: NoiseOptions = {}) {
-    super(options);
+    super(options, ["noise", "noiseLevel"]);
     const level = options.noiseLevel ?? DEFAULT_NOISE_LEVEL;
     if (typeof level !== "number" || !Number.isFinite(level)) throw new TypeError(`NoiseIntervention: noiseLevel must be a finite number, got ${String(level)}`);
     const noise = options.noise ?? randn([1, 4, requireEmbedDim("NoiseIntervention (without a noise tensor)", this.embedDim)], { generator: options.generator ?? new Generator(1) });

@@ -47,7 +47,7 @@ export class PCARotatedSpaceIntervention extends Intervention {
     const components = componentsOf(options.pca);
     if (components.rank !== 2) throw new RangeError(`PCARotatedSpaceIntervention: pca components must be a k×d matrix, got shape ${formatShape(components.shape)}`);
     const d = components.shape[1];
-    super({ ...options, embedDim: options.embedDim ?? d });
+    super({ ...options, embedDim: options.embedDim ?? d }, ["pca", "pcaMean", "pcaStd"]);
     const mean = asTensor(options.pcaMean);
     const std = asTensor(options.pcaStd);
     for (const [name, t] of [["pcaMean", mean], ["pcaStd", std]] as const) {

@@ -1,4 +1,5 @@
 /** Neural-network ops with fused kernels: softmax, logSoftmax, layerNorm, rmsNorm, crossEntropy, embedding. */
+import { readOptions } from "../../options/index.js";
 import { uninitialized } from "../storage.js";
 import { record } from "../autograd.js";
 import { kernels } from "../kernels/index.js";
@@ -117,7 +118,7 @@ export interface CrossEntropyOptions {
  * with class indices). "mean" divides by the number of targets not ignored.
  */
 export function crossEntropy(logits: Tensor, targets: IntTensor, options: CrossEntropyOptions = {}): Tensor {
-  const { ignoreIndex = -100, reduction = "mean" } = options;
+  const { ignoreIndex = -100, reduction = "mean" } = readOptions<CrossEntropyOptions>(options, ["ignoreIndex", "reduction"], "crossEntropy options");
   if (!["mean", "sum", "none"].includes(reduction)) throw new TypeError(`crossEntropy: reduction must be "mean", "sum" or "none", got ${JSON.stringify(reduction)}`);
   if (logits.rank < 1) throw new RangeError("crossEntropy: logits must have a class axis");
   const classes = logits.shape[logits.rank - 1];

@@ -1,4 +1,5 @@
 /** Reductions: sum, mean, variance over any axes; max, argmax, logsumexp along one axis. */
+import { readOptions } from "../../options/index.js";
 import { uninitialized } from "../storage.js";
 import { record } from "../autograd.js";
 import { formatShape, normAxis, sizeOf, type Shape } from "../shape.js";
@@ -47,7 +48,7 @@ export interface VarianceOptions {
 }
 
 export function variance(x: Tensor, axes?: number | readonly number[], options: VarianceOptions = {}): Tensor {
-  const { correction = 1, keepDims = false } = options;
+  const { correction = 1, keepDims = false } = readOptions<VarianceOptions>(options, ["correction", "keepDims"], "variance options");
   const ax = reducedAxes(x, axes, "var");
   const count = ax.reduce((n, a) => n * x.shape[a], 1);
   const centred = sub(x, mean(x, ax, true));
