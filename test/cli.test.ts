@@ -182,7 +182,7 @@ describe("tsvene trace", () => {
   it("refuses a --window that is not a positive integer", () => {
     assertUsageError(["trace", "--window", "wide"], '--window must be an integer ≥ 1 (expected --window N), got "wide"');
     assertUsageError(["trace", "--window", "0"], "--window");
-    assertUsageError(["trace", "--prompt", facts.demo.prompt, "--subject", "nobody here"], '--subject "nobody here" does not occur in the prompt');
+    assertUsageError(["trace", "--prompt", facts.demo.prompt, "--subject", "Ka Bo"], '--subject "Ka Bo" does not occur in the prompt');
   });
 });
 
@@ -346,6 +346,7 @@ describe("argument parsing", () => {
       mode: { kind: "choice", choices: ["fast", "slow"], description: "Mode." },
       json: { kind: "boolean", description: "JSON." },
     },
+    examples: ["tsvene demo --prompt hi --mode fast"],
   } as const satisfies CommandSyntax;
   const parse = (...argv: string[]) => parseCommandArgs(syntax, argv);
   const refuses = (argv: string[], message: string) => assert.throws(() => parse(...argv), (e: unknown) => e instanceof UsageError && e.message === message);
@@ -380,6 +381,7 @@ describe("argument parsing", () => {
     assert.match(usage, /^Usage: tsvene demo \[options\]\n\nA demo\.\n\nOptions:\n/);
     assert.match(usage, /  --prompt <text> +Text\. \(required\)\n/);
     assert.match(usage, /  --mode fast\|slow +Mode\.\n/);
+    assert.match(usage, /\n\nExamples:\n  tsvene demo --prompt hi --mode fast\n$/);
   });
 });
 

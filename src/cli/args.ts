@@ -55,8 +55,10 @@ export interface CommandSyntax {
   /** Positional arguments by name, in order (e.g. ["dir"]); none by default. */
   positionals?: readonly string[];
   options: OptionTable;
-  /** Paragraphs after the option list: defaults, examples. */
+  /** Paragraphs after the option list: defaults, file forms. */
   notes?: string;
+  /** Whole command lines that run as written on the embedded default model (test/cli-examples runs each). */
+  examples: readonly string[];
 }
 
 /** The form of a flag's value as usage texts and errors show it. */
@@ -190,5 +192,11 @@ export function commandUsage(syntax: CommandSyntax): string {
     ...rows.map(([flag, description]) => `  ${flag.padEnd(width)}  ${description}`),
   ];
   if (syntax.notes) lines.push("", syntax.notes);
+  lines.push("", ...examplesSection(syntax.examples));
   return lines.join("\n") + "\n";
+}
+
+/** The "Examples:" block of a usage text: one command line per line, indented. */
+export function examplesSection(examples: readonly string[]): string[] {
+  return ["Examples:", ...examples.map((example) => `  ${example}`)];
 }

@@ -12,6 +12,7 @@
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { describeFsError } from "./files.js";
 
 export const FACTS_FILE = "facts.json";
 const SUBJECT_SLOT = "{subject}";
@@ -45,7 +46,8 @@ export async function readFacts(path: string): Promise<Facts> {
   try {
     parsed = JSON.parse(await readFile(path, "utf8"));
   } catch (e) {
-    throw new Error(`facts file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    const why = e instanceof SyntaxError ? `not valid JSON (${e.message})` : describeFsError(e);
+    throw new Error(`facts file ${path}: ${why}`);
   }
   const problem = (what: string): never => {
     throw new Error(`facts file ${path}: ${what} (expected a list of {"prompt", "subject", "attribute"}, or the default model's {"relations", "subjects", "demo"})`);

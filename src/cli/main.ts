@@ -5,7 +5,7 @@
  * 2 the command was called wrongly (the message names the flag and the form expected).
  */
 import { readFileSync } from "node:fs";
-import { UsageError, commandUsage, parseCommandArgs } from "./args.js";
+import { UsageError, commandUsage, examplesSection, parseCommandArgs } from "./args.js";
 import type { Command } from "./context.js";
 import { collectCommand } from "./commands/collect.js";
 import { dasCommand } from "./commands/das.js";
@@ -28,12 +28,24 @@ function generalUsage(): string {
     "--json (print JSON), --out <file> (write JSON) and --quiet (no progress bar).",
     'Run "tsvene <command> --help" for its options. TSVENE_DEBUG=1 prints stack traces of errors.',
     "",
+    ...examplesSection(["tsvene trace --report trace.html", "tsvene help patch"]),
+    "",
   ].join("\n");
 }
 
 function version(): string {
   const packageJson = new URL("../../../package.json", import.meta.url);
   return (JSON.parse(readFileSync(packageJson, "utf8")) as { version: string }).version;
+}
+
+/** The command of that name, or undefined after telling the user which names exist. */
+function findCommand(name: string): Command | undefined {
+  const command = COMMANDS.find((c) => c.syntax.name === name);
+  if (command === undefined) {
+    const known = COMMANDS.map((c) => c.syntax.name).join(", ");
+    process.stderr.write(`tsvene: unknown command ${JSON.stringify(name)} (expected one of ${known})\nRun "tsvene --help" for usage.\n`);
+  }
+  return command;
 }
 
 async function main(argv: readonly string[]): Promise<number> {
@@ -43,20 +55,21 @@ async function main(argv: readonly string[]): Promise<number> {
     return 2;
   }
   if (name === "--help" || name === "-h" || name === "help") {
-    const topic = COMMANDS.find((c) => c.syntax.name === rest[0]);
-    process.stdout.write(topic ? commandUsage(topic.syntax) : generalUsage());
+    if (rest[0] === undefined) {
+      process.stdout.write(generalUsage());
+      return 0;
+    }
+    const topic = findCommand(rest[0]);
+    if (topic === undefined) return 2;
+    process.stdout.write(commandUsage(topic.syntax));
     return 0;
   }
   if (name === "--version" || name === "-v") {
     process.stdout.write(`${version()}\n`);
     return 0;
   }
-  const command = COMMANDS.find((c) => c.syntax.name === name);
-  if (command === undefined) {
-    const known = COMMANDS.map((c) => c.syntax.name).join(", ");
-    process.stderr.write(`tsvene: unknown command ${JSON.stringify(name)} (expected one of ${known})\nRun "tsvene --help" for usage.\n`);
-    return 2;
-  }
+  const command = findCommand(name);
+  if (command === undefined) return 2;
   try {
     const args = parseCommandArgs(command.syntax, rest);
     if (args.help) {

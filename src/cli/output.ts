@@ -2,18 +2,22 @@
  * Where results go: a text summary on stdout for people, JSON on stdout with --json, JSON in a
  * file with --out. Score grids print as a compact table of layers × tokens with the best cell marked.
  */
-import { writeFile } from "node:fs/promises";
 import type { ScoreGrid } from "../sweeps/results.js";
+import { textFile, writeOutputs, type OutputFile } from "./files.js";
 
 /** JSON with typed arrays (grid values, shapes) written as plain arrays. */
 export function toJson(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) => (ArrayBuffer.isView(v) && !(v instanceof DataView) ? Array.from(v as Float32Array) : v), 2);
 }
 
-/** Prints `text` (or the JSON with --json) and writes the JSON to --out when given. */
-export async function emit(result: unknown, text: string, options: { json?: boolean; out?: string }): Promise<void> {
+/**
+ * Writes the command's files (its other outputs, and the JSON to --out when given) all or nothing,
+ * then prints `text` (or the JSON with --json): nothing is printed as done unless every file is.
+ */
+export async function emit(result: unknown, text: string, options: { json?: boolean; out?: string }, files: readonly OutputFile[] = []): Promise<void> {
   const json = toJson(result);
-  if (options.out !== undefined) await writeFile(options.out, json + "\n");
+  const out = options.out === undefined ? [] : [textFile("--out", options.out, json + "\n")];
+  await writeOutputs([...files, ...out]);
   process.stdout.write(options.json ? json + "\n" : text);
 }
 

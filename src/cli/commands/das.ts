@@ -18,10 +18,12 @@ import type { ModelInputs, PretrainedModel } from "../../models/model.js";
 import { Adam } from "../../train/optimizers.js";
 import { Generator, argmax, crossEntropy, gatherAt, intTensor, manualSeed, noGrad, squeeze, type Tensor } from "../../tensor/index.js";
 import { UsageError, checkLayer, type OptionTable } from "../args.js";
-import { COMMON_OPTIONS, checkComponent, encodeText, loadModel, subjectPositions, targetToken, type Command, type LoadedModel } from "../context.js";
+import { COMMON_OPTIONS, checkComponent, loadModel, type Command, type LoadedModel } from "../context.js";
 import { factsFileOf, readFacts, type Fact } from "../facts.js";
+import { checkInputPath, checkOutputPaths } from "../files.js";
 import { emit, formatScore } from "../output.js";
 import { progressBar } from "../progress.js";
+import { promptIds, subjectPositions, targetToken } from "../text.js";
 
 /** Enough pairs to measure IIA to a few percent while keeping the command quick. */
 const TEST_PAIRS = 256;
@@ -47,14 +49,16 @@ export const dasCommand: Command<typeof options> = {
     summary: "Distributed alignment search: is the subject's attribute a low-rank subspace at its last token?",
     synopsis: "[--layer L] [--component block_output] [--relation city] [options]",
     options,
-    notes: [
-      'A plain facts file: [{"prompt": "Ada Lovelace lives in", "subject": "Ada Lovelace", "attribute": "London"}, ...].',
-      "",
-      "Example: tsvene das --layer 2 --relation language --steps 300",
-    ].join("\n"),
+    notes: 'A plain facts file: [{"prompt": "Ka Bo lives in the city of", "subject": "Ka Bo", "attribute": "Rome"}, ...].',
+    examples: [
+      "tsvene das --layer 2 --relation language --steps 100",
+      "tsvene das --rank 2 --steps 50 --batch-size 8 --out das.json",
+    ],
   },
 
   async run({ values }) {
+    await checkOutputPaths({ "--out": values.out });
+    if (values.facts !== undefined) await checkInputPath("--facts", values.facts, "file", "a facts.json file");
     const loaded = await loadModel(values.model);
     const { model, folder } = loaded;
     const factsFile = values.facts ?? factsFileOf(folder);
@@ -131,10 +135,10 @@ interface Pair {
   source: Example;
 }
 
-function example({ tokenizer }: LoadedModel, fact: Fact, i: number): Example {
-  const ids = encodeText(tokenizer, fact.prompt, `facts entry ${i}: prompt`);
-  const subject = subjectPositions(tokenizer, ids, fact.subject, `facts entry ${i}: subject`);
-  const attribute = targetToken(tokenizer, fact.prompt, fact.attribute, `facts entry ${i}: attribute`).id;
+function example(loaded: LoadedModel, fact: Fact, i: number): Example {
+  const ids = promptIds(loaded, fact.prompt, `facts entry ${i}: prompt`);
+  const subject = subjectPositions(loaded, { text: fact.prompt, ids }, fact.subject, `facts entry ${i}: subject`);
+  const attribute = targetToken(loaded, fact.prompt, fact.attribute, `facts entry ${i}: attribute`).id;
   return { ids, subjectLast: subject[subject.length - 1], attribute, heldOut: fact.heldOut };
 }
 

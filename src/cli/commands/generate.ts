@@ -14,14 +14,17 @@ import { generate, type GenerateOutput } from "../../models/generate.js";
 import type { PretrainedModel } from "../../models/model.js";
 import { Embedding } from "../../nn/layers.js";
 import { Tensor, intTensor, mean, indexSelect } from "../../tensor/index.js";
-import type { Tokenizer } from "../../io/tokenizer.js";
 import { UsageError, checkLayer, type OptionTable } from "../args.js";
-import { COMMON_OPTIONS, checkComponent, encodeText, loadModel, tokenLabels, type Command } from "../context.js";
+import { COMMON_OPTIONS, checkComponent, loadModel, type Command, type LoadedModel } from "../context.js";
+import { checkInputPath, checkOutputPaths, describeFsError } from "../files.js";
 import { emit } from "../output.js";
+import { checkVocabulary, contextLength, promptIds, tokenLabels } from "../text.js";
+
+const DEFAULT_NEW_TOKENS = 20;
 
 const options = {
   prompt: { kind: "string", form: "<text>", required: true, description: "The prompt to continue." },
-  "max-new-tokens": { kind: "int", description: "How many tokens to generate at most (default 20)." },
+  "max-new-tokens": { kind: "int", description: "How many tokens to generate at most (default 20, or what fits in the model's context)." },
   steer: { kind: "string", form: "<token or text>", description: "Steer towards this text: its tokens' mean input embedding is added." },
   "steer-vector": { kind: "string", form: "<file>", description: "Steer with this vector instead: a JSON list of numbers, or a safetensors file with one tensor." },
   layer: { kind: "int", description: "The layer steered (default: the middle layer)." },
@@ -36,11 +39,11 @@ export const generateCommand: Command<typeof options> = {
     summary: "Greedy generation, optionally steered by adding a vector at one layer.",
     synopsis: '--prompt "<text>" [--max-new-tokens N] [--steer "<text>" | --steer-vector <file>] [--layer L] [--strength s] [options]',
     options,
-    notes: [
-      "The vector is added at every position: the prompt's tokens and each generated token.",
-      "",
-      'Example: tsvene generate --prompt "Ada Lovelace lives in" --steer " Rome" --layer 2 --strength 8',
-    ].join("\n"),
+    notes: "The vector is added at every position: the prompt's tokens and each generated token.",
+    examples: [
+      'tsvene generate --prompt "Ka Bo lives in the city of" --max-new-tokens 3',
+      'tsvene generate --prompt "Ka Bo lives in the city of" --max-new-tokens 6 --steer Paris --layer 2 --strength 4',
+    ],
   },
 
   async run({ values }) {
@@ -49,9 +52,11 @@ export const generateCommand: Command<typeof options> = {
     for (const flag of ["layer", "strength", "component"] as const) {
       if (values[flag] !== undefined && !steering) throw new UsageError(`--${flag} only applies to steering: add --steer "<text>" or --steer-vector <file>`);
     }
-    const { model, tokenizer } = await loadModel(values.model);
-    const ids = encodeText(tokenizer, values.prompt!, "--prompt");
-    const maxNewTokens = values["max-new-tokens"] ?? 20;
+    await checkOutputPaths({ "--out": values.out });
+    const loaded = await loadModel(values.model);
+    const { model, tokenizer } = loaded;
+    const ids = promptIds(loaded, values.prompt!, "--prompt");
+    const maxNewTokens = newTokenCount(ids.length, contextLength(model), values["max-new-tokens"]);
     const eos = tokenizer.eosTokenId ?? (model.config.eos_token_id as number | number[] | undefined);
     const generateOptions = { maxNewTokens, eosTokenId: eos, padTokenId: typeof eos === "number" ? eos : eos?.[0] };
     const inputIds = intTensor([ids]);
@@ -66,7 +71,7 @@ export const generateCommand: Command<typeof options> = {
       const strength = values.strength ?? 1;
       const width = model.site(component, layer).dim;
       const { vector, from } = values.steer !== undefined
-        ? steerEmbedding(model, tokenizer, values.steer)
+        ? steerEmbedding(loaded, values.steer)
         : { vector: await readVector(values["steer-vector"]!), from: values["steer-vector"]! };
       if (width !== null && vector.length !== width) {
         throw new UsageError(`the steering vector has ${vector.length} values, but ${component} at layer ${layer} is ${width} wide (expected a vector of ${width})`);
@@ -88,10 +93,31 @@ export const generateCommand: Command<typeof options> = {
   },
 };
 
+/**
+ * How many tokens to generate: never past the model's context, where positions beyond it have no
+ * meaning. A count asked for that does not fit is refused; the default shrinks to what fits, with a note.
+ */
+function newTokenCount(promptLength: number, context: number | null, asked: number | undefined): number {
+  const room = context === null ? Infinity : context - promptLength;
+  if (asked === undefined) {
+    if (room < DEFAULT_NEW_TOKENS) {
+      process.stderr.write(`tsvene generate: generating ${room} tokens, as many as fit in the model's context of ${context}\n`);
+    }
+    return Math.min(DEFAULT_NEW_TOKENS, room);
+  }
+  if (asked > room) {
+    throw new UsageError(`--max-new-tokens ${asked}: the prompt is ${promptLength} tokens and the model's context is ${context}, `
+      + `so at most ${room} new tokens fit`);
+  }
+  return asked;
+}
+
 /** The mean input-embedding row of the text's tokens. */
-function steerEmbedding(model: PretrainedModel, tokenizer: Tokenizer, text: string): { vector: Float32Array; from: string[] } {
+function steerEmbedding(loaded: LoadedModel, text: string): { vector: Float32Array; from: string[] } {
+  const { model, tokenizer } = loaded;
   const ids = tokenizer.encode(text, { addSpecialTokens: false });
   if (ids.length === 0) throw new UsageError(`--steer must be text with at least one token, got ${JSON.stringify(text)}`);
+  checkVocabulary(loaded, text, "--steer");
   const table = inputEmbedding(model, tokenizer.vocabSize);
   return { vector: mean(indexSelect(table, 0, ids), 0).data, from: tokenLabels(tokenizer, ids) };
 }
@@ -108,6 +134,7 @@ async function readVector(path: string): Promise<Float32Array> {
   const wrong = (why: string): never => {
     throw new UsageError(`--steer-vector ${path}: ${why} (expected a JSON list of numbers, or a safetensors file with one tensor)`);
   };
+  await checkInputPath("--steer-vector", path, "file", "a JSON list of numbers, or a safetensors file with one tensor");
   if (extname(path) === ".safetensors") {
     const { tensors } = await readSafetensors(path).catch((e: Error) => wrong(e.message));
     if (tensors.size !== 1) wrong(`the file holds ${tensors.size} tensors`);
@@ -118,7 +145,7 @@ async function readVector(path: string): Promise<Float32Array> {
   try {
     parsed = JSON.parse(await readFile(path, "utf8"));
   } catch (e) {
-    wrong((e as NodeJS.ErrnoException).code ?? (e as Error).message);
+    wrong(e instanceof SyntaxError ? `not valid JSON (${e.message})` : describeFsError(e));
   }
   if (!Array.isArray(parsed) || parsed.length === 0 || !parsed.every((v) => typeof v === "number" && Number.isFinite(v))) wrong("not a non-empty list of numbers");
   return Float32Array.from(parsed as number[]);

@@ -3,15 +3,16 @@
  * position) of the base run takes its value from the source run in turn; the target's metric on
  * the base run shows which sites carry the difference between the prompts.
  */
-import { writeFile } from "node:fs/promises";
 import { activationPatching } from "../../sweeps/index.js";
 import type { PatchResult } from "../../sweeps/results.js";
 import { intTensor } from "../../tensor/index.js";
 import { patchReport } from "../../viz/index.js";
 import { UsageError, type OptionTable } from "../args.js";
-import { COMMON_OPTIONS, checkComponent, encodeText, loadModel, targetToken, tokenLabels, type Command } from "../context.js";
+import { COMMON_OPTIONS, checkComponent, loadModel, type Command } from "../context.js";
+import { checkOutputPaths, textFile } from "../files.js";
 import { bestCell, emit, formatScore, gridTable } from "../output.js";
 import { progressBar } from "../progress.js";
+import { promptIds, targetToken, tokenLabels } from "../text.js";
 
 const options = {
   base: { kind: "string", form: "<text>", required: true, description: "The prompt that is patched." },
@@ -29,18 +30,23 @@ export const patchCommand: Command<typeof options> = {
     summary: "Activation patching: which sites carry the difference between a base and a source prompt?",
     synopsis: '--base "<text>" --source "<text>" [options]',
     options,
-    notes: 'Example: tsvene patch --base "Ada Lovelace lives in" --source "Alan Turing lives in" --report patch.html',
+    examples: [
+      'tsvene patch --base "Ka Bo lives in the city of" --source "Ro Vi lives in the city of" --report patch.html',
+      'tsvene patch --base "Fact : Ka Bo speaks" --source "Fact : Ro Bo speaks" --component mlp_output --target Norwegian',
+    ],
   },
 
   async run({ values }) {
-    const { model, tokenizer } = await loadModel(values.model);
+    await checkOutputPaths({ "--report": values.report, "--out": values.out });
+    const loaded = await loadModel(values.model);
+    const { model, tokenizer } = loaded;
     const component = checkComponent(model, values.component ?? "block_output", "--component");
-    const baseIds = encodeText(tokenizer, values.base!, "--base");
-    const sourceIds = encodeText(tokenizer, values.source!, "--source");
+    const baseIds = promptIds(loaded, values.base!, "--base");
+    const sourceIds = promptIds(loaded, values.source!, "--source");
     if (baseIds.length !== sourceIds.length) {
       throw new UsageError(`--source must have as many tokens as --base: the base has ${baseIds.length}, the source ${sourceIds.length} (patching pairs positions one to one)`);
     }
-    const target = values.target === undefined ? undefined : targetToken(tokenizer, values.base!, values.target, "--target");
+    const target = values.target === undefined ? undefined : targetToken(loaded, values.base!, values.target, "--target");
     if (target?.note) process.stderr.write(`tsvene patch: ${target.note}\n`);
     const bar = progressBar(`patch ${component}`, { quiet: values.quiet });
     let result: PatchResult;
@@ -55,8 +61,8 @@ export const patchCommand: Command<typeof options> = {
     }
     // Without --target the sweep picks the source run's top token, and only the tokenizer can name it.
     result = { ...result, targetLabel: target?.label ?? tokenizer.decode([result.target]) };
-    if (values.report !== undefined) await writeFile(values.report, patchReport(result));
-    await emit(result, describePatch(result) + (values.report === undefined ? "" : `report: ${values.report}\n`), values);
+    const files = values.report === undefined ? [] : [textFile("--report", values.report, patchReport(result))];
+    await emit(result, describePatch(result) + (values.report === undefined ? "" : `report: ${values.report}\n`), values, files);
     return 0;
   },
 };

@@ -3,16 +3,17 @@
  * corrupted with noise; then each (layer, position) of the corrupted run is restored from the
  * clean run in turn, and the target's probability shows where the fact travels.
  */
-import { writeFile } from "node:fs/promises";
 import { causalTrace } from "../../sweeps/index.js";
 import type { TraceComponent, TraceResult } from "../../sweeps/results.js";
 import { intTensor } from "../../tensor/index.js";
 import { traceReport } from "../../viz/index.js";
 import { UsageError, type OptionTable } from "../args.js";
-import { COMMON_OPTIONS, encodeText, loadModel, subjectPositions, targetToken, tokenLabels, type Command } from "../context.js";
+import { COMMON_OPTIONS, loadModel, type Command } from "../context.js";
 import { factsFileOf, readFacts, subjectsIn } from "../facts.js";
+import { checkOutputPaths, textFile } from "../files.js";
 import { bestCell, emit, formatScore, gridTable } from "../output.js";
 import { progressBar } from "../progress.js";
+import { promptIds, subjectPositions, targetToken, tokenLabels } from "../text.js";
 
 const TRACE_COMPONENTS: readonly TraceComponent[] = ["block_output", "mlp_output", "attention_output"];
 
@@ -38,19 +39,27 @@ export const traceCommand: Command<typeof options> = {
     notes: [
       "Prints a table of layers × tokens (corrupted tokens marked *, the best cell >); --component all",
       "traces block, MLP and attention outputs. --json prints the TraceResult (an array of three for all).",
-      "",
-      "Example: tsvene trace --report trace.html",
-      '         tsvene trace --prompt "The Eiffel Tower is in" --subject "Eiffel Tower" --model gpt2',
+      "With --model <Hub id or folder>, the prompt and subject are any text that model reads.",
     ].join("\n"),
+    examples: [
+      "tsvene trace --report trace.html",
+      'tsvene trace --prompt "I heard that Ka Bo lives in the city of" --subject "Ka Bo" --component all --report trace.html',
+      'tsvene trace --prompt "Ka Bo speaks" --subject "Ka Bo" --target Arabic --window 2',
+    ],
   },
 
   async run({ values }) {
-    const { model, tokenizer, folder } = await loadModel(values.model);
-    const { prompt, subject } = await promptAndSubject(values.prompt, values.subject, folder);
-    const ids = encodeText(tokenizer, prompt, "--prompt");
+    await checkOutputPaths({ "--report": values.report, "--out": values.out });
+    const loaded = await loadModel(values.model);
+    const { model, tokenizer, folder } = loaded;
+    const demo = values.prompt === undefined ? await demoPrompt(values.subject, folder) : null;
+    const prompt = values.prompt ?? demo!.prompt;
+    // The prompt is checked before a subject is looked for in it, so unknown words are named first.
+    const ids = promptIds(loaded, prompt, "--prompt");
+    const subject = values.subject ?? demo?.subject ?? await knownSubject(prompt, folder);
     const tokens = tokenLabels(tokenizer, ids);
-    const corruptedPositions = subjectPositions(tokenizer, ids, subject, "--subject");
-    const target = values.target === undefined ? undefined : targetToken(tokenizer, prompt, values.target, "--target");
+    const corruptedPositions = subjectPositions(loaded, { text: prompt, ids }, subject, "--subject");
+    const target = values.target === undefined ? undefined : targetToken(loaded, prompt, values.target, "--target");
     if (target?.note) process.stderr.write(`tsvene trace: ${target.note}\n`);
     const components = values.component === undefined ? ["block_output" as const]
       : values.component === "all" ? TRACE_COMPONENTS : [values.component];
@@ -71,25 +80,35 @@ export const traceCommand: Command<typeof options> = {
         bar.finish();
       }
     }
-    if (values.report !== undefined) await writeFile(values.report, traceReport(results));
+    const files = values.report === undefined ? [] : [textFile("--report", values.report, traceReport(results))];
     const text = results.map(describeTrace).join("\n") + (values.report === undefined ? "" : `report: ${values.report}\n`);
-    await emit(results.length === 1 ? results[0] : results, text, values);
+    await emit(results.length === 1 ? results[0] : results, text, values, files);
     return 0;
   },
 };
 
-/** The prompt and subject given; the model's demo prompt when no prompt is, its subject found in the prompt when none is given. */
-async function promptAndSubject(prompt: string | undefined, subject: string | undefined, folder: string): Promise<{ prompt: string; subject: string }> {
-  if (prompt !== undefined && subject !== undefined) return { prompt, subject };
-  const factsFile = factsFileOf(folder);
-  if (prompt === undefined) {
-    if (subject !== undefined) throw new UsageError('--subject needs --prompt (the subject is text inside the prompt): give --prompt "<text>"');
-    if (factsFile === null) throw new UsageError('--prompt is required: this model has no facts.json to take an example from (expected --prompt "<text>" --subject "<text in the prompt>")');
-    return (await readFacts(factsFile)).demo;
+/** The model's example prompt and its subject, used when no prompt is given. */
+async function demoPrompt(subject: string | undefined, folder: string): Promise<{ prompt: string; subject: string }> {
+  if (subject !== undefined) {
+    throw new UsageError('--subject needs --prompt (the subject is text inside the prompt): give --prompt "<text>"');
   }
+  const factsFile = factsFileOf(folder);
+  if (factsFile === null) {
+    throw new UsageError("--prompt is required: this model has no facts.json to take an example from "
+      + '(expected --prompt "<text>" --subject "<text in the prompt>")');
+  }
+  return (await readFacts(factsFile)).demo;
+}
+
+/** A subject of the model's facts.json found in the prompt, for a prompt given without --subject. */
+async function knownSubject(prompt: string, folder: string): Promise<string> {
+  const factsFile = factsFileOf(folder);
   const known = factsFile === null ? [] : subjectsIn((await readFacts(factsFile)).facts, prompt);
-  if (known.length === 0) throw new UsageError('--subject is required for this prompt: the text in the prompt whose tokens are corrupted (expected --subject "<text in the prompt>")');
-  return { prompt, subject: known[0] };
+  if (known.length === 0) {
+    throw new UsageError("--subject is required for this prompt: the text in the prompt whose tokens are corrupted "
+      + '(expected --subject "<text in the prompt>")');
+  }
+  return known[0];
 }
 
 function describeTrace(r: TraceResult): string {

@@ -1,0 +1,175 @@
+/**
+ * The user's text read through the model's tokenizer: a prompt, a subject inside it, a target
+ * token, a steering text. Text the model cannot read as written is refused, never silently changed:
+ * a word-level tokenizer turns an unknown word into its unk token (and some tokenizers drop
+ * characters they have no token for), so "Ada Lovelace lives in" would run as "<unk> <unk> lives in".
+ * Errors quote the text as the user typed it and name the flag (or the file line) it came from.
+ */
+import type { Tokenizer } from "../io/tokenizer.js";
+import type { PretrainedModel } from "../models/model.js";
+import { UsageError } from "./args.js";
+import type { LoadedModel } from "./context.js";
+import { factsFileOf } from "./facts.js";
+
+/** Config fields that give the longest sequence a model takes, in the order HF's families use them. */
+const CONTEXT_FIELDS = ["n_positions", "max_position_embeddings", "n_ctx"] as const;
+/** How many vocabulary entries an unknown-word error shows as a sample. */
+const VOCABULARY_SAMPLE = 12;
+
+/** The ids of a prompt the model will run: at least one token, every word known, within the context. */
+export function promptIds(loaded: LoadedModel, text: string, label: string): number[] {
+  const ids = loaded.tokenizer.encode(text);
+  if (ids.length === 0) throw new UsageError(`${label} must be text that has at least one token, got ${quote(text)}`);
+  checkVocabulary(loaded, text, label);
+  const context = contextLength(loaded.model);
+  if (context !== null && ids.length > context) {
+    const problem = `the prompt is ${ids.length} tokens; the model's context is ${context}`;
+    throw new UsageError(`${label}: ${problem} (expected a shorter prompt)`);
+  }
+  return ids;
+}
+
+/** The longest sequence the model takes, as its config states it; null when the config does not say. */
+export function contextLength(model: PretrainedModel): number | null {
+  for (const field of CONTEXT_FIELDS) {
+    const value = model.config[field];
+    if (typeof value === "number" && Number.isSafeInteger(value) && value > 0) return value;
+  }
+  return null;
+}
+
+/** A word the tokenizer does not give back, and what the model would read instead. */
+export interface UnknownWord {
+  word: string;
+  readAs: string;
+}
+
+/**
+ * The words of `text` the tokenizer cannot represent. The rule holds for any tokenizer: a text is
+ * read faithfully when its encoding has no unk token (unless the text spells that token itself) and
+ * decoding the encoding gives the text back, up to whitespace, case and Unicode compatibility forms
+ * (which tokenizers normalise away without changing the words). Byte-level BPE always passes.
+ */
+export function unknownWords(tokenizer: Tokenizer, text: string): UnknownWord[] {
+  if (readsBack(tokenizer, text)) return [];
+  const words = text.split(/\s+/).filter((w) => w !== "" && !readsBack(tokenizer, w));
+  // A text can fail as a whole while each word passes on its own; then the whole text is what changed.
+  const failing = words.length > 0 ? words : [text];
+  return failing.map((word) => ({ word, readAs: respelled(tokenizer, word) }));
+}
+
+/** The text as the model reads it: encoded, then decoded. */
+function respelled(tokenizer: Tokenizer, text: string, options = { skipSpecialTokens: false }): string {
+  return tokenizer.decode(tokenizer.encode(text, { addSpecialTokens: false }), options);
+}
+
+function readsBack(tokenizer: Tokenizer, text: string): boolean {
+  const ids = tokenizer.encode(text, { addSpecialTokens: false });
+  const unk = tokenizer.unkTokenId;
+  const unkText = unk === undefined ? undefined : tokenizer.idToToken(unk);
+  if (unk !== undefined && ids.includes(unk) && !(unkText !== undefined && text.includes(unkText))) return false;
+  return comparable(tokenizer.decode(ids)) === comparable(text);
+}
+
+function comparable(text: string): string {
+  return text.normalize("NFKC").replace(/\s+/g, "").toLowerCase();
+}
+
+/** Refuses text with words the model cannot read, listing them and showing what the vocabulary looks like. */
+export function checkVocabulary(loaded: LoadedModel, text: string, label: string): void {
+  const unknown = unknownWords(loaded.tokenizer, text);
+  if (unknown.length === 0) return;
+  const list = unknown.map((u) => `${quote(u.word)} (read as ${quote(u.readAs)})`).join(", ");
+  const verb = unknown.length === 1 ? "is" : "are";
+  throw new UsageError(`${label} ${quote(text)}: ${list} ${verb} not in the model's vocabulary. ${vocabularyHint(loaded)}`);
+}
+
+/** What the vocabulary looks like, and where a model folder lists the names it knows. */
+function vocabularyHint({ tokenizer, folder }: LoadedModel): string {
+  const special = new Set([tokenizer.bosTokenId, tokenizer.eosTokenId, tokenizer.unkTokenId, tokenizer.padTokenId]);
+  const sample: string[] = [];
+  for (let id = 0; id < tokenizer.vocabSize && sample.length < VOCABULARY_SAMPLE; id++) {
+    const token = tokenizer.idToToken(id);
+    if (!special.has(id) && token !== undefined && token.trim() !== "") sample.push(quote(token));
+  }
+  const facts = factsFileOf(folder);
+  return `Its vocabulary has ${tokenizer.vocabSize} tokens (e.g. ${sample.join(", ")}, …)`
+    + (facts === null ? "." : `; the names and facts it knows are listed in ${facts}.`);
+}
+
+/** Text in an error message, quoted as typed (JSON shows spaces and escapes plainly). */
+function quote(text: string): string {
+  return JSON.stringify(text);
+}
+
+/** One label per position: each id decoded on its own. */
+export function tokenLabels(tokenizer: Tokenizer, ids: readonly number[]): string[] {
+  return ids.map((id) => tokenizer.decode([id]));
+}
+
+/** A prompt as the user typed it, and its ids. */
+export interface Prompt {
+  text: string;
+  ids: readonly number[];
+}
+
+/**
+ * The positions of the tokens that spell `subject` inside the prompt, found as ROME does: the
+ * subject's character span in the decoded prompt, and every token whose characters overlap it.
+ * The subject is looked for as typed and as the tokenizer spells it ("Fact:" decodes as "Fact :").
+ */
+export function subjectPositions(loaded: LoadedModel, prompt: Prompt, subject: string, label: string): number[] {
+  const { tokenizer } = loaded;
+  const wanted = subject.trim();
+  if (wanted !== "") checkVocabulary(loaded, subject, label);
+  const text = tokenizer.decode(prompt.ids, { skipSpecialTokens: true });
+  const spelled = respelled(tokenizer, wanted, { skipSpecialTokens: true }).trim();
+  const match = [wanted, spelled].find((s) => s !== "" && text.includes(s));
+  if (match === undefined) {
+    throw new UsageError(`${label} ${quote(subject)} does not occur in the prompt ${quote(prompt.text)} `
+      + "(expected text from the prompt, e.g. a name in it)");
+  }
+  const start = text.indexOf(match);
+  const end = start + match.length;
+  const positions: number[] = [];
+  let tokenStart = 0;
+  prompt.ids.forEach((_, i) => {
+    const tokenEnd = tokenizer.decode(prompt.ids.slice(0, i + 1), { skipSpecialTokens: true }).length;
+    if (tokenEnd > start && tokenStart < end && tokenEnd > tokenStart) positions.push(i);
+    tokenStart = tokenEnd;
+  });
+  return positions;
+}
+
+/** A target the metric measures: its id, its label, and a note when only its first token is used. */
+export interface TargetToken {
+  id: number;
+  label: string;
+  note: string | null;
+}
+
+/**
+ * The token that `text` starts with when it continues the prompt. Users write "Paris" where a
+ * byte-level BPE model predicts " Paris", so a leading space is tried first when the text has none.
+ */
+export function targetToken(loaded: LoadedModel, prompt: string, text: string, label: string): TargetToken {
+  const { tokenizer } = loaded;
+  if (text.trim() === "") throw new UsageError(`${label} must be a token or a word, e.g. ${label} Paris; got ${quote(text)}`);
+  checkVocabulary(loaded, text, label);
+  const candidates = /^\s/.test(text) ? [text] : [` ${text}`, text];
+  const continuations = candidates.map((c) => continuationIds(tokenizer, prompt, c)).filter((ids) => ids.length > 0);
+  if (continuations.length === 0) throw new UsageError(`${label} ${quote(text)} has no tokens after the prompt`);
+  const single = continuations.find((ids) => ids.length === 1);
+  const ids = single ?? continuations[0];
+  const first = tokenizer.decode([ids[0]]);
+  const note = single ? null : `${label} ${quote(text)} is ${ids.length} tokens; measuring its first, ${quote(first)}`;
+  return { id: ids[0], label: first, note };
+}
+
+/** The ids that `text` adds after the prompt's own (its tokens alone where the prompt's are not a prefix). */
+export function continuationIds(tokenizer: Tokenizer, prompt: string, text: string): number[] {
+  const promptIds = tokenizer.encode(prompt);
+  const full = tokenizer.encode(prompt + text);
+  const isPrefix = promptIds.length < full.length && promptIds.every((id, i) => full[i] === id);
+  return isPrefix ? full.slice(promptIds.length) : tokenizer.encode(text, { addSpecialTokens: false });
+}
