@@ -2,87 +2,25 @@
  * Hub downloads against a local HTTP server that answers the part of the Hub API that
  * `@huggingface/hub` calls on tsvene's download path:
  *   GET /api/models/{id}/revision/{rev}   model info, for the commit the revision points at
- *   GET /api/models/{id}/tree/{commit}    the file listing (path, size)
+ *   GET /api/models/{id}/tree/{commit}    the file listing (path, size, git oid, LFS sha256)
  *   GET /{id}/resolve/{commit}/{file}     the file, first probed with `Range: bytes=0-0`
+ * and that misbehaves on demand (`FakeHub.fault`): stalls, cut or oversized bodies, altered bytes,
+ * an HTML page or cut JSON where JSON belongs.
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { mkdtemp, readdir, readFile, rm, utimes, writeFile } from "node:fs/promises";
+import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import * as tv from "../src/index.js";
+import { OptionError } from "../src/options/strict.js";
+import { FakeHub, type Fault } from "./support/hub-server.js";
 
 const scratch = await mkdtemp(join(tmpdir(), "tsvene-io-hub-"));
 after(() => rm(scratch, { recursive: true, force: true }));
-
-interface Repo {
-  commit: string;
-  files: Map<string, Buffer>;
-}
-
-/** A fake Hub serving `repos`; every request path is recorded in `requests`. */
-class FakeHub {
-  readonly requests: string[] = [];
-  private server: Server | undefined;
-
-  constructor(private readonly repos: Map<string, Repo>) {}
-
-  async start(): Promise<string> {
-    this.server = createServer((req, res) => this.answer(req, res));
-    await new Promise<void>((resolve) => this.server!.listen(0, "127.0.0.1", resolve));
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-
-  async stop(): Promise<void> {
-    this.server!.closeAllConnections();
-    await new Promise((resolve) => this.server!.close(resolve));
-  }
-
-  private answer(req: IncomingMessage, res: ServerResponse): void {
-    const url = new URL(req.url!, "http://hub");
-    this.requests.push(`${req.method} ${url.pathname}`);
-    const api = url.pathname.match(/^\/api\/models\/([^/]+\/[^/]+)\/(revision|tree)\/([^/]+)$/);
-    const resolve = url.pathname.match(/^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/);
-    const repo = this.repos.get((api ?? resolve)?.[1] ?? "");
-    if (repo === undefined) return notFound(res, "RepoNotFound", "Repository not found");
-    const revision = decodeURIComponent((api?.[3] ?? resolve?.[2])!);
-    if (revision !== "main" && revision !== repo.commit) return notFound(res, "RevisionNotFound", `Invalid rev id: ${revision}`);
-
-    if (api?.[2] === "revision") {
-      return json(res, { _id: "0", id: api[1], sha: repo.commit, private: false, gated: false, downloads: 0, likes: 0, lastModified: "2024-01-01T00:00:00.000Z" });
-    }
-    if (api?.[2] === "tree") {
-      return json(res, [...repo.files].map(([path, bytes]) => ({ type: "file", path, size: bytes.length, oid: oidOf(bytes) })));
-    }
-    const bytes = repo.files.get(decodeURIComponent(resolve![3]));
-    if (bytes === undefined) return notFound(res, "EntryNotFound", "Entry not found");
-    const headers = { ETag: `"${oidOf(bytes)}"`, "Content-Type": "application/octet-stream" };
-    if (req.headers.range === "bytes=0-0") {
-      res.writeHead(206, { ...headers, "Content-Range": `bytes 0-0/${bytes.length}`, "Content-Length": "1" });
-      res.end(bytes.subarray(0, 1));
-    } else {
-      res.writeHead(200, { ...headers, "Content-Length": String(bytes.length) });
-      res.end(bytes);
-    }
-  }
-}
-
-function json(res: ServerResponse, body: unknown): void {
-  res.writeHead(200, { "Content-Type": "application/json" });
-  res.end(JSON.stringify(body));
-}
-
-function notFound(res: ServerResponse, code: string, message: string): void {
-  res.writeHead(404, { "Content-Type": "application/json", "X-Error-Code": code });
-  res.end(JSON.stringify({ error: message }));
-}
-
-function oidOf(bytes: Buffer): string {
-  return createHash("sha1").update(bytes).digest("hex");
-}
 
 async function folderFiles(folder: string): Promise<Map<string, Buffer>> {
   const files = new Map<string, Buffer>();
@@ -99,14 +37,33 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
+/** The *.partial files anywhere under `folder`. */
+async function partialFiles(folder: string): Promise<string[]> {
+  return (await readdir(folder, { recursive: true }).catch(() => [])).filter((name) => name.endsWith(".partial"));
+}
+
 const TINY = "tsvene-test/tiny-llama";
+const SHARD = "model-00002-of-00003.safetensors";
 const BIN_ONLY = "tsvene-test/bin-only";
-const COMMIT = "0123456789abcdef0123456789abcdef01234567";
+/** Short, so that tests of stalls take little time. */
+const timeoutMs = 200;
 
 describe("Hub downloads", () => {
   let hub: FakeHub;
   let endpoint: string;
   let original: tv.Checkpoint;
+  let served: Map<string, Buffer>;
+  let COMMIT: string;
+
+  /** The result or error of `run` while the Hub misbehaves as `fault` says. */
+  async function withFault(fault: Fault, run: () => Promise<unknown>): Promise<unknown> {
+    hub.fault = fault;
+    try {
+      return await run().catch((e: unknown) => e);
+    } finally {
+      hub.fault = undefined;
+    }
+  }
 
   before(async () => {
     // A sharded tiny model, plus files tsvene must not fetch.
@@ -118,10 +75,10 @@ describe("Hub downloads", () => {
     files.set("README.md", Buffer.from("# tiny"));
     files.set("pytorch_model.bin", Buffer.alloc(4096));
     files.set("onnx.safetensors", Buffer.alloc(16));
-    hub = new FakeHub(new Map([
-      [TINY, { commit: COMMIT, files }],
-      [BIN_ONLY, { commit: COMMIT.replace(/0/g, "f"), files: new Map([["config.json", Buffer.from("{}")], ["pytorch_model.bin", Buffer.alloc(8)]]) }],
-    ]));
+    hub = new FakeHub();
+    served = files;
+    COMMIT = hub.addRepo(TINY, files);
+    hub.addRepo(BIN_ONLY, new Map([["config.json", Buffer.from("{}")], ["pytorch_model.bin", Buffer.alloc(8)]]));
     endpoint = await hub.start();
   });
   after(() => hub.stop());
@@ -207,6 +164,135 @@ describe("Hub downloads", () => {
     assert.equal(error.code, "no_safetensors");
     assert.match(error.message, /has no model\.safetensors or model\.safetensors\.index\.json; tsvene loads safetensors weights only \(the repo has pytorch_model\.bin\)/);
     assert.deepEqual(hub.requests.filter((r) => r.startsWith(`GET /${BIN_ONLY}/resolve/`)), [], "nothing is downloaded from a repo tsvene cannot load");
+  });
+
+  it("refuses a revision that is not a git ref name or commit id, before any request or file", async () => {
+    const cacheDir = join(scratch, "cache-revision");
+    hub.requests.length = 0;
+    for (const revision of ["../../x", "/etc", "a\\b", "", "main\n", "v1..v2", "refs/heads/", "x.lock", 42]) {
+      const error = await tv.resolveModel(TINY, { endpoint, cacheDir, revision: revision as string }).catch((e: unknown) => e);
+      assert.ok(error instanceof tv.HubError && error.code === "bad_revision", `${JSON.stringify(revision)}: ${String(error)}`);
+      assert.match(error.message, /^option revision: .*; expected a git ref name such as "main", "v1\.0" or "refs\/pr\/1", or a commit id of 40 hex digits$/);
+    }
+    await assert.rejects(tv.resolveModel(TINY, { endpoint, cacheDir, revision: "../../x" }),
+      /option revision: "\.\.\/\.\.\/x" is not a branch, tag or commit: it contains "\.\."/);
+    assert.deepEqual(hub.requests, []);
+    assert.deepEqual(await readdir(cacheDir).catch(() => "absent"), "absent");
+    // A ref name with slashes is fine (this one is just not on the fake Hub).
+    const pr = await tv.resolveModel(TINY, { endpoint, cacheDir, revision: "refs/pr/1" }).catch((e: unknown) => e);
+    assert.ok(pr instanceof tv.HubError && pr.code === "not_found", String(pr));
+  });
+
+  it("refuses a commit id from the Hub that is not 40 hex digits", async () => {
+    const error = await withFault({ kind: "commit", sha: "../../../escaped" }, () => tv.resolveModel(TINY, { endpoint, cacheDir: join(scratch, "cache-sha") }));
+    assert.ok(error instanceof tv.HubError && error.code === "bad_response", String(error));
+    assert.match(error.message, /answered with the commit id "\.\.\/\.\.\/\.\.\/escaped"; expected 40 hex digits/);
+  });
+
+  it("gives up on a stalled Hub after timeoutMs, naming the URL, and then uses a complete cached copy", async () => {
+    const cacheDir = join(scratch, "cache-stall");
+    const started = Date.now();
+    const error = await withFault({ kind: "stall" }, () => tv.resolveModel(TINY, { endpoint, cacheDir, timeoutMs }));
+    assert.ok(error instanceof tv.HubError && error.code === "timeout", String(error));
+    assert.match(error.message, new RegExp(`^model "${TINY}" \\(revision "main"\\): no bytes from ${endpoint}/api/models/${TINY}/revision/main for 200 ms \\(option timeoutMs\\)`));
+    assert.ok(Date.now() - started < 2000, `took ${Date.now() - started} ms`);
+
+    const folder = await tv.resolveModel(TINY, { endpoint, cacheDir });
+    assert.equal(await withFault({ kind: "stall" }, () => tv.resolveModel(TINY, { endpoint, cacheDir, timeoutMs })), folder);
+  });
+
+  it("gives up on a body that stops arriving, leaving no partial file", async () => {
+    const cacheDir = join(scratch, "cache-stall-body");
+    const error = await withFault({ kind: "stall-body", file: SHARD }, () => tv.resolveModel(TINY, { endpoint, cacheDir, timeoutMs }));
+    assert.ok(error instanceof tv.HubError && error.code === "timeout", String(error));
+    assert.match(error.message, new RegExp(`no bytes from ${endpoint}/${TINY}/resolve/${COMMIT}/${SHARD} for 200 ms`));
+    assert.deepEqual(await partialFiles(cacheDir), []);
+  });
+
+  it("reports a body cut short as a truncated download, with the bytes received", async () => {
+    const cacheDir = join(scratch, "cache-truncated");
+    const error = await withFault({ kind: "truncate", file: SHARD }, () => tv.resolveModel(TINY, { endpoint, cacheDir }));
+    assert.ok(error instanceof tv.HubError && error.code === "truncated", String(error));
+    const size = served.get(SHARD)!.length;
+    // What arrived before the connection broke but was not read yet is lost with it, so "got" is at most the half sent.
+    const got = new RegExp(`the download of ${SHARD} from ${endpoint}/\\S+ is truncated: got (\\d+) of ${size} bytes \\(the connection broke`).exec(error.message);
+    assert.ok(got !== null && Number(got[1]) <= size >> 1, error.message);
+    assert.deepEqual(await partialFiles(cacheDir), []);
+  });
+
+  it("stops reading a body longer than the listed size", async () => {
+    const cacheDir = join(scratch, "cache-oversize");
+    const error = await withFault({ kind: "oversize", file: SHARD }, () => tv.resolveModel(TINY, { endpoint, cacheDir }));
+    assert.ok(error instanceof tv.HubError && error.code === "integrity", String(error));
+    assert.match(error.message, new RegExp(`sent more than the ${served.get(SHARD)!.length} bytes the Hub lists for ${SHARD}; stopped reading there`));
+    assert.deepEqual(await partialFiles(cacheDir), []);
+  });
+
+  it("refuses a downloaded file whose hash is not the listed one (sha256 for LFS files, else git's blob sha1)", async () => {
+    const cacheDir = join(scratch, "cache-altered");
+    const shard = await withFault({ kind: "wrong-bytes", file: SHARD }, () => tv.resolveModel(TINY, { endpoint, cacheDir }));
+    assert.ok(shard instanceof tv.HubError && shard.code === "integrity", String(shard));
+    const sha256 = createHash("sha256").update(served.get(SHARD)!).digest("hex");
+    assert.match(shard.message, new RegExp(`${SHARD} downloaded from \\S+ is not the file the Hub lists: its sha256 is [0-9a-f]{64}, expected ${sha256}\\.`));
+    assert.deepEqual(await readdir(join(cacheDir, "models--tsvene-test--tiny-llama", "snapshots", COMMIT)).then((names) => names.includes(SHARD)), false);
+
+    const config = await withFault({ kind: "wrong-bytes", file: "config.json" }, () => tv.resolveModel(TINY, { endpoint, cacheDir: join(scratch, "cache-altered-config") }));
+    assert.ok(config instanceof tv.HubError && config.code === "integrity", String(config));
+    const blob = served.get("config.json")!;
+    const gitSha1 = createHash("sha1").update(`blob ${blob.length}\0`).update(blob).digest("hex");
+    assert.match(config.message, new RegExp(`config\\.json downloaded from \\S+ is not the file the Hub lists: its git-sha1 is [0-9a-f]{40}, expected ${gitSha1}\\.`));
+    assert.deepEqual(await partialFiles(cacheDir), []);
+    assert.deepEqual(await partialFiles(join(scratch, "cache-altered-config")), []);
+  });
+
+  it("downloads again a cached file whose bytes are not the listed ones, and trusts unchanged ones", async () => {
+    const cacheDir = join(scratch, "cache-damaged");
+    const folder = await tv.resolveModel(TINY, { endpoint, cacheDir });
+    await writeFile(join(folder, SHARD), Buffer.alloc(served.get(SHARD)!.length)); // the right size, the wrong bytes
+    hub.requests.length = 0;
+    assert.equal(await tv.resolveModel(TINY, { endpoint, cacheDir }), folder);
+    assert.deepEqual(hub.requests.filter((r) => r.includes("/resolve/")), [`GET /${TINY}/resolve/${COMMIT}/${SHARD}`, `GET /${TINY}/resolve/${COMMIT}/${SHARD}`]);
+    assert.deepEqual(await readFile(join(folder, SHARD)), served.get(SHARD));
+
+    // Without the stamps of checked files, the files are hashed again, found good, and kept.
+    await rm(join(cacheDir, "models--tsvene-test--tiny-llama", "verified"), { recursive: true });
+    hub.requests.length = 0;
+    assert.equal(await tv.resolveModel(TINY, { endpoint, cacheDir }), folder);
+    assert.deepEqual(hub.requests.filter((r) => r.includes("/resolve/")), []);
+  });
+
+  it("removes partial files that a killed process left behind, but not those of a live download", async () => {
+    const cacheDir = join(scratch, "cache-orphans");
+    const folder = await tv.resolveModel(TINY, { endpoint, cacheDir });
+    const orphan = join(folder, `${SHARD}.0123456789ab.partial`);
+    const live = join(folder, `${SHARD}.ba9876543210.partial`);
+    await writeFile(orphan, "half a shard");
+    await writeFile(live, "a shard on its way");
+    const twoHoursAgo = new Date(Date.now() - 2 * 3600 * 1000);
+    await utimes(orphan, twoHoursAgo, twoHoursAgo);
+    await tv.resolveModel(TINY, { endpoint, cacheDir });
+    assert.deepEqual(await partialFiles(folder), [`${SHARD}.ba9876543210.partial`]);
+  });
+
+  it("says what came back when an HTML page or broken JSON answers where JSON was expected", async () => {
+    const error = await withFault({ kind: "html" }, () => tv.resolveModel(TINY, { endpoint, cacheDir: join(scratch, "cache-html") }));
+    assert.ok(error instanceof tv.HubError && error.code === "bad_response", String(error));
+    assert.match(error.message, new RegExp(`^model "${TINY}" \\(revision "main"\\): ${endpoint}/api/models/${TINY}/revision/main answered HTTP 200 with text/html; charset=utf-8 where JSON was expected, starting "<!DOCTYPE html> <html><head><title>Sign in to Hotel Wi-Fi`));
+    assert.match(error.message, /A proxy, firewall or captive portal may be answering instead of the Hub\.$/);
+
+    const cut = await withFault({ kind: "cut-json" }, () => tv.resolveModel(TINY, { endpoint, cacheDir: join(scratch, "cache-html") }));
+    assert.ok(cut instanceof tv.HubError && cut.code === "bad_response", String(cut));
+    assert.match(cut.message, new RegExp(`^model "${TINY}" \\(revision "main"\\): the Hub at ${endpoint} gave an answer tsvene cannot read \\(.*JSON`));
+  });
+
+  it("rejects unknown options with a suggestion, and accepts snake_case names", async () => {
+    const cacheDir = join(scratch, "cache-options");
+    await assert.rejects(tv.resolveModel(TINY, { endpoint, cacheDir, revison: "main" } as tv.ResolveModelOptions),
+      (e: unknown) => e instanceof OptionError && /^loadPretrained options: unknown option "revison" \(did you mean "revision"\?\); expected one of revision, cacheDir, endpoint, accessToken, offline, timeoutMs/.test(e.message));
+    await assert.rejects(tv.loadPretrained(TINY, { endpoint, cacheDir, cachedir: cacheDir } as tv.ResolveModelOptions), /unknown option "cachedir" \(did you mean "cacheDir"\?\)/);
+    await assert.rejects(tv.resolveModel(TINY, { endpoint, cacheDir, timeoutMs: 0 }), /option timeoutMs: expected a number of milliseconds from 1 to 2147483647, got 0/);
+    const snake = { endpoint, cache_dir: cacheDir, timeout_ms: 5000 } as tv.ResolveModelOptions;
+    assert.equal(await tv.resolveModel(TINY, snake), join(cacheDir, "models--tsvene-test--tiny-llama", "snapshots", COMMIT));
   });
 });
 

@@ -5,12 +5,14 @@
  *
  *   <cacheDir>/models--owner--name/refs/<revision>          the commit the revision resolved to
  *   <cacheDir>/models--owner--name/snapshots/<commit>/…     the downloaded files (plain files)
+ *   <cacheDir>/models--owner--name/verified/<commit>/…      stamps of the files checked against their hash
  *
  * Only what tsvene uses is fetched: config.json, generation_config.json, the tokenizer files,
  * and the safetensors weights (model.safetensors, or the index and the shards it names).
- * Each file is written under a temporary name and renamed once complete, so a snapshot never
- * holds a partial file; an interrupted download resumes with the files still missing. When the
- * Hub cannot be reached, a complete cached snapshot of the revision is used instead.
+ * Each file is written under a temporary name and renamed once its size and hash are those the
+ * Hub lists, so a snapshot never holds a partial or altered file; an interrupted download resumes
+ * with the files still missing (see hub-download.ts). When the Hub cannot be reached or stalls, a
+ * complete cached snapshot of the revision is used instead.
  *
  * Other kinds of repo (a saved IntervenableModel, say) reuse the same cache and download path
  * through `resolveHubSnapshot` with a `SnapshotPlan` of their own: which files to fetch, and
@@ -19,15 +21,30 @@
  * Settings (option, else environment): cache folder `cacheDir`, else `$TSVENE_HOME/hub`, else
  * `$XDG_CACHE_HOME/tsvene/hub` (`~/.cache/tsvene/hub`); Hub address `endpoint`, else
  * `HF_ENDPOINT`, else https://huggingface.co; access token `accessToken`, else `HF_TOKEN`;
- * cache-only mode `offline`, else `HF_HUB_OFFLINE=1`.
+ * cache-only mode `offline`, else `HF_HUB_OFFLINE=1`; how long a request may go without receiving
+ * a byte `timeoutMs` (30 s).
  */
-import { mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
+import { mkdir, readFile, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
-import { downloadFile, HubApiError, listFiles, modelInfo } from "@huggingface/hub";
+import { HubApiError, InvalidApiResponseFormatError, listFiles, modelInfo } from "@huggingface/hub";
+import { describe, OptionError, readOptions } from "../options/strict.js";
 import { CONFIG_FILE, GENERATION_CONFIG_FILE, locateWeights, parseWeightIndex, WEIGHTS_FILE, WEIGHTS_INDEX_FILE } from "./checkpoint.js";
-import { exists, partialPath, readTextIfPresent, writeTextAtomically } from "./files.js";
+import { exists, readTextIfPresent, writeTextAtomically } from "./files.js";
+import {
+  DEFAULT_TIMEOUT_MS,
+  fetchListedFile,
+  HubError,
+  hubFetch,
+  listedFile,
+  networkErrorCode,
+  removeOrphanPartials,
+  type HubAccess,
+  type ListedFile,
+} from "./hub-download.js";
 import { TOKENIZER_FILES } from "./tokenizer.js";
+
+export { HubError, networkErrorCode, type HubErrorCode } from "./hub-download.js";
 
 const DEFAULT_ENDPOINT = "https://huggingface.co";
 const DEFAULT_REVISION = "main";
@@ -48,20 +65,19 @@ export interface ResolveModelOptions {
   accessToken?: string;
   /** Use only the cache, never the network; default true when `HF_HUB_OFFLINE` is "1" or "true". */
   offline?: boolean;
+  /** Milliseconds a Hub request may go without receiving a byte before it is given up; default 30 000. */
+  timeoutMs?: number;
 }
 
-export type HubErrorCode = "not_found" | "unreachable" | "no_config" | "no_safetensors";
-
-/** A Hub model that cannot be had: `code` says why, the message says what to do. */
-export class HubError extends Error {
-  readonly code: HubErrorCode;
-
-  constructor(code: HubErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "HubError";
-    this.code = code;
-  }
-}
+/** The names of `ResolveModelOptions`, for `readOptions` (options that extend it add their own). */
+export const RESOLVE_MODEL_OPTION_NAMES = [
+  "revision",
+  "cacheDir",
+  "endpoint",
+  "accessToken",
+  "offline",
+  "timeoutMs",
+] as const satisfies readonly (keyof ResolveModelOptions)[];
 
 /** The cache folder used when no `cacheDir` is given. */
 export function defaultCacheDir(): string {
@@ -72,16 +88,18 @@ export function defaultCacheDir(): string {
 
 /**
  * The local folder holding the model `reference` names: the folder itself, or the cached
- * snapshot of a Hub model (downloading what is missing). Hub failures throw a `HubError`.
+ * snapshot of a Hub model (downloading what is missing). Hub failures throw a `HubError`;
+ * unknown options an `OptionError` (snake_case names are accepted).
  */
-export async function resolveModel(reference: string, options: ResolveModelOptions = {}): Promise<string> {
+export async function resolveModel(reference: string, options?: ResolveModelOptions): Promise<string> {
+  const checked = readOptions<ResolveModelOptions>(options, RESOLVE_MODEL_OPTION_NAMES, "loadPretrained options");
   const kind = await pathKind(reference);
   if (kind === "folder") return reference;
   if (kind === "file") throw new Error(`model reference "${reference}" is a file; expected a model folder or a Hub model id`);
   if (!isHubId(reference)) {
     throw new Error(`model reference "${reference}": no such local folder, and not a Hub model id (expected "owner/name" or "name")`);
   }
-  return resolveHubSnapshot(reference, MODEL_PLAN, options);
+  return resolveHubSnapshot(reference, MODEL_PLAN, checked);
 }
 
 /** Whether `reference` has the form of a Hub repo id ("owner/name" or "name"). */
@@ -105,31 +123,77 @@ export interface SnapshotPlan {
 
 /**
  * The cached snapshot of Hub repo `id` (a valid Hub id), downloading what `plan` says is missing;
- * the cache, offline mode and fallback to a cached copy work as for models.
+ * the cache, offline mode and fallback to a cached copy work as for models. `options` must have
+ * been read already (`readOptions` with `RESOLVE_MODEL_OPTION_NAMES` and the caller's own names):
+ * keys other than those of `ResolveModelOptions` belong to the caller and are not looked at.
  */
 export async function resolveHubSnapshot(id: string, plan: SnapshotPlan, options: ResolveModelOptions = {}): Promise<string> {
-  const revision = options.revision ?? DEFAULT_REVISION;
+  if (!isHubId(id)) throw new Error(`${plan.what} "${id}" is not a Hub repo id (expected "owner/name" or "name")`);
+  const revision = checkRevision(options.revision ?? DEFAULT_REVISION);
   const settings: Settings = {
     id,
     revision,
     what: plan.what,
+    where: `${plan.what} "${id}" (revision "${revision}")`,
     repoDir: join(options.cacheDir ?? defaultCacheDir(), `models--${id.split("/").join("--")}`),
     hubUrl: (options.endpoint ?? process.env.HF_ENDPOINT ?? DEFAULT_ENDPOINT).replace(/\/+$/, ""),
     accessToken: options.accessToken ?? (process.env.HF_TOKEN || undefined),
+    timeoutMs: checkTimeout(options.timeoutMs ?? DEFAULT_TIMEOUT_MS),
   };
   const offline = options.offline ?? ["1", "true"].includes((process.env.HF_HUB_OFFLINE ?? "").toLowerCase());
 
   const cached = await completeSnapshot(settings.repoDir, revision, plan);
   if (cached !== undefined && (offline || COMMIT.test(revision))) return cached; // a commit never changes
   if (offline) {
-    throw new HubError("unreachable", `${plan.what} "${id}" (revision "${revision}"): offline mode is on and ${settings.repoDir} holds no complete copy of it`);
+    throw new HubError("unreachable", `${settings.where}: offline mode is on and ${settings.repoDir} holds no complete copy of it`);
   }
   try {
     return await download(settings, plan);
   } catch (error) {
-    if (error instanceof HubError && error.code === "unreachable" && cached !== undefined) return cached;
+    // No Hub to talk to: the cached copy is the best there is. Any other failure is news to the caller.
+    const noHub = error instanceof HubError && (error.code === "unreachable" || error.code === "timeout");
+    if (noHub && cached !== undefined) return cached;
     throw error;
   }
+}
+
+/**
+ * `revision`, if it is a git ref name (branch, tag, "refs/pr/1") or a commit id. It becomes a
+ * path in the cache (refs/<revision>), so whatever git refuses in a ref name, ".." and absolute
+ * paths among it, is refused before it reaches the file system.
+ */
+function checkRevision(revision: unknown): string {
+  if (typeof revision === "string" && refNameProblem(revision) === undefined) return revision;
+  const problem =
+    typeof revision === "string"
+      ? `${JSON.stringify(revision)} is not a branch, tag or commit: ${refNameProblem(revision)}`
+      : `got ${describe(revision)}`;
+  throw new HubError(
+    "bad_revision",
+    `option revision: ${problem}; expected a git ref name such as "main", "v1.0" or "refs/pr/1", or a commit id of 40 hex digits`,
+  );
+}
+
+/** What git's check-ref-format would object to in `name`, if anything. */
+function refNameProblem(name: string): string | undefined {
+  const bad = /[\x00-\x20\x7f~^:?*[\\]/.exec(name);
+  if (name === "") return "it is empty";
+  if (bad !== null) return `it contains ${JSON.stringify(bad[0])}`;
+  if (name.includes("..")) return 'it contains ".."';
+  if (name.includes("@{") || name === "@") return 'it contains "@{" or is "@"';
+  if (name.split("/").some((part) => part === "")) return 'it starts or ends with "/", or has "//"';
+  if (name.split("/").some((part) => part.startsWith(".") || part.endsWith(".lock"))) {
+    return 'a part of it starts with "." or ends with ".lock"';
+  }
+  if (name.endsWith(".")) return 'it ends with "."';
+  return undefined;
+}
+
+function checkTimeout(timeoutMs: unknown): number {
+  // setTimeout cannot wait longer than 2^31 - 1 ms; a longer wait would fire at once.
+  const longest = 2 ** 31 - 1;
+  if (typeof timeoutMs === "number" && timeoutMs >= 1 && timeoutMs <= longest) return timeoutMs;
+  throw new OptionError(`option timeoutMs: expected a number of milliseconds from 1 to ${longest}, got ${describe(timeoutMs)}`);
 }
 
 /** tsvene's files of a transformers model: config, generation config, tokenizer files, safetensors weights. */
@@ -176,34 +240,47 @@ interface Settings {
   id: string;
   revision: string;
   what: string;
+  /** Names the repo and revision in messages. */
+  where: string;
   repoDir: string;
   hubUrl: string;
   accessToken: string | undefined;
+  timeoutMs: number;
 }
 
 async function download(settings: Settings, plan: SnapshotPlan): Promise<string> {
-  const { id, revision, repoDir } = settings;
-  const where = `${plan.what} "${id}" (revision "${revision}")`;
-  const hub = { repo: id, hubUrl: settings.hubUrl, accessToken: settings.accessToken };
+  const { id, revision, repoDir, where, hubUrl, accessToken, timeoutMs } = settings;
+  const apiFetch = hubFetch(timeoutMs, "json", where);
+  await removeOrphanPartials(repoDir);
 
-  const info = await askHub(settings, () => modelInfo({ name: id, revision, hubUrl: hub.hubUrl, accessToken: hub.accessToken, additionalFields: ["sha"] }));
+  const info = await askHub(settings, () =>
+    modelInfo({ name: id, revision, hubUrl, accessToken, additionalFields: ["sha"], fetch: apiFetch }),
+  );
   const commit = info.sha;
-  if (typeof commit !== "string" || !COMMIT.test(commit)) throw new Error(`${where}: the Hub at ${settings.hubUrl} answered without a commit id`);
+  // The commit becomes a folder name: it must be what a commit id is, whatever the server says.
+  if (typeof commit !== "string" || !COMMIT.test(commit)) {
+    throw new HubError(
+      "bad_response",
+      `${where}: the Hub at ${hubUrl} answered with the commit id ${describe(commit)}; expected 40 hex digits`,
+    );
+  }
   const snapshot = join(repoDir, "snapshots", commit);
 
-  const sizes = await askHub(settings, async () => {
-    const files = new Map<string, number>();
-    for await (const entry of listFiles({ ...hub, revision: commit })) {
-      if (entry.type === "file") files.set(entry.path, entry.lfs?.size ?? entry.size);
+  const listing = await askHub(settings, async () => {
+    const files = new Map<string, ListedFile>();
+    for await (const entry of listFiles({ repo: id, hubUrl, accessToken, revision: commit, fetch: apiFetch })) {
+      if (entry.type === "file") files.set(entry.path, listedFile(entry, where));
     }
     return files;
   });
+  const hub: HubAccess = { repo: id, hubUrl, accessToken, commit, timeoutMs, where };
   const fetchFile = async (path: string): Promise<string> => {
     const target = join(snapshot, path);
-    await askHub(settings, () => downloadOnce(hub, plan.what, commit, path, sizes.get(path)!, target));
+    const stamp = join(repoDir, "verified", commit, path);
+    await askHub(settings, () => fetchListedFile(hub, path, listing.get(path)!, target, stamp));
     return target;
   };
-  await plan.fetch(sizes, fetchFile, where);
+  await plan.fetch(new Map([...listing].map(([path, file]) => [path, file.size])), fetchFile, where);
 
   if (revision !== commit) {
     const ref = join(repoDir, "refs", revision);
@@ -213,43 +290,9 @@ async function download(settings: Settings, plan: SnapshotPlan): Promise<string>
   return snapshot;
 }
 
-/** Downloads one file of the commit to `target`, unless a complete copy is already there. */
-async function downloadOnce(
-  hub: { repo: string; hubUrl: string; accessToken: string | undefined },
-  what: string,
-  commit: string,
-  path: string,
-  size: number,
-  target: string,
-): Promise<void> {
-  if ((await sizeOf(target)) === size) return;
-  const blob = await downloadFile({ ...hub, path, revision: commit });
-  if (blob === null) throw new HubError("not_found", `${what} "${hub.repo}": the Hub lists ${path} at commit ${commit} but does not serve it`);
-  await mkdir(dirname(target), { recursive: true });
-  const partial = partialPath(target);
-  try {
-    const file = await open(partial, "w");
-    let written = 0;
-    try {
-      for await (const chunk of blob.stream()) {
-        await file.write(chunk);
-        written += chunk.byteLength;
-      }
-    } finally {
-      await file.close();
-    }
-    if (written !== size) throw new Error(`${what} "${hub.repo}": ${path} arrived with ${written} bytes, but the Hub lists ${size}`);
-    await rename(partial, target);
-  } catch (error) {
-    await rm(partial, { force: true });
-    // A failed body fetch reaches the stream as a bare message string.
-    throw error instanceof Error ? error : new Error(`${what} "${hub.repo}": downloading ${path} failed: ${String(error)}`);
-  }
-}
-
 /** Runs a Hub request, turning its failures into errors that say what is wrong and what to do. */
 async function askHub<T>(settings: Settings, request: () => Promise<T>): Promise<T> {
-  const where = `${settings.what} "${settings.id}" (revision "${settings.revision}")`;
+  const { where, hubUrl } = settings;
   try {
     return await request();
   } catch (error) {
@@ -257,7 +300,7 @@ async function askHub<T>(settings: Settings, request: () => Promise<T>): Promise
     if (network !== undefined) {
       throw new HubError(
         "unreachable",
-        `${where}: cannot reach the Hub at ${settings.hubUrl} (${network}), and ${settings.repoDir} holds no complete copy of it. ` +
+        `${where}: cannot reach the Hub at ${hubUrl} (${network}), and ${settings.repoDir} holds no complete copy of it. ` +
           `Connect to the network, point HF_ENDPOINT at a reachable mirror, or pass a local ${settings.what} folder.`,
         { cause: error },
       );
@@ -265,23 +308,21 @@ async function askHub<T>(settings: Settings, request: () => Promise<T>): Promise
     if (error instanceof HubApiError && [401, 403, 404].includes(error.statusCode)) {
       throw new HubError(
         "not_found",
-        `${where} was not found on ${settings.hubUrl} (HTTP ${error.statusCode}: ${error.message}). ` +
+        `${where} was not found on ${hubUrl} (HTTP ${error.statusCode}: ${error.message}). ` +
           "Check the id and revision; private and gated models need an access token (option accessToken or HF_TOKEN).",
         { cause: error },
       );
     }
     if (error instanceof HubApiError) {
-      throw new Error(`${where}: the Hub at ${settings.hubUrl} answered HTTP ${error.statusCode} (${error.message})`, { cause: error });
+      throw new Error(`${where}: the Hub at ${hubUrl} answered HTTP ${error.statusCode} (${error.message})`, { cause: error });
+    }
+    // JSON that does not parse, or an answer without the headers a Hub answer has.
+    if (error instanceof SyntaxError || error instanceof InvalidApiResponseFormatError) {
+      const message = `${where}: the Hub at ${hubUrl} gave an answer tsvene cannot read (${error.message})`;
+      throw new HubError("bad_response", message, { cause: error });
     }
     throw error;
   }
-}
-
-/** The system error code of a failed connection (fetch wraps it as the cause of a TypeError), if that is what `error` is. */
-export function networkErrorCode(error: unknown): string | undefined {
-  if (!(error instanceof TypeError)) return undefined;
-  const cause = (error as { cause?: { code?: unknown } }).cause;
-  return typeof cause?.code === "string" ? cause.code : error.message === "fetch failed" ? "fetch failed" : undefined;
 }
 
 /** The snapshot folder of `revision` if the cache holds a complete copy of it (as `plan` judges). */
@@ -297,13 +338,5 @@ async function pathKind(path: string): Promise<"folder" | "file" | "none"> {
     return (await stat(path)).isDirectory() ? "folder" : "file";
   } catch {
     return "none";
-  }
-}
-
-async function sizeOf(path: string): Promise<number | undefined> {
-  try {
-    return (await stat(path)).size;
-  } catch {
-    return undefined;
   }
 }

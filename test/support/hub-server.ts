@@ -14,8 +14,12 @@
  *   PUT  /lfs-objects/{sha256}                  an LFS object (its sha256 and size are checked)
  *   POST /api/models/{id}/commit/{branch}       the commit, as NDJSON: header, file, lfsFile, deletedFile
  *
- * Like the Hub, files named *.safetensors (and binary ones) go through LFS, and every commit
- * gets a new 40-hex id. Every request is recorded as "METHOD /path" in `requests`.
+ * Like the Hub, files named *.safetensors (and binary ones) go through LFS: the listing gives them
+ * `lfs: {oid: sha256, size}` and, as `oid`, the git blob id of their pointer file; other files
+ * have the git blob id of their bytes as `oid`. Every commit gets a new 40-hex id. Every request
+ * is recorded as "METHOD /path" in `requests`.
+ *
+ * `fault` makes the server misbehave the ways real networks do, for tests of the client's care.
  */
 import { createHash } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -26,6 +30,28 @@ interface Commit {
   files: Map<string, Buffer>;
 }
 
+/** A misbehaviour: of every request, or of the download of one file (not its `Range: bytes=0-0` probe). */
+export type Fault =
+  | { kind: "stall" } // never answers
+  | { kind: "html" } // a captive portal's login page, HTTP 200
+  | { kind: "cut-json" } // the API's JSON answers end halfway
+  | { kind: "commit"; sha: string } // model info gives this as the commit id
+  | { kind: "stall-body" | "truncate" | "oversize" | "wrong-bytes"; file: string };
+
+/** How each download fault sends the file's body, after the headers. */
+const FILE_FAULTS = {
+  // half of it, then silence
+  "stall-body": (res: ServerResponse, bytes: Buffer) => res.write(bytes.subarray(0, bytes.length >> 1)),
+  // half of it, then the connection closed
+  truncate: (res: ServerResponse, bytes: Buffer) => res.write(bytes.subarray(0, bytes.length >> 1), () => res.destroy()),
+  // all of it and 1 MiB more
+  oversize: (res: ServerResponse, bytes: Buffer) => res.end(Buffer.concat([bytes, Buffer.alloc(1 << 20)])),
+  // as long as it, with its first byte flipped
+  "wrong-bytes": (res: ServerResponse, bytes: Buffer) => res.end(Buffer.from(bytes.map((b, i) => (i === 0 ? b ^ 0xff : b)))),
+};
+
+const PORTAL_PAGE = "<!DOCTYPE html>\n<html><head><title>Sign in to Hotel Wi-Fi</title></head><body>Please accept the terms.</body></html>";
+
 export class FakeHub {
   readonly requests: string[] = [];
   /** Commits of each repo, oldest first. */
@@ -33,6 +59,8 @@ export class FakeHub {
   private readonly lfsObjects = new Map<string, Buffer>();
   private server: Server | undefined;
   private commitCount = 0;
+  /** How the server misbehaves, until set back to undefined. */
+  fault: Fault | undefined;
 
   /** `token`: the access token uploads must carry. */
   constructor(private readonly token = "hf_fake_write_token") {}
@@ -69,6 +97,13 @@ export class FakeHub {
     const url = new URL(req.url!, "http://hub");
     const path = url.pathname;
     this.requests.push(`${req.method} ${path}`);
+    const fault = this.fault;
+    if (fault?.kind === "stall") return; // the connection stays open until the client gives up or stop() closes it
+    if (fault?.kind === "html") {
+      res.writeHead(200, { "Content-Type": "text/html; charset=utf-8" });
+      res.end(PORTAL_PAGE);
+      return;
+    }
     const body = await readBody(req);
     const origin = `http://${req.headers.host}`;
     let m: RegExpMatchArray | null;
@@ -77,21 +112,26 @@ export class FakeHub {
       const commit = this.commitAt(res, m[1], decodeURIComponent(m[3]));
       if (!commit) return;
       if (m[2] === "revision") {
-        return json(res, 200, { _id: "0", id: m[1], sha: commit.oid, private: false, gated: false, downloads: 0, likes: 0, lastModified: "2024-01-01T00:00:00.000Z" });
+        const sha = fault?.kind === "commit" ? fault.sha : commit.oid;
+        const info = { _id: "0", id: m[1], sha, private: false, gated: false, downloads: 0, likes: 0, lastModified: "2024-01-01T00:00:00.000Z" };
+        return json(res, 200, info, fault?.kind === "cut-json");
       }
-      return json(res, 200, [...commit.files].map(([p, bytes]) => ({
-        type: "file", path: p, size: bytes.length, oid: gitOid(bytes), ...(isLfs(p, bytes) ? { lfs: { oid: sha256(bytes), size: bytes.length, pointerSize: 134 } } : {}),
-      })));
+      return json(res, 200, [...commit.files].map(([p, bytes]) => treeEntry(p, bytes)), fault?.kind === "cut-json");
     }
     if (req.method === "GET" && (m = path.match(/^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/))) {
       const commit = this.commitAt(res, m[1], decodeURIComponent(m[2]));
       if (!commit) return;
-      const bytes = commit.files.get(decodeURIComponent(m[3]));
+      const file = decodeURIComponent(m[3]);
+      const bytes = commit.files.get(file);
       if (bytes === undefined) return error(res, 404, "EntryNotFound", "Entry not found");
       const headers = { ETag: `"${gitOid(bytes)}"`, "Content-Type": "application/octet-stream" };
       if (req.headers.range === "bytes=0-0") {
         res.writeHead(206, { ...headers, "Content-Range": `bytes 0-0/${bytes.length}`, "Content-Length": "1" });
         res.end(bytes.subarray(0, 1));
+      } else if (fault !== undefined && "file" in fault && fault.file === file) {
+        // The oversized body goes without a length, as a chunked answer that just goes on.
+        res.writeHead(200, fault.kind === "oversize" ? headers : { ...headers, "Content-Length": String(bytes.length) });
+        FILE_FAULTS[fault.kind](res, bytes);
       } else {
         res.writeHead(200, { ...headers, "Content-Length": String(bytes.length) });
         res.end(bytes);
@@ -180,6 +220,13 @@ export class FakeHub {
   }
 }
 
+/** A file as the Hub's tree listing gives it. */
+function treeEntry(path: string, bytes: Buffer): Record<string, unknown> {
+  if (!isLfs(path, bytes)) return { type: "file", path, size: bytes.length, oid: gitOid(bytes) };
+  const pointer = Buffer.from(`version https://git-lfs.github.com/spec/v1\noid sha256:${sha256(bytes)}\nsize ${bytes.length}\n`);
+  return { type: "file", path, size: bytes.length, oid: gitOid(pointer), lfs: { oid: sha256(bytes), size: bytes.length, pointerSize: pointer.length } };
+}
+
 function isLfs(path: string, sample: Buffer): boolean {
   return path.endsWith(".safetensors") || sample.includes(0);
 }
@@ -190,9 +237,10 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-function json(res: ServerResponse, status: number, body: unknown): void {
+function json(res: ServerResponse, status: number, body: unknown, cut = false): void {
+  const text = JSON.stringify(body);
   res.writeHead(status, { "Content-Type": "application/json" });
-  res.end(JSON.stringify(body));
+  res.end(cut ? text.slice(0, text.length >> 1) : text);
 }
 
 function error(res: ServerResponse, status: number, code: string, message: string): void {
