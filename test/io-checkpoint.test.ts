@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, describe, it } from "node:test";
 import * as tv from "../src/index.js";
+import { readWeightHeaders } from "../src/io/checkpoint.js";
 
 const FIXTURES = fileURLToPath(new URL("../../../shared/fixtures/pyvene-0.1.8/", import.meta.url));
 
@@ -179,6 +180,16 @@ describe("broken sharded folders", () => {
     edit(index);
     await writeFile(path, JSON.stringify(index));
   }
+
+  it("readWeightHeaders gives every weight's header entry without the data, and names a missing shard", async () => {
+    const folder = await shardedFolder();
+    const headers = await readWeightHeaders(folder);
+    assert.deepEqual([...headers.keys()].sort(), [...sampleTensors().keys()].sort());
+    assert.deepEqual(headers.get("model.layers.0.mlp.up_proj.weight")!.shape, [32, 16]);
+    assert.equal(headers.get("position_ids")!.dtype, "I64");
+    await rm(join(folder, "model-00003-of-00004.safetensors"));
+    await assert.rejects(readWeightHeaders(folder), /names shard model-00003-of-00004\.safetensors \(for "model.layers.1.mlp.up_proj.weight"\), which is missing/);
+  });
 
   it("names a shard the index lists but the folder lacks", async () => {
     const folder = await shardedFolder();

@@ -285,6 +285,8 @@ describe("malformed safetensors files", () => {
     ["an overlap", rawFile({ a: entry("F32", [2], [0, 8]), b: entry("F32", [1], [4, 8]) }, new Uint8Array(8)), /tensor "b" starts at data byte 4, expected 8/],
     ["truncated data", rawFile({ a: entry("F32", [4], [0, 16]) }, new Uint8Array(12)), /tensor "a" ends at data byte 16, past the end of the 12-byte data section/],
     ["trailing data", rawFile({ a: entry("F32", [1], [0, 4]) }, new Uint8Array(8)), /the tensors cover 4 bytes but the data section holds 8/],
+    ["an absurd shape", rawFile({ w: entry("F32", [2 ** 40, 2 ** 40, 0], [0, 0]) }), /tensor "w": shape \[1099511627776, 1099511627776, 0\] is absurd/],
+    ["a shape too large for its bytes", rawFile({ w: entry("F32", [2 ** 26, 2 ** 26], [0, 8]) }, new Uint8Array(8)), /tensor "w": shape \[67108864, 67108864\] is absurd/],
     ["non-string metadata", rawFile({ __metadata__: { step: 3 } }), /"__metadata__"."step" must be a string, got 3/],
   ];
   for (const [what, bytes, message] of cases) {

@@ -1,6 +1,6 @@
 /** A model saved as BF16 or in shards loads back to the same logits as its float32 original. */
 import assert from "node:assert/strict";
-import { mkdtemp } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { it } from "node:test";
@@ -35,4 +35,15 @@ it("sharded and BF16 copies of gpt2_tiny give the float32 logits (BF16: those of
   assert.deepEqual(fromBf16.data, rounded.run({ inputIds: ids }).logits.data);
   const drift = Math.max(...fromBf16.data.map((v, i) => Math.abs(v - reference.data[i])));
   assert.ok(drift > 0 && drift < 0.05, `BF16 logits move by ${drift}`);
+});
+
+it("a sharded checkpoint whose config does not fit its weights is refused from the shards' headers", async () => {
+  const { model, config } = await tv.loadPretrained(fixtureFolder("gpt2_tiny"));
+  const folder = await mkdtemp(join(tmpdir(), "tsvene-shards-"));
+  try {
+    await tv.saveCheckpoint(folder, new Map(model.namedParameters()), { config: { ...config, n_layer: 6 }, maxShardBytes: 20_000 });
+    await assert.rejects(tv.loadPretrained(folder), /config\.json n_layer is 6 but the weights hold layers 0\.\.3/);
+  } finally {
+    await rm(folder, { recursive: true, force: true });
+  }
 });

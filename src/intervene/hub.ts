@@ -13,8 +13,9 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { createRepo, HubApiError, uploadFiles } from "@huggingface/hub";
 import { HubError, isHubId, networkErrorCode } from "../io/hub.js";
+import { readOptions } from "../options/index.js";
 import type { IntervenableModel } from "./intervenable-model.js";
-import { saveIntervenable, type SaveIntervenableOptions } from "./save.js";
+import { SAVE_OPTION_NAMES, saveIntervenable, type SaveIntervenableOptions } from "./save.js";
 
 const DEFAULT_ENDPOINT = "https://huggingface.co";
 /** The Hub's answer to creating a repo that exists. */
@@ -31,6 +32,10 @@ export interface PushIntervenableOptions extends SaveIntervenableOptions {
   commitTitle?: string;
 }
 
+const PUSH_OPTION_NAMES = [
+  ...SAVE_OPTION_NAMES, "endpoint", "accessToken", "private", "commitTitle",
+] as const satisfies readonly (keyof PushIntervenableOptions)[];
+
 export interface PushResult {
   /** The commit the upload made. */
   commit: string;
@@ -39,7 +44,10 @@ export interface PushResult {
 }
 
 /** Saves `im` and uploads the folder to the Hub model repo `repoId` ("owner/name") as one commit. */
-export async function pushIntervenable(im: IntervenableModel<unknown>, repoId: string, options: PushIntervenableOptions = {}): Promise<PushResult> {
+export async function pushIntervenable(
+  im: IntervenableModel<unknown>, repoId: string, pushOptions: PushIntervenableOptions = {},
+): Promise<PushResult> {
+  const options = readOptions<PushIntervenableOptions>(pushOptions, PUSH_OPTION_NAMES, "pushIntervenable options");
   if (!isHubId(repoId) || !repoId.includes("/")) throw new TypeError(`pushIntervenable: repo id must be "owner/name", got ${JSON.stringify(repoId)}`);
   const accessToken = options.accessToken ?? (process.env.HF_TOKEN || undefined);
   if (accessToken === undefined) {

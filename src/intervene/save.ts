@@ -14,8 +14,11 @@
  * Loading rebuilds the IntervenableModel from the config on the given model, restores each
  * intervention's interchange dimension and constant source, and loads its weights strictly:
  * every parameter of a trainable intervention must be present with its shape, and every tensor
- * in the file must belong to an intervention. A reference that is not a local folder is a Hub
- * repo id, fetched through the io layer's Hub cache (config.json and the safetensors files only).
+ * in the file must belong to an intervention. Those shapes are checked against the file's header
+ * before any intervention is built, and the values (finite; rotation bases orthonormal) before
+ * they are loaded, so a corrupt or hostile folder cannot make the load allocate more than it
+ * holds (load-check.ts). A reference that is not a local folder is a Hub repo id, fetched through
+ * the io layer's Hub cache (config.json and the safetensors files only).
  *
  * Decisions where pyvene's own folders or rules do not carry over:
  * - pyvene writes its weights as PyTorch pickles (`intkey_{key}.bin`, `pytorch_model.bin`),
@@ -34,8 +37,11 @@ import { mkdir, readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { CONFIG_FILE } from "../io/checkpoint.js";
 import { exists, readJsonObjectIfPresent, writeTextAtomically } from "../io/files.js";
-import { HubError, isHubId, resolveHubSnapshot, type ResolveModelOptions, type SnapshotPlan } from "../io/hub.js";
-import { readSafetensors, writeSafetensors } from "../io/safetensors.js";
+import {
+  HubError, isHubId, RESOLVE_MODEL_OPTION_NAMES, resolveHubSnapshot, type ResolveModelOptions, type SnapshotPlan,
+} from "../io/hub.js";
+import type { TensorInfo } from "../io/safetensors-format.js";
+import { readSafetensors, readSafetensorsHeader, writeSafetensors } from "../io/safetensors.js";
 import type { ModelOutput } from "../models/model.js";
 import type { SiteMap } from "../models/sites.js";
 import type { AnyModule } from "../nn/module.js";
@@ -44,14 +50,12 @@ import { formatShape, sameShape } from "../tensor/shape.js";
 import { IntervenableModel } from "./intervenable-model.js";
 import type { Intervention } from "./intervention.js";
 import { ConstantSourceIntervention, INTERVENTION_TYPES } from "./interventions/index.js";
+import { checkSavedWeights, checkWeightValues, planInterventions, PYVENE_BUFFERS, SOURCE_REPRESENTATION } from "./load-check.js";
 import { fromPyveneConfig, toPyveneConfig, type SavedInterventionState } from "./serialize.js";
+import { readOptions } from "../options/index.js";
 
 export const INTERVENTIONS_FILE = "interventions.safetensors";
 export const MODEL_PARAMETERS_FILE = "model_parameters.safetensors";
-/** pyvene's tensor name for a constant source, kept in tsvene's files. */
-const SOURCE_REPRESENTATION = "source_representation";
-/** pyvene's bookkeeping buffers, found in converted pyvene weights; the config says the same. */
-const PYVENE_BUFFERS = new Set(["embed_dim", "interchange_dim"]);
 const PYVENE_INTERVENTION_FILE = /^intkey_.+\.bin$/;
 const PYVENE_MODEL_FILE = "pytorch_model.bin";
 
@@ -67,6 +71,8 @@ export interface SaveIntervenableOptions {
   includeModel?: boolean;
 }
 
+export const SAVE_OPTION_NAMES = ["includeModel"] as const satisfies readonly (keyof SaveIntervenableOptions)[];
+
 export interface LoadIntervenableOptions extends ResolveModelOptions {
   /** Load model_parameters.safetensors into the model: default when the folder has it; true requires it. */
   includeModel?: boolean;
@@ -76,11 +82,16 @@ export interface LoadIntervenableOptions extends ResolveModelOptions {
   sites?: SiteMap;
 }
 
+const LOAD_OPTION_NAMES = [
+  ...RESOLVE_MODEL_OPTION_NAMES, "includeModel", "allowMissingWeights", "sites",
+] as const satisfies readonly (keyof LoadIntervenableOptions)[];
+
 /**
  * Writes `im` to `folder` (created if needed): weights first, config.json last, each file
  * atomically; tsvene files a previous save left there and this one does not write are removed.
  */
 export async function saveIntervenable(im: IntervenableModel<unknown>, folder: string, options: SaveIntervenableOptions = {}): Promise<void> {
+  const { includeModel } = readOptions<SaveIntervenableOptions>(options, SAVE_OPTION_NAMES, "saveIntervenable options");
   for (const key of im.keys) {
     const iv = im.interventions.get(key)!;
     const known = (INTERVENTION_TYPES as Record<string, unknown>)[iv.typeName];
@@ -97,46 +108,48 @@ export async function saveIntervenable(im: IntervenableModel<unknown>, folder: s
     for (const [name, p] of iv.namedParameters()) weights.set(`${key}.${name}`, p);
     if (iv.sourceRepresentation !== null) weights.set(`${key}.${SOURCE_REPRESENTATION}`, iv.sourceRepresentation);
   }
-  const modelWeights = new Map(options.includeModel ? im.model.namedParameters().filter(([, p]) => p.requiresGrad) : []);
+  const modelWeights = new Map(includeModel ? im.model.namedParameters().filter(([, p]) => p.requiresGrad) : []);
   const config = toPyveneConfig(im);
 
   await makeFolder(folder);
   await writeOrRemove(join(folder, INTERVENTIONS_FILE), weights);
-  await writeOrRemove(join(folder, MODEL_PARAMETERS_FILE), options.includeModel ? modelWeights : new Map());
+  await writeOrRemove(join(folder, MODEL_PARAMETERS_FILE), modelWeights);
   await writeTextAtomically(join(folder, CONFIG_FILE), `${JSON.stringify(config, null, 2)}\n`);
 }
 
 /**
  * The IntervenableModel saved at `reference` (a folder, or a Hub repo id), rebuilt on `model`.
- * Nothing is changed when it fails: the model's weights are written last, once everything has
- * been checked, and its parameters' gradient flags are put back.
+ * The config and the weights files' headers are checked before anything is built or read in
+ * full (load-check.ts), the weights' values before the interventions are built. Nothing is
+ * changed when it fails: the model's weights are written last, once everything has been
+ * checked, and its parameters' gradient flags are put back.
  */
 export async function loadIntervenable<Out = ModelOutput>(reference: string, model: AnyModule, options: LoadIntervenableOptions = {}): Promise<IntervenableModel<Out>> {
-  const folder = await locateFolder(reference, options);
+  const opts = readOptions<LoadIntervenableOptions>(options, LOAD_OPTION_NAMES, "loadIntervenable options");
+  const folder = await locateFolder(reference, opts);
   const configPath = join(folder, CONFIG_FILE);
   const json = await readJsonObjectIfPresent(configPath);
   if (json === undefined) throw new Error(`loadIntervenable: ${folder} has no ${CONFIG_FILE}, so it is not a saved IntervenableModel`);
   const { config, saved } = inContext(configPath, () => fromPyveneConfig(json));
-  checkSavedLists(saved, config.representations as unknown[], configPath);
 
   const files = new Set(await readdir(folder));
   const weightsPath = join(folder, INTERVENTIONS_FILE);
+  const header = files.has(INTERVENTIONS_FILE)
+    ? (await readSafetensorsHeader(weightsPath)).tensors
+    : new Map<string, TensorInfo>();
+  const plans = inContext(configPath, () => planInterventions(config, saved, model, opts.sites));
+  const missing = checkSavedWeights(plans, header, weightsPath);
+  const warning = missing.length > 0 ? missingWeights(folder, files, missing, opts.allowMissingWeights ?? false) : null;
   const weights = files.has(INTERVENTIONS_FILE) ? (await readSafetensors(weightsPath)).tensors : new Map<string, Tensor | IntTensor>();
-  const modelWeights = await readModelWeights(folder, files, options.includeModel);
-  const pyveneWeights = [...files].filter((f) => PYVENE_INTERVENTION_FILE.test(f));
+  checkWeightValues(weights, weightsPath);
+  const modelWeights = await readModelWeights(folder, files, model, opts.includeModel);
 
   const gradFlags = model.parameters().map((p) => [p, p.requiresGrad] as const);
   try {
-    const im = inContext(configPath, () => new IntervenableModel<Out>(config, model, { sites: options.sites }));
-    const missing = restoreInterventions(im, saved, weights, weightsPath);
-    if (missing.length > 0) {
-      const what = `loadIntervenable: ${folder} has no weights for ${missing.join(", ")}` +
-        (pyveneWeights.length > 0 ? `, only pyvene's ${pyveneWeights.join(", ")}` : ` in ${INTERVENTIONS_FILE}`);
-      const hint = pyveneWeights.length > 0 ? ` ${PYVENE_WEIGHTS_HINT}` : "";
-      if (!options.allowMissingWeights) throw new Error(`${what}. Pass allowMissingWeights to load the config with fresh initial weights.${hint}`);
-      process.emitWarning(`${what}; they keep their fresh initial weights.${hint}`, { code: "TSVENE_MISSING_WEIGHTS" });
-    }
-    if (modelWeights) loadModelParameters(model, modelWeights, join(folder, MODEL_PARAMETERS_FILE));
+    const im = inContext(configPath, () => new IntervenableModel<Out>(config, model, { sites: opts.sites }));
+    restoreInterventions(im, saved, weights, weightsPath);
+    if (modelWeights) loadModelParameters(model, modelWeights);
+    if (warning !== null) process.emitWarning(warning, { code: "TSVENE_MISSING_WEIGHTS" });
     return im;
   } catch (error) {
     for (const [p, flag] of gradFlags) p.requiresGrad = flag;
@@ -144,48 +157,47 @@ export async function loadIntervenable<Out = ModelOutput>(reference: string, mod
   }
 }
 
+/** The warning for weights the folder lacks (e.g. pyvene's .bin files), or an error without allowMissingWeights. */
+function missingWeights(
+  folder: string, files: ReadonlySet<string>, missing: readonly string[], allowMissingWeights: boolean,
+): string {
+  const pyveneWeights = [...files].filter((f) => PYVENE_INTERVENTION_FILE.test(f));
+  const what = `loadIntervenable: ${folder} has no weights for ${missing.join(", ")}` +
+    (pyveneWeights.length > 0 ? `, only pyvene's ${pyveneWeights.join(", ")}` : ` in ${INTERVENTIONS_FILE}`);
+  const hint = pyveneWeights.length > 0 ? ` ${PYVENE_WEIGHTS_HINT}` : "";
+  if (!allowMissingWeights) {
+    throw new Error(`${what}. Pass allowMissingWeights to load the config with fresh initial weights.${hint}`);
+  }
+  return `${what}; they keep their fresh initial weights.${hint}`;
+}
+
 /**
- * Puts each intervention's saved interchange dimension, constant source and weights in place.
- * Returns what is missing ("key (what)"): trainable interventions without weights, constant
- * sources without their tensor. Weights that are present must match exactly.
+ * Puts each intervention's saved interchange dimension, constant source and weights in place
+ * (checkSavedWeights has checked the weights' names and shapes, and reported what is missing).
  */
-function restoreInterventions(im: IntervenableModel<unknown>, saved: SavedInterventionState, weights: ReadonlyMap<string, Tensor | IntTensor>, weightsPath: string): string[] {
-  const byKey = new Map(im.keys.map((k) => [k, new Map<string, Tensor | IntTensor>()]));
-  const strays: string[] = [];
-  for (const [name, t] of weights) {
-    const key = im.keys.find((k) => name.startsWith(`${k}.`));
-    if (key === undefined) strays.push(name);
-    else byKey.get(key)!.set(name.slice(key.length + 1), t);
-  }
-  if (strays.length > 0) {
-    throw new RangeError(`loadIntervenable: ${weightsPath} has tensors of no intervention here: ${strays.join(", ")} (intervention keys: ${im.keys.join(", ")})`);
-  }
-  const missing: string[] = [];
+function restoreInterventions(
+  im: IntervenableModel<unknown>, saved: SavedInterventionState, weights: ReadonlyMap<string, Tensor | IntTensor>, weightsPath: string,
+): void {
   im.representationKeys.forEach((key, i) => {
     const iv = im.interventions.get(key)!;
     const where = `${weightsPath}: intervention "${key}" (${iv.typeName})`;
     const dim = saved.interchangeDims[i];
     if (dim !== null) iv.setInterchangeDim(dim);
-    const state = byKey.get(key)!;
+    const state = new Map<string, Tensor | IntTensor>();
+    for (const [name, t] of weights) if (name.startsWith(`${key}.`)) state.set(name.slice(key.length + 1), t);
     const source = state.get(SOURCE_REPRESENTATION);
     state.delete(SOURCE_REPRESENTATION);
     checkPyveneBuffers(iv, state, where);
-    if (state.size > 0 || (iv.trainable && iv.namedParameters().length > 0)) {
-      if (state.size === 0) missing.push(`${key} (its ${iv.typeName} parameters)`);
-      else inContext(where, () => iv.loadStateDict(new Map([...state].map(([name, t]) => [name, asFloat(t)]))));
-    }
+    // pyvene's int64 tensors (Boundless's intervention_population) load as float32, as tsvene keeps them.
+    const floats = new Map([...state].map(([name, t]) => [name, asFloat(t)]));
+    if (state.size > 0) inContext(where, () => iv.loadStateDict(floats));
     const constant = saved.constantSources[i];
-    if (source !== undefined) {
-      iv.setSourceRepresentation(asFloat(source));
-    } else if (constant && (!iv.sourceConstant || iv instanceof ConstantSourceIntervention)) {
-      missing.push(`${key} (its constant ${SOURCE_REPRESENTATION})`);
-      return;
-    }
+    if (source !== undefined) iv.setSourceRepresentation(asFloat(source));
+    else if (constant && (!iv.sourceConstant || iv instanceof ConstantSourceIntervention)) return; // missing, reported
     if (iv.sourceConstant !== constant) {
       throw new RangeError(`loadIntervenable: config intervention_constant_sources[${i}] is ${constant}, but the ${iv.typeName} at "${key}" ${iv.sourceConstant ? "is" : "is not"} source-constant`);
     }
   });
-  return missing;
 }
 
 /** Drops pyvene's embed_dim / interchange_dim buffers from `state`, checking embed_dim against the intervention's. */
@@ -200,27 +212,36 @@ function checkPyveneBuffers(iv: Intervention, state: Map<string, Tensor | IntTen
   }
 }
 
-/** The model parameters to load, or null: required when includeModel is true, skipped when false. */
-async function readModelWeights(folder: string, files: ReadonlySet<string>, includeModel: boolean | undefined): Promise<Map<string, Tensor | IntTensor> | null> {
+/**
+ * The model parameters to load, or null: required when includeModel is true, skipped when false.
+ * Their names and shapes are checked against the model from the file's header, before reading.
+ */
+async function readModelWeights(
+  folder: string, files: ReadonlySet<string>, model: AnyModule, includeModel: boolean | undefined,
+): Promise<Map<string, Tensor | IntTensor> | null> {
   if (includeModel === false) return null;
   if (!files.has(MODEL_PARAMETERS_FILE)) {
     if (!includeModel) return null;
     const pyvene = files.has(PYVENE_MODEL_FILE) ? `, only pyvene's ${PYVENE_MODEL_FILE}. ${PYVENE_WEIGHTS_HINT}` : " (it was saved without includeModel)";
     throw new Error(`loadIntervenable: includeModel is set, but ${folder} has no ${MODEL_PARAMETERS_FILE}${pyvene}`);
   }
-  return (await readSafetensors(join(folder, MODEL_PARAMETERS_FILE))).tensors;
-}
-
-/** Writes saved model parameters into `model` after checking all of them; they require a gradient again. */
-function loadModelParameters(model: AnyModule, saved: ReadonlyMap<string, Tensor | IntTensor>, path: string): void {
+  const path = join(folder, MODEL_PARAMETERS_FILE);
   const params = new Map(model.namedParameters());
   const problems: string[] = [];
-  for (const [name, t] of saved) {
+  for (const [name, { shape }] of (await readSafetensorsHeader(path)).tensors) {
     const p = params.get(name);
     if (p === undefined) problems.push(`${name} (not a parameter of this model)`);
-    else if (!sameShape(p.shape, t.shape)) problems.push(`${name} (${formatShape(t.shape)} saved, ${formatShape(p.shape)} here)`);
+    else if (!sameShape(p.shape, shape)) problems.push(`${name} (${formatShape(shape)} saved, ${formatShape(p.shape)} here)`);
   }
   if (problems.length > 0) throw new RangeError(`loadIntervenable: ${path} does not fit the model: ${problems.join("; ")}`);
+  const weights = (await readSafetensors(path)).tensors;
+  checkWeightValues(weights, path);
+  return weights;
+}
+
+/** Writes saved model parameters (checked by readModelWeights) into `model`; they require a gradient again. */
+function loadModelParameters(model: AnyModule, saved: ReadonlyMap<string, Tensor | IntTensor>): void {
+  const params = new Map(model.namedParameters());
   for (const [name, t] of saved) {
     const p = params.get(name)!;
     p.data.set(asFloat(t).data);
@@ -228,26 +249,8 @@ function loadModelParameters(model: AnyModule, saved: ReadonlyMap<string, Tensor
   }
 }
 
-/** Checks the per-intervention lists of a saved config against the representations. */
-function checkSavedLists(saved: SavedInterventionState, representations: readonly unknown[], configPath: string): void {
-  const n = representations.length;
-  const lists = [["intervention_dimensions", saved.interchangeDims], ["intervention_constant_sources", saved.constantSources]] as const;
-  for (const [field, list] of lists) {
-    if (list.length !== n) throw new RangeError(`${configPath}: ${field} has ${list.length} entries for ${n} representations (expected one per representation)`);
-  }
-  saved.interchangeDims.forEach((d, i) => {
-    const count = (v: unknown) => Number.isInteger(v) && (v as number) >= 0;
-    if (d !== null && !count(d) && !(Array.isArray(d) && d.every(count))) {
-      throw new TypeError(`${configPath}: intervention_dimensions[${i}] must be null, a non-negative integer or a list of feature indices, got ${JSON.stringify(d)}`);
-    }
-  });
-  saved.constantSources.forEach((c, i) => {
-    if (typeof c !== "boolean") throw new TypeError(`${configPath}: intervention_constant_sources[${i}] must be true or false, got ${JSON.stringify(c)}`);
-  });
-}
-
 /** The folder `reference` names: a local folder, else the cached snapshot of a Hub repo. */
-async function locateFolder(reference: string, options: LoadIntervenableOptions): Promise<string> {
+async function locateFolder(reference: string, options: Partial<LoadIntervenableOptions>): Promise<string> {
   const kind = await stat(reference).then((s) => (s.isDirectory() ? "folder" : "file"), () => "none");
   if (kind === "folder") return reference;
   if (kind === "file") throw new Error(`loadIntervenable: "${reference}" is a file; expected a folder written by saveIntervenable (or pyvene's save) or a Hub repo id`);

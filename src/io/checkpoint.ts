@@ -9,7 +9,7 @@ import { basename, join } from "node:path";
 import type { IntTensor, Tensor } from "../tensor/index.js";
 import type { FloatWriteDtype } from "./dtypes.js";
 import { exists, isJsonObject, parseJsonObject, readJsonObjectIfPresent, readTextIfPresent, writeTextAtomically, type JsonObject } from "./files.js";
-import { storedByteLength, type NamedTensors } from "./safetensors-format.js";
+import { storedByteLength, type NamedTensors, type TensorInfo } from "./safetensors-format.js";
 import { readSafetensors, readSafetensorsHeader, writeSafetensors } from "./safetensors.js";
 
 export const CONFIG_FILE = "config.json";
@@ -167,7 +167,36 @@ export function shardFileName(index: number, count: number): string {
   return `model-${String(index).padStart(5, "0")}-of-${String(count).padStart(5, "0")}.safetensors`;
 }
 
+/**
+ * Every weight's header entry (dtype, shape, byte range) by name, from the weight files' headers
+ * alone: no tensor data is read, so a config can be checked against the weights before anything
+ * the size of the model is allocated.
+ */
+export async function readWeightHeaders(folder: string): Promise<Map<string, TensorInfo>> {
+  const headers = new Map<string, TensorInfo>();
+  for (const [file, names] of (await weightsByFile(folder, undefined)).byFile) {
+    const held = await shardHeader(folder, file, names);
+    for (const name of names) headers.set(name, held.get(name)!);
+  }
+  return headers;
+}
+
 async function loadWeights(folder: string, names: Iterable<string> | undefined): Promise<Map<string, Tensor | IntTensor>> {
+  const { wanted, byFile } = await weightsByFile(folder, names);
+  const tensors = new Map<string, Tensor | IntTensor>();
+  for (const [file, fileNames] of byFile) {
+    await shardHeader(folder, file, fileNames);
+    const read = await readSafetensors(join(folder, file), { names: fileNames });
+    for (const [name, t] of read.tensors) tensors.set(name, t);
+  }
+  // The caller's order (or the files' order), whatever order the shards were read in.
+  return new Map(wanted.map((name) => [name, tensors.get(name)!]));
+}
+
+/** The wanted weights (all when undefined), and grouped by the file that holds them; an unknown name is an error. */
+async function weightsByFile(
+  folder: string, names: Iterable<string> | undefined,
+): Promise<{ wanted: string[]; byFile: Map<string, string[]> }> {
   const locations = await locateWeights(folder);
   const wanted = names === undefined ? [...locations.keys()] : [...new Set(names)];
   const byFile = new Map<string, string[]>();
@@ -176,23 +205,21 @@ async function loadWeights(folder: string, names: Iterable<string> | undefined):
     if (file === undefined) throw new Error(`model folder ${folder}: no weight named "${name}" (it has ${locations.size} weights)`);
     byFile.set(file, [...(byFile.get(file) ?? []), name]);
   }
-  const tensors = new Map<string, Tensor | IntTensor>();
-  for (const [file, fileNames] of byFile) {
-    const path = join(folder, file);
-    if (!(await exists(path))) {
-      throw new Error(`model folder ${folder}: ${WEIGHTS_INDEX_FILE} names shard ${file} (for "${fileNames[0]}"), which is missing`);
-    }
-    if (file !== WEIGHTS_FILE) {
-      const held = (await readSafetensorsHeader(path)).tensors;
-      const absent = fileNames.find((name) => !held.has(name));
-      if (absent !== undefined) {
-        throw new Error(`model folder ${folder}: ${WEIGHTS_INDEX_FILE} puts "${absent}" in shard ${file}, which does not contain it`);
-      }
-    }
-    for (const [name, t] of (await readSafetensors(path, { names: fileNames })).tensors) tensors.set(name, t);
+  return { wanted, byFile };
+}
+
+/** The header of one weight file, checked to exist and to hold `names` (which the index put there). */
+async function shardHeader(folder: string, file: string, names: readonly string[]): Promise<Map<string, TensorInfo>> {
+  const path = join(folder, file);
+  if (!(await exists(path))) {
+    throw new Error(`model folder ${folder}: ${WEIGHTS_INDEX_FILE} names shard ${file} (for "${names[0]}"), which is missing`);
   }
-  // The caller's order (or the files' order), whatever order the shards were read in.
-  return new Map(wanted.map((name) => [name, tensors.get(name)!]));
+  const held = (await readSafetensorsHeader(path)).tensors;
+  const absent = names.find((name) => !held.has(name));
+  if (absent !== undefined) {
+    throw new Error(`model folder ${folder}: ${WEIGHTS_INDEX_FILE} puts "${absent}" in shard ${file}, which does not contain it`);
+  }
+  return held;
 }
 
 function splitIntoShards(named: [string, Tensor | IntTensor][], dtype: FloatWriteDtype, maxShardBytes: number): [string, Tensor | IntTensor][][] {

@@ -225,7 +225,12 @@ function parseEntry(name: string, value: unknown, fail: (what: string) => never)
     return fail(`${where}: data_offsets must be [begin, end] with 0 <= begin <= end, got ${JSON.stringify(offsets)}`);
   }
   const [begin, end] = offsets as [number, number];
+  // Zeros count as ones here, so a zero cannot hide absurd sizes, and the byte count below is exact (under 2^53).
   const expectedBytes = (shape as number[]).reduce((n, d) => n * d, bytesPerElement);
+  const largest = (shape as number[]).reduce((n, d) => n * Math.max(d, 1), bytesPerElement);
+  if (!Number.isSafeInteger(largest)) {
+    fail(`${where}: shape [${shape.join(", ")}] is absurd (its sizes multiply past 2^53; no file can hold such a tensor)`);
+  }
   if (end - begin !== expectedBytes) {
     fail(`${where}: data_offsets [${begin}, ${end}] span ${end - begin} bytes, but ${dtype} of shape [${shape.join(", ")}] needs ${expectedBytes}`);
   }

@@ -2,9 +2,9 @@
  * Auto-loading, as HF's Auto classes: the family comes from config.json's `model_type` (then its
  * `architectures`), the weights from the folder or Hub repo, the tokenizer when files exist.
  */
-import { loadCheckpoint } from "../io/checkpoint.js";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { loadCheckpoint, readConfig, readWeightHeaders } from "../io/checkpoint.js";
 import { resolveModel, type ResolveModelOptions } from "../io/hub.js";
 import { Tokenizer } from "../io/tokenizer.js";
 import type { HFConfig } from "./config.js";
@@ -15,6 +15,7 @@ import { gptNeoXFamily } from "./gpt-neox.js";
 import { mlpFamily } from "./mlp.js";
 import { gruFamily } from "./gru.js";
 import { llamaFamily } from "./llama.js";
+import { checkConfigFitsWeights } from "./weights-check.js";
 
 /** Every family tsvene ships; each family file exports its descriptor. */
 export const FAMILIES: readonly ModelFamily[] = [
@@ -52,11 +53,17 @@ export interface Pretrained {
   folder: string;
 }
 
-/** Loads a model (and its tokenizer) from a local HF-layout folder or a Hub id. */
+/**
+ * Loads a model (and its tokenizer) from a local HF-layout folder or a Hub id. The config is
+ * checked against the weights' headers before the model is built, so a config that does not fit
+ * its weights fails before allocating anything of the size it claims.
+ */
 export async function loadPretrained(reference: string, options: ResolveModelOptions = {}): Promise<Pretrained> {
   const folder = await resolveModel(reference, options);
-  const { config, generationConfig, tensors } = await loadCheckpoint(folder);
+  const config = await readConfig(folder);
   const family = familyOf(config);
+  checkConfigFitsWeights(family, config, await readWeightHeaders(folder), `model folder ${folder}`);
+  const { generationConfig, tensors } = await loadCheckpoint(folder);
   const model = family.create(config);
   model.loadStateDict(family.adaptCheckpoint ? family.adaptCheckpoint(tensors, model) : tensors);
   const hasTokenizer = ["tokenizer.json", "vocab.json"].some((f) => existsSync(join(folder, f)));
