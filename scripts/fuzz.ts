@@ -15,7 +15,8 @@ if (!Number.isInteger(runs) || runs < 1 || !Number.isInteger(seed)) {
 }
 const started = performance.now();
 const counts = await runFuzz({ runs, seed });
-console.log(`fuzz: ${runs} runs per property, seed ${seed}, ${((performance.now() - started) / 1000).toFixed(1)} s`);
+console.log(`fuzz: --runs ${runs} --seed ${seed}, ${((performance.now() - started) / 1000).toFixed(1)} s (slower properties take a fraction of the runs)`);
 for (const [property, outcomes] of Object.entries(counts)) {
-  console.log(`  ${property.padEnd(12)} ${Object.entries(outcomes).map(([k, v]) => `${k} ${v}`).join(", ")}`);
+  const total = Object.values(outcomes).reduce((a, b) => a + b, 0);
+  console.log(`  ${property.padEnd(14)} ${total} cases: ${Object.entries(outcomes).map(([k, v]) => `${k} ${v}`).join(", ")}`);
 }

@@ -5,6 +5,7 @@ import { fixtureFolder } from "../support/fixtures.js";
 import { checkEntry, entryCase } from "./entry-points.js";
 import { checkScenario, scenario } from "./intervene.js";
 import { checkSafetensors, safetensorsCase } from "./safetensors.js";
+import { checkSaved, savedCase } from "./saved-folders.js";
 
 export interface FuzzSettings {
   runs: number;
@@ -25,5 +26,7 @@ export async function runFuzz({ runs, seed }: FuzzSettings): Promise<FuzzCounts>
   fc.assert(fc.property(scenario, (sc) => tally("intervene", checkScenario(model, sc))), settings);
   fc.assert(fc.property(entryCase, (c) => tally("entry points", checkEntry(model, c))), { ...settings, numRuns: Math.ceil(runs / 4) });
   fc.assert(fc.property(safetensorsCase, (c) => tally("safetensors", checkSafetensors(c))), settings);
+  // Each saved-folder case writes and reads a folder: a twentieth of the runs keeps the suite's time balanced.
+  await fc.assert(fc.asyncProperty(savedCase, async (c) => tally("saved folders", await checkSaved(model, c))), { ...settings, numRuns: Math.ceil(runs / 20) });
   return counts;
 }
