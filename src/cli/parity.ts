@@ -121,6 +121,10 @@ function tensorAt(tensors: Tensors, key: string): Tensor | IntTensor {
   return t;
 }
 
+function valuesOf(tensors: Tensors, key: string): ArrayLike<number> {
+  return tensorAt(tensors, key).data;
+}
+
 function floatAt(tensors: Tensors, key: string): Tensor {
   const t = tensorAt(tensors, key);
   if (!(t instanceof Tensor)) throw new Error(`"${key}" is an integer tensor; a float tensor was expected`);
@@ -141,7 +145,13 @@ function inputOf(fixture: FixtureFile, tensors: Tensors, name: string): ModelInp
 /** Parameters a case stores for its interventions (pyvene's state-dict names), set in place. */
 const STORED_PARAMETERS = ["mask", "masks", "temperature", "intervention_boundaries", "intervention_population"];
 
-function applyStoredParameters(intervention: Intervention, spec: Record<string, unknown>, tensor: (key: string) => Tensor): void {
+/**
+ * Sets what pyvene stored of an intervention. `valuesAt` reads a stored tensor's values whatever
+ * its dtype: pyvene keeps some parameters as integers (Boundless's `intervention_population`, int64).
+ */
+function applyStoredParameters(
+  intervention: Intervention, spec: Record<string, unknown>, tensor: (key: string) => Tensor, valuesAt: (key: string) => ArrayLike<number>,
+): void {
   const dim = spec.interchange_dim;
   if (typeof dim === "number" || Array.isArray(dim)) intervention.setInterchangeDim(dim as number | number[]);
   if (typeof spec.rotate_weight === "string") {
@@ -155,7 +165,7 @@ function applyStoredParameters(intervention: Intervention, spec: Record<string, 
     if (value === undefined || value === null) continue;
     const p = params.get(name);
     if (!p) throw new Error(`${intervention.typeName} has no parameter "${name}"`);
-    const data = typeof value === "string" ? tensor(value).data : Float32Array.from([value].flat(2) as number[]);
+    const data = typeof value === "string" ? valuesAt(value) : Float32Array.from([value].flat(2) as number[]);
     if (data.length !== p.size) throw new Error(`${intervention.typeName}.${name}: ${data.length} stored values for ${p.size}`);
     p.data.set(data);
   }
@@ -172,7 +182,9 @@ function runCase(model: PretrainedModel, fixture: FixtureFile, tensors: Tensors,
     };
   });
   const im = new IntervenableModel<ModelOutput>({ representations, mode: c.mode, sortedKeys: c.intervention_keys }, model);
-  c.interventions.forEach((spec, i) => applyStoredParameters(im.interventions.get(c.intervention_keys[i])!, spec, (key) => floatAt(tensors, key)));
+  c.interventions.forEach((spec, i) => applyStoredParameters(
+    im.interventions.get(c.intervention_keys[i])!, spec, (key) => floatAt(tensors, key), (key) => valuesOf(tensors, key),
+  ));
 
   const base = inputOf(fixture, tensors, c.base);
   const sources = c.sources === null ? null : c.sources.map((s) => (s === null ? null : (inputOf(fixture, tensors, s) as RunInput)));
