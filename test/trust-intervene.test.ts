@@ -118,6 +118,12 @@ describe("serial mode", () => {
     assert.deepEqual(tv.generate(model, base.inputIds, { maxNewTokens: 2 }).sequences.shape, [1, 8]);
   });
 
+  it("asks for locations when generating in serial mode rather than guessing them", () => {
+    const im = new tv.IntervenableModel({ representations: [{ ...vanilla(0), groupKey: 0 }], mode: "serial" }, model);
+    assert.throws(() => im.generate(base, [source], { maxNewTokens: 1 }), /generate: give unitLocations \(the default, each new token's position, is defined for parallel mode with unit "pos"\)/);
+    assert.equal(hookCount(model), 0);
+  });
+
   it("reads each hop's lists per intervention of its group (three sources), matching a chain of single swaps", () => {
     const s = [source, { inputIds: tv.intTensor([[1, 2, 3, 4, 5, 6]]) }, { inputIds: tv.intTensor([[9, 8, 7, 6, 5, 4]]) }];
     const im = new tv.IntervenableModel({

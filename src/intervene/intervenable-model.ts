@@ -198,6 +198,10 @@ export class IntervenableModel<Out = ModelOutput> {
     const prompt = readOptions<{ inputIds: IntTensor; attentionMask: IntTensor | null }>(base, ["inputIds", "attentionMask"], "generate base");
     if (!(prompt.inputIds instanceof IntTensor)) throw new TypeError("generate base: inputIds must be an IntTensor [B, T] of token ids");
     const { unitLocations: given, sourceRepresentations, subspaces, outputOriginalOutput, interveneOnPrompt = false, ...decoding } = opts;
+    const byPosition = this.config.mode === "parallel" && this.config.representations.every((r) => r.unit === "pos");
+    if (given === undefined && !interveneOnPrompt && !byPosition) {
+      throw new TypeError('generate: give unitLocations (the default, each new token\'s position, is defined for parallel mode with unit "pos")');
+    }
     const unitLocations = given ?? (interveneOnPrompt ? null : { base: 0 });
     const plan = this.prepare(prompt.inputIds.shape[0], sources, { unitLocations, sourceRepresentations, subspaces });
     const genOptions = { ...decoding, attentionMask: prompt.attentionMask ?? null } as GenerateOptions;

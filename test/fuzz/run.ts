@@ -4,6 +4,7 @@ import * as tv from "../../src/index.js";
 import { fixtureFolder } from "../support/fixtures.js";
 import { checkEntry, entryCase } from "./entry-points.js";
 import { checkScenario, scenario } from "./intervene.js";
+import { checkModes, modeCase } from "./modes.js";
 import { checkSafetensors, safetensorsCase } from "./safetensors.js";
 import { checkSaved, savedCase } from "./saved-folders.js";
 
@@ -24,6 +25,7 @@ export async function runFuzz({ runs, seed }: FuzzSettings): Promise<FuzzCounts>
   };
   const settings = { numRuns: runs, seed, endOnFailure: true, includeErrorInReport: true };
   fc.assert(fc.property(scenario, (sc) => tally("intervene", checkScenario(model, sc))), settings);
+  fc.assert(fc.property(modeCase, (c) => tally("modes", checkModes(model, c))), settings);
   fc.assert(fc.property(entryCase, (c) => tally("entry points", checkEntry(model, c))), { ...settings, numRuns: Math.ceil(runs / 4) });
   fc.assert(fc.property(safetensorsCase, (c) => tally("safetensors", checkSafetensors(c))), settings);
   // Each saved-folder case writes and reads a folder: a twentieth of the runs keeps the suite's time balanced.
