@@ -24,7 +24,7 @@ function trace(component: TraceComponent): TraceResult {
   const values = LAYERS.flatMap((layer) => TOKENS.map((_, position) => (layer === PEAK.row && position === PEAK.col ? 0.9 : 0.01 * (layer + position))));
   return {
     kind: "trace", component, window: 1, tokens: TOKENS, corruptedPositions: [1, 2, 3], target: 6342, targetLabel: " Paris",
-    metric: "probability", clean: 0.91, corrupted: 0.02,
+    metric: "probability", samples: 1, clean: 0.91, corrupted: 0.02,
     grid: { values: Float32Array.from(values), rows: LAYERS.length, cols: TOKENS.length, layers: LAYERS, positions: TOKENS.map((_, i) => i) },
   };
 }

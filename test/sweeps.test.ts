@@ -88,3 +88,18 @@ describe("sweeps", () => {
     assert.equal(hooks, 0);
   });
 });
+
+describe("causal tracing with several noise draws", () => {
+  it("averages the grids of single-draw traces, each with its own slice of the noise", async () => {
+    const { model } = await tv.loadPretrained(fixtureFolder("gpt2_tiny"));
+    const inputIds = tv.intTensor([[83, 54, 22, 99, 51, 27]]);
+    const tokens = ["a", "b", "c", "d", "e", "f"];
+    const noise = tv.randn([3, 2, 32], { generator: new tv.Generator(5) });
+    const traced = tv.causalTrace(model, { inputIds, tokens, corruptedPositions: [1, 2], noise, samples: 3 });
+    const single = [0, 1, 2].map((s) => tv.causalTrace(model, { inputIds, tokens, corruptedPositions: [1, 2], noise: tv.squeeze(tv.slice(noise, 0, s, s + 1), 0) }));
+    assert.equal(traced.samples, 3);
+    traced.grid.values.forEach((v, i) => assert.ok(Math.abs(v - single.reduce((a, t) => a + t.grid.values[i], 0) / 3) < 1e-6));
+    assert.ok(Math.abs(traced.corrupted - single.reduce((a, t) => a + t.corrupted, 0) / 3) < 1e-6);
+    assert.throws(() => tv.causalTrace(model, { inputIds, tokens, corruptedPositions: [1, 2], noise, samples: 2 }), /noise must be \[2, 2, 32\]/);
+  });
+});

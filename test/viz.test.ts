@@ -46,6 +46,7 @@ function trace(component: TraceComponent, peak: { row: number; col: number }): T
     target: 4241,
     targetLabel: " Paris",
     metric: "probability",
+    samples: 1,
     clean: 0.8125,
     corrupted: 0.03125,
     grid: grid(values, layers, positions),

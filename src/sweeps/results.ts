@@ -30,6 +30,8 @@ export interface TraceResult {
   target: number;
   targetLabel: string;
   metric: "probability" | "logit";
+  /** Noise draws averaged: `corrupted` and every cell are means over them. */
+  samples: number;
   clean: number;
   corrupted: number;
   grid: ScoreGrid;

@@ -9,7 +9,7 @@ import { IntTensor } from "../tensor/index.js";
 import { describe, readOptions } from "../options/index.js";
 import { checkComponent, checkLabels, checkMetric, checkPrompt, checkTarget, checkWindow } from "./checks.js";
 import { measure, recordRun, restoreGrid, topToken, type Metric } from "./restore.js";
-import type { TraceComponent, TraceResult } from "./results.js";
+import type { ScoreGrid, TraceComponent, TraceResult } from "./results.js";
 
 export interface TraceOptions {
   /** The prompt [1, T]. */
@@ -24,17 +24,20 @@ export interface TraceOptions {
   component?: TraceComponent;
   /** Layers restored together around each layer (ROME: 1 for block outputs, 10 for MLP and attention). */
   window?: number;
-  /** The noise itself, [corrupted positions, width]; default normal draws of noiseStd. */
+  /** The noise itself, [samples, corrupted positions, width] (or [corrupted positions, width] for one sample); default normal draws of noiseStd. */
   noise?: tv.Tensor;
   /** Noise standard deviation; default 3× the standard deviation of the prompt's input embeddings (ROME). */
   noiseStd?: number;
   seed?: number;
+  /** Noise draws averaged per cell (ROME averages several); each draw traces the whole grid. Default 1. */
+  samples?: number;
   metric?: Metric;
   onProgress?: (done: number, total: number) => void;
 }
 
 const TRACE_OPTIONS = [
-  "inputIds", "tokens", "corruptedPositions", "target", "targetLabel", "component", "window", "noise", "noiseStd", "seed", "metric", "onProgress",
+  "inputIds", "tokens", "corruptedPositions", "target", "targetLabel", "component", "window", "noise", "noiseStd", "seed", "samples", "metric",
+  "onProgress",
 ] as const satisfies readonly (keyof TraceOptions)[];
 
 export function causalTrace(model: PretrainedModel, traceOptions: TraceOptions): TraceResult {
@@ -46,7 +49,8 @@ export function causalTrace(model: PretrainedModel, traceOptions: TraceOptions):
   const component = checkComponent(options.component ?? "block_output", where);
   const window = checkWindow(options.window ?? 1, model, where);
   const metric = checkMetric(options.metric ?? "probability", where);
-  const { corruptedPositions = [], seed = 0 } = options;
+  const { corruptedPositions = [], seed = 0, samples = 1 } = options;
+  if (!Number.isInteger(samples) || samples < 1) throw new RangeError(`causalTrace: samples must be a positive integer, got ${describe(samples)}`);
   if (!Array.isArray(corruptedPositions) || corruptedPositions.length === 0 || corruptedPositions.some((p) => !Number.isInteger(p) || p < 0 || p >= length)
     || new Set(corruptedPositions).size !== corruptedPositions.length) {
     throw new RangeError(`causalTrace: corruptedPositions must be distinct positions in 0..${length - 1}, got ${describe(corruptedPositions)}`);
@@ -60,16 +64,25 @@ export function causalTrace(model: PretrainedModel, traceOptions: TraceOptions):
   const clean = recordRun(model, inputs, component, null);
   const target = checkTarget(options.target, clean.logits.shape[2], where) ?? topToken(clean.logits);
   const width = clean.blockInputs[0].shape[2];
-  const noise = options.noise ?? tv.randn([corruptedPositions.length, width], {
+  const noise = options.noise ?? tv.randn([samples, corruptedPositions.length, width], {
     std: options.noiseStd ?? 3 * Math.sqrt(tv.variance(clean.blockInputs[0]).item()),
     generator: new tv.Generator(seed),
   });
-  if (noise.rank !== 2 || noise.shape[0] !== corruptedPositions.length || noise.shape[1] !== width) {
-    throw new RangeError(`causalTrace: noise must be [${corruptedPositions.length}, ${width}], got [${noise.shape.join(", ")}]`);
+  const draws = noise.rank === 2 ? tv.unsqueeze(noise, 0) : noise;
+  if (draws.rank !== 3 || draws.shape[0] !== samples || draws.shape[1] !== corruptedPositions.length || draws.shape[2] !== width) {
+    throw new RangeError(`causalTrace: noise must be [${samples}, ${corruptedPositions.length}, ${width}] (samples, corrupted positions, width), got [${noise.shape.join(", ")}]`);
   }
-  const corruption = { positions: corruptedPositions, noise };
-  const corrupted = recordRun(model, inputs, component, corruption);
-  const grid = restoreGrid(model, inputs, component, window, corrupted, clean, target, metric, corruption, options.onProgress);
+  const values = new Float32Array(model.numLayers * length);
+  let corrupted = 0;
+  let grid: ScoreGrid | undefined;
+  for (let s = 0; s < samples; s++) {
+    const corruption = { positions: corruptedPositions, noise: tv.squeeze(tv.slice(draws, 0, s, s + 1), 0) };
+    const run = recordRun(model, inputs, component, corruption);
+    const progress = options.onProgress && ((done: number, total: number) => options.onProgress!(s * total + done, samples * total));
+    grid = restoreGrid(model, inputs, component, window, run, clean, target, metric, corruption, progress);
+    corrupted += measure(run.logits, target, metric)[0] / samples;
+    grid.values.forEach((v, i) => (values[i] += v / samples));
+  }
   return {
     kind: "trace",
     component,
@@ -79,8 +92,9 @@ export function causalTrace(model: PretrainedModel, traceOptions: TraceOptions):
     target,
     targetLabel: options.targetLabel ?? String(target),
     metric,
+    samples,
     clean: measure(clean.logits, target, metric)[0],
-    corrupted: measure(corrupted.logits, target, metric)[0],
-    grid,
+    corrupted,
+    grid: { ...grid!, values },
   };
 }
