@@ -309,7 +309,7 @@ describe("bad folders", () => {
 
   it("saving refuses interventions that could not be rebuilt", async () => {
     const im = new tv.IntervenableModel({ layer: 0, component: "block_output", intervention: (b: tv.Tensor) => b }, await gpt2());
-    await assert.rejects(tv.saveIntervenable(im, join(scratch, "lambda")), /intervention "layer_0_comp_block_output_unit_pos_nunit_1#0" \(LambdaIntervention\) is a function intervention, so loadIntervenable could not rebuild it/);
+    await assert.rejects(tv.saveIntervenable(im, join(scratch, "lambda")), /intervention "layer_0_comp_block_output_unit_pos_nunit_1#0" \(LambdaIntervention\) is not rebuilt from a config alone \(a function, or fitted from data\), so loadIntervenable could not rebuild it/);
   });
 });
 

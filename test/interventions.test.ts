@@ -14,6 +14,7 @@ import {
   VanillaIntervention, ZeroIntervention, parseInterventionType, pyveneClassString, type InterventionClass,
 } from "../src/intervene/interventions/index.js";
 import { gradcheck, leaf } from "./support/gradcheck.js";
+import { fixtureFolder } from "./support/fixtures.js";
 
 const { tensor, arange } = tv;
 
@@ -423,7 +424,7 @@ describe("intervention classes: formulas", () => {
     iv.setInterventionBoundaries(0.25);
     assert.equal(iv.getBoundaryParameters().item(), 0.25);
     close(iv.boundaryMask(), [0, 1, 2, 3, 4, 5].map((j) => sigma(j / 2) * sigma((1.5 - j) / 2)), 1e-6, "new mask");
-    assert.equal(iv.flattensUnits, false);
+    assert.equal(iv.distributed, false);
     assert.throws(() => iv.setTemperature(tv.zeros([2])), /expected a finite number or a one-value tensor/);
   });
 
@@ -501,7 +502,7 @@ describe("intervention classes: formulas", () => {
   it("JumpReLUAutoencoder: the threshold gates the latents; swaps on latents", () => {
     const iv = new JumpReLUAutoencoderIntervention({ embedDim: 2, lowRankDimension: 3 });
     assert.equal(iv.keepLastDim, true);
-    assert.equal(iv.flattensUnits, false);
+    assert.equal(iv.distributed, false);
     assert.deepEqual(iv.namedParameters().map(([k]) => k), ["W_enc", "W_dec", "threshold", "b_enc", "b_dec"]);
     iv.loadStateDict({
       W_enc: tensor([[1, 0, 1], [0, 1, 1]]), b_enc: tensor([0, 0, -1]), threshold: tensor([0.5, 0.5, 0.5]),
@@ -527,12 +528,12 @@ describe("intervention classes: formulas", () => {
       return null;
     }, { usesSource: true });
     const x = tensor([[1, 2]]);
-    assert.equal(recorder.run(x, { source: x, subspaces: [[0]] }), null);
+    assert.equal(recorder.apply(x, { source: x, subspaces: [[0]] }), null);
     assert.equal(run(recorder, x, null), x);
     assert.deepEqual(seen.slice(0, 3), [x, x, [[0]]]);
     assert.equal(add1.sourceConstant, true);
     assert.equal(recorder.sourceConstant, false);
-    assert.equal(add1.flattensUnits, false);
+    assert.equal(add1.distributed, false);
     assert.throws(() => run(new LambdaIntervention(() => 3 as never), x, null), /must return a Tensor, or null/);
   });
 });
@@ -541,7 +542,7 @@ describe("intervention flags, counts and the registry", () => {
   it("flags follow pyvene's classification table (§5.2)", () => {
     const n = 4;
     const rows: [Intervention, boolean, boolean, boolean][] = [
-      // intervention, trainable, sourceConstant, flattensUnits
+      // intervention, trainable, sourceConstant, distributed
       [new VanillaIntervention({ embedDim: n }), false, false, false],
       [new AdditionIntervention({ embedDim: n }), false, false, false],
       [new SubtractionIntervention({ embedDim: n }), false, false, false],
@@ -562,10 +563,10 @@ describe("intervention flags, counts and the registry", () => {
     for (const [iv, trainable, constant, flattens] of rows) {
       assert.equal(iv.trainable, trainable, `${iv.typeName}.trainable`);
       assert.equal(iv.sourceConstant, constant, `${iv.typeName}.sourceConstant`);
-      assert.equal(iv.flattensUnits, flattens, `${iv.typeName}.flattensUnits`);
+      assert.equal(iv.distributed, flattens, `${iv.typeName}.distributed`);
       assert.equal(String(iv), `${iv.typeName}()`);
     }
-    assert.equal(new VanillaIntervention({ keepLastDim: true }).flattensUnits, false);
+    assert.equal(new RotatedSpaceIntervention({ embedDim: n, keepLastDim: true }).distributed, false);
   });
 
   it("parameter counts as pyvene counts them", () => {
@@ -703,5 +704,66 @@ describe("intervention gradients (finite differences)", () => {
     iv.threshold.grad = null;
     run(iv, x(), s()).sum().backward();
     assert.equal(iv.threshold.grad, null);
+  });
+});
+
+describe("capabilities", () => {
+  it("each kind declares what orchestration reads, instead of being recognised by name", () => {
+    const d = 4;
+    const kinds: [tv.Intervention, Partial<Record<"distributed" | "collects" | "readsModuleInput" | "annealable" | "trainable" | "sourceConstant" | "configurable", boolean>>][] = [
+      [new tv.VanillaIntervention({ embedDim: d }), {}],
+      [new tv.CollectIntervention({ embedDim: d }), { collects: true, sourceConstant: true }],
+      [new tv.SkipIntervention({ embedDim: d }), { readsModuleInput: true }],
+      [new tv.ZeroIntervention({ embedDim: d }), { sourceConstant: true }],
+      [new tv.RotatedSpaceIntervention({ embedDim: d }), { distributed: true, trainable: true }],
+      [new tv.LowRankRotatedSpaceIntervention({ embedDim: d, lowRankDimension: 2 }), { distributed: true, trainable: true }],
+      [new tv.BoundlessRotatedSpaceIntervention({ embedDim: d }), { annealable: true, trainable: true }],
+      [new tv.SigmoidMaskIntervention({ embedDim: d }), { annealable: true, trainable: true }],
+      [new tv.SigmoidMaskRotatedSpaceIntervention({ embedDim: d }), { distributed: true, trainable: true }],
+      [new tv.LambdaIntervention(() => null), { sourceConstant: true, configurable: false }],
+    ];
+    for (const [iv, expected] of kinds) {
+      for (const capability of ["distributed", "collects", "readsModuleInput", "annealable", "trainable", "sourceConstant"] as const) {
+        assert.equal(iv[capability], expected[capability] ?? false, `${iv.typeName}.${capability}`);
+      }
+      assert.equal(iv.configurable, expected.configurable ?? true, `${iv.typeName}.configurable`);
+    }
+    assert.throws(() => new tv.VanillaIntervention({ embedDim: d }).setTemperature(1), /VanillaIntervention has no temperature to set/);
+  });
+
+  it("a new kind needs no change to the orchestrator: a custom collecting kind records, a custom distributed one sees flat units", async () => {
+    const { model } = await tv.loadPretrained(fixtureFolder("gpt2_tiny"));
+    const widths: number[] = [];
+    class Probe extends tv.Intervention {
+      readonly typeName = "Probe";
+      override get distributed(): boolean {
+        return true;
+      }
+      protected forward(base: tv.Tensor): tv.Tensor {
+        widths.push(base.shape[base.rank - 1]);
+        return base;
+      }
+    }
+    class Recorder extends tv.Intervention {
+      readonly typeName = "Recorder";
+      override get collects(): boolean {
+        return true;
+      }
+      override get sourceConstant(): boolean {
+        return true;
+      }
+      protected forward(base: tv.Tensor): tv.Tensor {
+        return tv.mul(base, 2);
+      }
+    }
+    const ids = { inputIds: tv.intTensor([[1, 2, 3, 4]]) };
+    const im = new tv.IntervenableModel([
+      { layer: 1, component: "block_output", maxNumberOfUnits: 2, interventionType: Probe },
+      { layer: 1, component: "block_output", maxNumberOfUnits: 2, interventionType: Recorder },
+    ], model);
+    const { intervened, collected } = im.forward(ids, [ids], { unitLocations: { "sources->base": [[[[1, 2]], [[1, 2]]], [[[1, 2]], [[1, 2]]]] } });
+    assert.deepEqual(widths, [64]);
+    assert.deepEqual(collected[0].shape, [1, 2, 32]);
+    assert.deepEqual([...intervened.logits.data], [...model.run(ids).logits.data]);
   });
 });

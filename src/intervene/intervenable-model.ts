@@ -358,7 +358,7 @@ export class IntervenableModel<Out = ModelOutput> {
       if (slot.representation.unit === "t") steps.set(stepOf(context, calls++), view);
       else state.activations.set(slot.key, gatherUnits(view, slot.representation.unit, units, where));
     };
-    const skip = slot.intervention.typeName === "SkipIntervention";
+    const skip = slot.intervention.readsModuleInput;
     if (slot.site.hook === "input") {
       return slot.module.addPreHook((_m, input, context) => void record(input as Tensor, context));
     }
@@ -375,7 +375,7 @@ export class IntervenableModel<Out = ModelOutput> {
       const view = componentView(value, slot.site);
       const selected = gatherUnits(view, slot.representation.unit, units, where);
       const source = state.activations.get(slot.key) ?? null;
-      if (slot.intervention.typeName === "CollectIntervention") {
+      if (slot.intervention.collects) {
         const collected = this.intervene(slot.intervention, selected, null, subspaces);
         if (collected) state.collected.set(slot.key, [...(state.collected.get(slot.key) ?? []), collected]);
         return undefined;
@@ -398,7 +398,7 @@ export class IntervenableModel<Out = ModelOutput> {
     const batch = view.shape[0];
     const listed = listedAt(units, step, batch, where);
     if (listed.every((j) => j < 0)) return undefined;
-    if (slot.intervention.typeName === "CollectIntervention") {
+    if (slot.intervention.collects) {
       const rows = state.stepCollected.get(slot.key) ?? new Map<string, Tensor>();
       state.stepCollected.set(slot.key, rows);
       listed.forEach((j, i) => j >= 0 && rows.set(`${i},${j}`, rowOf(view, i)));
@@ -432,11 +432,11 @@ export class IntervenableModel<Out = ModelOutput> {
 
   /** pyvene's do_intervention: flatten multi-unit inputs for distributed kinds, call, unflatten. */
   private intervene(intervention: Intervention, base: Tensor, source: Tensor | null, subspaces: unknown): Tensor | null {
-    if (intervention instanceof LambdaIntervention) return intervention.run(base, { source, subspaces });
-    if (!intervention.flattensUnits || base.rank <= 2) return intervention.call(base, { source, subspaces });
+    if (!intervention.distributed || base.rank <= 2) return intervention.apply(base, { source, subspaces });
     const { flat, unflatten } = flattenUnits(base);
     const flatSource = source !== null && source.rank === base.rank ? flattenUnits(source).flat : source;
-    return unflatten(intervention.call(flat, { source: flatSource, subspaces }));
+    const result = intervention.apply(flat, { source: flatSource, subspaces });
+    return result === null ? null : unflatten(result);
   }
 
   private collectedInOrder(state: CallState): Tensor[] {
@@ -448,9 +448,6 @@ export class IntervenableModel<Out = ModelOutput> {
   }
 
   // Training support (spec §3.5).
-
-  /** The interventions pyvene's set_temperature reaches (not SigmoidMaskRotatedSpace, whose T takes gradients). */
-  private static readonly ANNEALED = new Set(["BoundlessRotatedSpaceIntervention", "SigmoidMaskIntervention"]);
 
   /** The trainable interventions in key order, a linked (shared) one once, under its first key. */
   private trainableInterventions(): [string, Intervention][] {
@@ -501,7 +498,7 @@ export class IntervenableModel<Out = ModelOutput> {
   /** Sets the temperature of every BoundlessRotatedSpace and SigmoidMask intervention, as pyvene's set_temperature. */
   setTemperature(t: number | Tensor): void {
     for (const [, iv] of this.trainableInterventions()) {
-      if (IntervenableModel.ANNEALED.has(iv.typeName)) (iv as Intervention & { setTemperature(t: number | Tensor): void }).setTemperature(t);
+      if (iv.annealable) iv.setTemperature(t);
     }
   }
 

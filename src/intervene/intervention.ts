@@ -86,6 +86,8 @@ export abstract class Intervention extends Module<Tensor, InterventionInput> {
     this.sourceRepresentation = options.sourceRepresentation ?? null;
   }
 
+  // Capabilities: what orchestration reads instead of class names (pyvene's marker classes).
+
   /** Whether it has trainable parameters (pyvene's TrainableIntervention). */
   get trainable(): boolean {
     return false;
@@ -97,11 +99,42 @@ export abstract class Intervention extends Module<Tensor, InterventionInput> {
   }
 
   /**
-   * Whether multi-unit inputs are flattened before the call: (b, k, d) → (b, k·d) and
+   * Whether multi-unit inputs are flattened before the call, (b, k, d) → (b, k·d) and
    * (b, kh, kp, dh) → (b, kp, kh·dh), as pyvene's do_intervention does for distributed kinds.
+   * Localist kinds (the default) act on each unit's features alike.
    */
-  get flattensUnits(): boolean {
-    return !this.keepLastDim;
+  get distributed(): boolean {
+    return false;
+  }
+
+  /** Whether its result is recorded (and nothing written), as Collect's. */
+  get collects(): boolean {
+    return false;
+  }
+
+  /** Whether its source is the site module's input rather than its output (Skip: "skip this layer"). */
+  get readsModuleInput(): boolean {
+    return false;
+  }
+
+  /** Whether annealing reaches it: it has a temperature that setTemperature sets (pyvene's set_temperature). */
+  get annealable(): boolean {
+    return false;
+  }
+
+  /** Whether a saved config rebuilds it (not one fitted from data, nor a function). */
+  get configurable(): boolean {
+    return true;
+  }
+
+  /** The new value of the units, or null to write nothing (a function that only records). */
+  apply(base: Tensor, input: InterventionInput): Tensor | null {
+    return this.call(base, input);
+  }
+
+  /** Sets the temperature of an annealable intervention. */
+  setTemperature(t: number | Tensor): void {
+    throw new TypeError(`${this.typeName} has no temperature to set (t = ${String(t)})`);
   }
 
   setInterchangeDim(dim: number | readonly number[]): void {

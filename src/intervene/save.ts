@@ -94,11 +94,9 @@ export async function saveIntervenable(im: IntervenableModel<unknown>, folder: s
   const { includeModel } = readOptions<SaveIntervenableOptions>(options, SAVE_OPTION_NAMES, "saveIntervenable options");
   for (const key of im.keys) {
     const iv = im.interventions.get(key)!;
-    const known = (INTERVENTION_TYPES as Record<string, unknown>)[iv.typeName];
-    if (iv.constructor !== known || iv.typeName === "PCARotatedSpaceIntervention") {
-      const why = iv.typeName === "LambdaIntervention" ? "a function intervention"
-        : iv.typeName === "PCARotatedSpaceIntervention" ? "built from a fitted PCA, not from a config"
-        : "not one of tsvene's built-in intervention classes";
+    const builtIn = Object.hasOwn(INTERVENTION_TYPES, iv.typeName) && iv.constructor === (INTERVENTION_TYPES as Record<string, unknown>)[iv.typeName];
+    if (!builtIn || !iv.configurable) {
+      const why = !iv.configurable ? "not rebuilt from a config alone (a function, or fitted from data)" : "not one of tsvene's built-in intervention classes";
       throw new TypeError(`saveIntervenable: intervention "${key}" (${iv.typeName}) is ${why}, so loadIntervenable could not rebuild it`);
     }
   }

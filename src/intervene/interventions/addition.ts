@@ -6,10 +6,6 @@ import { doInterventionBySwap } from "../swap.js";
 export class AdditionIntervention extends Intervention {
   readonly typeName = "AdditionIntervention";
 
-  override get flattensUnits(): boolean {
-    return false;
-  }
-
   protected forward(base: Tensor, { source, subspaces }: InterventionInput): Tensor {
     return doInterventionBySwap(base, resolveSource(this, source), "add", this.swapOptions(subspaces));
   }

@@ -55,6 +55,11 @@ export class AutoencoderLayer extends Module {
 
 export class AutoencoderIntervention extends TrainableIntervention {
   readonly typeName = "AutoencoderIntervention";
+
+  /** A distributed kind: k units are one vector of k·d features (pyvene's DistributedRepresentationIntervention). */
+  override get distributed(): boolean {
+    return !this.keepLastDim;
+  }
   readonly autoencoder: AutoencoderLayer;
 
   constructor(options: InterventionOptions = {}) {
@@ -66,7 +71,6 @@ export class AutoencoderIntervention extends TrainableIntervention {
     }
     this.autoencoder = this.module("autoencoder", new AutoencoderLayer(n, latent, { generator: options.generator }));
   }
-
 
   protected forward(base: Tensor, { source }: InterventionInput): Tensor {
     checkWidth(this.typeName, base, this.autoencoder.inputDim);

@@ -15,6 +15,10 @@ import { broadcastSource } from "../swap.js";
 
 export class BoundlessRotatedSpaceIntervention extends TrainableIntervention {
   readonly typeName = "BoundlessRotatedSpaceIntervention";
+
+  override get annealable(): boolean {
+    return true;
+  }
   readonly rotateLayer: RotateLayer;
   readonly interventionBoundaries: Tensor;
   readonly temperature: Tensor;
@@ -30,10 +34,6 @@ export class BoundlessRotatedSpaceIntervention extends TrainableIntervention {
   }
 
 
-  override get flattensUnits(): boolean {
-    return false;
-  }
-
   getBoundaryParameters(): Tensor {
     return this.interventionBoundaries;
   }
@@ -43,7 +43,7 @@ export class BoundlessRotatedSpaceIntervention extends TrainableIntervention {
   }
 
   /** Sets T in place (the parameter object stays the same, so optimisers keep it). */
-  setTemperature(t: number | Tensor): void {
+  override setTemperature(t: number | Tensor): void {
     setScalarParameter(this.temperature, t, `${this.typeName}.setTemperature`);
   }
 

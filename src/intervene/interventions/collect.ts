@@ -10,12 +10,12 @@ import { doInterventionBySwap } from "../swap.js";
 export class CollectIntervention extends Intervention {
   readonly typeName = "CollectIntervention";
 
-  override get sourceConstant(): boolean {
+  override get collects(): boolean {
     return true;
   }
 
-  override get flattensUnits(): boolean {
-    return false;
+  override get sourceConstant(): boolean {
+    return true;
   }
 
   protected forward(base: Tensor, { source, subspaces }: InterventionInput): Tensor {

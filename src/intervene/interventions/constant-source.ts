@@ -14,10 +14,6 @@ export class ConstantSourceIntervention extends Intervention {
     return true;
   }
 
-  override get flattensUnits(): boolean {
-    return false;
-  }
-
   protected forward(base: Tensor, { subspaces }: InterventionInput): Tensor {
     if (this.sourceRepresentation === null) {
       throw new TypeError("ConstantSourceIntervention needs a sourceRepresentation (pass it as an option or call setSourceRepresentation)");

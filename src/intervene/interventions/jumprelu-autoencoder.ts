@@ -15,6 +15,11 @@ import { broadcastSource, doInterventionBySwap } from "../swap.js";
 
 export class JumpReLUAutoencoderIntervention extends TrainableIntervention {
   readonly typeName = "JumpReLUAutoencoderIntervention";
+
+  /** A distributed kind: k units are one vector of k·d features (pyvene's DistributedRepresentationIntervention). */
+  override get distributed(): boolean {
+    return !this.keepLastDim;
+  }
   readonly W_enc: Tensor;
   readonly W_dec: Tensor;
   readonly threshold: Tensor;
@@ -34,7 +39,6 @@ export class JumpReLUAutoencoderIntervention extends TrainableIntervention {
     this.b_enc = this.parameter("b_enc", zeros([m])).requireGrad();
     this.b_dec = this.parameter("b_dec", zeros([n])).requireGrad();
   }
-
 
   encode(x: Tensor): Tensor {
     const pre = add(matmul(x, this.W_enc), this.b_enc);

@@ -25,16 +25,17 @@ export class LambdaIntervention extends Intervention {
     this.usesSource = options.usesSource ?? false;
   }
 
+  /** A function is not a config entry. */
+  override get configurable(): boolean {
+    return false;
+  }
+
   override get sourceConstant(): boolean {
     return !this.usesSource;
   }
 
-  override get flattensUnits(): boolean {
-    return false;
-  }
-
   /** The function's result: a replacement tensor, or null for "write nothing". */
-  run(base: Tensor, input: InterventionInput): Tensor | null {
+  override apply(base: Tensor, input: InterventionInput): Tensor | null {
     const out = this.fn(base, input?.source ?? null, input?.subspaces ?? null) ?? null;
     if (out !== null && !(out instanceof Tensor)) {
       throw new TypeError(`LambdaIntervention: the function must return a Tensor, or null to write nothing; got ${typeof out}`);
@@ -43,6 +44,6 @@ export class LambdaIntervention extends Intervention {
   }
 
   protected forward(base: Tensor, input: InterventionInput): Tensor {
-    return this.run(base, input) ?? base;
+    return this.apply(base, input) ?? base;
   }
 }

@@ -14,6 +14,11 @@ import { broadcastSource, featureSelection, selectionMask } from "../swap.js";
 
 export class LowRankRotatedSpaceIntervention extends TrainableIntervention {
   readonly typeName = "LowRankRotatedSpaceIntervention";
+
+  /** A distributed kind: k units are one vector of k·d features (pyvene's DistributedRepresentationIntervention). */
+  override get distributed(): boolean {
+    return !this.keepLastDim;
+  }
   readonly rotateLayer: LowRankRotateLayer;
 
   constructor(options: InterventionOptions = {}) {
@@ -29,7 +34,6 @@ export class LowRankRotatedSpaceIntervention extends TrainableIntervention {
   get lowRankDimension(): number {
     return this.rotateLayer.m;
   }
-
 
   protected forward(base: Tensor, { source, subspaces }: InterventionInput): Tensor {
     checkWidth(this.typeName, base, this.rotateLayer.n);

@@ -41,10 +41,6 @@ export class NoiseIntervention extends Intervention {
     return true;
   }
 
-  override get flattensUnits(): boolean {
-    return false;
-  }
-
   protected forward(base: Tensor): Tensor {
     if (base.rank === 0) throw new RangeError("NoiseIntervention: base must have a feature axis");
     const last = base.rank - 1;

@@ -36,6 +36,11 @@ function componentsOf(pca: PCARotatedSpaceOptions["pca"]): Tensor {
 
 export class PCARotatedSpaceIntervention extends Intervention {
   readonly typeName = "PCARotatedSpaceIntervention";
+
+  /** A distributed kind: k units are one vector of k·d features (pyvene's DistributedRepresentationIntervention). */
+  override get distributed(): boolean {
+    return !this.keepLastDim;
+  }
   readonly pcaComponents: Tensor;
   readonly pcaMean: Tensor;
   readonly pcaStd: Tensor;
@@ -56,6 +61,11 @@ export class PCARotatedSpaceIntervention extends Intervention {
     this.pcaComponents = markFrozen(this.parameter("pca_components", components));
     this.pcaMean = markFrozen(this.parameter("pca_mean", mean.reshape([d])));
     this.pcaStd = markFrozen(this.parameter("pca_std", std.reshape([d])));
+  }
+
+  /** Built from a fitted PCA, which a saved config does not hold. */
+  override get configurable(): boolean {
+    return false;
   }
 
   override get sourceConstant(): boolean {

@@ -10,6 +10,11 @@ import { broadcastSource, doInterventionBySwap } from "../swap.js";
 
 export class RotatedSpaceIntervention extends TrainableIntervention {
   readonly typeName = "RotatedSpaceIntervention";
+
+  /** A distributed kind: k units are one vector of k·d features (pyvene's DistributedRepresentationIntervention). */
+  override get distributed(): boolean {
+    return !this.keepLastDim;
+  }
   readonly rotateLayer: RotateLayer;
 
   constructor(options: InterventionOptions = {}) {
@@ -17,7 +22,6 @@ export class RotatedSpaceIntervention extends TrainableIntervention {
     const n = requireEmbedDim(this.typeName, this.embedDim);
     this.rotateLayer = this.module("rotate_layer", new RotateLayer(n, { generator: options.generator }));
   }
-
 
   protected forward(base: Tensor, { source, subspaces }: InterventionInput): Tensor {
     checkWidth(this.typeName, base, this.rotateLayer.n);

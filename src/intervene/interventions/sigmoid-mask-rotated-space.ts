@@ -12,6 +12,11 @@ import { broadcastSource } from "../swap.js";
 
 export class SigmoidMaskRotatedSpaceIntervention extends TrainableIntervention {
   readonly typeName = "SigmoidMaskRotatedSpaceIntervention";
+
+  /** A distributed kind: k units are one vector of k·d features (pyvene's DistributedRepresentationIntervention). */
+  override get distributed(): boolean {
+    return !this.keepLastDim;
+  }
   readonly rotateLayer: RotateLayer;
   readonly masks: Tensor;
   readonly temperature: Tensor;
@@ -24,7 +29,6 @@ export class SigmoidMaskRotatedSpaceIntervention extends TrainableIntervention {
     this.temperature = this.parameter("temperature", tensor(50)).requireGrad();
   }
 
-
   getBoundaryParameters(): Tensor {
     return this.masks;
   }
@@ -33,7 +37,7 @@ export class SigmoidMaskRotatedSpaceIntervention extends TrainableIntervention {
     return this.temperature;
   }
 
-  setTemperature(t: number | Tensor): void {
+  override setTemperature(t: number | Tensor): void {
     setScalarParameter(this.temperature, t, `${this.typeName}.setTemperature`);
   }
 

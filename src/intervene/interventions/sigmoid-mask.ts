@@ -10,6 +10,10 @@ import { broadcastSource } from "../swap.js";
 
 export class SigmoidMaskIntervention extends TrainableIntervention {
   readonly typeName = "SigmoidMaskIntervention";
+
+  override get annealable(): boolean {
+    return true;
+  }
   readonly mask: Tensor;
   readonly temperature: Tensor;
 
@@ -21,15 +25,11 @@ export class SigmoidMaskIntervention extends TrainableIntervention {
   }
 
 
-  override get flattensUnits(): boolean {
-    return false;
-  }
-
   getTemperature(): Tensor {
     return this.temperature;
   }
 
-  setTemperature(t: number | Tensor): void {
+  override setTemperature(t: number | Tensor): void {
     setScalarParameter(this.temperature, t, `${this.typeName}.setTemperature`);
   }
 

@@ -10,11 +10,11 @@ import { doInterventionBySwap } from "../swap.js";
 export class SkipIntervention extends Intervention {
   readonly typeName = "SkipIntervention";
 
-  override get sourceConstant(): boolean {
-    return false;
+  override get readsModuleInput(): boolean {
+    return true;
   }
 
-  override get flattensUnits(): boolean {
+  override get sourceConstant(): boolean {
     return false;
   }
 

@@ -6,10 +6,6 @@ import { doInterventionBySwap } from "../swap.js";
 export class SubtractionIntervention extends Intervention {
   readonly typeName = "SubtractionIntervention";
 
-  override get flattensUnits(): boolean {
-    return false;
-  }
-
   protected forward(base: Tensor, { source, subspaces }: InterventionInput): Tensor {
     return doInterventionBySwap(base, resolveSource(this, source), "subtract", this.swapOptions(subspaces));
   }

@@ -6,10 +6,6 @@ import { doInterventionBySwap } from "../swap.js";
 export class VanillaIntervention extends Intervention {
   readonly typeName = "VanillaIntervention";
 
-  override get flattensUnits(): boolean {
-    return false;
-  }
-
   protected forward(base: Tensor, { source, subspaces }: InterventionInput): Tensor {
     return doInterventionBySwap(base, resolveSource(this, source), "interchange", this.swapOptions(subspaces));
   }

@@ -10,10 +10,6 @@ export class ZeroIntervention extends Intervention {
     return true;
   }
 
-  override get flattensUnits(): boolean {
-    return false;
-  }
-
   protected forward(base: Tensor, { subspaces }: InterventionInput): Tensor {
     return doInterventionBySwap(base, zerosLike(base), "interchange", this.swapOptions(subspaces));
   }
