@@ -8,3 +8,5 @@ export type { UnitLocationsInput } from "./locations.js";
 export { toPyveneConfig, fromPyveneConfig, type PyveneConfigJson, type SavedInterventionState } from "./serialize.js";
 export { saveIntervenable, loadIntervenable, INTERVENTIONS_FILE, MODEL_PARAMETERS_FILE, PYVENE_WEIGHTS_HINT, type SaveIntervenableOptions, type LoadIntervenableOptions } from "./save.js";
 export { pushIntervenable, type PushIntervenableOptions, type PushResult } from "./hub.js";
+export { resolveSite, type ResolvedSite } from "./resolve-site.js";
+export { gatherUnits, readSite, scatterUnits, writeSite, type SiteReader, type SiteWriter } from "./site-hooks.js";

@@ -14,9 +14,10 @@ import { Intervention } from "./intervention.js";
 import { LambdaIntervention, VanillaIntervention } from "./interventions/index.js";
 import type { InterventionFunction } from "./interventions/lambda.js";
 import { broadcastLocations, broadcastSubspaces, type InterventionUnits, type Locations, type UnitLocationsInput } from "./locations.js";
-import { resolveSite, type ResolvedSite } from "./sites.js";
+import { resolveSite, type ResolvedSite } from "./resolve-site.js";
 import { exampleMask, listedAt, pairedSourceStep, rowOf, stepOf } from "./time-steps.js";
-import { componentView, flattenUnits, gatherUnits, scatterUnits, withComponent } from "./units.js";
+import { readSite, writeSite } from "./site-hooks.js";
+import { flattenUnits, gatherUnits, scatterUnits } from "./units.js";
 import * as tv from "../tensor/index.js";
 import { describe, OptionError, readOptions } from "../options/index.js";
 
@@ -66,7 +67,6 @@ interface Slot {
   representation: RepresentationConfig;
   intervention: Intervention;
   site: ResolvedSite;
-  module: AnyModule;
   group: number;
 }
 
@@ -108,7 +108,7 @@ export class IntervenableModel<Out = ModelOutput> {
       const where = `representations[${i}]`;
       const site = resolveSite(model, r, where, sites);
       const intervention = this.makeIntervention(r, i, site, links);
-      return { key: keys[i], index: i, representation: r, intervention, site, module: model.getModule(site.module), group: 0 };
+      return { key: keys[i], index: i, representation: r, intervention, site, group: 0 };
     });
     const sorted = this.config.sortedKeys ?? keys;
     this.keys = sorted;
@@ -353,26 +353,20 @@ export class IntervenableModel<Out = ModelOutput> {
     const steps = new Map<number, Tensor>();
     if (slot.representation.unit === "t") state.stepRecords.set(slot.key, steps);
     let calls = 0;
-    const record = (value: Tensor, context: unknown) => {
-      const view = componentView(value, slot.site);
+    const record = (view: Tensor, context: unknown) => {
       if (slot.representation.unit === "t") steps.set(stepOf(context, calls++), view);
       else state.activations.set(slot.key, gatherUnits(view, slot.representation.unit, units, where));
     };
-    const skip = slot.intervention.readsModuleInput;
-    if (slot.site.hook === "input") {
-      return slot.module.addPreHook((_m, input, context) => void record(input as Tensor, context));
-    }
-    return slot.module.addPostHook((_m, input, output, context) => void record(skip ? (input as Tensor) : output, context));
+    return readSite(this.model, slot.site, record, { moduleInput: slot.intervention.readsModuleInput });
   }
 
   /** Hooks the slot's site to replace its units through the intervention. */
   private setter(slot: Slot, units: InterventionUnits, sourceUnits: InterventionUnits, subspaces: unknown, state: CallState): HookHandle {
     const where = `unitLocations (base side, intervention ${slot.index}: ${slot.key})`;
     let calls = 0;
-    const apply = (value: Tensor, context: unknown): Tensor | undefined => {
-      if (slot.representation.unit === "t") return this.applyAtStep(slot, value, stepOf(context, calls++), units, sourceUnits, subspaces, state, where);
+    const apply = (view: Tensor, context: unknown): Tensor | undefined => {
+      if (slot.representation.unit === "t") return this.applyAtStep(slot, view, stepOf(context, calls++), units, sourceUnits, subspaces, state, where);
       if (!this.passesGate(slot, units, state)) return undefined;
-      const view = componentView(value, slot.site);
       const selected = gatherUnits(view, slot.representation.unit, units, where);
       const source = state.activations.get(slot.key) ?? null;
       if (slot.intervention.collects) {
@@ -382,10 +376,9 @@ export class IntervenableModel<Out = ModelOutput> {
       }
       const result = this.intervene(slot.intervention, selected, source, subspaces);
       if (result === null) return undefined;
-      return withComponent(value, slot.site, scatterUnits(view, slot.representation.unit, units, result, where));
+      return scatterUnits(view, slot.representation.unit, units, result, where);
     };
-    if (slot.site.hook === "input") return slot.module.addPreHook((_m, input, context) => apply(input as Tensor, context));
-    return slot.module.addPostHook((_m, _input, output, context) => apply(output, context));
+    return writeSite(this.model, slot.site, apply);
   }
 
   /**
@@ -393,8 +386,9 @@ export class IntervenableModel<Out = ModelOutput> {
    * source being the source run's value at the paired source step; other examples and steps
    * are untouched. Collect records the rows at the listed steps.
    */
-  private applyAtStep(slot: Slot, value: Tensor, step: number, units: InterventionUnits, sourceUnits: InterventionUnits, subspaces: unknown, state: CallState, where: string): Tensor | undefined {
-    const view = componentView(value, slot.site);
+  private applyAtStep(
+    slot: Slot, view: Tensor, step: number, units: InterventionUnits, sourceUnits: InterventionUnits, subspaces: unknown, state: CallState, where: string,
+  ): Tensor | undefined {
     const batch = view.shape[0];
     const listed = listedAt(units, step, batch, where);
     if (listed.every((j) => j < 0)) return undefined;
@@ -417,7 +411,7 @@ export class IntervenableModel<Out = ModelOutput> {
     }
     const result = this.intervene(slot.intervention, view, source, subspaces);
     if (result === null) return undefined;
-    return withComponent(value, slot.site, tv.where(exampleMask(listed), result, view));
+    return tv.where(exampleMask(listed), result, view);
   }
 
   /** pyvene's generation gating: count prompt/step calls and skip where interveneOnPrompt says so. */

@@ -18,7 +18,7 @@ import {
 import type { Intervention } from "./intervention.js";
 import { ConstantSourceIntervention, VanillaIntervention } from "./interventions/index.js";
 import type { SavedInterventionState } from "./serialize.js";
-import { resolveSite } from "./sites.js";
+import { resolveSite } from "./resolve-site.js";
 
 /** pyvene's tensor name for a constant source. */
 export const SOURCE_REPRESENTATION = "source_representation";

@@ -2,7 +2,7 @@
 import type { PretrainedModel } from "../models/model.js";
 import { describe } from "../options/index.js";
 import { IntTensor } from "../tensor/index.js";
-import type { Metric } from "./restore.js";
+import type { Metric } from "./engine.js";
 import type { TraceComponent } from "./results.js";
 
 const METRICS: readonly Metric[] = ["probability", "logit"];

@@ -3,7 +3,7 @@
  * batches. Hooks record each site's value; the run stops right after the last site it needs, so
  * neither the later blocks nor the LM head are computed.
  */
-import { componentView } from "../intervene/units.js";
+import { readSite } from "../intervene/index.js";
 import type { HookHandle } from "../nn/module.js";
 import type { PretrainedModel } from "../models/model.js";
 import { describe, readOptions } from "../options/index.js";
@@ -49,11 +49,7 @@ export function collectActivations(model: PretrainedModel, collectOptions: Colle
   const handles: HookHandle[] = [];
   const lastSite = sites[layers.indexOf(Math.max(...layers))];
   try {
-    sites.forEach((site, i) => {
-      const module = model.getModule(site.module);
-      const record = (value: Tensor) => void perLayer[i].push(componentView(value, site));
-      handles.push(site.hook === "input" ? module.addPreHook((_m, input) => record(input as Tensor)) : module.addPostHook((_m, _i, output) => record(output)));
-    });
+    sites.forEach((site, i) => handles.push(readSite(model, site, (view) => void perLayer[i].push(view))));
     const stopModule = model.getModule(lastSite.module);
     const stop = () => {
       throw new CollectedEnough();

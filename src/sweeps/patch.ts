@@ -6,7 +6,7 @@ import type { PretrainedModel } from "../models/model.js";
 import { IntTensor } from "../tensor/index.js";
 import { readOptions } from "../options/index.js";
 import { checkComponent, checkLabels, checkMetric, checkPrompt, checkTarget, checkWindow } from "./checks.js";
-import { measure, recordRun, restoreGrid, topToken, type Metric } from "./restore.js";
+import { measure, recordRun, restoreGrid, topToken, type Metric } from "./engine.js";
 import type { PatchResult } from "./results.js";
 
 export interface PatchOptions {
@@ -43,7 +43,9 @@ export function activationPatching(model: PretrainedModel, patchOptions: PatchOp
   const sourceRun = recordRun(model, { inputIds: source }, component, null);
   const baseRun = recordRun(model, { inputIds: base }, component, null);
   const target = checkTarget(options.target, sourceRun.logits.shape[2], where) ?? topToken(sourceRun.logits);
-  const grid = restoreGrid(model, { inputIds: base }, component, window, baseRun, sourceRun, target, metric, null, options.onProgress);
+  const grid = restoreGrid({
+    model, inputs: { inputIds: base }, component, window, patched: baseRun, restored: sourceRun, target, metric, corruption: null, onProgress: options.onProgress,
+  });
   return {
     kind: "patch",
     component,

@@ -1,13 +1,13 @@
 /**
- * The machinery the patching sweeps share: record a component at every layer and position of one
+ * The sweep engine: the machinery the patching sweeps share: record a component at every layer and position of one
  * run, then, layer by layer, run a batch in which example p takes position p's recorded value at
  * that layer (and the layers of its window). What does not change is computed once: the recorded
  * runs, and the prefix of each patched run, which resumes from the cached residual stream at the
  * first patched layer (for families that support it). Only the last position's logits are computed.
  */
-import { IntervenableModel } from "../intervene/intervenable-model.js";
-import { AdditionIntervention, CollectIntervention, VanillaIntervention } from "../intervene/interventions/index.js";
-import { componentView, withComponent } from "../intervene/units.js";
+import {
+  AdditionIntervention, CollectIntervention, gatherUnits, IntervenableModel, scatterUnits, VanillaIntervention, writeSite,
+} from "../intervene/index.js";
 import type { ModelInputs, PretrainedModel } from "../models/model.js";
 import * as tv from "../tensor/index.js";
 import { IntTensor, Tensor } from "../tensor/index.js";
@@ -94,21 +94,34 @@ export function windowLayers(layer: number, window: number, numLayers: number): 
   return Array.from({ length: end - start }, (_, i) => start + i);
 }
 
+/** What a restoring sweep needs: the prompt, what is restored where, and what is measured. */
+export interface GridRequest {
+  model: PretrainedModel;
+  /** The prompt [1, T] (and its mask, if any). */
+  inputs: ModelInputs;
+  component: string;
+  window: number;
+  /** The run whose sites are overwritten: the corrupted run (tracing) or the base run (patching). */
+  patched: RecordedRun;
+  /** The run the written values come from: the clean run (tracing) or the source run (patching). */
+  restored: RecordedRun;
+  target: number;
+  metric: Metric;
+  /** The corruption to apply again when a patched run cannot resume from the recorded prefix. */
+  corruption: Corruption | null;
+  onProgress?: (done: number, total: number) => void;
+}
+
 /**
- * The grid of metrics: row (layer l, position p) is the `patched` run (corrupted or base) with
- * `restored.component[j]` written at position p for every layer j of l's window. Resumable
- * models run it as one staircase pass (see staircaseGrid); others run one batch per layer.
+ * The grid of metrics: row (layer l, position p) is the `patched` run with `restored.component[j]`
+ * written at position p for every layer j of l's window. Resumable models run it as one staircase
+ * pass (see staircaseGrid); others run one batch per layer.
  */
-export function restoreGrid(
-  model: PretrainedModel, inputs: ModelInputs, component: string, window: number,
-  patched: RecordedRun, restored: RecordedRun, target: number, metric: Metric,
-  corruption: Corruption | null, onProgress?: (done: number, total: number) => void,
-): ScoreGrid {
+export function restoreGrid(request: GridRequest): ScoreGrid {
+  const { model, inputs } = request;
   const length = inputs.inputIds!.shape[1];
   const numLayers = model.numLayers;
-  const values = model.supportsResume && !inputs.attentionMask
-    ? staircaseGrid(model, inputs, component, window, patched, restored, target, metric, onProgress)
-    : layerByLayerGrid(model, inputs, component, window, restored, target, metric, corruption, onProgress);
+  const values = model.supportsResume && !inputs.attentionMask ? staircaseGrid(request) : layerByLayerGrid(request);
   return { values, rows: numLayers, cols: length, layers: Array.from({ length: numLayers }, (_, l) => l), positions: Array.from({ length }, (_, p) => p) };
 }
 
@@ -126,11 +139,7 @@ class BlockDone extends Error {
  * whose window holds j. The work is that of the layer-by-layer batches, but in GEMMs of up to
  * layers × positions rows, which run far closer to peak than batches of one layer's positions.
  */
-function staircaseGrid(
-  model: PretrainedModel, inputs: ModelInputs, component: string, window: number,
-  patched: RecordedRun, restored: RecordedRun, target: number, metric: Metric,
-  onProgress?: (done: number, total: number) => void,
-): Float32Array {
+function staircaseGrid({ model, inputs, component, window, patched, restored, target, metric, onProgress }: GridRequest): Float32Array {
   const ids = inputs.inputIds!;
   const length = ids.shape[1];
   const numLayers = model.numLayers;
@@ -147,18 +156,12 @@ function staircaseGrid(
     groups.push(...joining);
     const rows = groups.length * length;
     const restoring = groups.map((l) => windows[l].includes(j));
-    const site = model.site(component, j);
-    const restore = (value: Tensor): Tensor => {
-      const view = componentView(value, site);
-      const clean = restored.component[j];
-      const index = new IntTensor(Int32Array.from({ length: rows }, (_, r) => r % length), [rows, 1]);
-      const rowMask = new Tensor(Float32Array.from({ length: rows }, (_, r) => (restoring[Math.floor(r / length)] ? 1 : 0)), [rows, 1, 1]);
-      const sources = tv.gatherAt(tv.expand(clean, [rows, length, width]), 1, index);
-      const written = tv.writeAt(view, 1, index, tv.where(rowMask, sources, tv.gatherAt(view, 1, index)));
-      return withComponent(value, site, written);
-    };
-    const module = model.getModule(site.module);
-    const handles = [site.hook === "input" ? module.addPreHook((_m, x) => restore(x as Tensor)) : module.addPostHook((_m, _x, y) => restore(y))];
+    // Row r restores its own position r mod T; rows of layers whose window misses j keep their value.
+    const positions = Array.from({ length: rows }, (_, r) => [r % length]);
+    const rowMask = new Tensor(Float32Array.from({ length: rows }, (_, r) => (restoring[Math.floor(r / length)] ? 1 : 0)), [rows, 1, 1]);
+    const clean = gatherUnits(tv.expand(restored.component[j], [rows, length, width]), "pos", positions, "staircase rows");
+    const restore = (view: Tensor) => scatterUnits(view, "pos", positions, tv.where(rowMask, clean, gatherUnits(view, "pos", positions, "staircase rows")), "staircase rows");
+    const handles = [writeSite(model, model.site(component, j), restore)];
     const last = j === numLayers - 1;
     if (!last) {
       const blockEnd = model.site("block_output", j);
@@ -184,11 +187,7 @@ function staircaseGrid(
 }
 
 /** One batch per layer (for models that cannot resume, or prompts with padding): the full run, corrupted again where needed. */
-function layerByLayerGrid(
-  model: PretrainedModel, inputs: ModelInputs, component: string, window: number,
-  restored: RecordedRun, target: number, metric: Metric,
-  corruption: Corruption | null, onProgress?: (done: number, total: number) => void,
-): Float32Array {
+function layerByLayerGrid({ model, inputs, component, window, restored, target, metric, corruption, onProgress }: GridRequest): Float32Array {
   const ids = inputs.inputIds!;
   const length = ids.shape[1];
   const numLayers = model.numLayers;
