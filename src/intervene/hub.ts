@@ -7,17 +7,13 @@
  * Settings (option, else environment): Hub address `endpoint`, else `HF_ENDPOINT`, else
  * https://huggingface.co; access token `accessToken`, else `HF_TOKEN` (one with write access).
  */
-import { mkdtemp, readdir, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 import { createRepo, HubApiError, uploadFiles } from "@huggingface/hub";
-import { HubError, isHubId, networkErrorCode } from "../io/hub.js";
+import { fileUrl, joinPath, listFolder, withTemporaryFolder } from "../io/files.js";
+import { hubAccessToken, HubError, isHubId, networkErrorCode, resolveHubUrl } from "../io/hub.js";
 import { readOptions } from "../options/index.js";
 import type { IntervenableModel } from "./intervenable-model.js";
 import { SAVE_OPTION_NAMES, saveIntervenable, type SaveIntervenableOptions } from "./save.js";
 
-const DEFAULT_ENDPOINT = "https://huggingface.co";
 /** The Hub's answer to creating a repo that exists. */
 const CONFLICT = 409;
 
@@ -49,30 +45,29 @@ export async function pushIntervenable(
 ): Promise<PushResult> {
   const options = readOptions<PushIntervenableOptions>(pushOptions, PUSH_OPTION_NAMES, "pushIntervenable options");
   if (!isHubId(repoId) || !repoId.includes("/")) throw new TypeError(`pushIntervenable: repo id must be "owner/name", got ${JSON.stringify(repoId)}`);
-  const accessToken = options.accessToken ?? (process.env.HF_TOKEN || undefined);
+  const accessToken = hubAccessToken(options.accessToken);
   if (accessToken === undefined) {
     throw new TypeError(`pushIntervenable: uploading to "${repoId}" needs an access token with write access (option accessToken, or HF_TOKEN)`);
   }
-  const hubUrl = (options.endpoint ?? process.env.HF_ENDPOINT ?? DEFAULT_ENDPOINT).replace(/\/+$/, "");
+  const hubUrl = resolveHubUrl(options.endpoint);
   const where = `pushIntervenable to "${repoId}" at ${hubUrl}`;
 
-  const folder = await mkdtemp(join(tmpdir(), "tsvene-push-"));
-  try {
-    await saveIntervenable(im, folder, { includeModel: options.includeModel });
-    const files = (await readdir(folder)).sort().map((name) => pathToFileURL(join(folder, name)));
+  return withTemporaryFolder("tsvene-push-", async (folder) => {
     try {
-      await createRepo({ repo: repoId, accessToken, hubUrl, ...(options.private ? { visibility: "private" as const } : {}) });
+      await saveIntervenable(im, folder, { includeModel: options.includeModel });
+      const files = (await listFolder(folder)).sort().map((name) => fileUrl(joinPath(folder, name)));
+      try {
+        await createRepo({ repo: repoId, accessToken, hubUrl, ...(options.private ? { visibility: "private" as const } : {}) });
+      } catch (error) {
+        if (!(error instanceof HubApiError && error.statusCode === CONFLICT)) throw error;
+      }
+      const output = await uploadFiles({ repo: repoId, accessToken, hubUrl, files, commitTitle: options.commitTitle ?? "Upload IntervenableModel" });
+      if (output === undefined) throw new Error(`${where}: the Hub answered the commit without a commit id`);
+      return { commit: output.commit.oid, url: output.commit.url };
     } catch (error) {
-      if (!(error instanceof HubApiError && error.statusCode === CONFLICT)) throw error;
+      throw explain(error, where, hubUrl);
     }
-    const output = await uploadFiles({ repo: repoId, accessToken, hubUrl, files, commitTitle: options.commitTitle ?? "Upload IntervenableModel" });
-    if (output === undefined) throw new Error(`${where}: the Hub answered the commit without a commit id`);
-    return { commit: output.commit.oid, url: output.commit.url };
-  } catch (error) {
-    throw explain(error, where, hubUrl);
-  } finally {
-    await rm(folder, { recursive: true, force: true });
-  }
+  });
 }
 
 /** A Hub failure as an error that says what went wrong and what to do. */

@@ -33,10 +33,10 @@
  * - The model parameters are loaded whenever the folder has them, unless includeModel is false
  *   (pyvene loads them only when asked), and require a gradient again, as when they were saved.
  */
-import { mkdir, readdir, rm, stat } from "node:fs/promises";
-import { join } from "node:path";
 import { CONFIG_FILE } from "../io/checkpoint.js";
-import { exists, readJsonObjectIfPresent, writeTextAtomically } from "../io/files.js";
+import {
+  createFolder, exists, joinPath, listFolder, pathKind, readJsonObjectIfPresent, removeFile, writeTextAtomically,
+} from "../io/files.js";
 import {
   HubError, isHubId, RESOLVE_MODEL_OPTION_NAMES, resolveHubSnapshot, type ResolveModelOptions, type SnapshotPlan,
 } from "../io/hub.js";
@@ -53,6 +53,7 @@ import { ConstantSourceIntervention, INTERVENTION_TYPES } from "./interventions/
 import { checkSavedWeights, checkWeightValues, planInterventions, PYVENE_BUFFERS, SOURCE_REPRESENTATION } from "./load-check.js";
 import { fromPyveneConfig, toPyveneConfig, type SavedInterventionState } from "./serialize.js";
 import { readOptions } from "../options/index.js";
+import { platform } from "../platform/index.js";
 
 export const INTERVENTIONS_FILE = "interventions.safetensors";
 export const MODEL_PARAMETERS_FILE = "model_parameters.safetensors";
@@ -110,9 +111,9 @@ export async function saveIntervenable(im: IntervenableModel<unknown>, folder: s
   const config = toPyveneConfig(im);
 
   await makeFolder(folder);
-  await writeOrRemove(join(folder, INTERVENTIONS_FILE), weights);
-  await writeOrRemove(join(folder, MODEL_PARAMETERS_FILE), modelWeights);
-  await writeTextAtomically(join(folder, CONFIG_FILE), `${JSON.stringify(config, null, 2)}\n`);
+  await writeOrRemove(joinPath(folder, INTERVENTIONS_FILE), weights);
+  await writeOrRemove(joinPath(folder, MODEL_PARAMETERS_FILE), modelWeights);
+  await writeTextAtomically(joinPath(folder, CONFIG_FILE), `${JSON.stringify(config, null, 2)}\n`);
 }
 
 /**
@@ -125,13 +126,13 @@ export async function saveIntervenable(im: IntervenableModel<unknown>, folder: s
 export async function loadIntervenable<Out = ModelOutput>(reference: string, model: AnyModule, options: LoadIntervenableOptions = {}): Promise<IntervenableModel<Out>> {
   const opts = readOptions<LoadIntervenableOptions>(options, LOAD_OPTION_NAMES, "loadIntervenable options");
   const folder = await locateFolder(reference, opts);
-  const configPath = join(folder, CONFIG_FILE);
+  const configPath = joinPath(folder, CONFIG_FILE);
   const json = await readJsonObjectIfPresent(configPath);
   if (json === undefined) throw new Error(`loadIntervenable: ${folder} has no ${CONFIG_FILE}, so it is not a saved IntervenableModel`);
   const { config, saved } = inContext(configPath, () => fromPyveneConfig(json));
 
-  const files = new Set(await readdir(folder));
-  const weightsPath = join(folder, INTERVENTIONS_FILE);
+  const files = new Set(await listFolder(folder));
+  const weightsPath = joinPath(folder, INTERVENTIONS_FILE);
   const header = files.has(INTERVENTIONS_FILE)
     ? (await readSafetensorsHeader(weightsPath)).tensors
     : new Map<string, TensorInfo>();
@@ -147,7 +148,7 @@ export async function loadIntervenable<Out = ModelOutput>(reference: string, mod
     const im = inContext(configPath, () => new IntervenableModel<Out>(config, model, { sites: opts.sites }));
     restoreInterventions(im, saved, weights, weightsPath);
     if (modelWeights) loadModelParameters(model, modelWeights);
-    if (warning !== null) process.emitWarning(warning, { code: "TSVENE_MISSING_WEIGHTS" });
+    if (warning !== null) platform().emitWarning(warning, "TSVENE_MISSING_WEIGHTS");
     return im;
   } catch (error) {
     for (const [p, flag] of gradFlags) p.requiresGrad = flag;
@@ -223,7 +224,7 @@ async function readModelWeights(
     const pyvene = files.has(PYVENE_MODEL_FILE) ? `, only pyvene's ${PYVENE_MODEL_FILE}. ${PYVENE_WEIGHTS_HINT}` : " (it was saved without includeModel)";
     throw new Error(`loadIntervenable: includeModel is set, but ${folder} has no ${MODEL_PARAMETERS_FILE}${pyvene}`);
   }
-  const path = join(folder, MODEL_PARAMETERS_FILE);
+  const path = joinPath(folder, MODEL_PARAMETERS_FILE);
   const params = new Map(model.namedParameters());
   const problems: string[] = [];
   for (const [name, { shape }] of (await readSafetensorsHeader(path)).tensors) {
@@ -249,7 +250,7 @@ function loadModelParameters(model: AnyModule, saved: ReadonlyMap<string, Tensor
 
 /** The folder `reference` names: a local folder, else the cached snapshot of a Hub repo. */
 async function locateFolder(reference: string, options: Partial<LoadIntervenableOptions>): Promise<string> {
-  const kind = await stat(reference).then((s) => (s.isDirectory() ? "folder" : "file"), () => "none");
+  const kind = await pathKind(reference);
   if (kind === "folder") return reference;
   if (kind === "file") throw new Error(`loadIntervenable: "${reference}" is a file; expected a folder written by saveIntervenable (or pyvene's save) or a Hub repo id`);
   if (!isHubId(reference)) {
@@ -278,13 +279,13 @@ function savedFolderPlan(allowMissingWeights: boolean): SnapshotPlan {
       for (const file of [INTERVENTIONS_FILE, MODEL_PARAMETERS_FILE]) if (files.has(file)) await fetchFile(file);
       await fetchFile(CONFIG_FILE);
     },
-    isComplete: (snapshot) => exists(join(snapshot, CONFIG_FILE)),
+    isComplete: (snapshot) => exists(joinPath(snapshot, CONFIG_FILE)),
   };
 }
 
 async function makeFolder(folder: string): Promise<void> {
   try {
-    await mkdir(folder, { recursive: true });
+    await createFolder(folder);
   } catch (error) {
     throw new Error(`saveIntervenable: cannot create the folder ${folder} (${(error as Error).message})`, { cause: error });
   }
@@ -293,7 +294,7 @@ async function makeFolder(folder: string): Promise<void> {
 /** Writes the tensors to `path`, or removes a stale file there when there are none. */
 async function writeOrRemove(path: string, tensors: ReadonlyMap<string, Tensor>): Promise<void> {
   if (tensors.size > 0) await writeSafetensors(path, tensors);
-  else await rm(path, { force: true });
+  else await removeFile(path);
 }
 
 function asFloat(t: Tensor | IntTensor): Tensor {

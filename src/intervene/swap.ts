@@ -20,7 +20,7 @@
  * collect keeps the ids in order, repeats included.
  */
 import { Tensor, gatherAt, indexSelect, intTensor, add, sub, reshape, slice, where } from "../tensor/index.js";
-import { formatShape } from "../tensor/shape.js";
+import { formatShape, sameShape } from "../tensor/shape.js";
 
 export type SwapMode = "interchange" | "add" | "subtract" | "collect";
 
@@ -203,9 +203,6 @@ function sameIds(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((v, i) => v === b[i]);
 }
 
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((v, i) => v === b[i]);
-}
 
 function preview(v: unknown): string {
   const s = JSON.stringify(v) ?? String(v);

@@ -1,6 +1,13 @@
-/** Small file helpers shared by the io layer: optional reads, JSON objects, atomic writes. */
+/**
+ * Small file helpers shared by the io layer: optional reads, JSON objects, atomic writes; and
+ * the file access the core's savers and loaders use (paths, folders, temporary folders), so
+ * that they import nothing from node: themselves.
+ */
 import { randomBytes } from "node:crypto";
-import { readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { access, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 
 export type JsonObject = Record<string, unknown>;
 
@@ -61,4 +68,49 @@ export async function writeTextAtomically(path: string, text: string): Promise<v
     await rm(partial, { force: true });
     throw error;
   }
+}
+
+/** Joins path segments with the platform's separator (node:path join). */
+export function joinPath(...segments: string[]): string {
+  return join(...segments);
+}
+
+/** Whether anything is at `path`, as existsSync says: false on any error. */
+export async function pathExists(path: string): Promise<boolean> {
+  return access(path).then(() => true, () => false);
+}
+
+/** What is at `path` (following links): a folder, another kind of file, or nothing that can be read. */
+export async function pathKind(path: string): Promise<"folder" | "file" | "none"> {
+  return stat(path).then((s) => (s.isDirectory() ? "folder" : "file"), () => "none");
+}
+
+/** The names of the entries of a folder. */
+export async function listFolder(folder: string): Promise<string[]> {
+  return readdir(folder);
+}
+
+/** Creates `folder` and the folders above it that are missing. */
+export async function createFolder(folder: string): Promise<void> {
+  await mkdir(folder, { recursive: true });
+}
+
+/** Removes the file at `path`, if there is one. */
+export async function removeFile(path: string): Promise<void> {
+  await rm(path, { force: true });
+}
+
+/** Runs `fn` on a new empty folder in the system's temporary folder, removed afterwards. */
+export async function withTemporaryFolder<T>(prefix: string, fn: (folder: string) => Promise<T>): Promise<T> {
+  const folder = await mkdtemp(join(tmpdir(), prefix));
+  try {
+    return await fn(folder);
+  } finally {
+    await rm(folder, { recursive: true, force: true });
+  }
+}
+
+/** The file: URL of a path. */
+export function fileUrl(path: string): URL {
+  return pathToFileURL(path);
 }

@@ -79,6 +79,16 @@ export const RESOLVE_MODEL_OPTION_NAMES = [
   "timeoutMs",
 ] as const satisfies readonly (keyof ResolveModelOptions)[];
 
+/** The Hub's base URL: `endpoint` when given, else `HF_ENDPOINT`, else https://huggingface.co; without a trailing "/". */
+export function resolveHubUrl(endpoint?: string): string {
+  return (endpoint ?? process.env.HF_ENDPOINT ?? DEFAULT_ENDPOINT).replace(/\/+$/, "");
+}
+
+/** The Hub access token: `accessToken` when given, else `HF_TOKEN` when set and not empty. */
+export function hubAccessToken(accessToken?: string): string | undefined {
+  return accessToken ?? (process.env.HF_TOKEN || undefined);
+}
+
 /** The cache folder used when no `cacheDir` is given. */
 export function defaultCacheDir(): string {
   const home = process.env.TSVENE_HOME;
@@ -136,8 +146,8 @@ export async function resolveHubSnapshot(id: string, plan: SnapshotPlan, options
     what: plan.what,
     where: `${plan.what} "${id}" (revision "${revision}")`,
     repoDir: join(options.cacheDir ?? defaultCacheDir(), `models--${id.split("/").join("--")}`),
-    hubUrl: (options.endpoint ?? process.env.HF_ENDPOINT ?? DEFAULT_ENDPOINT).replace(/\/+$/, ""),
-    accessToken: options.accessToken ?? (process.env.HF_TOKEN || undefined),
+    hubUrl: resolveHubUrl(options.endpoint),
+    accessToken: hubAccessToken(options.accessToken),
     timeoutMs: checkTimeout(options.timeoutMs ?? DEFAULT_TIMEOUT_MS),
   };
   const offline = options.offline ?? ["1", "true"].includes((process.env.HF_HUB_OFFLINE ?? "").toLowerCase());

@@ -8,7 +8,7 @@
 import { join } from "node:path";
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
 import { IntTensor } from "../tensor/index.js";
-import { readJsonObjectIfPresent, readTextIfPresent, type JsonObject } from "./files.js";
+import { pathExists, readJsonObjectIfPresent, readTextIfPresent, type JsonObject } from "./files.js";
 
 /** The files a tokenizer may be made from; a Hub download fetches whichever the repo has. */
 export const TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt"] as const;
@@ -41,6 +41,12 @@ export interface BatchEncoding {
   inputIds: IntTensor;
   /** [batch, longest]: 1 at real tokens, 0 at padding. */
   attentionMask: IntTensor;
+}
+
+/** Whether a model folder has tokenizer files (tokenizer.json, or vocab.json): loadPretrained then reads them with Tokenizer.fromFolder. */
+export async function hasTokenizerFiles(folder: string): Promise<boolean> {
+  for (const file of ["tokenizer.json", "vocab.json"]) if (await pathExists(join(folder, file))) return true;
+  return false;
 }
 
 export class Tokenizer {

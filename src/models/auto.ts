@@ -2,11 +2,9 @@
  * Auto-loading, as HF's Auto classes: the family comes from config.json's `model_type` (then its
  * `architectures`), the weights from the folder or Hub repo, the tokenizer when files exist.
  */
-import { existsSync } from "node:fs";
-import { join } from "node:path";
 import { loadCheckpoint, readConfig, readWeightHeaders } from "../io/checkpoint.js";
 import { resolveModel, type ResolveModelOptions } from "../io/hub.js";
-import { Tokenizer } from "../io/tokenizer.js";
+import { hasTokenizerFiles, Tokenizer } from "../io/tokenizer.js";
 import type { HFConfig } from "./config.js";
 import type { ModelFamily, PretrainedModel } from "./model.js";
 import { gpt2Family } from "./gpt2.js";
@@ -66,7 +64,7 @@ export async function loadPretrained(reference: string, options: ResolveModelOpt
   const { generationConfig, tensors } = await loadCheckpoint(folder);
   const model = family.create(config);
   model.loadStateDict(family.adaptCheckpoint ? family.adaptCheckpoint(tensors, model) : tensors);
-  const hasTokenizer = ["tokenizer.json", "vocab.json"].some((f) => existsSync(join(folder, f)));
+  const hasTokenizer = await hasTokenizerFiles(folder);
   const tokenizer = hasTokenizer ? await Tokenizer.fromFolder(folder) : null;
   return { model, tokenizer, config, generationConfig: generationConfig ?? null, folder };
 }

@@ -1,13 +1,16 @@
 /**
  * Which kernel set the tensor ops use. By default the native addon when it loaded, else the
- * TypeScript kernels (with one warning saying why). TSVENE_KERNELS=js forces the TypeScript
- * kernels and TSVENE_KERNELS=native requires the addon; setKernels switches at run time.
+ * TypeScript kernels (with one warning saying why, when the ops first ask for kernels).
+ * The platform's TSVENE_KERNELS setting (Node: the environment variable) =js forces the
+ * TypeScript kernels and =native requires the addon; setKernels switches at run time.
  */
+import { platform } from "../../platform/index.js";
 import { jsKernels } from "./js.js";
 import { nativeKernels, nativeLoadError } from "./native.js";
 import type { Kernels } from "./types.js";
 
-export type { Kernels } from "./types.js";
+export type { Kernels, KernelFunctions } from "./types.js";
+export { KERNEL_FUNCTION_NAMES } from "./types.js";
 export { jsKernels } from "./js.js";
 export { nativeKernels, nativeLoadError } from "./native.js";
 
@@ -20,7 +23,7 @@ function nativeOrThrow(requestedBy: string): Kernels {
 }
 
 function defaultKernels(): Kernels {
-  const requested = process.env.TSVENE_KERNELS;
+  const requested = platform().env("TSVENE_KERNELS");
   if (requested === "js") return jsKernels;
   if (requested === "native") return nativeOrThrow("TSVENE_KERNELS=native");
   if (requested !== undefined && requested !== "") {

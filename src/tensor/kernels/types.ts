@@ -93,3 +93,20 @@ export interface Kernels {
     gradX: Float32Array, gradWeight: Float32Array | null,
   ): void;
 }
+
+/** The kernel functions: every member of Kernels but its name. */
+export type KernelFunctions = Omit<Kernels, "name">;
+
+/**
+ * One entry per kernel function. The type makes the compiler require every function of
+ * KernelFunctions here and refuse anything else, so KERNEL_FUNCTION_NAMES cannot miss a kernel.
+ */
+const KERNEL_FUNCTION_SET: { readonly [K in keyof KernelFunctions]: true } = {
+  sgemmBatch: true, binaryStrided: true, copyStrided: true,
+  geluTanh: true, geluTanhBackward: true, geluErf: true, geluErfBackward: true, silu: true, siluBackward: true,
+  exp: true, tanh: true, softmaxRows: true, softmaxRowsBackward: true, layerNormRows: true, layerNormRowsBackward: true,
+  rmsNormRows: true, rmsNormRowsBackward: true,
+};
+
+/** The names of the kernel functions, which the native addon must all export. */
+export const KERNEL_FUNCTION_NAMES = Object.freeze(Object.keys(KERNEL_FUNCTION_SET) as (keyof KernelFunctions)[]);
