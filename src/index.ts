@@ -7,3 +7,4 @@ export * from "./causal/index.js";
 export * from "./train/index.js";
 export * from "./sweeps/index.js";
 export * from "./viz/index.js";
+export { platform, portablePlatform, setPlatform, type Platform } from "./platform/index.js";

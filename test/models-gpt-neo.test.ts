@@ -77,19 +77,19 @@ function arrays(m: GPTNeoForCausalLM): (name: string) => Matrix {
 function naiveForward(m: GPTNeoForCausalLM, ids: number[], options: { scale?: number; window?: number | null } = {}): { logits: Matrix; probs: number[][][][] } {
   const w = arrays(m);
   const s = m.settings;
-  const heads = s.heads;
-  const d = s.dim / heads;
+  const heads = s.numHeads;
+  const d = s.hiddenSize / heads;
   const matvec = (W: Matrix, x: number[], b?: number[]) => W.map((row, o) => row.reduce((acc, wi, i) => acc + wi * x[i], b ? b[o] : 0));
   const layerNorm = (x: number[], g: number[], b: number[]) => {
     const mean = x.reduce((a, v) => a + v, 0) / x.length;
     const variance = x.reduce((a, v) => a + (v - mean) ** 2, 0) / x.length;
-    return x.map((v, i) => ((v - mean) / Math.sqrt(variance + s.eps)) * g[i] + b[i]);
+    return x.map((v, i) => ((v - mean) / Math.sqrt(variance + s.normEps)) * g[i] + b[i]);
   };
   const geluNew = (x: number) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
   const T = ids.length;
   let h = ids.map((id, t) => w("transformer.wte.weight")[id].map((v, i) => v + w("transformer.wpe.weight")[t][i]));
   const probs: number[][][][] = [];
-  for (let layer = 0; layer < s.layers; layer++) {
+  for (let layer = 0; layer < s.numLayers; layer++) {
     const p = `transformer.h.${layer}`;
     const window = options.window === null ? undefined : s.attentionLayers[layer] === "local" ? options.window ?? s.windowSize : undefined;
     const a = h.map((x) => layerNorm(x, w(`${p}.ln_1.weight`)[0], w(`${p}.ln_1.bias`)[0]));
@@ -109,7 +109,7 @@ function naiveForward(m: GPTNeoForCausalLM, ids: number[], options: { scale?: nu
       return exps.map((e) => e / sum);
     }));
     probs.push(layerProbs);
-    const mixed = Array.from({ length: T }, (_, i) => Array.from({ length: s.dim }, (_, c) => {
+    const mixed = Array.from({ length: T }, (_, i) => Array.from({ length: s.hiddenSize }, (_, c) => {
       const head = Math.floor(c / d);
       return layerProbs[head][i].reduce((acc, pr, j) => acc + pr * v[j][c], 0);
     }));
@@ -219,7 +219,7 @@ describe("GPT-Neo config", () => {
     const { attention_layers: _, ...rest } = CONFIG;
     const m = gptNeoFamily.create({ ...rest, num_layers: 6, attention_types: [[["global"], 2], [["local", "global"], 2]] }) as GPTNeoForCausalLM;
     assert.deepEqual(m.settings.attentionLayers, ["global", "global", "local", "global", "local", "global"]);
-    assert.equal(m.settings.inner, 64, "intermediate_size null is 4·hidden_size");
+    assert.equal(m.settings.intermediateSize, 64, "intermediate_size null is 4·hidden_size");
   });
 
   it("rejects attention layer lists that do not fit, naming the fields", () => {

@@ -13,7 +13,7 @@ const { loaded, data } = openFixture(FIXTURE);
 
 test("gpt_neox_tiny: loadPretrained picks GPT-NeoX and loads every weight", async () => {
   const model = await loadedAs(loaded, GPTNeoXForCausalLM, "gpt_neox");
-  assert.equal(model.options.rotaryNdims, 2);
+  assert.equal(model.settings.rotaryNdims, 2);
   assert.notEqual(model.embed_out.weight, model.gpt_neox.embed_in.weight);
 });
 
@@ -112,7 +112,8 @@ test("gpt_neox: the sequential residual is x + attn(ln1 x), then + mlp(ln2 ·)",
     const expected = parallel
       ? tv.add(tv.add(x, attn!), mlp(norm(layer.post_attention_layernorm, x)))
       : tv.add(tv.add(x, attn!), mlp(norm(layer.post_attention_layernorm, tv.add(x, attn!))));
-    const blockOutput = tv.noGrad(() => layer.call(x, { mask: tv.nn.additiveMask(null, 2, 3, 3), ...tv.nn.rotaryTablesFromFrequencies(tv.nn.positionIds(null, 2, 3), tv.nn.ropeInverseFrequencies(4, 10000)), cache: null, layer: 0 }));
+    const rotary = tv.nn.rotaryTablesFromFrequencies(tv.nn.positionIds(null, 2, 3), tv.nn.ropeInverseFrequencies(4, 10000));
+    const blockOutput = tv.noGrad(() => layer.call(x, { mask: tv.nn.additiveMask(null, 2, 3, 3), rotary, cache: null }));
     assert.ok(maxAbsDiff(blockOutput, expected) < 1e-5, `parallel ${parallel}`);
     assert.ok(maxAbsDiff(out.hiddenStates![1], norm(model.gpt_neox.final_layer_norm, expected)) < 1e-5);
   }

@@ -138,7 +138,7 @@ describe("GPT-2 cache, padding and positions", () => {
     const tooLong = tv.intTensor([Array.from({ length: 65 }, () => 1)]);
     assert.throws(() => model.run({ inputIds: tooLong }), /positionIds contains 64, outside 0\.\.63 \(n_positions = 64\)/);
     assert.throws(() => model.run({ inputIds: tv.intTensor([[1, 100]]) }), /inputIds contains 100, outside 0\.\.99 \(vocab_size = 100\)/);
-    assert.throws(() => model.run({ inputIds: tv.intTensor([[1, 2]]), attentionMask: tv.intTensor([[1, 1, 1]]) }), /attention mask of shape \[1, 3\] does not match batch 1 and 2 key positions/);
+    assert.throws(() => model.run({ inputIds: tv.intTensor([[1, 2]]), attentionMask: tv.intTensor([[1, 1, 1]]) }), /attentionMask must be \[1, 2\] \(the batch, and the cached and new positions\), got \[1, 3\]/);
   });
 });
 

@@ -49,7 +49,6 @@ describe("sweeps", () => {
     const noise = tv.randn([3, 32], { std: 0.5, generator: new tv.Generator(1) });
     const trace = tv.causalTrace(gpt2, { inputIds: tv.intTensor([PROMPT]), tokens: TOKENS, corruptedPositions: [0, 1, 2], noise, metric: "logit" });
     assert.deepEqual([trace.grid.rows, trace.grid.cols], [4, 6]);
-    assert.ok(gpt2.supportsResume);
     assertGridMatches(trace.grid, (l, p) => bruteForceCell(gpt2, PROMPT, PROMPT, "block_output", [l], p, noise, [0, 1, 2], trace.target, "logit"), 1e-5);
     const last = trace.grid.values[3 * 6 + 5];
     assert.ok(Math.abs(last - trace.clean) < 1e-5, "restoring the last layer at the last position recovers the clean logit");
@@ -62,8 +61,7 @@ describe("sweeps", () => {
     assertGridMatches(trace.grid, (l, p) => bruteForceCell(gpt2, PROMPT, PROMPT, "mlp_output", windowOf(l), p, noise, [1, 2], trace.target, "probability"), 1e-6);
   });
 
-  it("models that cannot resume run layer by layer and give the same cells (GPT-NeoX, attention_output)", () => {
-    assert.equal(neox.supportsResume, false);
+  it("GPT-NeoX (parallel attention, rotary) gives the brute-force cells too (attention_output)", () => {
     const noise = tv.randn([2, 32], { std: 0.5, generator: new tv.Generator(3) });
     const trace = tv.causalTrace(neox, { inputIds: tv.intTensor([PROMPT]), tokens: TOKENS, corruptedPositions: [0, 1], noise, component: "attention_output", metric: "logit" });
     assertGridMatches(trace.grid, (l, p) => bruteForceCell(neox, PROMPT, PROMPT, "attention_output", [l], p, noise, [0, 1], trace.target, "logit"), 1e-5);
@@ -101,5 +99,12 @@ describe("causal tracing with several noise draws", () => {
     traced.grid.values.forEach((v, i) => assert.ok(Math.abs(v - single.reduce((a, t) => a + t.grid.values[i], 0) / 3) < 1e-6));
     assert.ok(Math.abs(traced.corrupted - single.reduce((a, t) => a + t.corrupted, 0) / 3) < 1e-6);
     assert.throws(() => tv.causalTrace(model, { inputIds, tokens, corruptedPositions: [1, 2], noise, samples: 2 }), /noise must be \[2, 2, 32\]/);
+  });
+});
+
+describe("sweeps need a decoder", () => {
+  it("refuse a model that cannot resume from a block, naming the families that can", async () => {
+    const mlp = tv.modelFromConfig({ model_type: "mlp", architectures: ["MLPForClassification"], h_dim: 4, n_layer: 2, num_classes: 2 });
+    assert.throws(() => tv.causalTrace(mlp, { inputIds: tv.intTensor([[0, 1]]), tokens: ["a", "b"], corruptedPositions: [0] }), /causalTrace: mlp is not a transformer decoder; the sweeps run on GPT-2, GPT-Neo, GPT-NeoX and the Llama family/);
   });
 });

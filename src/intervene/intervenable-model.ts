@@ -5,7 +5,7 @@
  * differs from pyvene (per-example subspaces, linked interventions, unit "t", no sticky use_fast).
  */
 import type { AnyModule, HookHandle } from "../nn/module.js";
-import { PretrainedModel, type ModelInputs, type ModelOutput } from "../models/model.js";
+import { batchSize, PretrainedModel, type ModelInputs, type ModelOutput } from "../models/model.js";
 import { generate as generateTokens, type GenerateOptions, type GenerateOutput } from "../models/generate.js";
 import type { SiteMap } from "../models/sites.js";
 import { IntTensor, Tensor } from "../tensor/index.js";
@@ -545,10 +545,4 @@ function runInput(input: RunInput, what: string): RunInput {
   return readOptions<ModelInputs>(input, RUN_INPUTS, what) as ModelInputs;
 }
 
-function batchSize(input: RunInput): number {
-  if (input instanceof Tensor || input instanceof IntTensor) return input.shape[0];
-  const t = input.inputIds ?? input.inputsEmbeds;
-  if (!t) throw new TypeError("model inputs: give inputIds or inputsEmbeds");
-  return t.shape[0];
-}
 

@@ -1,12 +1,15 @@
 /**
  * Token generation as HF's `generate` does it for greedy search and sampling: positions from the
  * attention mask, a key/value cache when the model has one, finished rows padded, stop at EOS or
- * after maxNewTokens. Every step is an ordinary `run`, so hooks see every step.
+ * after maxNewTokens. Every step is an ordinary `run`, so hooks see every step. Decoders compute
+ * the head at the last position only; other models (the GRU LM) give every position's logits and
+ * the last is read.
  */
-import { checkMaskValues, positionIds } from "../nn/attention.js";
+import { checkMaskValues, positionIds } from "../nn/masks.js";
 import { describe, readOptions } from "../options/index.js";
 import * as tv from "../tensor/index.js";
 import { IntTensor, Tensor } from "../tensor/index.js";
+import { DecoderModel } from "./decoder.js";
 import type { PretrainedModel } from "./model.js";
 
 export interface GenerateOptions {
@@ -52,6 +55,7 @@ export function generate(model: PretrainedModel, inputIds: IntTensor, generateOp
     throw new RangeError(`generate: eosTokenId and padTokenId must be token ids (non-negative integers), got ${describe(options.eosTokenId)} and ${describe(options.padTokenId)}`);
   }
   const cache = options.useCache === false ? null : model.newCache();
+  const lastPositionLogits = model instanceof DecoderModel;
 
   let tokens: number[][] = Array.from({ length: batch }, (_, b) => [...inputIds.data.subarray(b * promptLength, (b + 1) * promptLength)]);
   let mask: number[][] = options.attentionMask
@@ -67,7 +71,9 @@ export function generate(model: PretrainedModel, inputIds: IntTensor, generateOp
       const total = tokens[0].length;
       const fresh = cache === null || step === 0 ? total : 1;
       const ids = new IntTensor(tokens.flatMap((row) => row.slice(total - fresh)), [batch, fresh]);
-      const logits = model.run({ inputIds: ids, attentionMask: fullMask, positionIds: positionIds(fullMask, batch, fresh), cache, lastPositionLogits: true }).logits;
+      const inputs = { inputIds: ids, attentionMask: fullMask, positionIds: positionIds(fullMask, batch, fresh), cache };
+      const logits = model.run(lastPositionLogits ? { ...inputs, lastPositionLogits } : inputs).logits;
+      if (logits.rank !== 3) throw new RangeError(`generate: the ${model.family} model gives logits [${logits.shape.join(", ")}], not token scores per position [B, T, vocab]`);
       const last = tv.squeeze(tv.slice(logits, 1, -1), 1);
       const chosenFrom = doSample ? limitTopK(tv.div(last, temperature), topK) : last;
       scores.push(chosenFrom);

@@ -13,42 +13,43 @@
  * positions behind the query, HF's `bias ^ tril(bias, -window_size)`) is applied with
  * torch.where, then the 4-D causal-and-padding mask of float32 minima is added.
  */
-import { additiveMask, KeyValueCache, mergeHeads, splitHeads } from "../nn/attention.js";
-import { whereCausal } from "../nn/causal.js";
+import { KeyValueCache, mergeHeads, splitHeads } from "../nn/attention.js";
+import { additiveMask, whereCausal } from "../nn/masks.js";
 import { Identity, Linear } from "../nn/layers.js";
 import { Module } from "../nn/module.js";
 import * as tv from "../tensor/index.js";
-import { IntTensor, Tensor } from "../tensor/index.js";
+import { Tensor } from "../tensor/index.js";
 import { configInt, configNumber, configString, type HFConfig } from "./config.js";
+import type { PassInputs } from "./decoder.js";
 import { blockAndMlpSites, gptLayoutFamily, GPTLayoutLM, layerSite, type GPTLayoutSettings } from "./gpt2-layout.js";
 import type { SiteMap } from "./sites.js";
 
 export type AttentionKind = "global" | "local";
 
-/** The fields of GPTNeoConfig that shape the computation, with HF's defaults (positions: max_position_embeddings, inner: intermediate_size). */
+/** The fields of GPTNeoConfig that shape the computation, with HF's defaults (maxPositions: max_position_embeddings). */
 export interface GPTNeoSettings extends GPTLayoutSettings {
   /** Local layers see the query and the window − 1 keys before it. */
-  windowSize: number;
+  readonly windowSize: number;
   /** Per layer: "global" or "local". */
-  attentionLayers: AttentionKind[];
+  readonly attentionLayers: readonly AttentionKind[];
 }
 
 export function gptNeoSettings(config: HFConfig): GPTNeoSettings {
-  const dim = configInt(config, "hidden_size", 2048);
-  const heads = configInt(config, "num_heads", 8);
-  if (dim % heads !== 0) throw new RangeError(`config.json: "hidden_size" (${dim}) must be divisible by "num_heads" (${heads})`);
-  const layers = configInt(config, "num_layers", 24);
+  const hiddenSize = configInt(config, "hidden_size", 2048);
+  const numHeads = configInt(config, "num_heads", 8);
+  if (hiddenSize % numHeads !== 0) throw new RangeError(`config.json: "hidden_size" (${hiddenSize}) must be divisible by "num_heads" (${numHeads})`);
+  const numLayers = configInt(config, "num_layers", 24);
   return {
     vocabSize: configInt(config, "vocab_size", 50257),
-    positions: configInt(config, "max_position_embeddings", 2048),
-    dim,
-    layers,
-    heads,
-    inner: configInt(config, "intermediate_size", 4 * dim),
-    eps: configNumber(config, "layer_norm_epsilon", 1e-5),
+    maxPositions: configInt(config, "max_position_embeddings", 2048),
+    hiddenSize,
+    numLayers,
+    numHeads,
+    intermediateSize: configInt(config, "intermediate_size", 4 * hiddenSize),
+    normEps: configNumber(config, "layer_norm_epsilon", 1e-5),
     activation: configString(config, "activation_function", "gelu_new"),
     windowSize: configInt(config, "window_size", 256),
-    attentionLayers: attentionLayers(config, layers),
+    attentionLayers: attentionLayers(config, numLayers),
   };
 }
 
@@ -91,11 +92,6 @@ interface PassContext {
   mask: Tensor;
 }
 
-/** The pass context of a forward pass over `length` new positions after `past` cached ones. */
-function passContext(mask: IntTensor | null, batch: number, length: number, past: number, cache: KeyValueCache | null): PassContext {
-  return { cache, mask: additiveMask(mask, batch, length, past + length) };
-}
-
 /** HF's GPTNeoSelfAttention. */
 class GPTNeoSelfAttention extends Module<Tensor, PassContext> {
   readonly attn_dropout: Identity;
@@ -109,16 +105,17 @@ class GPTNeoSelfAttention extends Module<Tensor, PassContext> {
     super();
     this.attn_dropout = this.module("attn_dropout", new Identity());
     this.resid_dropout = this.module("resid_dropout", new Identity());
-    this.k_proj = this.module("k_proj", new Linear(s.dim, s.dim, { bias: false }));
-    this.v_proj = this.module("v_proj", new Linear(s.dim, s.dim, { bias: false }));
-    this.q_proj = this.module("q_proj", new Linear(s.dim, s.dim, { bias: false }));
-    this.out_proj = this.module("out_proj", new Linear(s.dim, s.dim));
+    const d = s.hiddenSize;
+    this.k_proj = this.module("k_proj", new Linear(d, d, { bias: false }));
+    this.v_proj = this.module("v_proj", new Linear(d, d, { bias: false }));
+    this.q_proj = this.module("q_proj", new Linear(d, d, { bias: false }));
+    this.out_proj = this.module("out_proj", new Linear(d, d));
   }
 
   protected forward(x: Tensor, { cache, mask }: PassContext): Tensor {
-    const q = splitHeads(this.q_proj.call(x), this.s.heads);
-    const kNew = splitHeads(this.k_proj.call(x), this.s.heads);
-    const vNew = splitHeads(this.v_proj.call(x), this.s.heads);
+    const q = splitHeads(this.q_proj.call(x), this.s.numHeads);
+    const kNew = splitHeads(this.k_proj.call(x), this.s.numHeads);
+    const vNew = splitHeads(this.v_proj.call(x), this.s.numHeads);
     const { key: k, value: v } = cache ? cache.update(this.layer, kNew, vNew) : { key: kNew, value: vNew };
     const window = this.s.attentionLayers[this.layer] === "local" ? this.s.windowSize : undefined;
     // GPT-Neo does not divide the scores by √d.
@@ -147,7 +144,11 @@ export class GPTNeoForCausalLM extends GPTLayoutLM<GPTNeoSettings, GPTNeoAttenti
   readonly family = "gpt_neo";
 
   constructor(config: HFConfig) {
-    super(config, gptNeoSettings(config), gptNeoSites, { positionsField: "max_position_embeddings", attention: GPTNeoAttention, projection: Linear, pass: passContext });
+    super(config, gptNeoSettings(config), gptNeoSites, { positionsField: "max_position_embeddings", attention: GPTNeoAttention, projection: Linear });
+  }
+
+  protected passContext({ attentionMask, batch, length, past, cache }: PassInputs): PassContext {
+    return { cache, mask: additiveMask(attentionMask, batch, length, past + length) };
   }
 }
 
@@ -161,17 +162,18 @@ export class GPTNeoForCausalLM extends GPTLayoutLM<GPTNeoSettings, GPTNeoAttenti
  * hidden_size, intermediate_size then hidden_size·4, hidden_size/num_heads per head.
  */
 export function gptNeoSites(s: GPTNeoSettings): SiteMap {
-  const heads = { heads: s.heads };
-  const head = s.dim / s.heads;
+  const d = s.hiddenSize;
+  const heads = { heads: s.numHeads };
+  const head = d / s.numHeads;
   return {
     ...blockAndMlpSites(s),
-    attention_value_output: layerSite(".attn.attention.out_proj", "input", s.dim),
+    attention_value_output: layerSite(".attn.attention.out_proj", "input", d),
     head_attention_value_output: layerSite(".attn.attention.out_proj", "input", head, heads),
-    attention_output: layerSite(".attn", "output", s.dim),
-    attention_input: layerSite(".attn", "input", s.dim),
-    query_output: layerSite(".attn.attention.q_proj", "output", s.dim),
-    key_output: layerSite(".attn.attention.k_proj", "output", s.dim),
-    value_output: layerSite(".attn.attention.v_proj", "output", s.dim),
+    attention_output: layerSite(".attn", "output", d),
+    attention_input: layerSite(".attn", "input", d),
+    query_output: layerSite(".attn.attention.q_proj", "output", d),
+    key_output: layerSite(".attn.attention.k_proj", "output", d),
+    value_output: layerSite(".attn.attention.v_proj", "output", d),
     head_query_output: layerSite(".attn.attention.q_proj", "output", head, heads),
     head_key_output: layerSite(".attn.attention.k_proj", "output", head, heads),
     head_value_output: layerSite(".attn.attention.v_proj", "output", head, heads),

@@ -10,42 +10,41 @@
  *   ln_2, mlp.{c_fc, act, c_proj, dropout}}, ln_f}, lm_head (weight = transformer.wte.weight)
  */
 import { KeyValueCache, splitHeads, mergeHeads } from "../nn/attention.js";
-import { paddingMask, whereCausal } from "../nn/causal.js";
+import { paddingMask, whereCausal } from "../nn/masks.js";
 import { Conv1D, Identity } from "../nn/layers.js";
 import { Module } from "../nn/module.js";
 import * as tv from "../tensor/index.js";
-import { IntTensor, Tensor } from "../tensor/index.js";
+import { Tensor } from "../tensor/index.js";
 import { configBool, configInt, configNumber, configString, type HFConfig } from "./config.js";
+import type { PassInputs } from "./decoder.js";
 import { blockAndMlpSites, gptLayoutFamily, GPTLayoutLM, layerSite, type GPTLayoutSettings } from "./gpt2-layout.js";
 import type { SiteMap } from "./sites.js";
 
-export { checkIds } from "./gpt2-layout.js";
-
-/** The fields of GPT2Config that shape the computation, with HF's defaults (positions: n_positions, inner: n_inner). */
+/** The fields of GPT2Config that shape the computation, with HF's defaults (maxPositions: n_positions, intermediateSize: n_inner). */
 export interface GPT2Settings extends GPTLayoutSettings {
   /** Divide scores by √(head dim). */
-  scaleAttnWeights: boolean;
+  readonly scaleAttnWeights: boolean;
   /** Also divide scores by layer index + 1. */
-  scaleByInverseLayer: boolean;
+  readonly scaleByInverseLayer: boolean;
   /** HF's reorder_and_upcast_attn: one combined scale inside the q·kᵀ product, in float32. */
-  reorderAndUpcast: boolean;
+  readonly reorderAndUpcast: boolean;
 }
 
 export function gpt2Settings(config: HFConfig): GPT2Settings {
   if (configBool(config, "add_cross_attention", false)) {
     throw new RangeError('config.json: "add_cross_attention": true is not supported (GPT-2 as an encoder-decoder); expected false or absent');
   }
-  const dim = configInt(config, ["n_embd", "hidden_size"], 768);
-  const heads = configInt(config, ["n_head", "num_attention_heads"], 12);
-  if (dim % heads !== 0) throw new RangeError(`config.json: "n_embd" (${dim}) must be divisible by "n_head" (${heads})`);
+  const hiddenSize = configInt(config, ["n_embd", "hidden_size"], 768);
+  const numHeads = configInt(config, ["n_head", "num_attention_heads"], 12);
+  if (hiddenSize % numHeads !== 0) throw new RangeError(`config.json: "n_embd" (${hiddenSize}) must be divisible by "n_head" (${numHeads})`);
   return {
     vocabSize: configInt(config, "vocab_size", 50257),
-    positions: configInt(config, ["n_positions", "max_position_embeddings"], 1024),
-    dim,
-    layers: configInt(config, ["n_layer", "num_hidden_layers"], 12),
-    heads,
-    inner: configInt(config, "n_inner", 4 * dim),
-    eps: configNumber(config, "layer_norm_epsilon", 1e-5),
+    maxPositions: configInt(config, ["n_positions", "max_position_embeddings"], 1024),
+    hiddenSize,
+    numLayers: configInt(config, ["n_layer", "num_hidden_layers"], 12),
+    numHeads,
+    intermediateSize: configInt(config, "n_inner", 4 * hiddenSize),
+    normEps: configNumber(config, "layer_norm_epsilon", 1e-5),
     activation: configString(config, "activation_function", "gelu_new"),
     scaleAttnWeights: configBool(config, "scale_attn_weights", true),
     scaleByInverseLayer: configBool(config, "scale_attn_by_inverse_layer_idx", false),
@@ -60,11 +59,6 @@ interface PassContext {
   padding: Tensor | null;
 }
 
-/** The pass context of a forward pass over `length` new positions after `past` cached ones. */
-function passContext(mask: IntTensor | null, batch: number, length: number, past: number, cache: KeyValueCache | null): PassContext {
-  return { cache, padding: mask ? paddingMask(mask, batch, past + length) : null };
-}
-
 class GPT2Attention extends Module<Tensor, PassContext> {
   readonly c_attn: Conv1D;
   readonly c_proj: Conv1D;
@@ -75,12 +69,12 @@ class GPT2Attention extends Module<Tensor, PassContext> {
 
   constructor(readonly s: GPT2Settings, readonly layer: number) {
     super();
-    this.c_attn = this.module("c_attn", new Conv1D(s.dim, 3 * s.dim));
-    this.c_proj = this.module("c_proj", new Conv1D(s.dim, s.dim));
+    this.c_attn = this.module("c_attn", new Conv1D(s.hiddenSize, 3 * s.hiddenSize));
+    this.c_proj = this.module("c_proj", new Conv1D(s.hiddenSize, s.hiddenSize));
     this.attn_dropout = this.module("attn_dropout", new Identity());
     this.resid_dropout = this.module("resid_dropout", new Identity());
     // HF divides by a float32 √d, then by layer+1; the upcast path multiplies once by the combined factor.
-    const headDim = s.dim / s.heads;
+    const headDim = s.hiddenSize / s.numHeads;
     if (s.reorderAndUpcast) {
       const factor = (s.scaleAttnWeights ? 1 / Math.sqrt(headDim) : 1) / (s.scaleByInverseLayer ? layer + 1 : 1);
       this.scale = (scores) => (factor === 1 ? scores : tv.mul(scores, factor));
@@ -93,7 +87,7 @@ class GPT2Attention extends Module<Tensor, PassContext> {
   }
 
   protected forward(x: Tensor, { cache, padding }: PassContext): Tensor {
-    const [q, kNew, vNew] = tv.split(this.c_attn.call(x), this.s.dim, -1).map((t) => splitHeads(t, this.s.heads));
+    const [q, kNew, vNew] = tv.split(this.c_attn.call(x), this.s.hiddenSize, -1).map((t) => splitHeads(t, this.s.numHeads));
     const { key: k, value: v } = cache ? cache.update(this.layer, kNew, vNew) : { key: kNew, value: vNew };
     let scores = whereCausal(this.scale(tv.matmul(q, tv.transpose(k, -1, -2))));
     if (padding) scores = tv.add(scores, padding);
@@ -107,27 +101,33 @@ export class GPT2LMHeadModel extends GPTLayoutLM<GPT2Settings, GPT2Attention, Pa
   readonly family = "gpt2";
 
   constructor(config: HFConfig) {
-    super(config, gpt2Settings(config), gpt2Sites, { positionsField: "n_positions", attention: GPT2Attention, projection: Conv1D, pass: passContext });
+    super(config, gpt2Settings(config), gpt2Sites, { positionsField: "n_positions", attention: GPT2Attention, projection: Conv1D });
+  }
+
+  protected passContext({ attentionMask, batch, length, past, cache }: PassInputs): PassContext {
+    return { cache, padding: attentionMask ? paddingMask(attentionMask, batch, past + length) : null };
   }
 }
 
 /** pyvene's GPT2LMHeadModel map (spec §7.1/§7.2): paths under `transformer.`, dims from the config. */
 export function gpt2Sites(s: GPT2Settings): SiteMap {
-  const head = s.dim / s.heads;
+  const d = s.hiddenSize;
+  const head = d / s.numHeads;
+  const heads = s.numHeads;
   const qkv = (index: number) => ({ fusedPart: { index, of: 3 } });
   return {
     ...blockAndMlpSites(s),
-    attention_value_output: layerSite(".attn.c_proj", "input", s.dim),
-    head_attention_value_output: layerSite(".attn.c_proj", "input", head, { heads: s.heads }),
-    attention_weight: layerSite(".attn.attn_dropout", "input", s.positions),
-    attention_output: layerSite(".attn.resid_dropout", "output", s.dim),
-    attention_input: layerSite(".attn", "input", s.dim),
-    query_output: layerSite(".attn.c_attn", "output", s.dim, qkv(0)),
-    key_output: layerSite(".attn.c_attn", "output", s.dim, qkv(1)),
-    value_output: layerSite(".attn.c_attn", "output", s.dim, qkv(2)),
-    head_query_output: layerSite(".attn.c_attn", "output", head, { ...qkv(0), heads: s.heads }),
-    head_key_output: layerSite(".attn.c_attn", "output", head, { ...qkv(1), heads: s.heads }),
-    head_value_output: layerSite(".attn.c_attn", "output", head, { ...qkv(2), heads: s.heads }),
+    attention_value_output: layerSite(".attn.c_proj", "input", d),
+    head_attention_value_output: layerSite(".attn.c_proj", "input", head, { heads }),
+    attention_weight: layerSite(".attn.attn_dropout", "input", s.maxPositions),
+    attention_output: layerSite(".attn.resid_dropout", "output", d),
+    attention_input: layerSite(".attn", "input", d),
+    query_output: layerSite(".attn.c_attn", "output", d, qkv(0)),
+    key_output: layerSite(".attn.c_attn", "output", d, qkv(1)),
+    value_output: layerSite(".attn.c_attn", "output", d, qkv(2)),
+    head_query_output: layerSite(".attn.c_attn", "output", head, { ...qkv(0), heads }),
+    head_key_output: layerSite(".attn.c_attn", "output", head, { ...qkv(1), heads }),
+    head_value_output: layerSite(".attn.c_attn", "output", head, { ...qkv(2), heads }),
   };
 }
 

@@ -4,8 +4,12 @@
  *   (xr, xz, xn) = thirds of x2h(x_t),  (hr, hz, hn) = thirds of h2h(h)
  *   r = σ(xr + hr),  z = σ(xz + hz),  n = tanh(xn + r ⊙ hn),  h' = z ⊙ h + (1 − z) ⊙ n
  * GRUModel loops over time and, inside each step, over layers (layer 0 reads x_t, layer l reads
- * layer l−1's new state; states start at zero). There is no key/value cache, and
- * `attentionMask` is read only by the classifier, to pick the state it scores.
+ * layer l−1's new state; states start at zero).
+ *
+ * Not a decoder: there is no residual stream to resume from and no key/value cache, so
+ * `resumeFrom` and `cache` are errors, and so is `lastPositionLogits` (generate reads the last
+ * step of the full logits). `attentionMask` must be right padding (ones, then zeros): the real
+ * steps are then exactly those of the unpadded input, and the classifier scores the last one.
  *
  * Time steps and hooks: every cell, projection and gate activation is called through `.call()`
  * once per step, with a `GRUStepContext` as the call's context. A hook on any of them receives
@@ -17,7 +21,7 @@ import { Module, ModuleList } from "../nn/module.js";
 import * as tv from "../tensor/index.js";
 import { IntTensor, Tensor } from "../tensor/index.js";
 import { configBool, configInt, type HFConfig } from "./config.js";
-import { PretrainedModel, inputShape, type ModelFamily, type ModelInputs, type ModelOutput } from "./model.js";
+import { PretrainedModel, inputShape, refuseInputs, type ModelFamily, type ModelInputs, type ModelOutput, type ModelSettings } from "./model.js";
 import type { Site, SiteMap } from "./sites.js";
 
 /** The context of one cell call: the time step and the layer's state before it. */
@@ -28,25 +32,23 @@ export interface GRUStepContext {
   readonly state: Tensor;
 }
 
-export interface GRUOptions {
-  hidden: number;
-  layers: number;
-  labels: number;
-  bias: boolean;
-  includeEmbeddings: boolean;
-  vocab: number;
-  maxPositions: number;
+export interface GRUSettings extends ModelSettings {
+  readonly numLabels: number;
+  readonly bias: boolean;
+  readonly includeEmbeddings: boolean;
+  readonly vocabSize: number;
+  readonly maxPositions: number;
 }
 
 /** pyvene's GRUConfig fields, with its defaults. */
-export function gruOptions(config: HFConfig): GRUOptions {
+export function gruSettings(config: HFConfig): GRUSettings {
   return {
-    hidden: configInt(config, "h_dim", 512),
-    layers: configInt(config, "n_layer", 2),
-    labels: configInt(config, "n_labels", 2),
+    hiddenSize: configInt(config, "h_dim", 512),
+    numLayers: configInt(config, "n_layer", 2),
+    numLabels: configInt(config, "n_labels", 2),
     bias: configBool(config, "include_bias", true),
     includeEmbeddings: configBool(config, "include_emb", false),
-    vocab: configInt(config, "vocab_size", 50257),
+    vocabSize: configInt(config, "vocab_size", 50257),
     maxPositions: configInt(config, "max_position_embeddings", 512),
   };
 }
@@ -58,10 +60,10 @@ export class GRUCell extends Module<Tensor, GRUStepContext> {
   readonly update_act: Activation;
   readonly new_act: Activation;
 
-  constructor(readonly hidden: number, bias: boolean) {
+  constructor(readonly hiddenSize: number, bias: boolean) {
     super();
-    this.x2h = this.module("x2h", new Linear(hidden, 3 * hidden, { bias }));
-    this.h2h = this.module("h2h", new Linear(hidden, 3 * hidden, { bias }));
+    this.x2h = this.module("x2h", new Linear(hiddenSize, 3 * hiddenSize, { bias }));
+    this.h2h = this.module("h2h", new Linear(hiddenSize, 3 * hiddenSize, { bias }));
     this.reset_act = this.module("reset_act", new Activation("sigmoid"));
     this.update_act = this.module("update_act", new Activation("sigmoid"));
     this.new_act = this.module("new_act", new Activation("tanh"));
@@ -69,8 +71,8 @@ export class GRUCell extends Module<Tensor, GRUStepContext> {
 
   protected forward(x: Tensor, ctx: GRUStepContext): Tensor {
     const h = ctx.state;
-    const [xr, xz, xn] = tv.split(this.x2h.call(x, ctx), this.hidden, -1);
-    const [hr, hz, hn] = tv.split(this.h2h.call(h, ctx), this.hidden, -1);
+    const [xr, xz, xn] = tv.split(this.x2h.call(x, ctx), this.hiddenSize, -1);
+    const [hr, hz, hn] = tv.split(this.h2h.call(h, ctx), this.hiddenSize, -1);
     const r = this.reset_act.call(tv.add(xr, hr), ctx);
     const z = this.update_act.call(tv.add(xz, hz), ctx);
     const n = this.new_act.call(tv.add(xn, tv.mul(r, hn)), ctx);
@@ -83,11 +85,12 @@ export class GRUModel extends Module<IntTensor> {
   readonly wpe: Embedding | null;
   readonly cells: ModuleList<GRUCell>;
 
-  constructor(readonly options: GRUOptions) {
+  constructor(readonly settings: GRUSettings) {
     super();
-    this.wte = options.includeEmbeddings ? this.module("wte", new Embedding(options.vocab, options.hidden)) : null;
-    this.wpe = options.includeEmbeddings ? this.module("wpe", new Embedding(options.maxPositions, options.hidden)) : null;
-    this.cells = this.module("cells", new ModuleList(Array.from({ length: options.layers }, () => new GRUCell(options.hidden, options.bias))));
+    const s = settings;
+    this.wte = s.includeEmbeddings ? this.module("wte", new Embedding(s.vocabSize, s.hiddenSize)) : null;
+    this.wpe = s.includeEmbeddings ? this.module("wpe", new Embedding(s.maxPositions, s.hiddenSize)) : null;
+    this.cells = this.module("cells", new ModuleList(Array.from({ length: s.numLayers }, () => new GRUCell(s.hiddenSize, s.bias))));
   }
 
   /**
@@ -96,9 +99,14 @@ export class GRUModel extends Module<IntTensor> {
    */
   encode(inputs: ModelInputs): { states: Tensor; hiddenStates?: Tensor[] } {
     const { batch, length } = inputShape(inputs);
-    const { hidden } = this.options;
-    if (inputs.cache) throw new RangeError("gru: the GRU has no key/value cache (expected cache null)");
+    refuseInputs(inputs, "gru", {
+      resumeFrom: "a recurrent model has no residual stream to resume from",
+      lastPositionLogits: "a decoder option; take the last step of the logits",
+      cache: "the GRU has no key/value cache",
+    });
+    const hidden = this.settings.hiddenSize;
     if (length === 0) throw new RangeError("gru: inputs need at least one time step (got T = 0)");
+    if (inputs.attentionMask) checkRightPadding(inputs.attentionMask, batch, length);
     let x: Tensor;
     if (inputs.inputIds) {
       if (!this.wte) throw new RangeError("gru: inputIds need token embeddings (include_emb true); give inputsEmbeds [B, T, h_dim] instead");
@@ -129,6 +137,20 @@ export class GRUModel extends Module<IntTensor> {
 
   protected forward(ids: IntTensor): Tensor {
     return this.encode({ inputIds: ids }).states;
+  }
+}
+
+/** A mask [B, T] of ones then zeros per row: the steps after the real ones cannot change the real steps' states. */
+function checkRightPadding(mask: IntTensor, batch: number, length: number): void {
+  if (mask.shape.length !== 2 || mask.shape[0] !== batch || mask.shape[1] !== length) {
+    throw new RangeError(`gru: attentionMask must be [${batch}, ${length}], got [${mask.shape.join(", ")}]`);
+  }
+  for (let b = 0; b < batch; b++) {
+    const row = mask.data.subarray(b * length, (b + 1) * length);
+    const firstPad = row.indexOf(0);
+    if (firstPad >= 0 && row.subarray(firstPad).some((v) => v !== 0)) {
+      throw new RangeError(`gru: attentionMask row ${b} has a real step after padding; the GRU reads the steps in order, so only right padding (ones, then zeros) leaves the real steps' states unchanged`);
+    }
   }
 }
 
@@ -165,17 +187,15 @@ function gruSites(prefix: string, hidden: number): SiteMap {
 /** The GRU models: a GRUModel (`body`) whose states [B, T, h] a head turns into the logits. */
 abstract class GRUPretrained extends PretrainedModel {
   readonly family = "gru";
-  readonly numLayers: number;
+  readonly settings: GRUSettings;
   readonly sites: SiteMap;
-  readonly options: GRUOptions;
   protected readonly body: GRUModel;
 
   constructor(readonly config: HFConfig, prefix: string) {
     super();
-    this.options = gruOptions(config);
-    this.numLayers = this.options.layers;
-    this.sites = gruSites(prefix, this.options.hidden);
-    this.body = new GRUModel(this.options);
+    this.settings = gruSettings(config);
+    this.sites = gruSites(prefix, this.settings.hiddenSize);
+    this.body = new GRUModel(this.settings);
   }
 
   run(inputs: ModelInputs): ModelOutput {
@@ -204,16 +224,13 @@ export class GRUForClassification extends GRUWithHead {
 
   constructor(config: HFConfig) {
     super(config);
-    this.score = this.module("score", new Linear(this.options.hidden, this.options.labels, { bias: false }));
+    this.score = this.module("score", new Linear(this.settings.hiddenSize, this.settings.numLabels, { bias: false }));
   }
 
   protected head(states: Tensor, inputs: ModelInputs): Tensor {
     const [batch, length] = states.shape;
     const mask = inputs.attentionMask ?? null;
-    if (mask !== null && (mask.shape.length !== 2 || mask.shape[0] !== batch || mask.shape[1] !== length)) {
-      throw new RangeError(`gru: attentionMask must be [${batch}, ${length}], got [${mask.shape.join(", ")}]`);
-    }
-    // pyvene counts the mask's ones (it expects right padding); an all-zero row has no state to pick.
+    // pyvene counts the mask's ones (right padding, as encode checked); an all-zero row has no state to pick.
     const index = Array.from({ length: batch }, (_, b) => {
       if (mask === null) return length - 1;
       const count = mask.data.subarray(b * length, (b + 1) * length).reduce((s, v) => s + (v !== 0 ? 1 : 0), 0);
@@ -231,7 +248,7 @@ export class GRULMHeadModel extends GRUWithHead {
 
   constructor(config: HFConfig) {
     super(config);
-    this.lm_head = this.module("lm_head", new Linear(this.options.hidden, this.options.vocab, { bias: false }));
+    this.lm_head = this.module("lm_head", new Linear(this.settings.hiddenSize, this.settings.vocabSize, { bias: false }));
   }
 
   protected head(states: Tensor): Tensor {

@@ -2,41 +2,42 @@
  * pyvene's toy MLP (pyvene/models/mlp/modelings_mlp.py): blocks act(ff1(x)) over input
  * embeddings [B, T, h] (T is 1 in pyvene's uses), optionally from its own token and position
  * embeddings (include_emb), and for MLPForClassification a `score` Linear to num_classes.
- * Dropout is the identity at inference and is left out. There is no attention, so
- * `attentionMask` is not used, and no cache.
+ * Dropout is the identity at inference and is left out.
+ *
+ * Not a decoder: `resumeFrom`, `lastPositionLogits` and `cache` are errors. Positions never
+ * interact, so padding cannot change a real position's output: `attentionMask` is checked
+ * ([B, T]) and needs no other effect.
  */
 import { Activation, Embedding, Linear } from "../nn/layers.js";
 import { Module, ModuleList } from "../nn/module.js";
 import * as tv from "../tensor/index.js";
 import { IntTensor, Tensor } from "../tensor/index.js";
 import { configBool, configInt, configString, type HFConfig } from "./config.js";
-import { PretrainedModel, inputShape, type ModelFamily, type ModelInputs, type ModelOutput } from "./model.js";
+import { PretrainedModel, inputShape, refuseInputs, type ModelFamily, type ModelInputs, type ModelOutput, type ModelSettings } from "./model.js";
 import type { SiteMap } from "./sites.js";
 
-export interface MLPOptions {
-  hidden: number;
-  layers: number;
-  classes: number;
-  activation: string;
-  bias: boolean;
-  includeEmbeddings: boolean;
-  vocab: number;
-  maxPositions: number;
-  squeezeOutput: boolean;
+export interface MLPSettings extends ModelSettings {
+  readonly numLabels: number;
+  readonly activation: string;
+  readonly bias: boolean;
+  readonly includeEmbeddings: boolean;
+  readonly vocabSize: number;
+  readonly maxPositions: number;
+  readonly squeezeOutput: boolean;
 }
 
 /** pyvene's MLPConfig fields, with its defaults. */
-export function mlpOptions(config: HFConfig): MLPOptions {
+export function mlpSettings(config: HFConfig): MLPSettings {
   const labels = config.id2label !== null && typeof config.id2label === "object" ? Object.keys(config.id2label).length : undefined;
   return {
-    hidden: configInt(config, "h_dim", 512),
-    layers: configInt(config, "n_layer", 2),
+    hiddenSize: configInt(config, "h_dim", 512),
+    numLayers: configInt(config, "n_layer", 2),
     // pyvene 0.1.8 writes num_classes; other versions use HF's num_labels (id2label).
-    classes: configInt(config, ["num_classes", "num_labels"], labels ?? 2),
+    numLabels: configInt(config, ["num_classes", "num_labels"], labels ?? 2),
     activation: configString(config, "activation_function", "gelu"),
     bias: configBool(config, "include_bias", true),
     includeEmbeddings: configBool(config, "include_emb", false),
-    vocab: configInt(config, "vocab_size", 50257),
+    vocabSize: configInt(config, "vocab_size", 50257),
     maxPositions: configInt(config, "max_position_embeddings", 512),
     squeezeOutput: configBool(config, "squeeze_output", true),
   };
@@ -47,10 +48,10 @@ export class MLPBlock extends Module {
   readonly ff1: Linear;
   readonly act: Activation;
 
-  constructor(options: MLPOptions) {
+  constructor(s: MLPSettings) {
     super();
-    this.ff1 = this.module("ff1", new Linear(options.hidden, options.hidden, { bias: options.bias }));
-    this.act = this.module("act", new Activation(options.activation));
+    this.ff1 = this.module("ff1", new Linear(s.hiddenSize, s.hiddenSize, { bias: s.bias }));
+    this.act = this.module("act", new Activation(s.activation));
   }
 
   protected forward(x: Tensor): Tensor {
@@ -63,24 +64,34 @@ export class MLPModel extends Module<IntTensor> {
   readonly wpe: Embedding | null;
   readonly h: ModuleList<MLPBlock>;
 
-  constructor(readonly options: MLPOptions) {
+  constructor(readonly settings: MLPSettings) {
     super();
-    this.wte = options.includeEmbeddings ? this.module("wte", new Embedding(options.vocab, options.hidden)) : null;
-    this.wpe = options.includeEmbeddings ? this.module("wpe", new Embedding(options.maxPositions, options.hidden)) : null;
-    this.h = this.module("h", new ModuleList(Array.from({ length: options.layers }, () => new MLPBlock(options))));
+    const s = settings;
+    this.wte = s.includeEmbeddings ? this.module("wte", new Embedding(s.vocabSize, s.hiddenSize)) : null;
+    this.wpe = s.includeEmbeddings ? this.module("wpe", new Embedding(s.maxPositions, s.hiddenSize)) : null;
+    this.h = this.module("h", new ModuleList(Array.from({ length: s.numLayers }, () => new MLPBlock(s))));
   }
 
   /** The last block's output, and every block's input plus the last output when asked for. */
   encode(inputs: ModelInputs): { last: Tensor; hiddenStates?: Tensor[] } {
-    inputShape(inputs);
-    if (inputs.cache) throw new RangeError("mlp: the MLP has no key/value cache (expected cache null)");
+    const { batch, length } = inputShape(inputs);
+    refuseInputs(inputs, "mlp", {
+      resumeFrom: "not a decoder; run the blocks from the input",
+      lastPositionLogits: "not a decoder; take the last position of the logits",
+      cache: "the MLP has no key/value cache",
+    });
+    const mask = inputs.attentionMask;
+    if (mask && (mask.shape.length !== 2 || mask.shape[0] !== batch || mask.shape[1] !== length)) {
+      throw new RangeError(`mlp: attentionMask must be [${batch}, ${length}], got [${mask.shape.join(", ")}]`);
+    }
+    const hidden = this.settings.hiddenSize;
     let x: Tensor;
     if (inputs.inputIds) {
       if (!this.wte) throw new RangeError("mlp: inputIds need token embeddings (include_emb true); give inputsEmbeds [B, T, h_dim] instead");
       x = this.wte.call(inputs.inputIds);
     } else {
       x = inputs.inputsEmbeds!;
-      if (x.shape[2] !== this.options.hidden) throw new RangeError(`mlp: inputsEmbeds must be [B, T, ${this.options.hidden}], got [${x.shape.join(", ")}]`);
+      if (x.shape[2] !== hidden) throw new RangeError(`mlp: inputsEmbeds must be [B, T, ${hidden}], got [${x.shape.join(", ")}]`);
     }
     // As pyvene: position embeddings are added only when positions are given.
     if (inputs.positionIds) {
@@ -113,25 +124,23 @@ function mlpSites(prefix: string, hidden: number): SiteMap {
 /** score(MLPModel(x)), [B, T, C], or [B, C] when squeeze_output and T is 1 (torch's squeeze(1)). */
 export class MLPForClassification extends PretrainedModel {
   readonly family = "mlp";
-  readonly numLayers: number;
+  readonly settings: MLPSettings;
   readonly sites: SiteMap;
-  readonly options: MLPOptions;
   readonly mlp: MLPModel;
   readonly score: Linear;
 
   constructor(readonly config: HFConfig) {
     super();
-    this.options = mlpOptions(config);
-    this.numLayers = this.options.layers;
-    this.sites = mlpSites("mlp.", this.options.hidden);
-    this.mlp = this.module("mlp", new MLPModel(this.options));
-    this.score = this.module("score", new Linear(this.options.hidden, this.options.classes, { bias: this.options.bias }));
+    const s = (this.settings = mlpSettings(config));
+    this.sites = mlpSites("mlp.", s.hiddenSize);
+    this.mlp = this.module("mlp", new MLPModel(s));
+    this.score = this.module("score", new Linear(s.hiddenSize, s.numLabels, { bias: s.bias }));
   }
 
   run(inputs: ModelInputs): ModelOutput {
     const { last, hiddenStates } = this.mlp.encode(inputs);
     const scores = this.score.call(last);
-    const logits = this.options.squeezeOutput && scores.shape[1] === 1 ? tv.squeeze(scores, 1) : scores;
+    const logits = this.settings.squeezeOutput && scores.shape[1] === 1 ? tv.squeeze(scores, 1) : scores;
     return hiddenStates ? { logits, hiddenStates } : { logits };
   }
 }
@@ -139,17 +148,15 @@ export class MLPForClassification extends PretrainedModel {
 /** The bare MLPModel; its `logits` are the last block's output [B, T, h] (pyvene's output[0]). */
 export class MLPBaseModel extends PretrainedModel {
   readonly family = "mlp";
-  readonly numLayers: number;
+  readonly settings: MLPSettings;
   readonly sites: SiteMap;
-  readonly options: MLPOptions;
   private readonly body: MLPModel;
 
   constructor(readonly config: HFConfig) {
     super();
-    this.options = mlpOptions(config);
-    this.numLayers = this.options.layers;
-    this.sites = mlpSites("", this.options.hidden);
-    this.body = new MLPModel(this.options);
+    this.settings = mlpSettings(config);
+    this.sites = mlpSites("", this.settings.hiddenSize);
+    this.body = new MLPModel(this.settings);
     for (const [name, child] of this.body.children()) this.module(name, child);
   }
 

@@ -1,11 +1,12 @@
 /**
  * What every model family provides: a module tree with HF parameter names, `run` over token ids
- * (or embeddings) with HF's masking, positions and hidden-state conventions, the pyvene site
- * map, and a key/value cache for generation where the architecture has one.
+ * (or embeddings) with HF's masking, positions and hidden-state conventions, and the pyvene site
+ * map. The transformer families share one run (decoder.ts); the others (GRU, MLP) run their own
+ * and refuse the decoder-only inputs.
  */
+import type { KeyValueCache } from "../nn/attention.js";
+import { checkMaskValues } from "../nn/masks.js";
 import { Module } from "../nn/module.js";
-import { checkMaskValues, KeyValueCache } from "../nn/attention.js";
-import * as tv from "../tensor/index.js";
 import { IntTensor, Tensor } from "../tensor/index.js";
 import { describe, exactKeys } from "../options/index.js";
 import type { HFConfig } from "./config.js";
@@ -20,19 +21,26 @@ export interface ModelInputs {
   attentionMask?: IntTensor | null;
   /** Positions [B, T]. Default past..past+T−1, as HF's forward (generation passes mask-based ones). */
   positionIds?: IntTensor;
-  /** Keys and values of earlier positions; updated in place with this call's. */
+  /** Keys and values of earlier positions; updated in place with this call's (decoders only). */
   cache?: KeyValueCache | null;
   /** Also return HF's hidden_states: embeddings, each block's output, the last one normalised. */
   outputHiddenStates?: boolean;
   /**
    * Resume at block `layer` with `hidden` [B, T, D] as that block's input, skipping the
    * embeddings and the blocks before it: sweeps reuse a cached prefix this way. inputIds or
-   * inputsEmbeds still give the batch, length and default positions. Families that cannot
-   * resume (supportsResume false) reject it.
+   * inputsEmbeds still give the batch, length and default positions (decoders only).
    */
   resumeFrom?: { layer: number; hidden: Tensor };
-  /** Compute the LM head at the last position only, giving logits [B, 1, V]. */
+  /** Compute the LM head at the last position only, giving logits [B, 1, V] (decoders only). */
   lastPositionLogits?: boolean;
+}
+
+/** The batch size of a run's input: model inputs (from inputIds or inputsEmbeds) or a plain tensor. */
+export function batchSize(input: ModelInputs | Tensor | IntTensor, where = "model inputs"): number {
+  if (input instanceof Tensor || input instanceof IntTensor) return input.shape[0];
+  const t = input.inputIds ?? input.inputsEmbeds;
+  if (!t) throw new TypeError(`${where}: give inputIds or inputsEmbeds`);
+  return t.shape[0];
 }
 
 export interface ModelOutput {
@@ -40,22 +48,29 @@ export interface ModelOutput {
   hiddenStates?: Tensor[];
 }
 
+/** The settings every family reads from its config.json, under these names (each family adds its own). */
+export interface ModelSettings {
+  /** The width of the hidden states (n_embd, hidden_size, h_dim). */
+  readonly hiddenSize: number;
+  readonly numLayers: number;
+}
+
 export abstract class PretrainedModel extends Module<IntTensor> {
   /** The family's name, e.g. "gpt2" or "llama". */
   abstract readonly family: string;
   /** The HF config.json this model was built from. */
   abstract readonly config: HFConfig;
-  abstract readonly numLayers: number;
+  /** The config resolved into what the computation needs, with the family's defaults. */
+  abstract readonly settings: ModelSettings;
   abstract readonly sites: SiteMap;
+
+  get numLayers(): number {
+    return this.settings.numLayers;
+  }
 
   abstract run(inputs: ModelInputs): ModelOutput;
 
-  /** Whether run() accepts resumeFrom. */
-  get supportsResume(): boolean {
-    return false;
-  }
-
-  /** An empty key/value cache for generation; null for architectures without one. */
+  /** An empty key/value cache for generation; null for architectures without one (all but the decoders). */
   newCache(): KeyValueCache | null {
     return null;
   }
@@ -105,25 +120,15 @@ export function inputShape(inputs: ModelInputs): { batch: number; length: number
   return { batch: e.shape[0], length: e.shape[1] };
 }
 
-/** The hidden state to resume from, checked against the model and the inputs; null when not resuming. */
-export function resumePoint(inputs: ModelInputs, model: PretrainedModel, width: number): { layer: number; hidden: Tensor } | null {
-  const resume = inputs.resumeFrom;
-  if (!resume) return null;
-  if (!model.supportsResume) throw new TypeError(`model inputs: resumeFrom is not supported by ${model.family}`);
-  const { batch, length } = inputShape(inputs);
-  const { layer, hidden } = resume;
-  if (!Number.isInteger(layer) || layer < 0 || layer >= model.numLayers) {
-    throw new RangeError(`model inputs: resumeFrom.layer ${layer} is out of range (expected 0..${model.numLayers - 1})`);
+/**
+ * Refuses the inputs a family cannot honour, naming the first one given and why, so that a run
+ * never silently does less than asked. `cannot` maps an input to the reason.
+ */
+export function refuseInputs(inputs: ModelInputs, family: string, cannot: { readonly [K in keyof ModelInputs]?: string }): void {
+  for (const [key, why] of Object.entries(cannot)) {
+    const value = inputs[key as keyof ModelInputs];
+    if (value !== undefined && value !== null && value !== false) throw new TypeError(`model inputs: ${key} is not supported by ${family} (${why}); leave it out`);
   }
-  if (hidden.rank !== 3 || hidden.shape[0] !== batch || hidden.shape[1] !== length || hidden.shape[2] !== width) {
-    throw new RangeError(`model inputs: resumeFrom.hidden must be [${batch}, ${length}, ${width}], got [${hidden.shape.join(", ")}]`);
-  }
-  return resume;
-}
-
-/** The last position of [B, T, D] hidden states as [B, 1, D], for lastPositionLogits. */
-export function lastPosition(hidden: Tensor): Tensor {
-  return tv.slice(hidden, 1, -1);
 }
 
 /** A model family: how HF names it and how to build one from its config.json. */

@@ -9,10 +9,10 @@
 import type { HFConfig } from "./config.js";
 import { gpt2Settings } from "./gpt2.js";
 import { gptNeoSettings } from "./gpt-neo.js";
-import { gptNeoXOptions } from "./gpt-neox.js";
-import { gruOptions } from "./gru.js";
-import { llamaSettings } from "./llama.js";
-import { mlpOptions } from "./mlp.js";
+import { gptNeoXSettings } from "./gpt-neox.js";
+import { gruSettings } from "./gru.js";
+import { llamaSettings } from "./llama-settings.js";
+import { mlpSettings } from "./mlp.js";
 
 /** One size of the parameters: it must equal `axis` of the weight whose name ends in `weight`. */
 export interface SizeRule<S> {
@@ -62,13 +62,13 @@ const gpt2 = {
   layerFields: ["n_layer", "num_hidden_layers"],
   layerList: "h",
   settings: gpt2Settings,
-  layers: (s) => s.layers,
+  layers: (s) => s.numLayers,
   sizes: [
-    { fields: [["n_embd", "hidden_size"]], size: (s) => s.dim, weight: "wte.weight", axis: 1 },
+    { fields: [["n_embd", "hidden_size"]], size: (s) => s.hiddenSize, weight: "wte.weight", axis: 1 },
     { fields: [["vocab_size"]], size: (s) => s.vocabSize, weight: "wte.weight", axis: 0 },
-    { fields: [["n_positions", "max_position_embeddings"]], size: (s) => s.positions, weight: "wpe.weight", axis: 0 },
+    { fields: [["n_positions", "max_position_embeddings"]], size: (s) => s.maxPositions, weight: "wpe.weight", axis: 0 },
     // Conv1D stores [in, out].
-    { fields: [["n_inner"]], size: (s) => s.inner, weight: "h.0.mlp.c_fc.weight", axis: 1 },
+    { fields: [["n_inner"]], size: (s) => s.intermediateSize, weight: "h.0.mlp.c_fc.weight", axis: 1 },
   ],
 } satisfies ShapePlan<ReturnType<typeof gpt2Settings>>;
 
@@ -77,26 +77,26 @@ const gptNeo = {
   layerList: "h",
   otherLayerCounts: gptNeoLayerCounts,
   settings: gptNeoSettings,
-  layers: (s) => s.layers,
+  layers: (s) => s.numLayers,
   sizes: [
-    { fields: [["hidden_size"]], size: (s) => s.dim, weight: "wte.weight", axis: 1 },
+    { fields: [["hidden_size"]], size: (s) => s.hiddenSize, weight: "wte.weight", axis: 1 },
     { fields: [["vocab_size"]], size: (s) => s.vocabSize, weight: "wte.weight", axis: 0 },
-    { fields: [["max_position_embeddings"]], size: (s) => s.positions, weight: "wpe.weight", axis: 0 },
-    { fields: [["intermediate_size"]], size: (s) => s.inner, weight: "h.0.mlp.c_fc.weight", axis: 0 },
+    { fields: [["max_position_embeddings"]], size: (s) => s.maxPositions, weight: "wpe.weight", axis: 0 },
+    { fields: [["intermediate_size"]], size: (s) => s.intermediateSize, weight: "h.0.mlp.c_fc.weight", axis: 0 },
   ],
 } satisfies ShapePlan<ReturnType<typeof gptNeoSettings>>;
 
 const gptNeoX = {
   layerFields: ["num_hidden_layers"],
   layerList: "layers",
-  settings: gptNeoXOptions,
-  layers: (s) => s.layers,
+  settings: gptNeoXSettings,
+  layers: (s) => s.numLayers,
   sizes: [
-    { fields: [["hidden_size"]], size: (s) => s.hidden, weight: "embed_in.weight", axis: 1 },
-    { fields: [["vocab_size"]], size: (s) => s.vocab, weight: "embed_in.weight", axis: 0 },
-    { fields: [["intermediate_size"]], size: (s) => s.intermediate, weight: "layers.0.mlp.dense_h_to_4h.weight", axis: 0 },
+    { fields: [["hidden_size"]], size: (s) => s.hiddenSize, weight: "embed_in.weight", axis: 1 },
+    { fields: [["vocab_size"]], size: (s) => s.vocabSize, weight: "embed_in.weight", axis: 0 },
+    { fields: [["intermediate_size"]], size: (s) => s.intermediateSize, weight: "layers.0.mlp.dense_h_to_4h.weight", axis: 0 },
   ],
-} satisfies ShapePlan<ReturnType<typeof gptNeoXOptions>>;
+} satisfies ShapePlan<ReturnType<typeof gptNeoXSettings>>;
 
 const llama = {
   layerFields: ["num_hidden_layers"],
@@ -121,36 +121,36 @@ const llama = {
 const mlp = {
   layerFields: ["n_layer"],
   layerList: "h",
-  settings: mlpOptions,
-  layers: (s) => s.layers,
+  settings: mlpSettings,
+  layers: (s) => s.numLayers,
   sizes: [
-    { fields: [["h_dim"]], size: (s) => s.hidden, weight: "h.0.ff1.weight", axis: 1 },
+    { fields: [["h_dim"]], size: (s) => s.hiddenSize, weight: "h.0.ff1.weight", axis: 1 },
     {
-      fields: [["num_classes", "num_labels"]], size: (s) => s.classes, weight: "score.weight", axis: 0,
+      fields: [["num_classes", "num_labels"]], size: (s) => s.numLabels, weight: "score.weight", axis: 0,
       present: (_, config) => architectureOf(config, MLP_ARCHITECTURES) !== "MLPModel",
     },
-    { fields: [["vocab_size"]], size: (s) => s.vocab, weight: "wte.weight", axis: 0, present: (s) => s.includeEmbeddings },
+    { fields: [["vocab_size"]], size: (s) => s.vocabSize, weight: "wte.weight", axis: 0, present: (s) => s.includeEmbeddings },
     {
       fields: [["max_position_embeddings"]], size: (s) => s.maxPositions, weight: "wpe.weight", axis: 0,
       present: (s) => s.includeEmbeddings,
     },
   ],
-} satisfies ShapePlan<ReturnType<typeof mlpOptions>>;
+} satisfies ShapePlan<ReturnType<typeof mlpSettings>>;
 
 const gru = {
   layerFields: ["n_layer"],
   layerList: "cells",
-  settings: gruOptions,
-  layers: (s) => s.layers,
+  settings: gruSettings,
+  layers: (s) => s.numLayers,
   sizes: [
-    { fields: [["h_dim"]], size: (s) => s.hidden, weight: "cells.0.x2h.weight", axis: 1 },
+    { fields: [["h_dim"]], size: (s) => s.hiddenSize, weight: "cells.0.x2h.weight", axis: 1 },
     {
-      fields: [["n_labels"]], size: (s) => s.labels, weight: "score.weight", axis: 0,
+      fields: [["n_labels"]], size: (s) => s.numLabels, weight: "score.weight", axis: 0,
       present: (_, config) => architectureOf(config, GRU_ARCHITECTURES) === "GRUForClassification",
     },
-    { fields: [["vocab_size"]], size: (s) => s.vocab, weight: "wte.weight", axis: 0, present: (s) => s.includeEmbeddings },
+    { fields: [["vocab_size"]], size: (s) => s.vocabSize, weight: "wte.weight", axis: 0, present: (s) => s.includeEmbeddings },
     {
-      fields: [["vocab_size"]], size: (s) => s.vocab, weight: "lm_head.weight", axis: 0,
+      fields: [["vocab_size"]], size: (s) => s.vocabSize, weight: "lm_head.weight", axis: 0,
       present: (_, config) => architectureOf(config, GRU_ARCHITECTURES) === "GRULMHeadModel",
     },
     {
@@ -158,7 +158,7 @@ const gru = {
       present: (s) => s.includeEmbeddings,
     },
   ],
-} satisfies ShapePlan<ReturnType<typeof gruOptions>>;
+} satisfies ShapePlan<ReturnType<typeof gruSettings>>;
 
 /** The plan of each family in FAMILIES, by family name. */
 export const SHAPE_PLANS: Readonly<Record<string, ShapePlan<unknown>>> = {

@@ -176,8 +176,18 @@ function checkName(name: string, children: Map<string, unknown>, params: Map<str
   if (children.has(name) || params.has(name)) throw new RangeError(`Module: "${name}" is already registered`);
 }
 
+/**
+ * A module that only groups children under a name (torch.nn.ModuleList, HF's `transformer` or
+ * `model`): paths and hooks need the node, but the computation belongs to its owner.
+ */
+export abstract class Container extends Module {
+  protected forward(): Tensor {
+    throw new Error(`${this.constructor.name} is a container; call its children`);
+  }
+}
+
 /** An ordered list of modules named "0", "1", … (torch.nn.ModuleList). */
-export class ModuleList<M extends AnyModule> extends Module {
+export class ModuleList<M extends AnyModule> extends Container {
   readonly items: M[];
 
   constructor(items: M[]) {
@@ -193,9 +203,5 @@ export class ModuleList<M extends AnyModule> extends Module {
     const m = this.items[i];
     if (!m) throw new RangeError(`ModuleList: index ${i} out of range (0..${this.items.length - 1})`);
     return m;
-  }
-
-  protected forward(): Tensor {
-    throw new Error("ModuleList is a container; call its items");
   }
 }

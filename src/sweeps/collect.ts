@@ -1,10 +1,11 @@
 /**
  * Activation collection over a dataset: a component at chosen layers and every position, in
- * batches. Hooks record each site's value; the run stops right after the last site it needs, so
- * neither the later blocks nor the LM head are computed.
+ * batches. Hooks record each site's value; on a decoder the run stops after the last block it
+ * needs, so neither the later blocks nor the LM head are computed.
  */
 import { readSite } from "../intervene/index.js";
 import type { HookHandle } from "../nn/module.js";
+import { DecoderModel } from "../models/decoder.js";
 import type { PretrainedModel } from "../models/model.js";
 import { describe, readOptions } from "../options/index.js";
 import * as tv from "../tensor/index.js";
@@ -21,9 +22,6 @@ export interface CollectOptions {
   batchSize?: number;
   onProgress?: (done: number, total: number) => void;
 }
-
-/** Thrown by a hook once the last needed site has been recorded, to skip the rest of the run. */
-class CollectedEnough extends Error {}
 
 const COLLECT_OPTIONS = ["inputIds", "attentionMask", "component", "layers", "batchSize", "onProgress"] as const satisfies readonly (keyof CollectOptions)[];
 
@@ -47,21 +45,14 @@ export function collectActivations(model: PretrainedModel, collectOptions: Colle
   const perLayer: Tensor[][] = layers.map(() => []);
   const rows = (t: IntTensor, start: number, end: number) => new IntTensor(t.data.slice(start * length, end * length), [end - start, length]);
   const handles: HookHandle[] = [];
-  const lastSite = sites[layers.indexOf(Math.max(...layers))];
+  const lastLayer = Math.max(...layers);
   try {
     sites.forEach((site, i) => handles.push(readSite(model, site, (view) => void perLayer[i].push(view))));
-    const stopModule = model.getModule(lastSite.module);
-    const stop = () => {
-      throw new CollectedEnough();
-    };
-    handles.push(lastSite.hook === "input" ? stopModule.addPreHook(stop) : stopModule.addPostHook(stop));
     for (let start = 0; start < n; start += batchSize) {
       const end = Math.min(n, start + batchSize);
-      try {
-        tv.noGrad(() => model.run({ inputIds: rows(inputIds, start, end), attentionMask: attentionMask ? rows(attentionMask, start, end) : null }));
-      } catch (e) {
-        if (!(e instanceof CollectedEnough)) throw e;
-      }
+      const batch = { inputIds: rows(inputIds, start, end), attentionMask: attentionMask ? rows(attentionMask, start, end) : null };
+      // A decoder stops after the last block collected from: the later blocks and the head would be wasted work.
+      tv.noGrad(() => (model instanceof DecoderModel ? model.runBlocks(batch, lastLayer) : model.run(batch)));
       options.onProgress?.(end, n);
     }
   } finally {

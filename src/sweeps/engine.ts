@@ -3,11 +3,11 @@
  * run, then, layer by layer, run a batch in which example p takes position p's recorded value at
  * that layer (and the layers of its window). What does not change is computed once: the recorded
  * runs, and the prefix of each patched run, which resumes from the cached residual stream at the
- * first patched layer (for families that support it). Only the last position's logits are computed.
+ * first patched layer. Only the last position's logits are computed. Sweeps run on decoders (every
+ * transformer family), which can resume and stop after a block.
  */
-import {
-  AdditionIntervention, CollectIntervention, gatherUnits, IntervenableModel, scatterUnits, VanillaIntervention, writeSite,
-} from "../intervene/index.js";
+import { AdditionIntervention, CollectIntervention, gatherUnits, IntervenableModel, scatterUnits, writeSite } from "../intervene/index.js";
+import { DecoderModel } from "../models/decoder.js";
 import type { ModelInputs, PretrainedModel } from "../models/model.js";
 import * as tv from "../tensor/index.js";
 import { IntTensor, Tensor } from "../tensor/index.js";
@@ -96,7 +96,7 @@ export function windowLayers(layer: number, window: number, numLayers: number): 
 
 /** What a restoring sweep needs: the prompt, what is restored where, and what is measured. */
 export interface GridRequest {
-  model: PretrainedModel;
+  model: DecoderModel;
   /** The prompt [1, T] (and its mask, if any). */
   inputs: ModelInputs;
   component: string;
@@ -107,29 +107,26 @@ export interface GridRequest {
   restored: RecordedRun;
   target: number;
   metric: Metric;
-  /** The corruption to apply again when a patched run cannot resume from the recorded prefix. */
-  corruption: Corruption | null;
   onProgress?: (done: number, total: number) => void;
+}
+
+/** The model as a decoder, which the sweeps need (they resume runs from recorded residual streams). */
+export function asDecoder(model: PretrainedModel, where: string): DecoderModel {
+  if (!(model instanceof DecoderModel)) {
+    throw new TypeError(`${where}: ${model.family} is not a transformer decoder; the sweeps run on GPT-2, GPT-Neo, GPT-NeoX and the Llama family`);
+  }
+  return model;
 }
 
 /**
  * The grid of metrics: row (layer l, position p) is the `patched` run with `restored.component[j]`
- * written at position p for every layer j of l's window. Resumable models run it as one staircase
- * pass (see staircaseGrid); others run one batch per layer.
+ * written at position p for every layer j of l's window, computed as one staircase pass.
  */
 export function restoreGrid(request: GridRequest): ScoreGrid {
-  const { model, inputs } = request;
-  const length = inputs.inputIds!.shape[1];
-  const numLayers = model.numLayers;
-  const values = model.supportsResume && !inputs.attentionMask ? staircaseGrid(request) : layerByLayerGrid(request);
+  const length = request.inputs.inputIds!.shape[1];
+  const numLayers = request.model.numLayers;
+  const values = staircaseGrid(request);
   return { values, rows: numLayers, cols: length, layers: Array.from({ length: numLayers }, (_, l) => l), positions: Array.from({ length }, (_, p) => p) };
-}
-
-/** Raised by a hook once a block has run, so that a resumed run computes just that block. */
-class BlockDone extends Error {
-  constructor(readonly output: Tensor) {
-    super("block done");
-  }
 }
 
 /**
@@ -161,60 +158,18 @@ function staircaseGrid({ model, inputs, component, window, patched, restored, ta
     const rowMask = new Tensor(Float32Array.from({ length: rows }, (_, r) => (restoring[Math.floor(r / length)] ? 1 : 0)), [rows, 1, 1]);
     const clean = gatherUnits(tv.expand(restored.component[j], [rows, length, width]), "pos", positions, "staircase rows");
     const restore = (view: Tensor) => scatterUnits(view, "pos", positions, tv.where(rowMask, clean, gatherUnits(view, "pos", positions, "staircase rows")), "staircase rows");
-    const handles = [writeSite(model, model.site(component, j), restore)];
-    const last = j === numLayers - 1;
-    if (!last) {
-      const blockEnd = model.site("block_output", j);
-      handles.push(model.getModule(blockEnd.module).addPostHook((_m, _x, y) => {
-        throw new BlockDone(y);
-      }));
-    }
-    const batchIds = new IntTensor(Int32Array.from({ length: rows * length }, (_, i) => ids.data[i % length]), [rows, length]);
+    const handle = writeSite(model, model.site(component, j), restore);
+    const batch: ModelInputs = { inputIds: new IntTensor(Int32Array.from({ length: rows * length }, (_, i) => ids.data[i % length]), [rows, length]), resumeFrom: { layer: j, hidden: hidden! } };
     try {
-      logits = tv.noGrad(() => model.run({ inputIds: batchIds, resumeFrom: { layer: j, hidden: hidden! }, lastPositionLogits: true }).logits);
-    } catch (e) {
-      if (!(e instanceof BlockDone)) throw e;
-      hidden = e.output;
+      if (j === numLayers - 1) logits = tv.noGrad(() => model.run({ ...batch, lastPositionLogits: true }).logits);
+      else hidden = tv.noGrad(() => model.runBlocks(batch, j));
     } finally {
-      for (const h of handles) h.remove();
+      handle.remove();
     }
     onProgress?.(j + 1, numLayers);
   }
   const scores = measure(logits!, target, metric);
   const values = new Float32Array(numLayers * length);
   groups.forEach((layer, g) => values.set(scores.subarray(g * length, (g + 1) * length), layer * length));
-  return values;
-}
-
-/** One batch per layer (for models that cannot resume, or prompts with padding): the full run, corrupted again where needed. */
-function layerByLayerGrid({ model, inputs, component, window, restored, target, metric, corruption, onProgress }: GridRequest): Float32Array {
-  const ids = inputs.inputIds!;
-  const length = ids.shape[1];
-  const numLayers = model.numLayers;
-  const positions = Array.from({ length }, (_, p) => p);
-  const values = new Float32Array(numLayers * length);
-  const batchIds = new IntTensor(Int32Array.from({ length: length * length }, (_, i) => ids.data[i % length]), [length, length]);
-  const perExample = positions.map((p) => [p]);
-  for (let layer = 0; layer < numLayers; layer++) {
-    const layers = windowLayers(layer, window, numLayers);
-    const restores = layers.map((l) => ({ layer: l, component, interventionType: VanillaIntervention }));
-    const corrupt = corruption ? [{ layer: 0, component: "block_input", maxNumberOfUnits: corruption.positions.length, interventionType: AdditionIntervention }] : [];
-    const im = new IntervenableModel([...corrupt, ...restores], model);
-    const sources = [
-      ...corrupt.map(() => tv.expand(tv.unsqueeze(corruption!.noise, 0), [length, ...corruption!.noise.shape])),
-      ...layers.map((l) => tv.gatherAt(tv.expand(restored.component[l], [length, length, restored.component[l].shape[2]]), 1, new IntTensor(Int32Array.from(positions), [length, 1]))),
-    ];
-    const base: ModelInputs = {
-      inputIds: batchIds,
-      attentionMask: inputs.attentionMask ? tv.intTensor(Array.from({ length }, () => [...inputs.attentionMask!.data])) : null,
-      lastPositionLogits: true,
-    };
-    const logits = tv.noGrad(() => im.forward(base, null, {
-      unitLocations: { base: [...corrupt.map(() => [corruption!.positions]), ...layers.map(() => perExample)] },
-      sourceRepresentations: sources,
-    }).intervened.logits);
-    values.set(measure(logits, target, metric), layer * length);
-    onProgress?.(layer + 1, numLayers);
-  }
   return values;
 }

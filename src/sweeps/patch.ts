@@ -6,7 +6,7 @@ import type { PretrainedModel } from "../models/model.js";
 import { IntTensor } from "../tensor/index.js";
 import { readOptions } from "../options/index.js";
 import { checkComponent, checkLabels, checkMetric, checkPrompt, checkTarget, checkWindow } from "./checks.js";
-import { measure, recordRun, restoreGrid, topToken, type Metric } from "./engine.js";
+import { asDecoder, measure, recordRun, restoreGrid, topToken, type Metric } from "./engine.js";
 import type { PatchResult } from "./results.js";
 
 export interface PatchOptions {
@@ -27,8 +27,9 @@ const PATCH_OPTIONS = [
   "base", "source", "baseTokens", "sourceTokens", "component", "target", "targetLabel", "window", "metric", "onProgress",
 ] as const satisfies readonly (keyof PatchOptions)[];
 
-export function activationPatching(model: PretrainedModel, patchOptions: PatchOptions): PatchResult {
+export function activationPatching(anyModel: PretrainedModel, patchOptions: PatchOptions): PatchResult {
   const where = "activationPatching";
+  const model = asDecoder(anyModel, where);
   const options = readOptions<PatchOptions>(patchOptions, PATCH_OPTIONS, "activationPatching options");
   const base = checkPrompt(options.base, "base", where);
   const source = checkPrompt(options.source, "source", where);
@@ -44,7 +45,7 @@ export function activationPatching(model: PretrainedModel, patchOptions: PatchOp
   const baseRun = recordRun(model, { inputIds: base }, component, null);
   const target = checkTarget(options.target, sourceRun.logits.shape[2], where) ?? topToken(sourceRun.logits);
   const grid = restoreGrid({
-    model, inputs: { inputIds: base }, component, window, patched: baseRun, restored: sourceRun, target, metric, corruption: null, onProgress: options.onProgress,
+    model, inputs: { inputIds: base }, component, window, patched: baseRun, restored: sourceRun, target, metric, onProgress: options.onProgress,
   });
   return {
     kind: "patch",

@@ -8,7 +8,7 @@ import * as tv from "../tensor/index.js";
 import { IntTensor } from "../tensor/index.js";
 import { describe, readOptions } from "../options/index.js";
 import { checkComponent, checkLabels, checkMetric, checkPrompt, checkTarget, checkWindow } from "./checks.js";
-import { measure, recordRun, restoreGrid, topToken, type Metric } from "./engine.js";
+import { asDecoder, measure, recordRun, restoreGrid, topToken, type Metric } from "./engine.js";
 import type { ScoreGrid, TraceComponent, TraceResult } from "./results.js";
 
 export interface TraceOptions {
@@ -40,8 +40,9 @@ const TRACE_OPTIONS = [
   "onProgress",
 ] as const satisfies readonly (keyof TraceOptions)[];
 
-export function causalTrace(model: PretrainedModel, traceOptions: TraceOptions): TraceResult {
+export function causalTrace(anyModel: PretrainedModel, traceOptions: TraceOptions): TraceResult {
   const where = "causalTrace";
+  const model = asDecoder(anyModel, where);
   const options = readOptions<TraceOptions>(traceOptions, TRACE_OPTIONS, "causalTrace options");
   const inputIds = checkPrompt(options.inputIds, "inputIds", where);
   const length = inputIds.shape[1];
@@ -79,7 +80,7 @@ export function causalTrace(model: PretrainedModel, traceOptions: TraceOptions):
     const corruption = { positions: corruptedPositions, noise: tv.squeeze(tv.slice(draws, 0, s, s + 1), 0) };
     const run = recordRun(model, inputs, component, corruption);
     const progress = options.onProgress && ((done: number, total: number) => options.onProgress!(s * total + done, samples * total));
-    grid = restoreGrid({ model, inputs, component, window, patched: run, restored: clean, target, metric, corruption, onProgress: progress });
+    grid = restoreGrid({ model, inputs, component, window, patched: run, restored: clean, target, metric, onProgress: progress });
     corrupted += measure(run.logits, target, metric)[0] / samples;
     grid.values.forEach((v, i) => (values[i] += v / samples));
   }

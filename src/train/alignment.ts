@@ -18,7 +18,7 @@
  * - Metrics may be numbers or records of numbers; evaluation averages each field by batch size.
  */
 import { IntTensor, Tensor, div, noGrad } from "../tensor/index.js";
-import type { ModelInputs } from "../models/model.js";
+import { batchSize } from "../models/model.js";
 import type { IntervenableModel, RunInput, UnitLocationsInput } from "../intervene/index.js";
 import { describe, readOptions } from "../options/index.js";
 import { Adam, type Optimizer } from "./optimizers.js";
@@ -176,7 +176,7 @@ export function evalAlignment<L, M extends Metrics, B = AlignmentBatch<L>>(
     for (const raw of batches) {
       const batch = collate(raw, options, "evalAlignment");
       metrics.push(options.computeMetrics(intervenedLogits(im, batch, "evalAlignment"), batch.labels));
-      sizes.push(batchSize(baseOf(batch, "evalAlignment")));
+      sizes.push(batchSize(baseOf(batch, "evalAlignment"), "evalAlignment: the base input"));
     }
   });
   if (metrics.length === 0) throw new RangeError("evalAlignment: the batches were empty (nothing to evaluate)");
@@ -300,12 +300,6 @@ function batchCount(batches: unknown): number {
   return n as number;
 }
 
-function batchSize(input: RunInput): number {
-  if (input instanceof Tensor || input instanceof IntTensor) return input.shape[0];
-  const t = (input as ModelInputs).inputIds ?? (input as ModelInputs).inputsEmbeds;
-  if (!t) throw new TypeError("evalAlignment: the base input has neither inputIds nor inputsEmbeds");
-  return t.shape[0];
-}
 
 function positiveInteger(value: number, where: string): number {
   if (!Number.isInteger(value) || value < 1) throw new RangeError(`${where} must be a positive integer, got ${value}`);
