@@ -192,7 +192,7 @@ describe("a custom module with its own site map", () => {
     intervened.data.forEach((v, i) => assert.ok(Math.abs(v - expected.data[i]) < 1e-5, `element ${i}: ${v} vs ${expected.data[i]}`));
     tv.sum(intervened).backward();
     const theta = rotation.rotateLayer.original;
-    assert.ok(theta.grad && theta.grad.data.some((v) => v !== 0), "the rotation's parameter received a gradient");
+    assert.ok(theta.grad?.data.some((v) => v !== 0), "the rotation's parameter received a gradient");
     assert.ok(net.parameters().every((p) => p.grad === null), "the wrapped model stays frozen");
   });
 });

@@ -5,7 +5,7 @@ import * as tv from "../src/index.js";
 import { Tensor } from "../src/index.js";
 import { doInterventionBySwap, featureSelection } from "../src/intervene/swap.js";
 import { LowRankRotateLayer, RotateLayer } from "../src/intervene/rotation.js";
-import { Intervention } from "../src/intervene/intervention.js";
+import type { Intervention } from "../src/intervene/intervention.js";
 import {
   AdditionIntervention, AutoencoderIntervention, BoundlessRotatedSpaceIntervention, CollectIntervention,
   ConstantSourceIntervention, DEFAULT_NOISE_LEVEL, INTERVENTION_TYPES, JumpReLUAutoencoderIntervention, LambdaIntervention,

@@ -164,7 +164,7 @@ function binaryReference(op: BinaryOp, x: number, y: number): number {
     case "sub": return x - y;
     case "mul": return x * y;
     case "div": return x / y;
-    case "pow": return x === 1 || (x === -1 && Math.abs(y) === Infinity) ? 1 : Math.pow(x, y);
+    case "pow": return x === 1 || (x === -1 && Math.abs(y) === Infinity) ? 1 : x ** y;
     case "maximum": return x >= y || Number.isNaN(x) ? x : y;
   }
 }

@@ -67,7 +67,7 @@ test("gpt_neox: the fused query_key_value is [q|k|v] per head, checked against a
     const v = Array.from({ length: d }, (_, i) => at(t, head, part, i));
     const out = [...v];
     for (let i = 0; i < rot / 2; i++) {
-      const angle = t / Math.pow(10000, (2 * i) / rot);
+      const angle = t / 10000 ** ((2 * i) / rot);
       const [a, b] = [v[i], v[i + rot / 2]];
       out[i] = a * Math.cos(angle) - b * Math.sin(angle);
       out[i + rot / 2] = b * Math.cos(angle) + a * Math.sin(angle);

@@ -180,11 +180,12 @@ interface Reference {
 }
 
 function referenceOf(type: LlamaModelType, config: Record<string, unknown>): Reference {
+  // biome-ignore lint/suspicious/noExplicitAny: the reference reads config fields of several types
   const c = config as Record<string, any>;
   const heads = c.num_attention_heads;
   const headDim = c.head_dim ?? c.hidden_size / heads;
   const layers = c.num_hidden_layers;
-  const invFreq = Array.from({ length: headDim / 2 }, (_, i) => 1 / Math.pow(c.rope_theta ?? 10000, (2 * i) / headDim));
+  const invFreq = Array.from({ length: headDim / 2 }, (_, i) => 1 / (c.rope_theta ?? 10000) ** ((2 * i) / headDim));
   const scaling = c.rope_scaling;
   const freqs = scaling?.rope_type === "llama3" ? llama3Reference(invFreq, scaling) : scaling?.rope_type === "linear" ? invFreq.map((f) => f / scaling.factor) : invFreq;
   const windows: (number | null)[] = new Array(layers).fill(null);
@@ -197,7 +198,7 @@ function referenceOf(type: LlamaModelType, config: Record<string, unknown>): Ref
     qkNorm: type === "qwen3" ? "per_head" : type === "olmo2" ? "full_width" : "none",
     gelu: gemmaLike,
     embedScale: gemmaLike,
-    scoreScale: type === "gemma2" ? Math.pow(c.query_pre_attn_scalar, -0.5) : 1 / Math.sqrt(headDim),
+    scoreScale: type === "gemma2" ? c.query_pre_attn_scalar ** -0.5 : 1 / Math.sqrt(headDim),
     attnCap: type === "gemma2" ? c.attn_logit_softcapping : null,
     finalCap: type === "gemma2" ? c.final_logit_softcapping : null,
     windows,
@@ -355,12 +356,12 @@ test("rope_scaling: llama3 inv_freq equals Meta's formula, with Llama 3.1's publ
   // Llama 3.1 8B: θ 500000, head_dim 128, factor 8, low 1, high 4, original context 8192.
   const scaling = { type: "llama3", factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 } as const;
   const ours = ropeInverseFrequencies(128, 500000, scaling);
-  const plain = Array.from({ length: 64 }, (_, i) => 1 / Math.pow(500000, (2 * i) / 128));
+  const plain = Array.from({ length: 64 }, (_, i) => 1 / 500000 ** ((2 * i) / 128));
   const expected = llama3Reference(plain, { factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 });
   expected.forEach((e, i) => assert.ok(Math.abs(ours[i] - e) <= 1e-6 * e, `inv_freq[${i}]: ${ours[i]} vs ${e}`));
   // High frequencies (wavelength < 2048) untouched, low ones (> 8192) slowed 8×, one in between smoothed.
   assert.equal(ours[0], 1);
-  assert.ok(Math.abs(ours[63] - Math.pow(500000, -126 / 128) / 8) < 1e-7 * ours[63]);
+  assert.ok(Math.abs(ours[63] - 500000 ** (-126 / 128) / 8) < 1e-7 * ours[63]);
   const medium = plain.findIndex((f) => (2 * Math.PI) / f >= 2048 && (2 * Math.PI) / f <= 8192);
   assert.ok(medium > 0 && ours[medium] < plain[medium] && ours[medium] > plain[medium] / 8);
   const linear = ropeInverseFrequencies(8, 10000, { type: "linear", factor: 4 });

@@ -89,7 +89,7 @@ function buildModule(blocks: readonly Block[], library: string): string {
     sections.set(block.section, parts);
   }
   const scripts = [...sections].map(([section, parts]) => `// README section: ${section}\n{\n${parts.join("\n")}\n}`);
-  return [...imports, ...scripts].join("\n\n") + "\n";
+  return `${[...imports, ...scripts].join("\n\n")}\n`;
 }
 
 /** How a log line is compared: whitespace dropped, `…` matches anything. */

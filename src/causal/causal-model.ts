@@ -38,7 +38,7 @@
  *   `print_structure` / `print_setting`. pyvene's `start_variables` (computed wrongly, unused),
  *   `marginalize` (a no-op) and `add_variable` (leaves inputs and outputs stale) are left out.
  */
-import { concat, defaultGenerator, Generator, IntTensor, stack, tensor, zeros, type Tensor } from "../tensor/index.js";
+import { concat, defaultGenerator, type Generator, IntTensor, stack, tensor, zeros, type Tensor } from "../tensor/index.js";
 import { analyseStructure } from "./graph.js";
 import { formatValue, sameValue, valueToNumbers, type CausalValue, type Setting } from "./values.js";
 
@@ -46,7 +46,7 @@ import { formatValue, sameValue, valueToNumbers, type CausalValue, type Setting 
  * A variable's function: receives its parents' values in the order of `parents[variable]`;
  * an input's function takes no arguments and gives the input's default value.
  */
-// `any` parameters so that typed functions such as `(w: number[], x: number[]) => boolean` fit.
+// biome-ignore lint/suspicious/noExplicitAny: typed functions such as `(w: number[], x: number[]) => boolean` must fit
 export type Mechanism = (...parentValues: any[]) => CausalValue;
 
 /** The parent settings of one variable that give one of its values. */

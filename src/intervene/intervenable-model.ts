@@ -144,7 +144,10 @@ export class IntervenableModel<Out = ModelOutput> {
   /** Sites sharing a group key share one source; without group keys every intervention is its own group. */
   private makeGroups(): Slot[][] {
     const withKey = this.slots.filter((s) => s.representation.groupKey !== null).length;
-    if (withKey === 0) return this.slots.map((s, g) => ((s.group = g), [s]));
+    if (withKey === 0) {
+      this.slots.forEach((s, g) => (s.group = g));
+      return this.slots.map((s) => [s]);
+    }
     if (withKey !== this.slots.length) throw new TypeError("IntervenableConfig: groupKey must be given for every representation once it is given for one");
     const groupKeys = [...new Set(this.slots.map((s) => s.representation.groupKey!))].sort((a, b) => a - b);
     groupKeys.forEach((k, g) => {

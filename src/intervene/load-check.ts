@@ -10,7 +10,7 @@
  */
 import type { AnyModule } from "../nn/module.js";
 import type { SiteMap } from "../models/sites.js";
-import { Generator, IntTensor, matmul, Tensor, transpose } from "../tensor/index.js";
+import { Generator, type IntTensor, matmul, Tensor, transpose } from "../tensor/index.js";
 import { formatShape, sameShape } from "../tensor/shape.js";
 import {
   intervenableConfig, representationKeys, type IntervenableConfig, type IntervenableConfigInput, type RepresentationConfig,

@@ -45,7 +45,7 @@ import { readSafetensors, readSafetensorsHeader, writeSafetensors } from "../io/
 import type { ModelOutput } from "../models/model.js";
 import type { SiteMap } from "../models/sites.js";
 import type { AnyModule } from "../nn/module.js";
-import { IntTensor, Tensor } from "../tensor/index.js";
+import { type IntTensor, Tensor } from "../tensor/index.js";
 import { formatShape, sameShape } from "../tensor/shape.js";
 import { IntervenableModel } from "./intervenable-model.js";
 import type { Intervention } from "./intervention.js";

@@ -108,7 +108,7 @@ export function selectionMask(selection: FeatureSelection, shape: readonly numbe
   selection.ids.forEach((ids, e) => {
     for (const i of ids) data[e * d + i] = 1;
   });
-  const maskShape = shape.map((n, axis) => (axis === 0 ? b : axis === shape.length - 1 ? d : 1));
+  const maskShape = shape.map((_n, axis) => (axis === 0 ? b : axis === shape.length - 1 ? d : 1));
   return new Tensor(data, maskShape);
 }
 

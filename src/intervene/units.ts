@@ -4,7 +4,7 @@
  * gathered at per-example indices; writing goes back through the same steps in reverse.
  */
 import * as tv from "../tensor/index.js";
-import { IntTensor, Tensor } from "../tensor/index.js";
+import { IntTensor, type Tensor } from "../tensor/index.js";
 import type { Site } from "../models/sites.js";
 import type { InterventionUnits, TwoLevelUnits, UnitRows } from "./locations.js";
 

@@ -136,17 +136,17 @@ export async function saveCheckpoint(folder: string, tensors: NamedTensors, opti
       for (const [name, file] of entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) weightMap[name] = file;
       const totalSize = shards.flat().reduce((n, [, t]) => n + storedByteLength(t, dtype), 0);
       const indexPath = join(folder, WEIGHTS_INDEX_FILE);
-      await writeTextAtomically(indexPath, JSON.stringify({ metadata: { total_size: totalSize }, weight_map: weightMap }, null, 2) + "\n");
+      await writeTextAtomically(indexPath, `${JSON.stringify({ metadata: { total_size: totalSize }, weight_map: weightMap }, null, 2)}\n`);
       written.push(indexPath);
     }
     if (options.config !== undefined) {
       const path = join(folder, CONFIG_FILE);
-      await writeTextAtomically(path, JSON.stringify(options.config, null, 2) + "\n");
+      await writeTextAtomically(path, `${JSON.stringify(options.config, null, 2)}\n`);
       written.push(path);
     }
     if (options.generationConfig !== undefined) {
       const path = join(folder, GENERATION_CONFIG_FILE);
-      await writeTextAtomically(path, JSON.stringify(options.generationConfig, null, 2) + "\n");
+      await writeTextAtomically(path, `${JSON.stringify(options.generationConfig, null, 2)}\n`);
       written.push(path);
     }
   } catch (error) {

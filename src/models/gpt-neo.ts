@@ -13,12 +13,12 @@
  * positions behind the query, HF's `bias ^ tril(bias, -window_size)`) is applied with
  * torch.where, then the 4-D causal-and-padding mask of float32 minima is added.
  */
-import { KeyValueCache, mergeHeads, splitHeads } from "../nn/attention.js";
+import { type KeyValueCache, mergeHeads, splitHeads } from "../nn/attention.js";
 import { additiveMask, whereCausal } from "../nn/masks.js";
 import { Identity, Linear } from "../nn/layers.js";
 import { Module } from "../nn/module.js";
 import * as tv from "../tensor/index.js";
-import { Tensor } from "../tensor/index.js";
+import type { Tensor } from "../tensor/index.js";
 import { configInt, configNumber, configString, type HFConfig } from "./config.js";
 import type { PassInputs } from "./decoder.js";
 import { blockAndMlpSites, gptLayoutFamily, GPTLayoutLM, layerSite, type GPTLayoutSettings } from "./gpt2-layout.js";

@@ -13,11 +13,11 @@
 import { Activation, LayerNorm, Linear, Embedding } from "../nn/layers.js";
 import { Container, Module, ModuleList } from "../nn/module.js";
 import { TiedLinear } from "../nn/tied.js";
-import { KeyValueCache, mergeHeads, splitHeads } from "../nn/attention.js";
+import { type KeyValueCache, mergeHeads, splitHeads } from "../nn/attention.js";
 import { additiveMask } from "../nn/masks.js";
 import { applyRotary, ropeInverseFrequencies, rotaryTablesFromFrequencies } from "../nn/rope.js";
 import * as tv from "../tensor/index.js";
-import { Tensor } from "../tensor/index.js";
+import type { Tensor } from "../tensor/index.js";
 import { configBool, configInt, configNumber, configString, type HFConfig } from "./config.js";
 import { DecoderModel, type DecoderSettings, type PassInputs } from "./decoder.js";
 import type { ModelFamily } from "./model.js";

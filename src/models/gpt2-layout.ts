@@ -13,7 +13,7 @@ import { Activation, Embedding, Identity, LayerNorm } from "../nn/layers.js";
 import { Container, Module, ModuleList } from "../nn/module.js";
 import { TiedLinear } from "../nn/tied.js";
 import * as tv from "../tensor/index.js";
-import { IntTensor, Tensor } from "../tensor/index.js";
+import type { IntTensor, Tensor } from "../tensor/index.js";
 import type { HFConfig } from "./config.js";
 import { DecoderModel, type DecoderSettings } from "./decoder.js";
 import type { ModelFamily, PretrainedModel } from "./model.js";

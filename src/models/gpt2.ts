@@ -9,12 +9,12 @@
  *   transformer.{wte, wpe, drop, h.N.{ln_1, attn.{c_attn, c_proj, attn_dropout, resid_dropout},
  *   ln_2, mlp.{c_fc, act, c_proj, dropout}}, ln_f}, lm_head (weight = transformer.wte.weight)
  */
-import { KeyValueCache, splitHeads, mergeHeads } from "../nn/attention.js";
+import { type KeyValueCache, splitHeads, mergeHeads } from "../nn/attention.js";
 import { paddingMask, whereCausal } from "../nn/masks.js";
 import { Conv1D, Identity } from "../nn/layers.js";
 import { Module } from "../nn/module.js";
 import * as tv from "../tensor/index.js";
-import { Tensor } from "../tensor/index.js";
+import type { Tensor } from "../tensor/index.js";
 import { configBool, configInt, configNumber, configString, type HFConfig } from "./config.js";
 import type { PassInputs } from "./decoder.js";
 import { blockAndMlpSites, gptLayoutFamily, GPTLayoutLM, layerSite, type GPTLayoutSettings } from "./gpt2-layout.js";

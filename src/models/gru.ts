@@ -19,7 +19,7 @@
 import { Activation, Embedding, Linear } from "../nn/layers.js";
 import { Module, ModuleList } from "../nn/module.js";
 import * as tv from "../tensor/index.js";
-import { IntTensor, Tensor } from "../tensor/index.js";
+import type { IntTensor, Tensor } from "../tensor/index.js";
 import { configBool, configInt, type HFConfig } from "./config.js";
 import { PretrainedModel, inputShape, refuseInputs, type ModelFamily, type ModelInputs, type ModelOutput, type ModelSettings } from "./model.js";
 import type { Site, SiteMap } from "./sites.js";

@@ -10,10 +10,10 @@
  * embedding scale, soft-capping, sliding windows. The run is the decoder base's (decoder.ts).
  */
 import * as tv from "../tensor/index.js";
-import { Tensor } from "../tensor/index.js";
+import type { Tensor } from "../tensor/index.js";
 import { Container, Module, ModuleList, type AnyModule } from "../nn/module.js";
 import { Activation, Embedding, LayerNorm, Linear, RMSNorm } from "../nn/layers.js";
-import { KeyValueCache, mergeHeads, repeatKeyValue } from "../nn/attention.js";
+import { type KeyValueCache, mergeHeads, repeatKeyValue } from "../nn/attention.js";
 import { additiveMask } from "../nn/masks.js";
 import { TiedLinear } from "../nn/tied.js";
 import { applyRotary, rotaryTablesFromFrequencies } from "../nn/rope.js";

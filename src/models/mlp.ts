@@ -11,7 +11,7 @@
 import { Activation, Embedding, Linear } from "../nn/layers.js";
 import { Module, ModuleList } from "../nn/module.js";
 import * as tv from "../tensor/index.js";
-import { IntTensor, Tensor } from "../tensor/index.js";
+import type { IntTensor, Tensor } from "../tensor/index.js";
 import { configBool, configInt, configString, type HFConfig } from "./config.js";
 import { PretrainedModel, inputShape, refuseInputs, type ModelFamily, type ModelInputs, type ModelOutput, type ModelSettings } from "./model.js";
 import type { SiteMap } from "./sites.js";

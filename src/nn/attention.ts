@@ -3,7 +3,7 @@
  * a per-layer key/value cache. Masks and positions are in masks.ts.
  */
 import * as tv from "../tensor/index.js";
-import { Tensor } from "../tensor/index.js";
+import type { Tensor } from "../tensor/index.js";
 
 /** [B, T, H·d] → [B, H, T, d]. */
 export function splitHeads(x: Tensor, heads: number): Tensor {

@@ -3,7 +3,7 @@
  * is either loaded from a checkpoint or initialised explicitly with `initNormal`.
  */
 import * as tv from "../tensor/index.js";
-import { IntTensor, Tensor } from "../tensor/index.js";
+import type { IntTensor, Tensor } from "../tensor/index.js";
 import { Module, type AnyModule } from "./module.js";
 
 /** y = x·Wᵀ + b with W stored [out, in] (torch.nn.Linear). */

@@ -6,7 +6,7 @@
  * replace the input, a post-hook sees the input and output and may replace the output, which is
  * exactly what an intervention site needs.
  */
-import { IntTensor, Tensor } from "../tensor/index.js";
+import { type IntTensor, Tensor } from "../tensor/index.js";
 import { formatShape, sameShape } from "../tensor/shape.js";
 
 export type PreHook<I = Tensor, C = unknown> = (module: Module<I, C>, input: I, context: C) => I | void;
@@ -156,6 +156,7 @@ export abstract class Module<I = Tensor, C = unknown> {
 }
 
 /** A module of any input and context type: what a model tree holds. */
+// biome-ignore lint/suspicious/noExplicitAny: a tree holds modules of every input and context type; callers narrow
 export type AnyModule = Module<any, any>;
 
 function addTo<T>(list: T[], item: T): HookHandle {

@@ -6,7 +6,7 @@
  * and NeoX).
  */
 import * as tv from "../tensor/index.js";
-import { IntTensor, Tensor } from "../tensor/index.js";
+import { type IntTensor, Tensor } from "../tensor/index.js";
 
 export type RopeScaling =
   | { readonly type: "linear"; readonly factor: number }
@@ -25,7 +25,7 @@ export function ropeInverseFrequencies(dim: number, base: number, scaling: RopeS
   if (!Number.isInteger(dim) || dim <= 0 || dim % 2 !== 0) throw new RangeError(`rope: the rotary dimension must be a positive even integer, got ${dim}`);
   const half = dim / 2;
   const inv = new Float32Array(half);
-  for (let i = 0; i < half; i++) inv[i] = 1 / f32(Math.pow(base, f32((2 * i) / dim)));
+  for (let i = 0; i < half; i++) inv[i] = 1 / f32(base ** f32((2 * i) / dim));
   if (scaling === null) return inv;
   if (scaling.type === "linear") return inv.map((v) => v / f32(scaling.factor));
   return llama3Scaled(inv, scaling);

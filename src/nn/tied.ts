@@ -4,7 +4,7 @@
  * checkpoint may omit the tied key and training updates one weight.
  */
 import * as tv from "../tensor/index.js";
-import { Tensor } from "../tensor/index.js";
+import type { Tensor } from "../tensor/index.js";
 import { Module } from "./module.js";
 
 /** y = x·Wᵀ (no bias) with W [out, in] shared with its owner, e.g. an embedding table [vocab, dim]. */

@@ -9,7 +9,7 @@ import { DecoderModel } from "../models/decoder.js";
 import type { PretrainedModel } from "../models/model.js";
 import { describe, readOptions } from "../options/index.js";
 import * as tv from "../tensor/index.js";
-import { IntTensor, Tensor } from "../tensor/index.js";
+import { IntTensor, type Tensor } from "../tensor/index.js";
 import type { CollectResult } from "./results.js";
 
 export interface CollectOptions {

@@ -3,7 +3,7 @@
  * its value in the source run, measured on the target at the last position.
  */
 import type { PretrainedModel } from "../models/model.js";
-import { IntTensor } from "../tensor/index.js";
+import type { IntTensor } from "../tensor/index.js";
 import { readOptions } from "../options/index.js";
 import { checkComponent, checkLabels, checkMetric, checkPrompt, checkTarget, checkWindow } from "./checks.js";
 import { asDecoder, measure, recordRun, restoreGrid, topToken, type Metric } from "./engine.js";

@@ -5,7 +5,7 @@
  */
 import type { PretrainedModel } from "../models/model.js";
 import * as tv from "../tensor/index.js";
-import { IntTensor } from "../tensor/index.js";
+import type { IntTensor } from "../tensor/index.js";
 import { describe, readOptions } from "../options/index.js";
 import { checkComponent, checkLabels, checkMetric, checkPrompt, checkTarget, checkWindow } from "./checks.js";
 import { asDecoder, measure, recordRun, restoreGrid, topToken, type Metric } from "./engine.js";

@@ -73,7 +73,7 @@ function divergingScale(magnitude: number): ColorScale {
 function mix(from: string, to: string, t: number): string {
   const a = parseHex(from);
   const b = parseHex(to);
-  return "#" + a.map((channel, i) => Math.round(channel + (b[i] - channel) * t).toString(16).padStart(2, "0")).join("");
+  return `#${a.map((channel, i) => Math.round(channel + (b[i] - channel) * t).toString(16).padStart(2, "0")).join("")}`;
 }
 
 function parseHex(color: string): number[] {

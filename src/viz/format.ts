@@ -22,7 +22,7 @@ export function displayToken(token: string): string {
 /** Cuts `text` to at most `maxChars` characters (code points, so no split surrogate pairs), ending in "…". */
 export function truncate(text: string, maxChars: number): string {
   const chars = Array.from(text);
-  return chars.length <= maxChars ? text : chars.slice(0, maxChars - 1).join("") + "…";
+  return chars.length <= maxChars ? text : `${chars.slice(0, maxChars - 1).join("")}…`;
 }
 
 /** A number for axis ticks and tables: `digits` significant digits, no trailing zeros. */

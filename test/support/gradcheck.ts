@@ -5,7 +5,7 @@
  * large-ish and the tolerance loose; L is accumulated in float64.
  */
 import assert from "node:assert/strict";
-import { Generator, Tensor, noGrad, randn } from "../../src/index.js";
+import { Generator, type Tensor, noGrad, randn } from "../../src/index.js";
 
 export interface GradcheckOptions {
   eps?: number;

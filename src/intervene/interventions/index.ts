@@ -33,7 +33,7 @@ export type { PCARotatedSpaceOptions } from "./pca-rotated-space.js";
 export type { InterventionFunction, LambdaOptions } from "./lambda.js";
 
 /** A built-in intervention class: constructed from an options object (pyvene's kwargs, camelCased). */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: each class takes its own options type; the constructor checks the keys
 export type InterventionClass = new (options?: any) => Intervention;
 
 /** Every intervention class a config can name, by pyvene's class name. */
@@ -70,7 +70,7 @@ export function parseInterventionType(name: string): InterventionClass {
   const match = /^\s*<class\s+'([^']+)'>\s*$/.exec(name);
   const dotted = (match ? match[1] : name).trim();
   const bare = dotted.slice(dotted.lastIndexOf(".") + 1);
-  if (Object.prototype.hasOwnProperty.call(INTERVENTION_TYPES, bare)) return INTERVENTION_TYPES[bare as InterventionTypeName];
+  if (Object.hasOwn(INTERVENTION_TYPES, bare)) return INTERVENTION_TYPES[bare as InterventionTypeName];
   if (bare === "LambdaIntervention") {
     throw new TypeError(`intervention type ${JSON.stringify(name)}: a LambdaIntervention wraps a function and cannot be built from its name; pass the function or a LambdaIntervention instance`);
   }

@@ -9,7 +9,7 @@
  * be interchangeDim wide or embedDim wide (then its first interchangeDim columns are used).
  * Both are stored as frozen parameters `noise` and `noise_level` (pyvene's buffers).
  */
-import { Generator, Tensor, add, concat, mul, randn, slice, tensor } from "../../tensor/index.js";
+import { Generator, type Tensor, add, concat, mul, randn, slice, tensor } from "../../tensor/index.js";
 import { broadcastShapes, formatShape } from "../../tensor/shape.js";
 import { Intervention, markFrozen, requireEmbedDim, type InterventionOptions } from "../intervention.js";
 

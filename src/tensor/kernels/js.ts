@@ -175,7 +175,7 @@ type BinaryRow = (
 /** pow as in C (and PyTorch): Math.pow gives NaN for pow(1, NaN) and pow(−1, ±inf), C gives 1. */
 function powC(x: number, y: number): number {
   if (x === 1 || (x === -1 && (y === Infinity || y === -Infinity))) return 1;
-  return Math.pow(x, y);
+  return x ** y;
 }
 
 const BINARY_ROWS: Record<BinaryOp, BinaryRow> = {
@@ -217,18 +217,18 @@ const BINARY_ROWS: Record<BinaryOp, BinaryRow> = {
   // a where a ≥ b or a is NaN, else b: NaN from either side wins.
   maximum(out, o, a, ai, as, b, bi, bs, n) {
     if (as === 1 && bs === 1) {
-      for (let i = 0; i < n; i++) { const x = a[ai + i]; const y = b[bi + i]; out[o + i] = x >= y || x !== x ? x : y; }
+      for (let i = 0; i < n; i++) { const x = a[ai + i]; const y = b[bi + i]; out[o + i] = x >= y || Number.isNaN(x) ? x : y; }
     } else if (as === 1 && bs === 0) {
       const y = b[bi];
-      for (let i = 0; i < n; i++) { const x = a[ai + i]; out[o + i] = x >= y || x !== x ? x : y; }
+      for (let i = 0; i < n; i++) { const x = a[ai + i]; out[o + i] = x >= y || Number.isNaN(x) ? x : y; }
     } else if (as === 0 && bs === 1) {
       const x = a[ai];
-      for (let i = 0; i < n; i++) { const y = b[bi + i]; out[o + i] = x >= y || x !== x ? x : y; }
+      for (let i = 0; i < n; i++) { const y = b[bi + i]; out[o + i] = x >= y || Number.isNaN(x) ? x : y; }
     } else {
       for (let i = 0; i < n; i++) {
         const x = a[ai + i * as];
         const y = b[bi + i * bs];
-        out[o + i] = x >= y || x !== x ? x : y;
+        out[o + i] = x >= y || Number.isNaN(x) ? x : y;
       }
     }
   },

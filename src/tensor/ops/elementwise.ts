@@ -68,8 +68,8 @@ export function div(x: Operand, y: Operand): Tensor {
 /** a^b; the exponent's gradient uses log(a) and is NaN where a ≤ 0, as in PyTorch. */
 export function pow(x: Operand, y: Operand): Tensor {
   return binary("pow", x, y,
-    (g, a, b, _o, s) => pointwise(g, a, b, s, (gi, ai, bi) => (bi === 0 ? 0 : gi * bi * Math.pow(ai, bi - 1))),
-    (g, a, b, _o, s) => pointwise(g, a, b, s, (gi, ai, bi) => gi * Math.pow(ai, bi) * Math.log(ai)));
+    (g, a, b, _o, s) => pointwise(g, a, b, s, (gi, ai, bi) => (bi === 0 ? 0 : gi * bi * ai ** (bi - 1))),
+    (g, a, b, _o, s) => pointwise(g, a, b, s, (gi, ai, bi) => gi * ai ** bi * Math.log(ai)));
 }
 
 /** Elementwise maximum (NaN wins); at ties each operand gets half the gradient, as in PyTorch. */
@@ -161,7 +161,7 @@ export function sigmoid(x: Tensor): Tensor {
 
 /** max(x, 0); the gradient at 0 is 0, as in PyTorch. */
 export function relu(x: Tensor): Tensor {
-  return unary(x, map((v) => (v > 0 ? v : 0)), pointwiseGrad((g, v) => (v > 0 ? g : 0)));
+  return unary(x, map((v) => (Math.max(v , 0))), pointwiseGrad((g, v) => (v > 0 ? g : 0)));
 }
 
 export type GeluApproximation = "none" | "tanh";
@@ -196,6 +196,6 @@ export function clamp(x: Tensor, min?: number, max?: number): Tensor {
   const lo = min ?? -Infinity;
   const hi = max ?? Infinity;
   if (lo > hi) throw new RangeError(`clamp: min ${lo} is greater than max ${hi}`);
-  return unary(x, map((v) => (v < lo ? lo : v > hi ? hi : v)), pointwiseGrad((g, v) => (v >= lo && v <= hi ? g : 0)));
+  return unary(x, map((v) => (v < lo ? lo : Math.min(v , hi))), pointwiseGrad((g, v) => (v >= lo && v <= hi ? g : 0)));
 }
 

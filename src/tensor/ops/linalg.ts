@@ -11,7 +11,7 @@ import { matmul } from "./matmul.js";
 
 const TAYLOR_DEGREE = 12;
 
-function identityLike(a: Tensor, n: number): Tensor {
+function identityLike(_a: Tensor, n: number): Tensor {
   const data = new Float32Array(n * n);
   for (let i = 0; i < n; i++) data[i * n + i] = 1;
   return new Tensor(data, [n, n]);

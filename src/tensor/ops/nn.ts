@@ -4,7 +4,7 @@ import { uninitialized } from "../storage.js";
 import { record } from "../autograd.js";
 import { kernels } from "../kernels/index.js";
 import { formatShape, normAxis } from "../shape.js";
-import { IntTensor, Tensor } from "../tensor.js";
+import { type IntTensor, Tensor } from "../tensor.js";
 import { indexSelect } from "./indexing.js";
 import { permute, reshape } from "./shape.js";
 

@@ -71,9 +71,9 @@ function argmaxAlong(x: Tensor, axis: number): Int32Array {
       const base = o * n * inner + j;
       let best = 0;
       let bestVal = d[base];
-      for (let i = 1; i < n && bestVal === bestVal; i++) {
+      for (let i = 1; i < n && !Number.isNaN(bestVal); i++) {
         const v = d[base + i * inner];
-        if (v > bestVal || v !== v) {
+        if (v > bestVal || Number.isNaN(v)) {
           best = i;
           bestVal = v;
         }
