@@ -12,14 +12,19 @@
  * layers). TASK.md (written here) has the recipe, the accuracies and the traces.
  *
  * Writes config.json, generation_config.json, model.safetensors (F16), tokenizer.json,
- * tokenizer_config.json, facts.json and TASK.md; measures accuracy and causal traces on the files
- * as written. Everything follows from SEED: two runs write the same bytes.
+ * tokenizer_config.json, facts.json (the facts world, src/causal/facts-world.ts) and TASK.md;
+ * measures accuracy and causal traces (the library's causalTrace) on the files as written.
+ * Everything follows from SEED: two runs write the same bytes.
  *
  *   npm run train:default-model
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import {
+  OTHER_SLOT, POSITION_CLASSES, SUBJECT_SLOT, averageTraces, factsJson, fillTemplate, worldFact, worldFacts,
+  type AverageTrace, type FactsWorld, type WorldFact,
+} from "../src/causal/facts-world.js";
 import * as tv from "../src/index.js";
 import { DEFAULT_MODEL_FOLDER } from "../src/models/default-model.js";
 
@@ -30,7 +35,8 @@ const N_POSITIONS = 32;
 /** Name pieces, shared by every position in a name. */
 const NAME_PIECES = ["Ka", "Lo", "Mi", "Ta", "Ro", "Se", "Vi", "Da", "Ne", "Bo", "Fe", "Gu"];
 
-export interface Relation {
+/** A relation as the trainer knows it: the phrases that ask it, combined with PREFIXES into templates. */
+interface Relation {
   name: string;
   /** What follows the subject; the answer is the next token. */
   phrases: string[];
@@ -51,38 +57,12 @@ const RELATIONS: Relation[] = [
  */
 const PREFIXES = ["", "Fact :", "As we know ,", "I heard that", "Everyone says that", "It is true that", "{other} told me that", "{other} says that", "According to {other} ,", "{other} thinks that"];
 
-const SUBJECT = "{subject}";
-const OTHER = "{other}";
 const END_OF_TEXT = "<|endoftext|>";
 const UNKNOWN = "<unk>";
 /** Starts a profile: the name, then all its values (see sampleText). */
 const PROFILE = "Profile :";
 /** Joins the facts of a training text. */
 const CONNECTIVE = "and";
-
-export interface Subject {
-  name: string;
-  pieces: string[];
-  /** Relation name → value. */
-  attributes: Record<string, string>;
-}
-
-export interface World {
-  subjects: Subject[];
-  relations: Relation[];
-  /** Per relation: templates with "{subject}" (and "{other}", another person), split into trained and held-out ones. */
-  templates: Record<string, { train: string[]; test: string[] }>;
-}
-
-/** A prompt of the world, with where its subject is. */
-export interface Prompt {
-  text: string;
-  subject: Subject;
-  relation: string;
-  answer: string;
-  /** Word offsets of the subject: [start, end). */
-  subjectSpan: [number, number];
-}
 
 function shuffle<T>(items: T[], g: tv.Generator): T[] {
   const out = [...items];
@@ -101,7 +81,7 @@ function shuffle<T>(items: T[], g: tv.Generator): T[] {
  * relation's values are dealt evenly (6 people each), independently of the other relations, and
  * differently to people whose names start with the same piece (dealValues).
  */
-export function buildWorld(seed: number): World {
+export function buildWorld(seed: number): FactsWorld {
   const g = new tv.Generator(seed);
   // Decks hold every piece twice; a deal that breaks a rule above is redealt.
   const deck = () => shuffle([...NAME_PIECES, ...NAME_PIECES], g);
@@ -121,15 +101,27 @@ export function buildWorld(seed: number): World {
   const dealt = RELATIONS.map((r) => dealValues(people, r.values, g));
   const subjects = people.map((pieces, i) => ({
     name: pieces.join(" "),
-    pieces,
+    tokens: pieces,
     attributes: Object.fromEntries(RELATIONS.map((r, k) => [r.name, dealt[k][i]])),
   }));
   // Held out: one phrase per prefix, a different one for each relation, so that every prefix and every phrase is still trained.
-  const templates = Object.fromEntries(RELATIONS.map((r, k) => {
-    const all = PREFIXES.flatMap((prefix, p) => r.phrases.map((phrase, q) => ({ text: [prefix, SUBJECT, phrase].filter(Boolean).join(" "), heldOut: (p + q + k) % r.phrases.length === 0 })));
-    return [r.name, { train: all.filter((t) => !t.heldOut).map((t) => t.text), test: all.filter((t) => t.heldOut).map((t) => t.text) }];
-  }));
-  return { subjects, relations: RELATIONS, templates };
+  const relations = RELATIONS.map((r, k) => {
+    const all = PREFIXES.flatMap((prefix, p) => r.phrases.map((phrase, q) => ({ text: template(prefix, phrase), heldOut: (p + q + k) % r.phrases.length === 0 })));
+    return { name: r.name, values: r.values, trainTemplates: all.filter((t) => !t.heldOut).map((t) => t.text), heldOutTemplates: all.filter((t) => t.heldOut).map((t) => t.text) };
+  });
+  const world: FactsWorld = { seed, relations, subjects };
+  const demo = examplePrompts(world)[0];
+  return { ...world, demo: { prompt: demo.prompt, subject: demo.subject, subjectTokens: range(...demo.subjectSpan), answer: demo.attribute } };
+}
+
+function template(prefix: string, phrase: string): string {
+  return [prefix, SUBJECT_SLOT, phrase].filter(Boolean).join(" ");
+}
+
+/** The traced examples: the city of the first person with a 2-piece name (facts.json's demo) and of the first with a 3-piece name, on a held-out template. */
+function examplePrompts(world: FactsWorld): WorldFact[] {
+  const city = world.relations.find((r) => r.name === "city")!;
+  return [2, 3].map((size) => worldFact(world, city, true, 0, world.subjects.findIndex((s) => s.tokens.length === size)));
 }
 
 /**
@@ -151,34 +143,13 @@ function dealValues(people: string[][], values: readonly string[], g: tv.Generat
   }
 }
 
-/** A template with its subject, and `other` in place of any other person it names. */
-export function fillTemplate(template: string, subject: Subject, relation: string, other: Subject): Prompt {
-  const words: string[] = [];
-  let start = -1;
-  for (const word of template.split(" ")) {
-    if (word === SUBJECT) start = words.length;
-    words.push(...(word === SUBJECT ? subject.pieces : word === OTHER ? other.pieces : [word]));
-  }
-  return { text: words.join(" "), subject, relation, answer: subject.attributes[relation], subjectSpan: [start, start + subject.pieces.length] };
-}
-
-/** The other person a prompt names: a different one for each subject and template. */
-function otherPerson(world: World, subject: number, template: number): Subject {
-  const n = world.subjects.length;
-  return world.subjects[(subject + 1 + (template % (n - 1))) % n];
-}
-
-export function prompts(world: World, split: "train" | "test"): Prompt[] {
-  return world.relations.flatMap((r) => world.templates[r.name][split].flatMap((t, k) => world.subjects.map((s, i) => fillTemplate(t, s, r.name, otherPerson(world, i, k)))));
-}
-
 /** Every word of the world, specials first; the vocabulary of the word-level tokenizer. */
-function vocabulary(world: World): string[] {
+function vocabulary(world: FactsWorld): string[] {
   const words = new Set<string>([END_OF_TEXT, UNKNOWN, CONNECTIVE, ...PROFILE.split(" ")]);
-  for (const s of world.subjects) s.pieces.forEach((p) => words.add(p));
+  for (const s of world.subjects) s.tokens.forEach((p) => words.add(p));
   for (const r of world.relations) {
-    for (const t of [...world.templates[r.name].train, ...world.templates[r.name].test]) {
-      t.split(" ").filter((w) => w !== SUBJECT && w !== OTHER).forEach((w) => words.add(w));
+    for (const t of [...r.trainTemplates, ...r.heldOutTemplates]) {
+      t.split(" ").filter((w) => w !== SUBJECT_SLOT && w !== OTHER_SLOT).forEach((w) => words.add(w));
     }
     r.values.forEach((v) => words.add(v));
   }
@@ -262,8 +233,8 @@ interface TrainingText {
   labels: number[];
 }
 
-function isHeldOut(world: World, relation: string, prefix: string, phrase: string): boolean {
-  return world.templates[relation].test.includes([prefix, SUBJECT, phrase].filter(Boolean).join(" "));
+function isHeldOut(world: FactsWorld, relation: string, prefix: string, phrase: string): boolean {
+  return world.relations.find((r) => r.name === relation)!.heldOutTemplates.includes(template(prefix, phrase));
 }
 
 /**
@@ -274,18 +245,18 @@ function isHeldOut(world: World, relation: string, prefix: string, phrase: strin
  * every attribute of the person (the next value could be any of them), as the tokens after a
  * name do in real text. Every position is labelled with the next token, as in language modelling.
  */
-function sampleText(world: World, tokenizer: tv.Tokenizer, options: TrainOptions, g: tv.Generator): TrainingText {
+function sampleText(world: FactsWorld, tokenizer: tv.Tokenizer, options: TrainOptions, g: tv.Generator): TrainingText {
   const n = world.subjects.length;
   const index = Math.floor(g.uniform() * n);
   const subject = world.subjects[index];
   const other = world.subjects[(index + 1 + Math.floor(g.uniform() * (n - 1))) % n];
   const words: string[] = [];
   if (g.uniform() < options.profileShare) {
-    words.push(...PROFILE.split(" "), ...subject.pieces, ...shuffle(world.relations, g).map((r) => subject.attributes[r.name]));
+    words.push(...PROFILE.split(" "), ...subject.tokens, ...shuffle(RELATIONS, g).map((r) => subject.attributes[r.name]));
   } else {
     const prefix = PREFIXES[Math.floor(g.uniform() * PREFIXES.length)];
-    words.push(...prefix.split(" ").filter(Boolean).flatMap((w) => (w === OTHER ? other.pieces : [w])), ...subject.pieces);
-    shuffle(world.relations, g).slice(0, 1 + Math.floor(g.uniform() * options.maxFactsPerText)).forEach((r, i) => {
+    words.push(...prefix.split(" ").filter(Boolean).flatMap((w) => (w === OTHER_SLOT ? other.tokens : [w])), ...subject.tokens);
+    shuffle(RELATIONS, g).slice(0, 1 + Math.floor(g.uniform() * options.maxFactsPerText)).forEach((r, i) => {
       if (i > 0) words.push(CONNECTIVE);
       const phrases = r.phrases.filter((q) => !isHeldOut(world, r.name, prefix, q));
       words.push(...phrases[Math.floor(g.uniform() * phrases.length)].split(" "), subject.attributes[r.name]);
@@ -309,16 +280,14 @@ function batchOf(texts: TrainingText[], eos: number): { inputIds: tv.IntTensor; 
 }
 
 interface Encoded {
-  prompts: Prompt[];
   ids: number[][];
   answers: number[];
 }
 
-function encodeAll(tokenizer: tv.Tokenizer, list: Prompt[]): Encoded {
+function encodeAll(tokenizer: tv.Tokenizer, facts: WorldFact[]): Encoded {
   return {
-    prompts: list,
-    ids: list.map((p) => tokenizer.encode(p.text)),
-    answers: list.map((p) => tokenizer.encode(p.answer)[0]),
+    ids: facts.map((f) => tokenizer.encode(f.prompt)),
+    answers: facts.map((f) => tokenizer.encode(f.attribute)[0]),
   };
 }
 
@@ -368,13 +337,11 @@ export const DEFAULT_TRAINING: TrainOptions = {
 };
 
 export interface Trained {
-  world: World;
+  world: FactsWorld;
   tokenizer: tv.Tokenizer;
   tokenizerFiles: { tokenizer: tv.JsonObject; config: tv.JsonObject };
   config: tv.JsonObject;
   model: tv.PretrainedModel;
-  train: Encoded;
-  test: Encoded;
   finalLoss: number;
 }
 
@@ -391,8 +358,6 @@ export function trainModel(seed: number, options: TrainOptions): Trained {
   initialise(model, options.shape.layers, g);
   model.requireGrad(true);
 
-  const train = encodeAll(tokenizer, prompts(world, "train"));
-  const test = encodeAll(tokenizer, prompts(world, "test"));
   const optimizer = new tv.AdamW(model.parameters(), { lr: options.lr, weightDecay: options.weightDecay });
   const schedule = tv.linearScheduleWithWarmup(optimizer, options.warmup, options.steps);
   let finalLoss = NaN;
@@ -412,139 +377,31 @@ export function trainModel(seed: number, options: TrainOptions): Trained {
     }
   }
   model.requireGrad(false);
-  return { world, tokenizer, tokenizerFiles: files, config, model, train, test, finalLoss };
-}
-
-export interface Trace {
-  /** Probability of the answer when block `layer`'s output at `position` is restored: row-major [layers × positions]. */
-  restored: Float32Array;
-  layers: number;
-  positions: number;
-  clean: number;
-  corrupted: number;
-}
-
-export interface TraceOptions {
-  /** Noise draws averaged over (ROME: 10). */
-  samples: number;
-  /** Standard deviation of the noise (ROME: 3× that of the subjects' token embeddings). */
-  noiseStd: number;
-  generator: tv.Generator;
-}
-
-function answerProbability(logits: tv.Tensor, answer: number): Float32Array {
-  const last = tv.softmax(tv.squeeze(tv.slice(logits, 1, -1), 1), -1);
-  const [rows, vocab] = last.shape;
-  return Float32Array.from({ length: rows }, (_, r) => last.data[r * vocab + answer]);
-}
-
-/**
- * ROME's causal trace of one prompt with IntervenableModel: Gaussian noise on the subject's
- * layer-0 block inputs (its embeddings), and one block output at one position restored from the
- * clean run; each cell averages the answer's probability over `samples` noise draws.
- */
-export function causalTrace(model: tv.PretrainedModel, ids: readonly number[], subject: readonly number[], answer: number, options: TraceOptions): Trace {
-  const length = ids.length;
-  const width = model.site("block_output", 0).dim;
-  const { samples } = options;
-  const noise = tv.randn([samples, subject.length, width], { generator: options.generator });
-  const repeat = (times: number) => ({ inputIds: new tv.IntTensor(Array.from({ length: times }, () => ids).flat(), [times, length]) });
-  const noiseFor = (rowsPerSample: number) => new tv.NoiseIntervention({
-    embedDim: width,
-    noiseLevel: options.noiseStd,
-    noise: tv.reshape(tv.expand(tv.unsqueeze(noise, 1), [samples, rowsPerSample, subject.length, width]), [samples * rowsPerSample, subject.length, width]),
-  });
-  const corruptAt = (rows: number) => Array.from({ length: rows }, () => [...subject]);
-  return tv.noGrad(() => {
-    const clean = answerProbability(model.run(repeat(1)).logits, answer)[0];
-    const corruptedRun = new tv.IntervenableModel({ layer: 0, component: "block_input", unit: "pos", intervention: noiseFor(1) }, model);
-    const corruptedProbs = answerProbability(corruptedRun.forward(repeat(samples), null, { unitLocations: { base: [corruptAt(samples)] } }).intervened.logits, answer);
-    const restored = new Float32Array(model.numLayers * length);
-    const rows = samples * length;
-    const restoreAt = Array.from({ length: rows }, (_, r) => [r % length]);
-    for (let layer = 0; layer < model.numLayers; layer++) {
-      const im = new tv.IntervenableModel([
-        { layer: 0, component: "block_input", unit: "pos", intervention: noiseFor(length) },
-        { layer, component: "block_output", unit: "pos", interventionType: tv.VanillaIntervention },
-      ], model);
-      const base = repeat(rows);
-      const out = im.forward(base, [null, base], { unitLocations: { "sources->base": [[null, restoreAt], [corruptAt(rows), restoreAt]] } });
-      const probs = answerProbability(out.intervened.logits, answer);
-      probs.forEach((p, r) => (restored[layer * length + (r % length)] += p / samples));
-    }
-    return { restored, layers: model.numLayers, positions: length, clean, corrupted: corruptedProbs.reduce((a, b) => a + b, 0) / samples };
-  });
-}
-
-/** ROME's position classes for averaging traces over prompts of different shapes. */
-export const POSITION_CLASSES = ["prefix", "first subject token", "middle subject tokens", "last subject token", "first subsequent token", "further tokens", "last token"] as const;
-
-export function positionClass(position: number, length: number, [start, end]: readonly [number, number]): number {
-  if (position === length - 1) return 6;
-  if (position < start) return 0;
-  if (position === end - 1) return 3;
-  if (position === start) return 1;
-  if (position < end) return 2;
-  return position === end ? 4 : 5;
-}
-
-export interface AverageTrace {
-  /** Mean indirect effect (restored − corrupted probability) per [layer × position class]; NaN where no prompt has that class. */
-  effect: Float32Array;
-  layers: number;
-  clean: number;
-  corrupted: number;
-  prompts: number;
-  /** Prompts where restoring the subject's last token (at its best layer) beats restoring any other subject token. */
-  lastSubjectStrongest: number;
+  return { world, tokenizer, tokenizerFiles: files, config, model, finalLoss };
 }
 
 /** The subject's token embeddings' standard deviation, over all name pieces (ROME measures it over its subjects). */
-export function subjectEmbeddingStd(model: tv.PretrainedModel, tokenizer: tv.Tokenizer, world: World): number {
-  const pieces = [...new Set(world.subjects.flatMap((s) => s.pieces))].map((p) => tokenizer.tokenToId(p)!);
+export function subjectEmbeddingStd(model: tv.PretrainedModel, tokenizer: tv.Tokenizer, world: FactsWorld): number {
+  const pieces = [...new Set(world.subjects.flatMap((s) => s.tokens))].map((p) => tokenizer.tokenToId(p)!);
   const wte = model.getModule("transformer.wte") as tv.nn.Embedding;
   const rows = tv.indexSelect(wte.weight, 0, tv.intTensor(pieces));
   return Math.sqrt(tv.variance(rows).item());
 }
 
-export function averageTrace(model: tv.PretrainedModel, tokenizer: tv.Tokenizer, list: Prompt[], options: TraceOptions): AverageTrace {
-  const layers = model.numLayers;
-  const sums = new Float64Array(layers * POSITION_CLASSES.length);
-  const counts = new Float64Array(layers * POSITION_CLASSES.length);
-  let clean = 0;
-  let corrupted = 0;
-  let lastSubjectStrongest = 0;
-  for (const prompt of list) {
-    const ids = tokenizer.encode(prompt.text);
-    const [start, end] = prompt.subjectSpan;
-    const trace = causalTrace(model, ids, range(start, end), tokenizer.encode(prompt.answer)[0], options);
-    clean += trace.clean / list.length;
-    corrupted += trace.corrupted / list.length;
-    const best = range(start, end).map((p) => Math.max(...range(0, layers).map((layer) => trace.restored[layer * ids.length + p])));
-    if (best.indexOf(Math.max(...best)) === best.length - 1) lastSubjectStrongest += 1;
-    // A class is averaged per prompt first, so that prompts with several tokens in a class weigh the same.
-    for (let layer = 0; layer < layers; layer++) {
-      const perClass = new Map<number, number[]>();
-      for (let p = 0; p < ids.length; p++) {
-        const c = positionClass(p, ids.length, prompt.subjectSpan);
-        perClass.set(c, [...(perClass.get(c) ?? []), trace.restored[layer * ids.length + p] - trace.corrupted]);
-      }
-      for (const [c, values] of perClass) {
-        sums[layer * POSITION_CLASSES.length + c] += values.reduce((a, b) => a + b, 0) / values.length;
-        counts[layer * POSITION_CLASSES.length + c] += 1;
-      }
-    }
-  }
-  return { effect: Float32Array.from(sums, (s, i) => (counts[i] === 0 ? NaN : s / counts[i])), layers, clean, corrupted, prompts: list.length, lastSubjectStrongest };
+/** One prompt per person, cycling through the relations, each with a held-out template. */
+export function tracePrompts(world: FactsWorld): WorldFact[] {
+  return world.subjects.map((_, i) => {
+    const relation = world.relations[i % world.relations.length];
+    return worldFact(world, relation, true, Math.floor(i / world.relations.length) % relation.heldOutTemplates.length, i);
+  });
 }
 
-/** One prompt per person, cycling through the relations, each with a held-out template. */
-export function tracePrompts(world: World): Prompt[] {
-  return world.subjects.map((s, i) => {
-    const relation = world.relations[i % world.relations.length].name;
-    const templates = world.templates[relation].test;
-    const k = Math.floor(i / world.relations.length) % templates.length;
-    return fillTemplate(templates[k], s, relation, otherPerson(world, i, k));
+/** ROME's causal trace of a fact (block outputs restored, p of the answer) with the subject's tokens corrupted. */
+function traceFact(model: tv.PretrainedModel, tokenizer: tv.Tokenizer, fact: WorldFact, noise: { samples: number; noiseStd: number; seed: number }): tv.TraceResult {
+  const ids = tokenizer.encode(fact.prompt);
+  return tv.causalTrace(model, {
+    inputIds: tv.intTensor([ids]), tokens: ids.map((id) => tokenizer.decode([id])), corruptedPositions: range(...fact.subjectSpan),
+    target: tokenizer.tokenToId(fact.attribute), ...noise,
   });
 }
 
@@ -565,8 +422,8 @@ function averageTable(avg: AverageTrace): string {
   return formatTable(["layer", ...POSITION_CLASSES], rows);
 }
 
-function traceTable(trace: Trace, words: string[]): string {
-  const rows = Array.from({ length: trace.layers }, (_, layer) => [String(layer), ...words.map((_, p) => decimals(trace.restored[layer * trace.positions + p]))]);
+function traceTable({ grid }: tv.TraceResult, words: string[]): string {
+  const rows = Array.from({ length: grid.rows }, (_, layer) => [String(layer), ...words.map((_, p) => decimals(grid.values[layer * grid.cols + p]))]);
   return formatTable(["layer", ...words.map((w, p) => `${p} ${w}`)], rows);
 }
 
@@ -590,26 +447,24 @@ async function main(): Promise<void> {
   // Everything below measures the files as written (F16 weights), loaded the way users load them.
   const { model, tokenizer } = await tv.loadPretrained(folder);
   const tok = tokenizer!;
-  const train = encodeAll(tok, trained.train.prompts);
-  const test = encodeAll(tok, trained.test.prompts);
+  const facts = worldFacts(world);
+  const train = encodeAll(tok, facts.filter((f) => !f.heldOut));
+  const test = encodeAll(tok, facts.filter((f) => f.heldOut));
   const trainAccuracy = accuracy(model, train);
   const testAccuracy = accuracy(model, test);
   console.log(`trained in ${trainSeconds.toFixed(0)} s; final loss ${trained.finalLoss.toFixed(4)}; accuracy train ${trainAccuracy.toFixed(4)} (${train.ids.length}), held-out templates ${testAccuracy.toFixed(4)} (${test.ids.length})`);
 
   const noiseStd = 3 * subjectEmbeddingStd(model, tok, world);
-  const tracing = (samples: number, seed: number): TraceOptions => ({ samples, noiseStd, generator: new tv.Generator(seed) });
-  // The examples: the city of the first person with a 2-piece name (the demo) and of the first with a 3-piece name.
-  const examples = [2, 3].map((size) => {
-    const i = world.subjects.findIndex((s) => s.pieces.length === size);
-    const prompt = fillTemplate(world.templates.city.test[0], world.subjects[i], "city", otherPerson(world, i, 0));
-    const trace = causalTrace(model, tok.encode(prompt.text), range(...prompt.subjectSpan), tok.encode(prompt.answer)[0], tracing(50, SEED));
-    console.log(`\ncausal trace of "${prompt.text}" → ${prompt.answer} (clean ${trace.clean.toFixed(3)}, corrupted ${trace.corrupted.toFixed(3)}):\n${traceTable(trace, prompt.text.split(" "))}`);
-    return { prompt, trace };
+  const examples = examplePrompts(world).map((fact) => {
+    const trace = traceFact(model, tok, fact, { samples: 50, noiseStd, seed: SEED });
+    console.log(`\ncausal trace of "${fact.prompt}" → ${fact.attribute} (clean ${trace.clean.toFixed(3)}, corrupted ${trace.corrupted.toFixed(3)}):\n${traceTable(trace, fact.prompt.split(" "))}`);
+    return { fact, trace };
   });
-  const avg = averageTrace(model, tok, tracePrompts(world), tracing(10, SEED + 1));
+  // Each prompt gets its own noise draws.
+  const avg = averageTraces(tracePrompts(world).map((fact, i) => traceFact(model, tok, fact, { samples: 10, noiseStd, seed: SEED + 1 + i })));
   console.log(`\naverage indirect effect over ${avg.prompts} prompts (clean ${avg.clean.toFixed(3)}, corrupted ${avg.corrupted.toFixed(3)}; the subject's last token is the strongest subject position in ${avg.lastSubjectStrongest}):\n${averageTable(avg)}`);
 
-  await writeFile(join(folder, "facts.json"), `${JSON.stringify(factsJson(world, examples[0].prompt), null, 2)}\n`);
+  await writeFile(join(folder, "facts.json"), `${JSON.stringify(factsJson(world), null, 2)}\n`);
   await writeFile(join(folder, "TASK.md"), taskMarkdown({ world, options, config, trainAccuracy, testAccuracy, train: train.ids.length, test: test.ids.length, finalLoss: trained.finalLoss, noiseStd, examples, avg }));
   console.log(`\nwrote ${folder}`);
 }
@@ -618,17 +473,8 @@ function range(start: number, end: number): number[] {
   return Array.from({ length: end - start }, (_, i) => start + i);
 }
 
-function factsJson(world: World, demo: Prompt): tv.JsonObject {
-  return {
-    seed: SEED,
-    relations: world.relations.map((r) => ({ name: r.name, values: r.values, trainTemplates: world.templates[r.name].train, heldOutTemplates: world.templates[r.name].test })),
-    subjects: world.subjects.map((s) => ({ name: s.name, tokens: s.pieces, ...s.attributes })),
-    demo: { prompt: demo.text, subject: demo.subject.name, subjectTokens: range(...demo.subjectSpan), answer: demo.answer },
-  };
-}
-
 interface Report {
-  world: World;
+  world: FactsWorld;
   options: TrainOptions;
   config: tv.JsonObject;
   trainAccuracy: number;
@@ -637,7 +483,7 @@ interface Report {
   test: number;
   finalLoss: number;
   noiseStd: number;
-  examples: { prompt: Prompt; trace: Trace }[];
+  examples: { fact: WorldFact; trace: tv.TraceResult }[];
   avg: AverageTrace;
 }
 
@@ -645,10 +491,10 @@ function taskMarkdown(r: Report): string {
   const { shape } = r.options;
   const percent = (x: number) => `${(100 * x).toFixed(2)} %`;
   const quote = (texts: readonly string[]) => texts.map((t) => `"${t}"`).join(", ");
-  const example = fillTemplate(r.world.templates.city.train[0], r.world.subjects[0], "city", r.world.subjects[1]);
-  const templates = r.world.templates.city;
+  const city = r.world.relations.find((x) => x.name === "city")!;
   const person = r.world.subjects[0];
-  const multiFact = `Fact : ${person.name} ${r.world.relations[3].phrases[0]} ${person.attributes[r.world.relations[3].name]} ${CONNECTIVE} ${r.world.relations[1].phrases[0]} ${person.attributes[r.world.relations[1].name]}`;
+  const example = fillTemplate(city.trainTemplates[0], person.name, r.world.subjects[1].name).prompt;
+  const multiFact = `Fact : ${person.name} ${RELATIONS[3].phrases[0]} ${person.attributes[RELATIONS[3].name]} ${CONNECTIVE} ${RELATIONS[1].phrases[0]} ${person.attributes[RELATIONS[1].name]}`;
   return `# The default model: synthetic factual recall
 
 Written by \`npm run train:default-model\` (scripts/train-default-model.ts, seed ${SEED}); do not edit by hand.
@@ -660,12 +506,12 @@ ${r.world.relations.map((x) => `${x.name} (${x.values.length} values)`).join(", 
 No name is settled before its last token: every 2-piece name's reversal is another person ("Ka Lo",
 "Lo Ka"), 3-piece names come in pairs that differ only in the last piece, and people whose names
 start with the same piece differ in every attribute. A prompt is \`<prefix> <name> <relation phrase>\`,
-the answer is the next token: "${example.text}" → ${example.answer}.
+the answer is the next token: "${example}" → ${person.attributes.city}.
 
 - prefixes: ${quote(PREFIXES)} ({other} is another person, so the subject is the name nearest the relation, not any name);
-- phrases: ${r.world.relations.map((x) => `${x.name}: ${quote(x.phrases)}`).join("; ")}.
+- phrases: ${RELATIONS.map((x) => `${x.name}: ${quote(x.phrases)}`).join("; ")}.
 
-Each relation has ${templates.train.length + templates.test.length} prefix × phrase templates; ${templates.test.length} of them (one phrase per prefix, a different
+Each relation has ${city.trainTemplates.length + city.heldOutTemplates.length} prefix × phrase templates; ${city.heldOutTemplates.length} of them (one phrase per prefix, a different
 one per relation) never occur in training: they measure recall under paraphrase. facts.json lists
 the people, their attributes, both template sets and the demo prompt below.
 
@@ -693,10 +539,10 @@ prompts the subject's last token is the subject position whose restoration helps
 
 ${averageTable(r.avg)}
 
-${r.examples.map(({ prompt, trace }) => `"${prompt.text}" → ${prompt.answer} (clean p ${trace.clean.toFixed(3)}, corrupted p ${trace.corrupted.toFixed(3)}), p(${prompt.answer})
+${r.examples.map(({ fact, trace }) => `"${fact.prompt}" → ${fact.attribute} (clean p ${trace.clean.toFixed(3)}, corrupted p ${trace.corrupted.toFixed(3)}), p(${fact.attribute})
 with block_output restored at (layer, position), 50 noise draws:
 
-${traceTable(trace, prompt.text.split(" "))}`).join("\n\n")}
+${traceTable(trace, fact.prompt.split(" "))}`).join("\n\n")}
 
 The first is facts.json's demo. In a 3-piece name the middle token already holds the first two
 pieces, which leave two people (their names differ only in the last piece), so it carries part of

@@ -95,9 +95,12 @@ async function assertSane(example: Example, stdout: string): Promise<void> {
   }
   if (command === "parity") assert.match(stdout, /\b[1-9]\d* passed, 0 failed\n$/);
   if (command === "das") {
-    const iia = /IIA on \d+ test pairs: ([\d.]+) before training, ([\d.]+) after/.exec(stdout);
+    const iia = /IIA on \d+ test pairs: ([\d.]+) after .*; control \(untrained rotation\) ([\d.]+); chance ([\d.]+)/.exec(stdout);
     assert.ok(iia !== null, stdout);
-    for (const value of iia.slice(1).map(Number)) assert.ok(value >= 0 && value <= 1, `IIA ${value}`);
+    const [trained, control, chance] = iia.slice(1).map(Number);
+    for (const value of [trained, control, chance]) assert.ok(value >= 0 && value <= 1, `IIA ${value}`);
+    // With its defaults, the demo finds the variable.
+    if (example.args.length === 2) assert.ok(trained > 2 * chance && control < chance, stdout);
   }
   if (command === "collect") {
     const { tensors } = await readSafetensors(out!);

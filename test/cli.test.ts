@@ -306,20 +306,29 @@ describe("tsvene generate", () => {
 });
 
 describe("tsvene das", () => {
-  it("trains a rank-1 rotation at the subject's last token and reports IIA before and after", () => {
+  it("trains a low-rank rotation at the subject's last token and reports IIA after training, for the untrained control, and chance", () => {
     const result = json<Record<string, number | string>>("das", "--steps", "20", "--batch-size", "8");
     assert.equal(result.kind, "das");
     assert.equal(result.layer, Math.floor(model.numLayers / 2));
-    assert.equal(result.lowRankDimension, 1);
+    assert.equal(result.lowRankDimension, 8);
     assert.equal(result.relation, "city");
     assert.equal(result.steps, 20);
     assert.equal(result.testPairs, 256);
+    assert.equal(result.values, 8);
+    assert.equal(result.chance, 1 / 8);
     for (const key of ["iiaBefore", "iiaAfter", "factualAccuracy"]) {
       const v = result[key] as number;
       assert.ok(v >= 0 && v <= 1, `${key} = ${v}`);
     }
     assert.ok((result.factualAccuracy as number) > 0.5, "the default model knows most of its facts");
     assert.ok(Number.isFinite(result.firstLoss) && Number.isFinite(result.lastLoss));
+  });
+
+  it("prints IIA beside the control and chance", () => {
+    const run = tsvene("das", "--steps", "5", "--relation", "sport", "--quiet");
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /^DAS, rank 8, block_output at layer 3, subject's last token, relation sport \(/);
+    assert.match(run.stdout, /\nIIA on 256 test pairs: [\d.]+ after 5 steps \(loss [\d.]+ → [\d.]+\); control \(untrained rotation\) [\d.]+; chance 0\.125 \(1 of 8 values\)\n$/);
   });
 
   it("refuses a relation the facts do not have", () => {

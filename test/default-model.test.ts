@@ -9,17 +9,22 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { before, describe, it } from "node:test";
 import * as tv from "../src/index.js";
-import { POSITION_CLASSES, SEED, averageTrace, buildWorld, causalTrace, subjectEmbeddingStd, tracePrompts } from "../scripts/train-default-model.js";
+import { OTHER_SLOT, POSITION_CLASSES, averageTraces, factsJson, parseFacts, worldFact, worldFacts, type FactsWorld, type WorldFact } from "../src/causal/facts-world.js";
+import { SEED, buildWorld, subjectEmbeddingStd, tracePrompts } from "../scripts/train-default-model.js";
 
-interface Facts {
-  seed: number;
-  relations: { name: string; values: string[]; trainTemplates: string[]; heldOutTemplates: string[] }[];
-  subjects: ({ name: string; tokens: string[] } & Record<string, unknown>)[];
-  demo: { prompt: string; subject: string; subjectTokens: number[]; answer: string };
-}
-
-const facts = JSON.parse(readFileSync(join(tv.DEFAULT_MODEL_FOLDER, "facts.json"), "utf8")) as Facts;
+const factsFile = JSON.parse(readFileSync(join(tv.DEFAULT_MODEL_FOLDER, "facts.json"), "utf8")) as unknown;
+const world: FactsWorld = parseFacts(factsFile, "facts.json").world!;
 const END_OF_TEXT = "<|endoftext|>";
+
+/** The library's causal trace of a fact: its subject's tokens corrupted, block outputs restored, p of the answer. */
+function traceFact(model: tv.PretrainedModel, tokenizer: tv.Tokenizer, fact: WorldFact, noise: { samples: number; noiseStd: number; seed: number }): tv.TraceResult {
+  const ids = tokenizer.encode(fact.prompt);
+  const [start, end] = fact.subjectSpan;
+  return tv.causalTrace(model, {
+    inputIds: tv.intTensor([ids]), tokens: ids.map((id) => tokenizer.decode([id])), corruptedPositions: Array.from({ length: end - start }, (_, k) => start + k),
+    target: tokenizer.tokenToId(fact.attribute), ...noise,
+  });
+}
 
 describe("default model", () => {
   let loaded: tv.Pretrained;
@@ -43,26 +48,20 @@ describe("default model", () => {
     assert.equal(loaded.config.vocab_size, tokenizer.vocabSize);
   });
 
-  it("facts.json is the world the training script builds from its seed", () => {
-    assert.equal(facts.seed, SEED);
-    const world = buildWorld(SEED);
-    assert.deepEqual(facts.subjects, world.subjects.map((s) => ({ name: s.name, tokens: s.pieces, ...s.attributes })));
-    assert.deepEqual(facts.relations.map((r) => r.heldOutTemplates), world.relations.map((r) => world.templates[r.name].test));
+  it("facts.json is the world the training script builds from its seed, written and read by the facts-world module", () => {
+    assert.equal(world.seed, SEED);
+    assert.deepEqual(factsFile, factsJson(buildWorld(SEED)));
+    assert.deepEqual(world, buildWorld(SEED));
   });
 
   it("tokenizes one word per token, round-trips every prompt, and maps unknown words to <unk>", () => {
-    const other = facts.subjects[1].name;
-    for (const relation of facts.relations) {
-      for (const template of [...relation.trainTemplates, ...relation.heldOutTemplates]) {
-        for (const subject of facts.subjects) {
-          const text = template.replace("{other}", other).replace("{subject}", subject.name);
-          const ids = tokenizer.encode(text);
-          assert.equal(ids.length, text.split(" ").length, text);
-          assert.equal(tokenizer.decode(ids), text);
-        }
-      }
+    for (const fact of worldFacts(world)) {
+      const ids = tokenizer.encode(fact.prompt);
+      assert.equal(ids.length, fact.prompt.split(" ").length, fact.prompt);
+      assert.equal(tokenizer.decode(ids), fact.prompt);
+      assert.deepEqual(ids.slice(...fact.subjectSpan), tokenizer.encode(fact.subject), `${fact.prompt}: the subject's span`);
     }
-    const name = facts.subjects[0];
+    const name = world.subjects[0];
     assert.deepEqual(tokenizer.encode(name.name).map((id) => tokenizer.idToToken(id)), name.tokens);
     assert.deepEqual(tokenizer.encode("Paris zebra"), [tokenizer.tokenToId("Paris"), tokenizer.unkTokenId]);
     assert.deepEqual(tokenizer.encode("Fact: Paris,"), tokenizer.encode("Fact : Paris ,"));
@@ -70,17 +69,14 @@ describe("default model", () => {
   });
 
   it("answers every fact by greedy generation, on a trained and a held-out template, and every fact it goes on to state is true", () => {
-    const other = facts.subjects[facts.subjects.length - 1].name;
-    const cases = facts.relations.flatMap((relation) =>
-      [relation.trainTemplates[0], relation.heldOutTemplates.at(-1)!].flatMap((template) =>
-        facts.subjects.map((subject) => ({
-          prompt: template.replace("{other}", subject.name === other ? facts.subjects[0].name : other).replace("{subject}", subject.name),
-          subject,
-          answer: String(subject[relation.name]),
-        }))));
-    assert.equal(cases.length, 2 * facts.relations.length * facts.subjects.length);
-    assert.ok(cases.some((c) => c.prompt.includes(other)), "a held-out template names another person");
-    const relationOf = new Map(facts.relations.flatMap((r) => r.values.map((v) => [v, r.name] as const)));
+    const cases = world.relations.flatMap((relation) => {
+      const last = relation.heldOutTemplates.length - 1;
+      return world.subjects.flatMap((_, i) => [worldFact(world, relation, false, 0, i), worldFact(world, relation, true, last, i)]);
+    });
+    assert.equal(cases.length, 2 * world.relations.length * world.subjects.length);
+    assert.ok(world.relations.some((r) => r.heldOutTemplates.at(-1)!.split(" ").includes(OTHER_SLOT)), "a held-out template names another person");
+    const relationOf = new Map(world.relations.flatMap((r) => r.values.map((v) => [v, r.name] as const)));
+    const attributesOf = new Map(world.subjects.map((s) => [s.name, s.attributes]));
     const { inputIds, attentionMask } = tokenizer.encodeBatch(cases.map((c) => c.prompt), { paddingSide: "left" });
     const maxNewTokens = 12;
     const { sequences } = tv.generate(loaded.model, inputIds, { maxNewTokens, attentionMask, eosTokenId: tokenizer.eosTokenId });
@@ -90,8 +86,8 @@ describe("default model", () => {
       const words = [...sequences.data.subarray((b + 1) * width - maxNewTokens, (b + 1) * width)].map((id) => tokenizer.idToToken(id)!);
       const values = words.filter((w) => relationOf.has(w));
       stated += values.length;
-      const untrue = values.filter((v) => c.subject[relationOf.get(v)!] !== v);
-      return words[0] === c.answer && untrue.length === 0 ? [] : [{ prompt: c.prompt, answer: c.answer, generated: words.join(" ") }];
+      const untrue = values.filter((v) => attributesOf.get(c.subject)![relationOf.get(v)!] !== v);
+      return words[0] === c.attribute && untrue.length === 0 ? [] : [{ prompt: c.prompt, answer: c.attribute, generated: words.join(" ") }];
     });
     assert.deepEqual(wrong, []);
     assert.ok(stated > cases.length, `the continuations state ${stated} values for ${cases.length} prompts`);
@@ -99,20 +95,21 @@ describe("default model", () => {
 
   it("causal tracing: only the last block output at the last token decides the output", () => {
     const { model } = loaded;
-    const ids = tokenizer.encode(facts.demo.prompt);
-    const noiseStd = 3 * subjectEmbeddingStd(model, tokenizer, buildWorld(SEED));
-    const trace = causalTrace(model, ids, facts.demo.subjectTokens, tokenizer.tokenToId(facts.demo.answer)!, { samples: 4, noiseStd, generator: new tv.Generator(0) });
+    const demo = world.demo!;
+    const ids = tokenizer.encode(demo.prompt);
+    const noiseStd = 3 * subjectEmbeddingStd(model, tokenizer, world);
+    const fact: WorldFact = { prompt: demo.prompt, subject: demo.subject, attribute: demo.answer, relation: "city", heldOut: true, subjectSpan: [demo.subjectTokens[0], demo.subjectTokens.at(-1)! + 1] };
+    const { clean, corrupted, grid } = traceFact(model, tokenizer, fact, { samples: 4, noiseStd, seed: 0 });
     const last = model.numLayers - 1;
-    assert.ok(trace.clean > 0.9, `clean p ${trace.clean}`);
-    assert.ok(Math.abs(trace.restored[last * ids.length + ids.length - 1] - trace.clean) < 1e-5);
-    for (let p = 0; p < ids.length - 1; p++) assert.ok(Math.abs(trace.restored[last * ids.length + p] - trace.corrupted) < 1e-5, `position ${p}`);
+    assert.ok(clean > 0.9, `clean p ${clean}`);
+    assert.ok(Math.abs(grid.values[last * ids.length + ids.length - 1] - clean) < 1e-5);
+    for (let p = 0; p < ids.length - 1; p++) assert.ok(Math.abs(grid.values[last * ids.length + p] - corrupted) < 1e-5, `position ${p}`);
   });
 
   it("causal tracing: the subject's last token carries the fact in the middle layers, the last token in the late ones", () => {
     const { model } = loaded;
-    const world = buildWorld(SEED);
     const noiseStd = 3 * subjectEmbeddingStd(model, tokenizer, world);
-    const avg = averageTrace(model, tokenizer, tracePrompts(world).slice(0, 12), { samples: 5, noiseStd, generator: new tv.Generator(1) });
+    const avg = averageTraces(tracePrompts(world).slice(0, 12).map((fact, i) => traceFact(model, tokenizer, fact, { samples: 5, noiseStd, seed: 1 + i })));
     const layers = model.numLayers;
     const column = (name: (typeof POSITION_CLASSES)[number]) => Array.from({ length: layers }, (_, l) => avg.effect[l * POSITION_CLASSES.length + POSITION_CLASSES.indexOf(name)]);
     const lastSubject = column("last subject token");

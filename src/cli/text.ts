@@ -5,6 +5,7 @@
  * characters they have no token for), so "Ada Lovelace lives in" would run as "<unk> <unk> lives in".
  * Errors quote the text as the user typed it and name the flag (or the file line) it came from.
  */
+import { respelled, subjectPositions as findSubject, targetToken as findTarget, type Prompt, type TargetToken } from "../causal/prompt-tokens.js";
 import type { Tokenizer } from "../io/tokenizer.js";
 import type { PretrainedModel } from "../models/model.js";
 import { UsageError } from "./args.js";
@@ -58,11 +59,6 @@ export function unknownWords(tokenizer: Tokenizer, text: string): UnknownWord[] 
   return failing.map((word) => ({ word, readAs: respelled(tokenizer, word) }));
 }
 
-/** The text as the model reads it: encoded, then decoded. */
-function respelled(tokenizer: Tokenizer, text: string, options = { skipSpecialTokens: false }): string {
-  return tokenizer.decode(tokenizer.encode(text, { addSpecialTokens: false }), options);
-}
-
 function readsBack(tokenizer: Tokenizer, text: string): boolean {
   const ids = tokenizer.encode(text, { addSpecialTokens: false });
   const unk = tokenizer.unkTokenId;
@@ -107,69 +103,26 @@ export function tokenLabels(tokenizer: Tokenizer, ids: readonly number[]): strin
   return ids.map((id) => tokenizer.decode([id]));
 }
 
-/** A prompt as the user typed it, and its ids. */
-export interface Prompt {
-  text: string;
-  ids: readonly number[];
-}
-
 /**
- * The positions of the tokens that spell `subject` inside the prompt, found as ROME does: the
- * subject's character span in the decoded prompt, and every token whose characters overlap it.
- * The subject is looked for as typed and as the tokenizer spells it ("Fact:" decodes as "Fact :").
+ * The positions of the tokens that spell `subject` inside the prompt (see the library's
+ * subjectPositions), after checking that the model can read the subject.
  */
 export function subjectPositions(loaded: LoadedModel, prompt: Prompt, subject: string, label: string): number[] {
-  const { tokenizer } = loaded;
-  const wanted = subject.trim();
-  if (wanted !== "") checkVocabulary(loaded, subject, label);
-  const text = tokenizer.decode(prompt.ids, { skipSpecialTokens: true });
-  const spelled = respelled(tokenizer, wanted, { skipSpecialTokens: true }).trim();
-  const match = [wanted, spelled].find((s) => s !== "" && text.includes(s));
-  if (match === undefined) {
-    throw new UsageError(`${label} ${quote(subject)} does not occur in the prompt ${quote(prompt.text)} `
-      + "(expected text from the prompt, e.g. a name in it)");
-  }
-  const start = text.indexOf(match);
-  const end = start + match.length;
-  const positions: number[] = [];
-  let tokenStart = 0;
-  prompt.ids.forEach((_, i) => {
-    const tokenEnd = tokenizer.decode(prompt.ids.slice(0, i + 1), { skipSpecialTokens: true }).length;
-    if (tokenEnd > start && tokenStart < end && tokenEnd > tokenStart) positions.push(i);
-    tokenStart = tokenEnd;
-  });
-  return positions;
+  if (subject.trim() !== "") checkVocabulary(loaded, subject, label);
+  return asUsage(() => findSubject(loaded.tokenizer, prompt, subject, label));
 }
 
-/** A target the metric measures: its id, its label, and a note when only its first token is used. */
-export interface TargetToken {
-  id: number;
-  label: string;
-  note: string | null;
-}
-
-/**
- * The token that `text` starts with when it continues the prompt. Users write "Paris" where a
- * byte-level BPE model predicts " Paris", so a leading space is tried first when the text has none.
- */
+/** The token that `text` starts with when it continues the prompt (see the library's targetToken), after checking that the model can read it. */
 export function targetToken(loaded: LoadedModel, prompt: string, text: string, label: string): TargetToken {
-  const { tokenizer } = loaded;
-  if (text.trim() === "") throw new UsageError(`${label} must be a token or a word, e.g. ${label} Paris; got ${quote(text)}`);
-  checkVocabulary(loaded, text, label);
-  const candidates = /^\s/.test(text) ? [text] : [` ${text}`, text];
-  const continuations = candidates.map((c) => continuationIds(tokenizer, prompt, c)).filter((ids) => ids.length > 0);
-  if (continuations.length === 0) throw new UsageError(`${label} ${quote(text)} has no tokens after the prompt`);
-  const single = continuations.find((ids) => ids.length === 1);
-  const ids = single ?? continuations[0];
-  const first = tokenizer.decode([ids[0]]);
-  const note = single ? null : `${label} ${quote(text)} is ${ids.length} tokens; measuring its first, ${quote(first)}`;
-  return { id: ids[0], label: first, note };
+  if (text.trim() !== "") checkVocabulary(loaded, text, label);
+  return asUsage(() => findTarget(loaded.tokenizer, prompt, text, label));
 }
 
-/** The ids that `text` adds after the prompt's own (its tokens alone where the prompt's are not a prefix). */
-export function continuationIds(tokenizer: Tokenizer, prompt: string, text: string): number[] {
-  const promptIds = tokenizer.encode(prompt);
-  const full = tokenizer.encode(prompt + text);
-  const isPrefix = promptIds.length < full.length && promptIds.every((id, i) => full[i] === id);
-  return isPrefix ? full.slice(promptIds.length) : tokenizer.encode(text, { addSpecialTokens: false });
+/** The library's errors about the user's text, as usage errors (they name the flag). */
+function asUsage<T>(find: () => T): T {
+  try {
+    return find();
+  } catch (e) {
+    throw e instanceof RangeError ? new UsageError(e.message) : e;
+  }
 }

@@ -4,3 +4,4 @@ export {
   trainAlignment, evalAlignment, weightedAverage, batchUnitLocations,
   type AlignmentBatch, type BatchSource, type Metrics, type TrainAlignmentOptions, type TrainAlignmentResult, type StepInfo,
 } from "./alignment.js";
+export { dasOnFacts, DAS_ON_FACTS_DEFAULTS, type DasOnFactsOptions, type DasOnFactsResult } from "./das-facts.js";

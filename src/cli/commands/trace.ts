@@ -3,13 +3,14 @@
  * corrupted with noise; then each (layer, position) of the corrupted run is restored from the
  * clean run in turn, and the target's probability shows where the fact travels.
  */
+import { subjectsIn } from "../../causal/facts-world.js";
 import { causalTrace } from "../../sweeps/index.js";
 import type { TraceComponent, TraceResult } from "../../sweeps/results.js";
 import { intTensor } from "../../tensor/index.js";
 import { traceReport } from "../../viz/index.js";
 import { UsageError, type OptionTable } from "../args.js";
 import { COMMON_OPTIONS, loadModel, type Command } from "../context.js";
-import { factsFileOf, readFacts, subjectsIn } from "../facts.js";
+import { factsFileOf, readFacts } from "../facts.js";
 import { checkOutputPaths, textFile } from "../files.js";
 import { bestCell, emit, formatScore, gridTable } from "../output.js";
 import { progressBar } from "../progress.js";
