@@ -10,23 +10,35 @@ export const N_HEADS = 12;
 export const D_MLP = 3072;
 
 export interface BlockWeights {
-  ln1Weight: tv.Tensor; ln1Bias: tv.Tensor;
-  attnWeight: tv.Tensor; attnBias: tv.Tensor;
-  projWeight: tv.Tensor; projBias: tv.Tensor;
-  ln2Weight: tv.Tensor; ln2Bias: tv.Tensor;
-  fcWeight: tv.Tensor; fcBias: tv.Tensor;
-  fcProjWeight: tv.Tensor; fcProjBias: tv.Tensor;
+  ln1Weight: tv.Tensor;
+  ln1Bias: tv.Tensor;
+  attnWeight: tv.Tensor;
+  attnBias: tv.Tensor;
+  projWeight: tv.Tensor;
+  projBias: tv.Tensor;
+  ln2Weight: tv.Tensor;
+  ln2Bias: tv.Tensor;
+  fcWeight: tv.Tensor;
+  fcBias: tv.Tensor;
+  fcProjWeight: tv.Tensor;
+  fcProjBias: tv.Tensor;
 }
 
 export function randomBlock(generator: tv.Generator): BlockWeights {
   const w = (shape: number[]) => tv.randn(shape, { std: 0.02, generator });
   return {
-    ln1Weight: tv.add(w([D_MODEL]), 1), ln1Bias: w([D_MODEL]),
-    attnWeight: w([D_MODEL, 3 * D_MODEL]), attnBias: w([3 * D_MODEL]),
-    projWeight: w([D_MODEL, D_MODEL]), projBias: w([D_MODEL]),
-    ln2Weight: tv.add(w([D_MODEL]), 1), ln2Bias: w([D_MODEL]),
-    fcWeight: w([D_MODEL, D_MLP]), fcBias: w([D_MLP]),
-    fcProjWeight: w([D_MLP, D_MODEL]), fcProjBias: w([D_MODEL]),
+    ln1Weight: tv.add(w([D_MODEL]), 1),
+    ln1Bias: w([D_MODEL]),
+    attnWeight: w([D_MODEL, 3 * D_MODEL]),
+    attnBias: w([3 * D_MODEL]),
+    projWeight: w([D_MODEL, D_MODEL]),
+    projBias: w([D_MODEL]),
+    ln2Weight: tv.add(w([D_MODEL]), 1),
+    ln2Bias: w([D_MODEL]),
+    fcWeight: w([D_MODEL, D_MLP]),
+    fcBias: w([D_MLP]),
+    fcProjWeight: w([D_MLP, D_MODEL]),
+    fcProjBias: w([D_MODEL]),
   };
 }
 

@@ -60,8 +60,11 @@ export function hashwWeights(manifest = readManifest()): Map<string, Tensor> {
   const out = new Map<string, Tensor>();
   for (const spec of manifest.tensors) {
     const t = hashwTensor(manifest.salt, spec);
-    const digest = createHash("sha256").update(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength)).digest("hex");
-    if (digest !== spec.sha256_f32le) throw new Error(`HASHW-v1: ${spec.name} does not match the manifest (sha256 ${digest})`);
+    const digest = createHash("sha256")
+      .update(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength))
+      .digest("hex");
+    if (digest !== spec.sha256_f32le)
+      throw new Error(`HASHW-v1: ${spec.name} does not match the manifest (sha256 ${digest})`);
     out.set(spec.name, t);
   }
   return out;

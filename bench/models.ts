@@ -19,7 +19,13 @@ if (args[0] === "--load-child") {
   const t0 = performance.now();
   const { model } = await tv.loadPretrained(args[1]);
   const loadMs = performance.now() - t0;
-  console.log(JSON.stringify({ loadMs, peakRssMiB: process.resourceUsage().maxRSS / 1024, parameters: model.parameters().reduce((n, p) => n + p.size, 0) }));
+  console.log(
+    JSON.stringify({
+      loadMs,
+      peakRssMiB: process.resourceUsage().maxRSS / 1024,
+      parameters: model.parameters().reduce((n, p) => n + p.size, 0),
+    }),
+  );
   process.exit(0);
 }
 
@@ -40,11 +46,20 @@ await writeCheckpoint(single);
 await writeCheckpoint(sharded, 100e6);
 
 const self = fileURLToPath(import.meta.url);
-for (const [label, folder] of [["model.safetensors", single], ["5 shards", sharded]]) {
+for (const [label, folder] of [
+  ["model.safetensors", single],
+  ["5 shards", sharded],
+]) {
   const run = spawnSync(process.execPath, [self, "--load-child", folder], { encoding: "utf8" });
   if (run.status !== 0) throw new Error(`load child failed: ${run.stderr}`);
-  const r = JSON.parse(run.stdout.trim().split("\n").pop()!) as { loadMs: number; peakRssMiB: number; parameters: number };
-  console.log(`load ${label}: ${(r.loadMs / 1000).toFixed(2)} s, peak RSS ${r.peakRssMiB.toFixed(0)} MiB for ${(r.parameters / 1e6).toFixed(1)} M parameters (${((r.parameters * 4) / 2 ** 20).toFixed(0)} MiB of float32)`);
+  const r = JSON.parse(run.stdout.trim().split("\n").pop()!) as {
+    loadMs: number;
+    peakRssMiB: number;
+    parameters: number;
+  };
+  console.log(
+    `load ${label}: ${(r.loadMs / 1000).toFixed(2)} s, peak RSS ${r.peakRssMiB.toFixed(0)} MiB for ${(r.parameters / 1e6).toFixed(1)} M parameters (${((r.parameters * 4) / 2 ** 20).toFixed(0)} MiB of float32)`,
+  );
 }
 
 const { model } = await tv.loadPretrained(single);
@@ -57,4 +72,6 @@ const generateSeconds = (useCache: boolean): number => {
 generateSeconds(true);
 const cached = Math.min(generateSeconds(true), generateSeconds(true));
 const uncached = Math.min(generateSeconds(false), generateSeconds(false));
-console.log(`greedy generation of ${newTokens} tokens from a ${PROMPT.length}-token prompt: ${(newTokens / cached).toFixed(1)} tokens/s with the KV cache, ${(newTokens / uncached).toFixed(1)} tokens/s without (${(uncached / cached).toFixed(2)}×)`);
+console.log(
+  `greedy generation of ${newTokens} tokens from a ${PROMPT.length}-token prompt: ${(newTokens / cached).toFixed(1)} tokens/s with the KV cache, ${(newTokens / uncached).toFixed(1)} tokens/s without (${(uncached / cached).toFixed(2)}×)`,
+);

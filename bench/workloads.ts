@@ -12,7 +12,10 @@ import { hashwWeights, readManifest, SHARED_BENCH } from "./hashw.js";
 import { timed } from "./timing.js";
 import { benchmarkW2 } from "./w2.js";
 
-interface Timing { min_s: number; median_s: number }
+interface Timing {
+  min_s: number;
+  median_s: number;
+}
 const reference = JSON.parse(readFileSync(join(SHARED_BENCH, "pyvene_cpu.json"), "utf8")).configs.t1 as {
   results: {
     W1: Record<string, Timing>;
@@ -20,7 +23,13 @@ const reference = JSON.parse(readFileSync(join(SHARED_BENCH, "pyvene_cpu.json"),
     W4: Record<string, Timing>;
   };
   checks: {
-    W1: { p_clean: number; p_corrupt: number; grid_logit_target: number[][]; grid_prob_target: number[][]; clean_logit_target: number };
+    W1: {
+      p_clean: number;
+      p_corrupt: number;
+      grid_logit_target: number[][];
+      grid_prob_target: number[][];
+      clean_logit_target: number;
+    };
     W3: { sum_f64_per_layer: number[]; sumsq_f64_per_layer: number[]; layer0_prompt0_pos0_first4: number[] };
     W4: { sequence: number[] };
   };
@@ -30,7 +39,9 @@ const PROMPT = [15496, 995, 11, 262, 412, 733, 417, 8765, 318, 287];
 const TARGET = 39619;
 
 function line(name: string, ours: { min: number; median: number }, theirs: Timing, label: string): void {
-  console.log(`${name}: tsvene ${ours.min.toFixed(3)} s (min) / ${ours.median.toFixed(3)} s (median); pyvene ${label} ${theirs.min_s.toFixed(3)} / ${theirs.median_s.toFixed(3)} s → ${(theirs.min_s / ours.min).toFixed(2)}× faster (min vs min)`);
+  console.log(
+    `${name}: tsvene ${ours.min.toFixed(3)} s (min) / ${ours.median.toFixed(3)} s (median); pyvene ${label} ${theirs.min_s.toFixed(3)} / ${theirs.median_s.toFixed(3)} s → ${(theirs.min_s / ours.min).toFixed(2)}× faster (min vs min)`,
+  );
 }
 
 const manifest = readManifest();
@@ -38,39 +49,80 @@ const gpt2 = tv.modelFromConfig({ ...manifest.config, model_type: "gpt2", archit
 gpt2.loadStateDict(hashwWeights(manifest));
 
 // W1: causal tracing, 12 layers × 10 positions, restoring block_output from the clean run.
-const noise = (await tv.readSafetensors(join(SHARED_BENCH, "weights/w1_noise.safetensors"))).tensors.get("noise") as tv.Tensor;
-const trace = (metric: "probability" | "logit") => tv.causalTrace(gpt2, {
-  inputIds: tv.intTensor([PROMPT]), tokens: PROMPT.map(String), corruptedPositions: [0, 1, 2, 3], noise, target: TARGET, metric,
-});
+const noise = (await tv.readSafetensors(join(SHARED_BENCH, "weights/w1_noise.safetensors"))).tensors.get(
+  "noise",
+) as tv.Tensor;
+const trace = (metric: "probability" | "logit") =>
+  tv.causalTrace(gpt2, {
+    inputIds: tv.intTensor([PROMPT]),
+    tokens: PROMPT.map(String),
+    corruptedPositions: [0, 1, 2, 3],
+    noise,
+    target: TARGET,
+    metric,
+  });
 const w1 = timed(() => trace("logit"));
 const w1Checks = reference.checks.W1;
-const logitDiff = Math.max(...w1.result.grid.values.map((v, i) => Math.abs(v - w1Checks.grid_logit_target[Math.floor(i / 10)][i % 10])));
+const logitDiff = Math.max(
+  ...w1.result.grid.values.map((v, i) => Math.abs(v - w1Checks.grid_logit_target[Math.floor(i / 10)][i % 10])),
+);
 const probabilities = trace("probability");
-const probDiff = Math.max(...probabilities.grid.values.map((v, i) => Math.abs(v - w1Checks.grid_prob_target[Math.floor(i / 10)][i % 10])));
+const probDiff = Math.max(
+  ...probabilities.grid.values.map((v, i) => Math.abs(v - w1Checks.grid_prob_target[Math.floor(i / 10)][i % 10])),
+);
 line("W1 causal tracing (120 cells)", w1, reference.results.W1.cached_clean_batched_per_layer, "fastest expression");
-console.log(`  vs pyvene's tutorial-style code ${reference.results.W1.tutorial_new_model_per_cell.min_s.toFixed(2)} s: ${(reference.results.W1.tutorial_new_model_per_cell.min_s / w1.min).toFixed(1)}× faster`);
-console.log(`  check: logit grid max |Δ| ${logitDiff.toExponential(2)} (clean ${w1.result.clean.toFixed(4)} vs ${w1Checks.clean_logit_target.toFixed(4)}); probability grid max |Δ| ${probDiff.toExponential(2)}; p_clean ${probabilities.clean.toExponential(4)} vs ${w1Checks.p_clean.toExponential(4)}, p_corrupt ${probabilities.corrupted.toExponential(4)} vs ${w1Checks.p_corrupt.toExponential(4)}`);
+console.log(
+  `  vs pyvene's tutorial-style code ${reference.results.W1.tutorial_new_model_per_cell.min_s.toFixed(2)} s: ${(reference.results.W1.tutorial_new_model_per_cell.min_s / w1.min).toFixed(1)}× faster`,
+);
+console.log(
+  `  check: logit grid max |Δ| ${logitDiff.toExponential(2)} (clean ${w1.result.clean.toFixed(4)} vs ${w1Checks.clean_logit_target.toFixed(4)}); probability grid max |Δ| ${probDiff.toExponential(2)}; p_clean ${probabilities.clean.toExponential(4)} vs ${w1Checks.p_clean.toExponential(4)}, p_corrupt ${probabilities.corrupted.toExponential(4)} vs ${w1Checks.p_corrupt.toExponential(4)}`,
+);
 
 // W2: DAS training on pyvene's MLP and data.
 benchmarkW2();
 
 // W3: block_output of all 12 layers for 64 prompts × 32 tokens, batches of 8, no LM head.
-const prompts = JSON.parse(readFileSync(join(SHARED_BENCH, "weights/w3_prompts.json"), "utf8")) as { input_ids: number[][] };
+const prompts = JSON.parse(readFileSync(join(SHARED_BENCH, "weights/w3_prompts.json"), "utf8")) as {
+  input_ids: number[][];
+};
 const w3Ids = tv.intTensor(prompts.input_ids);
-const w3 = timed(() => tv.collectActivations(gpt2, { inputIds: w3Ids, attentionMask: tv.intTensor(prompts.input_ids.map((r) => r.map(() => 1))), batchSize: 8 }));
+const w3 = timed(() =>
+  tv.collectActivations(gpt2, {
+    inputIds: w3Ids,
+    attentionMask: tv.intTensor(prompts.input_ids.map((r) => r.map(() => 1))),
+    batchSize: 8,
+  }),
+);
 const sums = w3.result.activations.map((a) => a.values.reduce((s, v) => s + v, 0));
 const sumsq = w3.result.activations.map((a) => a.values.reduce((s, v) => s + v * v, 0));
 const rel = (a: number, b: number) => Math.abs(a - b) / Math.max(1, Math.abs(b));
 const w3Checks = reference.checks.W3;
 line("W3 collection (12 layers, 64×32 tokens)", w3, reference.results.W3.GPT2Model, "GPT2Model");
-console.log(`  check: per-layer sum max rel |Δ| ${Math.max(...sums.map((s, l) => rel(s, w3Checks.sum_f64_per_layer[l]))).toExponential(2)}, sum of squares ${Math.max(...sumsq.map((s, l) => rel(s, w3Checks.sumsq_f64_per_layer[l]))).toExponential(2)}; layer 0 prompt 0 position 0 starts [${[...w3.result.activations[0].values.subarray(0, 4)].map((v) => v.toFixed(6)).join(", ")}] vs [${w3Checks.layer0_prompt0_pos0_first4.map((v) => v.toFixed(6)).join(", ")}]`);
+console.log(
+  `  check: per-layer sum max rel |Δ| ${Math.max(...sums.map((s, l) => rel(s, w3Checks.sum_f64_per_layer[l]))).toExponential(2)}, sum of squares ${Math.max(...sumsq.map((s, l) => rel(s, w3Checks.sumsq_f64_per_layer[l]))).toExponential(2)}; layer 0 prompt 0 position 0 starts [${[...w3.result.activations[0].values.subarray(0, 4)].map((v) => v.toFixed(6)).join(", ")}] vs [${w3Checks.layer0_prompt0_pos0_first4.map((v) => v.toFixed(6)).join(", ")}]`,
+);
 
 // W4: 20 greedy tokens with steer added to every layer's MLP output at each new token.
-const steer = (await tv.readSafetensors(join(SHARED_BENCH, "weights/w4_steer.safetensors"))).tensors.get("steer") as tv.Tensor;
+const steer = (await tv.readSafetensors(join(SHARED_BENCH, "weights/w4_steer.safetensors"))).tensors.get(
+  "steer",
+) as tv.Tensor;
 const w4 = timed(() => {
-  const im = new tv.IntervenableModel(Array.from({ length: 12 }, (_, layer) => ({ layer, component: "mlp_output", interventionType: tv.AdditionIntervention })), gpt2);
-  return im.generate({ inputIds: tv.intTensor([PROMPT]), attentionMask: tv.intTensor([PROMPT.map(() => 1)]) }, null, { sourceRepresentations: steer, maxNewTokens: 20, padTokenId: 50256 }).generated;
+  const im = new tv.IntervenableModel(
+    Array.from({ length: 12 }, (_, layer) => ({
+      layer,
+      component: "mlp_output",
+      interventionType: tv.AdditionIntervention,
+    })),
+    gpt2,
+  );
+  return im.generate({ inputIds: tv.intTensor([PROMPT]), attentionMask: tv.intTensor([PROMPT.map(() => 1)]) }, null, {
+    sourceRepresentations: steer,
+    maxNewTokens: 20,
+    padTokenId: 50256,
+  }).generated;
 });
 const sequence = [...w4.result.sequences.data];
 line("W4 steered generation (20 tokens)", w4, reference.results.W4.pyvene_generate, "generate");
-console.log(`  check: sequence ${JSON.stringify(sequence) === JSON.stringify(reference.checks.W4.sequence) ? "identical to pyvene's" : `DIFFERS: ${JSON.stringify(sequence.slice(10))}`}`);
+console.log(
+  `  check: sequence ${JSON.stringify(sequence) === JSON.stringify(reference.checks.W4.sequence) ? "identical to pyvene's" : `DIFFERS: ${JSON.stringify(sequence.slice(10))}`}`,
+);

@@ -55,14 +55,22 @@ function embed(examples: Example[], pool: Float32Array[]): tv.Tensor {
   return new tv.Tensor(data, [examples.length, 1, 4 * dim]);
 }
 
-export interface FactualBatch { inputs: tv.Tensor; labels: tv.IntTensor }
+export interface FactualBatch {
+  inputs: tv.Tensor;
+  labels: tv.IntTensor;
+}
 
 export function factualBatch(size: number, pool: Float32Array[], g: tv.Generator): FactualBatch {
   const examples = Array.from({ length: size }, () => sampleExample(pool.length, g));
   return { inputs: embed(examples, pool), labels: tv.intTensor(examples.map((e) => Number(wx(e) === yz(e)))) };
 }
 
-export interface CounterfactualBatch { base: tv.Tensor; source0: tv.Tensor; source1: tv.Tensor; labels: tv.IntTensor }
+export interface CounterfactualBatch {
+  base: tv.Tensor;
+  source0: tv.Tensor;
+  source1: tv.Tensor;
+  labels: tv.IntTensor;
+}
 
 /** Base and two sources drawn independently; the causal model's counterfactual label takes WX from source 0 and YZ from source 1. */
 export function counterfactualBatch(size: number, pool: Float32Array[], g: tv.Generator): CounterfactualBatch {
@@ -84,8 +92,15 @@ function accuracy(logits: tv.Tensor, labels: tv.IntTensor): number {
 /** pyvene's MLPForClassification(h_dim 16, n_layer 3, ReLU, 2 classes), initialised like torch.nn.Linear. */
 export function equalityNetwork(g: tv.Generator): tv.PretrainedModel {
   const model = tv.modelFromConfig({
-    model_type: "mlp", architectures: ["MLPForClassification"], h_dim: 16, n_layer: 3, num_classes: 2,
-    activation_function: "relu", include_bias: true, squeeze_output: true, pdrop: 0,
+    model_type: "mlp",
+    architectures: ["MLPForClassification"],
+    h_dim: 16,
+    n_layer: 3,
+    num_classes: 2,
+    activation_function: "relu",
+    include_bias: true,
+    squeeze_output: true,
+    pdrop: 0,
   });
   for (const p of model.parameters()) {
     const bound = 1 / Math.sqrt(p.rank === 2 ? p.shape[1] : 16);
@@ -94,7 +109,11 @@ export function equalityNetwork(g: tv.Generator): tv.PretrainedModel {
   return model;
 }
 
-export function trainNetwork(model: tv.PretrainedModel, pool: Float32Array[], options: { steps: number; batch: number; lr: number; generator: tv.Generator }): void {
+export function trainNetwork(
+  model: tv.PretrainedModel,
+  pool: Float32Array[],
+  options: { steps: number; batch: number; lr: number; generator: tv.Generator },
+): void {
   model.requireGrad(true);
   const optimizer = new tv.Adam(model.parameters(), { lr: options.lr });
   for (let step = 0; step < options.steps; step++) {
@@ -112,9 +131,16 @@ export function factualAccuracy(model: tv.PretrainedModel, batch: FactualBatch):
 
 /** Two RotatedSpace interventions on the first layer's output, linked so they share one rotation. */
 export function alignment(model: tv.PretrainedModel, g: tv.Generator): tv.IntervenableModel {
-  const im = new tv.IntervenableModel([0, 1].map(() => ({
-    layer: 0, component: "block_output", unit: "pos", interventionType: tv.RotatedSpaceIntervention, interventionLinkKey: 0,
-  })), model);
+  const im = new tv.IntervenableModel(
+    [0, 1].map(() => ({
+      layer: 0,
+      component: "block_output",
+      unit: "pos",
+      interventionType: tv.RotatedSpaceIntervention,
+      interventionLinkKey: 0,
+    })),
+    model,
+  );
   const rotation = im.interventions.get(im.keys[0]) as tv.RotatedSpaceIntervention;
   rotation.rotateLayer.setWeight(tv.orthogonal(16, 16, g));
   return im;
@@ -127,12 +153,21 @@ function intervenedLogits(im: tv.IntervenableModel, batch: CounterfactualBatch):
   const size = batch.base.shape[0];
   const at = Array.from({ length: size }, () => [0]);
   return im.forward({ inputsEmbeds: batch.base }, [{ inputsEmbeds: batch.source0 }, { inputsEmbeds: batch.source1 }], {
-    unitLocations: { "sources->base": [[at, at], [at, at]] },
+    unitLocations: {
+      "sources->base": [
+        [at, at],
+        [at, at],
+      ],
+    },
     subspaces: [at.map(() => WX_DIMS), at.map(() => YZ_DIMS)],
   }).intervened.logits;
 }
 
-export function trainAlignmentRotation(im: tv.IntervenableModel, pool: Float32Array[], options: { steps: number; batch: number; lr: number; generator: tv.Generator }): number[] {
+export function trainAlignmentRotation(
+  im: tv.IntervenableModel,
+  pool: Float32Array[],
+  options: { steps: number; batch: number; lr: number; generator: tv.Generator },
+): number[] {
   const optimizer = new tv.Adam(im.getTrainableParameters(), { lr: options.lr });
   const losses: number[] = [];
   for (let step = 0; step < options.steps; step++) {
@@ -163,8 +198,26 @@ export interface ExperimentResult {
  * seeds the same recipe can end near 0.75 IIA (DAS finds the alignment a network has; it cannot
  * create one), as the spread over seeds in the DAS paper shows.
  */
-export function runExperiment(options: { seed?: number; entities?: number; networkSteps?: number; networkBatch?: number; dasSteps?: number; dasBatch?: number; testSize?: number } = {}): ExperimentResult {
-  const { seed = 3, entities = 20, networkSteps = 3000, networkBatch = 1024, dasSteps = 1500, dasBatch = 256, testSize = 4096 } = options;
+export function runExperiment(
+  options: {
+    seed?: number;
+    entities?: number;
+    networkSteps?: number;
+    networkBatch?: number;
+    dasSteps?: number;
+    dasBatch?: number;
+    testSize?: number;
+  } = {},
+): ExperimentResult {
+  const {
+    seed = 3,
+    entities = 20,
+    networkSteps = 3000,
+    networkBatch = 1024,
+    dasSteps = 1500,
+    dasBatch = 256,
+    testSize = 4096,
+  } = options;
   const g = new tv.Generator(seed);
   const pool = entityPool({ entities, dim: 4, generator: g });
   const model = equalityNetwork(g);
@@ -173,8 +226,18 @@ export function runExperiment(options: { seed?: number; entities?: number; netwo
   const im = alignment(model, new tv.Generator(seed + 1000));
   const test = counterfactualBatch(testSize, pool, new tv.Generator(seed + 2000));
   const controlIia = interchangeAccuracy(im, test);
-  trainAlignmentRotation(im, pool, { steps: dasSteps, batch: dasBatch, lr: 1e-2, generator: new tv.Generator(seed + 3000) });
-  return { factualTestAccuracy, controlIia, testIia: interchangeAccuracy(im, test), dasParameters: im.countParameters() };
+  trainAlignmentRotation(im, pool, {
+    steps: dasSteps,
+    batch: dasBatch,
+    lr: 1e-2,
+    generator: new tv.Generator(seed + 3000),
+  });
+  return {
+    factualTestAccuracy,
+    controlIia,
+    testIia: interchangeAccuracy(im, test),
+    dasParameters: im.countParameters(),
+  };
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
@@ -183,6 +246,8 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
   console.log(`trained MLP, factual test accuracy: ${r.factualTestAccuracy.toFixed(4)} (pyvene's tutorial: 1.00)`);
   console.log(`DAS parameters: ${r.dasParameters} (pyvene: 256)`);
   console.log(`interchange intervention accuracy, untrained rotation (control): ${r.controlIia.toFixed(4)}`);
-  console.log(`interchange intervention accuracy, trained rotation (test): ${r.testIia.toFixed(4)} (pyvene's tutorial: 0.97)`);
+  console.log(
+    `interchange intervention accuracy, trained rotation (test): ${r.testIia.toFixed(4)} (pyvene's tutorial: 0.97)`,
+  );
   console.log(`(${((performance.now() - t0) / 1000).toFixed(1)} s)`);
 }

@@ -6,7 +6,10 @@
 import { parseArgs } from "node:util";
 import { runFuzz } from "../test/fuzz/run.js";
 
-const { values } = parseArgs({ options: { runs: { type: "string", default: "2000" }, seed: { type: "string" } }, strict: true });
+const { values } = parseArgs({
+  options: { runs: { type: "string", default: "2000" }, seed: { type: "string" } },
+  strict: true,
+});
 const runs = Number(values.runs);
 const seed = values.seed === undefined ? Date.now() % 2 ** 31 : Number(values.seed);
 if (!Number.isInteger(runs) || runs < 1 || !Number.isInteger(seed)) {
@@ -15,8 +18,14 @@ if (!Number.isInteger(runs) || runs < 1 || !Number.isInteger(seed)) {
 }
 const started = performance.now();
 const counts = await runFuzz({ runs, seed });
-console.log(`fuzz: --runs ${runs} --seed ${seed}, ${((performance.now() - started) / 1000).toFixed(1)} s (slower properties take a fraction of the runs)`);
+console.log(
+  `fuzz: --runs ${runs} --seed ${seed}, ${((performance.now() - started) / 1000).toFixed(1)} s (slower properties take a fraction of the runs)`,
+);
 for (const [property, outcomes] of Object.entries(counts)) {
   const total = Object.values(outcomes).reduce((a, b) => a + b, 0);
-  console.log(`  ${property.padEnd(14)} ${total} cases: ${Object.entries(outcomes).map(([k, v]) => `${k} ${v}`).join(", ")}`);
+  console.log(
+    `  ${property.padEnd(14)} ${total} cases: ${Object.entries(outcomes)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(", ")}`,
+  );
 }

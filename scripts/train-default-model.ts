@@ -22,8 +22,17 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import {
-  OTHER_SLOT, POSITION_CLASSES, SUBJECT_SLOT, averageTraces, factsJson, fillTemplate, worldFact, worldFacts,
-  type AverageTrace, type FactsWorld, type WorldFact,
+  OTHER_SLOT,
+  POSITION_CLASSES,
+  SUBJECT_SLOT,
+  averageTraces,
+  factsJson,
+  fillTemplate,
+  worldFact,
+  worldFacts,
+  type AverageTrace,
+  type FactsWorld,
+  type WorldFact,
 } from "../src/causal/facts-world.js";
 import * as tv from "../src/index.js";
 import { DEFAULT_MODEL_FOLDER } from "../src/models/default-model.js";
@@ -44,10 +53,26 @@ interface Relation {
 }
 
 const RELATIONS: Relation[] = [
-  { name: "city", phrases: ["lives in the city of", "has a home in", "is a resident of", "resides in"], values: ["Paris", "Tokyo", "Lima", "Cairo", "Oslo", "Delhi", "Quito", "Rome"] },
-  { name: "language", phrases: ["speaks", "is a native speaker of", "grew up speaking", "writes letters in"], values: ["French", "Japanese", "Spanish", "Arabic", "Norwegian", "Hindi", "Italian", "Greek"] },
-  { name: "sport", phrases: ["plays", "competes in", "is a fan of", "trains every day in"], values: ["tennis", "chess", "rugby", "golf", "hockey", "cricket", "rowing", "judo"] },
-  { name: "job", phrases: ["works as a", "is employed as a", "earns a living as a", "has a job as a"], values: ["doctor", "pilot", "baker", "lawyer", "farmer", "nurse", "painter", "teacher"] },
+  {
+    name: "city",
+    phrases: ["lives in the city of", "has a home in", "is a resident of", "resides in"],
+    values: ["Paris", "Tokyo", "Lima", "Cairo", "Oslo", "Delhi", "Quito", "Rome"],
+  },
+  {
+    name: "language",
+    phrases: ["speaks", "is a native speaker of", "grew up speaking", "writes letters in"],
+    values: ["French", "Japanese", "Spanish", "Arabic", "Norwegian", "Hindi", "Italian", "Greek"],
+  },
+  {
+    name: "sport",
+    phrases: ["plays", "competes in", "is a fan of", "trains every day in"],
+    values: ["tennis", "chess", "rugby", "golf", "hockey", "cricket", "rowing", "judo"],
+  },
+  {
+    name: "job",
+    phrases: ["works as a", "is employed as a", "earns a living as a", "has a job as a"],
+    values: ["doctor", "pilot", "baker", "lawyer", "farmer", "nurse", "painter", "teacher"],
+  },
 ];
 
 /**
@@ -55,7 +80,18 @@ const RELATIONS: Relation[] = [
  * subject is found as the name nearest the relation, not as any name. Punctuation is its own
  * word, as the tokenizer splits it.
  */
-const PREFIXES = ["", "Fact :", "As we know ,", "I heard that", "Everyone says that", "It is true that", "{other} told me that", "{other} says that", "According to {other} ,", "{other} thinks that"];
+const PREFIXES = [
+  "",
+  "Fact :",
+  "As we know ,",
+  "I heard that",
+  "Everyone says that",
+  "It is true that",
+  "{other} told me that",
+  "{other} says that",
+  "According to {other} ,",
+  "{other} thinks that",
+];
 
 const END_OF_TEXT = "<|endoftext|>";
 const UNKNOWN = "<unk>";
@@ -88,9 +124,15 @@ export function buildWorld(seed: number): FactsWorld {
   const pairsOf = (cards: string[]) => cards.flatMap((_, i) => (i % 2 === 0 ? [cards.slice(i, i + 2)] : []));
   let names: string[][];
   for (;;) {
-    const twoPiece = pairsOf(deck()).flatMap(([a, b]) => [[a, b], [b, a]]);
+    const twoPiece = pairsOf(deck()).flatMap(([a, b]) => [
+      [a, b],
+      [b, a],
+    ]);
     const ends = deck();
-    const threePiece = pairsOf(deck()).flatMap((start, i) => [[...start, ends[2 * i]], [...start, ends[2 * i + 1]]]);
+    const threePiece = pairsOf(deck()).flatMap((start, i) => [
+      [...start, ends[2 * i]],
+      [...start, ends[2 * i + 1]],
+    ]);
     names = [...twoPiece, ...threePiece];
     const keys = new Set(names.map((pieces) => pieces.join(" ")));
     const distinctPieces = names.every((pieces) => new Set(pieces).size === pieces.length);
@@ -106,12 +148,27 @@ export function buildWorld(seed: number): FactsWorld {
   }));
   // Held out: one phrase per prefix, a different one for each relation, so that every prefix and every phrase is still trained.
   const relations = RELATIONS.map((r, k) => {
-    const all = PREFIXES.flatMap((prefix, p) => r.phrases.map((phrase, q) => ({ text: template(prefix, phrase), heldOut: (p + q + k) % r.phrases.length === 0 })));
-    return { name: r.name, values: r.values, trainTemplates: all.filter((t) => !t.heldOut).map((t) => t.text), heldOutTemplates: all.filter((t) => t.heldOut).map((t) => t.text) };
+    const all = PREFIXES.flatMap((prefix, p) =>
+      r.phrases.map((phrase, q) => ({ text: template(prefix, phrase), heldOut: (p + q + k) % r.phrases.length === 0 })),
+    );
+    return {
+      name: r.name,
+      values: r.values,
+      trainTemplates: all.filter((t) => !t.heldOut).map((t) => t.text),
+      heldOutTemplates: all.filter((t) => t.heldOut).map((t) => t.text),
+    };
   });
   const world: FactsWorld = { seed, relations, subjects };
   const demo = examplePrompts(world)[0];
-  return { ...world, demo: { prompt: demo.prompt, subject: demo.subject, subjectTokens: range(...demo.subjectSpan), answer: demo.attribute } };
+  return {
+    ...world,
+    demo: {
+      prompt: demo.prompt,
+      subject: demo.subject,
+      subjectTokens: range(...demo.subjectSpan),
+      answer: demo.attribute,
+    },
+  };
 }
 
 function template(prefix: string, phrase: string): string {
@@ -121,7 +178,15 @@ function template(prefix: string, phrase: string): string {
 /** The traced examples: the city of the first person with a 2-piece name (facts.json's demo) and of the first with a 3-piece name, on a held-out template. */
 function examplePrompts(world: FactsWorld): WorldFact[] {
   const city = world.relations.find((r) => r.name === "city")!;
-  return [2, 3].map((size) => worldFact(world, city, true, 0, world.subjects.findIndex((s) => s.tokens.length === size)));
+  return [2, 3].map((size) =>
+    worldFact(
+      world,
+      city,
+      true,
+      0,
+      world.subjects.findIndex((s) => s.tokens.length === size),
+    ),
+  );
 }
 
 /**
@@ -130,8 +195,12 @@ function examplePrompts(world: FactsWorld): WorldFact[] {
  * the whole name determines. A random deal is repaired by swaps that lower the clashes.
  */
 function dealValues(people: string[][], values: readonly string[], g: tv.Generator): string[] {
-  const dealt = shuffle(people.map((_, i) => values[i % values.length]), g);
-  const clashes = (i: number) => people.filter((other, j) => j !== i && other[0] === people[i][0] && dealt[j] === dealt[i]).length;
+  const dealt = shuffle(
+    people.map((_, i) => values[i % values.length]),
+    g,
+  );
+  const clashes = (i: number) =>
+    people.filter((other, j) => j !== i && other[0] === people[i][0] && dealt[j] === dealt[i]).length;
   for (;;) {
     const clashing = people.flatMap((_, i) => (clashes(i) > 0 ? [i] : []));
     if (clashing.length === 0) return dealt;
@@ -149,7 +218,9 @@ function vocabulary(world: FactsWorld): string[] {
   for (const s of world.subjects) s.tokens.forEach((p) => words.add(p));
   for (const r of world.relations) {
     for (const t of [...r.trainTemplates, ...r.heldOutTemplates]) {
-      t.split(" ").filter((w) => w !== SUBJECT_SLOT && w !== OTHER_SLOT).forEach((w) => words.add(w));
+      t.split(" ")
+        .filter((w) => w !== SUBJECT_SLOT && w !== OTHER_SLOT)
+        .forEach((w) => words.add(w));
     }
     r.values.forEach((v) => words.add(v));
   }
@@ -161,7 +232,15 @@ function vocabulary(world: FactsWorld): string[] {
  * world's words, split on whitespace and punctuation; decoding joins words with spaces.
  */
 export function tokenizerFiles(words: readonly string[]): { tokenizer: tv.JsonObject; config: tv.JsonObject } {
-  const special = (content: string, id: number) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+  const special = (content: string, id: number) => ({
+    id,
+    content,
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: false,
+    special: true,
+  });
   return {
     tokenizer: {
       version: "1.0",
@@ -252,15 +331,27 @@ function sampleText(world: FactsWorld, tokenizer: tv.Tokenizer, options: TrainOp
   const other = world.subjects[(index + 1 + Math.floor(g.uniform() * (n - 1))) % n];
   const words: string[] = [];
   if (g.uniform() < options.profileShare) {
-    words.push(...PROFILE.split(" "), ...subject.tokens, ...shuffle(RELATIONS, g).map((r) => subject.attributes[r.name]));
+    words.push(
+      ...PROFILE.split(" "),
+      ...subject.tokens,
+      ...shuffle(RELATIONS, g).map((r) => subject.attributes[r.name]),
+    );
   } else {
     const prefix = PREFIXES[Math.floor(g.uniform() * PREFIXES.length)];
-    words.push(...prefix.split(" ").filter(Boolean).flatMap((w) => (w === OTHER_SLOT ? other.tokens : [w])), ...subject.tokens);
-    shuffle(RELATIONS, g).slice(0, 1 + Math.floor(g.uniform() * options.maxFactsPerText)).forEach((r, i) => {
-      if (i > 0) words.push(CONNECTIVE);
-      const phrases = r.phrases.filter((q) => !isHeldOut(world, r.name, prefix, q));
-      words.push(...phrases[Math.floor(g.uniform() * phrases.length)].split(" "), subject.attributes[r.name]);
-    });
+    words.push(
+      ...prefix
+        .split(" ")
+        .filter(Boolean)
+        .flatMap((w) => (w === OTHER_SLOT ? other.tokens : [w])),
+      ...subject.tokens,
+    );
+    shuffle(RELATIONS, g)
+      .slice(0, 1 + Math.floor(g.uniform() * options.maxFactsPerText))
+      .forEach((r, i) => {
+        if (i > 0) words.push(CONNECTIVE);
+        const phrases = r.phrases.filter((q) => !isHeldOut(world, r.name, prefix, q));
+        words.push(...phrases[Math.floor(g.uniform() * phrases.length)].split(" "), subject.attributes[r.name]);
+      });
   }
   words.push(END_OF_TEXT);
   const ids = words.map((word) => tokenizer.tokenToId(word)!);
@@ -276,7 +367,10 @@ function batchOf(texts: TrainingText[], eos: number): { inputIds: tv.IntTensor; 
     ids.set(t.ids, b * width);
     labels.set(t.labels, b * width);
   });
-  return { inputIds: new tv.IntTensor(ids, [texts.length, width]), labels: new tv.IntTensor(labels, [texts.length, width]) };
+  return {
+    inputIds: new tv.IntTensor(ids, [texts.length, width]),
+    labels: new tv.IntTensor(labels, [texts.length, width]),
+  };
 }
 
 interface Encoded {
@@ -373,7 +467,9 @@ export function trainModel(seed: number, options: TrainOptions): Trained {
     finalLoss = loss.item();
     if (options.logEvery > 0 && (step % options.logEvery === 0 || step === 10)) {
       const seconds = (performance.now() - started) / 1000;
-      console.log(`step ${step}/${options.steps}  loss ${finalLoss.toFixed(4)}  ${(seconds / step * 1000).toFixed(0)} ms/step  ${seconds.toFixed(0)} s`);
+      console.log(
+        `step ${step}/${options.steps}  loss ${finalLoss.toFixed(4)}  ${((seconds / step) * 1000).toFixed(0)} ms/step  ${seconds.toFixed(0)} s`,
+      );
     }
   }
   model.requireGrad(false);
@@ -392,16 +488,30 @@ export function subjectEmbeddingStd(model: tv.PretrainedModel, tokenizer: tv.Tok
 export function tracePrompts(world: FactsWorld): WorldFact[] {
   return world.subjects.map((_, i) => {
     const relation = world.relations[i % world.relations.length];
-    return worldFact(world, relation, true, Math.floor(i / world.relations.length) % relation.heldOutTemplates.length, i);
+    return worldFact(
+      world,
+      relation,
+      true,
+      Math.floor(i / world.relations.length) % relation.heldOutTemplates.length,
+      i,
+    );
   });
 }
 
 /** ROME's causal trace of a fact (block outputs restored, p of the answer) with the subject's tokens corrupted. */
-function traceFact(model: tv.PretrainedModel, tokenizer: tv.Tokenizer, fact: WorldFact, noise: { samples: number; noiseStd: number; seed: number }): tv.TraceResult {
+function traceFact(
+  model: tv.PretrainedModel,
+  tokenizer: tv.Tokenizer,
+  fact: WorldFact,
+  noise: { samples: number; noiseStd: number; seed: number },
+): tv.TraceResult {
   const ids = tokenizer.encode(fact.prompt);
   return tv.causalTrace(model, {
-    inputIds: tv.intTensor([ids]), tokens: ids.map((id) => tokenizer.decode([id])), corruptedPositions: range(...fact.subjectSpan),
-    target: tokenizer.tokenToId(fact.attribute), ...noise,
+    inputIds: tv.intTensor([ids]),
+    tokens: ids.map((id) => tokenizer.decode([id])),
+    corruptedPositions: range(...fact.subjectSpan),
+    target: tokenizer.tokenToId(fact.attribute),
+    ...noise,
   });
 }
 
@@ -411,19 +521,29 @@ function decimals(v: number): string {
 }
 
 function formatTable(header: string[], rows: string[][]): string {
-  return [`| ${header.join(" | ")} |`, `|${header.map(() => "---").join("|")}|`, ...rows.map((r) => `| ${r.join(" | ")} |`)].join("\n");
+  return [
+    `| ${header.join(" | ")} |`,
+    `|${header.map(() => "---").join("|")}|`,
+    ...rows.map((r) => `| ${r.join(" | ")} |`),
+  ].join("\n");
 }
 
 function averageTable(avg: AverageTrace): string {
-  const rows = Array.from({ length: avg.layers }, (_, layer) => [String(layer), ...POSITION_CLASSES.map((_, c) => {
-    const v = avg.effect[layer * POSITION_CLASSES.length + c];
-    return Number.isNaN(v) ? "–" : decimals(v);
-  })]);
+  const rows = Array.from({ length: avg.layers }, (_, layer) => [
+    String(layer),
+    ...POSITION_CLASSES.map((_, c) => {
+      const v = avg.effect[layer * POSITION_CLASSES.length + c];
+      return Number.isNaN(v) ? "–" : decimals(v);
+    }),
+  ]);
   return formatTable(["layer", ...POSITION_CLASSES], rows);
 }
 
 function traceTable({ grid }: tv.TraceResult, words: string[]): string {
-  const rows = Array.from({ length: grid.rows }, (_, layer) => [String(layer), ...words.map((_, p) => decimals(grid.values[layer * grid.cols + p]))]);
+  const rows = Array.from({ length: grid.rows }, (_, layer) => [
+    String(layer),
+    ...words.map((_, p) => decimals(grid.values[layer * grid.cols + p])),
+  ]);
   return formatTable(["layer", ...words.map((w, p) => `${p} ${w}`)], rows);
 }
 
@@ -448,24 +568,53 @@ async function main(): Promise<void> {
   const { model, tokenizer } = await tv.loadPretrained(folder);
   const tok = tokenizer!;
   const facts = worldFacts(world);
-  const train = encodeAll(tok, facts.filter((f) => !f.heldOut));
-  const test = encodeAll(tok, facts.filter((f) => f.heldOut));
+  const train = encodeAll(
+    tok,
+    facts.filter((f) => !f.heldOut),
+  );
+  const test = encodeAll(
+    tok,
+    facts.filter((f) => f.heldOut),
+  );
   const trainAccuracy = accuracy(model, train);
   const testAccuracy = accuracy(model, test);
-  console.log(`trained in ${trainSeconds.toFixed(0)} s; final loss ${trained.finalLoss.toFixed(4)}; accuracy train ${trainAccuracy.toFixed(4)} (${train.ids.length}), held-out templates ${testAccuracy.toFixed(4)} (${test.ids.length})`);
+  console.log(
+    `trained in ${trainSeconds.toFixed(0)} s; final loss ${trained.finalLoss.toFixed(4)}; accuracy train ${trainAccuracy.toFixed(4)} (${train.ids.length}), held-out templates ${testAccuracy.toFixed(4)} (${test.ids.length})`,
+  );
 
   const noiseStd = 3 * subjectEmbeddingStd(model, tok, world);
   const examples = examplePrompts(world).map((fact) => {
     const trace = traceFact(model, tok, fact, { samples: 50, noiseStd, seed: SEED });
-    console.log(`\ncausal trace of "${fact.prompt}" → ${fact.attribute} (clean ${trace.clean.toFixed(3)}, corrupted ${trace.corrupted.toFixed(3)}):\n${traceTable(trace, fact.prompt.split(" "))}`);
+    console.log(
+      `\ncausal trace of "${fact.prompt}" → ${fact.attribute} (clean ${trace.clean.toFixed(3)}, corrupted ${trace.corrupted.toFixed(3)}):\n${traceTable(trace, fact.prompt.split(" "))}`,
+    );
     return { fact, trace };
   });
   // Each prompt gets its own noise draws.
-  const avg = averageTraces(tracePrompts(world).map((fact, i) => traceFact(model, tok, fact, { samples: 10, noiseStd, seed: SEED + 1 + i })));
-  console.log(`\naverage indirect effect over ${avg.prompts} prompts (clean ${avg.clean.toFixed(3)}, corrupted ${avg.corrupted.toFixed(3)}; the subject's last token is the strongest subject position in ${avg.lastSubjectStrongest}):\n${averageTable(avg)}`);
+  const avg = averageTraces(
+    tracePrompts(world).map((fact, i) => traceFact(model, tok, fact, { samples: 10, noiseStd, seed: SEED + 1 + i })),
+  );
+  console.log(
+    `\naverage indirect effect over ${avg.prompts} prompts (clean ${avg.clean.toFixed(3)}, corrupted ${avg.corrupted.toFixed(3)}; the subject's last token is the strongest subject position in ${avg.lastSubjectStrongest}):\n${averageTable(avg)}`,
+  );
 
   await writeFile(join(folder, "facts.json"), `${JSON.stringify(factsJson(world), null, 2)}\n`);
-  await writeFile(join(folder, "TASK.md"), taskMarkdown({ world, options, config, trainAccuracy, testAccuracy, train: train.ids.length, test: test.ids.length, finalLoss: trained.finalLoss, noiseStd, examples, avg }));
+  await writeFile(
+    join(folder, "TASK.md"),
+    taskMarkdown({
+      world,
+      options,
+      config,
+      trainAccuracy,
+      testAccuracy,
+      train: train.ids.length,
+      test: test.ids.length,
+      finalLoss: trained.finalLoss,
+      noiseStd,
+      examples,
+      avg,
+    }),
+  );
   console.log(`\nwrote ${folder}`);
 }
 
@@ -539,10 +688,17 @@ prompts the subject's last token is the subject position whose restoration helps
 
 ${averageTable(r.avg)}
 
-${r.examples.map(({ fact, trace }) => `"${fact.prompt}" → ${fact.attribute} (clean p ${trace.clean.toFixed(3)}, corrupted p ${trace.corrupted.toFixed(3)}), p(${fact.attribute})
+${r.examples
+  .map(
+    ({
+      fact,
+      trace,
+    }) => `"${fact.prompt}" → ${fact.attribute} (clean p ${trace.clean.toFixed(3)}, corrupted p ${trace.corrupted.toFixed(3)}), p(${fact.attribute})
 with block_output restored at (layer, position), 50 noise draws:
 
-${traceTable(trace, fact.prompt.split(" "))}`).join("\n\n")}
+${traceTable(trace, fact.prompt.split(" "))}`,
+  )
+  .join("\n\n")}
 
 The first is facts.json's demo. In a 3-piece name the middle token already holds the first two
 pieces, which leave two people (their names differ only in the last piece), so it carries part of

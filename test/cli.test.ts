@@ -91,13 +91,17 @@ describe("tsvene (no command)", () => {
   it("prints the commands with --help and exits 0", () => {
     const run = tsvene("--help");
     assert.equal(run.code, 0);
-    for (const name of ["trace", "patch", "collect", "generate", "das", "parity"]) assert.match(run.stdout, new RegExp(`^  ${name} `, "m"));
+    for (const name of ["trace", "patch", "collect", "generate", "das", "parity"])
+      assert.match(run.stdout, new RegExp(`^  ${name} `, "m"));
   });
 
   it("refuses an unknown command with code 2, naming it and the known ones", () => {
     const run = tsvene("tarce");
     assert.equal(run.code, 2);
-    assert.match(run.stderr, /unknown command "tarce" \(expected one of trace, patch, collect, generate, das, parity\)/);
+    assert.match(
+      run.stderr,
+      /unknown command "tarce" \(expected one of trace, patch, collect, generate, das, parity\)/,
+    );
     assert.equal(tsvene().code, 2);
   });
 
@@ -128,11 +132,17 @@ describe("tsvene trace", () => {
     const probabilities = lastProbabilities(ids);
     assert.equal(trace.kind, "trace");
     assert.equal(trace.component, "block_output");
-    assert.deepEqual(trace.tokens, ids.map((id) => tokenizer.decode([id])));
+    assert.deepEqual(
+      trace.tokens,
+      ids.map((id) => tokenizer.decode([id])),
+    );
     assert.deepEqual(trace.corruptedPositions, facts.demo.subjectTokens);
     assert.equal(trace.target, argmaxOf(probabilities));
     assert.equal(trace.targetLabel, tokenizer.decode([trace.target]));
-    assert.ok(Math.abs(trace.clean - probabilities[trace.target]) < 1e-5, `clean ${trace.clean} vs ${probabilities[trace.target]}`);
+    assert.ok(
+      Math.abs(trace.clean - probabilities[trace.target]) < 1e-5,
+      `clean ${trace.clean} vs ${probabilities[trace.target]}`,
+    );
     assert.ok(trace.clean > trace.corrupted, `clean ${trace.clean} should exceed corrupted ${trace.corrupted}`);
     const { grid } = trace;
     assert.equal(grid.rows, model.numLayers);
@@ -152,20 +162,39 @@ describe("tsvene trace", () => {
     const report = join(scratch, "trace.html");
     const subject = facts.subjects[1];
     const prompt = `I heard that ${subject.name} lives in the city of`;
-    const traces = json<Trace[]>("trace", "--prompt", prompt, "--subject", subject.name, "--target", subject.city, "--component", "all", "--report", report);
-    assert.deepEqual(traces.map((t) => t.component), ["block_output", "mlp_output", "attention_output"]);
+    const traces = json<Trace[]>(
+      "trace",
+      "--prompt",
+      prompt,
+      "--subject",
+      subject.name,
+      "--target",
+      subject.city,
+      "--component",
+      "all",
+      "--report",
+      report,
+    );
+    assert.deepEqual(
+      traces.map((t) => t.component),
+      ["block_output", "mlp_output", "attention_output"],
+    );
     const ids = tokenizer.encode(prompt);
     const target = tokenizer.encode(subject.city)[0];
     for (const t of traces) {
       assert.equal(t.target, target);
-      assert.deepEqual(t.corruptedPositions, range(subject.tokens.length).map((i) => 3 + i));
+      assert.deepEqual(
+        t.corruptedPositions,
+        range(subject.tokens.length).map((i) => 3 + i),
+      );
       assert.ok(Math.abs(t.clean - lastProbabilities(ids)[target]) < 1e-5);
       assert.equal(t.grid.rows * t.grid.cols, model.numLayers * ids.length);
     }
     const html = await readFile(report, "utf8");
     assert.match(html, /^<!DOCTYPE html>/i);
     assert.ok((html.match(/<svg/g)?.length ?? 0) >= 3, "a heat map per component");
-    for (const component of ["block_output", "mlp_output", "attention_output"]) assert.ok(html.includes(component), component);
+    for (const component of ["block_output", "mlp_output", "attention_output"])
+      assert.ok(html.includes(component), component);
   });
 
   it("prints a text table without --json, and writes the JSON with --out", async () => {
@@ -180,9 +209,15 @@ describe("tsvene trace", () => {
   });
 
   it("refuses a --window that is not a positive integer", () => {
-    assertUsageError(["trace", "--window", "wide"], '--window must be an integer ≥ 1 (expected --window N), got "wide"');
+    assertUsageError(
+      ["trace", "--window", "wide"],
+      '--window must be an integer ≥ 1 (expected --window N), got "wide"',
+    );
     assertUsageError(["trace", "--window", "0"], "--window");
-    assertUsageError(["trace", "--prompt", facts.demo.prompt, "--subject", "Ka Bo"], '--subject "Ka Bo" does not occur in the prompt');
+    assertUsageError(
+      ["trace", "--prompt", facts.demo.prompt, "--subject", "Ka Bo"],
+      '--subject "Ka Bo" does not occur in the prompt',
+    );
   });
 });
 
@@ -215,7 +250,8 @@ describe("tsvene patch", () => {
     assert.equal(patch.grid.cols, baseIds.length);
     assert.ok(Math.abs(cell(patch.grid, model.numLayers - 1, baseIds.length - 1) - patch.source) < 1e-5);
     // "Fact :" is the same in both prompts: patching it changes nothing.
-    for (let l = 0; l < model.numLayers; l++) for (const p of [0, 1]) assert.ok(Math.abs(cell(patch.grid, l, p) - patch.base) < 1e-5);
+    for (let l = 0; l < model.numLayers; l++)
+      for (const p of [0, 1]) assert.ok(Math.abs(cell(patch.grid, l, p) - patch.base) < 1e-5);
   });
 
   it("refuses a call without --source", () => {
@@ -228,30 +264,52 @@ describe("tsvene collect", () => {
     const prompts = [facts.demo.prompt, `${facts.subjects[2].name} speaks`];
     const file = join(scratch, "acts.safetensors");
     await writeFile(join(scratch, "prompts.txt"), `${prompts[0]}\n\n${prompts[1]}\n`);
-    const summary = json<{ tensors: { name: string; shape: number[] }[]; lengths: number[] }>("collect", "--prompts", join(scratch, "prompts.txt"), "--layers", "0,1", "--out", file);
+    const summary = json<{ tensors: { name: string; shape: number[] }[]; lengths: number[] }>(
+      "collect",
+      "--prompts",
+      join(scratch, "prompts.txt"),
+      "--layers",
+      "0,1",
+      "--out",
+      file,
+    );
     const lengths = prompts.map((p) => tokenizer.encode(p).length);
     const longest = Math.max(...lengths);
     const width = model.site("block_output", 0).dim!;
     assert.deepEqual(summary.lengths, lengths);
-    assert.deepEqual(summary.tensors, [0, 1].map((l) => ({ name: `layer_${l}.block_output`, shape: [2, longest, width] })));
+    assert.deepEqual(
+      summary.tensors,
+      [0, 1].map((l) => ({ name: `layer_${l}.block_output`, shape: [2, longest, width] })),
+    );
     assert.ok(existsSync(join(scratch, "acts.json")));
     const { tensors } = await tv.readSafetensors(file);
     assert.deepEqual([...tensors.keys()].sort(), ["layer_0.block_output", "layer_1.block_output"]);
     prompts.forEach((prompt, b) => {
       // hidden_states[l + 1] is block l's output (all but the last block, whose entry is normalised).
-      const hidden = tv.noGrad(() => model.run({ inputIds: tv.intTensor([tokenizer.encode(prompt)]), outputHiddenStates: true }).hiddenStates!);
+      const hidden = tv.noGrad(
+        () => model.run({ inputIds: tv.intTensor([tokenizer.encode(prompt)]), outputHiddenStates: true }).hiddenStates!,
+      );
       for (const l of [0, 1]) {
         const collected = tensors.get(`layer_${l}.block_output`)!.data;
         for (let i = 0; i < lengths[b] * width; i++) {
-          assert.ok(Math.abs(collected[b * longest * width + i] - hidden[l + 1].data[i]) < 1e-5, `layer ${l}, prompt ${b}, value ${i}`);
+          assert.ok(
+            Math.abs(collected[b * longest * width + i] - hidden[l + 1].data[i]) < 1e-5,
+            `layer ${l}, prompt ${b}, value ${i}`,
+          );
         }
       }
     });
   });
 
   it("refuses a --layers list that is not layer numbers", () => {
-    assertUsageError(["collect", "--prompt", "Ka", "--layers", "0,one", "--out", join(scratch, "x.safetensors")], '--layers must be layer numbers separated by commas, or "all"');
-    assertUsageError(["collect", "--prompt", "Ka", "--layers", "99", "--out", join(scratch, "x.safetensors")], /--layers: layer 99 is out of range/);
+    assertUsageError(
+      ["collect", "--prompt", "Ka", "--layers", "0,one", "--out", join(scratch, "x.safetensors")],
+      '--layers must be layer numbers separated by commas, or "all"',
+    );
+    assertUsageError(
+      ["collect", "--prompt", "Ka", "--layers", "99", "--out", join(scratch, "x.safetensors")],
+      /--layers: layer 99 is out of range/,
+    );
   });
 });
 
@@ -265,7 +323,11 @@ describe("tsvene generate", () => {
 
   /** Greedy decoding written out: the whole sequence each step, optionally with a vector added to a block's output. */
   function greedy(prompt: string, steps: number, steer: { layer: number; vector: tv.Tensor } | null): number[] {
-    const handle = steer && model.getModule(model.site("block_output", steer.layer).module).addPostHook((_m, _i, out) => tv.add(out, steer.vector));
+    const handle =
+      steer &&
+      model
+        .getModule(model.site("block_output", steer.layer).module)
+        .addPostHook((_m, _i, out) => tv.add(out, steer.vector));
     try {
       const ids = tokenizer.encode(prompt);
       const fresh: number[] = [];
@@ -284,8 +346,14 @@ describe("tsvene generate", () => {
     const out = json<Generated>("generate", "--prompt", facts.demo.prompt, "--max-new-tokens", "4");
     const expected = greedy(facts.demo.prompt, 4, null);
     assert.deepEqual(out.ids, expected);
-    assert.deepEqual(out.tokens, expected.map((id) => tokenizer.decode([id])));
-    assert.equal(out.text, tokenizer.decode([...tokenizer.encode(facts.demo.prompt), ...expected], { skipSpecialTokens: true }));
+    assert.deepEqual(
+      out.tokens,
+      expected.map((id) => tokenizer.decode([id])),
+    );
+    assert.equal(
+      out.text,
+      tokenizer.decode([...tokenizer.encode(facts.demo.prompt), ...expected], { skipSpecialTokens: true }),
+    );
   });
 
   it("steers by adding strength × the steer token's embedding at a layer", () => {
@@ -294,14 +362,29 @@ describe("tsvene generate", () => {
     const strength = 40;
     const table = model.namedParameters().find(([name]) => name === "transformer.wte.weight")![1];
     const vector = tv.mul(tv.indexSelect(table, 0, tokenizer.encode(other)), strength);
-    const out = json<Generated>("generate", "--prompt", facts.demo.prompt, "--max-new-tokens", "3", "--steer", other, "--layer", String(layer), "--strength", String(strength));
+    const out = json<Generated>(
+      "generate",
+      "--prompt",
+      facts.demo.prompt,
+      "--max-new-tokens",
+      "3",
+      "--steer",
+      other,
+      "--layer",
+      String(layer),
+      "--strength",
+      String(strength),
+    );
     assert.deepEqual(out.ids, greedy(facts.demo.prompt, 3, { layer, vector: tv.reshape(vector, [-1]) }));
     assert.notDeepEqual(out.ids, greedy(facts.demo.prompt, 3, null), "steering this hard changes the continuation");
   });
 
   it("refuses steering options without a steering vector, and a negative token count", () => {
     assertUsageError(["generate", "--prompt", "Ka", "--layer", "1"], "--layer only applies to steering");
-    assertUsageError(["generate", "--prompt", "Ka", "--max-new-tokens", "-2"], "--max-new-tokens must be a non-negative integer");
+    assertUsageError(
+      ["generate", "--prompt", "Ka", "--max-new-tokens", "-2"],
+      "--max-new-tokens must be a non-negative integer",
+    );
   });
 });
 
@@ -328,7 +411,10 @@ describe("tsvene das", () => {
     const run = tsvene("das", "--steps", "5", "--relation", "sport", "--quiet");
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /^DAS, rank 8, block_output at layer 3, subject's last token, relation sport \(/);
-    assert.match(run.stdout, /\nIIA on 256 test pairs: [\d.]+ after 5 steps \(loss [\d.]+ → [\d.]+\); control \(untrained rotation\) [\d.]+; chance 0\.125 \(1 of 8 values\)\n$/);
+    assert.match(
+      run.stdout,
+      /\nIIA on 256 test pairs: [\d.]+ after 5 steps \(loss [\d.]+ → [\d.]+\); control \(untrained rotation\) [\d.]+; chance 0\.125 \(1 of 8 values\)\n$/,
+    );
   });
 
   it("refuses a relation the facts do not have", () => {
@@ -358,39 +444,68 @@ describe("argument parsing", () => {
     examples: ["tsvene demo --prompt hi --mode fast"],
   } as const satisfies CommandSyntax;
   const parse = (...argv: string[]) => parseCommandArgs(syntax, argv);
-  const refuses = (argv: string[], message: string) => assert.throws(() => parse(...argv), (e: unknown) => e instanceof UsageError && e.message === message);
+  const refuses = (argv: string[], message: string) =>
+    assert.throws(
+      () => parse(...argv),
+      (e: unknown) => e instanceof UsageError && e.message === message,
+    );
 
   it("converts each kind of value", () => {
-    const { values } = parse("--prompt", "-x y", "--tag", "a", "--tag=b", "--steps", "3", "--scale", "-2.5e-1", "--mode", "slow", "--json");
+    const { values } = parse(
+      "--prompt",
+      "-x y",
+      "--tag",
+      "a",
+      "--tag=b",
+      "--steps",
+      "3",
+      "--scale",
+      "-2.5e-1",
+      "--mode",
+      "slow",
+      "--json",
+    );
     assert.deepEqual(values, { prompt: "-x y", tag: ["a", "b"], steps: 3, scale: -0.25, mode: "slow", json: true });
     assert.equal(parse("--help").help, true);
   });
 
   it("names the flag and the expected form in every error", () => {
-    refuses(["--prompt", "a", "--colour", "red"], 'unknown option --colour for "tsvene demo" (options: --prompt, --tag, --steps, --scale, --mode, --json)');
+    refuses(
+      ["--prompt", "a", "--colour", "red"],
+      'unknown option --colour for "tsvene demo" (options: --prompt, --tag, --steps, --scale, --mode, --json)',
+    );
     refuses(["--prompt"], "--prompt needs a value (expected --prompt <text>)");
     refuses(["--prompt", "--json"], "--prompt needs a value (expected --prompt <text>)");
     refuses([], "--prompt is required (expected --prompt <text>)");
     refuses(["--prompt", "a", "--steps", "2.5"], '--steps must be an integer ≥ 1 (expected --steps N), got "2.5"');
     refuses(["--prompt", "a", "--scale", "big"], '--scale must be a number (expected --scale N), got "big"');
-    refuses(["--prompt", "a", "--mode", "medium"], '--mode must be one of fast, slow (expected --mode fast|slow), got "medium"');
+    refuses(
+      ["--prompt", "a", "--mode", "medium"],
+      '--mode must be one of fast, slow (expected --mode fast|slow), got "medium"',
+    );
     refuses(["--prompt", "a", "--json=yes"], "--json is a switch and takes no value (write --json)");
     refuses(["--prompt", "a", "--prompt", "b"], "--prompt was given more than once (expected --prompt <text> once)");
-    refuses(["--prompt", "a", "stray"], '"tsvene demo" takes no positional arguments, got "stray" (values belong after their flag, e.g. --prompt "text"; quote text with spaces)');
+    refuses(
+      ["--prompt", "a", "stray"],
+      '"tsvene demo" takes no positional arguments, got "stray" (values belong after their flag, e.g. --prompt "text"; quote text with spaces)',
+    );
   });
 
   it("reads layer lists", () => {
     assert.deepEqual(parseLayerList("all", 3, "--layers"), [0, 1, 2]);
     assert.deepEqual(parseLayerList("2, 0,2", 3, "--layers"), [2, 0]);
-    assert.throws(() => parseLayerList("3", 3, "--layers"), /--layers: layer 3 is out of range; the model has 3 layers \(0\.\.2\)/);
+    assert.throws(
+      () => parseLayerList("3", 3, "--layers"),
+      /--layers: layer 3 is out of range; the model has 3 layers \(0\.\.2\)/,
+    );
   });
 
   it("generates usage from the option table", () => {
     const usage = commandUsage(syntax);
     assert.match(usage, /^Usage: tsvene demo \[options\]\n\nA demo\.\n\nOptions:\n/);
-    assert.match(usage, /  --prompt <text> +Text\. \(required\)\n/);
-    assert.match(usage, /  --mode fast\|slow +Mode\.\n/);
-    assert.match(usage, /\n\nExamples:\n  tsvene demo --prompt hi --mode fast\n$/);
+    assert.match(usage, / {2}--prompt <text> +Text\. \(required\)\n/);
+    assert.match(usage, / {2}--mode fast\|slow +Mode\.\n/);
+    assert.match(usage, /\n\nExamples:\n {2}tsvene demo --prompt hi --mode fast\n$/);
   });
 });
 

@@ -27,10 +27,29 @@ describe("dasOnFacts", () => {
   it("with its defaults finds the city at the subject's last token: IIA far above chance, the untrained rotation below it", () => {
     const r = dasOnFacts(model, tokenizer, facts);
     assert.deepEqual(
-      { relation: r.relation, layer: r.layer, component: r.component, rank: r.lowRankDimension, steps: r.steps, batchSize: r.batchSize, lr: r.lr },
-      { relation: "city", layer: 3, component: "block_output", rank: DAS_ON_FACTS_DEFAULTS.rank, steps: DAS_ON_FACTS_DEFAULTS.steps, batchSize: DAS_ON_FACTS_DEFAULTS.batchSize, lr: DAS_ON_FACTS_DEFAULTS.lr },
+      {
+        relation: r.relation,
+        layer: r.layer,
+        component: r.component,
+        rank: r.lowRankDimension,
+        steps: r.steps,
+        batchSize: r.batchSize,
+        lr: r.lr,
+      },
+      {
+        relation: "city",
+        layer: 3,
+        component: "block_output",
+        rank: DAS_ON_FACTS_DEFAULTS.rank,
+        steps: DAS_ON_FACTS_DEFAULTS.steps,
+        batchSize: DAS_ON_FACTS_DEFAULTS.batchSize,
+        lr: DAS_ON_FACTS_DEFAULTS.lr,
+      },
     );
-    assert.deepEqual({ facts: r.facts, knownFacts: r.knownFacts, trainFacts: r.trainFacts, testFacts: r.testFacts }, { facts: 1920, knownFacts: 1920, trainFacts: 1440, testFacts: 480 });
+    assert.deepEqual(
+      { facts: r.facts, knownFacts: r.knownFacts, trainFacts: r.trainFacts, testFacts: r.testFacts },
+      { facts: 1920, knownFacts: 1920, trainFacts: 1440, testFacts: 480 },
+    );
     assert.equal(r.values, 8);
     assert.equal(r.chance, 1 / 8);
     assert.ok(r.iiaBefore < r.chance, `control IIA ${r.iiaBefore}`);
@@ -39,9 +58,18 @@ describe("dasOnFacts", () => {
   });
 
   it("splits a plain list of facts by seed, a fifth for testing, and reports progress per step", () => {
-    const list = facts.filter((f) => f.relation === "language" && !f.heldOut).slice(0, 200).map((f) => ({ ...f, relation: "" }));
+    const list = facts
+      .filter((f) => f.relation === "language" && !f.heldOut)
+      .slice(0, 200)
+      .map((f) => ({ ...f, relation: "" }));
     const progress: number[] = [];
-    const r = dasOnFacts(model, tokenizer, list, { rank: 2, steps: 3, batchSize: 4, testPairs: 8, onProgress: (done, total) => progress.push(done / total) });
+    const r = dasOnFacts(model, tokenizer, list, {
+      rank: 2,
+      steps: 3,
+      batchSize: 4,
+      testPairs: 8,
+      onProgress: (done, total) => progress.push(done / total),
+    });
     assert.equal(r.relation, "");
     assert.equal(r.testFacts, Math.ceil(r.knownFacts / 5));
     assert.equal(r.trainFacts + r.testFacts, r.knownFacts);
@@ -50,8 +78,12 @@ describe("dasOnFacts", () => {
   });
 
   it("refuses options it cannot honour, naming them", () => {
-    const refused = (options: object, message: RegExp) => assert.throws(() => dasOnFacts(model, tokenizer, facts, options), message);
-    refused({ relation: "height" }, /dasOnFacts: relation must be one of the facts' relations \(city, language, sport, job\), got "height"/);
+    const refused = (options: object, message: RegExp) =>
+      assert.throws(() => dasOnFacts(model, tokenizer, facts, options), message);
+    refused(
+      { relation: "height" },
+      /dasOnFacts: relation must be one of the facts' relations \(city, language, sport, job\), got "height"/,
+    );
     refused({ layer: 6 }, /dasOnFacts: layer must be an integer in 0\.\.5, got 6/);
     refused({ rank: 65 }, /dasOnFacts: rank must be at most the width of block_output \(64\), got 65/);
     refused({ steps: 0 }, /dasOnFacts: steps must be a positive integer, got 0/);

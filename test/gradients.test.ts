@@ -106,15 +106,31 @@ describe("indexing gradients", () => {
     gradcheck((x) => tv.indexSelect(x, 1, [2, 0, 2]), [leaf([2, 3, 2], 51)]);
   });
   it("gatherAt per-row positions", () => {
-    const index = intTensor([[1, 3], [0, 0]]);
+    const index = intTensor([
+      [1, 3],
+      [0, 0],
+    ]);
     gradcheck((x) => tv.gatherAt(x, 1, index), [leaf([2, 4, 3], 52)]);
   });
   it("writeAt, including a repeated position (last write wins)", () => {
-    const index = intTensor([[2, 0], [1, 1]]);
+    const index = intTensor([
+      [2, 0],
+      [1, 1],
+    ]);
     gradcheck((x, v) => tv.writeAt(x, 1, index, v), [leaf([2, 4, 3], 53), leaf([2, 2, 3], 54)]);
   });
   it("embedding", () => {
-    gradcheck((t) => tv.embedding(t, intTensor([[0, 3], [3, 1]])), [leaf([4, 3], 55)]);
+    gradcheck(
+      (t) =>
+        tv.embedding(
+          t,
+          intTensor([
+            [0, 3],
+            [3, 1],
+          ]),
+        ),
+      [leaf([4, 3], 55)],
+    );
   });
 });
 
@@ -157,7 +173,18 @@ describe("network op gradients", () => {
   it("crossEntropy: mean with an ignored target, sum, none", () => {
     const targets = intTensor([2, -100, 0, 4]);
     gradcheck((x) => tv.crossEntropy(x, targets), [leaf([4, 5], 101, 2)]);
-    gradcheck((x) => tv.crossEntropy(x, intTensor([[1, 2], [0, 1]]), { reduction: "sum" }), [leaf([2, 2, 3], 102)]);
+    gradcheck(
+      (x) =>
+        tv.crossEntropy(
+          x,
+          intTensor([
+            [1, 2],
+            [0, 1],
+          ]),
+          { reduction: "sum" },
+        ),
+      [leaf([2, 2, 3], 102)],
+    );
     gradcheck((x) => tv.crossEntropy(x, intTensor([1, 0]), { reduction: "none" }), [leaf([2, 3], 103)]);
   });
 });

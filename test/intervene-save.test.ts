@@ -17,8 +17,18 @@ import { FakeHub } from "./support/hub-server.js";
 const scratch = await mkdtemp(join(tmpdir(), "tsvene-intervene-save-"));
 after(() => rm(scratch, { recursive: true, force: true }));
 
-const base = { inputIds: tv.intTensor([[83, 54, 22, 99, 51, 27], [3, 74, 81, 8, 16, 20]]) };
-const source = { inputIds: tv.intTensor([[54, 46, 23, 32, 54, 30], [0, 67, 14, 99, 95, 51]]) };
+const base = {
+  inputIds: tv.intTensor([
+    [83, 54, 22, 99, 51, 27],
+    [3, 74, 81, 8, 16, 20],
+  ]),
+};
+const source = {
+  inputIds: tv.intTensor([
+    [54, 46, 23, 32, 54, 30],
+    [0, 67, 14, 99, 95, 51],
+  ]),
+};
 const labels = tv.intTensor([5, 17, 42, 99, 0, 63, 8, 21, 34, 55, 89, 44]);
 const atPosition3 = { unitLocations: { "sources->base": 3 } };
 
@@ -64,7 +74,12 @@ function logits(im: tv.IntervenableModel, sources: tv.RunInput[] | null, options
 }
 
 /** The saved and the loaded model have the same keys, classes, dimensions and weights, and the same outputs. */
-function assertSame(loaded: tv.IntervenableModel, original: tv.IntervenableModel, sources: tv.RunInput[] | null, options: tv.ForwardOptions): void {
+function assertSame(
+  loaded: tv.IntervenableModel,
+  original: tv.IntervenableModel,
+  sources: tv.RunInput[] | null,
+  options: tv.ForwardOptions,
+): void {
   assert.deepEqual(loaded.keys, original.keys);
   for (const key of original.keys) {
     const [a, b] = [original.interventions.get(key)!, loaded.interventions.get(key)!];
@@ -87,18 +102,42 @@ describe("saveIntervenable and loadIntervenable", () => {
     const { tensors } = await tv.readSafetensors(join(folder, "interventions.safetensors"));
     const [rotated, lowRank, boundless, mask] = im.keys;
     const rotation = ["rotate_layer.parametrizations.weight.original", "rotate_layer.parametrizations.weight.0.base"];
-    assert.deepEqual([...tensors.keys()].sort(), [
-      ...rotation.map((n) => `${rotated}.${n}`),
-      ...rotation.map((n) => `${lowRank}.${n}`),
-      ...[...rotation, "intervention_boundaries", "temperature", "intervention_population"].map((n) => `${boundless}.${n}`),
-      `${mask}.mask`, `${mask}.temperature`,
-    ].sort());
+    assert.deepEqual(
+      [...tensors.keys()].sort(),
+      [
+        ...rotation.map((n) => `${rotated}.${n}`),
+        ...rotation.map((n) => `${lowRank}.${n}`),
+        ...[...rotation, "intervention_boundaries", "temperature", "intervention_population"].map(
+          (n) => `${boundless}.${n}`,
+        ),
+        `${mask}.mask`,
+        `${mask}.temperature`,
+      ].sort(),
+    );
     assert.equal(rotated, "layer_0_comp_block_output_unit_pos_nunit_1#0");
     assert.deepEqual(tensors.get(`${lowRank}.rotate_layer.parametrizations.weight.original`)!.shape, [32, 4]);
 
     const config = JSON.parse(await readFile(join(folder, "config.json"), "utf8"));
-    assert.deepEqual(config.representations[1], [1, "block_output", "pos", 1, 4, null, null, null, null, null, null, null, null, null]);
-    assert.deepEqual(config.intervention_types, TRAINABLE.map((r) => `<class 'pyvene.models.interventions.${r.interventionType.name}'>`));
+    assert.deepEqual(config.representations[1], [
+      1,
+      "block_output",
+      "pos",
+      1,
+      4,
+      null,
+      null,
+      null,
+      null,
+      null,
+      null,
+      null,
+      null,
+      null,
+    ]);
+    assert.deepEqual(
+      config.intervention_types,
+      TRAINABLE.map((r) => `<class 'pyvene.models.interventions.${r.interventionType.name}'>`),
+    );
     assert.deepEqual(config.sorted_keys, im.keys);
     assert.deepEqual(config.intervention_dimensions, [20, 32, 32, 32]);
     assert.deepEqual(config.intervention_constant_sources, [false, false, false, false]);
@@ -107,7 +146,11 @@ describe("saveIntervenable and loadIntervenable", () => {
     const loaded = await tv.loadIntervenable(folder, model);
     assertSame(loaded, im, [source], atPosition3);
     const fresh = new tv.IntervenableModel(TRAINABLE, model);
-    assert.notDeepEqual(logits(fresh, [source], atPosition3), logits(im, [source], atPosition3), "freshly initialised interventions differ");
+    assert.notDeepEqual(
+      logits(fresh, [source], atPosition3),
+      logits(im, [source], atPosition3),
+      "freshly initialised interventions differ",
+    );
   });
 
   it("bring back constant-source interventions (an Addition with its vector, a Zero) without source runs", async () => {
@@ -131,7 +174,17 @@ describe("saveIntervenable and loadIntervenable", () => {
 
     const loaded = await tv.loadIntervenable(folder, await gpt2());
     assert.ok([...loaded.interventions.values()].every((iv) => iv.sourceConstant));
-    const options = { unitLocations: { base: [[[3], [4]], [[[1], [2]], [[0], [5]]]] } };
+    const options = {
+      unitLocations: {
+        base: [
+          [[3], [4]],
+          [
+            [[1], [2]],
+            [[0], [5]],
+          ],
+        ],
+      },
+    };
     assertSame(loaded, im, null, options);
     assert.notDeepEqual(logits(loaded, null, options), model.run(base).logits.data);
   });
@@ -139,7 +192,10 @@ describe("saveIntervenable and loadIntervenable", () => {
   it("with includeModel, save and restore the model's parameters that require a gradient", async () => {
     const model = await gpt2();
     const im = new tv.IntervenableModel(TRAINABLE.slice(0, 1), model);
-    const lnF = model.namedParameters().find(([name]) => name === "transformer.ln_f.weight")![1].requireGrad();
+    const lnF = model
+      .namedParameters()
+      .find(([name]) => name === "transformer.ln_f.weight")![1]
+      .requireGrad();
     lnF.data.forEach((_, i) => (lnF.data[i] += 0.01 * i));
     const folder = join(scratch, "with-model");
     await tv.saveIntervenable(im, folder, { includeModel: true });
@@ -158,7 +214,11 @@ describe("saveIntervenable and loadIntervenable", () => {
     assert.deepEqual(weightsOf(untouched), weightsOf(await gpt2()));
 
     await tv.saveIntervenable(im, folder);
-    assert.deepEqual((await readdir(folder)).sort(), ["config.json", "interventions.safetensors"], "a save without includeModel removes the old model file");
+    assert.deepEqual(
+      (await readdir(folder)).sort(),
+      ["config.json", "interventions.safetensors"],
+      "a save without includeModel removes the old model file",
+    );
   });
 });
 
@@ -172,19 +232,41 @@ describe("pyvene's config.json", () => {
 
   /** config.json as pyvene's save writes it (HF save_pretrained: sorted keys, 2-space indent). */
   function pyveneConfig(types: string[]): string {
-    return `${JSON.stringify({
-      intervention_constant_sources: [false, false, true],
-      intervention_dimensions: [32, 8, 8],
-      intervention_types: types.map((t) => `<class 'pyvene.models.interventions.${t}'>`),
-      mode: "parallel",
-      representations: [
-        [0, "block_output", "pos", 1, null, null, null, null, null, null, null, null, null, null],
-        [1, "mlp_output", "pos", 1, null, null, null, [[0, 8], [8, 32]], null, null, null, null, null, null],
-        [2, "head_attention_value_output", "h.pos", 1, null, null, null, null, null, null, null, null, null, null],
-      ],
-      sorted_keys: keys,
-      transformers_version: "4.45.0.dev0",
-    }, null, 2)}\n`;
+    return `${JSON.stringify(
+      {
+        intervention_constant_sources: [false, false, true],
+        intervention_dimensions: [32, 8, 8],
+        intervention_types: types.map((t) => `<class 'pyvene.models.interventions.${t}'>`),
+        mode: "parallel",
+        representations: [
+          [0, "block_output", "pos", 1, null, null, null, null, null, null, null, null, null, null],
+          [
+            1,
+            "mlp_output",
+            "pos",
+            1,
+            null,
+            null,
+            null,
+            [
+              [0, 8],
+              [8, 32],
+            ],
+            null,
+            null,
+            null,
+            null,
+            null,
+            null,
+          ],
+          [2, "head_attention_value_output", "h.pos", 1, null, null, null, null, null, null, null, null, null, null],
+        ],
+        sorted_keys: keys,
+        transformers_version: "4.45.0.dev0",
+      },
+      null,
+      2,
+    )}\n`;
   }
 
   async function pyveneFolder(name: string, types: string[], files: Record<string, Buffer> = {}): Promise<string> {
@@ -196,23 +278,46 @@ describe("pyvene's config.json", () => {
   }
 
   it("loads into the interventions, keys, dimensions and partitions it names", async () => {
-    const folder = await pyveneFolder("pyvene-vanilla", ["VanillaIntervention", "VanillaIntervention", "ZeroIntervention"]);
+    const folder = await pyveneFolder("pyvene-vanilla", [
+      "VanillaIntervention",
+      "VanillaIntervention",
+      "ZeroIntervention",
+    ]);
     const loaded = await tv.loadIntervenable(folder, await gpt2());
     assert.deepEqual(loaded.keys, keys);
-    assert.deepEqual([...loaded.interventions.values()].map((iv) => iv.constructor), [tv.VanillaIntervention, tv.VanillaIntervention, tv.ZeroIntervention]);
-    assert.deepEqual([...loaded.interventions.values()].map((iv) => iv.interchangeDim), [32, 8, 8]);
-    assert.deepEqual(loaded.interventions.get(keys[1])!.subspacePartition, [[0, 1, 2, 3, 4, 5, 6, 7], Array.from({ length: 24 }, (_, i) => 8 + i)]);
+    assert.deepEqual(
+      [...loaded.interventions.values()].map((iv) => iv.constructor),
+      [tv.VanillaIntervention, tv.VanillaIntervention, tv.ZeroIntervention],
+    );
+    assert.deepEqual(
+      [...loaded.interventions.values()].map((iv) => iv.interchangeDim),
+      [32, 8, 8],
+    );
+    assert.deepEqual(loaded.interventions.get(keys[1])!.subspacePartition, [
+      [0, 1, 2, 3, 4, 5, 6, 7],
+      Array.from({ length: 24 }, (_, i) => 8 + i),
+    ]);
     assert.equal(loaded.config.representations[2].unit, "h.pos");
     assert.equal(loaded.config.mode, "parallel");
   });
 
   it("says that pyvene's .bin weights need converting, or with allowMissingWeights warns and keeps fresh weights", async () => {
     const types = ["VanillaIntervention", "RotatedSpaceIntervention", "ZeroIntervention"];
-    const folder = await pyveneFolder("pyvene-bin", types, { [`intkey_${rotatedKey}.bin`]: Buffer.from("PK\x03\x04 a torch pickle") });
+    const folder = await pyveneFolder("pyvene-bin", types, {
+      [`intkey_${rotatedKey}.bin`]: Buffer.from("PK\x03\x04 a torch pickle"),
+    });
     await assert.rejects(tv.loadIntervenable(folder, await gpt2()), (error: Error) => {
-      assert.match(error.message, new RegExp(`has no weights for ${rotatedKey} \\(its RotatedSpaceIntervention parameters\\), only pyvene's intkey_${rotatedKey}\\.bin`));
+      assert.match(
+        error.message,
+        new RegExp(
+          `has no weights for ${rotatedKey} \\(its RotatedSpaceIntervention parameters\\), only pyvene's intkey_${rotatedKey}\\.bin`,
+        ),
+      );
       assert.match(error.message, /cannot read PyTorch's pickled \.bin files; convert them once with Python/);
-      assert.match(error.message, /save_file\(\{f"\{p\[7:-4\]\}\.\{k\}": v\.contiguous\(\) for p in glob\.glob\("intkey_\*\.bin"\)/);
+      assert.match(
+        error.message,
+        /save_file\(\{f"\{p\[7:-4\]\}\.\{k\}": v\.contiguous\(\) for p in glob\.glob\("intkey_\*\.bin"\)/,
+      );
       return true;
     });
 
@@ -232,7 +337,13 @@ describe("pyvene's config.json", () => {
     const converted = new Map<string, tv.Tensor | tv.IntTensor>([
       [`${rotatedKey}.embed_dim`, tv.intTensor(32)],
       [`${rotatedKey}.interchange_dim`, tv.intTensor(8)],
-      [`${rotatedKey}.rotate_layer.parametrizations.weight.original`, tv.tensor(Array.from({ length: 32 * 32 }, (_, i) => (i % 33 === 0 ? -1 : 0)), [32, 32])],
+      [
+        `${rotatedKey}.rotate_layer.parametrizations.weight.original`,
+        tv.tensor(
+          Array.from({ length: 32 * 32 }, (_, i) => (i % 33 === 0 ? -1 : 0)),
+          [32, 32],
+        ),
+      ],
       [`${rotatedKey}.rotate_layer.parametrizations.weight.0.base`, rotation],
     ]);
     await tv.writeSafetensors(join(folder, "interventions.safetensors"), converted);
@@ -243,7 +354,10 @@ describe("pyvene's config.json", () => {
 
     converted.set(`${rotatedKey}.embed_dim`, tv.intTensor(64));
     await tv.writeSafetensors(join(folder, "interventions.safetensors"), converted);
-    await assert.rejects(tv.loadIntervenable(folder, await gpt2()), /the weights were saved with embed_dim 64, but this intervention has embedDim 32/);
+    await assert.rejects(
+      tv.loadIntervenable(folder, await gpt2()),
+      /the weights were saved with embed_dim 64, but this intervention has embedDim 32/,
+    );
   });
 });
 
@@ -272,24 +386,65 @@ describe("bad folders", () => {
     const before = weightsOf(model);
     const original = `${key}.rotate_layer.parametrizations.weight.original`;
     const cases: [() => Promise<unknown>, RegExp][] = [
-      [() => tv.loadIntervenable(join(scratch, "no-such-folder"), model), /"\/.*no-such-folder": no such folder, and not a Hub repo id/],
-      [async () => tv.loadIntervenable(await mkdtemp(join(scratch, "empty-")), model), /has no config\.json, so it is not a saved IntervenableModel/],
-      [async () => tv.loadIntervenable(join(folder, "config.json"), model), /is a file; expected a folder written by saveIntervenable/],
-      [async () => tv.loadIntervenable(await withWeights(new Map([...weights, [original, tv.zeros([16, 16])]])), model),
-        new RegExp(`intervention "${key}" \\(RotatedSpaceIntervention, embed_dim 32 \\(site width 32 × max_number_of_units 1\\)\\) does not fit the saved weights: ` +
-          "rotate_layer\\.parametrizations\\.weight\\.original has shape \\[16, 16\\], expected \\[32, 32\\]")],
-      [async () => tv.loadIntervenable(await withWeights(new Map([...weights].filter(([name]) => name !== original))), model), /rotate_layer\.parametrizations\.weight\.original is missing/],
-      [async () => tv.loadIntervenable(await withWeights(new Map([...weights, [`${key}.mask`, tv.zeros([32])]])), model), /mask is not a parameter of it/],
-      [async () => tv.loadIntervenable(await withWeights(new Map([...weights, ["layer_3_comp_block_output_unit_pos_nunit_1#0.mask", tv.zeros([32])]])), model),
-        /has tensors of no intervention here: layer_3_comp_block_output_unit_pos_nunit_1#0\.mask \(intervention keys: layer_0_comp_block_output_unit_pos_nunit_1#0\)/],
-      [async () => tv.loadIntervenable(await withWeights(new Map()), model), new RegExp(`has no weights for ${key} \\(its RotatedSpaceIntervention parameters\\) in interventions\\.safetensors\\. Pass allowMissingWeights to load the config with fresh initial weights`)],
-      [async () => tv.loadIntervenable(await withWeights(weights), model, { includeModel: true }), /includeModel is set, but .* has no model_parameters\.safetensors \(it was saved without includeModel\)/],
+      [
+        () => tv.loadIntervenable(join(scratch, "no-such-folder"), model),
+        /"\/.*no-such-folder": no such folder, and not a Hub repo id/,
+      ],
+      [
+        async () => tv.loadIntervenable(await mkdtemp(join(scratch, "empty-")), model),
+        /has no config\.json, so it is not a saved IntervenableModel/,
+      ],
+      [
+        async () => tv.loadIntervenable(join(folder, "config.json"), model),
+        /is a file; expected a folder written by saveIntervenable/,
+      ],
+      [
+        async () =>
+          tv.loadIntervenable(await withWeights(new Map([...weights, [original, tv.zeros([16, 16])]])), model),
+        new RegExp(
+          `intervention "${key}" \\(RotatedSpaceIntervention, embed_dim 32 \\(site width 32 × max_number_of_units 1\\)\\) does not fit the saved weights: ` +
+            "rotate_layer\\.parametrizations\\.weight\\.original has shape \\[16, 16\\], expected \\[32, 32\\]",
+        ),
+      ],
+      [
+        async () =>
+          tv.loadIntervenable(await withWeights(new Map([...weights].filter(([name]) => name !== original))), model),
+        /rotate_layer\.parametrizations\.weight\.original is missing/,
+      ],
+      [
+        async () =>
+          tv.loadIntervenable(await withWeights(new Map([...weights, [`${key}.mask`, tv.zeros([32])]])), model),
+        /mask is not a parameter of it/,
+      ],
+      [
+        async () =>
+          tv.loadIntervenable(
+            await withWeights(
+              new Map([...weights, ["layer_3_comp_block_output_unit_pos_nunit_1#0.mask", tv.zeros([32])]]),
+            ),
+            model,
+          ),
+        /has tensors of no intervention here: layer_3_comp_block_output_unit_pos_nunit_1#0\.mask \(intervention keys: layer_0_comp_block_output_unit_pos_nunit_1#0\)/,
+      ],
+      [
+        async () => tv.loadIntervenable(await withWeights(new Map()), model),
+        new RegExp(
+          `has no weights for ${key} \\(its RotatedSpaceIntervention parameters\\) in interventions\\.safetensors\\. Pass allowMissingWeights to load the config with fresh initial weights`,
+        ),
+      ],
+      [
+        async () => tv.loadIntervenable(await withWeights(weights), model, { includeModel: true }),
+        /includeModel is set, but .* has no model_parameters\.safetensors \(it was saved without includeModel\)/,
+      ],
     ];
     for (const [load, message] of cases) {
       await assert.rejects(load, message);
       assert.deepEqual(weightsOf(model), before);
       assert.equal(trainable.requiresGrad, true, `${trainableName} keeps its gradient flag`);
-      assert.equal([...model.namedModules()].reduce((n, [, m]) => n + m.hookCount, 0), 0);
+      assert.equal(
+        [...model.namedModules()].reduce((n, [, m]) => n + m.hookCount, 0),
+        0,
+      );
     }
   });
 
@@ -299,17 +454,28 @@ describe("bad folders", () => {
     const bad = join(scratch, "unknown-class");
     await mkdir(bad, { recursive: true });
     await writeFile(join(bad, "config.json"), JSON.stringify(config));
-    await assert.rejects(tv.loadIntervenable(bad, await gpt2()),
-      /unknown-class\/config\.json: pyvene config: intervention_types\[0\]: unknown intervention type "<class 'pyvene\.models\.interventions\.FancyIntervention'>" \(known: VanillaIntervention, /);
+    await assert.rejects(
+      tv.loadIntervenable(bad, await gpt2()),
+      /unknown-class\/config\.json: pyvene config: intervention_types\[0\]: unknown intervention type "<class 'pyvene\.models\.interventions\.FancyIntervention'>" \(known: VanillaIntervention, /,
+    );
     config.intervention_types[0] = "<class 'pyvene.models.interventions.RotatedSpaceIntervention'>";
     config.intervention_dimensions = [];
     await writeFile(join(bad, "config.json"), JSON.stringify(config));
-    await assert.rejects(tv.loadIntervenable(bad, await gpt2()), /intervention_dimensions has 0 entries for 1 representations/);
+    await assert.rejects(
+      tv.loadIntervenable(bad, await gpt2()),
+      /intervention_dimensions has 0 entries for 1 representations/,
+    );
   });
 
   it("saving refuses interventions that could not be rebuilt", async () => {
-    const im = new tv.IntervenableModel({ layer: 0, component: "block_output", intervention: (b: tv.Tensor) => b }, await gpt2());
-    await assert.rejects(tv.saveIntervenable(im, join(scratch, "lambda")), /intervention "layer_0_comp_block_output_unit_pos_nunit_1#0" \(LambdaIntervention\) is not rebuilt from a config alone \(a function, or fitted from data\), so loadIntervenable could not rebuild it/);
+    const im = new tv.IntervenableModel(
+      { layer: 0, component: "block_output", intervention: (b: tv.Tensor) => b },
+      await gpt2(),
+    );
+    await assert.rejects(
+      tv.saveIntervenable(im, join(scratch, "lambda")),
+      /intervention "layer_0_comp_block_output_unit_pos_nunit_1#0" \(LambdaIntervention\) is not rebuilt from a config alone \(a function, or fitted from data\), so loadIntervenable could not rebuild it/,
+    );
   });
 });
 
@@ -330,7 +496,11 @@ describe("the Hugging Face Hub", () => {
     const pushed = await tv.pushIntervenable(im, REPO, { endpoint, accessToken: TOKEN });
     assert.match(pushed.commit, /^[0-9a-f]{40}$/);
     assert.equal(pushed.url, `${endpoint}/${REPO}/commit/${pushed.commit}`);
-    assert.deepEqual([...hub.files(REPO)!.keys()].sort(), [".gitattributes", "config.json", "interventions.safetensors"]);
+    assert.deepEqual([...hub.files(REPO)!.keys()].sort(), [
+      ".gitattributes",
+      "config.json",
+      "interventions.safetensors",
+    ]);
     const uploads = hub.requests.filter((r) => !r.startsWith("PUT"));
     assert.deepEqual(uploads, [
       "POST /api/repos/create",
@@ -338,7 +508,11 @@ describe("the Hugging Face Hub", () => {
       `POST /${REPO}.git/info/lfs/objects/batch`,
       `POST /api/models/${REPO}/commit/main`,
     ]);
-    assert.equal(hub.requests.filter((r) => r.startsWith("PUT /lfs-objects/")).length, 1, "the safetensors file goes through LFS");
+    assert.equal(
+      hub.requests.filter((r) => r.startsWith("PUT /lfs-objects/")).length,
+      1,
+      "the safetensors file goes through LFS",
+    );
 
     const cacheDir = join(scratch, "hub-cache");
     const loaded = await tv.loadIntervenable(REPO, await gpt2(), { endpoint, cacheDir });
@@ -362,33 +536,60 @@ describe("the Hugging Face Hub", () => {
     const saved = process.env.HF_TOKEN;
     delete process.env.HF_TOKEN;
     try {
-      await assert.rejects(tv.pushIntervenable(im, REPO, { endpoint }), /uploading to "tsvene-test\/das-gpt2-tiny" needs an access token with write access \(option accessToken, or HF_TOKEN\)/);
+      await assert.rejects(
+        tv.pushIntervenable(im, REPO, { endpoint }),
+        /uploading to "tsvene-test\/das-gpt2-tiny" needs an access token with write access \(option accessToken, or HF_TOKEN\)/,
+      );
     } finally {
       if (saved !== undefined) process.env.HF_TOKEN = saved;
     }
-    await assert.rejects(tv.pushIntervenable(im, "tsvene-test/other", { endpoint, accessToken: "hf_wrong" }),
-      /pushIntervenable to "tsvene-test\/other" at http:\/\/127\.0\.0\.1:\d+: the Hub refused the upload \(HTTP 401: Invalid credentials.*needs write access/);
-    await assert.rejects(tv.pushIntervenable(im, "no-owner", { endpoint, accessToken: TOKEN }), /repo id must be "owner\/name", got "no-owner"/);
+    await assert.rejects(
+      tv.pushIntervenable(im, "tsvene-test/other", { endpoint, accessToken: "hf_wrong" }),
+      /pushIntervenable to "tsvene-test\/other" at http:\/\/127\.0\.0\.1:\d+: the Hub refused the upload \(HTTP 401: Invalid credentials.*needs write access/,
+    );
+    await assert.rejects(
+      tv.pushIntervenable(im, "no-owner", { endpoint, accessToken: TOKEN }),
+      /repo id must be "owner\/name", got "no-owner"/,
+    );
   });
 
   it("a Hub repo with only pyvene's .bin weights fails before downloading, saying how to convert them", async () => {
     const folder = join(scratch, "trained-for-pyvene");
     await tv.saveIntervenable(new tv.IntervenableModel(TRAINABLE.slice(0, 1), await gpt2()), folder);
     const key = "layer_0_comp_block_output_unit_pos_nunit_1#0";
-    hub.addRepo("pyvene-user/das", new Map([
-      ["config.json", await readFile(join(folder, "config.json"))],
-      [`intkey_${key}.bin`, Buffer.from("PK\x03\x04 a torch pickle")],
-    ]));
+    hub.addRepo(
+      "pyvene-user/das",
+      new Map([
+        ["config.json", await readFile(join(folder, "config.json"))],
+        [`intkey_${key}.bin`, Buffer.from("PK\x03\x04 a torch pickle")],
+      ]),
+    );
     hub.requests.length = 0;
-    const error = await tv.loadIntervenable("pyvene-user/das", await gpt2(), { endpoint, cacheDir: join(scratch, "hub-cache-pyvene") }).catch((e: unknown) => e);
+    const error = await tv
+      .loadIntervenable("pyvene-user/das", await gpt2(), { endpoint, cacheDir: join(scratch, "hub-cache-pyvene") })
+      .catch((e: unknown) => e);
     assert.ok(error instanceof tv.HubError, String(error));
     assert.equal(error.code, "no_safetensors");
-    assert.match(error.message, /IntervenableModel "pyvene-user\/das" \(revision "main"\) has pyvene's weights \(intkey_layer_0_comp_block_output_unit_pos_nunit_1#0\.bin\) but no interventions\.safetensors/);
+    assert.match(
+      error.message,
+      /IntervenableModel "pyvene-user\/das" \(revision "main"\) has pyvene's weights \(intkey_layer_0_comp_block_output_unit_pos_nunit_1#0\.bin\) but no interventions\.safetensors/,
+    );
     assert.match(error.message, /convert them once with Python/);
-    assert.deepEqual(hub.requests.filter((r) => r.includes("/resolve/")), []);
+    assert.deepEqual(
+      hub.requests.filter((r) => r.includes("/resolve/")),
+      [],
+    );
 
-    const missing = await tv.loadIntervenable("pyvene-user/no-such-repo", await gpt2(), { endpoint, cacheDir: join(scratch, "hub-cache-pyvene") }).catch((e: unknown) => e);
+    const missing = await tv
+      .loadIntervenable("pyvene-user/no-such-repo", await gpt2(), {
+        endpoint,
+        cacheDir: join(scratch, "hub-cache-pyvene"),
+      })
+      .catch((e: unknown) => e);
     assert.ok(missing instanceof tv.HubError && missing.code === "not_found", String(missing));
-    assert.match(missing.message, /there is no folder "pyvene-user\/no-such-repo", so it was taken as a Hub repo id: IntervenableModel "pyvene-user\/no-such-repo" \(revision "main"\) was not found on http:\/\/127\.0\.0\.1:\d+ \(HTTP 404: Repository not found/);
+    assert.match(
+      missing.message,
+      /there is no folder "pyvene-user\/no-such-repo", so it was taken as a Hub repo id: IntervenableModel "pyvene-user\/no-such-repo" \(revision "main"\) was not found on http:\/\/127\.0\.0\.1:\d+ \(HTTP 404: Repository not found/,
+    );
   });
 });

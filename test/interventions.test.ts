@@ -7,11 +7,28 @@ import { doInterventionBySwap, featureSelection } from "../src/intervene/swap.js
 import { LowRankRotateLayer, RotateLayer } from "../src/intervene/rotation.js";
 import type { Intervention } from "../src/intervene/intervention.js";
 import {
-  AdditionIntervention, AutoencoderIntervention, BoundlessRotatedSpaceIntervention, CollectIntervention,
-  ConstantSourceIntervention, DEFAULT_NOISE_LEVEL, INTERVENTION_TYPES, JumpReLUAutoencoderIntervention, LambdaIntervention,
-  LowRankRotatedSpaceIntervention, NoiseIntervention, PCARotatedSpaceIntervention, RotatedSpaceIntervention,
-  SigmoidMaskIntervention, SigmoidMaskRotatedSpaceIntervention, SkipIntervention, SubtractionIntervention,
-  VanillaIntervention, ZeroIntervention, parseInterventionType, pyveneClassString, type InterventionClass,
+  AdditionIntervention,
+  AutoencoderIntervention,
+  BoundlessRotatedSpaceIntervention,
+  CollectIntervention,
+  ConstantSourceIntervention,
+  DEFAULT_NOISE_LEVEL,
+  INTERVENTION_TYPES,
+  JumpReLUAutoencoderIntervention,
+  LambdaIntervention,
+  LowRankRotatedSpaceIntervention,
+  NoiseIntervention,
+  PCARotatedSpaceIntervention,
+  RotatedSpaceIntervention,
+  SigmoidMaskIntervention,
+  SigmoidMaskRotatedSpaceIntervention,
+  SkipIntervention,
+  SubtractionIntervention,
+  VanillaIntervention,
+  ZeroIntervention,
+  parseInterventionType,
+  pyveneClassString,
+  type InterventionClass,
 } from "../src/intervene/interventions/index.js";
 import { gradcheck, leaf } from "./support/gradcheck.js";
 import { fixtureFolder } from "./support/fixtures.js";
@@ -21,7 +38,11 @@ const { tensor, arange } = tv;
 // pyvene's unit-test inputs (§4.10).
 const base = () => arange(36).reshape([2, 3, 6]);
 const source = () => arange(36, 72).reshape([2, 3, 6]);
-const PARTITION = [[0, 2], [2, 4], [4, 6]];
+const PARTITION = [
+  [0, 2],
+  [2, 4],
+  [4, 6],
+];
 
 function run(iv: Intervention, b: Tensor, s: Tensor | null, subspaces: unknown = null): Tensor {
   return iv.call(b, { source: s, subspaces });
@@ -38,11 +59,12 @@ function close(actual: Tensor | ArrayLike<number>, expected: ArrayLike<number>, 
 /** Row-major float64 product of a (r×k) and b (k×c). */
 function mm(a: ArrayLike<number>, b: ArrayLike<number>, r: number, k: number, c: number): Float64Array {
   const out = new Float64Array(r * c);
-  for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) {
-    let s = 0;
-    for (let t = 0; t < k; t++) s += a[i * k + t] * b[t * c + j];
-    out[i * c + j] = s;
-  }
+  for (let i = 0; i < r; i++)
+    for (let j = 0; j < c; j++) {
+      let s = 0;
+      for (let t = 0; t < k; t++) s += a[i * k + t] * b[t * c + j];
+      out[i * c + j] = s;
+    }
   return out;
 }
 
@@ -67,71 +89,142 @@ function eye(n: number): Float64Array {
 function perturbTheta(theta: Tensor, seed: number, scale = 0.4): void {
   const [n, m] = theta.shape;
   const g = new tv.Generator(seed);
-  for (let i = 0; i < n; i++) for (let j = 0; j < m; j++) {
-    if (i > j) theta.data[i * m + j] = scale * g.normal();
-  }
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < m; j++) {
+      if (i > j) theta.data[i * m + j] = scale * g.normal();
+    }
 }
 
 describe("doInterventionBySwap: pyvene's goldens with tsvene's per-example semantics", () => {
   it("interchange_dim: the first k features of every row", () => {
     const out = doInterventionBySwap(base(), source(), "interchange", { interchangeDim: 2 });
     assert.deepEqual(out.toArray(), [
-      [[36, 37, 2, 3, 4, 5], [42, 43, 8, 9, 10, 11], [48, 49, 14, 15, 16, 17]],
-      [[54, 55, 20, 21, 22, 23], [60, 61, 26, 27, 28, 29], [66, 67, 32, 33, 34, 35]],
+      [
+        [36, 37, 2, 3, 4, 5],
+        [42, 43, 8, 9, 10, 11],
+        [48, 49, 14, 15, 16, 17],
+      ],
+      [
+        [54, 55, 20, 21, 22, 23],
+        [60, 61, 26, 27, 28, 29],
+        [66, 67, 32, 33, 34, 35],
+      ],
     ]);
     // Through the class, with pyvene's constructor argument.
     assert.deepEqual(run(new VanillaIntervention({ embedDim: 2 }), base(), source()).toArray(), out.toArray());
   });
 
   it("raw per-example subspaces apply to every position of their own example", () => {
-    const out = run(new VanillaIntervention(), base(), source(), [[1, 0], [0, 2]]);
+    const out = run(new VanillaIntervention(), base(), source(), [
+      [1, 0],
+      [0, 2],
+    ]);
     assert.deepEqual(out.toArray(), [
-      [[36, 37, 2, 3, 4, 5], [42, 43, 8, 9, 10, 11], [48, 49, 14, 15, 16, 17]],
-      [[54, 19, 56, 21, 22, 23], [60, 25, 62, 27, 28, 29], [66, 31, 68, 33, 34, 35]],
+      [
+        [36, 37, 2, 3, 4, 5],
+        [42, 43, 8, 9, 10, 11],
+        [48, 49, 14, 15, 16, 17],
+      ],
+      [
+        [54, 19, 56, 21, 22, 23],
+        [60, 25, 62, 27, 28, 29],
+        [66, 31, 68, 33, 34, 35],
+      ],
     ]);
   });
 
   it("pyvene's three rows for a batch of two is an error here (pyvene pairs rows with positions)", () => {
-    assert.throws(() => run(new VanillaIntervention(), base(), source(), [[1, 0], [0, 1], [1, 2]]),
-      /subspaces has 3 per-example lists but the base batch has 2 examples/);
+    assert.throws(
+      () =>
+        run(new VanillaIntervention(), base(), source(), [
+          [1, 0],
+          [0, 1],
+          [1, 2],
+        ]),
+      /subspaces has 3 per-example lists but the base batch has 2 examples/,
+    );
   });
 
   it("partition blocks concatenated per example", () => {
     const iv = new VanillaIntervention({ subspacePartition: PARTITION });
-    const out = run(iv, base(), source(), [[1, 0], [1, 2]]);
+    const out = run(iv, base(), source(), [
+      [1, 0],
+      [1, 2],
+    ]);
     assert.deepEqual(out.toArray(), [
-      [[36, 37, 38, 39, 4, 5], [42, 43, 44, 45, 10, 11], [48, 49, 50, 51, 16, 17]],
-      [[18, 19, 56, 57, 58, 59], [24, 25, 62, 63, 64, 65], [30, 31, 68, 69, 70, 71]],
+      [
+        [36, 37, 38, 39, 4, 5],
+        [42, 43, 44, 45, 10, 11],
+        [48, 49, 50, 51, 16, 17],
+      ],
+      [
+        [18, 19, 56, 57, 58, 59],
+        [24, 25, 62, 63, 64, 65],
+        [30, 31, 68, 69, 70, 71],
+      ],
     ]);
   });
 
   it("a (d)-element source broadcasts to every row", () => {
     const iv = new VanillaIntervention({ subspacePartition: PARTITION });
-    const out = run(iv, base(), arange(36, 42), [[1, 0], [1, 2]]);
+    const out = run(iv, base(), arange(36, 42), [
+      [1, 0],
+      [1, 2],
+    ]);
     assert.deepEqual(out.toArray(), [
-      [[36, 37, 38, 39, 4, 5], [36, 37, 38, 39, 10, 11], [36, 37, 38, 39, 16, 17]],
-      [[18, 19, 38, 39, 40, 41], [24, 25, 38, 39, 40, 41], [30, 31, 38, 39, 40, 41]],
+      [
+        [36, 37, 38, 39, 4, 5],
+        [36, 37, 38, 39, 10, 11],
+        [36, 37, 38, 39, 16, 17],
+      ],
+      [
+        [18, 19, 38, 39, 40, 41],
+        [24, 25, 38, 39, 40, 41],
+        [30, 31, 38, 39, 40, 41],
+      ],
     ]);
     // A (1, 6) source has 6 elements too (pyvene's dead "negative" test): it broadcasts.
-    assert.deepEqual(run(iv, base(), arange(36, 42).reshape([1, 6]), [[1, 0], [1, 2]]).toArray(), out.toArray());
+    assert.deepEqual(
+      run(iv, base(), arange(36, 42).reshape([1, 6]), [
+        [1, 0],
+        [1, 2],
+      ]).toArray(),
+      out.toArray(),
+    );
   });
 
   it("one list for all examples (pyvene's fast path) is the same for everyone", () => {
     const iv = new VanillaIntervention({ subspacePartition: PARTITION });
     const expected = [
-      [[36, 37, 38, 39, 4, 5], [36, 37, 38, 39, 10, 11], [36, 37, 38, 39, 16, 17]],
-      [[36, 37, 38, 39, 22, 23], [36, 37, 38, 39, 28, 29], [36, 37, 38, 39, 34, 35]],
+      [
+        [36, 37, 38, 39, 4, 5],
+        [36, 37, 38, 39, 10, 11],
+        [36, 37, 38, 39, 16, 17],
+      ],
+      [
+        [36, 37, 38, 39, 22, 23],
+        [36, 37, 38, 39, 28, 29],
+        [36, 37, 38, 39, 34, 35],
+      ],
     ];
     assert.deepEqual(run(iv, base(), arange(36, 42), [1, 0]).toArray(), expected);
     assert.deepEqual(run(iv, base(), arange(36, 42), [[1, 0]]).toArray(), expected);
-    assert.deepEqual(run(iv, base(), arange(36, 42), [[1, 0], [1, 0]]).toArray(), expected);
+    assert.deepEqual(
+      run(iv, base(), arange(36, 42), [
+        [1, 0],
+        [1, 0],
+      ]).toArray(),
+      expected,
+    );
   });
 
   it("equal-length lists on a (b, 1, d) base do not swap the union (pyvene's quirk, §11.1)", () => {
     const b = arange(18).reshape([3, 1, 6]);
     const s = arange(18, 36).reshape([3, 1, 6]);
     assert.deepEqual(run(new VanillaIntervention(), b, s, [[0], [2], [4]]).toArray(), [
-      [[18, 1, 2, 3, 4, 5]], [[6, 7, 26, 9, 10, 11]], [[12, 13, 14, 15, 34, 17]],
+      [[18, 1, 2, 3, 4, 5]],
+      [[6, 7, 26, 9, 10, 11]],
+      [[12, 13, 14, 15, 34, 17]],
     ]);
   });
 
@@ -139,29 +232,64 @@ describe("doInterventionBySwap: pyvene's goldens with tsvene's per-example seman
     const b = arange(12).reshape([2, 6]);
     const s = arange(12, 24).reshape([2, 6]);
     assert.deepEqual(doInterventionBySwap(b, s, "interchange", { subspaces: [[5], [0, 1, 2]] }).toArray(), [
-      [0, 1, 2, 3, 4, 17], [18, 19, 20, 9, 10, 11],
+      [0, 1, 2, 3, 4, 17],
+      [18, 19, 20, 9, 10, 11],
     ]);
   });
 
   it("add and subtract", () => {
     assert.deepEqual((run(new AdditionIntervention({ embedDim: 2 }), base(), source()).toArray() as number[][][])[1], [
-      [18 + 54, 19 + 55, 20, 21, 22, 23], [24 + 60, 25 + 61, 26, 27, 28, 29], [30 + 66, 31 + 67, 32, 33, 34, 35],
+      [18 + 54, 19 + 55, 20, 21, 22, 23],
+      [24 + 60, 25 + 61, 26, 27, 28, 29],
+      [30 + 66, 31 + 67, 32, 33, 34, 35],
     ]);
-    assert.deepEqual((run(new SubtractionIntervention(), base(), source(), [[0], [5]]).toArray() as number[][][])[1][2], [30, 31, 32, 33, 34, 35 - 71]);
+    assert.deepEqual(
+      (run(new SubtractionIntervention(), base(), source(), [[0], [5]]).toArray() as number[][][])[1][2],
+      [30, 31, 32, 33, 34, 35 - 71],
+    );
   });
 
   it("collect: per-example selection, pyvene's shared golden, and its errors", () => {
     const iv = new CollectIntervention({ subspacePartition: PARTITION });
-    assert.deepEqual(run(iv, base(), null, [[1, 0], [1, 2]]).toArray(), [
-      [[2, 3, 0, 1], [8, 9, 6, 7], [14, 15, 12, 13]],
-      [[20, 21, 22, 23], [26, 27, 28, 29], [32, 33, 34, 35]],
-    ]);
+    assert.deepEqual(
+      run(iv, base(), null, [
+        [1, 0],
+        [1, 2],
+      ]).toArray(),
+      [
+        [
+          [2, 3, 0, 1],
+          [8, 9, 6, 7],
+          [14, 15, 12, 13],
+        ],
+        [
+          [20, 21, 22, 23],
+          [26, 27, 28, 29],
+          [32, 33, 34, 35],
+        ],
+      ],
+    );
     assert.deepEqual(run(iv, base(), null, [1, 0]).toArray(), [
-      [[2, 3, 0, 1], [8, 9, 6, 7], [14, 15, 12, 13]],
-      [[20, 21, 18, 19], [26, 27, 24, 25], [32, 33, 30, 31]],
+      [
+        [2, 3, 0, 1],
+        [8, 9, 6, 7],
+        [14, 15, 12, 13],
+      ],
+      [
+        [20, 21, 18, 19],
+        [26, 27, 24, 25],
+        [32, 33, 30, 31],
+      ],
     ]);
-    assert.deepEqual((run(new CollectIntervention({ embedDim: 2 }), base(), null).toArray() as number[][][])[0], [[0, 1], [6, 7], [12, 13]]);
-    assert.throws(() => run(iv, base(), null, [[1, 0], [2]]), /same number of features.*example 0 selects 4, example 1 selects 2/);
+    assert.deepEqual((run(new CollectIntervention({ embedDim: 2 }), base(), null).toArray() as number[][][])[0], [
+      [0, 1],
+      [6, 7],
+      [12, 13],
+    ]);
+    assert.throws(
+      () => run(iv, base(), null, [[1, 0], [2]]),
+      /same number of features.*example 0 selects 4, example 1 selects 2/,
+    );
     assert.throws(() => run(iv, base(), source(), [[0], [1]]), /CollectIntervention takes no source/);
     assert.throws(() => doInterventionBySwap(base(), source(), "collect"), /collect takes no source/);
   });
@@ -176,7 +304,13 @@ describe("doInterventionBySwap: pyvene's goldens with tsvene's per-example seman
         const example = Math.floor(i / 15);
         const feature = i % 5;
         const selected = example === 0 ? feature === 1 || feature === 3 : feature === 0;
-        const expected = !selected ? b.data[i] : mode === "interchange" ? s.data[i] : mode === "add" ? Math.fround(b.data[i] + s.data[i]) : Math.fround(b.data[i] - s.data[i]);
+        const expected = !selected
+          ? b.data[i]
+          : mode === "interchange"
+            ? s.data[i]
+            : mode === "add"
+              ? Math.fround(b.data[i] + s.data[i])
+              : Math.fround(b.data[i] - s.data[i]);
         assert.ok(Object.is(out.data[i], expected), `${mode} [${i}]`);
       }
     }
@@ -185,25 +319,70 @@ describe("doInterventionBySwap: pyvene's goldens with tsvene's per-example seman
   });
 
   it("bad inputs give clear errors", () => {
-    assert.throws(() => doInterventionBySwap(base(), arange(12), "interchange"),
-      /source with shape \[12\] cannot be broadcasted into base with shape \[2, 3, 6\]\./);
-    assert.throws(() => run(new VanillaIntervention(), base(), source(), [1, 6]),
-      /feature index 6 is out of range for a last axis of width 6 \(expected 0\.\.5\)/);
-    assert.throws(() => run(new VanillaIntervention({ subspacePartition: PARTITION }), base(), source(), [[0], [3]]),
-      /subspace id 3 \(example 1\) is out of range for a subspace partition of 3 blocks \(expected 0\.\.2\)/);
-    assert.throws(() => run(new VanillaIntervention({ subspacePartition: [[0, 2], [5, 9]] }), base(), source(), [0]),
-      /subspace_partition block 1 feature 6 is out of range/);
-    assert.throws(() => doInterventionBySwap(base(), source(), "interchange", { interchangeDim: [0, 7] }), /interchangeDim index 7 is out of range/);
-    assert.throws(() => doInterventionBySwap(base(), source(), "interchange", { subspaces: [[0], "x"] }), /subspaces must be one id/);
+    assert.throws(
+      () => doInterventionBySwap(base(), arange(12), "interchange"),
+      /source with shape \[12\] cannot be broadcasted into base with shape \[2, 3, 6\]\./,
+    );
+    assert.throws(
+      () => run(new VanillaIntervention(), base(), source(), [1, 6]),
+      /feature index 6 is out of range for a last axis of width 6 \(expected 0\.\.5\)/,
+    );
+    assert.throws(
+      () => run(new VanillaIntervention({ subspacePartition: PARTITION }), base(), source(), [[0], [3]]),
+      /subspace id 3 \(example 1\) is out of range for a subspace partition of 3 blocks \(expected 0\.\.2\)/,
+    );
+    assert.throws(
+      () =>
+        run(
+          new VanillaIntervention({
+            subspacePartition: [
+              [0, 2],
+              [5, 9],
+            ],
+          }),
+          base(),
+          source(),
+          [0],
+        ),
+      /subspace_partition block 1 feature 6 is out of range/,
+    );
+    assert.throws(
+      () => doInterventionBySwap(base(), source(), "interchange", { interchangeDim: [0, 7] }),
+      /interchangeDim index 7 is out of range/,
+    );
+    assert.throws(
+      () => doInterventionBySwap(base(), source(), "interchange", { subspaces: [[0], "x"] }),
+      /subspaces must be one id/,
+    );
     assert.throws(() => doInterventionBySwap(base(), source(), "swap" as never), /mode must be one of/);
-    assert.throws(() => doInterventionBySwap(arange(6), arange(6), "interchange", { subspaces: [[0], [1]] }), /need a base with a batch axis/);
-    assert.throws(() => run(new VanillaIntervention(), base(), null), /VanillaIntervention: no source was given and no sourceRepresentation is set/);
+    assert.throws(
+      () => doInterventionBySwap(arange(6), arange(6), "interchange", { subspaces: [[0], [1]] }),
+      /need a base with a batch axis/,
+    );
+    assert.throws(
+      () => run(new VanillaIntervention(), base(), null),
+      /VanillaIntervention: no source was given and no sourceRepresentation is set/,
+    );
   });
 
   it("a subspace selection resolves partitions in the given order", () => {
-    assert.deepEqual(featureSelection(6, 2, { subspaces: [[2, 0], [1]], subspacePartition: [[4, 5], [0, 1], [2, 3]] }), {
-      kind: "perExample", ids: [[2, 3, 4, 5], [0, 1]],
-    });
+    assert.deepEqual(
+      featureSelection(6, 2, {
+        subspaces: [[2, 0], [1]],
+        subspacePartition: [
+          [4, 5],
+          [0, 1],
+          [2, 3],
+        ],
+      }),
+      {
+        kind: "perExample",
+        ids: [
+          [2, 3, 4, 5],
+          [0, 1],
+        ],
+      },
+    );
     assert.deepEqual(featureSelection(6, 2, { interchangeDim: 9 }), { kind: "shared", ids: [0, 1, 2, 3, 4, 5] });
   });
 });
@@ -211,10 +390,17 @@ describe("doInterventionBySwap: pyvene's goldens with tsvene's per-example seman
 describe("rotation parametrisations", () => {
   it("RotateLayer: pyvene's state-dict names, W == the orthogonal init at registration", () => {
     const layer = new RotateLayer(8, { generator: new tv.Generator(7) });
-    assert.deepEqual(layer.namedParameters().map(([k]) => k), ["parametrizations.weight.original", "parametrizations.weight.0.base"]);
+    assert.deepEqual(
+      layer.namedParameters().map(([k]) => k),
+      ["parametrizations.weight.original", "parametrizations.weight.0.base"],
+    );
     const init = tv.orthogonal(8, 8, new tv.Generator(7));
     assert.deepEqual(layer.weight().data, init.data);
-    assert.deepEqual(Array.from(layer.original.data), Array.from(eye(8), (v) => (v === 0 ? 0 : -v)), "θ = −I");
+    assert.deepEqual(
+      Array.from(layer.original.data),
+      Array.from(eye(8), (v) => (v === 0 ? 0 : -v)),
+      "θ = −I",
+    );
     assert.equal(layer.original.requiresGrad, true);
     assert.equal(layer.base.requiresGrad, false);
   });
@@ -224,7 +410,12 @@ describe("rotation parametrisations", () => {
     perturbTheta(layer.original, 2, 0.8);
     assertOrthonormalColumns(layer.weight(), 1e-5);
     const two = new RotateLayer(2);
-    two.setWeight(tensor([[1, 0], [0, 1]]));
+    two.setWeight(
+      tensor([
+        [1, 0],
+        [0, 1],
+      ]),
+    );
     two.original.data[2] = 0.7; // θ[1][0] = a ⇒ A = [[0, −a], [a, 0]]
     two.original.data[1] = 5; // the upper triangle is ignored
     two.original.data[0] = 3; // and so is the diagonal
@@ -233,7 +424,10 @@ describe("rotation parametrisations", () => {
 
   it("LowRankRotateLayer: W == init, orthonormal columns, and the Householder closed form for 2×1", () => {
     const layer = new LowRankRotateLayer(8, 3, { generator: new tv.Generator(5) });
-    assert.deepEqual(layer.namedParameters().map(([k]) => k), ["parametrizations.weight.original", "parametrizations.weight.0.base"]);
+    assert.deepEqual(
+      layer.namedParameters().map(([k]) => k),
+      ["parametrizations.weight.original", "parametrizations.weight.0.base"],
+    );
     assert.deepEqual(layer.original.shape, [8, 3]);
     assert.deepEqual(layer.base.shape, [8, 8]);
     assert.deepEqual(layer.weight().data, tv.orthogonal(8, 3, new tv.Generator(5)).data);
@@ -295,7 +489,8 @@ describe("rotation parametrisations", () => {
     gradcheck(() => layer.weight(), [layer.original]);
     // Only the strictly lower triangle gets a non-zero gradient.
     const g = layer.original.grad!.data;
-    for (let i = 0; i < 4; i++) for (let j = i; j < 4; j++) assert.ok(g[i * 4 + j] === 0, `θ[${i}][${j}] gradient ${g[i * 4 + j]}`);
+    for (let i = 0; i < 4; i++)
+      for (let j = i; j < 4; j++) assert.ok(g[i * 4 + j] === 0, `θ[${i}][${j}] gradient ${g[i * 4 + j]}`);
   });
 
   it("gradients w.r.t. θ (tall, Householder)", () => {
@@ -312,15 +507,36 @@ describe("intervention classes: formulas", () => {
     const v = new VanillaIntervention({ embedDim: 2, sourceRepresentation: rep });
     assert.equal(v.sourceConstant, true);
     assert.deepEqual((run(v, base(), null).toArray() as number[][][])[0][1], [100, 101, 8, 9, 10, 11]);
-    assert.deepEqual((run(new AdditionIntervention({ sourceRepresentation: rep }), base(), null, [[0], [5]]).toArray() as number[][][])[1][0], [18, 19, 20, 21, 22, 128]);
-    assert.deepEqual((run(new SubtractionIntervention({ sourceRepresentation: rep }), base(), null, [3]).toArray() as number[][][])[0][0], [0, 1, 2, 3 - 103, 4, 5]);
+    assert.deepEqual(
+      (
+        run(new AdditionIntervention({ sourceRepresentation: rep }), base(), null, [[0], [5]]).toArray() as number[][][]
+      )[1][0],
+      [18, 19, 20, 21, 22, 128],
+    );
+    assert.deepEqual(
+      (
+        run(new SubtractionIntervention({ sourceRepresentation: rep }), base(), null, [3]).toArray() as number[][][]
+      )[0][0],
+      [0, 1, 2, 3 - 103, 4, 5],
+    );
     assert.equal(new VanillaIntervention().sourceConstant, false);
   });
 
   it("Zero, Skip and ConstantSource", () => {
-    assert.deepEqual((run(new ZeroIntervention({ subspacePartition: PARTITION }), base(), null, [[2], [0]]).toArray() as number[][][])[1][0], [0, 0, 20, 21, 22, 23]);
-    assert.deepEqual((run(new ZeroIntervention({ embedDim: 1 }), base(), null).toArray() as number[][][])[0][2], [0, 13, 14, 15, 16, 17]);
-    assert.deepEqual(run(new SkipIntervention(), base(), source(), [[0], [1]]).toArray(), run(new VanillaIntervention(), base(), source(), [[0], [1]]).toArray());
+    assert.deepEqual(
+      (
+        run(new ZeroIntervention({ subspacePartition: PARTITION }), base(), null, [[2], [0]]).toArray() as number[][][]
+      )[1][0],
+      [0, 0, 20, 21, 22, 23],
+    );
+    assert.deepEqual(
+      (run(new ZeroIntervention({ embedDim: 1 }), base(), null).toArray() as number[][][])[0][2],
+      [0, 13, 14, 15, 16, 17],
+    );
+    assert.deepEqual(
+      run(new SkipIntervention(), base(), source(), [[0], [1]]).toArray(),
+      run(new VanillaIntervention(), base(), source(), [[0], [1]]).toArray(),
+    );
     assert.throws(() => run(new SkipIntervention(), base(), null), /SkipIntervention: a source is required/);
     const cs = new ConstantSourceIntervention({ embedDim: 3 });
     assert.equal(cs.sourceConstant, true);
@@ -340,8 +556,15 @@ describe("intervention classes: formulas", () => {
     assert.deepEqual(a.noise.shape, [1, 4, 6]);
     assert.deepEqual(a.noise.data, b.noise.data);
     const x = tv.zeros([2, 4, 6]);
-    close(run(a, x, null), [...a.noise.data, ...a.noise.data].map((v) => Math.fround(v * Math.fround(DEFAULT_NOISE_LEVEL))), 1e-7);
-    assert.throws(() => run(a, base(), null), /noise of shape \[1, 4, 6\] cannot be added to the first 6 features of base with shape \[2, 3, 6\]/);
+    close(
+      run(a, x, null),
+      [...a.noise.data, ...a.noise.data].map((v) => Math.fround(v * Math.fround(DEFAULT_NOISE_LEVEL))),
+      1e-7,
+    );
+    assert.throws(
+      () => run(a, base(), null),
+      /noise of shape \[1, 4, 6\] cannot be added to the first 6 features of base with shape \[2, 3, 6\]/,
+    );
     assert.throws(() => new NoiseIntervention(), /needs embedDim/);
     assert.equal(a.sourceConstant, true);
     assert.equal(a.countParameters(), 0);
@@ -361,7 +584,13 @@ describe("intervention classes: formulas", () => {
     iv.setInterchangeDim(2);
     close(run(iv, x, s), mm(mixed, transposed(w, 4, 4), 3, 4, 4), 1e-5, "first 2");
     // Per-example subspaces: example 0 block 0, example 1 block 1, example 2 none.
-    const part = new RotatedSpaceIntervention({ embedDim: 4, subspacePartition: [[0, 1], [1, 4]] });
+    const part = new RotatedSpaceIntervention({
+      embedDim: 4,
+      subspacePartition: [
+        [0, 1],
+        [1, 4],
+      ],
+    });
     part.loadStateDict(new Map(iv.namedParameters()));
     const mixed2 = rx.map((v, i) => {
       const e = Math.floor(i / 4);
@@ -369,29 +598,73 @@ describe("intervention classes: formulas", () => {
       return (e === 0 && f === 0) || (e === 1 && f >= 1) ? rs[i] : v;
     });
     close(run(part, x, s, [[0], [1], []]), mm(mixed2, transposed(w, 4, 4), 3, 4, 4), 1e-5, "per example");
-    assert.throws(() => run(iv, tv.zeros([2, 8]), tv.zeros([2, 8])), /have shape \[2, 8\], but the last axis must have width embedDim = 4/);
+    assert.throws(
+      () => run(iv, tv.zeros([2, 8]), tv.zeros([2, 8])),
+      /have shape \[2, 8\], but the last axis must have width embedDim = 4/,
+    );
   });
 
   it("LowRankRotatedSpace: x + WWᵀ(s − x), and per-example column subsets", () => {
-    const iv = new LowRankRotatedSpaceIntervention({ embedDim: 5, lowRankDimension: 2, generator: new tv.Generator(41) });
+    const iv = new LowRankRotatedSpaceIntervention({
+      embedDim: 5,
+      lowRankDimension: 2,
+      generator: new tv.Generator(41),
+    });
     perturbTheta(iv.rotateLayer.original, 42);
     const x = tv.randn([2, 5], { generator: new tv.Generator(43) });
     const s = tv.randn([2, 5], { generator: new tv.Generator(44) });
     const w = iv.rotateLayer.weight().data;
-    const diff = mm(s.data.map((v, i) => v - x.data[i]), w, 2, 5, 2);
+    const diff = mm(
+      s.data.map((v, i) => v - x.data[i]),
+      w,
+      2,
+      5,
+      2,
+    );
     const expected = (cols: (e: number) => number[]) => {
       const out = Float64Array.from(x.data);
-      for (let e = 0; e < 2; e++) for (const j of cols(e)) for (let i = 0; i < 5; i++) out[e * 5 + i] += diff[e * 2 + j] * w[i * 2 + j];
+      for (let e = 0; e < 2; e++)
+        for (const j of cols(e)) for (let i = 0; i < 5; i++) out[e * 5 + i] += diff[e * 2 + j] * w[i * 2 + j];
       return out;
     };
-    close(run(iv, x, s), expected(() => [0, 1]), 1e-5, "no subspaces");
-    close(run(iv, x, s, [[1], [0]]), expected((e) => (e === 0 ? [1] : [0])), 1e-5, "raw per example");
-    close(run(iv, x, s, [1]), expected(() => [1]), 1e-5, "shared");
-    const part = new LowRankRotatedSpaceIntervention({ embedDim: 5, lowRankDimension: 2, subspacePartition: [[0, 1], [1, 2]] });
+    close(
+      run(iv, x, s),
+      expected(() => [0, 1]),
+      1e-5,
+      "no subspaces",
+    );
+    close(
+      run(iv, x, s, [[1], [0]]),
+      expected((e) => (e === 0 ? [1] : [0])),
+      1e-5,
+      "raw per example",
+    );
+    close(
+      run(iv, x, s, [1]),
+      expected(() => [1]),
+      1e-5,
+      "shared",
+    );
+    const part = new LowRankRotatedSpaceIntervention({
+      embedDim: 5,
+      lowRankDimension: 2,
+      subspacePartition: [
+        [0, 1],
+        [1, 2],
+      ],
+    });
     part.rotateLayer.setWeight(iv.rotateLayer.weight().detach());
-    close(run(part, x, s, [[1, 0], [1]]), expected((e) => (e === 0 ? [0, 1] : [1])), 1e-5, "partition per example");
+    close(
+      run(part, x, s, [[1, 0], [1]]),
+      expected((e) => (e === 0 ? [0, 1] : [1])),
+      1e-5,
+      "partition per example",
+    );
     assert.throws(() => new LowRankRotatedSpaceIntervention({ embedDim: 5 }), /needs lowRankDimension/);
-    assert.throws(() => run(iv, x, s, [[2], [0]]), /feature index 2 \(example 0\) is out of range for a last axis of width 2/);
+    assert.throws(
+      () => run(iv, x, s, [[2], [0]]),
+      /feature index 2 \(example 0\) is out of range for a last axis of width 2/,
+    );
   });
 
   it("BoundlessRotatedSpace: pyvene's mask for n = 6 and its x + 3 golden", () => {
@@ -423,7 +696,12 @@ describe("intervention classes: formulas", () => {
     assert.equal(t.item(), 2);
     iv.setInterventionBoundaries(0.25);
     assert.equal(iv.getBoundaryParameters().item(), 0.25);
-    close(iv.boundaryMask(), [0, 1, 2, 3, 4, 5].map((j) => sigma(j / 2) * sigma((1.5 - j) / 2)), 1e-6, "new mask");
+    close(
+      iv.boundaryMask(),
+      [0, 1, 2, 3, 4, 5].map((j) => sigma(j / 2) * sigma((1.5 - j) / 2)),
+      1e-6,
+      "new mask",
+    );
     assert.equal(iv.distributed, false);
     assert.throws(() => iv.setTemperature(tv.zeros([2])), /expected a finite number or a one-value tensor/);
   });
@@ -432,11 +710,18 @@ describe("intervention classes: formulas", () => {
     const iv = new SigmoidMaskIntervention({ embedDim: 6 });
     const x = arange(12).reshape([2, 6]);
     const s = arange(12, 24).reshape([2, 6]);
-    assert.deepEqual(run(iv, x, s).toArray(), [[6, 7, 8, 9, 10, 11], [12, 13, 14, 15, 16, 17]]);
+    assert.deepEqual(run(iv, x, s).toArray(), [
+      [6, 7, 8, 9, 10, 11],
+      [12, 13, 14, 15, 16, 17],
+    ]);
     iv.mask.data.set([-1, 0, 1, 2, -2, 0]);
     iv.setTemperature(0.5);
     const m = [-2, 0, 2, 4, -4, 0].map((v) => 1 / (1 + Math.exp(-v)));
-    close(run(iv, x, s), Array.from(x.data, (v, i) => v + m[i % 6] * 12), 1e-5);
+    close(
+      run(iv, x, s),
+      Array.from(x.data, (v, i) => v + m[i % 6] * 12),
+      1e-5,
+    );
     run(iv, x, s).sum().backward();
     assert.equal(iv.temperature.grad, null);
     assert.ok(iv.mask.grad);
@@ -447,7 +732,11 @@ describe("intervention classes: formulas", () => {
     const x = tv.randn([2, 4], { generator: new tv.Generator(62) });
     const s = tv.randn([2, 4], { generator: new tv.Generator(63) });
     const k = 1 / (1 + Math.exp(-2));
-    close(run(iv, x, s), Array.from(x.data, (v, i) => v + k * (s.data[i] - v)), 1e-5);
+    close(
+      run(iv, x, s),
+      Array.from(x.data, (v, i) => v + k * (s.data[i] - v)),
+      1e-5,
+    );
     assert.equal(iv.getBoundaryParameters(), iv.masks);
   });
 
@@ -467,23 +756,52 @@ describe("intervention classes: formulas", () => {
     const ct = transposed(c.data, 3, 3);
     const rx = mm(norm(x), ct, 2, 3, 3);
     const rs = mm(norm(s), ct, 2, 3, 3);
-    const back = mm(rx.map((v, i) => (i % 3 === 0 ? rs[i] : v)), c.data, 2, 3, 3);
-    close(run(iv, x, s), back.map((v, i) => v * std.data[i % 3] + mean.data[i % 3]), 1e-5, "first component");
+    const back = mm(
+      rx.map((v, i) => (i % 3 === 0 ? rs[i] : v)),
+      c.data,
+      2,
+      3,
+      3,
+    );
+    close(
+      run(iv, x, s),
+      back.map((v, i) => v * std.data[i % 3] + mean.data[i % 3]),
+      1e-5,
+      "first component",
+    );
     assert.equal(iv.trainable, false);
     assert.equal(iv.countParameters(), 0);
-    assert.deepEqual(iv.namedParameters().map(([k]) => k), ["pca_components", "pca_mean", "pca_std"]);
-    assert.throws(() => new (PCARotatedSpaceIntervention as unknown as new (o: object) => Intervention)({ embedDim: 3 }), /needs the options pca/);
+    assert.deepEqual(
+      iv.namedParameters().map(([k]) => k),
+      ["pca_components", "pca_mean", "pca_std"],
+    );
+    assert.throws(
+      () => new (PCARotatedSpaceIntervention as unknown as new (o: object) => Intervention)({ embedDim: 3 }),
+      /needs the options pca/,
+    );
   });
 
   it("Autoencoder: pyvene's parameter names, encode subtracts the decoder bias, interchangeDim indexes the latent", () => {
     const iv = new AutoencoderIntervention({ embedDim: 2, latentDim: 2 });
-    assert.deepEqual(iv.namedParameters().map(([k]) => k), [
-      "autoencoder.encoder.0.weight", "autoencoder.encoder.0.bias", "autoencoder.decoder.0.weight", "autoencoder.decoder.0.bias",
-    ]);
+    assert.deepEqual(
+      iv.namedParameters().map(([k]) => k),
+      [
+        "autoencoder.encoder.0.weight",
+        "autoencoder.encoder.0.bias",
+        "autoencoder.decoder.0.weight",
+        "autoencoder.decoder.0.bias",
+      ],
+    );
     iv.loadStateDict({
-      "autoencoder.encoder.0.weight": tensor([[1, 0], [1, 1]]),
+      "autoencoder.encoder.0.weight": tensor([
+        [1, 0],
+        [1, 1],
+      ]),
       "autoencoder.encoder.0.bias": tensor([0, -1]),
-      "autoencoder.decoder.0.weight": tensor([[1, 0], [0, 2]]),
+      "autoencoder.decoder.0.weight": tensor([
+        [1, 0],
+        [0, 2],
+      ]),
       "autoencoder.decoder.0.bias": tensor([0.5, 0]),
     });
     const x = tensor([[1.5, 1]]);
@@ -491,7 +809,10 @@ describe("intervention classes: formulas", () => {
     assert.deepEqual(iv.autoencoder.encode(x).toArray(), [[1, 1]]);
     assert.deepEqual(iv.autoencoder.encode(s).toArray(), [[0, 2]]);
     assert.deepEqual(iv.autoencoder.call(x).toArray(), [[1.5, 2]]);
-    assert.throws(() => run(iv, x, s), /interchangeDim 2 selects latent units by index \(latentDim = 2\); call setInterchangeDim/);
+    assert.throws(
+      () => run(iv, x, s),
+      /interchangeDim 2 selects latent units by index \(latentDim = 2\); call setInterchangeDim/,
+    );
     iv.setInterchangeDim([1]);
     assert.deepEqual(run(iv, x, s).toArray(), [[1.5, 4]]);
     iv.setInterchangeDim(0);
@@ -503,10 +824,23 @@ describe("intervention classes: formulas", () => {
     const iv = new JumpReLUAutoencoderIntervention({ embedDim: 2, lowRankDimension: 3 });
     assert.equal(iv.keepLastDim, true);
     assert.equal(iv.distributed, false);
-    assert.deepEqual(iv.namedParameters().map(([k]) => k), ["W_enc", "W_dec", "threshold", "b_enc", "b_dec"]);
+    assert.deepEqual(
+      iv.namedParameters().map(([k]) => k),
+      ["W_enc", "W_dec", "threshold", "b_enc", "b_dec"],
+    );
     iv.loadStateDict({
-      W_enc: tensor([[1, 0, 1], [0, 1, 1]]), b_enc: tensor([0, 0, -1]), threshold: tensor([0.5, 0.5, 0.5]),
-      W_dec: tensor([[1, 0], [0, 1], [1, 1]]), b_dec: tensor([0.1, -0.1]),
+      W_enc: tensor([
+        [1, 0, 1],
+        [0, 1, 1],
+      ]),
+      b_enc: tensor([0, 0, -1]),
+      threshold: tensor([0.5, 0.5, 0.5]),
+      W_dec: tensor([
+        [1, 0],
+        [0, 1],
+        [1, 1],
+      ]),
+      b_dec: tensor([0.1, -0.1]),
     });
     const x = tensor([[1, 0.3]]);
     const s = tensor([[0.2, 2]]);
@@ -516,17 +850,36 @@ describe("intervention classes: formulas", () => {
     iv.setInterchangeDim([1]);
     close(run(iv, x, s), [1.1, 1.9], 1e-6, "latent 1");
     close(run(iv, x, s, [[2]]), [2.3, 1.1], 1e-6, "subspace latent 2");
-    close(run(iv, tensor([[1, 0.3], [0.2, 2]]), tensor([[0.2, 2], [1, 0.3]]), [[2], [0]]), [2.3, 1.1, 2.3, 3.1], 1e-6, "per example");
+    close(
+      run(
+        iv,
+        tensor([
+          [1, 0.3],
+          [0.2, 2],
+        ]),
+        tensor([
+          [0.2, 2],
+          [1, 0.3],
+        ]),
+        [[2], [0]],
+      ),
+      [2.3, 1.1, 2.3, 3.1],
+      1e-6,
+      "per example",
+    );
   });
 
   it("Lambda: a function's result, or null to write nothing", () => {
     const add1 = new LambdaIntervention((b) => tv.add(b, 1));
     assert.deepEqual(run(add1, tensor([[1, 2]]), null).toArray(), [[2, 3]]);
     const seen: unknown[] = [];
-    const recorder = new LambdaIntervention((b, s, sub) => {
-      seen.push(b, s, sub);
-      return null;
-    }, { usesSource: true });
+    const recorder = new LambdaIntervention(
+      (b, s, sub) => {
+        seen.push(b, s, sub);
+        return null;
+      },
+      { usesSource: true },
+    );
     const x = tensor([[1, 2]]);
     assert.equal(recorder.apply(x, { source: x, subspaces: [[0]] }), null);
     assert.equal(run(recorder, x, null), x);
@@ -556,7 +909,12 @@ describe("intervention flags, counts and the registry", () => {
       [new BoundlessRotatedSpaceIntervention({ embedDim: n }), true, false, false],
       [new SigmoidMaskIntervention({ embedDim: n }), true, false, false],
       [new SigmoidMaskRotatedSpaceIntervention({ embedDim: n }), true, false, true],
-      [new PCARotatedSpaceIntervention({ pca: tv.orthogonal(n, n), pcaMean: tv.zeros([n]), pcaStd: tv.ones([n]) }), false, false, true],
+      [
+        new PCARotatedSpaceIntervention({ pca: tv.orthogonal(n, n), pcaMean: tv.zeros([n]), pcaStd: tv.ones([n]) }),
+        false,
+        false,
+        true,
+      ],
       [new AutoencoderIntervention({ embedDim: n, latentDim: 3 }), true, false, true],
       [new JumpReLUAutoencoderIntervention({ embedDim: n, lowRankDimension: 3 }), true, false, false],
     ];
@@ -576,14 +934,26 @@ describe("intervention flags, counts and the registry", () => {
     assert.equal(new LowRankRotatedSpaceIntervention({ embedDim: 8, lowRankDimension: 2 }).countParameters(), 16);
     assert.equal(new SigmoidMaskRotatedSpaceIntervention({ embedDim: 8 }).countParameters(), 73);
     assert.equal(new AutoencoderIntervention({ embedDim: 8, latentDim: 3 }).countParameters(), 8 * 3 + 3 + 3 * 8 + 8);
-    assert.equal(new JumpReLUAutoencoderIntervention({ embedDim: 8, lowRankDimension: 3 }).countParameters(), 24 + 24 + 3 + 3 + 8);
+    assert.equal(
+      new JumpReLUAutoencoderIntervention({ embedDim: 8, lowRankDimension: 3 }).countParameters(),
+      24 + 24 + 3 + 3 + 8,
+    );
     assert.equal(new VanillaIntervention({ embedDim: 8 }).countParameters(), 0);
     const b = new BoundlessRotatedSpaceIntervention({ embedDim: 8 });
-    assert.deepEqual(b.namedParameters().map(([k]) => k), [
-      "intervention_boundaries", "temperature", "intervention_population",
-      "rotate_layer.parametrizations.weight.original", "rotate_layer.parametrizations.weight.0.base",
-    ]);
-    assert.deepEqual(b.trainableParameters().map(([k]) => k), ["intervention_boundaries", "temperature", "rotate_layer.parametrizations.weight.original"]);
+    assert.deepEqual(
+      b.namedParameters().map(([k]) => k),
+      [
+        "intervention_boundaries",
+        "temperature",
+        "intervention_population",
+        "rotate_layer.parametrizations.weight.original",
+        "rotate_layer.parametrizations.weight.0.base",
+      ],
+    );
+    assert.deepEqual(
+      b.trainableParameters().map(([k]) => k),
+      ["intervention_boundaries", "temperature", "rotate_layer.parametrizations.weight.original"],
+    );
     b.requireGrad(false);
     assert.equal(b.countParameters(), 0);
     b.requireGrad(true);
@@ -593,22 +963,40 @@ describe("intervention flags, counts and the registry", () => {
   });
 
   it("trainable interventions need embedDim", () => {
-    for (const cls of [RotatedSpaceIntervention, BoundlessRotatedSpaceIntervention, SigmoidMaskIntervention, SigmoidMaskRotatedSpaceIntervention]) {
+    for (const cls of [
+      RotatedSpaceIntervention,
+      BoundlessRotatedSpaceIntervention,
+      SigmoidMaskIntervention,
+      SigmoidMaskRotatedSpaceIntervention,
+    ]) {
       assert.throws(() => new cls(), /needs embedDim \(a positive integer/);
     }
   });
 
   it("the registry and pyvene's class strings", () => {
-    assert.equal(parseInterventionType("<class 'pyvene.models.interventions.VanillaIntervention'>"), VanillaIntervention);
-    assert.equal(parseInterventionType("pyvene.models.interventions.LowRankRotatedSpaceIntervention"), LowRankRotatedSpaceIntervention);
+    assert.equal(
+      parseInterventionType("<class 'pyvene.models.interventions.VanillaIntervention'>"),
+      VanillaIntervention,
+    );
+    assert.equal(
+      parseInterventionType("pyvene.models.interventions.LowRankRotatedSpaceIntervention"),
+      LowRankRotatedSpaceIntervention,
+    );
     assert.equal(parseInterventionType("BoundlessRotatedSpaceIntervention"), BoundlessRotatedSpaceIntervention);
-    assert.throws(() => parseInterventionType("<class 'pyvene.models.interventions.FancyIntervention'>"), /unknown intervention type .*FancyIntervention.*known: VanillaIntervention, /);
-    assert.throws(() => parseInterventionType("<class 'pyvene.models.modeling_utils.LambdaIntervention'>"), /wraps a function/);
+    assert.throws(
+      () => parseInterventionType("<class 'pyvene.models.interventions.FancyIntervention'>"),
+      /unknown intervention type .*FancyIntervention.*known: VanillaIntervention, /,
+    );
+    assert.throws(
+      () => parseInterventionType("<class 'pyvene.models.modeling_utils.LambdaIntervention'>"),
+      /wraps a function/,
+    );
     assert.equal(Object.keys(INTERVENTION_TYPES).length, 16);
     for (const [name, cls] of Object.entries(INTERVENTION_TYPES) as [string, InterventionClass][]) {
-      const iv = name === "PCARotatedSpaceIntervention"
-        ? new cls({ pca: tv.orthogonal(4, 4), pcaMean: tv.zeros([4]), pcaStd: tv.ones([4]) })
-        : new cls({ embedDim: 4, lowRankDimension: 2, latentDim: 3 });
+      const iv =
+        name === "PCARotatedSpaceIntervention"
+          ? new cls({ pca: tv.orthogonal(4, 4), pcaMean: tv.zeros([4]), pcaStd: tv.ones([4]) })
+          : new cls({ embedDim: 4, lowRankDimension: 2, latentDim: 3 });
       assert.equal(iv.typeName, name);
       assert.equal(parseInterventionType(pyveneClassString(iv)), cls);
     }
@@ -621,10 +1009,25 @@ describe("intervention gradients (finite differences)", () => {
 
   it("swap modes w.r.t. base and source, including collect", () => {
     for (const mode of ["interchange", "add", "subtract"] as const) {
-      gradcheck((b, src) => doInterventionBySwap(b, src, mode, { subspaces: [[0, 2], [3]] }), [leaf([2, 3, 4], 1), leaf([2, 3, 4], 2)]);
-      gradcheck((b, src) => doInterventionBySwap(b, src, mode, { interchangeDim: 2 }), [leaf([2, 3, 4], 3), leaf([4], 4)]);
+      gradcheck(
+        (b, src) => doInterventionBySwap(b, src, mode, { subspaces: [[0, 2], [3]] }),
+        [leaf([2, 3, 4], 1), leaf([2, 3, 4], 2)],
+      );
+      gradcheck(
+        (b, src) => doInterventionBySwap(b, src, mode, { interchangeDim: 2 }),
+        [leaf([2, 3, 4], 3), leaf([4], 4)],
+      );
     }
-    gradcheck((b) => doInterventionBySwap(b, null, "collect", { subspaces: [[3, 1], [0, 2]] }), [leaf([2, 3, 4], 5)]);
+    gradcheck(
+      (b) =>
+        doInterventionBySwap(b, null, "collect", {
+          subspaces: [
+            [3, 1],
+            [0, 2],
+          ],
+        }),
+      [leaf([2, 3, 4], 5)],
+    );
     gradcheck((b) => doInterventionBySwap(b, null, "collect", { subspaces: [2, 0] }), [leaf([2, 3, 4], 6)]);
   });
 
@@ -634,7 +1037,11 @@ describe("intervention gradients (finite differences)", () => {
     gradcheck((b, src) => run(new SubtractionIntervention(), b, src, [0]), [x(), s()]);
     gradcheck((b) => run(new ZeroIntervention({ embedDim: 2 }), b, null), [x()]);
     gradcheck((b) => run(new NoiseIntervention({ embedDim: 4, noise: tv.ones([4]) }), b, null), [x()]);
-    const pca = new PCARotatedSpaceIntervention({ pca: tv.orthogonal(4, 4, new tv.Generator(9)), pcaMean: tensor([0, 1, 2, 3]), pcaStd: tensor([1, 2, 1, 0.5]) });
+    const pca = new PCARotatedSpaceIntervention({
+      pca: tv.orthogonal(4, 4, new tv.Generator(9)),
+      pcaMean: tensor([0, 1, 2, 3]),
+      pcaStd: tensor([1, 2, 1, 0.5]),
+    });
     pca.setInterchangeDim(2);
     gradcheck((b, src) => run(pca, b, src), [x(), s()]);
   });
@@ -648,7 +1055,11 @@ describe("intervention gradients (finite differences)", () => {
   });
 
   it("LowRankRotatedSpace w.r.t. θ, base and source", () => {
-    const iv = new LowRankRotatedSpaceIntervention({ embedDim: 4, lowRankDimension: 2, generator: new tv.Generator(121) });
+    const iv = new LowRankRotatedSpaceIntervention({
+      embedDim: 4,
+      lowRankDimension: 2,
+      generator: new tv.Generator(121),
+    });
     perturbTheta(iv.rotateLayer.original, 122);
     for (let j = 0; j < 2; j++) iv.rotateLayer.original.data[j * 2 + j] = -1.5;
     gradcheck((_t, b, src) => run(iv, b, src), [iv.rotateLayer.original, x(), s()]);
@@ -660,8 +1071,11 @@ describe("intervention gradients (finite differences)", () => {
     perturbTheta(iv.rotateLayer.original, 132);
     iv.setTemperature(0.7);
     iv.setInterventionBoundaries(0.45);
-    gradcheck((_t, _b, _T, b, src) => run(iv, b, src),
-      [iv.rotateLayer.original, iv.interventionBoundaries, iv.temperature, x(), s()], { eps: 2e-3 });
+    gradcheck(
+      (_t, _b, _T, b, src) => run(iv, b, src),
+      [iv.rotateLayer.original, iv.interventionBoundaries, iv.temperature, x(), s()],
+      { eps: 2e-3 },
+    );
   });
 
   it("SigmoidMask w.r.t. the mask, base and source", () => {
@@ -684,8 +1098,16 @@ describe("intervention gradients (finite differences)", () => {
     iv.setInterchangeDim([0, 2]);
     const params = iv.parameters();
     // Keep the pre-activations away from ReLU's kink.
-    const pre = (v: Tensor) => tv.noGrad(() => tv.linear(tv.sub(v, iv.autoencoder.decoderLinear.bias!), iv.autoencoder.encoderLinear.weight, iv.autoencoder.encoderLinear.bias));
-    for (const v of [x(), s()]) for (const p of pre(v).data) assert.ok(Math.abs(p) > 0.01, `pre-activation ${p} too close to the ReLU kink`);
+    const pre = (v: Tensor) =>
+      tv.noGrad(() =>
+        tv.linear(
+          tv.sub(v, iv.autoencoder.decoderLinear.bias!),
+          iv.autoencoder.encoderLinear.weight,
+          iv.autoencoder.encoderLinear.bias,
+        ),
+      );
+    for (const v of [x(), s()])
+      for (const p of pre(v).data) assert.ok(Math.abs(p) > 0.01, `pre-activation ${p} too close to the ReLU kink`);
     gradcheck((_a, _b, _c, _d, b, src) => run(iv, b, src), [...params, x(), s()]);
   });
 
@@ -710,25 +1132,52 @@ describe("intervention gradients (finite differences)", () => {
 describe("capabilities", () => {
   it("each kind declares what orchestration reads, instead of being recognised by name", () => {
     const d = 4;
-    const kinds: [tv.Intervention, Partial<Record<"distributed" | "collects" | "readsModuleInput" | "annealable" | "trainable" | "sourceConstant" | "configurable", boolean>>][] = [
+    const kinds: [
+      tv.Intervention,
+      Partial<
+        Record<
+          | "distributed"
+          | "collects"
+          | "readsModuleInput"
+          | "annealable"
+          | "trainable"
+          | "sourceConstant"
+          | "configurable",
+          boolean
+        >
+      >,
+    ][] = [
       [new tv.VanillaIntervention({ embedDim: d }), {}],
       [new tv.CollectIntervention({ embedDim: d }), { collects: true, sourceConstant: true }],
       [new tv.SkipIntervention({ embedDim: d }), { readsModuleInput: true }],
       [new tv.ZeroIntervention({ embedDim: d }), { sourceConstant: true }],
       [new tv.RotatedSpaceIntervention({ embedDim: d }), { distributed: true, trainable: true }],
-      [new tv.LowRankRotatedSpaceIntervention({ embedDim: d, lowRankDimension: 2 }), { distributed: true, trainable: true }],
+      [
+        new tv.LowRankRotatedSpaceIntervention({ embedDim: d, lowRankDimension: 2 }),
+        { distributed: true, trainable: true },
+      ],
       [new tv.BoundlessRotatedSpaceIntervention({ embedDim: d }), { annealable: true, trainable: true }],
       [new tv.SigmoidMaskIntervention({ embedDim: d }), { annealable: true, trainable: true }],
       [new tv.SigmoidMaskRotatedSpaceIntervention({ embedDim: d }), { distributed: true, trainable: true }],
       [new tv.LambdaIntervention(() => null), { sourceConstant: true, configurable: false }],
     ];
     for (const [iv, expected] of kinds) {
-      for (const capability of ["distributed", "collects", "readsModuleInput", "annealable", "trainable", "sourceConstant"] as const) {
+      for (const capability of [
+        "distributed",
+        "collects",
+        "readsModuleInput",
+        "annealable",
+        "trainable",
+        "sourceConstant",
+      ] as const) {
         assert.equal(iv[capability], expected[capability] ?? false, `${iv.typeName}.${capability}`);
       }
       assert.equal(iv.configurable, expected.configurable ?? true, `${iv.typeName}.configurable`);
     }
-    assert.throws(() => new tv.VanillaIntervention({ embedDim: d }).setTemperature(1), /VanillaIntervention has no temperature to set/);
+    assert.throws(
+      () => new tv.VanillaIntervention({ embedDim: d }).setTemperature(1),
+      /VanillaIntervention has no temperature to set/,
+    );
   });
 
   it("a new kind needs no change to the orchestrator: a custom collecting kind records, a custom distributed one sees flat units", async () => {
@@ -757,11 +1206,21 @@ describe("capabilities", () => {
       }
     }
     const ids = { inputIds: tv.intTensor([[1, 2, 3, 4]]) };
-    const im = new tv.IntervenableModel([
-      { layer: 1, component: "block_output", maxNumberOfUnits: 2, interventionType: Probe },
-      { layer: 1, component: "block_output", maxNumberOfUnits: 2, interventionType: Recorder },
-    ], model);
-    const { intervened, collected } = im.forward(ids, [ids], { unitLocations: { "sources->base": [[[[1, 2]], [[1, 2]]], [[[1, 2]], [[1, 2]]]] } });
+    const im = new tv.IntervenableModel(
+      [
+        { layer: 1, component: "block_output", maxNumberOfUnits: 2, interventionType: Probe },
+        { layer: 1, component: "block_output", maxNumberOfUnits: 2, interventionType: Recorder },
+      ],
+      model,
+    );
+    const { intervened, collected } = im.forward(ids, [ids], {
+      unitLocations: {
+        "sources->base": [
+          [[[1, 2]], [[1, 2]]],
+          [[[1, 2]], [[1, 2]]],
+        ],
+      },
+    });
     assert.deepEqual(widths, [64]);
     assert.deepEqual(collected[0].shape, [1, 2, 32]);
     assert.deepEqual([...intervened.logits.data], [...model.run(ids).logits.data]);

@@ -27,13 +27,21 @@ function sampleTensors(): Map<string, tv.Tensor | tv.IntTensor> {
   ]);
 }
 
-function assertSameTensors(actual: Map<string, tv.Tensor | tv.IntTensor>, expected: Map<string, tv.Tensor | tv.IntTensor>): void {
+function assertSameTensors(
+  actual: Map<string, tv.Tensor | tv.IntTensor>,
+  expected: Map<string, tv.Tensor | tv.IntTensor>,
+): void {
   assert.deepEqual([...actual.keys()].sort(), [...expected.keys()].sort());
   for (const [name, want] of expected) {
     const got = actual.get(name)!;
     assert.equal(got.constructor, want.constructor, name);
     assert.deepEqual(got.shape, want.shape, name);
-    assert.ok(Buffer.from(got.data.buffer, got.data.byteOffset, got.data.byteLength).equals(Buffer.from(want.data.buffer, want.data.byteOffset, want.data.byteLength)), `${name}: values differ`);
+    assert.ok(
+      Buffer.from(got.data.buffer, got.data.byteOffset, got.data.byteLength).equals(
+        Buffer.from(want.data.buffer, want.data.byteOffset, want.data.byteLength),
+      ),
+      `${name}: values differ`,
+    );
   }
 }
 
@@ -42,7 +50,12 @@ describe("loading HF model folders", () => {
     const gpt2 = await tv.loadCheckpoint(join(FIXTURES, "gpt2_tiny"));
     assert.equal(gpt2.config.model_type, "gpt2");
     assert.equal(gpt2.config.n_layer, 4);
-    assert.deepEqual(gpt2.generationConfig, { _from_model_config: true, bos_token_id: 0, eos_token_id: 0, transformers_version: "4.45.0.dev0" });
+    assert.deepEqual(gpt2.generationConfig, {
+      _from_model_config: true,
+      bos_token_id: 0,
+      eos_token_id: 0,
+      transformers_version: "4.45.0.dev0",
+    });
     assert.equal(gpt2.tensors.size, 4 * 12 + 4);
     assert.deepEqual(gpt2.tensors.get("transformer.h.3.mlp.c_fc.weight")!.shape, [32, 128]);
 
@@ -50,9 +63,14 @@ describe("loading HF model folders", () => {
     assert.equal(mlp.generationConfig, undefined);
     assert.ok(!("generationConfig" in mlp));
 
-    const neox = await tv.loadCheckpoint(join(FIXTURES, "gpt_neox_tiny"), { names: ["gpt_neox.embed_in.weight", "embed_out.weight"] });
+    const neox = await tv.loadCheckpoint(join(FIXTURES, "gpt_neox_tiny"), {
+      names: ["gpt_neox.embed_in.weight", "embed_out.weight"],
+    });
     assert.deepEqual([...neox.tensors.keys()], ["gpt_neox.embed_in.weight", "embed_out.weight"]);
-    await assert.rejects(tv.loadCheckpoint(join(FIXTURES, "gpt_neox_tiny"), { names: ["lm_head.weight"] }), /no weight named "lm_head.weight"/);
+    await assert.rejects(
+      tv.loadCheckpoint(join(FIXTURES, "gpt_neox_tiny"), { names: ["lm_head.weight"] }),
+      /no weight named "lm_head.weight"/,
+    );
   });
 
   it("explains a missing folder, a missing or broken config.json, and missing weights", async () => {
@@ -66,7 +84,10 @@ describe("loading HF model folders", () => {
     await assert.rejects(tv.loadCheckpoint(folder), /config\.json: expected a JSON object, got an array/);
     await writeFile(join(folder, "config.json"), "{}");
     await writeFile(join(folder, "pytorch_model.bin"), "");
-    await assert.rejects(tv.loadCheckpoint(folder), /no model\.safetensors or model\.safetensors\.index\.json \(found pytorch_model\.bin; tsvene reads safetensors weights only\)/);
+    await assert.rejects(
+      tv.loadCheckpoint(folder),
+      /no model\.safetensors or model\.safetensors\.index\.json \(found pytorch_model\.bin; tsvene reads safetensors weights only\)/,
+    );
   });
 });
 
@@ -78,8 +99,12 @@ describe("sharded checkpoints", () => {
     await tv.saveCheckpoint(folder, tensors, { maxShardBytes: 4000, config, generationConfig: { eos_token_id: 2 } });
 
     assert.deepEqual((await readdir(folder)).sort(), [
-      "config.json", "generation_config.json",
-      "model-00001-of-00004.safetensors", "model-00002-of-00004.safetensors", "model-00003-of-00004.safetensors", "model-00004-of-00004.safetensors",
+      "config.json",
+      "generation_config.json",
+      "model-00001-of-00004.safetensors",
+      "model-00002-of-00004.safetensors",
+      "model-00003-of-00004.safetensors",
+      "model-00004-of-00004.safetensors",
       "model.safetensors.index.json",
     ]);
     const index = JSON.parse(await readFile(join(folder, "model.safetensors.index.json"), "utf8"));
@@ -91,7 +116,7 @@ describe("sharded checkpoints", () => {
       "model.layers.0.input_layernorm.weight": "model-00002-of-00004.safetensors",
       "model.layers.0.mlp.up_proj.weight": "model-00002-of-00004.safetensors",
       "model.layers.1.mlp.up_proj.weight": "model-00003-of-00004.safetensors",
-      "position_ids": "model-00003-of-00004.safetensors",
+      position_ids: "model-00003-of-00004.safetensors",
     });
     assert.deepEqual(Object.keys(index.weight_map), Object.keys(index.weight_map).sort());
 
@@ -110,9 +135,17 @@ describe("sharded checkpoints", () => {
 
   it("gives a weight larger than the limit a shard of its own", async () => {
     const folder = freshFolder();
-    await tv.saveCheckpoint(folder, { small: tv.zeros([4]), big: tv.zeros([100]), tail: tv.zeros([4]) }, { maxShardBytes: 64 });
+    await tv.saveCheckpoint(
+      folder,
+      { small: tv.zeros([4]), big: tv.zeros([100]), tail: tv.zeros([4]) },
+      { maxShardBytes: 64 },
+    );
     const index = JSON.parse(await readFile(join(folder, "model.safetensors.index.json"), "utf8"));
-    assert.deepEqual(index.weight_map, { big: "model-00002-of-00003.safetensors", small: "model-00001-of-00003.safetensors", tail: "model-00003-of-00003.safetensors" });
+    assert.deepEqual(index.weight_map, {
+      big: "model-00002-of-00003.safetensors",
+      small: "model-00001-of-00003.safetensors",
+      tail: "model-00003-of-00003.safetensors",
+    });
   });
 
   it("writes one model.safetensors when everything fits, and replaces the weight files of an earlier save", async () => {
@@ -125,7 +158,12 @@ describe("sharded checkpoints", () => {
     assertSameTensors((await tv.readSafetensors(join(folder, "model.safetensors"))).tensors, tensors);
 
     await tv.saveCheckpoint(folder, tensors, { maxShardBytes: 9000 });
-    assert.deepEqual((await readdir(folder)).sort(), ["README.md", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "model.safetensors.index.json"]);
+    assert.deepEqual((await readdir(folder)).sort(), [
+      "README.md",
+      "model-00001-of-00002.safetensors",
+      "model-00002-of-00002.safetensors",
+      "model.safetensors.index.json",
+    ]);
   });
 
   it("stores BF16 weights within bf16 rounding of the float32 originals", async () => {
@@ -143,7 +181,10 @@ describe("sharded checkpoints", () => {
       }
       for (let i = 0; i < original.size; i++) {
         const tolerance = 2 ** -8 * Math.abs(original.data[i]);
-        assert.ok(Math.abs(back.data[i] - original.data[i]) <= tolerance, `${name}[${i}]: ${back.data[i]} vs ${original.data[i]}`);
+        assert.ok(
+          Math.abs(back.data[i] - original.data[i]) <= tolerance,
+          `${name}[${i}]: ${back.data[i]} vs ${original.data[i]}`,
+        );
       }
     }
   });
@@ -151,7 +192,11 @@ describe("sharded checkpoints", () => {
   it("round-trips a fixture model through a sharded save", async () => {
     const folder = freshFolder();
     const original = await tv.loadCheckpoint(join(FIXTURES, "llama_tiny_gqa"));
-    await tv.saveCheckpoint(folder, original.tensors, { config: original.config, generationConfig: original.generationConfig, maxShardBytes: 40_000 });
+    await tv.saveCheckpoint(folder, original.tensors, {
+      config: original.config,
+      generationConfig: original.generationConfig,
+      maxShardBytes: 40_000,
+    });
     const loaded = await tv.loadCheckpoint(folder);
     assert.deepEqual(loaded.config, original.config);
     assertSameTensors(loaded.tensors, original.tensors);
@@ -164,7 +209,10 @@ describe("sharded checkpoints", () => {
     await mkdir(join(folder, "model-00002-of-00004.safetensors", "occupied"), { recursive: true });
     await assert.rejects(tv.saveCheckpoint(folder, sampleTensors(), { maxShardBytes: 4000, config: {} }));
     assert.deepEqual(await readdir(folder), ["model-00002-of-00004.safetensors"]);
-    await assert.rejects(tv.saveCheckpoint(folder, sampleTensors(), { maxShardBytes: 0 }), /maxShardBytes must be a positive number of bytes, got 0/);
+    await assert.rejects(
+      tv.saveCheckpoint(folder, sampleTensors(), { maxShardBytes: 0 }),
+      /maxShardBytes must be a positive number of bytes, got 0/,
+    );
   });
 });
 
@@ -174,7 +222,10 @@ describe("broken sharded folders", () => {
     await tv.saveCheckpoint(folder, sampleTensors(), { maxShardBytes: 4000, config: { model_type: "llama" } });
     return folder;
   }
-  async function editIndex(folder: string, edit: (index: { weight_map: Record<string, string> }) => void): Promise<void> {
+  async function editIndex(
+    folder: string,
+    edit: (index: { weight_map: Record<string, string> }) => void,
+  ): Promise<void> {
     const path = join(folder, "model.safetensors.index.json");
     const index = JSON.parse(await readFile(path, "utf8"));
     edit(index);
@@ -188,26 +239,45 @@ describe("broken sharded folders", () => {
     assert.deepEqual(headers.get("model.layers.0.mlp.up_proj.weight")!.shape, [32, 16]);
     assert.equal(headers.get("position_ids")!.dtype, "I64");
     await rm(join(folder, "model-00003-of-00004.safetensors"));
-    await assert.rejects(readWeightHeaders(folder), /names shard model-00003-of-00004\.safetensors \(for "model.layers.1.mlp.up_proj.weight"\), which is missing/);
+    await assert.rejects(
+      readWeightHeaders(folder),
+      /names shard model-00003-of-00004\.safetensors \(for "model.layers.1.mlp.up_proj.weight"\), which is missing/,
+    );
   });
 
   it("names a shard the index lists but the folder lacks", async () => {
     const folder = await shardedFolder();
     await rm(join(folder, "model-00003-of-00004.safetensors"));
-    await assert.rejects(tv.loadCheckpoint(folder), /names shard model-00003-of-00004\.safetensors \(for "model.layers.1.mlp.up_proj.weight"\), which is missing/);
+    await assert.rejects(
+      tv.loadCheckpoint(folder),
+      /names shard model-00003-of-00004\.safetensors \(for "model.layers.1.mlp.up_proj.weight"\), which is missing/,
+    );
   });
 
   it("names a weight that its shard does not contain", async () => {
     const folder = await shardedFolder();
-    await editIndex(folder, (index) => { index.weight_map["lm_head.weight"] = "model-00001-of-00004.safetensors"; });
-    await assert.rejects(tv.loadCheckpoint(folder), /puts "lm_head.weight" in shard model-00001-of-00004\.safetensors, which does not contain it/);
+    await editIndex(folder, (index) => {
+      index.weight_map["lm_head.weight"] = "model-00001-of-00004.safetensors";
+    });
+    await assert.rejects(
+      tv.loadCheckpoint(folder),
+      /puts "lm_head.weight" in shard model-00001-of-00004\.safetensors, which does not contain it/,
+    );
   });
 
   it("refuses shard names outside the folder and an index without a weight_map", async () => {
     const folder = await shardedFolder();
-    await editIndex(folder, (index) => { index.weight_map["lm_head.weight"] = "../elsewhere.safetensors"; });
-    await assert.rejects(tv.loadCheckpoint(folder), /weight_map\["lm_head.weight"\] must be a file name in the same folder, got "..\/elsewhere.safetensors"/);
+    await editIndex(folder, (index) => {
+      index.weight_map["lm_head.weight"] = "../elsewhere.safetensors";
+    });
+    await assert.rejects(
+      tv.loadCheckpoint(folder),
+      /weight_map\["lm_head.weight"\] must be a file name in the same folder, got "..\/elsewhere.safetensors"/,
+    );
     await writeFile(join(folder, "model.safetensors.index.json"), JSON.stringify({ metadata: {} }));
-    await assert.rejects(tv.loadCheckpoint(folder), /expected an object with "weight_map": \{weight name: shard file\}/);
+    await assert.rejects(
+      tv.loadCheckpoint(folder),
+      /expected an object with "weight_map": \{weight name: shard file\}/,
+    );
   });
 });

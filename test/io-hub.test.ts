@@ -67,9 +67,15 @@ describe("Hub downloads", () => {
 
   before(async () => {
     // A sharded tiny model, plus files tsvene must not fetch.
-    original = await tv.loadCheckpoint(new URL("../../../shared/fixtures/pyvene-0.1.8/llama_tiny_gqa", import.meta.url).pathname);
+    original = await tv.loadCheckpoint(
+      new URL("../../../shared/fixtures/pyvene-0.1.8/llama_tiny_gqa", import.meta.url).pathname,
+    );
     const modelFolder = join(scratch, "served-model");
-    await tv.saveCheckpoint(modelFolder, original.tensors, { config: original.config, generationConfig: original.generationConfig, maxShardBytes: 60_000 });
+    await tv.saveCheckpoint(modelFolder, original.tensors, {
+      config: original.config,
+      generationConfig: original.generationConfig,
+      maxShardBytes: 60_000,
+    });
     const files = await folderFiles(modelFolder);
     files.set("tokenizer_config.json", Buffer.from(JSON.stringify({ padding_side: "left" })));
     files.set("README.md", Buffer.from("# tiny"));
@@ -78,7 +84,13 @@ describe("Hub downloads", () => {
     hub = new FakeHub();
     served = files;
     COMMIT = hub.addRepo(TINY, files);
-    hub.addRepo(BIN_ONLY, new Map([["config.json", Buffer.from("{}")], ["pytorch_model.bin", Buffer.alloc(8)]]));
+    hub.addRepo(
+      BIN_ONLY,
+      new Map([
+        ["config.json", Buffer.from("{}")],
+        ["pytorch_model.bin", Buffer.alloc(8)],
+      ]),
+    );
     endpoint = await hub.start();
   });
   after(() => hub.stop());
@@ -87,11 +99,15 @@ describe("Hub downloads", () => {
     const cacheDir = join(scratch, "cache-download");
     const folder = await tv.resolveModel(TINY, { endpoint, cacheDir });
     assert.equal(folder, join(cacheDir, "models--tsvene-test--tiny-llama", "snapshots", COMMIT));
-    assert.equal((await readFile(join(cacheDir, "models--tsvene-test--tiny-llama", "refs", "main"), "utf8")), COMMIT);
+    assert.equal(await readFile(join(cacheDir, "models--tsvene-test--tiny-llama", "refs", "main"), "utf8"), COMMIT);
     assert.deepEqual((await readdir(folder)).sort(), [
-      "config.json", "generation_config.json",
-      "model-00001-of-00003.safetensors", "model-00002-of-00003.safetensors", "model-00003-of-00003.safetensors",
-      "model.safetensors.index.json", "tokenizer_config.json",
+      "config.json",
+      "generation_config.json",
+      "model-00001-of-00003.safetensors",
+      "model-00002-of-00003.safetensors",
+      "model-00003-of-00003.safetensors",
+      "model.safetensors.index.json",
+      "tokenizer_config.json",
     ]);
     const loaded = await tv.loadCheckpoint(folder);
     assert.deepEqual(loaded.config, original.config);
@@ -99,7 +115,10 @@ describe("Hub downloads", () => {
     for (const [name, t] of original.tensors) assert.deepEqual(loaded.tensors.get(name)!.data, t.data, name);
 
     const fetched = hub.requests.filter((r) => r.includes("/resolve/"));
-    assert.ok(fetched.every((r) => !/README|pytorch_model|onnx/.test(r)), `fetched more than needed: ${fetched.join(", ")}`);
+    assert.ok(
+      fetched.every((r) => !/README|pytorch_model|onnx/.test(r)),
+      `fetched more than needed: ${fetched.join(", ")}`,
+    );
     assert.ok(hub.requests.includes(`GET /api/models/${TINY}/revision/main`));
     assert.ok(hub.requests.includes(`GET /api/models/${TINY}/tree/${COMMIT}`));
   });
@@ -109,7 +128,10 @@ describe("Hub downloads", () => {
     await tv.resolveModel(TINY, { endpoint, cacheDir });
     hub.requests.length = 0;
     await tv.resolveModel(TINY, { endpoint, cacheDir });
-    assert.deepEqual(hub.requests.filter((r) => r.includes("/resolve/")), []);
+    assert.deepEqual(
+      hub.requests.filter((r) => r.includes("/resolve/")),
+      [],
+    );
     hub.requests.length = 0;
     await tv.resolveModel(TINY, { endpoint, cacheDir, revision: COMMIT });
     assert.deepEqual(hub.requests, [], "a cached commit needs no request");
@@ -128,7 +150,10 @@ describe("Hub downloads", () => {
     process.env.HF_ENDPOINT = endpoint;
     try {
       const cacheDir = join(scratch, "cache-env");
-      assert.equal(await tv.resolveModel(TINY, { cacheDir }), join(cacheDir, "models--tsvene-test--tiny-llama", "snapshots", COMMIT));
+      assert.equal(
+        await tv.resolveModel(TINY, { cacheDir }),
+        join(cacheDir, "models--tsvene-test--tiny-llama", "snapshots", COMMIT),
+      );
     } finally {
       if (saved === undefined) delete process.env.HF_ENDPOINT;
       else process.env.HF_ENDPOINT = saved;
@@ -137,14 +162,24 @@ describe("Hub downloads", () => {
 
   it("says when the Hub cannot be reached and nothing is cached", async () => {
     const unreachable = `http://127.0.0.1:${await closedPort()}`;
-    const error = await tv.resolveModel(TINY, { endpoint: unreachable, cacheDir: join(scratch, "cache-empty") }).catch((e: unknown) => e);
+    const error = await tv
+      .resolveModel(TINY, { endpoint: unreachable, cacheDir: join(scratch, "cache-empty") })
+      .catch((e: unknown) => e);
     assert.ok(error instanceof tv.HubError, String(error));
     assert.equal(error.code, "unreachable");
-    assert.match(error.message, new RegExp(`model "${TINY}" \\(revision "main"\\): cannot reach the Hub at ${unreachable} \\(ECONNREFUSED\\)`));
+    assert.match(
+      error.message,
+      new RegExp(`model "${TINY}" \\(revision "main"\\): cannot reach the Hub at ${unreachable} \\(ECONNREFUSED\\)`),
+    );
     assert.match(error.message, /pass a local model folder/);
 
-    const offline = await tv.resolveModel(TINY, { cacheDir: join(scratch, "cache-empty"), offline: true }).catch((e: unknown) => e);
-    assert.ok(offline instanceof tv.HubError && offline.code === "unreachable" && /offline mode is on/.test(offline.message), String(offline));
+    const offline = await tv
+      .resolveModel(TINY, { cacheDir: join(scratch, "cache-empty"), offline: true })
+      .catch((e: unknown) => e);
+    assert.ok(
+      offline instanceof tv.HubError && offline.code === "unreachable" && /offline mode is on/.test(offline.message),
+      String(offline),
+    );
   });
 
   it("says when a model or revision does not exist", async () => {
@@ -152,30 +187,55 @@ describe("Hub downloads", () => {
     const error = await tv.resolveModel("tsvene-test/no-such-model", { endpoint, cacheDir }).catch((e: unknown) => e);
     assert.ok(error instanceof tv.HubError, String(error));
     assert.equal(error.code, "not_found");
-    assert.match(error.message, /model "tsvene-test\/no-such-model" \(revision "main"\) was not found on http:\/\/127\.0\.0\.1:\d+ \(HTTP 404: Repository not found/);
+    assert.match(
+      error.message,
+      /model "tsvene-test\/no-such-model" \(revision "main"\) was not found on http:\/\/127\.0\.0\.1:\d+ \(HTTP 404: Repository not found/,
+    );
     assert.match(error.message, /private and gated models need an access token/);
     const revision = await tv.resolveModel(TINY, { endpoint, cacheDir, revision: "v9" }).catch((e: unknown) => e);
-    assert.ok(revision instanceof tv.HubError && revision.code === "not_found" && /Invalid rev id: v9/.test(revision.message), String(revision));
+    assert.ok(
+      revision instanceof tv.HubError && revision.code === "not_found" && /Invalid rev id: v9/.test(revision.message),
+      String(revision),
+    );
   });
 
   it("says when a repo has no safetensors weights", async () => {
-    const error = await tv.resolveModel(BIN_ONLY, { endpoint, cacheDir: join(scratch, "cache-bin") }).catch((e: unknown) => e);
+    const error = await tv
+      .resolveModel(BIN_ONLY, { endpoint, cacheDir: join(scratch, "cache-bin") })
+      .catch((e: unknown) => e);
     assert.ok(error instanceof tv.HubError, String(error));
     assert.equal(error.code, "no_safetensors");
-    assert.match(error.message, /has no model\.safetensors or model\.safetensors\.index\.json; tsvene loads safetensors weights only \(the repo has pytorch_model\.bin\)/);
-    assert.deepEqual(hub.requests.filter((r) => r.startsWith(`GET /${BIN_ONLY}/resolve/`)), [], "nothing is downloaded from a repo tsvene cannot load");
+    assert.match(
+      error.message,
+      /has no model\.safetensors or model\.safetensors\.index\.json; tsvene loads safetensors weights only \(the repo has pytorch_model\.bin\)/,
+    );
+    assert.deepEqual(
+      hub.requests.filter((r) => r.startsWith(`GET /${BIN_ONLY}/resolve/`)),
+      [],
+      "nothing is downloaded from a repo tsvene cannot load",
+    );
   });
 
   it("refuses a revision that is not a git ref name or commit id, before any request or file", async () => {
     const cacheDir = join(scratch, "cache-revision");
     hub.requests.length = 0;
     for (const revision of ["../../x", "/etc", "a\\b", "", "main\n", "v1..v2", "refs/heads/", "x.lock", 42]) {
-      const error = await tv.resolveModel(TINY, { endpoint, cacheDir, revision: revision as string }).catch((e: unknown) => e);
-      assert.ok(error instanceof tv.HubError && error.code === "bad_revision", `${JSON.stringify(revision)}: ${String(error)}`);
-      assert.match(error.message, /^option revision: .*; expected a git ref name such as "main", "v1\.0" or "refs\/pr\/1", or a commit id of 40 hex digits$/);
+      const error = await tv
+        .resolveModel(TINY, { endpoint, cacheDir, revision: revision as string })
+        .catch((e: unknown) => e);
+      assert.ok(
+        error instanceof tv.HubError && error.code === "bad_revision",
+        `${JSON.stringify(revision)}: ${String(error)}`,
+      );
+      assert.match(
+        error.message,
+        /^option revision: .*; expected a git ref name such as "main", "v1\.0" or "refs\/pr\/1", or a commit id of 40 hex digits$/,
+      );
     }
-    await assert.rejects(tv.resolveModel(TINY, { endpoint, cacheDir, revision: "../../x" }),
-      /option revision: "\.\.\/\.\.\/x" is not a branch, tag or commit: it contains "\.\."/);
+    await assert.rejects(
+      tv.resolveModel(TINY, { endpoint, cacheDir, revision: "../../x" }),
+      /option revision: "\.\.\/\.\.\/x" is not a branch, tag or commit: it contains "\.\."/,
+    );
     assert.deepEqual(hub.requests, []);
     assert.deepEqual(await readdir(cacheDir).catch(() => "absent"), "absent");
     // A ref name with slashes is fine (this one is just not on the fake Hub).
@@ -184,7 +244,9 @@ describe("Hub downloads", () => {
   });
 
   it("refuses a commit id from the Hub that is not 40 hex digits", async () => {
-    const error = await withFault({ kind: "commit", sha: "../../../escaped" }, () => tv.resolveModel(TINY, { endpoint, cacheDir: join(scratch, "cache-sha") }));
+    const error = await withFault({ kind: "commit", sha: "../../../escaped" }, () =>
+      tv.resolveModel(TINY, { endpoint, cacheDir: join(scratch, "cache-sha") }),
+    );
     assert.ok(error instanceof tv.HubError && error.code === "bad_response", String(error));
     assert.match(error.message, /answered with the commit id "\.\.\/\.\.\/\.\.\/escaped"; expected 40 hex digits/);
   });
@@ -194,16 +256,26 @@ describe("Hub downloads", () => {
     const started = Date.now();
     const error = await withFault({ kind: "stall" }, () => tv.resolveModel(TINY, { endpoint, cacheDir, timeoutMs }));
     assert.ok(error instanceof tv.HubError && error.code === "timeout", String(error));
-    assert.match(error.message, new RegExp(`^model "${TINY}" \\(revision "main"\\): no bytes from ${endpoint}/api/models/${TINY}/revision/main for 200 ms \\(option timeoutMs\\)`));
+    assert.match(
+      error.message,
+      new RegExp(
+        `^model "${TINY}" \\(revision "main"\\): no bytes from ${endpoint}/api/models/${TINY}/revision/main for 200 ms \\(option timeoutMs\\)`,
+      ),
+    );
     assert.ok(Date.now() - started < 2000, `took ${Date.now() - started} ms`);
 
     const folder = await tv.resolveModel(TINY, { endpoint, cacheDir });
-    assert.equal(await withFault({ kind: "stall" }, () => tv.resolveModel(TINY, { endpoint, cacheDir, timeoutMs })), folder);
+    assert.equal(
+      await withFault({ kind: "stall" }, () => tv.resolveModel(TINY, { endpoint, cacheDir, timeoutMs })),
+      folder,
+    );
   });
 
   it("gives up on a body that stops arriving, leaving no partial file", async () => {
     const cacheDir = join(scratch, "cache-stall-body");
-    const error = await withFault({ kind: "stall-body", file: SHARD }, () => tv.resolveModel(TINY, { endpoint, cacheDir, timeoutMs }));
+    const error = await withFault({ kind: "stall-body", file: SHARD }, () =>
+      tv.resolveModel(TINY, { endpoint, cacheDir, timeoutMs }),
+    );
     assert.ok(error instanceof tv.HubError && error.code === "timeout", String(error));
     assert.match(error.message, new RegExp(`no bytes from ${endpoint}/${TINY}/resolve/${COMMIT}/${SHARD} for 200 ms`));
     assert.deepEqual(await partialFiles(cacheDir), []);
@@ -211,36 +283,66 @@ describe("Hub downloads", () => {
 
   it("reports a body cut short as a truncated download, with the bytes received", async () => {
     const cacheDir = join(scratch, "cache-truncated");
-    const error = await withFault({ kind: "truncate", file: SHARD }, () => tv.resolveModel(TINY, { endpoint, cacheDir }));
+    const error = await withFault({ kind: "truncate", file: SHARD }, () =>
+      tv.resolveModel(TINY, { endpoint, cacheDir }),
+    );
     assert.ok(error instanceof tv.HubError && error.code === "truncated", String(error));
     const size = served.get(SHARD)!.length;
     // What arrived before the connection broke but was not read yet is lost with it, so "got" is at most the half sent.
-    const got = new RegExp(`the download of ${SHARD} from ${endpoint}/\\S+ is truncated: got (\\d+) of ${size} bytes \\(the connection broke`).exec(error.message);
+    const got = new RegExp(
+      `the download of ${SHARD} from ${endpoint}/\\S+ is truncated: got (\\d+) of ${size} bytes \\(the connection broke`,
+    ).exec(error.message);
     assert.ok(got !== null && Number(got[1]) <= size >> 1, error.message);
     assert.deepEqual(await partialFiles(cacheDir), []);
   });
 
   it("stops reading a body longer than the listed size", async () => {
     const cacheDir = join(scratch, "cache-oversize");
-    const error = await withFault({ kind: "oversize", file: SHARD }, () => tv.resolveModel(TINY, { endpoint, cacheDir }));
+    const error = await withFault({ kind: "oversize", file: SHARD }, () =>
+      tv.resolveModel(TINY, { endpoint, cacheDir }),
+    );
     assert.ok(error instanceof tv.HubError && error.code === "integrity", String(error));
-    assert.match(error.message, new RegExp(`sent more than the ${served.get(SHARD)!.length} bytes the Hub lists for ${SHARD}; stopped reading there`));
+    assert.match(
+      error.message,
+      new RegExp(
+        `sent more than the ${served.get(SHARD)!.length} bytes the Hub lists for ${SHARD}; stopped reading there`,
+      ),
+    );
     assert.deepEqual(await partialFiles(cacheDir), []);
   });
 
   it("refuses a downloaded file whose hash is not the listed one (sha256 for LFS files, else git's blob sha1)", async () => {
     const cacheDir = join(scratch, "cache-altered");
-    const shard = await withFault({ kind: "wrong-bytes", file: SHARD }, () => tv.resolveModel(TINY, { endpoint, cacheDir }));
+    const shard = await withFault({ kind: "wrong-bytes", file: SHARD }, () =>
+      tv.resolveModel(TINY, { endpoint, cacheDir }),
+    );
     assert.ok(shard instanceof tv.HubError && shard.code === "integrity", String(shard));
     const sha256 = createHash("sha256").update(served.get(SHARD)!).digest("hex");
-    assert.match(shard.message, new RegExp(`${SHARD} downloaded from \\S+ is not the file the Hub lists: its sha256 is [0-9a-f]{64}, expected ${sha256}\\.`));
-    assert.deepEqual(await readdir(join(cacheDir, "models--tsvene-test--tiny-llama", "snapshots", COMMIT)).then((names) => names.includes(SHARD)), false);
+    assert.match(
+      shard.message,
+      new RegExp(
+        `${SHARD} downloaded from \\S+ is not the file the Hub lists: its sha256 is [0-9a-f]{64}, expected ${sha256}\\.`,
+      ),
+    );
+    assert.deepEqual(
+      await readdir(join(cacheDir, "models--tsvene-test--tiny-llama", "snapshots", COMMIT)).then((names) =>
+        names.includes(SHARD),
+      ),
+      false,
+    );
 
-    const config = await withFault({ kind: "wrong-bytes", file: "config.json" }, () => tv.resolveModel(TINY, { endpoint, cacheDir: join(scratch, "cache-altered-config") }));
+    const config = await withFault({ kind: "wrong-bytes", file: "config.json" }, () =>
+      tv.resolveModel(TINY, { endpoint, cacheDir: join(scratch, "cache-altered-config") }),
+    );
     assert.ok(config instanceof tv.HubError && config.code === "integrity", String(config));
     const blob = served.get("config.json")!;
     const gitSha1 = createHash("sha1").update(`blob ${blob.length}\0`).update(blob).digest("hex");
-    assert.match(config.message, new RegExp(`config\\.json downloaded from \\S+ is not the file the Hub lists: its git-sha1 is [0-9a-f]{40}, expected ${gitSha1}\\.`));
+    assert.match(
+      config.message,
+      new RegExp(
+        `config\\.json downloaded from \\S+ is not the file the Hub lists: its git-sha1 is [0-9a-f]{40}, expected ${gitSha1}\\.`,
+      ),
+    );
     assert.deepEqual(await partialFiles(cacheDir), []);
     assert.deepEqual(await partialFiles(join(scratch, "cache-altered-config")), []);
   });
@@ -251,14 +353,20 @@ describe("Hub downloads", () => {
     await writeFile(join(folder, SHARD), Buffer.alloc(served.get(SHARD)!.length)); // the right size, the wrong bytes
     hub.requests.length = 0;
     assert.equal(await tv.resolveModel(TINY, { endpoint, cacheDir }), folder);
-    assert.deepEqual(hub.requests.filter((r) => r.includes("/resolve/")), [`GET /${TINY}/resolve/${COMMIT}/${SHARD}`, `GET /${TINY}/resolve/${COMMIT}/${SHARD}`]);
+    assert.deepEqual(
+      hub.requests.filter((r) => r.includes("/resolve/")),
+      [`GET /${TINY}/resolve/${COMMIT}/${SHARD}`, `GET /${TINY}/resolve/${COMMIT}/${SHARD}`],
+    );
     assert.deepEqual(await readFile(join(folder, SHARD)), served.get(SHARD));
 
     // Without the stamps of checked files, the files are hashed again, found good, and kept.
     await rm(join(cacheDir, "models--tsvene-test--tiny-llama", "verified"), { recursive: true });
     hub.requests.length = 0;
     assert.equal(await tv.resolveModel(TINY, { endpoint, cacheDir }), folder);
-    assert.deepEqual(hub.requests.filter((r) => r.includes("/resolve/")), []);
+    assert.deepEqual(
+      hub.requests.filter((r) => r.includes("/resolve/")),
+      [],
+    );
   });
 
   it("removes partial files that a killed process left behind, but not those of a live download", async () => {
@@ -275,24 +383,53 @@ describe("Hub downloads", () => {
   });
 
   it("says what came back when an HTML page or broken JSON answers where JSON was expected", async () => {
-    const error = await withFault({ kind: "html" }, () => tv.resolveModel(TINY, { endpoint, cacheDir: join(scratch, "cache-html") }));
+    const error = await withFault({ kind: "html" }, () =>
+      tv.resolveModel(TINY, { endpoint, cacheDir: join(scratch, "cache-html") }),
+    );
     assert.ok(error instanceof tv.HubError && error.code === "bad_response", String(error));
-    assert.match(error.message, new RegExp(`^model "${TINY}" \\(revision "main"\\): ${endpoint}/api/models/${TINY}/revision/main answered HTTP 200 with text/html; charset=utf-8 where JSON was expected, starting "<!DOCTYPE html> <html><head><title>Sign in to Hotel Wi-Fi`));
+    assert.match(
+      error.message,
+      new RegExp(
+        `^model "${TINY}" \\(revision "main"\\): ${endpoint}/api/models/${TINY}/revision/main answered HTTP 200 with text/html; charset=utf-8 where JSON was expected, starting "<!DOCTYPE html> <html><head><title>Sign in to Hotel Wi-Fi`,
+      ),
+    );
     assert.match(error.message, /A proxy, firewall or captive portal may be answering instead of the Hub\.$/);
 
-    const cut = await withFault({ kind: "cut-json" }, () => tv.resolveModel(TINY, { endpoint, cacheDir: join(scratch, "cache-html") }));
+    const cut = await withFault({ kind: "cut-json" }, () =>
+      tv.resolveModel(TINY, { endpoint, cacheDir: join(scratch, "cache-html") }),
+    );
     assert.ok(cut instanceof tv.HubError && cut.code === "bad_response", String(cut));
-    assert.match(cut.message, new RegExp(`^model "${TINY}" \\(revision "main"\\): the Hub at ${endpoint} gave an answer tsvene cannot read \\(.*JSON`));
+    assert.match(
+      cut.message,
+      new RegExp(
+        `^model "${TINY}" \\(revision "main"\\): the Hub at ${endpoint} gave an answer tsvene cannot read \\(.*JSON`,
+      ),
+    );
   });
 
   it("rejects unknown options with a suggestion, and accepts snake_case names", async () => {
     const cacheDir = join(scratch, "cache-options");
-    await assert.rejects(tv.resolveModel(TINY, { endpoint, cacheDir, revison: "main" } as tv.ResolveModelOptions),
-      (e: unknown) => e instanceof OptionError && /^loadPretrained options: unknown option "revison" \(did you mean "revision"\?\); expected one of revision, cacheDir, endpoint, accessToken, offline, timeoutMs/.test(e.message));
-    await assert.rejects(tv.loadPretrained(TINY, { endpoint, cacheDir, cachedir: cacheDir } as tv.ResolveModelOptions), /unknown option "cachedir" \(did you mean "cacheDir"\?\)/);
-    await assert.rejects(tv.resolveModel(TINY, { endpoint, cacheDir, timeoutMs: 0 }), /option timeoutMs: expected a number of milliseconds from 1 to 2147483647, got 0/);
+    await assert.rejects(
+      tv.resolveModel(TINY, { endpoint, cacheDir, revison: "main" } as tv.ResolveModelOptions),
+      (e: unknown) =>
+        e instanceof OptionError &&
+        /^loadPretrained options: unknown option "revison" \(did you mean "revision"\?\); expected one of revision, cacheDir, endpoint, accessToken, offline, timeoutMs/.test(
+          e.message,
+        ),
+    );
+    await assert.rejects(
+      tv.loadPretrained(TINY, { endpoint, cacheDir, cachedir: cacheDir } as tv.ResolveModelOptions),
+      /unknown option "cachedir" \(did you mean "cacheDir"\?\)/,
+    );
+    await assert.rejects(
+      tv.resolveModel(TINY, { endpoint, cacheDir, timeoutMs: 0 }),
+      /option timeoutMs: expected a number of milliseconds from 1 to 2147483647, got 0/,
+    );
     const snake = { endpoint, cache_dir: cacheDir, timeout_ms: 5000 } as tv.ResolveModelOptions;
-    assert.equal(await tv.resolveModel(TINY, snake), join(cacheDir, "models--tsvene-test--tiny-llama", "snapshots", COMMIT));
+    assert.equal(
+      await tv.resolveModel(TINY, snake),
+      join(cacheDir, "models--tsvene-test--tiny-llama", "snapshots", COMMIT),
+    );
   });
 });
 
@@ -303,7 +440,10 @@ describe("model references", () => {
   });
 
   it("rejects references that are neither a folder nor a Hub id", async () => {
-    await assert.rejects(tv.resolveModel("./no/such/folder"), /model reference "\.\/no\/such\/folder": no such local folder, and not a Hub model id \(expected "owner\/name" or "name"\)/);
+    await assert.rejects(
+      tv.resolveModel("./no/such/folder"),
+      /model reference "\.\/no\/such\/folder": no such local folder, and not a Hub model id \(expected "owner\/name" or "name"\)/,
+    );
     await assert.rejects(tv.resolveModel("a/b/c"), /not a Hub model id/);
     const file = new URL("../../../shared/fixtures/pyvene-0.1.8/gpt2_tiny/config.json", import.meta.url).pathname;
     await assert.rejects(tv.resolveModel(file), /is a file; expected a model folder or a Hub model id/);
@@ -318,7 +458,10 @@ describe("model references", () => {
       delete process.env.TSVENE_HOME;
       assert.match(tv.defaultCacheDir(), /\/\.cache\/tsvene\/hub$/);
     } finally {
-      for (const [key, value] of [["TSVENE_HOME", saved.home], ["XDG_CACHE_HOME", saved.xdg]] as const) {
+      for (const [key, value] of [
+        ["TSVENE_HOME", saved.home],
+        ["XDG_CACHE_HOME", saved.xdg],
+      ] as const) {
         if (value === undefined) delete process.env[key];
         else process.env[key] = value;
       }

@@ -16,7 +16,9 @@ after(() => rm(scratch, { recursive: true, force: true }));
 /** A safetensors file from a literal header and data bytes, for dtypes tsvene reads but does not write, and for broken files. */
 function rawFile(header: unknown, data: ArrayLike<number> | ArrayBufferView = new Uint8Array()): Uint8Array {
   const json = new TextEncoder().encode(typeof header === "string" ? header : JSON.stringify(header));
-  const bytes = ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : Uint8Array.from(data);
+  const bytes = ArrayBuffer.isView(data)
+    ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+    : Uint8Array.from(data);
   const out = new Uint8Array(8 + json.length + bytes.length);
   new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
   out.set(json, 8);
@@ -57,39 +59,90 @@ function intsOf(t: tv.Tensor | tv.IntTensor): number[] {
 describe("F16 and BF16 conversion", () => {
   it("writes F16 with round-to-nearest-even, matching hand-computed bit patterns", () => {
     const cases: [number, number][] = [
-      [1, 0x3c00], [-2, 0xc000], [0, 0x0000], [-0, 0x8000], [0.1, 0x2e66], [1 / 3, 0x3555],
-      [65504, 0x7bff], [65519, 0x7bff], [65520, 0x7c00], [1e5, 0x7c00], [Infinity, 0x7c00], [-Infinity, 0xfc00],
-      [2 ** -24, 0x0001], [1023 * 2 ** -24, 0x03ff], [2 ** -14, 0x0400],
-      [2 ** -25, 0x0000], [1.5 * 2 ** -25, 0x0001], [3 * 2 ** -25, 0x0002], [2 ** -30, 0x0000],
-      [1 + 2 ** -11, 0x3c00], [1 + 3 * 2 ** -11, 0x3c02], [1 + 2 ** -11 + 2 ** -20, 0x3c01],
-      [2 ** -149, 0x0000], [-(2 ** -24), 0x8001],
+      [1, 0x3c00],
+      [-2, 0xc000],
+      [0, 0x0000],
+      [-0, 0x8000],
+      [0.1, 0x2e66],
+      [1 / 3, 0x3555],
+      [65504, 0x7bff],
+      [65519, 0x7bff],
+      [65520, 0x7c00],
+      [1e5, 0x7c00],
+      [Infinity, 0x7c00],
+      [-Infinity, 0xfc00],
+      [2 ** -24, 0x0001],
+      [1023 * 2 ** -24, 0x03ff],
+      [2 ** -14, 0x0400],
+      [2 ** -25, 0x0000],
+      [1.5 * 2 ** -25, 0x0001],
+      [3 * 2 ** -25, 0x0002],
+      [2 ** -30, 0x0000],
+      [1 + 2 ** -11, 0x3c00],
+      [1 + 3 * 2 ** -11, 0x3c02],
+      [1 + 2 ** -11 + 2 ** -20, 0x3c01],
+      [2 ** -149, 0x0000],
+      [-(2 ** -24), 0x8001],
     ];
-    assert.deepEqual(halfBits(cases.map(([v]) => v)).map(hex), cases.map(([, bits]) => hex(bits)));
+    assert.deepEqual(
+      halfBits(cases.map(([v]) => v)).map(hex),
+      cases.map(([, bits]) => hex(bits)),
+    );
     assert.equal(halfBits([NaN])[0] & 0x7fff, 0x7e00);
   });
 
   it("writes BF16 with round-to-nearest-even, matching hand-computed bit patterns", () => {
     const cases: [number, number][] = [
-      [1, 0x3f80], [-1, 0xbf80], [3, 0x4040], [Math.PI, 0x4049], [0.1, 0x3dcd],
-      [1 + 2 ** -8, 0x3f80], [1 + 3 * 2 ** -8, 0x3f82], [1 + 2 ** -8 + 2 ** -20, 0x3f81],
-      [Infinity, 0x7f80], [-Infinity, 0xff80], [3.4028234663852886e38, 0x7f80],
-      [2 ** -133, 0x0001], [2 ** -149, 0x0000], [-0, 0x8000],
+      [1, 0x3f80],
+      [-1, 0xbf80],
+      [3, 0x4040],
+      [Math.PI, 0x4049],
+      [0.1, 0x3dcd],
+      [1 + 2 ** -8, 0x3f80],
+      [1 + 3 * 2 ** -8, 0x3f82],
+      [1 + 2 ** -8 + 2 ** -20, 0x3f81],
+      [Infinity, 0x7f80],
+      [-Infinity, 0xff80],
+      [3.4028234663852886e38, 0x7f80],
+      [2 ** -133, 0x0001],
+      [2 ** -149, 0x0000],
+      [-0, 0x8000],
     ];
-    assert.deepEqual(bfloat16Bits(cases.map(([v]) => v)).map(hex), cases.map(([, bits]) => hex(bits)));
+    assert.deepEqual(
+      bfloat16Bits(cases.map(([v]) => v)).map(hex),
+      cases.map(([, bits]) => hex(bits)),
+    );
     assert.equal(bfloat16Bits([NaN])[0] & 0x7fff, 0x7fc0);
   });
 
   it("reads F16 exactly: subnormals, the largest finite value, infinities, NaN, signed zero", () => {
     const bits = [0x0001, 0x03ff, 0x0400, 0x7bff, 0x7c00, 0xfc00, 0x7e00, 0x8000, 0x3c00, 0x3555];
-    const file = rawFile({ x: { dtype: "F16", shape: [bits.length], data_offsets: [0, 2 * bits.length] } }, new Uint16Array(bits));
+    const file = rawFile(
+      { x: { dtype: "F16", shape: [bits.length], data_offsets: [0, 2 * bits.length] } },
+      new Uint16Array(bits),
+    );
     const values = floatsOf(load(file));
-    assert.deepEqual(values, [2 ** -24, 1023 * 2 ** -24, 2 ** -14, 65504, Infinity, -Infinity, NaN, -0, 1, 0.333251953125]);
+    assert.deepEqual(values, [
+      2 ** -24,
+      1023 * 2 ** -24,
+      2 ** -14,
+      65504,
+      Infinity,
+      -Infinity,
+      NaN,
+      -0,
+      1,
+      0.333251953125,
+    ]);
     assert.ok(Object.is(values[7], -0));
   });
 
   it("reads BF16 exactly, including F32 subnormals", () => {
     const bits = [0x3f80, 0x0001, 0x7f80, 0xff80, 0x7fc0, 0x4049, 0x8000];
-    const file = rawFile({ x: { dtype: "BF16", shape: [bits.length], data_offsets: [0, 2 * bits.length] } }, new Uint16Array(bits));
+    const file = rawFile(
+      { x: { dtype: "BF16", shape: [bits.length], data_offsets: [0, 2 * bits.length] } },
+      new Uint16Array(bits),
+    );
     assert.deepEqual(floatsOf(load(file)), [1, 2 ** -133, Infinity, -Infinity, NaN, 3.140625, -0]);
   });
 
@@ -102,7 +155,10 @@ describe("F16 and BF16 conversion", () => {
       for (let bits = 0; bits < 65536; bits++) {
         const out = rewritten[bits];
         if (Number.isNaN(read.data[bits])) {
-          assert.ok((out & exponentBits) === exponentBits && (out & quietBit) !== 0, `${dtype} NaN ${hex(bits)} became ${hex(out)}, not a quiet NaN`);
+          assert.ok(
+            (out & exponentBits) === exponentBits && (out & quietBit) !== 0,
+            `${dtype} NaN ${hex(bits)} became ${hex(out)}, not a quiet NaN`,
+          );
         } else {
           assert.equal(out, bits, `${dtype} bits ${hex(bits)}`);
         }
@@ -114,8 +170,15 @@ describe("F16 and BF16 conversion", () => {
 describe("safetensors round trips", () => {
   it("writes F32, F16 and BF16 and reads them back (F32 exactly, the others within their rounding)", async () => {
     const x = tv.randn([3, 5, 7], { generator: new tv.Generator(1) });
-    const ids = tv.intTensor([[1, -2, 2147483647], [-2147483648, 0, 50256]]);
-    for (const [dtype, relative] of [["F32", 0], ["F16", 2 ** -11], ["BF16", 2 ** -8]] as const) {
+    const ids = tv.intTensor([
+      [1, -2, 2147483647],
+      [-2147483648, 0, 50256],
+    ]);
+    for (const [dtype, relative] of [
+      ["F32", 0],
+      ["F16", 2 ** -11],
+      ["BF16", 2 ** -8],
+    ] as const) {
       const path = join(scratch, `round-trip-${dtype}.safetensors`);
       await tv.writeSafetensors(path, { x, ids }, { dtype, metadata: { format: "pt", note: "ünïcode" } });
       const { metadata, tensors } = await tv.readSafetensors(path);
@@ -124,7 +187,10 @@ describe("safetensors round trips", () => {
       const back = tensors.get("x") as tv.Tensor;
       assert.deepEqual(back.shape, [3, 5, 7]);
       for (let i = 0; i < x.size; i++) {
-        assert.ok(Math.abs(back.data[i] - x.data[i]) <= relative * Math.abs(x.data[i]), `${dtype} element ${i}: ${back.data[i]} vs ${x.data[i]}`);
+        assert.ok(
+          Math.abs(back.data[i] - x.data[i]) <= relative * Math.abs(x.data[i]),
+          `${dtype} element ${i}: ${back.data[i]} vs ${x.data[i]}`,
+        );
       }
       assert.deepEqual(intsOf(tensors.get("ids")!), [...ids.data]);
       assert.deepEqual(tensors.get("ids")!.shape, [2, 3]);
@@ -178,7 +244,10 @@ describe("safetensors round trips", () => {
   it("refuses I64 values outside int32, naming the tensor and the value", () => {
     const data = new BigInt64Array([1n, 2n ** 40n]);
     const file = rawFile({ positions: { dtype: "I64", shape: [2], data_offsets: [0, 16] } }, data);
-    assert.throws(() => tv.parseSafetensors(file, { source: "big.safetensors" }), /big\.safetensors: tensor "positions": I64 value 1099511627776 at flat index 1 is outside the int32 range/);
+    assert.throws(
+      () => tv.parseSafetensors(file, { source: "big.safetensors" }),
+      /big\.safetensors: tensor "positions": I64 value 1099511627776 at flat index 1 is outside the int32 range/,
+    );
   });
 
   it("loads a subset of names, and names a missing one", async () => {
@@ -186,16 +255,28 @@ describe("safetensors round trips", () => {
     await tv.writeSafetensors(path, { a: tv.tensor([1]), b: tv.tensor([2, 3]), c: tv.intTensor([4]) });
     const { tensors } = await tv.readSafetensors(path, { names: ["c", "b"] });
     assert.deepEqual([...tensors.keys()].sort(), ["b", "c"]);
-    await assert.rejects(tv.readSafetensors(path, { names: ["a", "zz"] }), /subset\.safetensors: no tensor named "zz" \(the file holds 3: /);
+    await assert.rejects(
+      tv.readSafetensors(path, { names: ["a", "zz"] }),
+      /subset\.safetensors: no tensor named "zz" \(the file holds 3: /,
+    );
   });
 
   it("accepts a Map, and refuses values that are not tensors and the reserved name", async () => {
     const bytes = tv.serializeSafetensors(new Map([["w", tv.tensor([1, 2])]]));
     assert.deepEqual(floatsOf(load(bytes, "w")), [1, 2]);
-    assert.throws(() => tv.serializeSafetensors({ w: [1, 2] as unknown as tv.Tensor }), /"w" must be a Tensor or IntTensor, got Array/);
+    assert.throws(
+      () => tv.serializeSafetensors({ w: [1, 2] as unknown as tv.Tensor }),
+      /"w" must be a Tensor or IntTensor, got Array/,
+    );
     assert.throws(() => tv.serializeSafetensors({ __metadata__: tv.tensor([1]) }), /"__metadata__" is reserved/);
-    assert.throws(() => tv.serializeSafetensors({ w: tv.tensor([1]) }, { dtype: "F64" as "F32" }), /dtype "F64" is not writable \(expected one of F32, F16, BF16\)/);
-    assert.throws(() => tv.serializeSafetensors({ w: tv.tensor([1]) }, { metadata: { n: 1 as unknown as string } }), /metadata "n" must be a string/);
+    assert.throws(
+      () => tv.serializeSafetensors({ w: tv.tensor([1]) }, { dtype: "F64" as "F32" }),
+      /dtype "F64" is not writable \(expected one of F32, F16, BF16\)/,
+    );
+    assert.throws(
+      () => tv.serializeSafetensors({ w: tv.tensor([1]) }, { metadata: { n: 1 as unknown as string } }),
+      /metadata "n" must be a string/,
+    );
   });
 
   it("writes the Rust crate's layout: header padded with spaces to 8 bytes, no metadata key unless given", () => {
@@ -203,7 +284,10 @@ describe("safetensors round trips", () => {
     const headerLength = Number(new DataView(bytes.buffer).getBigUint64(0, true));
     assert.equal(headerLength % 8, 0);
     const text = new TextDecoder().decode(bytes.subarray(8, 8 + headerLength));
-    assert.equal(text.trimEnd(), '{"ids":{"dtype":"I64","shape":[1],"data_offsets":[0,8]},"a":{"dtype":"F32","shape":[1],"data_offsets":[8,12]},"b":{"dtype":"F32","shape":[1],"data_offsets":[12,16]}}');
+    assert.equal(
+      text.trimEnd(),
+      '{"ids":{"dtype":"I64","shape":[1],"data_offsets":[0,8]},"a":{"dtype":"F32","shape":[1],"data_offsets":[8,12]},"b":{"dtype":"F32","shape":[1],"data_offsets":[12,16]}}',
+    );
     assert.match(text, /^[^ ]* *$/);
   });
 
@@ -272,28 +356,87 @@ describe("pyvene fixture files", () => {
 describe("malformed safetensors files", () => {
   const entry = (dtype: string, shape: number[], offsets: number[]) => ({ dtype, shape, data_offsets: offsets });
   const cases: [string, Uint8Array, RegExp][] = [
-    ["shorter than the length prefix", new Uint8Array(5), /5 bytes is too short \(expected at least the 8-byte header length\)/],
-    ["a header length past the end", (() => { const b = rawFile({}); new DataView(b.buffer).setBigUint64(0, 1000n, true); return b; })(), /header length 1000 runs past the end of the 10-byte file/],
-    ["a huge header length", (() => { const b = rawFile({}); new DataView(b.buffer).setBigUint64(0, 2n ** 60n, true); return b; })(), /exceeds the 100000000-byte limit/],
+    [
+      "shorter than the length prefix",
+      new Uint8Array(5),
+      /5 bytes is too short \(expected at least the 8-byte header length\)/,
+    ],
+    [
+      "a header length past the end",
+      (() => {
+        const b = rawFile({});
+        new DataView(b.buffer).setBigUint64(0, 1000n, true);
+        return b;
+      })(),
+      /header length 1000 runs past the end of the 10-byte file/,
+    ],
+    [
+      "a huge header length",
+      (() => {
+        const b = rawFile({});
+        new DataView(b.buffer).setBigUint64(0, 2n ** 60n, true);
+        return b;
+      })(),
+      /exceeds the 100000000-byte limit/,
+    ],
     ["invalid JSON", rawFile("{not json"), /header is not valid UTF-8 JSON/],
     ["a JSON array", rawFile("[]"), /header must be a JSON object/],
     ["an unknown dtype", rawFile({ w: entry("F12", [1], [0, 2]) }, [0, 0]), /tensor "w": unknown dtype "F12"/],
-    ["a bad shape", rawFile({ w: entry("F32", [-1], [0, 4]) }, [0, 0, 0, 0]), /tensor "w": shape must be an array of non-negative integers, got \[-1\]/],
-    ["reversed offsets", rawFile({ w: entry("F32", [1], [4, 0]) }, [0, 0, 0, 0]), /tensor "w": data_offsets must be \[begin, end\] with 0 <= begin <= end/],
-    ["a size that does not match the shape", rawFile({ w: entry("F32", [2, 3], [0, 20]) }, new Uint8Array(20)), /tensor "w": data_offsets \[0, 20\] span 20 bytes, but F32 of shape \[2, 3\] needs 24/],
-    ["a gap", rawFile({ a: entry("F32", [1], [0, 4]), b: entry("F32", [1], [8, 12]) }, new Uint8Array(12)), /tensor "b" starts at data byte 8, expected 4 \(tensors must be contiguous/],
-    ["an overlap", rawFile({ a: entry("F32", [2], [0, 8]), b: entry("F32", [1], [4, 8]) }, new Uint8Array(8)), /tensor "b" starts at data byte 4, expected 8/],
-    ["truncated data", rawFile({ a: entry("F32", [4], [0, 16]) }, new Uint8Array(12)), /tensor "a" ends at data byte 16, past the end of the 12-byte data section/],
-    ["trailing data", rawFile({ a: entry("F32", [1], [0, 4]) }, new Uint8Array(8)), /the tensors cover 4 bytes but the data section holds 8/],
-    ["an absurd shape", rawFile({ w: entry("F32", [2 ** 40, 2 ** 40, 0], [0, 0]) }), /tensor "w": shape \[1099511627776, 1099511627776, 0\] is absurd/],
-    ["a shape too large for its bytes", rawFile({ w: entry("F32", [2 ** 26, 2 ** 26], [0, 8]) }, new Uint8Array(8)), /tensor "w": shape \[67108864, 67108864\] is absurd/],
+    [
+      "a bad shape",
+      rawFile({ w: entry("F32", [-1], [0, 4]) }, [0, 0, 0, 0]),
+      /tensor "w": shape must be an array of non-negative integers, got \[-1\]/,
+    ],
+    [
+      "reversed offsets",
+      rawFile({ w: entry("F32", [1], [4, 0]) }, [0, 0, 0, 0]),
+      /tensor "w": data_offsets must be \[begin, end\] with 0 <= begin <= end/,
+    ],
+    [
+      "a size that does not match the shape",
+      rawFile({ w: entry("F32", [2, 3], [0, 20]) }, new Uint8Array(20)),
+      /tensor "w": data_offsets \[0, 20\] span 20 bytes, but F32 of shape \[2, 3\] needs 24/,
+    ],
+    [
+      "a gap",
+      rawFile({ a: entry("F32", [1], [0, 4]), b: entry("F32", [1], [8, 12]) }, new Uint8Array(12)),
+      /tensor "b" starts at data byte 8, expected 4 \(tensors must be contiguous/,
+    ],
+    [
+      "an overlap",
+      rawFile({ a: entry("F32", [2], [0, 8]), b: entry("F32", [1], [4, 8]) }, new Uint8Array(8)),
+      /tensor "b" starts at data byte 4, expected 8/,
+    ],
+    [
+      "truncated data",
+      rawFile({ a: entry("F32", [4], [0, 16]) }, new Uint8Array(12)),
+      /tensor "a" ends at data byte 16, past the end of the 12-byte data section/,
+    ],
+    [
+      "trailing data",
+      rawFile({ a: entry("F32", [1], [0, 4]) }, new Uint8Array(8)),
+      /the tensors cover 4 bytes but the data section holds 8/,
+    ],
+    [
+      "an absurd shape",
+      rawFile({ w: entry("F32", [2 ** 40, 2 ** 40, 0], [0, 0]) }),
+      /tensor "w": shape \[1099511627776, 1099511627776, 0\] is absurd/,
+    ],
+    [
+      "a shape too large for its bytes",
+      rawFile({ w: entry("F32", [2 ** 26, 2 ** 26], [0, 8]) }, new Uint8Array(8)),
+      /tensor "w": shape \[67108864, 67108864\] is absurd/,
+    ],
     ["non-string metadata", rawFile({ __metadata__: { step: 3 } }), /"__metadata__"."step" must be a string, got 3/],
   ];
   for (const [what, bytes, message] of cases) {
     it(`rejects ${what}, naming the file`, async () => {
       const path = join(scratch, "broken.safetensors");
       await writeFile(path, bytes);
-      const error = await tv.readSafetensors(path).then(() => undefined, (e: Error) => e);
+      const error = await tv.readSafetensors(path).then(
+        () => undefined,
+        (e: Error) => e,
+      );
       assert.ok(error instanceof Error, `${what}: no error`);
       assert.match(error.message, message);
       assert.ok(error.message.startsWith(`safetensors ${path}: `), error.message);
@@ -308,7 +451,10 @@ describe("malformed safetensors files", () => {
   it("validates headers with dtypes it cannot load, and refuses only when such a tensor is loaded", () => {
     const file = rawFile({ a: entry("F32", [1], [0, 4]), q: entry("F8_E4M3", [4], [4, 8]) }, new Uint8Array(8));
     assert.deepEqual(floatsOf(tv.parseSafetensors(file, { names: ["a"] }).tensors.get("a")!), [0]);
-    assert.throws(() => tv.parseSafetensors(file, { source: "q.safetensors" }), /q\.safetensors: tensor "q" has dtype F8_E4M3, which tsvene does not load \(supported: F64, F32/);
+    assert.throws(
+      () => tv.parseSafetensors(file, { source: "q.safetensors" }),
+      /q\.safetensors: tensor "q" has dtype F8_E4M3, which tsvene does not load \(supported: F64, F32/,
+    );
   });
 });
 

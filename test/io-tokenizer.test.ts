@@ -30,7 +30,10 @@ describe("GPT-2 tokenizer from vocab.json + merges.txt", () => {
   });
 
   it("encodes known sentences to GPT-2's ids", () => {
-    assert.deepEqual(gpt2.encode("Hello world, the Eiffel Tower is in"), [15496, 995, 11, 262, 412, 733, 417, 8765, 318, 287]);
+    assert.deepEqual(
+      gpt2.encode("Hello world, the Eiffel Tower is in"),
+      [15496, 995, 11, 262, 412, 733, 417, 8765, 318, 287],
+    );
     assert.deepEqual(gpt2.encode(" Hello"), [18435]);
     assert.deepEqual(gpt2.encode("<|endoftext|>"), [50256]);
     assert.deepEqual(gpt2.encode(""), []);
@@ -67,11 +70,23 @@ describe("GPT-2 tokenizer from vocab.json + merges.txt", () => {
     const texts = ["Hello world", "Hello"];
     const right = gpt2.encodeBatch(texts, { padTokenId: gpt2.eosTokenId });
     assert.deepEqual(right.inputIds.shape, [2, 2]);
-    assert.deepEqual(right.inputIds.toArray(), [[15496, 995], [15496, 50256]]);
-    assert.deepEqual(right.attentionMask.toArray(), [[1, 1], [1, 0]]);
+    assert.deepEqual(right.inputIds.toArray(), [
+      [15496, 995],
+      [15496, 50256],
+    ]);
+    assert.deepEqual(right.attentionMask.toArray(), [
+      [1, 1],
+      [1, 0],
+    ]);
     const left = gpt2.encodeBatch(texts, { padTokenId: 0, paddingSide: "left" });
-    assert.deepEqual(left.inputIds.toArray(), [[15496, 995], [0, 15496]]);
-    assert.deepEqual(left.attentionMask.toArray(), [[1, 1], [0, 1]]);
+    assert.deepEqual(left.inputIds.toArray(), [
+      [15496, 995],
+      [0, 15496],
+    ]);
+    assert.deepEqual(left.attentionMask.toArray(), [
+      [1, 1],
+      [0, 1],
+    ]);
     assert.throws(() => gpt2.encodeBatch(texts), /encodeBatch: this tokenizer has no pad token; pass padTokenId/);
   });
 });
@@ -82,18 +97,36 @@ describe("tokenizer.json with tokenizer_config.json", () => {
     await mkdir(folder);
     const tokenizerJson = {
       version: "1.0",
-      added_tokens: ["<s>", "</s>", "<pad>"].map((content, id) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+      added_tokens: ["<s>", "</s>", "<pad>"].map((content, id) => ({
+        id,
+        content,
+        single_word: false,
+        lstrip: false,
+        rstrip: false,
+        normalized: false,
+        special: true,
+      })),
       normalizer: null,
       pre_tokenizer: { type: "WhitespaceSplit" },
       post_processor: {
         type: "TemplateProcessing",
         single: [{ SpecialToken: { id: "<s>", type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }],
-        pair: [{ SpecialToken: { id: "<s>", type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }, { Sequence: { id: "B", type_id: 1 } }],
+        pair: [
+          { SpecialToken: { id: "<s>", type_id: 0 } },
+          { Sequence: { id: "A", type_id: 0 } },
+          { Sequence: { id: "B", type_id: 1 } },
+        ],
         special_tokens: { "<s>": { id: "<s>", ids: [0], tokens: ["<s>"] } },
       },
       decoder: null,
       model: {
-        type: "BPE", dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false,
+        type: "BPE",
+        dropout: null,
+        unk_token: null,
+        continuing_subword_prefix: null,
+        end_of_word_suffix: null,
+        fuse_unk: false,
+        byte_fallback: false,
         vocab: { "<s>": 0, "</s>": 1, "<pad>": 2, a: 3, b: 4, ab: 5, c: 6 },
         merges: ["a b"],
       },
@@ -104,16 +137,27 @@ describe("tokenizer.json with tokenizer_config.json", () => {
   }
 
   it("adds the template's special tokens, and reads special ids and padding side from the config", async () => {
-    const tok = await tv.Tokenizer.fromFolder(await tinyFolder({
-      bos_token: "<s>", eos_token: { content: "</s>", __type: "AddedToken" }, pad_token: "<pad>", padding_side: "left",
-    }));
+    const tok = await tv.Tokenizer.fromFolder(
+      await tinyFolder({
+        bos_token: "<s>",
+        eos_token: { content: "</s>", __type: "AddedToken" },
+        pad_token: "<pad>",
+        padding_side: "left",
+      }),
+    );
     assert.deepEqual(tok.encode("ab c"), [0, 5, 6]);
     assert.deepEqual(tok.encode("ab c", { addSpecialTokens: false }), [5, 6]);
     assert.deepEqual([tok.bosTokenId, tok.eosTokenId, tok.padTokenId, tok.unkTokenId], [0, 1, 2, undefined]);
     assert.equal(tok.paddingSide, "left");
     const batch = tok.encodeBatch(["ab", "ab c a"]);
-    assert.deepEqual(batch.inputIds.toArray(), [[2, 2, 0, 5], [0, 5, 6, 3]]);
-    assert.deepEqual(batch.attentionMask.toArray(), [[0, 0, 1, 1], [1, 1, 1, 1]]);
+    assert.deepEqual(batch.inputIds.toArray(), [
+      [2, 2, 0, 5],
+      [0, 5, 6, 3],
+    ]);
+    assert.deepEqual(batch.attentionMask.toArray(), [
+      [0, 0, 1, 1],
+      [1, 1, 1, 1],
+    ]);
   });
 
   it("lets special_tokens_map.json override the config's special tokens", async () => {
@@ -126,19 +170,35 @@ describe("tokenizer.json with tokenizer_config.json", () => {
     const empty = join(scratch, "empty");
     await mkdir(empty);
     await assert.rejects(tv.Tokenizer.fromFolder(empty), /no tokenizer\.json, and no vocab\.json \+ merges\.txt pair/);
-    await assert.rejects(tv.Tokenizer.fromFolder(await tinyFolder({ padding_side: "middle" })), /padding_side must be "left" or "right", got "middle"/);
+    await assert.rejects(
+      tv.Tokenizer.fromFolder(await tinyFolder({ padding_side: "middle" })),
+      /padding_side must be "left" or "right", got "middle"/,
+    );
   });
 
   it("falls back to GPT-2's special tokens when a tokenizer.json folder names none", () => {
-    const tok = tv.Tokenizer.fromTokenizerJson({
-      added_tokens: [], normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null,
-      model: { type: "BPE", vocab: { a: 0, "<|endoftext|>": 1 }, merges: [] },
-    }, { model_max_length: 1024 });
+    const tok = tv.Tokenizer.fromTokenizerJson(
+      {
+        added_tokens: [],
+        normalizer: null,
+        pre_tokenizer: null,
+        post_processor: null,
+        decoder: null,
+        model: { type: "BPE", vocab: { a: 0, "<|endoftext|>": 1 }, merges: [] },
+      },
+      { model_max_length: 1024 },
+    );
     assert.deepEqual([tok.bosTokenId, tok.eosTokenId, tok.unkTokenId, tok.padTokenId], [1, 1, 1, undefined]);
   });
 
   it("rejects malformed vocabularies and merges", () => {
-    assert.throws(() => tv.Tokenizer.fromVocabAndMerges({ a: 0, b: "1" }, []), /the id of "b" must be a non-negative integer/);
-    assert.throws(() => tv.Tokenizer.fromVocabAndMerges({ a: 0, b: 1 }, ["a b c"]), /merges: entry 0 must be two tokens "a b", got "a b c"/);
+    assert.throws(
+      () => tv.Tokenizer.fromVocabAndMerges({ a: 0, b: "1" }, []),
+      /the id of "b" must be a non-negative integer/,
+    );
+    assert.throws(
+      () => tv.Tokenizer.fromVocabAndMerges({ a: 0, b: 1 }, ["a b c"]),
+      /merges: entry 0 must be two tokens "a b", got "a b c"/,
+    );
   });
 });

@@ -37,7 +37,12 @@ interface Tolerance {
 }
 
 /** |actual − expected| ≤ atol + rtol·|expected| elementwise; NaN matches NaN, ±Infinity itself. */
-function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tolerance: Tolerance, label: string): void {
+function assertClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  tolerance: Tolerance,
+  label: string,
+): void {
   assert.equal(actual.length, expected.length, `${label}: length`);
   let worst = -1;
   let worstExcess = 0;
@@ -48,7 +53,7 @@ function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol
       assert.ok(Object.is(a, e) || (Number.isNaN(a) && Number.isNaN(e)), `${label}[${i}]: ${a}, expected ${e}`);
       continue;
     }
-    const atol = typeof tolerance.atol === "number" ? tolerance.atol : tolerance.atol?.[i] ?? 0;
+    const atol = typeof tolerance.atol === "number" ? tolerance.atol : (tolerance.atol?.[i] ?? 0);
     const excess = Math.abs(a - e) - (atol + tolerance.rtol * Math.abs(e));
     if (!(excess <= worstExcess)) {
       worst = i;
@@ -56,8 +61,10 @@ function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol
     }
   }
   if (worst >= 0) {
-    assert.fail(`${label}[${worst}]: ${actual[worst]}, expected ${expected[worst]} ` +
-      `(off by ${Math.abs(actual[worst] - expected[worst])})`);
+    assert.fail(
+      `${label}[${worst}]: ${actual[worst]}, expected ${expected[worst]} ` +
+        `(off by ${Math.abs(actual[worst] - expected[worst])})`,
+    );
   }
 }
 
@@ -96,7 +103,8 @@ function assertWithinUlps(actual: ArrayLike<number>, expected: ArrayLike<number>
     const a = actual[i];
     const e = expected[i];
     if (Number.isNaN(e) || !Number.isFinite(e)) {
-      if (!(Object.is(a, e) || (Number.isNaN(a) && Number.isNaN(e)))) assert.fail(`${label}[${i}]: ${a}, expected ${e}`);
+      if (!(Object.is(a, e) || (Number.isNaN(a) && Number.isNaN(e))))
+        assert.fail(`${label}[${i}]: ${a}, expected ${e}`);
     } else if (!(Math.abs(orderedBits(a) - orderedBits(e)) <= ulps)) {
       assert.fail(`${label}[${i}]: ${a}, expected ${e} (${Math.abs(orderedBits(a) - orderedBits(e))} ulps apart)`);
     }
@@ -119,8 +127,12 @@ interface StridedView {
  * come permuted), some broadcast (stride 0) when allowed, padding between storage rows, a random
  * offset and slack at the end.
  */
-function randomView(random: () => number, dims: readonly number[], broadcast: boolean,
-  values: (length: number) => Float32Array): StridedView {
+function randomView(
+  random: () => number,
+  dims: readonly number[],
+  broadcast: boolean,
+  values: (length: number) => Float32Array,
+): StridedView {
   const rank = dims.length;
   const order = Array.from({ length: rank }, (_, d) => d);
   for (let k = rank - 1; k > 0; k--) {
@@ -160,12 +172,18 @@ function stridedIndices(dims: readonly number[], offset: number, strides: Int32A
 /** One element of binaryStrided computed from its definition (pow as in C: pow(1, y) = pow(−1, ±inf) = 1). */
 function binaryReference(op: BinaryOp, x: number, y: number): number {
   switch (op) {
-    case "add": return x + y;
-    case "sub": return x - y;
-    case "mul": return x * y;
-    case "div": return x / y;
-    case "pow": return x === 1 || (x === -1 && Math.abs(y) === Infinity) ? 1 : x ** y;
-    case "maximum": return x >= y || Number.isNaN(x) ? x : y;
+    case "add":
+      return x + y;
+    case "sub":
+      return x - y;
+    case "mul":
+      return x * y;
+    case "div":
+      return x / y;
+    case "pow":
+      return x === 1 || (x === -1 && Math.abs(y) === Infinity) ? 1 : x ** y;
+    case "maximum":
+      return x >= y || Number.isNaN(x) ? x : y;
   }
 }
 
@@ -192,8 +210,14 @@ function randomDims(random: () => number, rank: number): number[] {
 // ---------------------------------------------------------------------------------------------
 // Float64 references for the finite-difference checks of the backward kernels.
 
-function layerNorm64(x: Float64Array, weight: Float64Array | null, bias: Float64Array | null,
-  eps: number, rows: number, cols: number): Float64Array {
+function layerNorm64(
+  x: Float64Array,
+  weight: Float64Array | null,
+  bias: Float64Array | null,
+  eps: number,
+  rows: number,
+  cols: number,
+): Float64Array {
   const out = new Float64Array(rows * cols);
   for (let r = 0; r < rows; r++) {
     const row = x.subarray(r * cols, (r + 1) * cols);
@@ -206,7 +230,13 @@ function layerNorm64(x: Float64Array, weight: Float64Array | null, bias: Float64
   return out;
 }
 
-function rmsNorm64(x: Float64Array, weight: Float64Array | null, eps: number, rows: number, cols: number): Float64Array {
+function rmsNorm64(
+  x: Float64Array,
+  weight: Float64Array | null,
+  eps: number,
+  rows: number,
+  cols: number,
+): Float64Array {
   const out = new Float64Array(rows * cols);
   for (let r = 0; r < rows; r++) {
     const row = x.subarray(r * cols, (r + 1) * cols);
@@ -254,10 +284,31 @@ describe("js kernels against float64 hand computations", () => {
   const one = new Int32Array([0]);
 
   it("sgemmBatch: a 2×3 by 3×2 product in all four transpose layouts, with alpha and beta", () => {
-    for (const [transA, transB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+    for (const [transA, transB] of [
+      [false, false],
+      [true, false],
+      [false, true],
+      [true, true],
+    ] as const) {
       const c = f32([1, 1, 1, 1]);
-      jsKernels.sgemmBatch(transA, transB, 2, 2, 3, 2, f32(transA ? aT : a), transA ? 2 : 3, one,
-        f32(transB ? bT : b), transB ? 3 : 2, one, 0.5, c, 2, one);
+      jsKernels.sgemmBatch(
+        transA,
+        transB,
+        2,
+        2,
+        3,
+        2,
+        f32(transA ? aT : a),
+        transA ? 2 : 3,
+        one,
+        f32(transB ? bT : b),
+        transB ? 3 : 2,
+        one,
+        0.5,
+        c,
+        2,
+        one,
+      );
       // 2·[[58, 64], [139, 154]] + 0.5
       assert.deepEqual(Array.from(c), [116.5, 128.5, 278.5, 308.5], `transA=${transA} transB=${transB}`);
     }
@@ -267,8 +318,24 @@ describe("js kernels against float64 hand computations", () => {
     // Two copies of A with lda = 4 (one padding column) at offsets 0 and 8; C with ldc = 3.
     const aPadded = f32([1, 2, 3, -1, 4, 5, 6, -1, 1, 2, 3, -1, 4, 5, 6, -1]);
     const c = new Float32Array(12).fill(-7);
-    jsKernels.sgemmBatch(false, false, 2, 2, 3, 1, aPadded, 4, new Int32Array([0, 8]),
-      f32(b), 2, new Int32Array([0, 0]), 0, c, 3, new Int32Array([0, 6]));
+    jsKernels.sgemmBatch(
+      false,
+      false,
+      2,
+      2,
+      3,
+      1,
+      aPadded,
+      4,
+      new Int32Array([0, 8]),
+      f32(b),
+      2,
+      new Int32Array([0, 0]),
+      0,
+      c,
+      3,
+      new Int32Array([0, 6]),
+    );
     assert.deepEqual(Array.from(c), [58, 64, -7, 139, 154, -7, 58, 64, -7, 139, 154, -7]);
   });
 
@@ -277,7 +344,24 @@ describe("js kernels against float64 hand computations", () => {
     jsKernels.sgemmBatch(false, false, 2, 2, 3, 1, f32(a), 3, one, f32(b), 2, one, 0, c, 2, one);
     assert.deepEqual(Array.from(c), [58, 64, 139, 154]);
     const scaled = f32([1, 2, 3, 4]);
-    jsKernels.sgemmBatch(false, false, 2, 2, 3, 0, f32([NaN, 0, 0, 0, 0, 0]), 3, one, f32(b), 2, one, 2, scaled, 2, one);
+    jsKernels.sgemmBatch(
+      false,
+      false,
+      2,
+      2,
+      3,
+      0,
+      f32([NaN, 0, 0, 0, 0, 0]),
+      3,
+      one,
+      f32(b),
+      2,
+      one,
+      2,
+      scaled,
+      2,
+      one,
+    );
     assert.deepEqual(Array.from(scaled), [2, 4, 6, 8]);
     jsKernels.sgemmBatch(false, false, 2, 2, 0, 1, f32([]), 0, one, f32([]), 2, one, 3, scaled, 2, one);
     assert.deepEqual(Array.from(scaled), [6, 12, 18, 24]);
@@ -288,24 +372,36 @@ describe("js kernels against float64 hand computations", () => {
   const unaryCases: { name: "geluTanh" | "geluErf" | "silu"; values: number[]; derivatives: number[] }[] = [
     {
       name: "geluTanh",
-      values: [-2.291796196629506e-7, -0.0036373920817730188, -0.1588080093917233, 0, 0.34571400982514392,
-        0.8411919906082767, 2.996362607918227],
-      derivatives: [-1.5463619875325946e-6, -0.011584166630969726, -0.082964083845782555, 0.5,
-        0.86736990353464231, 1.0829640838457826, 1.0115841666309697],
+      values: [
+        -2.291796196629506e-7, -0.0036373920817730188, -0.1588080093917233, 0, 0.34571400982514392, 0.8411919906082767,
+        2.996362607918227,
+      ],
+      derivatives: [
+        -1.5463619875325946e-6, -0.011584166630969726, -0.082964083845782555, 0.5, 0.86736990353464231,
+        1.0829640838457826, 1.0115841666309697,
+      ],
     },
     {
       name: "geluErf",
-      values: [-1.4332578593959696e-6, -0.0040496940948902836, -0.15865525393145705, 0, 0.34573123063700655,
-        0.84134474606854295, 2.9959503059051097],
-      derivatives: [-7.1469460017922946e-6, -0.011945647204183927, -0.083315470587686298, 0.5,
-        0.86749512465616284, 1.0833154705876863, 1.0119456472041839],
+      values: [
+        -1.4332578593959696e-6, -0.0040496940948902836, -0.15865525393145705, 0, 0.34573123063700655,
+        0.84134474606854295, 2.9959503059051097,
+      ],
+      derivatives: [
+        -7.1469460017922946e-6, -0.011945647204183927, -0.083315470587686298, 0.5, 0.86749512465616284,
+        1.0833154705876863, 1.0119456472041839,
+      ],
     },
     {
       name: "silu",
-      values: [-0.033464254621424278, -0.14227761953270034, -0.26894142136999512, 0, 0.31122966560092728,
-        0.73105857863000488, 2.8577223804672997],
-      derivatives: [-0.026547432429665919, -0.088104106015169617, 0.072329488128513268, 0.5,
-        0.73996118730265181, 0.92767051187148673, 1.0881041060151696],
+      values: [
+        -0.033464254621424278, -0.14227761953270034, -0.26894142136999512, 0, 0.31122966560092728, 0.73105857863000488,
+        2.8577223804672997,
+      ],
+      derivatives: [
+        -0.026547432429665919, -0.088104106015169617, 0.072329488128513268, 0.5, 0.73996118730265181,
+        0.92767051187148673, 1.0881041060151696,
+      ],
     },
   ];
   for (const { name, values, derivatives } of unaryCases) {
@@ -344,23 +440,61 @@ describe("js kernels against float64 hand computations", () => {
     jsKernels.binaryStrided("sub", i32([]), f32([0, 0, 7]), 2, i32([]), f32([2]), 0, i32([]), out);
     assert.deepEqual(Array.from(out), [5]);
     // Nothing is read for an empty shape, so no stride can be out of bounds.
-    jsKernels.binaryStrided("add", i32([0, 4]), f32([]), 0, i32([100, 100]), f32([]), 3, i32([9, 9]), new Float32Array(0));
+    jsKernels.binaryStrided(
+      "add",
+      i32([0, 4]),
+      f32([]),
+      0,
+      i32([100, 100]),
+      f32([]),
+      3,
+      i32([9, 9]),
+      new Float32Array(0),
+    );
     const wide = new Float32Array(3);
-    jsKernels.binaryStrided("mul", i32([3]), f32([1, 0, 0, 2, 0, 0, 3]), 0, i32([3]), f32([5, 6, 7]), 0, i32([1]), wide);
+    jsKernels.binaryStrided(
+      "mul",
+      i32([3]),
+      f32([1, 0, 0, 2, 0, 0, 3]),
+      0,
+      i32([3]),
+      f32([5, 6, 7]),
+      0,
+      i32([1]),
+      wide,
+    );
     assert.deepEqual(Array.from(wide), [5, 12, 21]);
   });
 
   it("binaryStrided: maximum lets NaN through from either side, and keeps a at ties", () => {
     const out = new Float32Array(5);
-    jsKernels.binaryStrided("maximum", i32([5]), f32([NaN, 1, NaN, -0, 0]), 0, i32([1]), f32([1, NaN, NaN, 0, -0]), 0,
-      i32([1]), out);
+    jsKernels.binaryStrided(
+      "maximum",
+      i32([5]),
+      f32([NaN, 1, NaN, -0, 0]),
+      0,
+      i32([1]),
+      f32([1, NaN, NaN, 0, -0]),
+      0,
+      i32([1]),
+      out,
+    );
     assertSameValues(out, [NaN, NaN, NaN, -0, 0], "maximum");
   });
 
   it("binaryStrided: pow follows C where Math.pow does not (pow(1, NaN) = pow(-1, ±inf) = 1)", () => {
     const out = new Float32Array(6);
-    jsKernels.binaryStrided("pow", i32([6]), f32([1, -1, -1, NaN, 2, 0]), 0, i32([1]), f32([NaN, Infinity, -Infinity, 0, NaN, -1]),
-      0, i32([1]), out);
+    jsKernels.binaryStrided(
+      "pow",
+      i32([6]),
+      f32([1, -1, -1, NaN, 2, 0]),
+      0,
+      i32([1]),
+      f32([NaN, Infinity, -Infinity, 0, NaN, -1]),
+      0,
+      i32([1]),
+      out,
+    );
     assertSameValues(out, [1, 1, 1, 1, NaN, Infinity], "pow");
   });
 
@@ -410,7 +544,11 @@ describe("js kernels against float64 hand computations", () => {
       assertSameValues(out, expected, `${op} dims [${dims}]`);
       const copy = new Float32Array(aIndices.length);
       jsKernels.copyStrided(i32(dims), a.data, a.offset, a.strides, copy);
-      assertSameValues(copy, aIndices.map((ai) => a.data[ai]), `copy dims [${dims}]`);
+      assertSameValues(
+        copy,
+        aIndices.map((ai) => a.data[ai]),
+        `copy dims [${dims}]`,
+      );
     }
   });
 
@@ -424,18 +562,30 @@ describe("js kernels against float64 hand computations", () => {
     const x = f32([-3, -1, 0.5, 2]);
     const out = new Float32Array(4);
     jsKernels.exp(x, out);
-    assertClose(out, [0.049787068367863943, 0.36787944117144232, 1.6487212707001281, 7.3890560989306502],
-      FLOAT32_ROUNDING, "exp");
+    assertClose(
+      out,
+      [0.049787068367863943, 0.36787944117144232, 1.6487212707001281, 7.3890560989306502],
+      FLOAT32_ROUNDING,
+      "exp",
+    );
     jsKernels.tanh(x, out);
-    assertClose(out, [-0.99505475368673045, -0.76159415595576489, 0.46211715726000976, 0.96402758007581688],
-      FLOAT32_ROUNDING, "tanh");
+    assertClose(
+      out,
+      [-0.99505475368673045, -0.76159415595576489, 0.46211715726000976, 0.96402758007581688],
+      FLOAT32_ROUNDING,
+      "tanh",
+    );
   });
 
   it("softmaxRows, with −inf entries and a fully masked row", () => {
     const out = new Float32Array(9);
     jsKernels.softmaxRows(f32([1, 2, 3, 0, -Infinity, 0, -Infinity, -Infinity, -Infinity]), 3, 3, out);
-    assertClose(out.subarray(0, 6), [0.090030573170380458, 0.24472847105479765, 0.66524095577482189, 0.5, 0, 0.5],
-      FLOAT32_ROUNDING, "softmax");
+    assertClose(
+      out.subarray(0, 6),
+      [0.090030573170380458, 0.24472847105479765, 0.66524095577482189, 0.5, 0, 0.5],
+      FLOAT32_ROUNDING,
+      "softmax",
+    );
     assert.ok(out.subarray(6).every(Number.isNaN), "a row of −inf gives NaN, as in PyTorch");
   });
 
@@ -451,13 +601,21 @@ describe("js kernels against float64 hand computations", () => {
     const rstd = new Float32Array(1);
     jsKernels.layerNormRows(f32([1, 2, 3, 4]), null, null, 0, 1, 4, out, mean, rstd);
     // mean 2.5, biased variance 1.25
-    assertClose(out, [-1.3416407864998738, -0.4472135954999579, 0.4472135954999579, 1.3416407864998738],
-      FLOAT32_ROUNDING, "layerNorm");
+    assertClose(
+      out,
+      [-1.3416407864998738, -0.4472135954999579, 0.4472135954999579, 1.3416407864998738],
+      FLOAT32_ROUNDING,
+      "layerNorm",
+    );
     assert.equal(mean[0], 2.5);
     assertClose(rstd, [1 / Math.sqrt(1.25)], FLOAT32_ROUNDING, "layerNorm rstd");
     jsKernels.layerNormRows(f32([1, 2, 3, 4]), f32([1, 2, 3, 4]), f32([0.5, 0.5, 0.5, 0.5]), 0, 1, 4, out, mean, rstd);
-    assertClose(out, [-0.8416407864998738, -0.3944271909999158, 1.8416407864998738, 5.866563145999495],
-      FLOAT32_ROUNDING, "layerNorm with weight and bias");
+    assertClose(
+      out,
+      [-0.8416407864998738, -0.3944271909999158, 1.8416407864998738, 5.866563145999495],
+      FLOAT32_ROUNDING,
+      "layerNorm with weight and bias",
+    );
     jsKernels.rmsNormRows(f32([1, 2, 3, 4]), f32([1, 1, 1, 2]), 0, 1, 4, out, rstd);
     const r = 1 / Math.sqrt(7.5);
     assertClose(out, [r, 2 * r, 3 * r, 8 * r], FLOAT32_ROUNDING, "rmsNorm");
@@ -486,25 +644,39 @@ describe("js kernels against float64 hand computations", () => {
       jsKernels.layerNormRowsBackward(x, w, mean, rstd, gradOut, rows, cols, gradX, gradWeight, gradBias);
       const w64 = w && Float64Array.from(w);
       const b64 = Float64Array.from(bias);
-      assertClose(gradX, numericGradient(x, gradOut, (v) => layerNorm64(v, w64, b64, eps, rows, cols)), tolerance,
-        "layerNorm gradX");
+      assertClose(
+        gradX,
+        numericGradient(x, gradOut, (v) => layerNorm64(v, w64, b64, eps, rows, cols)),
+        tolerance,
+        "layerNorm gradX",
+      );
       if (w && gradWeight) {
         const expected = numericGradient(w, gradOut, (v) => layerNorm64(Float64Array.from(x), v, b64, eps, rows, cols));
         expected[0] += 0.5;
         assertClose(gradWeight, expected, tolerance, "layerNorm gradWeight");
       }
-      const expectedBias = numericGradient(bias, gradOut, (v) => layerNorm64(Float64Array.from(x), w64, v, eps, rows, cols));
+      const expectedBias = numericGradient(bias, gradOut, (v) =>
+        layerNorm64(Float64Array.from(x), w64, v, eps, rows, cols),
+      );
       expectedBias[0] += 0.25;
       assertClose(gradBias, expectedBias, tolerance, "layerNorm gradBias");
 
       jsKernels.rmsNormRows(x, w, eps, rows, cols, new Float32Array(rows * cols), rstd);
       const rmsGradWeight = w ? new Float32Array(cols) : null;
       jsKernels.rmsNormRowsBackward(x, w, rstd, gradOut, rows, cols, gradX, rmsGradWeight);
-      assertClose(gradX, numericGradient(x, gradOut, (v) => rmsNorm64(v, w64, eps, rows, cols)), tolerance,
-        "rmsNorm gradX");
+      assertClose(
+        gradX,
+        numericGradient(x, gradOut, (v) => rmsNorm64(v, w64, eps, rows, cols)),
+        tolerance,
+        "rmsNorm gradX",
+      );
       if (w && rmsGradWeight) {
-        assertClose(rmsGradWeight, numericGradient(w, gradOut, (v) => rmsNorm64(Float64Array.from(x), v, eps, rows, cols)),
-          tolerance, "rmsNorm gradWeight");
+        assertClose(
+          rmsGradWeight,
+          numericGradient(w, gradOut, (v) => rmsNorm64(Float64Array.from(x), v, eps, rows, cols)),
+          tolerance,
+          "rmsNorm gradWeight",
+        );
       }
     }
 
@@ -512,7 +684,12 @@ describe("js kernels against float64 hand computations", () => {
     jsKernels.softmaxRows(x, rows, cols, y);
     const gradIn = new Float32Array(rows * cols);
     jsKernels.softmaxRowsBackward(y, gradOut, rows, cols, gradIn);
-    assertClose(gradIn, numericGradient(x, gradOut, (v) => softmax64(v, rows, cols)), tolerance, "softmax gradIn");
+    assertClose(
+      gradIn,
+      numericGradient(x, gradOut, (v) => softmax64(v, rows, cols)),
+      tolerance,
+      "softmax gradIn",
+    );
   });
 });
 
@@ -525,8 +702,19 @@ describe("native kernels agree with the js kernels", { skip: skipNative }, () =>
 
   it("sgemmBatch: transposes, awkward sizes, batches, wide strides, alpha and beta", () => {
     const random = seededRandom(1);
-    const shapes = [[1, 1, 1], [1, 7, 5], [7, 1, 5], [6, 5, 1], [33, 65, 17], [64, 48, 96]];
-    const scalars = [[1, 0], [0.5, 2], [-1.5, 0.25]];
+    const shapes = [
+      [1, 1, 1],
+      [1, 7, 5],
+      [7, 1, 5],
+      [6, 5, 1],
+      [33, 65, 17],
+      [64, 48, 96],
+    ];
+    const scalars = [
+      [1, 0],
+      [0.5, 2],
+      [-1.5, 0.25],
+    ];
     let checked = 0;
     for (const [m, n, k] of shapes) {
       for (const transA of [false, true]) {
@@ -547,8 +735,42 @@ describe("native kernels agree with the js kernels", { skip: skipNative }, () =>
           const c = uniform(random, cOffsets[batch - 1] + m * ldc + 2, 1);
           const cNative = c.slice();
           const cJs = c.slice();
-          native.sgemmBatch(transA, transB, m, n, k, alpha, a, lda, aOffsets, b, ldb, bOffsets, beta, cNative, ldc, cOffsets);
-          jsKernels.sgemmBatch(transA, transB, m, n, k, alpha, a, lda, aOffsets, b, ldb, bOffsets, beta, cJs, ldc, cOffsets);
+          native.sgemmBatch(
+            transA,
+            transB,
+            m,
+            n,
+            k,
+            alpha,
+            a,
+            lda,
+            aOffsets,
+            b,
+            ldb,
+            bOffsets,
+            beta,
+            cNative,
+            ldc,
+            cOffsets,
+          );
+          jsKernels.sgemmBatch(
+            transA,
+            transB,
+            m,
+            n,
+            k,
+            alpha,
+            a,
+            lda,
+            aOffsets,
+            b,
+            ldb,
+            bOffsets,
+            beta,
+            cJs,
+            ldc,
+            cOffsets,
+          );
           // Entries are sums of k products of magnitude ≤ 1: scale the tolerance by k.
           const label = `sgemm ${m}×${n}×${k} transA=${transA} transB=${transB}`;
           assertClose(cNative, cJs, { rtol: 1e-5, atol: 1e-5 * (Math.abs(alpha) * k + Math.abs(beta)) }, label);
@@ -596,9 +818,11 @@ describe("native kernels agree with the js kernels", { skip: skipNative }, () =>
       const op = BINARY_OPS[Math.floor(trial / 6) % BINARY_OPS.length];
       // pow: bases and exponents of both signs, integral exponents among them (negative bases then
       // give finite results), magnitudes that reach overflow and underflow.
-      const values = op === "pow"
-        ? (length: number) => valuesWithSpecials(random, 6, 0.05)(length).map((v) => (random() < 0.3 ? Math.round(v) : v))
-        : valuesWithSpecials(random, 100, 0.05);
+      const values =
+        op === "pow"
+          ? (length: number) =>
+              valuesWithSpecials(random, 6, 0.05)(length).map((v) => (random() < 0.3 ? Math.round(v) : v))
+          : valuesWithSpecials(random, 100, 0.05);
       const a = randomView(random, dims, random() < 0.7, values);
       const b = randomView(random, dims, random() < 0.7, values);
       compareBinary(op, dims, a, b, `${op} dims [${dims}] aStrides [${a.strides}] bStrides [${b.strides}]`);
@@ -609,7 +833,14 @@ describe("native kernels agree with the js kernels", { skip: skipNative }, () =>
     const random = seededRandom(13);
     const n = 1027;
     const values = valuesWithSpecials(random, 3, 0.01);
-    for (const [as, bs] of [[1, 1], [1, 0], [0, 1], [0, 0], [2, 3], [3, 0]]) {
+    for (const [as, bs] of [
+      [1, 1],
+      [1, 0],
+      [0, 1],
+      [0, 0],
+      [2, 3],
+      [3, 0],
+    ]) {
       for (const op of BINARY_OPS) {
         // Two rows, so the second starts mid-array: [2, n] with row strides n·as + 1 (padding).
         const a: StridedView = { data: values(2 * (n * as + 1) + 3), offset: 3, strides: i32([n * as + 1, as]) };
@@ -623,8 +854,16 @@ describe("native kernels agree with the js kernels", { skip: skipNative }, () =>
     const n = 37;
     const withNaN = Float32Array.from({ length: n }, (_, i) => (i % 3 === 0 ? NaN : i - 18));
     const plain = Float32Array.from({ length: n }, (_, i) => 18 - i);
-    for (const [as, bs] of [[1, 1], [1, 0], [0, 1], [2, 1]]) {
-      for (const [a, b] of [[withNaN, plain], [plain, withNaN]]) {
+    for (const [as, bs] of [
+      [1, 1],
+      [1, 0],
+      [0, 1],
+      [2, 1],
+    ]) {
+      for (const [a, b] of [
+        [withNaN, plain],
+        [plain, withNaN],
+      ]) {
         const out = new Float32Array(Math.ceil(n / 2));
         const dims = i32([out.length]);
         native.binaryStrided("maximum", dims, a, 0, i32([as]), b, 0, i32([bs]), out);
@@ -657,7 +896,11 @@ describe("native kernels agree with the js kernels", { skip: skipNative }, () =>
       native.copyStrided(i32(dims), src.data, src.offset, src.strides, outNative);
       jsKernels.copyStrided(i32(dims), src.data, src.offset, src.strides, outJs);
       assertSameValues(outNative, outJs, label);
-      assertSameValues(outJs, stridedIndices(dims, src.offset, src.strides).map((i) => src.data[i]), `${label} (definition)`);
+      assertSameValues(
+        outJs,
+        stridedIndices(dims, src.offset, src.strides).map((i) => src.data[i]),
+        `${label} (definition)`,
+      );
     };
     const values = valuesWithSpecials(random, 10, 0.05);
     for (let trial = 0; trial < 300; trial++) {
@@ -666,7 +909,13 @@ describe("native kernels agree with the js kernels", { skip: skipNative }, () =>
       check(dims, src, `dims [${dims}] strides [${src.strides}] offset ${src.offset}`);
     }
     // Transposes of matrices that do not divide into tiles, batched; a wide broadcast; a long slice.
-    for (const [rows, cols] of [[1, 300], [300, 1], [37, 53], [64, 64], [130, 9]]) {
+    for (const [rows, cols] of [
+      [1, 300],
+      [300, 1],
+      [37, 53],
+      [64, 64],
+      [130, 9],
+    ]) {
       const data = values(2 * rows * cols + 5);
       check([2, cols, rows], { data, offset: 5, strides: i32([rows * cols, 1, cols]) }, `transpose ${rows}×${cols}`);
     }
@@ -681,8 +930,15 @@ describe("native kernels agree with the js kernels", { skip: skipNative }, () =>
     it(`${name} on sizes 1, 7 and 1000, scales up to ±100, and special values`, () => {
       const random = seededRandom(name.length);
       // The view checks that the addon honours a typed array's byte offset.
-      const inputs = [f32([0.3]), uniform(random, 7, 3), uniform(random, 1000, 5), uniform(random, 1000, 20),
-        uniform(random, 1000, 100), f32(special), uniform(random, 20, 3).subarray(5, 12)];
+      const inputs = [
+        f32([0.3]),
+        uniform(random, 7, 3),
+        uniform(random, 1000, 5),
+        uniform(random, 1000, 20),
+        uniform(random, 1000, 100),
+        f32(special),
+        uniform(random, 20, 3).subarray(5, 12),
+      ];
       for (const x of inputs) {
         const outNative = new Float32Array(x.length);
         const outJs = new Float32Array(x.length);
@@ -697,8 +953,13 @@ describe("native kernels agree with the js kernels", { skip: skipNative }, () =>
   for (const name of ["geluTanhBackward", "geluErfBackward", "siluBackward"] as const) {
     it(`${name} on sizes 1, 7 and 1000, and scales up to ±100`, () => {
       const random = seededRandom(name.length);
-      const inputs = [f32([0.3]), uniform(random, 7, 3), uniform(random, 1000, 5), uniform(random, 1000, 20),
-        uniform(random, 1000, 100)];
+      const inputs = [
+        f32([0.3]),
+        uniform(random, 7, 3),
+        uniform(random, 1000, 5),
+        uniform(random, 1000, 20),
+        uniform(random, 1000, 100),
+      ];
       for (const x of inputs) {
         const gradOut = uniform(random, x.length, 2);
         const gradNative = new Float32Array(x.length);
@@ -723,7 +984,12 @@ describe("native kernels agree with the js kernels", { skip: skipNative }, () =>
 
   it("softmaxRows and its backward, with −inf masks and large magnitudes", () => {
     const random = seededRandom(4);
-    for (const [rows, cols] of [[1, 1], [3, 7], [16, 128], [4, 1000]]) {
+    for (const [rows, cols] of [
+      [1, 1],
+      [3, 7],
+      [16, 128],
+      [4, 1000],
+    ]) {
       for (const scale of [1, 20, 100]) {
         const x = uniform(random, rows * cols, scale);
         // A causal mask on the first rows, and one row masked entirely (which gives NaN).
@@ -758,7 +1024,11 @@ describe("native kernels agree with the js kernels", { skip: skipNative }, () =>
 
   it("layerNormRows, rmsNormRows and their backwards, with and without weight and bias", () => {
     const random = seededRandom(6);
-    for (const [rows, cols] of [[1, 1], [3, 7], [5, 768]]) {
+    for (const [rows, cols] of [
+      [1, 1],
+      [3, 7],
+      [5, 768],
+    ]) {
       for (const offset of [0, 30]) {
         for (const affine of [false, true]) {
           const label = `${rows}×${cols} offset ${offset} affine=${affine}`;
@@ -804,7 +1074,12 @@ describe("native kernels agree with the js kernels", { skip: skipNative }, () =>
           assertClose(n.rmsRstd, j.rmsRstd, { rtol: 1e-7 }, `rmsNorm rstd ${label}`);
           assertClose(n.rmsGradX, j.rmsGradX, { rtol: 1e-6, atol: scale }, `rmsNorm gradX ${label}`);
           if (n.rmsGradWeight && j.rmsGradWeight) {
-            assertClose(n.rmsGradWeight, j.rmsGradWeight, { rtol: 1e-6, atol: 1e-6 * rows }, `rmsNorm gradWeight ${label}`);
+            assertClose(
+              n.rmsGradWeight,
+              j.rmsGradWeight,
+              { rtol: 1e-6, atol: 1e-6 * rows },
+              `rmsNorm gradWeight ${label}`,
+            );
           }
         }
       }
@@ -818,70 +1093,204 @@ describe("argument checks", () => {
   const one = new Int32Array([0]);
   const x = new Float32Array(6);
   const badCalls: [string, (k: Kernels) => void, ErrorConstructor, RegExp][] = [
-    ["a Float64Array", (k) => k.geluTanh(new Float64Array(6) as unknown as Float32Array, x), TypeError,
-      /^geluTanh: x must be a Float32Array$/],
-    ["a short output", (k) => k.silu(x, new Float32Array(5)), RangeError,
-      /^silu: out has 5 elements; expected x\.length = 6$/],
+    [
+      "a Float64Array",
+      (k) => k.geluTanh(new Float64Array(6) as unknown as Float32Array, x),
+      TypeError,
+      /^geluTanh: x must be a Float32Array$/,
+    ],
+    [
+      "a short output",
+      (k) => k.silu(x, new Float32Array(5)),
+      RangeError,
+      /^silu: out has 5 elements; expected x\.length = 6$/,
+    ],
     ["a short gradIn", (k) => k.geluErfBackward(x, x, new Float32Array(7)), RangeError, /gradIn has 7 elements/],
-    ["rows·cols not matching", (k) => k.softmaxRows(x, 2, 4, new Float32Array(8)), RangeError,
-      /^softmaxRows: x has 6 elements; expected rows\*cols = 8$/],
-    ["a fractional size", (k) => k.softmaxRows(x, 1.5, 4, x), RangeError, /rows must be an integer in \[0, 2\^31\), got 1\.5/],
-    ["a negative size", (k) => k.rmsNormRows(x, null, 1e-5, -1, 6, x, new Float32Array(1)), RangeError,
-      /rows must be an integer/],
-    ["a wrong weight length", (k) => k.layerNormRows(x, new Float32Array(2), null, 1e-5, 2, 3, x, f32([0, 0]), f32([0, 0])),
-      RangeError, /^layerNormRows: weight has 2 elements; expected cols = 3$/],
-    ["undefined for an optional array", (k) => k.rmsNormRows(x, undefined as unknown as null, 1e-5, 2, 3, x, f32([0, 0])),
-      TypeError, /weight must be a Float32Array or null/],
-    ["a short rstd", (k) => k.rmsNormRowsBackward(x, null, f32([1]), x, 2, 3, x, null), RangeError,
-      /rstd has 1 elements; expected rows = 2/],
-    ["a non-boolean transpose flag", (k) => k.sgemmBatch(0 as unknown as boolean, false, 2, 2, 2, 1, x, 2, one, x, 2, one, 0, x, 2, one),
-      TypeError, /transA must be a boolean/],
-    ["A too short for a batch entry", (k) => k.sgemmBatch(false, false, 2, 2, 2, 1, x, 2, new Int32Array([0, 3]), x, 2,
-      new Int32Array([0, 0]), 0, x, 2, new Int32Array([0, 0])), RangeError,
-    /^sgemmBatch: a is too short for matrix 1: offset 3 \+ extent 4 > length 6$/],
-    ["a negative offset", (k) => k.sgemmBatch(false, false, 2, 2, 2, 1, x, 2, one, x, 2, new Int32Array([-1]), 0, x, 2, one),
-      RangeError, /bOffsets\[0\] is negative/],
-    ["lda below the columns", (k) => k.sgemmBatch(true, false, 3, 2, 2, 1, x, 2, one, x, 2, one, 0, x, 2, one), RangeError,
-      /^sgemmBatch: lda must be at least 3 \(the columns of the stored a\), got 2$/],
-    ["offset arrays of different lengths", (k) => k.sgemmBatch(false, false, 1, 1, 1, 1, x, 1, one, x, 1, new Int32Array(2),
-      0, x, 1, one), RangeError, /must have the same length, got 1, 2 and 1/],
-    ["an unknown binary op", (k) => k.binaryStrided("min" as BinaryOp, i32([6]), x, 0, i32([1]), x, 0, i32([1]), x),
-      RangeError, /^binaryStrided: op must be one of "add", "sub", "mul", "div", "pow", "maximum"$/],
-    ["a binary op with a NUL after a valid name", (k) => k.binaryStrided("add\0" as BinaryOp, i32([6]), x, 0, i32([1]), x, 0,
-      i32([1]), x), RangeError, /^binaryStrided: op must be one of/],
-    ["a non-string binary op", (k) => k.binaryStrided(0 as unknown as BinaryOp, i32([6]), x, 0, i32([1]), x, 0, i32([1]), x),
-      TypeError, /^binaryStrided: op must be a string$/],
-    ["dims that are not an Int32Array", (k) => k.copyStrided([6] as unknown as Int32Array, x, 0, i32([1]), x), TypeError,
-      /^copyStrided: dims must be an Int32Array$/],
-    ["a negative dim", (k) => k.copyStrided(i32([3, -2]), x, 0, i32([1, 1]), x), RangeError,
-      /^copyStrided: dims\[1\] is negative \(-2\)$/],
-    ["dims whose product is above 2^53", (k) => k.copyStrided(i32([65536, 65536, 65536, 65536]), x, 0, i32([0, 0, 0, 0]), x),
-      RangeError, /^copyStrided: the product of dims is above 2\^53$/],
-    ["strides of another rank than dims", (k) => k.binaryStrided("add", i32([2, 3]), x, 0, i32([3, 1]), x, 0, i32([1]), x),
-      RangeError, /^binaryStrided: bStrides has 1 elements; expected dims\.length = 2$/],
-    ["a negative stride", (k) => k.binaryStrided("add", i32([2, 3]), x, 5, i32([-3, 1]), x, 0, i32([3, 1]), x), RangeError,
-      /^binaryStrided: aStrides\[0\] is negative \(-3\)$/],
-    ["an output of the wrong length", (k) => k.binaryStrided("add", i32([2, 2]), x, 0, i32([2, 1]), x, 0, i32([2, 1]), x),
-      RangeError, /^binaryStrided: out has 6 elements; expected the product of dims = 4$/],
-    ["strides that read past the end of a", (k) => k.binaryStrided("mul", i32([2, 3]), x, 0, i32([3, 2]), x, 0, i32([3, 1]), x),
-      RangeError, /^binaryStrided: a is too short: aOffset \+ sum\(\(dims\[d\] - 1\) \* aStrides\[d\]\) = 7, but a has 6 elements$/],
-    ["an offset that reads past the end of b", (k) => k.binaryStrided("pow", i32([2, 3]), x, 0, i32([3, 1]), f32([1, 2, 3]), 1,
-      i32([0, 1]), x), RangeError,
-    /^binaryStrided: b is too short: bOffset \+ sum\(\(dims\[d\] - 1\) \* bStrides\[d\]\) = 3, but b has 3 elements$/],
-    ["a broadcast operand too short for its offset", (k) => k.binaryStrided("maximum", i32([6]), x, 0, i32([1]), f32([1]), 1,
-      i32([0]), x), RangeError, /^binaryStrided: b is too short: .* = 1, but b has 1 elements$/],
-    ["strides that read past the end of src", (k) => k.copyStrided(i32([3, 2]), x, 1, i32([1, 3]), x), RangeError,
-      /^copyStrided: src is too short: srcOffset \+ sum\(\(dims\[d\] - 1\) \* srcStrides\[d\]\) = 6, but src has 6 elements$/],
-    ["a huge stride", (k) => k.copyStrided(i32([2, 3]), x, 0, i32([0x7fffffff, 1]), x), RangeError,
-      /^copyStrided: src is too short: .* = 2147483649, but src has 6 elements$/],
-    ["a fractional offset", (k) => k.copyStrided(i32([6]), x, 0.5, i32([1]), x), RangeError,
-      /^copyStrided: srcOffset must be an integer in \[0, 2\^31\), got 0\.5$/],
+    [
+      "rows·cols not matching",
+      (k) => k.softmaxRows(x, 2, 4, new Float32Array(8)),
+      RangeError,
+      /^softmaxRows: x has 6 elements; expected rows\*cols = 8$/,
+    ],
+    [
+      "a fractional size",
+      (k) => k.softmaxRows(x, 1.5, 4, x),
+      RangeError,
+      /rows must be an integer in \[0, 2\^31\), got 1\.5/,
+    ],
+    [
+      "a negative size",
+      (k) => k.rmsNormRows(x, null, 1e-5, -1, 6, x, new Float32Array(1)),
+      RangeError,
+      /rows must be an integer/,
+    ],
+    [
+      "a wrong weight length",
+      (k) => k.layerNormRows(x, new Float32Array(2), null, 1e-5, 2, 3, x, f32([0, 0]), f32([0, 0])),
+      RangeError,
+      /^layerNormRows: weight has 2 elements; expected cols = 3$/,
+    ],
+    [
+      "undefined for an optional array",
+      (k) => k.rmsNormRows(x, undefined as unknown as null, 1e-5, 2, 3, x, f32([0, 0])),
+      TypeError,
+      /weight must be a Float32Array or null/,
+    ],
+    [
+      "a short rstd",
+      (k) => k.rmsNormRowsBackward(x, null, f32([1]), x, 2, 3, x, null),
+      RangeError,
+      /rstd has 1 elements; expected rows = 2/,
+    ],
+    [
+      "a non-boolean transpose flag",
+      (k) => k.sgemmBatch(0 as unknown as boolean, false, 2, 2, 2, 1, x, 2, one, x, 2, one, 0, x, 2, one),
+      TypeError,
+      /transA must be a boolean/,
+    ],
+    [
+      "A too short for a batch entry",
+      (k) =>
+        k.sgemmBatch(
+          false,
+          false,
+          2,
+          2,
+          2,
+          1,
+          x,
+          2,
+          new Int32Array([0, 3]),
+          x,
+          2,
+          new Int32Array([0, 0]),
+          0,
+          x,
+          2,
+          new Int32Array([0, 0]),
+        ),
+      RangeError,
+      /^sgemmBatch: a is too short for matrix 1: offset 3 \+ extent 4 > length 6$/,
+    ],
+    [
+      "a negative offset",
+      (k) => k.sgemmBatch(false, false, 2, 2, 2, 1, x, 2, one, x, 2, new Int32Array([-1]), 0, x, 2, one),
+      RangeError,
+      /bOffsets\[0\] is negative/,
+    ],
+    [
+      "lda below the columns",
+      (k) => k.sgemmBatch(true, false, 3, 2, 2, 1, x, 2, one, x, 2, one, 0, x, 2, one),
+      RangeError,
+      /^sgemmBatch: lda must be at least 3 \(the columns of the stored a\), got 2$/,
+    ],
+    [
+      "offset arrays of different lengths",
+      (k) => k.sgemmBatch(false, false, 1, 1, 1, 1, x, 1, one, x, 1, new Int32Array(2), 0, x, 1, one),
+      RangeError,
+      /must have the same length, got 1, 2 and 1/,
+    ],
+    [
+      "an unknown binary op",
+      (k) => k.binaryStrided("min" as BinaryOp, i32([6]), x, 0, i32([1]), x, 0, i32([1]), x),
+      RangeError,
+      /^binaryStrided: op must be one of "add", "sub", "mul", "div", "pow", "maximum"$/,
+    ],
+    [
+      "a binary op with a NUL after a valid name",
+      (k) => k.binaryStrided("add\0" as BinaryOp, i32([6]), x, 0, i32([1]), x, 0, i32([1]), x),
+      RangeError,
+      /^binaryStrided: op must be one of/,
+    ],
+    [
+      "a non-string binary op",
+      (k) => k.binaryStrided(0 as unknown as BinaryOp, i32([6]), x, 0, i32([1]), x, 0, i32([1]), x),
+      TypeError,
+      /^binaryStrided: op must be a string$/,
+    ],
+    [
+      "dims that are not an Int32Array",
+      (k) => k.copyStrided([6] as unknown as Int32Array, x, 0, i32([1]), x),
+      TypeError,
+      /^copyStrided: dims must be an Int32Array$/,
+    ],
+    [
+      "a negative dim",
+      (k) => k.copyStrided(i32([3, -2]), x, 0, i32([1, 1]), x),
+      RangeError,
+      /^copyStrided: dims\[1\] is negative \(-2\)$/,
+    ],
+    [
+      "dims whose product is above 2^53",
+      (k) => k.copyStrided(i32([65536, 65536, 65536, 65536]), x, 0, i32([0, 0, 0, 0]), x),
+      RangeError,
+      /^copyStrided: the product of dims is above 2\^53$/,
+    ],
+    [
+      "strides of another rank than dims",
+      (k) => k.binaryStrided("add", i32([2, 3]), x, 0, i32([3, 1]), x, 0, i32([1]), x),
+      RangeError,
+      /^binaryStrided: bStrides has 1 elements; expected dims\.length = 2$/,
+    ],
+    [
+      "a negative stride",
+      (k) => k.binaryStrided("add", i32([2, 3]), x, 5, i32([-3, 1]), x, 0, i32([3, 1]), x),
+      RangeError,
+      /^binaryStrided: aStrides\[0\] is negative \(-3\)$/,
+    ],
+    [
+      "an output of the wrong length",
+      (k) => k.binaryStrided("add", i32([2, 2]), x, 0, i32([2, 1]), x, 0, i32([2, 1]), x),
+      RangeError,
+      /^binaryStrided: out has 6 elements; expected the product of dims = 4$/,
+    ],
+    [
+      "strides that read past the end of a",
+      (k) => k.binaryStrided("mul", i32([2, 3]), x, 0, i32([3, 2]), x, 0, i32([3, 1]), x),
+      RangeError,
+      /^binaryStrided: a is too short: aOffset \+ sum\(\(dims\[d\] - 1\) \* aStrides\[d\]\) = 7, but a has 6 elements$/,
+    ],
+    [
+      "an offset that reads past the end of b",
+      (k) => k.binaryStrided("pow", i32([2, 3]), x, 0, i32([3, 1]), f32([1, 2, 3]), 1, i32([0, 1]), x),
+      RangeError,
+      /^binaryStrided: b is too short: bOffset \+ sum\(\(dims\[d\] - 1\) \* bStrides\[d\]\) = 3, but b has 3 elements$/,
+    ],
+    [
+      "a broadcast operand too short for its offset",
+      (k) => k.binaryStrided("maximum", i32([6]), x, 0, i32([1]), f32([1]), 1, i32([0]), x),
+      RangeError,
+      /^binaryStrided: b is too short: .* = 1, but b has 1 elements$/,
+    ],
+    [
+      "strides that read past the end of src",
+      (k) => k.copyStrided(i32([3, 2]), x, 1, i32([1, 3]), x),
+      RangeError,
+      /^copyStrided: src is too short: srcOffset \+ sum\(\(dims\[d\] - 1\) \* srcStrides\[d\]\) = 6, but src has 6 elements$/,
+    ],
+    [
+      "a huge stride",
+      (k) => k.copyStrided(i32([2, 3]), x, 0, i32([0x7fffffff, 1]), x),
+      RangeError,
+      /^copyStrided: src is too short: .* = 2147483649, but src has 6 elements$/,
+    ],
+    [
+      "a fractional offset",
+      (k) => k.copyStrided(i32([6]), x, 0.5, i32([1]), x),
+      RangeError,
+      /^copyStrided: srcOffset must be an integer in \[0, 2\^31\), got 0\.5$/,
+    ],
   ];
   const sets = nativeKernels ? [jsKernels, nativeKernels] : [jsKernels];
   for (const [what, call, errorClass, message] of badCalls) {
     it(`rejects ${what} with the same error in every kernel set`, () => {
       const snapshot = x.slice();
-      for (const k of sets) assert.throws(() => call(k), (e: unknown) => e instanceof errorClass && message.test((e as Error).message), k.name);
+      for (const k of sets)
+        assert.throws(
+          () => call(k),
+          (e: unknown) => e instanceof errorClass && message.test((e as Error).message),
+          k.name,
+        );
       assert.deepEqual(x, snapshot, "nothing was written");
     });
   }
@@ -925,8 +1334,11 @@ describe("kernel selection", () => {
   it("TSVENE_KERNELS chooses the default set", () => {
     const moduleUrl = new URL("../src/tensor/kernels/index.js", import.meta.url).href;
     const script = `import { kernels } from ${JSON.stringify(moduleUrl)}; console.log(kernels().name);`;
-    const run = (value: string) => spawnSync(process.execPath, ["--input-type=module", "-e", script],
-      { env: { ...process.env, TSVENE_KERNELS: value }, encoding: "utf8" });
+    const run = (value: string) =>
+      spawnSync(process.execPath, ["--input-type=module", "-e", script], {
+        env: { ...process.env, TSVENE_KERNELS: value },
+        encoding: "utf8",
+      });
     const js = run("js");
     assert.equal(js.stdout.trim(), "js");
     assert.equal(js.stderr, "", "no warning when js is asked for");

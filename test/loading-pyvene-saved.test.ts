@@ -29,13 +29,19 @@ interface SavedCase {
 /** Each state dict's entries in storage order (data/0, data/1, …), as the pickle in the .bin lists them. */
 const STATE_DICTS: Record<string, [name: string, dtype: "F32" | "I64", shape: number[]][]> = {
   rotated_L1: [
-    ["embed_dim", "I64", []], ["interchange_dim", "I64", []],
-    ["rotate_layer.parametrizations.weight.original", "F32", [32, 32]], ["rotate_layer.parametrizations.weight.0.base", "F32", [32, 32]],
+    ["embed_dim", "I64", []],
+    ["interchange_dim", "I64", []],
+    ["rotate_layer.parametrizations.weight.original", "F32", [32, 32]],
+    ["rotate_layer.parametrizations.weight.0.base", "F32", [32, 32]],
   ],
   boundless_L2: [
-    ["intervention_boundaries", "F32", [1]], ["temperature", "F32", []], ["intervention_population", "I64", [32]],
-    ["embed_dim", "I64", []], ["interchange_dim", "I64", []],
-    ["rotate_layer.parametrizations.weight.original", "F32", [32, 32]], ["rotate_layer.parametrizations.weight.0.base", "F32", [32, 32]],
+    ["intervention_boundaries", "F32", [1]],
+    ["temperature", "F32", []],
+    ["intervention_population", "I64", [32]],
+    ["embed_dim", "I64", []],
+    ["interchange_dim", "I64", []],
+    ["rotate_layer.parametrizations.weight.original", "F32", [32, 32]],
+    ["rotate_layer.parametrizations.weight.0.base", "F32", [32, 32]],
   ],
 };
 
@@ -61,19 +67,26 @@ async function stateDict(c: SavedCase): Promise<Map<string, tv.Tensor | tv.IntTe
   const bin = c.files.find((f) => f.endsWith(".bin"))!;
   const key = bin.slice("intkey_".length, -".bin".length);
   const members = storedZipMembers(await readFile(join(ROOT, c.folder, bin)));
-  return new Map(STATE_DICTS[c.name].map(([name, dtype, shape], k) => {
-    const raw = members.get(`data/${k}`)!;
-    const bytes = raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength);
-    const t = dtype === "F32" ? new tv.Tensor(new Float32Array(bytes), shape) : new tv.IntTensor(Int32Array.from(new BigInt64Array(bytes), Number), shape);
-    return [`${key}.${name}`, t];
-  }));
+  return new Map(
+    STATE_DICTS[c.name].map(([name, dtype, shape], k) => {
+      const raw = members.get(`data/${k}`)!;
+      const bytes = raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength);
+      const t =
+        dtype === "F32"
+          ? new tv.Tensor(new Float32Array(bytes), shape)
+          : new tv.IntTensor(Int32Array.from(new BigInt64Array(bytes), Number), shape);
+      return [`${key}.${name}`, t];
+    }),
+  );
 }
 
 it("pyvene's Rotated and Boundless folders, int64 intervention_population included, give pyvene's logits", async () => {
   const { cases } = JSON.parse(await readFile(join(ROOT, "cases.json"), "utf8")) as { cases: SavedCase[] };
   const expected = (await tv.readSafetensors(join(ROOT, "expected.safetensors"))).tensors;
   const { model } = await tv.loadPretrained(join(ROOT, "model"));
-  const rows = (name: string, batch: number) => ({ inputIds: tv.intTensor([...expected.get(name)!.data].slice(0, batch * 6), [batch, 6]) });
+  const rows = (name: string, batch: number) => ({
+    inputIds: tv.intTensor([...expected.get(name)!.data].slice(0, batch * 6), [batch, 6]),
+  });
   for (const c of cases.filter((c) => c.name in STATE_DICTS)) {
     const folder = join(scratch, c.name);
     await mkdir(folder);
@@ -81,10 +94,19 @@ it("pyvene's Rotated and Boundless folders, int64 intervention_population includ
     const state = await stateDict(c);
     await tv.writeSafetensors(join(folder, "interventions.safetensors"), state);
     const population = [...state].find(([name]) => name.endsWith(".intervention_population"));
-    if (population) assert.equal((await tv.readSafetensorsHeader(join(folder, "interventions.safetensors"))).tensors.get(population[0])!.dtype, "I64");
+    if (population)
+      assert.equal(
+        (await tv.readSafetensorsHeader(join(folder, "interventions.safetensors"))).tensors.get(population[0])!.dtype,
+        "I64",
+      );
 
     const im = await tv.loadIntervenable(folder, model);
-    const { intervened } = tv.noGrad(() => im.forward(rows("base", c.batch), [rows("source", c.batch)], { unitLocations: c.unit_locations, subspaces: c.subspaces }));
+    const { intervened } = tv.noGrad(() =>
+      im.forward(rows("base", c.batch), [rows("source", c.batch)], {
+        unitLocations: c.unit_locations,
+        subspaces: c.subspaces,
+      }),
+    );
     const want = expected.get(`${c.name}/logits`)!;
     assert.deepEqual(intervened.logits.shape, want.shape, c.name);
     const drift = Math.max(...intervened.logits.data.map((v, i) => Math.abs(v - want.data[i])));

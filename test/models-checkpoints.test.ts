@@ -41,7 +41,10 @@ it("a sharded checkpoint whose config does not fit its weights is refused from t
   const { model, config } = await tv.loadPretrained(fixtureFolder("gpt2_tiny"));
   const folder = await mkdtemp(join(tmpdir(), "tsvene-shards-"));
   try {
-    await tv.saveCheckpoint(folder, new Map(model.namedParameters()), { config: { ...config, n_layer: 6 }, maxShardBytes: 20_000 });
+    await tv.saveCheckpoint(folder, new Map(model.namedParameters()), {
+      config: { ...config, n_layer: 6 },
+      maxShardBytes: 20_000,
+    });
     await assert.rejects(tv.loadPretrained(folder), /config\.json n_layer is 6 but the weights hold layers 0\.\.3/);
   } finally {
     await rm(folder, { recursive: true, force: true });

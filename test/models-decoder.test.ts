@@ -13,13 +13,34 @@ import { maxAbsDiff } from "./support/fixtures.js";
 const CONFIGS: Record<string, Record<string, unknown>> = {
   gpt2: { model_type: "gpt2", n_embd: 16, n_head: 2, n_layer: 3, n_positions: 16, vocab_size: 20 },
   gpt_neo: {
-    model_type: "gpt_neo", hidden_size: 16, num_heads: 2, num_layers: 3, attention_layers: ["global", "local", "global"],
-    window_size: 2, max_position_embeddings: 16, vocab_size: 20,
+    model_type: "gpt_neo",
+    hidden_size: 16,
+    num_heads: 2,
+    num_layers: 3,
+    attention_layers: ["global", "local", "global"],
+    window_size: 2,
+    max_position_embeddings: 16,
+    vocab_size: 20,
   },
-  gpt_neox: { model_type: "gpt_neox", hidden_size: 16, num_attention_heads: 2, num_hidden_layers: 3, intermediate_size: 32, rotary_pct: 0.5, vocab_size: 20 },
+  gpt_neox: {
+    model_type: "gpt_neox",
+    hidden_size: 16,
+    num_attention_heads: 2,
+    num_hidden_layers: 3,
+    intermediate_size: 32,
+    rotary_pct: 0.5,
+    vocab_size: 20,
+  },
   gemma2: {
-    model_type: "gemma2", hidden_size: 16, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 8, num_hidden_layers: 3,
-    intermediate_size: 32, sliding_window: 2, vocab_size: 20,
+    model_type: "gemma2",
+    hidden_size: 16,
+    num_attention_heads: 2,
+    num_key_value_heads: 1,
+    head_dim: 8,
+    num_hidden_layers: 3,
+    intermediate_size: 32,
+    sliding_window: 2,
+    vocab_size: 20,
   },
 };
 
@@ -38,13 +59,17 @@ function decoder(name: string, seed: number): tv.DecoderModel {
   return model;
 }
 
-const IDS = tv.intTensor([[3, 1, 4, 1, 5], [9, 2, 6, 5, 3]]);
+const IDS = tv.intTensor([
+  [3, 1, 4, 1, 5],
+  [9, 2, 6, 5, 3],
+]);
 
 /** The block_output of every layer of one run, through hooks. */
 function blockOutputs(model: tv.DecoderModel, run: () => unknown): Map<number, tv.Tensor> {
   const seen = new Map<number, tv.Tensor>();
   const handles = Array.from({ length: model.numLayers }, (_, l) =>
-    model.getModule(model.site("block_output", l).module).addPostHook((_m, _x, y) => void seen.set(l, y)));
+    model.getModule(model.site("block_output", l).module).addPostHook((_m, _x, y) => void seen.set(l, y)),
+  );
   try {
     run();
   } finally {
@@ -53,7 +78,12 @@ function blockOutputs(model: tv.DecoderModel, run: () => unknown): Map<number, t
   return seen;
 }
 
-for (const [name, seed] of [["gpt2", 1], ["gpt_neo", 2], ["gpt_neox", 3], ["gemma2", 4]] as const) {
+for (const [name, seed] of [
+  ["gpt2", 1],
+  ["gpt_neo", 2],
+  ["gpt_neox", 3],
+  ["gemma2", 4],
+] as const) {
   describe(`decoder contract: ${name}`, () => {
     const model = decoder(name, seed);
     const full = tv.noGrad(() => model.run({ inputIds: IDS, outputHiddenStates: true }));
@@ -62,9 +92,15 @@ for (const [name, seed] of [["gpt2", 1], ["gpt_neo", 2], ["gpt_neox", 3], ["gemm
       assert.ok(model instanceof tv.DecoderModel);
       for (let layer = 0; layer < model.numLayers; layer++) {
         const hidden = full.hiddenStates![layer];
-        const resumed = tv.noGrad(() => model.run({ inputIds: IDS, resumeFrom: { layer, hidden }, outputHiddenStates: true }));
+        const resumed = tv.noGrad(() =>
+          model.run({ inputIds: IDS, resumeFrom: { layer, hidden }, outputHiddenStates: true }),
+        );
         assert.ok(maxAbsDiff(resumed.logits, full.logits) < 1e-5, `layer ${layer}`);
-        assert.equal(resumed.hiddenStates!.length, model.numLayers - layer + 1, "hidden states start at the resumed block's input");
+        assert.equal(
+          resumed.hiddenStates!.length,
+          model.numLayers - layer + 1,
+          "hidden states start at the resumed block's input",
+        );
       }
     });
 
@@ -79,7 +115,9 @@ for (const [name, seed] of [["gpt2", 1], ["gpt_neo", 2], ["gpt_neox", 3], ["gemm
       for (let last = 0; last < model.numLayers; last++) {
         let ran = 0;
         const handles = [
-          ...Array.from({ length: model.numLayers }, (_, l) => model.getModule(model.site("block_input", l).module).addPreHook(() => void (ran = Math.max(ran, l)))),
+          ...Array.from({ length: model.numLayers }, (_, l) =>
+            model.getModule(model.site("block_input", l).module).addPreHook(() => void (ran = Math.max(ran, l))),
+          ),
           model.getModule(model.site("block_output", last).module).addPostHook(() => void (ran += 100)),
           ...TAIL[name].map((path) => model.getModule(path).addPreHook(() => assert.fail(`${path} ran`))),
         ];
@@ -88,60 +126,120 @@ for (const [name, seed] of [["gpt2", 1], ["gpt_neo", 2], ["gpt_neox", 3], ["gemm
         assert.equal(ran, last + 100, `blocks 0..${last} ran and no later one`);
         assert.equal(maxAbsDiff(stream, outputs.get(last)!), 0);
         const from = Math.max(0, last - 1);
-        const resumed = tv.noGrad(() => model.runBlocks({ inputIds: IDS, resumeFrom: { layer: from, hidden: full.hiddenStates![from] } }, last));
+        const resumed = tv.noGrad(() =>
+          model.runBlocks({ inputIds: IDS, resumeFrom: { layer: from, hidden: full.hiddenStates![from] } }, last),
+        );
         assert.ok(maxAbsDiff(resumed, stream) < 1e-5);
       }
       const norm = model.settings.numLayers - 1;
-      assert.ok(maxAbsDiff(outputs.get(norm)!, full.hiddenStates![norm + 1]) > 1e-3, "the last hidden state is normalised, the block output not");
+      assert.ok(
+        maxAbsDiff(outputs.get(norm)!, full.hiddenStates![norm + 1]) > 1e-3,
+        "the last hidden state is normalised, the block output not",
+      );
     });
 
     it("refuses what it cannot honour, naming the input", () => {
       const hidden = full.hiddenStates![1];
-      assert.throws(() => model.runBlocks({ inputIds: IDS, outputHiddenStates: true }, 0), /outputHiddenStates is not supported by .*runBlocks/);
-      assert.throws(() => model.runBlocks({ inputIds: IDS, lastPositionLogits: true }, 0), /lastPositionLogits is not supported/);
+      assert.throws(
+        () => model.runBlocks({ inputIds: IDS, outputHiddenStates: true }, 0),
+        /outputHiddenStates is not supported by .*runBlocks/,
+      );
+      assert.throws(
+        () => model.runBlocks({ inputIds: IDS, lastPositionLogits: true }, 0),
+        /lastPositionLogits is not supported/,
+      );
       assert.throws(() => model.runBlocks({ inputIds: IDS, cache: model.newCache() }, 0), /cache is not supported/);
-      assert.throws(() => model.runBlocks({ inputIds: IDS, resumeFrom: { layer: 1, hidden } }, 0), /lastLayer 0 is out of range \(expected 1\.\.2/);
+      assert.throws(
+        () => model.runBlocks({ inputIds: IDS, resumeFrom: { layer: 1, hidden } }, 0),
+        /lastLayer 0 is out of range \(expected 1\.\.2/,
+      );
       assert.throws(() => model.runBlocks({ inputIds: IDS }, 3), /lastLayer 3 is out of range/);
-      assert.throws(() => model.run({ inputIds: IDS, resumeFrom: { layer: 1, hidden }, cache: model.newCache() }), /resumeFrom and cache cannot be combined/);
-      assert.throws(() => model.run({ inputIds: IDS, resumeFrom: { layer: 3, hidden } }), /resumeFrom.layer 3 is out of range/);
-      assert.throws(() => model.run({ inputIds: IDS, resumeFrom: { layer: 1, hidden: tv.slice(hidden, 1, 1) } }), /resumeFrom.hidden must be \[2, 5, 16\]/);
-      assert.throws(() => model.run({ inputIds: IDS, cache: new tv.nn.KeyValueCache(2) }), /cache must be a KeyValueCache of 3 layers/);
-      assert.throws(() => model.run({ inputIds: tv.intTensor([[20]]) }), /inputIds contains 20, outside 0\.\.19 \(vocab_size = 20\)/);
-      assert.throws(() => model.run({ inputIds: IDS, positionIds: tv.intTensor([[0, 1]]) }), /positionIds must be \[2, 5\]/);
+      assert.throws(
+        () => model.run({ inputIds: IDS, resumeFrom: { layer: 1, hidden }, cache: model.newCache() }),
+        /resumeFrom and cache cannot be combined/,
+      );
+      assert.throws(
+        () => model.run({ inputIds: IDS, resumeFrom: { layer: 3, hidden } }),
+        /resumeFrom.layer 3 is out of range/,
+      );
+      assert.throws(
+        () => model.run({ inputIds: IDS, resumeFrom: { layer: 1, hidden: tv.slice(hidden, 1, 1) } }),
+        /resumeFrom.hidden must be \[2, 5, 16\]/,
+      );
+      assert.throws(
+        () => model.run({ inputIds: IDS, cache: new tv.nn.KeyValueCache(2) }),
+        /cache must be a KeyValueCache of 3 layers/,
+      );
+      assert.throws(
+        () => model.run({ inputIds: tv.intTensor([[20]]) }),
+        /inputIds contains 20, outside 0\.\.19 \(vocab_size = 20\)/,
+      );
+      assert.throws(
+        () => model.run({ inputIds: IDS, positionIds: tv.intTensor([[0, 1]]) }),
+        /positionIds must be \[2, 5\]/,
+      );
       assert.throws(() => model.run({ inputsEmbeds: tv.zeros([1, 2, 8]) }), /inputsEmbeds must be \[B, T, 16\]/);
-      assert.throws(() => model.run({ inputIds: IDS, attentionMask: tv.intTensor([[1, 1, 1, 1, 1]]) }), /attentionMask must be \[2, 5\]/);
+      assert.throws(
+        () => model.run({ inputIds: IDS, attentionMask: tv.intTensor([[1, 1, 1, 1, 1]]) }),
+        /attentionMask must be \[2, 5\]/,
+      );
     });
   });
 }
 
 describe("non-decoders refuse the decoder inputs", () => {
-  const gru = tv.modelFromConfig({ model_type: "gru", architectures: ["GRULMHeadModel"], h_dim: 4, n_layer: 2, include_emb: true, vocab_size: 10 });
+  const gru = tv.modelFromConfig({
+    model_type: "gru",
+    architectures: ["GRULMHeadModel"],
+    h_dim: 4,
+    n_layer: 2,
+    include_emb: true,
+    vocab_size: 10,
+  });
   const mlp = tv.modelFromConfig({ model_type: "mlp", architectures: ["MLPForClassification"], h_dim: 4, n_layer: 2 });
   const ids = tv.intTensor([[1, 2, 3]]);
   const embeds = tv.zeros([1, 3, 4]);
 
   it("GRU and MLP: resumeFrom, lastPositionLogits and cache are errors; they cannot resume", () => {
-    for (const [model, inputs] of [[gru, { inputIds: ids }], [mlp, { inputsEmbeds: embeds }]] as const) {
+    for (const [model, inputs] of [
+      [gru, { inputIds: ids }],
+      [mlp, { inputsEmbeds: embeds }],
+    ] as const) {
       assert.ok(!(model instanceof tv.DecoderModel));
       assert.equal(model.newCache(), null);
       const family = model.family;
-      assert.throws(() => model.run({ ...inputs, resumeFrom: { layer: 1, hidden: embeds } }), new RegExp(`resumeFrom is not supported by ${family}`));
-      assert.throws(() => model.run({ ...inputs, lastPositionLogits: true }), new RegExp(`lastPositionLogits is not supported by ${family}`));
-      assert.throws(() => model.run({ ...inputs, cache: new tv.nn.KeyValueCache(2) }), new RegExp(`cache is not supported by ${family}`));
+      assert.throws(
+        () => model.run({ ...inputs, resumeFrom: { layer: 1, hidden: embeds } }),
+        new RegExp(`resumeFrom is not supported by ${family}`),
+      );
+      assert.throws(
+        () => model.run({ ...inputs, lastPositionLogits: true }),
+        new RegExp(`lastPositionLogits is not supported by ${family}`),
+      );
+      assert.throws(
+        () => model.run({ ...inputs, cache: new tv.nn.KeyValueCache(2) }),
+        new RegExp(`cache is not supported by ${family}`),
+      );
       model.run({ ...inputs, lastPositionLogits: false, cache: null });
     }
   });
 
   it("GRU: a left-padded mask is an error, a right-padded one is the unpadded run at the real steps", () => {
     tv.nn.initNormal(gru, 0.5, new tv.Generator(5));
-    assert.throws(() => gru.run({ inputIds: ids, attentionMask: tv.intTensor([[0, 1, 1]]) }), /row 0 has a real step after padding/);
+    assert.throws(
+      () => gru.run({ inputIds: ids, attentionMask: tv.intTensor([[0, 1, 1]]) }),
+      /row 0 has a real step after padding/,
+    );
     const padded = gru.run({ inputIds: tv.intTensor([[1, 2, 0]]), attentionMask: tv.intTensor([[1, 1, 0]]) }).logits;
     const alone = gru.run({ inputIds: tv.intTensor([[1, 2]]) }).logits;
     assert.equal(maxAbsDiff(tv.slice(padded, 1, 0, 2), alone), 0);
   });
 
   it("MLP: the mask must fit the inputs", () => {
-    assert.throws(() => mlp.run({ inputsEmbeds: embeds, attentionMask: tv.intTensor([[1, 1]]) }), /mlp: attentionMask must be \[1, 3\]/);
+    assert.throws(
+      () => mlp.run({ inputsEmbeds: embeds, attentionMask: tv.intTensor([[1, 1]]) }),
+      /mlp: attentionMask must be \[1, 3\]/,
+    );
   });
 
   it("generate runs the GRU LM on its full logits and refuses models without token logits", () => {
@@ -150,7 +248,17 @@ describe("non-decoders refuse the decoder inputs", () => {
     // generate passes positions, as HF's does; the GRU adds position embeddings when given them.
     const logits = gru.run({ inputIds: ids, positionIds: tv.intTensor([[0, 1, 2]]) }).logits;
     assert.equal(maxAbsDiff(scores[0], tv.squeeze(tv.slice(logits, 1, -1), 1)), 0);
-    const classifier = tv.modelFromConfig({ model_type: "gru", architectures: ["GRUForClassification"], h_dim: 4, n_layer: 1, include_emb: true, vocab_size: 10 });
-    assert.throws(() => tv.generate(classifier, ids, { maxNewTokens: 1 }), /generate: the gru model gives logits \[1, 2\]/);
+    const classifier = tv.modelFromConfig({
+      model_type: "gru",
+      architectures: ["GRUForClassification"],
+      h_dim: 4,
+      n_layer: 1,
+      include_emb: true,
+      vocab_size: 10,
+    });
+    assert.throws(
+      () => tv.generate(classifier, ids, { maxNewTokens: 1 }),
+      /generate: the gru model gives logits \[1, 2\]/,
+    );
   });
 });

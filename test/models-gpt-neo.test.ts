@@ -74,12 +74,17 @@ function arrays(m: GPTNeoForCausalLM): (name: string) => Matrix {
 }
 
 /** The naive forward: logits [T][V] for one sequence, and each layer's attention probabilities [H][T][T]. */
-function naiveForward(m: GPTNeoForCausalLM, ids: number[], options: { scale?: number; window?: number | null } = {}): { logits: Matrix; probs: number[][][][] } {
+function naiveForward(
+  m: GPTNeoForCausalLM,
+  ids: number[],
+  options: { scale?: number; window?: number | null } = {},
+): { logits: Matrix; probs: number[][][][] } {
   const w = arrays(m);
   const s = m.settings;
   const heads = s.numHeads;
   const d = s.hiddenSize / heads;
-  const matvec = (W: Matrix, x: number[], b?: number[]) => W.map((row, o) => row.reduce((acc, wi, i) => acc + wi * x[i], b ? b[o] : 0));
+  const matvec = (W: Matrix, x: number[], b?: number[]) =>
+    W.map((row, o) => row.reduce((acc, wi, i) => acc + wi * x[i], b ? b[o] : 0));
   const layerNorm = (x: number[], g: number[], b: number[]) => {
     const mean = x.reduce((a, v) => a + v, 0) / x.length;
     const variance = x.reduce((a, v) => a + (v - mean) ** 2, 0) / x.length;
@@ -91,29 +96,40 @@ function naiveForward(m: GPTNeoForCausalLM, ids: number[], options: { scale?: nu
   const probs: number[][][][] = [];
   for (let layer = 0; layer < s.numLayers; layer++) {
     const p = `transformer.h.${layer}`;
-    const window = options.window === null ? undefined : s.attentionLayers[layer] === "local" ? options.window ?? s.windowSize : undefined;
+    const window =
+      options.window === null
+        ? undefined
+        : s.attentionLayers[layer] === "local"
+          ? (options.window ?? s.windowSize)
+          : undefined;
     const a = h.map((x) => layerNorm(x, w(`${p}.ln_1.weight`)[0], w(`${p}.ln_1.bias`)[0]));
     const q = a.map((x) => matvec(w(`${p}.attn.attention.q_proj.weight`), x));
     const k = a.map((x) => matvec(w(`${p}.attn.attention.k_proj.weight`), x));
     const v = a.map((x) => matvec(w(`${p}.attn.attention.v_proj.weight`), x));
-    const layerProbs = Array.from({ length: heads }, (_, head) => Array.from({ length: T }, (_, i) => {
-      const visible = (j: number) => j <= i && (window === undefined || i - j < window);
-      const scores = Array.from({ length: T }, (_, j) => {
-        let dot = 0;
-        for (let c = head * d; c < (head + 1) * d; c++) dot += q[i][c] * k[j][c];
-        return dot * (options.scale ?? 1);
-      });
-      const max = Math.max(...scores.filter((_, j) => visible(j)));
-      const exps = scores.map((sc, j) => (visible(j) ? Math.exp(sc - max) : 0));
-      const sum = exps.reduce((acc, e) => acc + e, 0);
-      return exps.map((e) => e / sum);
-    }));
+    const layerProbs = Array.from({ length: heads }, (_, head) =>
+      Array.from({ length: T }, (_, i) => {
+        const visible = (j: number) => j <= i && (window === undefined || i - j < window);
+        const scores = Array.from({ length: T }, (_, j) => {
+          let dot = 0;
+          for (let c = head * d; c < (head + 1) * d; c++) dot += q[i][c] * k[j][c];
+          return dot * (options.scale ?? 1);
+        });
+        const max = Math.max(...scores.filter((_, j) => visible(j)));
+        const exps = scores.map((sc, j) => (visible(j) ? Math.exp(sc - max) : 0));
+        const sum = exps.reduce((acc, e) => acc + e, 0);
+        return exps.map((e) => e / sum);
+      }),
+    );
     probs.push(layerProbs);
-    const mixed = Array.from({ length: T }, (_, i) => Array.from({ length: s.hiddenSize }, (_, c) => {
-      const head = Math.floor(c / d);
-      return layerProbs[head][i].reduce((acc, pr, j) => acc + pr * v[j][c], 0);
-    }));
-    const attnOut = mixed.map((x) => matvec(w(`${p}.attn.attention.out_proj.weight`), x, w(`${p}.attn.attention.out_proj.bias`)[0]));
+    const mixed = Array.from({ length: T }, (_, i) =>
+      Array.from({ length: s.hiddenSize }, (_, c) => {
+        const head = Math.floor(c / d);
+        return layerProbs[head][i].reduce((acc, pr, j) => acc + pr * v[j][c], 0);
+      }),
+    );
+    const attnOut = mixed.map((x) =>
+      matvec(w(`${p}.attn.attention.out_proj.weight`), x, w(`${p}.attn.attention.out_proj.bias`)[0]),
+    );
     h = h.map((x, t) => x.map((xi, i) => xi + attnOut[t][i]));
     const mlpOut = h.map((x) => {
       const n = layerNorm(x, w(`${p}.ln_2.weight`)[0], w(`${p}.ln_2.bias`)[0]);
@@ -140,12 +156,16 @@ describe("GPT-Neo against a naive forward pass", () => {
     const scaledDiff = maxAbsDiff(tv.tensor([naiveForward(model, IDS, { scale: 1 / Math.sqrt(4) }).logits]), logits);
     const noWindowDiff = maxAbsDiff(tv.tensor([naiveForward(model, IDS, { window: null }).logits]), logits);
     assert.ok(scaledDiff > 1e-2 && noWindowDiff > 1e-2);
-    t.diagnostic(`naive: ${d.toExponential(2)}; naive with 1/√d: ${scaledDiff.toExponential(2)}; naive without the window: ${noWindowDiff.toExponential(2)}`);
+    t.diagnostic(
+      `naive: ${d.toExponential(2)}; naive with 1/√d: ${scaledDiff.toExponential(2)}; naive without the window: ${noWindowDiff.toExponential(2)}`,
+    );
   });
 
   it("local layers see the query and the window_size − 1 keys before it; global layers every earlier key", () => {
     const seen: tv.Tensor[] = [];
-    const handles = model.transformer.h.items.map((block) => block.attn.attention.attn_dropout.addPreHook((_m, x) => void seen.push(x)));
+    const handles = model.transformer.h.items.map((block) =>
+      block.attn.attention.attn_dropout.addPreHook((_m, x) => void seen.push(x)),
+    );
     tv.noGrad(() => model.run({ inputIds: tv.intTensor([IDS]) }));
     handles.forEach((h) => h.remove());
     assert.equal(seen.length, 4);
@@ -206,28 +226,52 @@ describe("GPT-Neo cache, padding and generation", () => {
     const short = long.slice(0, 6);
     const { ids: batch, mask, pad } = checkLeftPaddedLogits(model, short, long, 63, 0);
     const withCache = tv.generate(model, batch, { maxNewTokens: 6, attentionMask: mask, eosTokenId: 63 });
-    const without = tv.generate(model, batch, { maxNewTokens: 6, attentionMask: mask, eosTokenId: 63, useCache: false });
+    const without = tv.generate(model, batch, {
+      maxNewTokens: 6,
+      attentionMask: mask,
+      eosTokenId: 63,
+      useCache: false,
+    });
     assert.deepEqual([...withCache.sequences.data], [...without.sequences.data]);
     withCache.scores.forEach((s, i) => assert.ok(maxAbsDiff(s, without.scores[i]) < 1e-5));
     const alone = tv.generate(model, tv.intTensor([short]), { maxNewTokens: 6, eosTokenId: 63 });
-    assert.deepEqual([...withCache.sequences.data.subarray(pad, long.length + alone.sequences.shape[1] - short.length)], [...alone.sequences.data]);
+    assert.deepEqual(
+      [...withCache.sequences.data.subarray(pad, long.length + alone.sequences.shape[1] - short.length)],
+      [...alone.sequences.data],
+    );
   });
 });
 
 describe("GPT-Neo config", () => {
   it("expands attention_types when attention_layers is absent", () => {
     const { attention_layers: _, ...rest } = CONFIG;
-    const m = gptNeoFamily.create({ ...rest, num_layers: 6, attention_types: [[["global"], 2], [["local", "global"], 2]] }) as GPTNeoForCausalLM;
+    const m = gptNeoFamily.create({
+      ...rest,
+      num_layers: 6,
+      attention_types: [
+        [["global"], 2],
+        [["local", "global"], 2],
+      ],
+    }) as GPTNeoForCausalLM;
     assert.deepEqual(m.settings.attentionLayers, ["global", "global", "local", "global", "local", "global"]);
     assert.equal(m.settings.intermediateSize, 64, "intermediate_size null is 4·hidden_size");
   });
 
   it("rejects attention layer lists that do not fit, naming the fields", () => {
     assert.throws(() => gptNeoFamily.create({ ...CONFIG, num_layers: 3 }), /list 4 layers .* but "num_layers" is 3/);
-    assert.throws(() => gptNeoFamily.create({ ...CONFIG, attention_layers: ["global", "sparse", "global", "local"] }), /attention layer type "sparse" is not supported \(expected "global" or "local"\)/);
+    assert.throws(
+      () => gptNeoFamily.create({ ...CONFIG, attention_layers: ["global", "sparse", "global", "local"] }),
+      /attention layer type "sparse" is not supported \(expected "global" or "local"\)/,
+    );
     const { attention_layers: _, ...rest } = CONFIG;
-    assert.throws(() => gptNeoFamily.create({ ...rest, attention_types: [["global", 4]] }), /"attention_types" must be \[\[\["global", "local"\], repeats\], \.\.\.\]/);
-    assert.throws(() => gptNeoFamily.create({ ...CONFIG, num_heads: 5 }), /"hidden_size" \(16\) must be divisible by "num_heads" \(5\)/);
+    assert.throws(
+      () => gptNeoFamily.create({ ...rest, attention_types: [["global", 4]] }),
+      /"attention_types" must be \[\[\["global", "local"\], repeats\], \.\.\.\]/,
+    );
+    assert.throws(
+      () => gptNeoFamily.create({ ...CONFIG, num_heads: 5 }),
+      /"hidden_size" \(16\) must be divisible by "num_heads" \(5\)/,
+    );
     assert.throws(() => gptNeoFamily.create({ ...CONFIG, window_size: 0 }), /"window_size" must be a positive integer/);
   });
 });
@@ -237,15 +281,24 @@ describe("GPT-Neo site map and module tree", () => {
 
   it("registers HF's GPTNeoForCausalLM parameter names, with lm_head tied to wte", () => {
     const names = model.namedParameters().map(([n]) => n);
-    assert.deepEqual(names.filter((n) => n.startsWith("transformer.h.1.")), [
-      "transformer.h.1.ln_1.weight", "transformer.h.1.ln_1.bias",
-      "transformer.h.1.attn.attention.k_proj.weight", "transformer.h.1.attn.attention.v_proj.weight",
-      "transformer.h.1.attn.attention.q_proj.weight", "transformer.h.1.attn.attention.out_proj.weight",
-      "transformer.h.1.attn.attention.out_proj.bias",
-      "transformer.h.1.ln_2.weight", "transformer.h.1.ln_2.bias",
-      "transformer.h.1.mlp.c_fc.weight", "transformer.h.1.mlp.c_fc.bias",
-      "transformer.h.1.mlp.c_proj.weight", "transformer.h.1.mlp.c_proj.bias",
-    ]);
+    assert.deepEqual(
+      names.filter((n) => n.startsWith("transformer.h.1.")),
+      [
+        "transformer.h.1.ln_1.weight",
+        "transformer.h.1.ln_1.bias",
+        "transformer.h.1.attn.attention.k_proj.weight",
+        "transformer.h.1.attn.attention.v_proj.weight",
+        "transformer.h.1.attn.attention.q_proj.weight",
+        "transformer.h.1.attn.attention.out_proj.weight",
+        "transformer.h.1.attn.attention.out_proj.bias",
+        "transformer.h.1.ln_2.weight",
+        "transformer.h.1.ln_2.bias",
+        "transformer.h.1.mlp.c_fc.weight",
+        "transformer.h.1.mlp.c_fc.bias",
+        "transformer.h.1.mlp.c_proj.weight",
+        "transformer.h.1.mlp.c_proj.bias",
+      ],
+    );
     assert.deepEqual(model.transformer.h.at(0).mlp.c_fc.weight.shape, [64, 16], "nn.Linear weights are [out, in]");
     assert.equal(model.lm_head.weight, model.transformer.wte.weight);
     assert.ok(!names.includes("lm_head.weight"));
@@ -280,7 +333,12 @@ describe("GPT-Neo site map and module tree", () => {
     ];
     tv.noGrad(() => model.run({ inputIds: tv.intTensor([IDS]) }));
     handles.forEach((h) => h.remove());
-    assert.ok(maxAbsDiff(tv.noGrad(() => block.ln_2.call(tv.add(input!, attnOut!))), mlpIn!) < 1e-6);
+    assert.ok(
+      maxAbsDiff(
+        tv.noGrad(() => block.ln_2.call(tv.add(input!, attnOut!))),
+        mlpIn!,
+      ) < 1e-6,
+    );
   });
 });
 
@@ -292,14 +350,21 @@ describe("GPT-Neo loadPretrained", () => {
   it("loads an HF-layout folder with a real GPT-Neo config.json: picks the family, loads strictly, runs", async () => {
     const folder = join(scratch, "gpt-neo-tiny");
     await tv.saveCheckpoint(folder, new Map(model.namedParameters()), {
-      config: CONFIG, generationConfig: { _from_model_config: true, bos_token_id: 63, eos_token_id: 63 },
+      config: CONFIG,
+      generationConfig: { _from_model_config: true, bos_token_id: 63, eos_token_id: 63 },
     });
     const { model: loaded, config, generationConfig } = await tv.loadPretrained(folder);
     assert.ok(loaded instanceof GPTNeoForCausalLM);
     assert.equal(loaded.family, "gpt_neo");
     assert.equal(config.window_size, 3);
     assert.equal(generationConfig?.eos_token_id, 63);
-    assert.equal(maxAbsDiff(tv.noGrad(() => loaded.run({ inputIds: ids }).logits), expected), 0);
+    assert.equal(
+      maxAbsDiff(
+        tv.noGrad(() => loaded.run({ inputIds: ids }).logits),
+        expected,
+      ),
+      0,
+    );
   });
 
   it("loads GPTNeoModel-style names and drops the causal buffers older checkpoints stored", async () => {
@@ -314,7 +379,13 @@ describe("GPT-Neo loadPretrained", () => {
     const folder = join(scratch, "gpt-neo-model-layout");
     await tv.saveCheckpoint(folder, tensors, { config: { ...CONFIG, architectures: ["GPTNeoModel"] } });
     const { model: loaded } = await tv.loadPretrained(folder);
-    assert.equal(maxAbsDiff(tv.noGrad(() => loaded.run({ inputIds: ids }).logits), expected), 0);
+    assert.equal(
+      maxAbsDiff(
+        tv.noGrad(() => loaded.run({ inputIds: ids }).logits),
+        expected,
+      ),
+      0,
+    );
   });
 
   it("rejects a folder with a wrongly shaped weight, naming it", async () => {
@@ -322,6 +393,9 @@ describe("GPT-Neo loadPretrained", () => {
     tensors.set("transformer.h.0.attn.attention.q_proj.weight", tv.zeros([16, 8]));
     const folder = join(scratch, "gpt-neo-broken");
     await tv.saveCheckpoint(folder, tensors, { config: CONFIG });
-    await assert.rejects(tv.loadPretrained(folder), /transformer\.h\.0\.attn\.attention\.q_proj\.weight \(\[16, 8\] given, \[16, 16\] expected\)/);
+    await assert.rejects(
+      tv.loadPretrained(folder),
+      /transformer\.h\.0\.attn\.attention\.q_proj\.weight \(\[16, 8\] given, \[16, 16\] expected\)/,
+    );
   });
 });

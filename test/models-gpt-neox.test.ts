@@ -23,9 +23,22 @@ test("gpt_neox: pyvene's site map, with modules that exist and hooks that fire",
   const { model } = await loaded;
   assert.deepEqual(model.site("block_output", 2), { module: "gpt_neox.layers.2", hook: "output", dim: 32 });
   assert.deepEqual(model.site("mlp_activation", 0), { module: "gpt_neox.layers.0.mlp.act", hook: "output", dim: 128 });
-  assert.deepEqual(model.site("attention_value_output", 1), { module: "gpt_neox.layers.1.attention.dense", hook: "input", dim: 32 });
-  assert.deepEqual(model.site("head_attention_value_output", 1), { module: "gpt_neox.layers.1.attention.dense", hook: "input", dim: 8, heads: 4 });
-  assert.deepEqual(model.site("attention_output", 0), { module: "gpt_neox.layers.0.attention", hook: "output", dim: 32 });
+  assert.deepEqual(model.site("attention_value_output", 1), {
+    module: "gpt_neox.layers.1.attention.dense",
+    hook: "input",
+    dim: 32,
+  });
+  assert.deepEqual(model.site("head_attention_value_output", 1), {
+    module: "gpt_neox.layers.1.attention.dense",
+    hook: "input",
+    dim: 8,
+    heads: 4,
+  });
+  assert.deepEqual(model.site("attention_output", 0), {
+    module: "gpt_neox.layers.0.attention",
+    hook: "output",
+    dim: 32,
+  });
   assert.throws(() => model.site("query_output", 0), /not available for gpt_neox/);
   checkSiteHooks(model);
 });
@@ -34,11 +47,26 @@ test("gpt_neox: pyvene's site map, with modules that exist and hooks that fire",
 function tinyConfig(overrides: Record<string, unknown>): Record<string, unknown> {
   // Field names and defaults as in EleutherAI/pythia-70m's config.json, scaled down.
   return {
-    architectures: ["GPTNeoXForCausalLM"], model_type: "gpt_neox", bos_token_id: 0, eos_token_id: 0,
-    hidden_act: "gelu", hidden_size: 16, initializer_range: 0.02, intermediate_size: 64, layer_norm_eps: 1e-5,
-    max_position_embeddings: 32, num_attention_heads: 2, num_hidden_layers: 1, rotary_emb_base: 10000,
-    rotary_pct: 0.5, tie_word_embeddings: false, torch_dtype: "float32", use_cache: true,
-    use_parallel_residual: true, vocab_size: 20, ...overrides,
+    architectures: ["GPTNeoXForCausalLM"],
+    model_type: "gpt_neox",
+    bos_token_id: 0,
+    eos_token_id: 0,
+    hidden_act: "gelu",
+    hidden_size: 16,
+    initializer_range: 0.02,
+    intermediate_size: 64,
+    layer_norm_eps: 1e-5,
+    max_position_embeddings: 32,
+    num_attention_heads: 2,
+    num_hidden_layers: 1,
+    rotary_emb_base: 10000,
+    rotary_pct: 0.5,
+    tie_word_embeddings: false,
+    torch_dtype: "float32",
+    use_cache: true,
+    use_parallel_residual: true,
+    vocab_size: 20,
+    ...overrides,
   };
 }
 
@@ -60,7 +88,12 @@ test("gpt_neox: the fused query_key_value is [q|k|v] per head, checked against a
   tv.noGrad(() => model.run({ inputsEmbeds: x }));
   handle.remove();
   // Independent computation from the layer's weights: the input of attention is ln1(x).
-  const h = tv.layerNorm(x, model.gpt_neox.layers.at(0).input_layernorm.weight, model.gpt_neox.layers.at(0).input_layernorm.bias, 1e-5);
+  const h = tv.layerNorm(
+    x,
+    model.gpt_neox.layers.at(0).input_layernorm.weight,
+    model.gpt_neox.layers.at(0).input_layernorm.bias,
+    1e-5,
+  );
   const qkv = tv.linear(h, attention.query_key_value.weight, attention.query_key_value.bias).data;
   const at = (t: number, head: number, part: number, i: number) => qkv[t * 3 * D + head * 3 * d + part * d + i];
   const rotate = (t: number, head: number, part: number): number[] => {
@@ -78,7 +111,10 @@ test("gpt_neox: the fused query_key_value is [q|k|v] per head, checked against a
   for (let head = 0; head < H; head++) {
     for (let t = 0; t < T; t++) {
       const q = rotate(t, head, 0);
-      const scores = Array.from({ length: t + 1 }, (_, s) => rotate(s, head, 1).reduce((acc, k, i) => acc + k * q[i], 0) / Math.sqrt(d));
+      const scores = Array.from(
+        { length: t + 1 },
+        (_, s) => rotate(s, head, 1).reduce((acc, k, i) => acc + k * q[i], 0) / Math.sqrt(d),
+      );
       const top = Math.max(...scores);
       const weights = scores.map((s) => Math.exp(s - top));
       const total = weights.reduce((a, b) => a + b, 0);
@@ -101,7 +137,11 @@ test("gpt_neox: the sequential residual is x + attn(ln1 x), then + mlp(ln2 ·)",
     const norm = (n: tv.nn.LayerNorm, v: tv.Tensor) => tv.layerNorm(v, n.weight, n.bias, 1e-5);
     const mlp = (v: tv.Tensor) => {
       const m = layer.mlp;
-      return tv.linear(tv.gelu(tv.linear(v, m.dense_h_to_4h.weight, m.dense_h_to_4h.bias)), m.dense_4h_to_h.weight, m.dense_4h_to_h.bias);
+      return tv.linear(
+        tv.gelu(tv.linear(v, m.dense_h_to_4h.weight, m.dense_h_to_4h.bias)),
+        m.dense_4h_to_h.weight,
+        m.dense_4h_to_h.bias,
+      );
     };
     let attn: tv.Tensor | null = null;
     const handle = layer.attention.addPostHook((_m, _x, y) => {
@@ -112,8 +152,13 @@ test("gpt_neox: the sequential residual is x + attn(ln1 x), then + mlp(ln2 ·)",
     const expected = parallel
       ? tv.add(tv.add(x, attn!), mlp(norm(layer.post_attention_layernorm, x)))
       : tv.add(tv.add(x, attn!), mlp(norm(layer.post_attention_layernorm, tv.add(x, attn!))));
-    const rotary = tv.nn.rotaryTablesFromFrequencies(tv.nn.positionIds(null, 2, 3), tv.nn.ropeInverseFrequencies(4, 10000));
-    const blockOutput = tv.noGrad(() => layer.call(x, { mask: tv.nn.additiveMask(null, 2, 3, 3), rotary, cache: null }));
+    const rotary = tv.nn.rotaryTablesFromFrequencies(
+      tv.nn.positionIds(null, 2, 3),
+      tv.nn.ropeInverseFrequencies(4, 10000),
+    );
+    const blockOutput = tv.noGrad(() =>
+      layer.call(x, { mask: tv.nn.additiveMask(null, 2, 3, 3), rotary, cache: null }),
+    );
     assert.ok(maxAbsDiff(blockOutput, expected) < 1e-5, `parallel ${parallel}`);
     assert.ok(maxAbsDiff(out.hiddenStates![1], norm(model.gpt_neox.final_layer_norm, expected)) < 1e-5);
   }
@@ -138,7 +183,13 @@ test("gpt_neox: an HF-layout folder with tied embeddings loads strictly and runs
     assert.ok(model instanceof GPTNeoXForCausalLM);
     const ids = tv.intTensor([[3, 1, 4, 1, 5]]);
     const expected = tv.noGrad(() => source.run({ inputIds: ids }).logits);
-    assert.equal(maxAbsDiff(tv.noGrad(() => model.run({ inputIds: ids }).logits), expected), 0);
+    assert.equal(
+      maxAbsDiff(
+        tv.noGrad(() => model.run({ inputIds: ids }).logits),
+        expected,
+      ),
+      0,
+    );
     assert.equal(gptNeoXFamily.adaptCheckpoint!(weights, model).size, names.length);
   } finally {
     await rm(folder, { recursive: true, force: true });
@@ -146,8 +197,17 @@ test("gpt_neox: an HF-layout folder with tied embeddings loads strictly and runs
 });
 
 test("gpt_neox: config errors name the field", () => {
-  assert.throws(() => new GPTNeoXForCausalLM(tinyConfig({ num_attention_heads: 3 })), /hidden_size 16 must be divisible by num_attention_heads 3/);
-  assert.throws(() => new GPTNeoXForCausalLM(tinyConfig({ rope_scaling: { type: "linear", factor: 2 } })), /rope_scaling/);
+  assert.throws(
+    () => new GPTNeoXForCausalLM(tinyConfig({ num_attention_heads: 3 })),
+    /hidden_size 16 must be divisible by num_attention_heads 3/,
+  );
+  assert.throws(
+    () => new GPTNeoXForCausalLM(tinyConfig({ rope_scaling: { type: "linear", factor: 2 } })),
+    /rope_scaling/,
+  );
   assert.throws(() => new GPTNeoXForCausalLM(tinyConfig({ intermediate_size: undefined })), /intermediate_size/);
-  assert.throws(() => new GPTNeoXForCausalLM(tinyConfig({ rotary_pct: 0.375 })), /3 rotary features per head; rotary embeddings need an even number/);
+  assert.throws(
+    () => new GPTNeoXForCausalLM(tinyConfig({ rotary_pct: 0.375 })),
+    /3 rotary features per head; rotary embeddings need an even number/,
+  );
 });

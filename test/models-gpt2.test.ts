@@ -11,7 +11,15 @@ import { after, describe, it } from "node:test";
 import * as tv from "../src/index.js";
 import { GPT2LMHeadModel, gpt2Family } from "../src/models/gpt2.js";
 import { fixtureFolder, maxAbsDiff, modelInputs, readCases, readFixtureTensors } from "./support/fixtures.js";
-import { checkGreedyGeneration, checkLeftPaddedLogits, checkReferences, checkSiteTable, floatTensor, gptLayoutRows, type SiteTable } from "./support/model-checks.js";
+import {
+  checkGreedyGeneration,
+  checkLeftPaddedLogits,
+  checkReferences,
+  checkSiteTable,
+  floatTensor,
+  gptLayoutRows,
+  type SiteTable,
+} from "./support/model-checks.js";
 
 const FIXTURE = "gpt2_tiny";
 const TOLERANCE = 1e-4;
@@ -42,7 +50,12 @@ describe("GPT-2 against the gpt2_tiny fixture", () => {
     assert.equal(model.lm_head.weight, model.transformer.wte.weight);
     const names = model.namedParameters().map(([name]) => name);
     assert.ok(!names.includes("lm_head.weight"), "the tied weight is listed once, as transformer.wte.weight");
-    assert.deepEqual(names.slice(0, 4), ["transformer.wte.weight", "transformer.wpe.weight", "transformer.h.0.ln_1.weight", "transformer.h.0.ln_1.bias"]);
+    assert.deepEqual(names.slice(0, 4), [
+      "transformer.wte.weight",
+      "transformer.wpe.weight",
+      "transformer.h.0.ln_1.weight",
+      "transformer.h.0.ln_1.bias",
+    ]);
     assert.deepEqual(model.transformer.h.at(0).attn.c_attn.weight.shape, [32, 96], "Conv1D weights are [in, out]");
     assert.deepEqual([...names].sort(), [...weights.keys()].sort());
   });
@@ -75,7 +88,10 @@ describe("GPT-2 checkpoints", () => {
     await tv.saveCheckpoint(folder, real, { config: { ...config, architectures: ["GPT2LMHeadModel"] } });
     const { model: m } = await tv.loadPretrained(folder);
     assert.equal(m.family, "gpt2");
-    const d = maxAbsDiff(tv.noGrad(() => m.run(baseInputs).logits), reference);
+    const d = maxAbsDiff(
+      tv.noGrad(() => m.run(baseInputs).logits),
+      reference,
+    );
     assert.ok(d < TOLERANCE, `logits differ by ${d}`);
   });
 
@@ -89,7 +105,13 @@ describe("GPT-2 checkpoints", () => {
     await tv.saveCheckpoint(headFolder, withHead, { config });
     for (const folder of [bareFolder, headFolder]) {
       const { model: m } = await tv.loadPretrained(folder);
-      assert.ok(maxAbsDiff(tv.noGrad(() => m.run(baseInputs).logits), reference) < TOLERANCE, folder);
+      assert.ok(
+        maxAbsDiff(
+          tv.noGrad(() => m.run(baseInputs).logits),
+          reference,
+        ) < TOLERANCE,
+        folder,
+      );
     }
   });
 
@@ -97,7 +119,10 @@ describe("GPT-2 checkpoints", () => {
     const broken = new Map(weights);
     broken.delete("transformer.h.1.mlp.c_fc.bias");
     const m = gpt2Family.create(config);
-    assert.throws(() => m.loadStateDict(gpt2Family.adaptCheckpoint!(broken, m)), /missing: transformer\.h\.1\.mlp\.c_fc\.bias/);
+    assert.throws(
+      () => m.loadStateDict(gpt2Family.adaptCheckpoint!(broken, m)),
+      /missing: transformer\.h\.1\.mlp\.c_fc\.bias/,
+    );
   });
 });
 
@@ -130,15 +155,27 @@ describe("GPT-2 cache, padding and positions", () => {
   it("gives the fixture's logits from inputsEmbeds = wte(ids)", () => {
     const inputs = modelInputs(cases, tensors, "src0");
     const embeds = tv.embedding(model.transformer.wte.weight, inputs.inputIds!);
-    const d = maxAbsDiff(tv.noGrad(() => model.run({ inputsEmbeds: embeds }).logits), float(cases.references.src0.logits));
+    const d = maxAbsDiff(
+      tv.noGrad(() => model.run({ inputsEmbeds: embeds }).logits),
+      float(cases.references.src0.logits),
+    );
     assert.ok(d < TOLERANCE);
   });
 
   it("rejects positions past n_positions and ids past vocab_size, naming the config field", () => {
     const tooLong = tv.intTensor([Array.from({ length: 65 }, () => 1)]);
-    assert.throws(() => model.run({ inputIds: tooLong }), /positionIds contains 64, outside 0\.\.63 \(n_positions = 64\)/);
-    assert.throws(() => model.run({ inputIds: tv.intTensor([[1, 100]]) }), /inputIds contains 100, outside 0\.\.99 \(vocab_size = 100\)/);
-    assert.throws(() => model.run({ inputIds: tv.intTensor([[1, 2]]), attentionMask: tv.intTensor([[1, 1, 1]]) }), /attentionMask must be \[1, 2\] \(the batch, and the cached and new positions\), got \[1, 3\]/);
+    assert.throws(
+      () => model.run({ inputIds: tooLong }),
+      /positionIds contains 64, outside 0\.\.63 \(n_positions = 64\)/,
+    );
+    assert.throws(
+      () => model.run({ inputIds: tv.intTensor([[1, 100]]) }),
+      /inputIds contains 100, outside 0\.\.99 \(vocab_size = 100\)/,
+    );
+    assert.throws(
+      () => model.run({ inputIds: tv.intTensor([[1, 2]]), attentionMask: tv.intTensor([[1, 1, 1]]) }),
+      /attentionMask must be \[1, 2\] \(the batch, and the cached and new positions\), got \[1, 3\]/,
+    );
   });
 });
 
@@ -147,22 +184,31 @@ function naiveAttention(qkv: tv.Tensor, heads: number, scale: number): number[][
   const [batch, length, width] = qkv.shape;
   const dim = width / 3;
   const d = dim / heads;
-  const at = (b: number, t: number, part: number, h: number, i: number) => qkv.data[(b * length + t) * width + part * dim + h * d + i];
-  return Array.from({ length: batch }, (_, b) => Array.from({ length: heads }, (_, h) => Array.from({ length }, (_, q) => {
-    const scores = Array.from({ length: q + 1 }, (_, k) => {
-      let dot = 0;
-      for (let i = 0; i < d; i++) dot += at(b, q, 0, h, i) * at(b, k, 1, h, i);
-      return dot * scale;
-    });
-    const max = Math.max(...scores);
-    const exps = scores.map((s) => Math.exp(s - max));
-    const sum = exps.reduce((a, e) => a + e, 0);
-    return Array.from({ length }, (_, k) => (k <= q ? exps[k] / sum : 0));
-  })));
+  const at = (b: number, t: number, part: number, h: number, i: number) =>
+    qkv.data[(b * length + t) * width + part * dim + h * d + i];
+  return Array.from({ length: batch }, (_, b) =>
+    Array.from({ length: heads }, (_, h) =>
+      Array.from({ length }, (_, q) => {
+        const scores = Array.from({ length: q + 1 }, (_, k) => {
+          let dot = 0;
+          for (let i = 0; i < d; i++) dot += at(b, q, 0, h, i) * at(b, k, 1, h, i);
+          return dot * scale;
+        });
+        const max = Math.max(...scores);
+        const exps = scores.map((s) => Math.exp(s - max));
+        const sum = exps.reduce((a, e) => a + e, 0);
+        return Array.from({ length }, (_, k) => (k <= q ? exps[k] / sum : 0));
+      }),
+    ),
+  );
 }
 
 /** The c_attn output and the attention probabilities (attn_dropout's input) of one layer. */
-function captureAttention(m: GPT2LMHeadModel, layer: number, ids: number[][]): { qkv: tv.Tensor; probs: tv.Tensor; logits: tv.Tensor } {
+function captureAttention(
+  m: GPT2LMHeadModel,
+  layer: number,
+  ids: number[][],
+): { qkv: tv.Tensor; probs: tv.Tensor; logits: tv.Tensor } {
   const attn = m.transformer.h.at(layer).attn;
   let qkv: tv.Tensor | undefined;
   let probs: tv.Tensor | undefined;
@@ -181,8 +227,16 @@ describe("GPT-2 attention variants against a naive computation", () => {
   const variants: [string, Record<string, unknown>, (layer: number) => number][] = [
     ["default (1/√d)", {}, () => 1 / Math.sqrt(headDim)],
     ["scale_attn_weights false", { scale_attn_weights: false }, () => 1],
-    ["scale_attn_by_inverse_layer_idx", { scale_attn_by_inverse_layer_idx: true }, (layer) => 1 / Math.sqrt(headDim) / (layer + 1)],
-    ["reorder_and_upcast_attn + inverse layer", { reorder_and_upcast_attn: true, scale_attn_by_inverse_layer_idx: true }, (layer) => 1 / Math.sqrt(headDim) / (layer + 1)],
+    [
+      "scale_attn_by_inverse_layer_idx",
+      { scale_attn_by_inverse_layer_idx: true },
+      (layer) => 1 / Math.sqrt(headDim) / (layer + 1),
+    ],
+    [
+      "reorder_and_upcast_attn + inverse layer",
+      { reorder_and_upcast_attn: true, scale_attn_by_inverse_layer_idx: true },
+      (layer) => 1 / Math.sqrt(headDim) / (layer + 1),
+    ],
   ];
   for (const [label, changes, scale] of variants) {
     it(`${label}: attention_weight equals softmax(q·kᵀ·scale) over causal keys`, () => {
@@ -211,8 +265,14 @@ describe("GPT-2 attention variants against a naive computation", () => {
   });
 
   it("rejects configs it cannot run, naming the field", () => {
-    assert.throws(() => gpt2Family.create({ ...config, add_cross_attention: true }), /"add_cross_attention": true is not supported/);
-    assert.throws(() => gpt2Family.create({ ...config, n_head: 5 }), /"n_embd" \(32\) must be divisible by "n_head" \(5\)/);
+    assert.throws(
+      () => gpt2Family.create({ ...config, add_cross_attention: true }),
+      /"add_cross_attention": true is not supported/,
+    );
+    assert.throws(
+      () => gpt2Family.create({ ...config, n_head: 5 }),
+      /"n_embd" \(32\) must be divisible by "n_head" \(5\)/,
+    );
     assert.throws(() => gpt2Family.create({ ...config, activation_function: "swiglu" }), /unknown activation "swiglu"/);
     assert.throws(() => gpt2Family.create({ ...config, n_layer: "4" }), /"n_layer" must be a number/);
   });
@@ -252,7 +312,11 @@ describe("GPT-2 pyvene site map", () => {
     handles.forEach((h) => h.remove());
     assert.deepEqual(seen.get("block_output")!.shape, [2, 6, 32]);
     assert.deepEqual(seen.get("mlp_activation")!.shape, [2, 6, 128]);
-    assert.deepEqual(seen.get("query_output")!.shape, [2, 6, 96], "the fused q|k|v output; the site's fusedPart selects q");
+    assert.deepEqual(
+      seen.get("query_output")!.shape,
+      [2, 6, 96],
+      "the fused q|k|v output; the site's fusedPart selects q",
+    );
     assert.deepEqual(seen.get("attention_weight")!.shape, [2, 4, 6, 6]);
     const rowSums = tv.sum(seen.get("attention_weight")!, -1);
     assert.ok(rowSums.data.every((s) => Math.abs(s - 1) < 1e-6));
@@ -260,7 +324,12 @@ describe("GPT-2 pyvene site map", () => {
     const mlpInput = seen.get("mlp_input")!;
     const ln2 = model.transformer.h.at(1).ln_2;
     const residual = tv.add(seen.get("block_input")!, seen.get("attention_output")!);
-    assert.ok(maxAbsDiff(tv.noGrad(() => ln2.call(residual)), mlpInput) < 1e-6);
+    assert.ok(
+      maxAbsDiff(
+        tv.noGrad(() => ln2.call(residual)),
+        mlpInput,
+      ) < 1e-6,
+    );
     assert.ok(maxAbsDiff(tv.add(residual, seen.get("mlp_output")!), seen.get("block_output")!) < 1e-6);
   });
 });

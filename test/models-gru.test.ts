@@ -10,9 +10,20 @@ import { maxAbsDiff } from "./support/fixtures.js";
 /** pyvene's GRUConfig fields as save_pretrained writes them, scaled down. */
 function gruConfig(overrides: Record<string, unknown>): Record<string, unknown> {
   return {
-    architectures: ["GRUForClassification"], h_dim: 3, include_bias: true, include_emb: false, initializer_range: 0.02,
-    max_position_embeddings: 16, model_type: "gru", n_labels: 2, n_layer: 2, pdrop: 0.3,
-    problem_type: "single_label_classification", torch_dtype: "float32", transformers_version: "4.45.0.dev0", vocab_size: 7,
+    architectures: ["GRUForClassification"],
+    h_dim: 3,
+    include_bias: true,
+    include_emb: false,
+    initializer_range: 0.02,
+    max_position_embeddings: 16,
+    model_type: "gru",
+    n_labels: 2,
+    n_layer: 2,
+    pdrop: 0.3,
+    problem_type: "single_label_classification",
+    torch_dtype: "float32",
+    transformers_version: "4.45.0.dev0",
+    vocab_size: 7,
     ...overrides,
   };
 }
@@ -34,7 +45,9 @@ function naiveStep(cell: GRUCell, x: number[], h: number[]): number[] {
   return h.map((hi, i) => {
     const r = sigmoid(affine(cell.x2h.weight.data, bx, x, i) + affine(cell.h2h.weight.data, bh, h, i));
     const z = sigmoid(affine(cell.x2h.weight.data, bx, x, n + i) + affine(cell.h2h.weight.data, bh, h, n + i));
-    const candidate = Math.tanh(affine(cell.x2h.weight.data, bx, x, 2 * n + i) + r * affine(cell.h2h.weight.data, bh, h, 2 * n + i));
+    const candidate = Math.tanh(
+      affine(cell.x2h.weight.data, bx, x, 2 * n + i) + r * affine(cell.h2h.weight.data, bh, h, 2 * n + i),
+    );
     return z * hi + (1 - z) * candidate;
   });
 }
@@ -56,7 +69,9 @@ test("gru: one cell step equals the gate equations for set weights", () => {
   const out = cell.call(tv.tensor([x]), { step: 0, state: tv.tensor([h]) });
   assert.deepEqual(out.shape, [1, 2]);
   expected.forEach((e, i) => assert.ok(Math.abs(out.data[i] - e) < 1e-6, `h'[${i}] = ${out.data[i]}, expected ${e}`));
-  naiveStep(cell, x, h).forEach((v, i) => assert.ok(Math.abs(v - expected[i]) < 1e-6, "the naive step used below agrees"));
+  naiveStep(cell, x, h).forEach((v, i) =>
+    assert.ok(Math.abs(v - expected[i]) < 1e-6, "the naive step used below agrees"),
+  );
 });
 
 test("gru: the model loops over time, layers inside each step, from zero states", () => {
@@ -70,7 +85,10 @@ test("gru: the model loops over time, layers inside each step, from zero states"
   const cells = [0, 1].map((l) => model.getModule(`cells.${l}`) as GRUCell);
   let worst = 0;
   for (let b = 0; b < B; b++) {
-    const states = [[0, 0, 0], [0, 0, 0]];
+    const states = [
+      [0, 0, 0],
+      [0, 0, 0],
+    ];
     for (let t = 0; t < T; t++) {
       let input = [...x.data.subarray((b * T + t) * H, (b * T + t + 1) * H)];
       for (let l = 0; l < 2; l++) {
@@ -92,15 +110,21 @@ test("gru: every cell call is hookable and its context tells the time step", () 
   const seen: string[] = [];
   const handles = [
     model.getModule("gru.cells.0").addPreHook((_m, _x, ctx) => void seen.push(`cell0@${(ctx as GRUStepContext).step}`)),
-    model.getModule("gru.cells.1.x2h").addPostHook((_m, _x, _y, ctx) => void seen.push(`x2h1@${(ctx as GRUStepContext).step}`)),
-    model.getModule("gru.cells.1.new_act").addPostHook((_m, _x, _y, ctx) => void seen.push(`new1@${(ctx as GRUStepContext).step}`)),
+    model
+      .getModule("gru.cells.1.x2h")
+      .addPostHook((_m, _x, _y, ctx) => void seen.push(`x2h1@${(ctx as GRUStepContext).step}`)),
+    model
+      .getModule("gru.cells.1.new_act")
+      .addPostHook((_m, _x, _y, ctx) => void seen.push(`new1@${(ctx as GRUStepContext).step}`)),
   ];
   const x = tv.randn([1, 3, 3], { generator: new tv.Generator(1) });
   const before = model.run({ inputsEmbeds: x }).logits;
   assert.deepEqual(seen, ["cell0@0", "x2h1@0", "new1@0", "cell0@1", "x2h1@1", "new1@1", "cell0@2", "x2h1@2", "new1@2"]);
   handles.forEach((h) => h.remove());
   // Zeroing the layer-0 state only at step 1 changes that step and later ones, not step 0.
-  const handle = model.getModule("gru.cells.0").addPostHook((_m, _x, y, ctx) => ((ctx as GRUStepContext).step === 1 ? tv.zerosLike(y) : undefined));
+  const handle = model
+    .getModule("gru.cells.0")
+    .addPostHook((_m, _x, y, ctx) => ((ctx as GRUStepContext).step === 1 ? tv.zerosLike(y) : undefined));
   const after = model.run({ inputsEmbeds: x }).logits;
   handle.remove();
   assert.equal(maxAbsDiff(tv.slice(after, 1, 0, 1), tv.slice(before, 1, 0, 1)), 0);
@@ -115,13 +139,32 @@ test("gru: the classifier scores the state at attentionMask.sum − 1, or the la
   const x = tv.randn([2, 4, 3], { generator: new tv.Generator(3) });
   const states = model.gru.encode({ inputsEmbeds: x }).states;
   const stateAt = (b: number, t: number) => [...states.data.subarray((b * 4 + t) * 3, (b * 4 + t + 1) * 3)];
-  const masked = model.run({ inputsEmbeds: x, attentionMask: tv.intTensor([[1, 1, 0, 0], [1, 1, 1, 1]]) }).logits;
+  const masked = model.run({
+    inputsEmbeds: x,
+    attentionMask: tv.intTensor([
+      [1, 1, 0, 0],
+      [1, 1, 1, 1],
+    ]),
+  }).logits;
   assert.deepEqual(masked.shape, [2, 3]);
   assert.deepEqual([...masked.data], [...stateAt(0, 1), ...stateAt(1, 3)]);
   const unmasked = model.run({ inputsEmbeds: x }).logits;
   assert.deepEqual([...unmasked.data], [...stateAt(0, 3), ...stateAt(1, 3)]);
-  assert.throws(() => model.run({ inputsEmbeds: x, attentionMask: tv.intTensor([[1, 1, 1]]) }), /attentionMask must be \[2, 4\]/);
-  assert.throws(() => model.run({ inputsEmbeds: x, attentionMask: tv.intTensor([[0, 0, 0, 0], [1, 1, 1, 1]]) }), /row 0 has no real step/);
+  assert.throws(
+    () => model.run({ inputsEmbeds: x, attentionMask: tv.intTensor([[1, 1, 1]]) }),
+    /attentionMask must be \[2, 4\]/,
+  );
+  assert.throws(
+    () =>
+      model.run({
+        inputsEmbeds: x,
+        attentionMask: tv.intTensor([
+          [0, 0, 0, 0],
+          [1, 1, 1, 1],
+        ]),
+      }),
+    /row 0 has no real step/,
+  );
 });
 
 test("gru: LM head logits [B, T, vocab] from token and position embeddings", () => {
@@ -129,10 +172,29 @@ test("gru: LM head logits [B, T, vocab] from token and position embeddings", () 
   randomise(model, 9);
   assert.equal(model.lm_head.bias, null);
   assert.notEqual(model.lm_head.weight, model.gru.wte!.weight);
-  const ids = tv.intTensor([[1, 2, 3, 4, 5], [6, 5, 4, 3, 2]]);
-  const out = model.run({ inputIds: ids, positionIds: tv.intTensor([[0, 1, 2, 3, 4], [0, 1, 2, 3, 4]]), outputHiddenStates: true });
+  const ids = tv.intTensor([
+    [1, 2, 3, 4, 5],
+    [6, 5, 4, 3, 2],
+  ]);
+  const out = model.run({
+    inputIds: ids,
+    positionIds: tv.intTensor([
+      [0, 1, 2, 3, 4],
+      [0, 1, 2, 3, 4],
+    ]),
+    outputHiddenStates: true,
+  });
   assert.deepEqual(out.logits.shape, [2, 5, 7]);
-  const embedded = tv.add(tv.embedding(model.gru.wte!.weight, ids), tv.embedding(model.gru.wpe!.weight, tv.intTensor([[0, 1, 2, 3, 4], [0, 1, 2, 3, 4]])));
+  const embedded = tv.add(
+    tv.embedding(model.gru.wte!.weight, ids),
+    tv.embedding(
+      model.gru.wpe!.weight,
+      tv.intTensor([
+        [0, 1, 2, 3, 4],
+        [0, 1, 2, 3, 4],
+      ]),
+    ),
+  );
   assert.equal(maxAbsDiff(out.hiddenStates![0], embedded), 0);
   assert.equal(maxAbsDiff(out.logits, tv.linear(out.hiddenStates![2], model.lm_head.weight)), 0);
   assert.equal(model.newCache(), null);
@@ -145,16 +207,49 @@ test("gru: both heads share pyvene's site map under gru., the fused thirds inclu
     const model = tv.modelFromConfig(gruConfig({ architectures: [architecture] }));
     assert.deepEqual(model.site("cell_input", 1), { module: "gru.cells.1", hook: "input", dim: 3, recurrent: true });
     assert.deepEqual(model.site("cell_output", 0), { module: "gru.cells.0", hook: "output", dim: 3, recurrent: true });
-    assert.deepEqual(model.site("update_gate_input", 0), { module: "gru.cells.0.update_act", hook: "input", dim: 3, recurrent: true });
-    assert.deepEqual(model.site("new_gate_output", 1), { module: "gru.cells.1.new_act", hook: "output", dim: 3, recurrent: true });
-    assert.deepEqual(model.site("h2h_output", 0), { module: "gru.cells.0.h2h", hook: "output", dim: 9, recurrent: true });
-    assert.deepEqual(model.site("update_x2h_output", 0), { module: "gru.cells.0.x2h", hook: "output", dim: 3, recurrent: true, fusedPart: { index: 1, of: 3 } });
-    assert.deepEqual(model.site("new_h2h_output", 1), { module: "gru.cells.1.h2h", hook: "output", dim: 3, recurrent: true, fusedPart: { index: 2, of: 3 } });
+    assert.deepEqual(model.site("update_gate_input", 0), {
+      module: "gru.cells.0.update_act",
+      hook: "input",
+      dim: 3,
+      recurrent: true,
+    });
+    assert.deepEqual(model.site("new_gate_output", 1), {
+      module: "gru.cells.1.new_act",
+      hook: "output",
+      dim: 3,
+      recurrent: true,
+    });
+    assert.deepEqual(model.site("h2h_output", 0), {
+      module: "gru.cells.0.h2h",
+      hook: "output",
+      dim: 9,
+      recurrent: true,
+    });
+    assert.deepEqual(model.site("update_x2h_output", 0), {
+      module: "gru.cells.0.x2h",
+      hook: "output",
+      dim: 3,
+      recurrent: true,
+      fusedPart: { index: 1, of: 3 },
+    });
+    assert.deepEqual(model.site("new_h2h_output", 1), {
+      module: "gru.cells.1.h2h",
+      hook: "output",
+      dim: 3,
+      recurrent: true,
+      fusedPart: { index: 2, of: 3 },
+    });
     for (const component of Object.keys(model.sites)) model.getModule(model.site(component, 1).module);
     assert.equal(Object.keys(model.sites).length, 16);
   }
   const bare = tv.modelFromConfig(gruConfig({ architectures: ["GRUModel"] }));
-  assert.deepEqual(bare.site("reset_x2h_output", 0), { module: "cells.0.x2h", hook: "output", dim: 3, recurrent: true, fusedPart: { index: 0, of: 3 } });
+  assert.deepEqual(bare.site("reset_x2h_output", 0), {
+    module: "cells.0.x2h",
+    hook: "output",
+    dim: 3,
+    recurrent: true,
+    fusedPart: { index: 0, of: 3 },
+  });
 });
 
 test("gru: an HF-layout folder with pyvene's GRU config loads strictly and runs", async () => {
@@ -163,10 +258,20 @@ test("gru: an HF-layout folder with pyvene's GRU config loads strictly and runs"
     const config = gruConfig({});
     const source = new GRUForClassification(config);
     randomise(source, 12);
-    assert.deepEqual(source.namedParameters().map(([n]) => n), [
-      "gru.cells.0.x2h.weight", "gru.cells.0.x2h.bias", "gru.cells.0.h2h.weight", "gru.cells.0.h2h.bias",
-      "gru.cells.1.x2h.weight", "gru.cells.1.x2h.bias", "gru.cells.1.h2h.weight", "gru.cells.1.h2h.bias", "score.weight",
-    ]);
+    assert.deepEqual(
+      source.namedParameters().map(([n]) => n),
+      [
+        "gru.cells.0.x2h.weight",
+        "gru.cells.0.x2h.bias",
+        "gru.cells.0.h2h.weight",
+        "gru.cells.0.h2h.bias",
+        "gru.cells.1.x2h.weight",
+        "gru.cells.1.x2h.bias",
+        "gru.cells.1.h2h.weight",
+        "gru.cells.1.h2h.bias",
+        "score.weight",
+      ],
+    );
     await tv.saveCheckpoint(folder, new Map(source.namedParameters()), { config });
     const { model } = await tv.loadPretrained(folder);
     assert.ok(model instanceof GRUForClassification);

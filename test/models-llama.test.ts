@@ -40,13 +40,41 @@ test("llama: pyvene's site map (GQA: key/value heads are the KV heads), with mod
   assert.deepEqual(model.site("mlp_activation", 1), { module: "model.layers.1.mlp.act_fn", hook: "output", dim: 64 });
   assert.deepEqual(model.site("mlp_output", 1), { module: "model.layers.1.mlp", hook: "output", dim: 32 });
   assert.deepEqual(model.site("attention_output", 0), { module: "model.layers.0.self_attn", hook: "output", dim: 32 });
-  assert.deepEqual(model.site("attention_value_output", 1), { module: "model.layers.1.self_attn.o_proj", hook: "input", dim: 32 });
-  assert.deepEqual(model.site("head_attention_value_output", 1), { module: "model.layers.1.self_attn.o_proj", hook: "input", dim: 8, heads: 4 });
-  assert.deepEqual(model.site("query_output", 2), { module: "model.layers.2.self_attn.q_proj", hook: "output", dim: 32 });
+  assert.deepEqual(model.site("attention_value_output", 1), {
+    module: "model.layers.1.self_attn.o_proj",
+    hook: "input",
+    dim: 32,
+  });
+  assert.deepEqual(model.site("head_attention_value_output", 1), {
+    module: "model.layers.1.self_attn.o_proj",
+    hook: "input",
+    dim: 8,
+    heads: 4,
+  });
+  assert.deepEqual(model.site("query_output", 2), {
+    module: "model.layers.2.self_attn.q_proj",
+    hook: "output",
+    dim: 32,
+  });
   assert.deepEqual(model.site("key_output", 2), { module: "model.layers.2.self_attn.k_proj", hook: "output", dim: 16 });
-  assert.deepEqual(model.site("head_key_output", 0), { module: "model.layers.0.self_attn.k_proj", hook: "output", dim: 8, heads: 2 });
-  assert.deepEqual(model.site("head_value_output", 0), { module: "model.layers.0.self_attn.v_proj", hook: "output", dim: 8, heads: 2 });
-  assert.deepEqual(model.site("head_query_output", 0), { module: "model.layers.0.self_attn.q_proj", hook: "output", dim: 8, heads: 4 });
+  assert.deepEqual(model.site("head_key_output", 0), {
+    module: "model.layers.0.self_attn.k_proj",
+    hook: "output",
+    dim: 8,
+    heads: 2,
+  });
+  assert.deepEqual(model.site("head_value_output", 0), {
+    module: "model.layers.0.self_attn.v_proj",
+    hook: "output",
+    dim: 8,
+    heads: 2,
+  });
+  assert.deepEqual(model.site("head_query_output", 0), {
+    module: "model.layers.0.self_attn.q_proj",
+    hook: "output",
+    dim: 8,
+    heads: 4,
+  });
   assert.throws(() => model.site("attention_weight", 0), /not available for llama/);
   assert.throws(() => model.site("block_output", 3), /layer 3 is out of range/);
   checkSiteHooks(model);
@@ -77,64 +105,222 @@ const VOCAB = 64;
 const REAL_CONFIGS: Record<LlamaModelType, Record<string, unknown>> = {
   // meta-llama/Llama-3.2-1B
   llama: {
-    architectures: ["LlamaForCausalLM"], attention_bias: false, attention_dropout: 0.0, bos_token_id: 60, eos_token_id: 61,
-    head_dim: 8, hidden_act: "silu", hidden_size: 32, initializer_range: 0.02, intermediate_size: 64, max_position_embeddings: 131072,
-    mlp_bias: false, model_type: "llama", num_attention_heads: 4, num_hidden_layers: 2, num_key_value_heads: 2, pretraining_tp: 1,
+    architectures: ["LlamaForCausalLM"],
+    attention_bias: false,
+    attention_dropout: 0.0,
+    bos_token_id: 60,
+    eos_token_id: 61,
+    head_dim: 8,
+    hidden_act: "silu",
+    hidden_size: 32,
+    initializer_range: 0.02,
+    intermediate_size: 64,
+    max_position_embeddings: 131072,
+    mlp_bias: false,
+    model_type: "llama",
+    num_attention_heads: 4,
+    num_hidden_layers: 2,
+    num_key_value_heads: 2,
+    pretraining_tp: 1,
     rms_norm_eps: 1e-5,
-    rope_scaling: { factor: 32.0, high_freq_factor: 4.0, low_freq_factor: 1.0, original_max_position_embeddings: 8192, rope_type: "llama3" },
-    rope_theta: 500000.0, tie_word_embeddings: true, torch_dtype: "float32", transformers_version: "4.45.0.dev0", use_cache: true, vocab_size: VOCAB,
+    rope_scaling: {
+      factor: 32.0,
+      high_freq_factor: 4.0,
+      low_freq_factor: 1.0,
+      original_max_position_embeddings: 8192,
+      rope_type: "llama3",
+    },
+    rope_theta: 500000.0,
+    tie_word_embeddings: true,
+    torch_dtype: "float32",
+    transformers_version: "4.45.0.dev0",
+    use_cache: true,
+    vocab_size: VOCAB,
   },
   // mistralai/Mistral-7B-v0.1 (sliding_window 4096 → 4)
   mistral: {
-    architectures: ["MistralForCausalLM"], bos_token_id: 1, eos_token_id: 2, hidden_act: "silu", hidden_size: 32, initializer_range: 0.02,
-    intermediate_size: 112, max_position_embeddings: 32768, model_type: "mistral", num_attention_heads: 4, num_hidden_layers: 2,
-    num_key_value_heads: 1, rms_norm_eps: 1e-5, rope_theta: 10000.0, sliding_window: 4, tie_word_embeddings: false, torch_dtype: "float32",
-    transformers_version: "4.34.0.dev0", use_cache: true, vocab_size: VOCAB,
+    architectures: ["MistralForCausalLM"],
+    bos_token_id: 1,
+    eos_token_id: 2,
+    hidden_act: "silu",
+    hidden_size: 32,
+    initializer_range: 0.02,
+    intermediate_size: 112,
+    max_position_embeddings: 32768,
+    model_type: "mistral",
+    num_attention_heads: 4,
+    num_hidden_layers: 2,
+    num_key_value_heads: 1,
+    rms_norm_eps: 1e-5,
+    rope_theta: 10000.0,
+    sliding_window: 4,
+    tie_word_embeddings: false,
+    torch_dtype: "float32",
+    transformers_version: "4.34.0.dev0",
+    use_cache: true,
+    vocab_size: VOCAB,
   },
   // Qwen/Qwen2-0.5B
   qwen2: {
-    architectures: ["Qwen2ForCausalLM"], attention_dropout: 0.0, bos_token_id: 63, eos_token_id: 63, hidden_act: "silu", hidden_size: 32,
-    initializer_range: 0.02, intermediate_size: 176, max_position_embeddings: 131072, max_window_layers: 2, model_type: "qwen2",
-    num_attention_heads: 4, num_hidden_layers: 2, num_key_value_heads: 2, rms_norm_eps: 1e-6, rope_theta: 1000000.0, sliding_window: 131072,
-    tie_word_embeddings: true, torch_dtype: "float32", transformers_version: "4.40.1", use_cache: true, use_sliding_window: false, vocab_size: VOCAB,
+    architectures: ["Qwen2ForCausalLM"],
+    attention_dropout: 0.0,
+    bos_token_id: 63,
+    eos_token_id: 63,
+    hidden_act: "silu",
+    hidden_size: 32,
+    initializer_range: 0.02,
+    intermediate_size: 176,
+    max_position_embeddings: 131072,
+    max_window_layers: 2,
+    model_type: "qwen2",
+    num_attention_heads: 4,
+    num_hidden_layers: 2,
+    num_key_value_heads: 2,
+    rms_norm_eps: 1e-6,
+    rope_theta: 1000000.0,
+    sliding_window: 131072,
+    tie_word_embeddings: true,
+    torch_dtype: "float32",
+    transformers_version: "4.40.1",
+    use_cache: true,
+    use_sliding_window: false,
+    vocab_size: VOCAB,
   },
   // Qwen/Qwen3-0.6B (head_dim·heads = 64 ≠ hidden 32, as 128·16 ≠ 1024 there)
   qwen3: {
-    architectures: ["Qwen3ForCausalLM"], attention_bias: false, attention_dropout: 0.0, bos_token_id: 62, eos_token_id: 63, head_dim: 16,
-    hidden_act: "silu", hidden_size: 32, initializer_range: 0.02, intermediate_size: 96, max_position_embeddings: 40960, max_window_layers: 2,
-    model_type: "qwen3", num_attention_heads: 4, num_hidden_layers: 2, num_key_value_heads: 2, rms_norm_eps: 1e-6, rope_scaling: null,
-    rope_theta: 1000000, sliding_window: null, tie_word_embeddings: true, torch_dtype: "float32", transformers_version: "4.51.0",
-    use_cache: true, use_sliding_window: false, vocab_size: VOCAB,
+    architectures: ["Qwen3ForCausalLM"],
+    attention_bias: false,
+    attention_dropout: 0.0,
+    bos_token_id: 62,
+    eos_token_id: 63,
+    head_dim: 16,
+    hidden_act: "silu",
+    hidden_size: 32,
+    initializer_range: 0.02,
+    intermediate_size: 96,
+    max_position_embeddings: 40960,
+    max_window_layers: 2,
+    model_type: "qwen3",
+    num_attention_heads: 4,
+    num_hidden_layers: 2,
+    num_key_value_heads: 2,
+    rms_norm_eps: 1e-6,
+    rope_scaling: null,
+    rope_theta: 1000000,
+    sliding_window: null,
+    tie_word_embeddings: true,
+    torch_dtype: "float32",
+    transformers_version: "4.51.0",
+    use_cache: true,
+    use_sliding_window: false,
+    vocab_size: VOCAB,
   },
   // google/gemma-2b (its hidden_act "gelu" is ignored by HF: Gemma uses the tanh GELU)
   gemma: {
-    architectures: ["GemmaForCausalLM"], attention_bias: false, attention_dropout: 0.0, bos_token_id: 2, eos_token_id: 1, head_dim: 16,
-    hidden_act: "gelu", hidden_size: 32, initializer_range: 0.02, intermediate_size: 256, max_position_embeddings: 8192, model_type: "gemma",
-    num_attention_heads: 4, num_hidden_layers: 2, num_key_value_heads: 1, pad_token_id: 0, rms_norm_eps: 1e-6, rope_scaling: null,
-    rope_theta: 10000.0, torch_dtype: "float32", transformers_version: "4.38.0.dev0", use_cache: true, vocab_size: VOCAB,
+    architectures: ["GemmaForCausalLM"],
+    attention_bias: false,
+    attention_dropout: 0.0,
+    bos_token_id: 2,
+    eos_token_id: 1,
+    head_dim: 16,
+    hidden_act: "gelu",
+    hidden_size: 32,
+    initializer_range: 0.02,
+    intermediate_size: 256,
+    max_position_embeddings: 8192,
+    model_type: "gemma",
+    num_attention_heads: 4,
+    num_hidden_layers: 2,
+    num_key_value_heads: 1,
+    pad_token_id: 0,
+    rms_norm_eps: 1e-6,
+    rope_scaling: null,
+    rope_theta: 10000.0,
+    torch_dtype: "float32",
+    transformers_version: "4.38.0.dev0",
+    use_cache: true,
+    vocab_size: VOCAB,
   },
   // google/gemma-2-2b (3 layers so that layers 0 and 2 slide and layer 1 does not; window 4096 → 4)
   gemma2: {
-    architectures: ["Gemma2ForCausalLM"], attention_bias: false, attention_dropout: 0.0, attn_logit_softcapping: 50.0, bos_token_id: 2,
-    cache_implementation: "hybrid", eos_token_id: 1, final_logit_softcapping: 30.0, head_dim: 16, hidden_act: "gelu_pytorch_tanh",
-    hidden_activation: "gelu_pytorch_tanh", hidden_size: 32, initializer_range: 0.02, intermediate_size: 128, max_position_embeddings: 8192,
-    model_type: "gemma2", num_attention_heads: 4, num_hidden_layers: 3, num_key_value_heads: 2, pad_token_id: 0, query_pre_attn_scalar: 16,
-    rms_norm_eps: 1e-6, rope_theta: 10000.0, sliding_window: 4, torch_dtype: "float32", transformers_version: "4.42.4", use_cache: true,
+    architectures: ["Gemma2ForCausalLM"],
+    attention_bias: false,
+    attention_dropout: 0.0,
+    attn_logit_softcapping: 50.0,
+    bos_token_id: 2,
+    cache_implementation: "hybrid",
+    eos_token_id: 1,
+    final_logit_softcapping: 30.0,
+    head_dim: 16,
+    hidden_act: "gelu_pytorch_tanh",
+    hidden_activation: "gelu_pytorch_tanh",
+    hidden_size: 32,
+    initializer_range: 0.02,
+    intermediate_size: 128,
+    max_position_embeddings: 8192,
+    model_type: "gemma2",
+    num_attention_heads: 4,
+    num_hidden_layers: 3,
+    num_key_value_heads: 2,
+    pad_token_id: 0,
+    query_pre_attn_scalar: 16,
+    rms_norm_eps: 1e-6,
+    rope_theta: 10000.0,
+    sliding_window: 4,
+    torch_dtype: "float32",
+    transformers_version: "4.42.4",
+    use_cache: true,
     vocab_size: VOCAB,
   },
   // allenai/OLMo-1B-hf
   olmo: {
-    architectures: ["OlmoForCausalLM"], attention_bias: false, attention_dropout: 0.0, clip_qkv: null, eos_token_id: 63, hidden_act: "silu",
-    hidden_size: 32, initializer_range: 0.02, intermediate_size: 128, max_position_embeddings: 2048, model_type: "olmo", num_attention_heads: 4,
-    num_hidden_layers: 2, num_key_value_heads: 4, pad_token_id: 1, rope_scaling: null, rope_theta: 10000.0, tie_word_embeddings: true,
-    torch_dtype: "float32", transformers_version: "4.40.0.dev0", use_cache: true, vocab_size: VOCAB,
+    architectures: ["OlmoForCausalLM"],
+    attention_bias: false,
+    attention_dropout: 0.0,
+    clip_qkv: null,
+    eos_token_id: 63,
+    hidden_act: "silu",
+    hidden_size: 32,
+    initializer_range: 0.02,
+    intermediate_size: 128,
+    max_position_embeddings: 2048,
+    model_type: "olmo",
+    num_attention_heads: 4,
+    num_hidden_layers: 2,
+    num_key_value_heads: 4,
+    pad_token_id: 1,
+    rope_scaling: null,
+    rope_theta: 10000.0,
+    tie_word_embeddings: true,
+    torch_dtype: "float32",
+    transformers_version: "4.40.0.dev0",
+    use_cache: true,
+    vocab_size: VOCAB,
   },
   // allenai/OLMo-2-1124-7B
   olmo2: {
-    architectures: ["Olmo2ForCausalLM"], attention_bias: false, attention_dropout: 0.0, eos_token_id: 63, hidden_act: "silu", hidden_size: 32,
-    initializer_range: 0.02, intermediate_size: 88, max_position_embeddings: 4096, model_type: "olmo2", num_attention_heads: 4,
-    num_hidden_layers: 2, num_key_value_heads: 4, pad_token_id: 62, rms_norm_eps: 1e-6, rope_scaling: null, rope_theta: 500000,
-    tie_word_embeddings: false, torch_dtype: "float32", transformers_version: "4.47.0.dev0", use_cache: true, vocab_size: VOCAB,
+    architectures: ["Olmo2ForCausalLM"],
+    attention_bias: false,
+    attention_dropout: 0.0,
+    eos_token_id: 63,
+    hidden_act: "silu",
+    hidden_size: 32,
+    initializer_range: 0.02,
+    intermediate_size: 88,
+    max_position_embeddings: 4096,
+    model_type: "olmo2",
+    num_attention_heads: 4,
+    num_hidden_layers: 2,
+    num_key_value_heads: 4,
+    pad_token_id: 62,
+    rms_norm_eps: 1e-6,
+    rope_scaling: null,
+    rope_theta: 500000,
+    tie_word_embeddings: false,
+    torch_dtype: "float32",
+    transformers_version: "4.47.0.dev0",
+    use_cache: true,
+    vocab_size: VOCAB,
   },
 };
 
@@ -187,7 +373,12 @@ function referenceOf(type: LlamaModelType, config: Record<string, unknown>): Ref
   const layers = c.num_hidden_layers;
   const invFreq = Array.from({ length: headDim / 2 }, (_, i) => 1 / (c.rope_theta ?? 10000) ** ((2 * i) / headDim));
   const scaling = c.rope_scaling;
-  const freqs = scaling?.rope_type === "llama3" ? llama3Reference(invFreq, scaling) : scaling?.rope_type === "linear" ? invFreq.map((f) => f / scaling.factor) : invFreq;
+  const freqs =
+    scaling?.rope_type === "llama3"
+      ? llama3Reference(invFreq, scaling)
+      : scaling?.rope_type === "linear"
+        ? invFreq.map((f) => f / scaling.factor)
+        : invFreq;
   const windows: (number | null)[] = new Array(layers).fill(null);
   if (type === "mistral" && c.sliding_window) windows.fill(c.sliding_window);
   if (type === "gemma2" && c.sliding_window) for (let l = 0; l < layers; l += 2) windows[l] = c.sliding_window;
@@ -202,7 +393,7 @@ function referenceOf(type: LlamaModelType, config: Record<string, unknown>): Ref
     attnCap: type === "gemma2" ? c.attn_logit_softcapping : null,
     finalCap: type === "gemma2" ? c.final_logit_softcapping : null,
     windows,
-    clip: type === "olmo" ? c.clip_qkv ?? null : null,
+    clip: type === "olmo" ? (c.clip_qkv ?? null) : null,
     eps: type === "olmo" ? 1e-5 : c.rms_norm_eps,
     heads,
     kvHeads: c.num_key_value_heads ?? heads,
@@ -219,7 +410,8 @@ function llama3Reference(invFreq: number[], s: Record<string, number>): number[]
     const wavelength = (2 * Math.PI) / f;
     if (wavelength < highWavelength) return f;
     if (wavelength > lowWavelength) return f / s.factor;
-    const smooth = (s.original_max_position_embeddings / wavelength - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+    const smooth =
+      (s.original_max_position_embeddings / wavelength - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
     return ((1 - smooth) * f) / s.factor + smooth * f;
   });
 }
@@ -250,9 +442,11 @@ function referenceLogits(model: LlamaForCausalLM, r: Reference, ids: number[]): 
     }
     return rms(x, get(`${name}.weight`), r.norm === "one_plus_rms", r.eps);
   };
-  const act = (x: number): number => (r.gelu ? 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3))) : x / (1 + Math.exp(-x)));
+  const act = (x: number): number =>
+    r.gelu ? 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3))) : x / (1 + Math.exp(-x));
   const cap = (x: number, c: number | null): number => (c === null ? x : c * Math.tanh(x / c));
-  const clip = (x: number[]): number[] => (r.clip === null ? x : x.map((v) => Math.min(r.clip!, Math.max(-r.clip!, v))));
+  const clip = (x: number[]): number[] =>
+    r.clip === null ? x : x.map((v) => Math.min(r.clip!, Math.max(-r.clip!, v)));
   const rotate = (x: number[], position: number): number[] => {
     const half = r.headDim / 2;
     const out = [...x];
@@ -263,7 +457,8 @@ function referenceLogits(model: LlamaForCausalLM, r: Reference, ids: number[]): 
     }
     return out;
   };
-  const headsOf = (x: number[], n: number): number[][] => Array.from({ length: n }, (_, h) => x.slice(h * r.headDim, (h + 1) * r.headDim));
+  const headsOf = (x: number[], n: number): number[][] =>
+    Array.from({ length: n }, (_, h) => x.slice(h * r.headDim, (h + 1) * r.headDim));
 
   const embed = params.get("model.embed_tokens.weight")!;
   const D = embed.shape[1];
@@ -280,7 +475,8 @@ function referenceLogits(model: LlamaForCausalLM, r: Reference, ids: number[]): 
       const qkNorm = (q: number[], k: number[]): [number[], number[]] => {
         if (r.qkNorm === "full_width") return [rms(q, qw, false, r.eps), rms(k, kw, false, r.eps)];
         if (r.qkNorm === "none") return [q, k];
-        const perHead = (x: number[], w: Float32Array | null, n: number) => headsOf(x, n).flatMap((h) => rms(h, w, false, r.eps));
+        const perHead = (x: number[], w: Float32Array | null, n: number) =>
+          headsOf(x, n).flatMap((h) => rms(h, w, false, r.eps));
         return [perHead(q, qw, r.heads), perHead(k, kw, r.kvHeads)];
       };
       const rotateAll = (x: number[], n: number) => headsOf(x, n).flatMap((h) => rotate(h, t));
@@ -303,18 +499,26 @@ function referenceLogits(model: LlamaForCausalLM, r: Reference, ids: number[]): 
       for (let h = 0; h < r.heads; h++) {
         const kv = Math.floor(h / (r.heads / r.kvHeads));
         const visible = Array.from({ length: t + 1 }, (_, s) => s).filter((s) => window === null || t - s < window);
-        const scores = visible.map((s) => cap(qs[t][h].reduce((a, q, i) => a + q * ks[s][kv][i], 0) * r.scoreScale, r.attnCap));
+        const scores = visible.map((s) =>
+          cap(qs[t][h].reduce((a, q, i) => a + q * ks[s][kv][i], 0) * r.scoreScale, r.attnCap),
+        );
         const top = Math.max(...scores);
         const weights = scores.map((s) => Math.exp(s - top));
         const total = weights.reduce((a, b) => a + b, 0);
-        for (let i = 0; i < r.headDim; i++) merged.push(visible.reduce((a, s, j) => a + (weights[j] / total) * vs[s][kv][i], 0));
+        for (let i = 0; i < r.headDim; i++)
+          merged.push(visible.reduce((a, s, j) => a + (weights[j] / total) * vs[s][kv][i], 0));
       }
       return linear(merged, `${p}.self_attn.o_proj`);
     });
     hs = hs.map((x, t) => {
       const a = r.layout === "pre" ? attended[t] : norm(attended[t], `${p}.post_attention_layernorm`);
       const h = x.map((v, i) => v + a[i]);
-      const mlpIn = r.layout === "pre" ? norm(h, `${p}.post_attention_layernorm`) : r.layout === "sandwich" ? norm(h, `${p}.pre_feedforward_layernorm`) : h;
+      const mlpIn =
+        r.layout === "pre"
+          ? norm(h, `${p}.post_attention_layernorm`)
+          : r.layout === "sandwich"
+            ? norm(h, `${p}.pre_feedforward_layernorm`)
+            : h;
       const up = linear(mlpIn, `${p}.mlp.up_proj`);
       const gated = linear(mlpIn, `${p}.mlp.gate_proj`).map((g, i) => act(g) * up[i]);
       const down = linear(gated, `${p}.mlp.down_proj`);
@@ -326,7 +530,12 @@ function referenceLogits(model: LlamaForCausalLM, r: Reference, ids: number[]): 
   return hs.map((x) => linear(norm(x, "model.norm"), head).map((v) => cap(v, r.finalCap)));
 }
 
-function compareWithReference(model: LlamaForCausalLM, type: LlamaModelType, config: Record<string, unknown>, ids = IDS): number {
+function compareWithReference(
+  model: LlamaForCausalLM,
+  type: LlamaModelType,
+  config: Record<string, unknown>,
+  ids = IDS,
+): number {
   const logits = tv.noGrad(() => model.run({ inputIds: tv.intTensor([ids]) }).logits);
   const expected = referenceLogits(model, referenceOf(type, config), ids);
   return Math.max(...expected.flat().map((e, i) => Math.abs(e - logits.data[i])));
@@ -345,7 +554,15 @@ test("llama: attention_bias and mlp_bias add biases to every projection, checked
   const overrides = { attention_bias: true, mlp_bias: true, tie_word_embeddings: false };
   const model = randomModel("llama", overrides);
   const names = model.namedParameters().map(([n]) => n);
-  for (const proj of ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]) {
+  for (const proj of [
+    "self_attn.q_proj",
+    "self_attn.k_proj",
+    "self_attn.v_proj",
+    "self_attn.o_proj",
+    "mlp.gate_proj",
+    "mlp.up_proj",
+    "mlp.down_proj",
+  ]) {
     assert.ok(names.includes(`model.layers.1.${proj}.bias`), proj);
   }
   assert.ok(names.includes("lm_head.weight"));
@@ -354,10 +571,21 @@ test("llama: attention_bias and mlp_bias add biases to every projection, checked
 
 test("rope_scaling: llama3 inv_freq equals Meta's formula, with Llama 3.1's published values; linear divides by the factor", () => {
   // Llama 3.1 8B: θ 500000, head_dim 128, factor 8, low 1, high 4, original context 8192.
-  const scaling = { type: "llama3", factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 } as const;
+  const scaling = {
+    type: "llama3",
+    factor: 8,
+    lowFreqFactor: 1,
+    highFreqFactor: 4,
+    originalMaxPositionEmbeddings: 8192,
+  } as const;
   const ours = ropeInverseFrequencies(128, 500000, scaling);
   const plain = Array.from({ length: 64 }, (_, i) => 1 / 500000 ** ((2 * i) / 128));
-  const expected = llama3Reference(plain, { factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 });
+  const expected = llama3Reference(plain, {
+    factor: 8,
+    low_freq_factor: 1,
+    high_freq_factor: 4,
+    original_max_position_embeddings: 8192,
+  });
   expected.forEach((e, i) => assert.ok(Math.abs(ours[i] - e) <= 1e-6 * e, `inv_freq[${i}]: ${ours[i]} vs ${e}`));
   // High frequencies (wavelength < 2048) untouched, low ones (> 8192) slowed 8×, one in between smoothed.
   assert.equal(ours[0], 1);
@@ -368,18 +596,32 @@ test("rope_scaling: llama3 inv_freq equals Meta's formula, with Llama 3.1's publ
   [1, 0.1, 0.01, 0.001].forEach((f, i) => assert.ok(Math.abs(linear[i] - f / 4) < 1e-7 * f));
   // And through a config: rope_scaling {"type": "linear"} (the legacy key) changes positions as t/factor.
   const scaled = randomModel("llama", { rope_scaling: { type: "linear", factor: 2.0 } });
-  assert.ok(compareWithReference(scaled, "llama", { ...REAL_CONFIGS.llama, rope_scaling: { rope_type: "linear", factor: 2.0 } }) < TOLERANCE);
+  assert.ok(
+    compareWithReference(scaled, "llama", {
+      ...REAL_CONFIGS.llama,
+      rope_scaling: { rope_type: "linear", factor: 2.0 },
+    }) < TOLERANCE,
+  );
 });
 
 test("rope_scaling types other than linear and llama3 are rejected, naming the type", () => {
   for (const type of ["dynamic", "yarn", "longrope"]) {
-    assert.throws(() => new LlamaForCausalLM({ ...REAL_CONFIGS.llama, rope_scaling: { rope_type: type, factor: 2 } }), new RegExp(`rope_scaling type "${type}" is not supported`));
+    assert.throws(
+      () => new LlamaForCausalLM({ ...REAL_CONFIGS.llama, rope_scaling: { rope_type: type, factor: 2 } }),
+      new RegExp(`rope_scaling type "${type}" is not supported`),
+    );
   }
-  assert.throws(() => new LlamaForCausalLM({ ...REAL_CONFIGS.llama, rope_scaling: { rope_type: "llama3", factor: 8 } }), /rope_scaling.low_freq_factor/);
-  assert.throws(() => new LlamaForCausalLM({ ...REAL_CONFIGS.llama, rope_scaling: "linear" }), /"rope_scaling" must be null or an object/);
+  assert.throws(
+    () => new LlamaForCausalLM({ ...REAL_CONFIGS.llama, rope_scaling: { rope_type: "llama3", factor: 8 } }),
+    /rope_scaling.low_freq_factor/,
+  );
+  assert.throws(
+    () => new LlamaForCausalLM({ ...REAL_CONFIGS.llama, rope_scaling: "linear" }),
+    /"rope_scaling" must be null or an object/,
+  );
 });
 
-test("gemma: embeddings × √hidden_size rounded to float32, RMS norm scaled by (1 + w), tanh GELU despite hidden_act \"gelu\"", () => {
+test('gemma: embeddings × √hidden_size rounded to float32, RMS norm scaled by (1 + w), tanh GELU despite hidden_act "gelu"', () => {
   const model = randomModel("gemma");
   const finalNorm = model.model.norm as tv.nn.RMSNorm;
   let lastBlock: tv.Tensor | null = null;
@@ -390,7 +632,8 @@ test("gemma: embeddings × √hidden_size rounded to float32, RMS norm scaled by
   const scale = Math.fround(Math.sqrt(32));
   assert.equal(scale, 5.656854152679443);
   IDS.forEach((id, t) => {
-    for (let i = 0; i < 32; i++) assert.equal(hiddenStates![0].data[t * 32 + i], Math.fround(table[id * 32 + i] * scale));
+    for (let i = 0; i < 32; i++)
+      assert.equal(hiddenStates![0].data[t * 32 + i], Math.fround(table[id * 32 + i] * scale));
   });
   const w = finalNorm.weight!.data;
   let worst = 0;
@@ -418,7 +661,12 @@ test("gemma2: tanh soft-capping of scores and logits, query_pre_attn_scalar, san
   // The reference is sensitive to each piece: dropping any of them moves it far from the model.
   const base = referenceOf("gemma2", config);
   const logits = tv.noGrad(() => model.run({ inputIds: tv.intTensor([IDS]) }).logits).data;
-  const distance = (r: Reference) => Math.max(...referenceLogits(model, r, IDS).flat().map((e, i) => Math.abs(e - logits[i])));
+  const distance = (r: Reference) =>
+    Math.max(
+      ...referenceLogits(model, r, IDS)
+        .flat()
+        .map((e, i) => Math.abs(e - logits[i])),
+    );
   const without = {
     attnCap: distance({ ...base, attnCap: null }),
     finalCap: distance({ ...base, finalCap: null }),
@@ -432,8 +680,18 @@ test("gemma2: tanh soft-capping of scores and logits, query_pre_attn_scalar, san
   assert.ok(Math.max(...logits.map(Math.abs)) < 1.5);
   assert.deepEqual(model.settings.slidingWindows, [4, null, 4]);
   assert.deepEqual(
-    model.model.layers.at(0).children().map(([n]) => n),
-    ["self_attn", "mlp", "input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm", "post_feedforward_layernorm"],
+    model.model.layers
+      .at(0)
+      .children()
+      .map(([n]) => n),
+    [
+      "self_attn",
+      "mlp",
+      "input_layernorm",
+      "post_attention_layernorm",
+      "pre_feedforward_layernorm",
+      "post_feedforward_layernorm",
+    ],
   );
 });
 
@@ -448,7 +706,11 @@ test("gemma2 and mistral: a sliding window of w hides keys w or more positions b
   };
   for (const type of ["gemma2", "mistral"] as const) {
     const moved = probe(type, 3);
-    moved.forEach((d, t) => (t < 3 ? assert.ok(d > 1e-4, `${type}: position ${t} should see token 0`) : assert.equal(d, 0, `${type}: position ${t} must not see token 0`)));
+    moved.forEach((d, t) =>
+      t < 3
+        ? assert.ok(d > 1e-4, `${type}: position ${t} should see token 0`)
+        : assert.equal(d, 0, `${type}: position ${t} must not see token 0`),
+    );
   }
   // Gemma2's layer 1 (odd) attends everywhere.
   const twoLayer = randomModel("gemma2", { num_hidden_layers: 2, sliding_window: 3 });
@@ -469,7 +731,10 @@ test("qwen2: q/k/v projections carry biases and o_proj none, checked against the
   assert.ok(maxAbsDiff(before, after) > 1e-3);
   assert.ok(compareWithReference(model, "qwen2", REAL_CONFIGS.qwen2) < TOLERANCE);
   // use_sliding_window true is refused rather than guessed.
-  assert.throws(() => new LlamaForCausalLM({ ...REAL_CONFIGS.qwen2, use_sliding_window: true }), /"use_sliding_window": true is not supported for qwen2/);
+  assert.throws(
+    () => new LlamaForCausalLM({ ...REAL_CONFIGS.qwen2, use_sliding_window: true }),
+    /"use_sliding_window": true is not supported for qwen2/,
+  );
 });
 
 test("qwen3 and olmo2: q/k RMS norms sit between the projection and rotary, per head (Qwen3) or over the full width (OLMo2)", (t) => {
@@ -503,7 +768,11 @@ test("qwen3 and olmo2: q/k RMS norms sit between the projection and rotary, per 
     const logits = tv.noGrad(() => model.run({ inputIds: tv.intTensor([IDS]) }).logits).data;
     const base = referenceOf(type, REAL_CONFIGS[type]);
     for (const variant of [{ qkNorm: "none" as const }, { qkNormAfterRotary: true }]) {
-      const d = Math.max(...referenceLogits(model, { ...base, ...variant }, IDS).flat().map((e, i) => Math.abs(e - logits[i])));
+      const d = Math.max(
+        ...referenceLogits(model, { ...base, ...variant }, IDS)
+          .flat()
+          .map((e, i) => Math.abs(e - logits[i])),
+      );
       t.diagnostic(`${type} with ${JSON.stringify(variant)}: logits move by ${d.toExponential(2)}`);
       assert.ok(d > 1e-3, `${type} ${JSON.stringify(variant)}: ${d}`);
     }
@@ -512,7 +781,10 @@ test("qwen3 and olmo2: q/k RMS norms sit between the projection and rotary, per 
   assert.deepEqual(shapes.olmo2, [[1, IDS.length, 32]]);
   assert.equal(randomModel("olmo2").model.layers.at(0).input_layernorm, null);
   assert.deepEqual(
-    randomModel("olmo2").model.layers.at(0).children().map(([n]) => n),
+    randomModel("olmo2")
+      .model.layers.at(0)
+      .children()
+      .map(([n]) => n),
     ["self_attn", "mlp", "post_attention_layernorm", "post_feedforward_layernorm"],
   );
 });
@@ -530,13 +802,23 @@ test("olmo: LayerNorm without weight or bias, and clip_qkv clamping q, k and v",
     const x = Array.from(lastBlock!.data.subarray(pos * 32, (pos + 1) * 32));
     const mean = x.reduce((a, v) => a + v, 0) / 32;
     const variance = x.reduce((a, v) => a + (v - mean) ** 2, 0) / 32;
-    x.forEach((v, i) => (worst = Math.max(worst, Math.abs((v - mean) / Math.sqrt(variance + 1e-5) - hiddenStates![2].data[pos * 32 + i]))));
+    x.forEach(
+      (v, i) =>
+        (worst = Math.max(
+          worst,
+          Math.abs((v - mean) / Math.sqrt(variance + 1e-5) - hiddenStates![2].data[pos * 32 + i]),
+        )),
+    );
   }
   assert.ok(worst < 1e-5, `LayerNorm differs by ${worst}`);
   const config = { ...REAL_CONFIGS.olmo, clip_qkv: 0.4 };
   assert.ok(compareWithReference(model, "olmo", config) < TOLERANCE);
   const logits = tv.noGrad(() => model.run({ inputIds: tv.intTensor([IDS]) }).logits).data;
-  const unclipped = Math.max(...referenceLogits(model, { ...referenceOf("olmo", config), clip: null }, IDS).flat().map((e, i) => Math.abs(e - logits[i])));
+  const unclipped = Math.max(
+    ...referenceLogits(model, { ...referenceOf("olmo", config), clip: null }, IDS)
+      .flat()
+      .map((e, i) => Math.abs(e - logits[i])),
+  );
   t.diagnostic(`clip_qkv 0.4 moves the logits by ${unclipped.toExponential(2)}`);
   assert.ok(unclipped > 1e-2);
   // The q_proj output (pyvene's query_output) is the projection before the clamp, as HF's hook sees it.
@@ -551,22 +833,60 @@ test("qwen3 and gemma: head_dim from the config, with heads·head_dim ≠ hidden
   const qwen3 = randomModel("qwen3");
   assert.deepEqual(qwen3.model.layers.at(0).self_attn.q_proj.weight.shape, [64, 32]);
   assert.deepEqual(qwen3.model.layers.at(0).self_attn.o_proj.weight.shape, [32, 64]);
-  assert.deepEqual(qwen3.site("query_output", 0), { module: "model.layers.0.self_attn.q_proj", hook: "output", dim: 64 });
+  assert.deepEqual(qwen3.site("query_output", 0), {
+    module: "model.layers.0.self_attn.q_proj",
+    hook: "output",
+    dim: 64,
+  });
   assert.deepEqual(qwen3.site("key_output", 0), { module: "model.layers.0.self_attn.k_proj", hook: "output", dim: 32 });
-  assert.deepEqual(qwen3.site("head_key_output", 1), { module: "model.layers.1.self_attn.k_proj", hook: "output", dim: 16, heads: 2 });
-  assert.deepEqual(qwen3.site("attention_value_output", 1), { module: "model.layers.1.self_attn.o_proj", hook: "input", dim: 64 });
-  assert.deepEqual(qwen3.site("head_attention_value_output", 1), { module: "model.layers.1.self_attn.o_proj", hook: "input", dim: 16, heads: 4 });
+  assert.deepEqual(qwen3.site("head_key_output", 1), {
+    module: "model.layers.1.self_attn.k_proj",
+    hook: "output",
+    dim: 16,
+    heads: 2,
+  });
+  assert.deepEqual(qwen3.site("attention_value_output", 1), {
+    module: "model.layers.1.self_attn.o_proj",
+    hook: "input",
+    dim: 64,
+  });
+  assert.deepEqual(qwen3.site("head_attention_value_output", 1), {
+    module: "model.layers.1.self_attn.o_proj",
+    hook: "input",
+    dim: 16,
+    heads: 4,
+  });
   const gemma = randomModel("gemma");
-  assert.deepEqual(gemma.site("head_value_output", 0), { module: "model.layers.0.self_attn.v_proj", hook: "output", dim: 16, heads: 1 });
+  assert.deepEqual(gemma.site("head_value_output", 0), {
+    module: "model.layers.0.self_attn.v_proj",
+    hook: "output",
+    dim: 16,
+    heads: 1,
+  });
   assert.deepEqual(gemma.site("mlp_activation", 0), { module: "model.layers.0.mlp.act_fn", hook: "output", dim: 256 });
 });
 
 test("config errors name the field and the expected form", () => {
-  assert.throws(() => new LlamaForCausalLM({ ...REAL_CONFIGS.mistral, num_key_value_heads: 3 }), /num_attention_heads \(4\) must be a multiple of num_key_value_heads \(3\)/);
-  assert.throws(() => new LlamaForCausalLM({ ...REAL_CONFIGS.mistral, hidden_size: undefined }), /"hidden_size" is required/);
-  assert.throws(() => new LlamaForCausalLM({ ...REAL_CONFIGS.mistral, hidden_size: 30 }), /hidden_size \(30\) must be a multiple of num_attention_heads \(4\)/);
-  assert.throws(() => new LlamaForCausalLM({ ...REAL_CONFIGS.gemma2, attn_logit_softcapping: -1 }), /"attn_logit_softcapping" must be a positive number or null/);
-  assert.throws(() => new LlamaForCausalLM({ ...REAL_CONFIGS.llama, model_type: "bert", architectures: ["BertModel"] }), /is not a Llama-family model/);
+  assert.throws(
+    () => new LlamaForCausalLM({ ...REAL_CONFIGS.mistral, num_key_value_heads: 3 }),
+    /num_attention_heads \(4\) must be a multiple of num_key_value_heads \(3\)/,
+  );
+  assert.throws(
+    () => new LlamaForCausalLM({ ...REAL_CONFIGS.mistral, hidden_size: undefined }),
+    /"hidden_size" is required/,
+  );
+  assert.throws(
+    () => new LlamaForCausalLM({ ...REAL_CONFIGS.mistral, hidden_size: 30 }),
+    /hidden_size \(30\) must be a multiple of num_attention_heads \(4\)/,
+  );
+  assert.throws(
+    () => new LlamaForCausalLM({ ...REAL_CONFIGS.gemma2, attn_logit_softcapping: -1 }),
+    /"attn_logit_softcapping" must be a positive number or null/,
+  );
+  assert.throws(
+    () => new LlamaForCausalLM({ ...REAL_CONFIGS.llama, model_type: "bert", architectures: ["BertModel"] }),
+    /is not a Llama-family model/,
+  );
   // The architecture decides when model_type is missing.
   assert.equal(new LlamaForCausalLM({ ...REAL_CONFIGS.olmo2, model_type: undefined }).modelType, "olmo2");
 });
@@ -582,7 +902,10 @@ test("every model type: an HF-layout folder loads strictly through loadPretraine
       const config = REAL_CONFIGS[type];
       const folder = join(root, type);
       const weights = new Map(source.namedParameters());
-      await tv.saveCheckpoint(folder, weights, { config: config as tv.JsonObject, generationConfig: { eos_token_id: config.eos_token_id as number } });
+      await tv.saveCheckpoint(folder, weights, {
+        config: config as tv.JsonObject,
+        generationConfig: { eos_token_id: config.eos_token_id as number },
+      });
 
       const { model } = await tv.loadPretrained(folder);
       assert.ok(model instanceof LlamaForCausalLM, type);
@@ -590,7 +913,11 @@ test("every model type: an HF-layout folder loads strictly through loadPretraine
       assert.equal((model as LlamaForCausalLM).modelType, type);
       // Strict: the saved keys are exactly the model's parameters (a tied lm_head is stored once, as HF does).
       assert.deepEqual(new Set(model.namedParameters().map(([n]) => n)), new Set(weights.keys()), type);
-      assert.equal(weights.has("lm_head.weight"), !(config.tie_word_embeddings ?? ["gemma", "gemma2"].includes(type)), `${type}: lm_head stored iff untied`);
+      assert.equal(
+        weights.has("lm_head.weight"),
+        !(config.tie_word_embeddings ?? ["gemma", "gemma2"].includes(type)),
+        `${type}: lm_head stored iff untied`,
+      );
       const extra = new Map(weights);
       extra.set("model.layers.0.self_attn.extra.weight", tv.zeros([1]));
       assert.throws(() => model.loadStateDict(extra), /unexpected: model.layers.0.self_attn.extra.weight/);
@@ -600,19 +927,34 @@ test("every model type: an HF-layout folder loads strictly through loadPretraine
 
       const ids = tv.intTensor([IDS]);
       const logits = tv.noGrad(() => model.run({ inputIds: ids }).logits);
-      assert.equal(maxAbsDiff(logits, tv.noGrad(() => source.run({ inputIds: ids }).logits)), 0, `${type}: loaded weights`);
+      assert.equal(
+        maxAbsDiff(
+          logits,
+          tv.noGrad(() => source.run({ inputIds: ids }).logits),
+        ),
+        0,
+        `${type}: loaded weights`,
+      );
       assert.ok(compareWithReference(model as LlamaForCausalLM, type, config) < TOLERANCE, `${type}: reference`);
 
       // Cached generation equals uncached, on a batch with a left-padded row.
-      const prompts = tv.intTensor([[0, 0, 9, 21, 4], [7, 30, 2, 19, 44]]);
-      const mask = tv.intTensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]]);
+      const prompts = tv.intTensor([
+        [0, 0, 9, 21, 4],
+        [7, 30, 2, 19, 44],
+      ]);
+      const mask = tv.intTensor([
+        [0, 0, 1, 1, 1],
+        [1, 1, 1, 1, 1],
+      ]);
       const options = { maxNewTokens: 7, attentionMask: mask, eosTokenId: config.eos_token_id as number };
       const cached = tv.generate(model, prompts, { ...options, useCache: true });
       const uncached = tv.generate(model, prompts, { ...options, useCache: false });
       assert.deepEqual([...cached.sequences.data], [...uncached.sequences.data], `${type}: sequences`);
       const scoreDiff = Math.max(...cached.scores.map((s, i) => maxAbsDiff(s, uncached.scores[i])));
       assert.ok(scoreDiff < 1e-5, `${type}: scores differ by ${scoreDiff}`);
-      t.diagnostic(`${type}: ${weights.size} tensors, cached vs uncached scores ${scoreDiff.toExponential(2)}, new tokens ${[...cached.sequences.data].slice(5, 12).join(" ")}`);
+      t.diagnostic(
+        `${type}: ${weights.size} tensors, cached vs uncached scores ${scoreDiff.toExponential(2)}, new tokens ${[...cached.sequences.data].slice(5, 12).join(" ")}`,
+      );
     }
   } finally {
     await rm(root, { recursive: true, force: true });
@@ -627,5 +969,7 @@ test("old Llama checkpoints with rotary inv_freq buffers load (the buffers are r
   assert.ok(!adapted.has("model.layers.0.self_attn.rotary_emb.inv_freq"));
   model.loadStateDict(adapted);
   assert.deepEqual(llamaFamily.modelTypes, ["llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "olmo", "olmo2"]);
-  assert.ok(llamaFamily.architectures.includes("Olmo2ForCausalLM") && llamaFamily.architectures.includes("Qwen3ForCausalLM"));
+  assert.ok(
+    llamaFamily.architectures.includes("Olmo2ForCausalLM") && llamaFamily.architectures.includes("Qwen3ForCausalLM"),
+  );
 });

@@ -18,9 +18,10 @@ test("mlp_tiny: loadPretrained picks pyvene's MLPForClassification", async () =>
   assert.ok(model instanceof MLPForClassification);
   assert.equal(model.family, "mlp");
   assert.equal(model.numLayers, 2);
-  assert.deepEqual(model.namedParameters().map(([n]) => n), [
-    "mlp.h.0.ff1.weight", "mlp.h.0.ff1.bias", "mlp.h.1.ff1.weight", "mlp.h.1.ff1.bias", "score.weight", "score.bias",
-  ]);
+  assert.deepEqual(
+    model.namedParameters().map(([n]) => n),
+    ["mlp.h.0.ff1.weight", "mlp.h.0.ff1.bias", "mlp.h.1.ff1.weight", "mlp.h.1.ff1.bias", "score.weight", "score.bias"],
+  );
 });
 
 test("mlp_tiny: logits and hidden states of each reference input match pyvene", async (t) => {
@@ -41,7 +42,9 @@ test("mlp_tiny: logits and hidden states of each reference input match pyvene", 
       return d;
     });
     assert.equal(out.hiddenStates![0], inputs.inputsEmbeds, "entry 0 is the input");
-    t.diagnostic(`${name}: logits ${logitDiff.toExponential(2)}, hidden states ${diffs.map((d) => d.toExponential(2)).join(" ")}`);
+    t.diagnostic(
+      `${name}: logits ${logitDiff.toExponential(2)}, hidden states ${diffs.map((d) => d.toExponential(2)).join(" ")}`,
+    );
   }
 });
 
@@ -66,9 +69,21 @@ test("mlp: pyvene's site map; at inference the activation site is the block outp
 /** pyvene's MLPConfig fields (as save_pretrained writes them), scaled down. */
 function mlpConfig(overrides: Record<string, unknown>): Record<string, unknown> {
   return {
-    activation_function: "relu", architectures: ["MLPForClassification"], h_dim: 4, include_bias: false, include_emb: false,
-    max_position_embeddings: 8, model_type: "mlp", n_layer: 1, num_classes: 3, pdrop: 0.3,
-    problem_type: "single_label_classification", squeeze_output: true, torch_dtype: "float32", vocab_size: 10, ...overrides,
+    activation_function: "relu",
+    architectures: ["MLPForClassification"],
+    h_dim: 4,
+    include_bias: false,
+    include_emb: false,
+    max_position_embeddings: 8,
+    model_type: "mlp",
+    n_layer: 1,
+    num_classes: 3,
+    pdrop: 0.3,
+    problem_type: "single_label_classification",
+    squeeze_output: true,
+    torch_dtype: "float32",
+    vocab_size: 10,
+    ...overrides,
   };
 }
 
@@ -107,7 +122,10 @@ test("mlp: an HF-layout folder with pyvene's MLP config loads strictly; MLPModel
     const source = new MLPBaseModel(config);
     const generator = new tv.Generator(2);
     for (const [, p] of source.namedParameters()) p.data.set(tv.randn(p.shape, { generator }).data);
-    assert.deepEqual(source.namedParameters().map(([n]) => n), ["h.0.ff1.weight", "h.0.ff1.bias", "h.1.ff1.weight", "h.1.ff1.bias"]);
+    assert.deepEqual(
+      source.namedParameters().map(([n]) => n),
+      ["h.0.ff1.weight", "h.0.ff1.bias", "h.1.ff1.weight", "h.1.ff1.bias"],
+    );
     await tv.saveCheckpoint(folder, new Map(source.namedParameters()), { config });
     const { model } = await tv.loadPretrained(folder);
     assert.ok(model instanceof MLPBaseModel);

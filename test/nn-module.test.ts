@@ -30,10 +30,20 @@ function stateOf(m: AnyModule, seed: number): Map<string, tv.Tensor> {
 describe("Module", () => {
   it("names parameters by dotted HF-style paths", () => {
     const m = new Tiny();
-    assert.deepEqual(m.namedParameters().map(([k]) => k), [
-      "h.0.ln.weight", "h.0.ln.bias", "h.0.fc.weight", "h.0.fc.bias",
-      "h.1.ln.weight", "h.1.ln.bias", "h.1.fc.weight", "h.1.fc.bias", "head.weight",
-    ]);
+    assert.deepEqual(
+      m.namedParameters().map(([k]) => k),
+      [
+        "h.0.ln.weight",
+        "h.0.ln.bias",
+        "h.0.fc.weight",
+        "h.0.fc.bias",
+        "h.1.ln.weight",
+        "h.1.ln.bias",
+        "h.1.fc.weight",
+        "h.1.fc.bias",
+        "head.weight",
+      ],
+    );
     assert.equal(m.getModule("h.1.fc"), m.h.at(1).fc);
     assert.throws(() => m.getModule("h.2.fc"), /no module "2" in "h.2.fc" \(children here: 0, 1\)/);
   });
@@ -49,8 +59,13 @@ describe("Module", () => {
     bad.delete("head.weight");
     bad.set("h.0.extra", tv.zeros([1]));
     bad.set("h.1.ln.bias", tv.zeros([4]));
-    assert.throws(() => m.loadStateDict(bad), (e: Error) =>
-      /missing: head\.weight/.test(e.message) && /unexpected: h\.0\.extra/.test(e.message) && /h\.1\.ln\.bias \(\[4\] given, \[3\] expected\)/.test(e.message));
+    assert.throws(
+      () => m.loadStateDict(bad),
+      (e: Error) =>
+        /missing: head\.weight/.test(e.message) &&
+        /unexpected: h\.0\.extra/.test(e.message) &&
+        /h\.1\.ln\.bias \(\[4\] given, \[3\] expected\)/.test(e.message),
+    );
     m.parameters().forEach((p, i) => assert.deepEqual(p.data, before[i]));
   });
 

@@ -9,16 +9,25 @@ function close(actual: tv.Tensor | ArrayLike<number>, expected: ArrayLike<number
   const a = actual instanceof tv.Tensor ? actual.data : actual;
   assert.equal(a.length, expected.length, `length ${a.length} vs ${expected.length}`);
   for (let i = 0; i < a.length; i++) {
-    const ok = (Number.isNaN(expected[i]) && Number.isNaN(a[i])) || a[i] === expected[i] || Math.abs(a[i] - expected[i]) <= tol * Math.max(1, Math.abs(expected[i]));
+    const ok =
+      (Number.isNaN(expected[i]) && Number.isNaN(a[i])) ||
+      a[i] === expected[i] ||
+      Math.abs(a[i] - expected[i]) <= tol * Math.max(1, Math.abs(expected[i]));
     assert.ok(ok, `element ${i}: ${a[i]} vs ${expected[i]}`);
   }
 }
 
 describe("creation", () => {
   it("infers shapes from nested arrays and rejects ragged ones", () => {
-    const t = tensor([[1, 2, 3], [4, 5, 6]]);
+    const t = tensor([
+      [1, 2, 3],
+      [4, 5, 6],
+    ]);
     assert.deepEqual(t.shape, [2, 3]);
-    assert.deepEqual(t.toArray(), [[1, 2, 3], [4, 5, 6]]);
+    assert.deepEqual(t.toArray(), [
+      [1, 2, 3],
+      [4, 5, 6],
+    ]);
     assert.throws(() => tensor([[1, 2], [3]]), /ragged/);
     assert.throws(() => tensor([1, 2, 3], [2, 2]), /do not fill shape \[2, 2\]/);
   });
@@ -45,7 +54,10 @@ describe("creation", () => {
     const u = tv.rand([20000], { generator: new tv.Generator(8), low: -1, high: 3 });
     assert.ok(u.data.every((x) => x >= -1 && x < 3));
     assert.ok(Math.abs(tv.mean(u).item() - 1) < 0.05);
-    assert.notDeepEqual(tv.randn([4], { generator: new tv.Generator(1) }).data, tv.randn([4], { generator: new tv.Generator(2) }).data);
+    assert.notDeepEqual(
+      tv.randn([4], { generator: new tv.Generator(1) }).data,
+      tv.randn([4], { generator: new tv.Generator(2) }).data,
+    );
   });
 });
 
@@ -77,7 +89,10 @@ describe("elementwise", () => {
 });
 
 describe("reductions", () => {
-  const x = tensor([[1, 5, 3], [4, 2, 6]]);
+  const x = tensor([
+    [1, 5, 3],
+    [4, 2, 6],
+  ]);
   it("sum, mean, variance over axes", () => {
     close(tv.sum(x), [21]);
     close(tv.sum(x, 0), [5, 7, 9]);
@@ -90,7 +105,10 @@ describe("reductions", () => {
     close(tv.max(x, 1), [5, 6]);
     assert.deepEqual([...tv.argmax(x, 0).data], [1, 0, 1]);
     assert.deepEqual([...tv.argmax(tensor([3, 7, 7]), 0).data], [1]);
-    close(tv.logsumexp(x, 1), [Math.log(Math.exp(1) + Math.exp(5) + Math.exp(3)), Math.log(Math.exp(4) + Math.exp(2) + Math.exp(6))]);
+    close(tv.logsumexp(x, 1), [
+      Math.log(Math.exp(1) + Math.exp(5) + Math.exp(3)),
+      Math.log(Math.exp(4) + Math.exp(2) + Math.exp(6)),
+    ]);
     close(tv.logsumexp(tensor([-Infinity, 0]), 0), [0]);
     close(tv.logsumexp(tensor([1000, 1000]), 0), [1000 + Math.LN2]);
   });
@@ -104,15 +122,45 @@ describe("shape ops", () => {
     const p = tv.permute(x, [2, 0, 1]);
     assert.deepEqual(p.shape, [4, 2, 3]);
     assert.equal(p.data[1 * 6 + 1 * 3 + 2], x.data[1 * 12 + 2 * 4 + 1]);
-    const t = tv.transpose(tensor([[1, 2, 3], [4, 5, 6]]));
+    const t = tv.transpose(
+      tensor([
+        [1, 2, 3],
+        [4, 5, 6],
+      ]),
+    );
     close(t, [1, 4, 2, 5, 3, 6]);
   });
   it("slice with negative bounds, split, concat, stack", () => {
     close(tv.slice(tensor([0, 1, 2, 3, 4]), 0, 1, -1), [1, 2, 3]);
-    close(tv.slice(tensor([[0, 1, 2], [3, 4, 5]]), 1, -2), [1, 2, 4, 5]);
+    close(
+      tv.slice(
+        tensor([
+          [0, 1, 2],
+          [3, 4, 5],
+        ]),
+        1,
+        -2,
+      ),
+      [1, 2, 4, 5],
+    );
     const parts = tv.split(tv.arange(5), 2);
-    assert.deepEqual(parts.map((p) => [...p.data]), [[0, 1], [2, 3], [4]]);
-    close(tv.concat([tensor([[1], [2]]), tensor([[3, 4], [5, 6]])], 1), [1, 3, 4, 2, 5, 6]);
+    assert.deepEqual(
+      parts.map((p) => [...p.data]),
+      [[0, 1], [2, 3], [4]],
+    );
+    close(
+      tv.concat(
+        [
+          tensor([[1], [2]]),
+          tensor([
+            [3, 4],
+            [5, 6],
+          ]),
+        ],
+        1,
+      ),
+      [1, 3, 4, 2, 5, 6],
+    );
     const s = tv.stack([tensor([1, 2]), tensor([3, 4])], 1);
     assert.deepEqual(s.shape, [2, 2]);
     close(s, [1, 3, 2, 4]);
@@ -141,18 +189,36 @@ describe("indexing", () => {
     assert.deepEqual(g.shape, [2, 1, 2]);
     close(g, [2, 3, 10, 11]);
     const before = x.data.slice();
-    const w = tv.writeAt(x, 1, intTensor([[0, 0], [2, 1]]), tensor([-1, -1, -2, -2, -3, -3, -4, -4], [2, 2, 2]));
+    const w = tv.writeAt(
+      x,
+      1,
+      intTensor([
+        [0, 0],
+        [2, 1],
+      ]),
+      tensor([-1, -1, -2, -2, -3, -3, -4, -4], [2, 2, 2]),
+    );
     close(w, [-2, -2, 2, 3, 4, 5, 6, 7, -4, -4, -3, -3]);
     assert.deepEqual(x.data, before);
     assert.throws(() => tv.gatherAt(x, 1, intTensor([1, 2])), /expected \[2, K\]/);
-    assert.throws(() => tv.writeAt(x, 1, intTensor([[0], [1]]), tv.zeros([2, 1, 3])), /do not match the indexed region \[2, 1, 2\]/);
+    assert.throws(
+      () => tv.writeAt(x, 1, intTensor([[0], [1]]), tv.zeros([2, 1, 3])),
+      /do not match the indexed region \[2, 1, 2\]/,
+    );
   });
 });
 
 describe("matrix products", () => {
   it("matmul of a hand-computed pair, batched and vector forms", () => {
-    const a = tensor([[1, 2, 3], [4, 5, 6]]);
-    const b = tensor([[7, 8], [9, 10], [11, 12]]);
+    const a = tensor([
+      [1, 2, 3],
+      [4, 5, 6],
+    ]);
+    const b = tensor([
+      [7, 8],
+      [9, 10],
+      [11, 12],
+    ]);
     close(tv.matmul(a, b), [58, 64, 139, 154]);
     const batched = tv.matmul(tv.stack([a, tv.mul(a, 2)]), b);
     close(batched, [58, 64, 139, 154, 116, 128, 278, 308]);
@@ -162,7 +228,11 @@ describe("matrix products", () => {
   });
   it("linear in both layouts", () => {
     const x = tensor([[1, 2]]);
-    const w = tensor([[1, 0], [0, 1], [1, 1]]);
+    const w = tensor([
+      [1, 0],
+      [0, 1],
+      [1, 1],
+    ]);
     close(tv.linear(x, w, tensor([0.5, 0.5, 0.5])), [1.5, 2.5, 3.5]);
     close(tv.linear(x, tv.transpose(w), null, "in_out"), [1, 2, 3]);
     assert.throws(() => tv.linear(tensor([[1, 2, 3]]), w), /does not end in 2/);
@@ -173,10 +243,25 @@ describe("network ops", () => {
   it("softmax and logSoftmax, with -Infinity masks", () => {
     const e = [Math.exp(1), Math.exp(2), Math.exp(3)];
     const z = e[0] + e[1] + e[2];
-    close(tv.softmax(tensor([1, 2, 3])), e.map((v) => v / z));
+    close(
+      tv.softmax(tensor([1, 2, 3])),
+      e.map((v) => v / z),
+    );
     close(tv.softmax(tensor([0, -Infinity])), [1, 0]);
-    close(tv.logSoftmax(tensor([1, 2, 3])), [1, 2, 3].map((v) => v - Math.log(z)));
-    close(tv.softmax(tensor([[1, 1], [3, 1]]), 0), [0.11920292202211755, 0.5, 0.8807970779778823, 0.5]);
+    close(
+      tv.logSoftmax(tensor([1, 2, 3])),
+      [1, 2, 3].map((v) => v - Math.log(z)),
+    );
+    close(
+      tv.softmax(
+        tensor([
+          [1, 1],
+          [3, 1],
+        ]),
+        0,
+      ),
+      [0.11920292202211755, 0.5, 0.8807970779778823, 0.5],
+    );
   });
   it("layerNorm and rmsNorm", () => {
     const x = tensor([[1, 2, 3, 6]]);
@@ -187,9 +272,12 @@ describe("network ops", () => {
     close(tv.rmsNorm(x), [1 / rms, 2 / rms, 3 / rms, 6 / rms], 1e-5);
   });
   it("crossEntropy matches -log softmax at the targets", () => {
-    const logits = tensor([[1, 2, 3], [1, 1, 1]]);
+    const logits = tensor([
+      [1, 2, 3],
+      [1, 1, 1],
+    ]);
     const lse0 = Math.log(Math.exp(1) + Math.exp(2) + Math.exp(3));
-    close(tv.crossEntropy(logits, intTensor([0, 2])), [((lse0 - 1) + Math.log(3)) / 2]);
+    close(tv.crossEntropy(logits, intTensor([0, 2])), [(lse0 - 1 + Math.log(3)) / 2]);
     close(tv.crossEntropy(logits, intTensor([0, -100])), [lse0 - 1]);
     close(tv.crossEntropy(logits, intTensor([2, 1]), { reduction: "none" }), [lse0 - 3, Math.log(3)]);
     assert.throws(() => tv.crossEntropy(logits, intTensor([3, 0])), /target 3 is out of range for 3 classes/);
@@ -199,8 +287,26 @@ describe("network ops", () => {
 describe("matrix functions", () => {
   it("matrixExp of a rotation generator is the rotation", () => {
     const t = 2.5;
-    close(tv.matrixExp(tensor([[0, -t], [t, 0]])), [Math.cos(t), -Math.sin(t), Math.sin(t), Math.cos(t)], 1e-5);
-    close(tv.matrixExp(tensor([[1, 0], [0, -2]])), [Math.E, 0, 0, Math.exp(-2)], 1e-5);
+    close(
+      tv.matrixExp(
+        tensor([
+          [0, -t],
+          [t, 0],
+        ]),
+      ),
+      [Math.cos(t), -Math.sin(t), Math.sin(t), Math.cos(t)],
+      1e-5,
+    );
+    close(
+      tv.matrixExp(
+        tensor([
+          [1, 0],
+          [0, -2],
+        ]),
+      ),
+      [Math.E, 0, 0, Math.exp(-2)],
+      1e-5,
+    );
     close(tv.matrixExp(tv.zeros([3, 3])), [1, 0, 0, 0, 1, 0, 0, 0, 1]);
   });
   it("matrixExp of a skew-symmetric matrix is orthogonal", () => {
@@ -221,13 +327,22 @@ describe("matrix functions", () => {
     const a = tv.randn([5, 2], { generator: new tv.Generator(4) });
     const reduced = tv.qr(a);
     const { q, r } = tv.qr(a, { mode: "complete" });
-    assert.deepEqual([q.shape, r.shape], [[5, 5], [5, 2]]);
+    assert.deepEqual(
+      [q.shape, r.shape],
+      [
+        [5, 5],
+        [5, 2],
+      ],
+    );
     close(tv.matmul(q, r), a.data, 1e-5);
     close(tv.matmul(tv.transpose(q), q), tv.matrixExp(tv.zeros([5, 5])).data, 1e-5);
     assert.deepEqual([...tv.slice(q, 1, 0, 2).data], [...reduced.q.data]);
     assert.deepEqual([...tv.slice(r, 0, 0, 2).data], [...reduced.r.data]);
     assert.ok(tv.slice(r, 0, 2).data.every((v) => v === 0));
-    assert.throws(() => tv.qr(a, { mode: "full" as "complete" }), /qr: mode must be "reduced" or "complete", got "full"/);
+    assert.throws(
+      () => tv.qr(a, { mode: "full" as "complete" }),
+      /qr: mode must be "reduced" or "complete", got "full"/,
+    );
   });
   it("orthogonal gives orthonormal rows or columns", () => {
     const wide = tv.orthogonal(3, 8, new tv.Generator(5));

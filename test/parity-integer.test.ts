@@ -18,7 +18,8 @@ after(() => rm(scratch, { recursive: true, force: true }));
 it("runs a Boundless case whose intervention_population is an integer tensor", async () => {
   const folder = join(scratch, "gpt2_boundless");
   await mkdir(folder);
-  for (const f of ["config.json", "model.safetensors"]) await copyFile(join(fixtureFolder("gpt2_tiny"), f), join(folder, f));
+  for (const f of ["config.json", "model.safetensors"])
+    await copyFile(join(fixtureFolder("gpt2_tiny"), f), join(folder, f));
   const { model } = await tv.loadPretrained(folder);
   const base = [[83, 54, 22, 99, 51, 27]];
   const source = [[54, 46, 23, 32, 54, 30]];
@@ -26,32 +27,75 @@ it("runs a Boundless case whose intervention_population is an integer tensor", a
   const population = Array.from({ length: 32 }, (_, i) => 31 - i);
   const locations = { "sources->base": [[[[3]]], [[[4]]]] };
 
-  const im = new tv.IntervenableModel({ layer: 1, component: "block_output", interventionType: tv.BoundlessRotatedSpaceIntervention }, model);
+  const im = new tv.IntervenableModel(
+    { layer: 1, component: "block_output", interventionType: tv.BoundlessRotatedSpaceIntervention },
+    model,
+  );
   const iv = [...im.interventions.values()][0] as tv.BoundlessRotatedSpaceIntervention;
   iv.rotateLayer.setWeight(rotation);
   iv.setInterventionBoundaries(0.3);
   iv.setTemperature(2);
   iv.interventionPopulation.data.set(population);
-  const expected = im.forward({ inputIds: tv.intTensor(base) }, [{ inputIds: tv.intTensor(source) }], { unitLocations: locations }).intervened.logits;
+  const expected = im.forward({ inputIds: tv.intTensor(base) }, [{ inputIds: tv.intTensor(source) }], {
+    unitLocations: locations,
+  }).intervened.logits;
   iv.interventionPopulation.data.set(population.map((_, i) => i));
-  const withDefault = im.forward({ inputIds: tv.intTensor(base) }, [{ inputIds: tv.intTensor(source) }], { unitLocations: locations }).intervened.logits;
-  assert.ok(tv.sub(expected, withDefault).abs().max(-1).max(-1).max(0).item() > 1e-4, "the stored population must matter to the result");
+  const withDefault = im.forward({ inputIds: tv.intTensor(base) }, [{ inputIds: tv.intTensor(source) }], {
+    unitLocations: locations,
+  }).intervened.logits;
+  assert.ok(
+    tv.sub(expected, withDefault).abs().max(-1).max(-1).max(0).item() > 1e-4,
+    "the stored population must matter to the result",
+  );
 
   const key = "layer_1_comp_block_output_unit_pos_nunit_1#0";
   await tv.writeSafetensors(join(folder, "tensors.safetensors"), {
-    rotate: rotation, population: new tv.IntTensor(population, [32]), logits: expected,
+    rotate: rotation,
+    population: new tv.IntTensor(population, [32]),
+    logits: expected,
   });
   const cases = {
-    format_version: 1, model: "gpt2_boundless", model_class: "GPT2LMHeadModel", model_files: ["config.json", "model.safetensors"],
-    seed: 0, batch_size: 1, references: {},
+    format_version: 1,
+    model: "gpt2_boundless",
+    model_class: "GPT2LMHeadModel",
+    model_files: ["config.json", "model.safetensors"],
+    seed: 0,
+    batch_size: 1,
+    references: {},
     inputs: { base: { input_ids: base }, src0: { input_ids: source } },
-    cases: [{
-      name: "boundless_integer_population", method: "forward", mode: "parallel",
-      representations: [{ layer: 1, component: "block_output", unit: "pos", max_number_of_units: 1, intervention_type: "BoundlessRotatedSpaceIntervention" }],
-      intervention_keys: [key],
-      interventions: [{ key, class: "BoundlessRotatedSpaceIntervention", rotate_weight: "rotate", intervention_boundaries: 0.3, temperature: 2, intervention_population: "population" }],
-      base: "base", sources: ["src0"], unit_locations: locations, subspaces: null, logits: "logits", status: "ok",
-    }],
+    cases: [
+      {
+        name: "boundless_integer_population",
+        method: "forward",
+        mode: "parallel",
+        representations: [
+          {
+            layer: 1,
+            component: "block_output",
+            unit: "pos",
+            max_number_of_units: 1,
+            intervention_type: "BoundlessRotatedSpaceIntervention",
+          },
+        ],
+        intervention_keys: [key],
+        interventions: [
+          {
+            key,
+            class: "BoundlessRotatedSpaceIntervention",
+            rotate_weight: "rotate",
+            intervention_boundaries: 0.3,
+            temperature: 2,
+            intervention_population: "population",
+          },
+        ],
+        base: "base",
+        sources: ["src0"],
+        unit_locations: locations,
+        subspaces: null,
+        logits: "logits",
+        status: "ok",
+      },
+    ],
   };
   await writeFile(join(folder, "cases.json"), JSON.stringify(cases));
   const report = await runParity(scratch, () => {});

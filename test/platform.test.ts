@@ -12,7 +12,14 @@ import { writeFile } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { describe, it } from "node:test";
 import {
-  createFolder, fileUrl, joinPath, listFolder, pathExists, pathKind, removeFile, withTemporaryFolder,
+  createFolder,
+  fileUrl,
+  joinPath,
+  listFolder,
+  pathExists,
+  pathKind,
+  removeFile,
+  withTemporaryFolder,
 } from "../src/io/files.js";
 import { DEFAULT_MODEL_FOLDER } from "../src/models/default-model.js";
 import { platform, portablePlatform, setPlatform, type Platform } from "../src/platform/index.js";
@@ -42,13 +49,19 @@ function specifiers(source: string): string[] {
 }
 
 function isNodeBuiltin(specifier: string): boolean {
-  return specifier.startsWith("node:") || builtinModules.includes(specifier) || builtinModules.includes(specifier.split("/")[0]);
+  return (
+    specifier.startsWith("node:") ||
+    builtinModules.includes(specifier) ||
+    builtinModules.includes(specifier.split("/")[0])
+  );
 }
 
 /** What ties `path` (a core source) to Node: built-in imports, process.env, or a way round the seam. */
 function nodeTies(path: string): string[] {
   const source = readFileSync(path, "utf8");
-  const ties = specifiers(source).filter(isNodeBuiltin).map((s) => `imports "${s}"`);
+  const ties = specifiers(source)
+    .filter(isNodeBuiltin)
+    .map((s) => `imports "${s}"`);
   const bypass = specifiers(source).filter((s) => /\/platform\/(?!index\.js$)/.test(s));
   ties.push(...bypass.map((s) => `imports "${s}" (the core uses platform/index.js only)`));
   if (/\bprocess\s*\.\s*env\b/.test(source)) ties.push("mentions process.env");
@@ -60,7 +73,11 @@ describe("the core runs anywhere", () => {
     const files = CORE.flatMap((folder) => tsFiles(join(ROOT, "src", folder)));
     assert.ok(files.length > 50, `found the core's sources (${files.length} files under ${ROOT}/src)`);
     const offences = files.flatMap((path) => nodeTies(path).map((tie) => `${relative(ROOT, path)}: ${tie}`));
-    assert.deepEqual(offences, [], `the core must reach Node only through src/platform/ or src/io/:\n${offences.join("\n")}`);
+    assert.deepEqual(
+      offences,
+      [],
+      `the core must reach Node only through src/platform/ or src/io/:\n${offences.join("\n")}`,
+    );
   });
 
   it("the scan sees every way of reaching Node", () => {
@@ -74,7 +91,14 @@ describe("the core runs anywhere", () => {
       'import { x } from "./fs.js";',
       'import { y } from "@huggingface/hub";',
     ].join("\n");
-    assert.deepEqual(specifiers(source).filter(isNodeBuiltin).sort(), ["crypto", "fs", "node:fs/promises", "node:process", "os", "path"]);
+    assert.deepEqual(specifiers(source).filter(isNodeBuiltin).sort(), [
+      "crypto",
+      "fs",
+      "node:fs/promises",
+      "node:process",
+      "os",
+      "path",
+    ]);
   });
 });
 
@@ -98,7 +122,10 @@ describe("platform registry", () => {
     assert.equal(pkg.name, "tsvene");
     assert.equal(nodePlatform.packagePath("models", "default"), join(ROOT, "models", "default"));
     assert.equal(DEFAULT_MODEL_FOLDER, join(ROOT, "models", "default"));
-    assert.ok(existsSync(join(DEFAULT_MODEL_FOLDER, "config.json")), "the default model is where the package path says");
+    assert.ok(
+      existsSync(join(DEFAULT_MODEL_FOLDER, "config.json")),
+      "the default model is where the package path says",
+    );
     const addonPath = join(ROOT, "build", "Release", "tsvene.node");
     if (existsSync(addonPath)) {
       const { path, exports } = nodePlatform.loadNativeAddon();
@@ -118,18 +145,29 @@ describe("platform registry", () => {
 
 describe("native kernel names", () => {
   it("KERNEL_FUNCTION_NAMES lists exactly the functions of a kernel set", () => {
-    const functions = Object.keys(jsKernels).filter((k) => typeof (jsKernels as unknown as Record<string, unknown>)[k] === "function");
+    const functions = Object.keys(jsKernels).filter(
+      (k) => typeof (jsKernels as unknown as Record<string, unknown>)[k] === "function",
+    );
     assert.deepEqual([...KERNEL_FUNCTION_NAMES].sort(), functions.sort());
-    if (nativeKernels) for (const name of KERNEL_FUNCTION_NAMES) assert.equal(typeof nativeKernels[name], "function", name);
+    if (nativeKernels)
+      for (const name of KERNEL_FUNCTION_NAMES) assert.equal(typeof nativeKernels[name], "function", name);
   });
 
   it("an addon that lacks kernels is refused, naming them", () => {
-    const partial = Object.fromEntries(KERNEL_FUNCTION_NAMES.filter((n) => n !== "silu" && n !== "tanh").map((n) => [n, () => {}]));
-    const fake: Platform = { ...portablePlatform, loadNativeAddon: () => ({ path: "/x/tsvene.node", exports: partial }) };
+    const partial = Object.fromEntries(
+      KERNEL_FUNCTION_NAMES.filter((n) => n !== "silu" && n !== "tanh").map((n) => [n, () => {}]),
+    );
+    const fake: Platform = {
+      ...portablePlatform,
+      loadNativeAddon: () => ({ path: "/x/tsvene.node", exports: partial }),
+    };
     const { kernels, error } = loadNativeKernels(fake);
     assert.equal(kernels, null);
     assert.equal(error?.message, "/x/tsvene.node lacks silu, tanh: it is out of date; run npm install to rebuild it");
-    const whole: Platform = { ...fake, loadNativeAddon: () => ({ path: "/x/tsvene.node", exports: { ...partial, silu() {}, tanh() {} } }) };
+    const whole: Platform = {
+      ...fake,
+      loadNativeAddon: () => ({ path: "/x/tsvene.node", exports: { ...partial, silu() {}, tanh() {} } }),
+    };
     assert.equal(loadNativeKernels(whole).kernels?.name, "native");
     assert.match(loadNativeKernels(portablePlatform).error?.message ?? "", /no native addon/);
   });
@@ -137,7 +175,12 @@ describe("native kernel names", () => {
 
 describe("kernel choice on a platform without the addon", () => {
   /** Runs the kernel choice in a fresh process whose platform has no addon and TSVENE_KERNELS = `value`. */
-  function choose(value: string | undefined): { name?: string; error?: string; warnings: string[]; importWarnings: number } {
+  function choose(value: string | undefined): {
+    name?: string;
+    error?: string;
+    warnings: string[];
+    importWarnings: number;
+  } {
     const platformUrl = new URL("../src/platform/index.js", import.meta.url).href;
     const kernelsUrl = new URL("../src/tensor/kernels/index.js", import.meta.url).href;
     const script = `
@@ -166,13 +209,19 @@ describe("kernel choice on a platform without the addon", () => {
     assert.equal(unset.name, "js");
     assert.equal(unset.importWarnings, 0, "importing the core warns of nothing");
     assert.equal(unset.warnings.length, 1);
-    assert.match(unset.warnings[0], /^tsvene: the native addon is unavailable \(this platform has no native addon.*\); using the slower TypeScript kernels$/);
+    assert.match(
+      unset.warnings[0],
+      /^tsvene: the native addon is unavailable \(this platform has no native addon.*\); using the slower TypeScript kernels$/,
+    );
     assert.equal(choose("").name, "js");
   });
 
   it("TSVENE_KERNELS=js chooses them silently; =native and anything else are errors", () => {
     assert.deepEqual(choose("js"), { name: "js", warnings: [], importWarnings: 0 });
-    assert.match(choose("native").error ?? "", /^TSVENE_KERNELS=native asks for the native kernels, but the addon is unavailable: this platform has no native addon/);
+    assert.match(
+      choose("native").error ?? "",
+      /^TSVENE_KERNELS=native asks for the native kernels, but the addon is unavailable: this platform has no native addon/,
+    );
     assert.match(choose("gpu").error ?? "", /TSVENE_KERNELS must be "js" or "native", got "gpu"/);
   });
 });
@@ -200,10 +249,13 @@ describe("io file helpers", () => {
     });
     assert.deepEqual(names, ["a", "f.txt"]);
     assert.equal(existsSync(kept), false);
-    await assert.rejects(withTemporaryFolder("tsvene-platform-", async (folder) => {
-      kept = folder;
-      throw new Error("boom");
-    }), /boom/);
+    await assert.rejects(
+      withTemporaryFolder("tsvene-platform-", async (folder) => {
+        kept = folder;
+        throw new Error("boom");
+      }),
+      /boom/,
+    );
     assert.equal(existsSync(kept), false);
   });
 });

@@ -65,7 +65,10 @@ function expectations(blocks: readonly Block[]): Expected[] {
       if (!text.includes("console.log(")) return;
       const line = block.line + k;
       const match = /^\s*(console\.log\(.*\);)\s*\/\/\s*(.+)$/.exec(text);
-      assert.ok(match, `README line ${line}: a console.log example must be one line ending with "// <what it prints>", got ${JSON.stringify(text.trim())}`);
+      assert.ok(
+        match,
+        `README line ${line}: a console.log example must be one line ending with "// <what it prints>", got ${JSON.stringify(text.trim())}`,
+      );
       const output = match[2].split(/:\s/)[0].trim();
       out.push({ section: block.section, line, statement: match[1], output });
     });
@@ -95,7 +98,12 @@ function buildModule(blocks: readonly Block[], library: string): string {
 /** How a log line is compared: whitespace dropped, `…` matches anything. */
 function outputPattern(expected: string): RegExp {
   const compact = expected.replace(/\s+/g, "");
-  return new RegExp(`^${compact.split("…").map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join(".*")}$`);
+  return new RegExp(
+    `^${compact
+      .split("…")
+      .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))
+      .join(".*")}$`,
+  );
 }
 
 const readme = await readFile(join(ROOT, "README.md"), "utf8");
@@ -109,7 +117,11 @@ describe("README examples", () => {
     assert.ok(blocks.length >= 6, `expected the README's \`\`\`ts examples, found ${blocks.length}`);
     assert.ok(expected.length >= 10, `expected console.log lines with their promised output, found ${expected.length}`);
     for (const block of blocks) {
-      assert.doesNotMatch(block.code.replace(/\/\/.*$/gm, ""), /loadPretrained\(/, `README line ${block.line}: examples run offline on the embedded model (tv.loadDefaultModel()); mention Hub ids in comments`);
+      assert.doesNotMatch(
+        block.code.replace(/\/\/.*$/gm, ""),
+        /loadPretrained\(/,
+        `README line ${block.line}: examples run offline on the embedded model (tv.loadDefaultModel()); mention Hub ids in comments`,
+      );
     }
   });
 
@@ -118,17 +130,27 @@ describe("README examples", () => {
     const file = join(ROOT, "dist", "test", "readme-examples.snippet.mts");
     const source = buildModule(blocks, "../src/index.js");
     const options: ts.CompilerOptions = {
-      module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, target: ts.ScriptTarget.ES2022,
-      strict: true, noEmit: true, skipLibCheck: true, types: ["node"], typeRoots: [join(ROOT, "node_modules", "@types")],
+      module: ts.ModuleKind.NodeNext,
+      moduleResolution: ts.ModuleResolutionKind.NodeNext,
+      target: ts.ScriptTarget.ES2022,
+      strict: true,
+      noEmit: true,
+      skipLibCheck: true,
+      types: ["node"],
+      typeRoots: [join(ROOT, "node_modules", "@types")],
     };
     const host = ts.createCompilerHost(options);
     const { getSourceFile, fileExists, readFile: hostRead } = host;
     host.getSourceFile = (name, language, ...rest) =>
-      name === file ? ts.createSourceFile(name, source, language, true) : getSourceFile.call(host, name, language, ...rest);
+      name === file
+        ? ts.createSourceFile(name, source, language, true)
+        : getSourceFile.call(host, name, language, ...rest);
     host.fileExists = (name) => name === file || fileExists.call(host, name);
     host.readFile = (name) => (name === file ? source : hostRead.call(host, name));
     const program = ts.createProgram([file], options, host);
-    const diagnostics = ts.getPreEmitDiagnostics(program).filter((d) => d.file?.fileName === file || d.file === undefined);
+    const diagnostics = ts
+      .getPreEmitDiagnostics(program)
+      .filter((d) => d.file?.fileName === file || d.file === undefined);
     const lines = source.split("\n");
     const messages = diagnostics.map((d) => {
       const at = d.file && d.start !== undefined ? d.file.getLineAndCharacterOfPosition(d.start).line : -1;
@@ -143,8 +165,9 @@ describe("README examples", () => {
 
   it("run as written on the embedded model and print what their comments say", async () => {
     const module = buildModule(blocks, pathToFileURL(LIBRARY).href);
-    const prelude = `import { format as __format } from "node:util";\n`
-      + `console.log = (...args) => void process.stdout.write(${JSON.stringify(LOG_MARK)} + JSON.stringify(__format(...args)) + "\\n");\n`;
+    const prelude =
+      `import { format as __format } from "node:util";\n` +
+      `console.log = (...args) => void process.stdout.write(${JSON.stringify(LOG_MARK)} + JSON.stringify(__format(...args)) + "\\n");\n`;
     const { outputText, diagnostics } = ts.transpileModule(module, {
       compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
       reportDiagnostics: true,
@@ -153,13 +176,26 @@ describe("README examples", () => {
     const script = join(scratch, "readme-examples.mjs");
     await writeFile(script, prelude + outputText);
     const run = spawnSync(process.execPath, [script], { cwd: dirname(script), encoding: "utf8", timeout: 120_000 });
-    assert.equal(run.status, 0, `the README examples failed (exit ${run.status}${run.signal ? `, ${run.signal}` : ""}):\n${run.stderr}\n--- script ---\n${module}`);
-    const printed = run.stdout.split("\n").filter((text) => text.startsWith(LOG_MARK)).map((text) => JSON.parse(text.slice(LOG_MARK.length)) as string);
-    assert.equal(printed.length, expected.length,
-      `the examples printed ${printed.length} lines, their comments promise ${expected.length}:\n${printed.join("\n")}`);
+    assert.equal(
+      run.status,
+      0,
+      `the README examples failed (exit ${run.status}${run.signal ? `, ${run.signal}` : ""}):\n${run.stderr}\n--- script ---\n${module}`,
+    );
+    const printed = run.stdout
+      .split("\n")
+      .filter((text) => text.startsWith(LOG_MARK))
+      .map((text) => JSON.parse(text.slice(LOG_MARK.length)) as string);
+    assert.equal(
+      printed.length,
+      expected.length,
+      `the examples printed ${printed.length} lines, their comments promise ${expected.length}:\n${printed.join("\n")}`,
+    );
     expected.forEach((want, k) => {
-      assert.match(printed[k].replace(/\s+/g, ""), outputPattern(want.output),
-        `README line ${want.line} (${want.section}): ${want.statement} printed ${JSON.stringify(printed[k])}, its comment says ${JSON.stringify(want.output)}`);
+      assert.match(
+        printed[k].replace(/\s+/g, ""),
+        outputPattern(want.output),
+        `README line ${want.line} (${want.section}): ${want.statement} printed ${JSON.stringify(printed[k])}, its comment says ${JSON.stringify(want.output)}`,
+      );
     });
   });
 });

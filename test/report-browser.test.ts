@@ -14,18 +14,37 @@ import * as tv from "../src/index.js";
 import type { TraceComponent, TraceResult } from "../src/sweeps/results.js";
 
 const CHROMIUM = "/usr/bin/chromium";
-const skip = existsSync(CHROMIUM) ? false : `Chromium not found at ${CHROMIUM}; install it (Debian: apt-get install chromium) to run the browser test`;
+const skip = existsSync(CHROMIUM)
+  ? false
+  : `Chromium not found at ${CHROMIUM}; install it (Debian: apt-get install chromium) to run the browser test`;
 
 const TOKENS = ["The", " <b>Eiffel</b>", " &", " Tower", " is", " in"];
 const LAYERS = [0, 1, 2, 3, 4];
 const PEAK = { row: 2, col: 3 };
 
 function trace(component: TraceComponent): TraceResult {
-  const values = LAYERS.flatMap((layer) => TOKENS.map((_, position) => (layer === PEAK.row && position === PEAK.col ? 0.9 : 0.01 * (layer + position))));
+  const values = LAYERS.flatMap((layer) =>
+    TOKENS.map((_, position) => (layer === PEAK.row && position === PEAK.col ? 0.9 : 0.01 * (layer + position))),
+  );
   return {
-    kind: "trace", component, window: 1, tokens: TOKENS, corruptedPositions: [1, 2, 3], target: 6342, targetLabel: " Paris",
-    metric: "probability", samples: 1, clean: 0.91, corrupted: 0.02,
-    grid: { values: Float32Array.from(values), rows: LAYERS.length, cols: TOKENS.length, layers: LAYERS, positions: TOKENS.map((_, i) => i) },
+    kind: "trace",
+    component,
+    window: 1,
+    tokens: TOKENS,
+    corruptedPositions: [1, 2, 3],
+    target: 6342,
+    targetLabel: " Paris",
+    metric: "probability",
+    samples: 1,
+    clean: 0.91,
+    corrupted: 0.02,
+    grid: {
+      values: Float32Array.from(values),
+      rows: LAYERS.length,
+      cols: TOKENS.length,
+      layers: LAYERS,
+      positions: TOKENS.map((_, i) => i),
+    },
   };
 }
 
@@ -38,12 +57,23 @@ describe("trace report in Chromium", { skip }, () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "tsvene-report-"));
     const reportPath = join(dir, "trace.html");
-    await writeFile(reportPath, tv.traceReport(["block_output", "mlp_output", "attention_output"].map((c) => trace(c as TraceComponent))));
+    await writeFile(
+      reportPath,
+      tv.traceReport(["block_output", "mlp_output", "attention_output"].map((c) => trace(c as TraceComponent))),
+    );
     context = await chromium.launchPersistentContext(join(dir, "profile"), {
       executablePath: CHROMIUM,
       headless: true,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"],
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
       viewport: { width: 1200, height: 900 },
     });
     page = await context.newPage();
@@ -57,7 +87,10 @@ describe("trace report in Chromium", { skip }, () => {
   });
 
   it("loads nothing but the report itself", () => {
-    assert.deepEqual(requests.filter((url) => !url.endsWith("/trace.html")), []);
+    assert.deepEqual(
+      requests.filter((url) => !url.endsWith("/trace.html")),
+      [],
+    );
   });
 
   it("shows the title, prompt, metric and the three panels", async () => {
@@ -69,7 +102,10 @@ describe("trace report in Chromium", { skip }, () => {
       "Impact of restoring attention after corrupted input",
     ]);
     assert.equal(await page.locator(".summary .prompt").textContent(), "The <b>Eiffel</b>* &* Tower* is in");
-    assert.match((await page.locator(".summary").textContent()) ?? "", /probability of " Paris" \(token 6342\) at the last position/);
+    assert.match(
+      (await page.locator(".summary").textContent()) ?? "",
+      /probability of " Paris" \(token 6342\) at the last position/,
+    );
     assert.equal(await page.locator("#block_output .clean").textContent(), "p( Paris) = 0.91");
   });
 
@@ -90,18 +126,32 @@ describe("trace report in Chromium", { skip }, () => {
   it("labels columns with the tokens as text and rows with the layers", async () => {
     const map = page.locator("#block_output svg.heatmap");
     // The browser's text, after parsing: escaped tokens come back as the literal strings, "*" on corrupted ones.
-    assert.deepEqual(await map.locator(".column-labels text").allTextContents(), ["The", " <b>Eiffel</b>*", " &*", " Tower*", " is", " in"]);
+    assert.deepEqual(await map.locator(".column-labels text").allTextContents(), [
+      "The",
+      " <b>Eiffel</b>*",
+      " &*",
+      " Tower*",
+      " is",
+      " in",
+    ]);
     assert.deepEqual(await map.locator(".row-labels text").allTextContents(), LAYERS.map(String));
     assert.equal(await map.locator(".axis-title").textContent(), "layer");
     assert.equal(await map.locator(".value-label").textContent(), "p( Paris)");
     assert.deepEqual(await map.locator(".tick").allTextContents(), ["0.9", "0"]);
     assert.equal(await map.getAttribute("role"), "img");
-    assert.match((await map.getAttribute("aria-label")) ?? "", /^Heat map of p\( Paris\) over 5 layers \(0–4\) and 6 positions/);
+    assert.match(
+      (await map.getAttribute("aria-label")) ?? "",
+      /^Heat map of p\( Paris\) over 5 layers \(0–4\) and 6 positions/,
+    );
   });
 
   it("paints the largest and smallest cells in different colours", async () => {
     const fills = await page.locator("svg.heatmap rect.cell").evaluateAll((rects) =>
-      rects.map((rect) => ({ fill: getComputedStyle(rect).fill, title: rect.querySelector("title")?.textContent ?? "" })));
+      rects.map((rect) => ({
+        fill: getComputedStyle(rect).fill,
+        title: rect.querySelector("title")?.textContent ?? "",
+      })),
+    );
     const peak = fills.filter((f) => f.title.endsWith("= 0.9")).map((f) => f.fill);
     const lowest = fills.filter((f) => f.title.endsWith("= 0")).map((f) => f.fill);
     // ROME's hues at the maximum: purple, green, red; white at the minimum.
@@ -126,12 +176,24 @@ describe("the main job's report (tsvene trace on the embedded model) in Chromium
     const reportPath = join(dir, "trace.html");
     const cli = new URL("../src/cli/main.js", import.meta.url);
     const { spawnSync } = await import("node:child_process");
-    const run = spawnSync(process.execPath, [cli.pathname, "trace", "--report", reportPath, "--quiet", "--json"], { encoding: "utf8" });
+    const run = spawnSync(process.execPath, [cli.pathname, "trace", "--report", reportPath, "--quiet", "--json"], {
+      encoding: "utf8",
+    });
     assert.equal(run.status, 0, run.stderr);
     const result = JSON.parse(run.stdout) as TraceResult;
     const context = await chromium.launchPersistentContext(join(dir, "profile"), {
-      executablePath: CHROMIUM, headless: true,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
     });
     try {
       const page = await context.newPage();
@@ -139,7 +201,10 @@ describe("the main job's report (tsvene trace on the embedded model) in Chromium
       const svg = page.locator("svg").first();
       const box = await svg.boundingBox();
       assert.ok(box && box.width > 100 && box.height > 100, `heat map box ${JSON.stringify(box)}`);
-      assert.ok((await svg.locator("rect").count()) >= result.grid.rows * result.grid.cols, "one cell per layer and position");
+      assert.ok(
+        (await svg.locator("rect").count()) >= result.grid.rows * result.grid.cols,
+        "one cell per layer and position",
+      );
       const text = await svg.textContent();
       for (const token of result.tokens) assert.ok(text!.includes(token.trim()), `token "${token}" is labelled`);
       for (const layer of result.grid.layers) assert.ok(text!.includes(String(layer)), `layer ${layer} is labelled`);

@@ -13,13 +13,38 @@ const TOKENS = PROMPT.map(String);
 
 /** The metric of one cell: corrupt (optional), restore `component` at the window's layers and position p from `sourceIds`. */
 function bruteForceCell(
-  model: tv.PretrainedModel, baseIds: number[], sourceIds: number[], component: string, layers: number[], p: number,
-  noise: tv.Tensor | null, corrupted: number[], target: number, metric: "probability" | "logit",
+  model: tv.PretrainedModel,
+  baseIds: number[],
+  sourceIds: number[],
+  component: string,
+  layers: number[],
+  p: number,
+  noise: tv.Tensor | null,
+  corrupted: number[],
+  target: number,
+  metric: "probability" | "logit",
 ): number {
-  const corrupt = noise ? [{ layer: 0, component: "block_input", maxNumberOfUnits: corrupted.length, interventionType: tv.AdditionIntervention }] : [];
-  const collect = new tv.IntervenableModel(layers.map((layer) => ({ layer, component, interventionType: tv.CollectIntervention })), model);
-  const clean = collect.forward({ inputIds: tv.intTensor([sourceIds]) }, null, { unitLocations: { base: layers.map(() => [[p]]) } }).collected;
-  const im = new tv.IntervenableModel([...corrupt, ...layers.map((layer) => ({ layer, component, interventionType: tv.VanillaIntervention }))], model);
+  const corrupt = noise
+    ? [
+        {
+          layer: 0,
+          component: "block_input",
+          maxNumberOfUnits: corrupted.length,
+          interventionType: tv.AdditionIntervention,
+        },
+      ]
+    : [];
+  const collect = new tv.IntervenableModel(
+    layers.map((layer) => ({ layer, component, interventionType: tv.CollectIntervention })),
+    model,
+  );
+  const clean = collect.forward({ inputIds: tv.intTensor([sourceIds]) }, null, {
+    unitLocations: { base: layers.map(() => [[p]]) },
+  }).collected;
+  const im = new tv.IntervenableModel(
+    [...corrupt, ...layers.map((layer) => ({ layer, component, interventionType: tv.VanillaIntervention }))],
+    model,
+  );
   const logits = im.forward({ inputIds: tv.intTensor([baseIds]) }, null, {
     unitLocations: { base: [...corrupt.map(() => [corrupted]), ...layers.map(() => [[p]])] },
     sourceRepresentations: [...corrupt.map(() => tv.unsqueeze(noise!, 0)), ...clean],
@@ -47,38 +72,99 @@ describe("sweeps", () => {
 
   it("causal tracing equals restoring each cell on its own (block_output; resumed staircase)", () => {
     const noise = tv.randn([3, 32], { std: 0.5, generator: new tv.Generator(1) });
-    const trace = tv.causalTrace(gpt2, { inputIds: tv.intTensor([PROMPT]), tokens: TOKENS, corruptedPositions: [0, 1, 2], noise, metric: "logit" });
+    const trace = tv.causalTrace(gpt2, {
+      inputIds: tv.intTensor([PROMPT]),
+      tokens: TOKENS,
+      corruptedPositions: [0, 1, 2],
+      noise,
+      metric: "logit",
+    });
     assert.deepEqual([trace.grid.rows, trace.grid.cols], [4, 6]);
-    assertGridMatches(trace.grid, (l, p) => bruteForceCell(gpt2, PROMPT, PROMPT, "block_output", [l], p, noise, [0, 1, 2], trace.target, "logit"), 1e-5);
+    assertGridMatches(
+      trace.grid,
+      (l, p) => bruteForceCell(gpt2, PROMPT, PROMPT, "block_output", [l], p, noise, [0, 1, 2], trace.target, "logit"),
+      1e-5,
+    );
     const last = trace.grid.values[3 * 6 + 5];
-    assert.ok(Math.abs(last - trace.clean) < 1e-5, "restoring the last layer at the last position recovers the clean logit");
+    assert.ok(
+      Math.abs(last - trace.clean) < 1e-5,
+      "restoring the last layer at the last position recovers the clean logit",
+    );
   });
 
   it("windows of layers restore together (mlp_output, window 3) and probabilities are measured", () => {
     const noise = tv.randn([2, 32], { std: 0.5, generator: new tv.Generator(2) });
-    const trace = tv.causalTrace(gpt2, { inputIds: tv.intTensor([PROMPT]), tokens: TOKENS, corruptedPositions: [1, 2], noise, component: "mlp_output", window: 3 });
+    const trace = tv.causalTrace(gpt2, {
+      inputIds: tv.intTensor([PROMPT]),
+      tokens: TOKENS,
+      corruptedPositions: [1, 2],
+      noise,
+      component: "mlp_output",
+      window: 3,
+    });
     const windowOf = (l: number) => [0, 1, 2].map((k) => Math.max(0, l - 1) + k).filter((x) => x < 4);
-    assertGridMatches(trace.grid, (l, p) => bruteForceCell(gpt2, PROMPT, PROMPT, "mlp_output", windowOf(l), p, noise, [1, 2], trace.target, "probability"), 1e-6);
+    assertGridMatches(
+      trace.grid,
+      (l, p) =>
+        bruteForceCell(gpt2, PROMPT, PROMPT, "mlp_output", windowOf(l), p, noise, [1, 2], trace.target, "probability"),
+      1e-6,
+    );
   });
 
   it("GPT-NeoX (parallel attention, rotary) gives the brute-force cells too (attention_output)", () => {
     const noise = tv.randn([2, 32], { std: 0.5, generator: new tv.Generator(3) });
-    const trace = tv.causalTrace(neox, { inputIds: tv.intTensor([PROMPT]), tokens: TOKENS, corruptedPositions: [0, 1], noise, component: "attention_output", metric: "logit" });
-    assertGridMatches(trace.grid, (l, p) => bruteForceCell(neox, PROMPT, PROMPT, "attention_output", [l], p, noise, [0, 1], trace.target, "logit"), 1e-5);
+    const trace = tv.causalTrace(neox, {
+      inputIds: tv.intTensor([PROMPT]),
+      tokens: TOKENS,
+      corruptedPositions: [0, 1],
+      noise,
+      component: "attention_output",
+      metric: "logit",
+    });
+    assertGridMatches(
+      trace.grid,
+      (l, p) => bruteForceCell(neox, PROMPT, PROMPT, "attention_output", [l], p, noise, [0, 1], trace.target, "logit"),
+      1e-5,
+    );
   });
 
   it("activation patching equals patching each cell on its own", () => {
     const source = [54, 46, 23, 32, 54, 30];
-    const patch = tv.activationPatching(gpt2, { base: tv.intTensor([PROMPT]), source: tv.intTensor([source]), baseTokens: TOKENS, sourceTokens: source.map(String), metric: "logit" });
-    assertGridMatches(patch.grid, (l, p) => bruteForceCell(gpt2, PROMPT, source, "block_output", [l], p, null, [], patch.target, "logit"), 1e-5);
-    assert.throws(() => tv.activationPatching(gpt2, { base: tv.intTensor([PROMPT]), source: tv.intTensor([[1, 2]]), baseTokens: TOKENS, sourceTokens: ["1", "2"] }), /same length/);
+    const patch = tv.activationPatching(gpt2, {
+      base: tv.intTensor([PROMPT]),
+      source: tv.intTensor([source]),
+      baseTokens: TOKENS,
+      sourceTokens: source.map(String),
+      metric: "logit",
+    });
+    assertGridMatches(
+      patch.grid,
+      (l, p) => bruteForceCell(gpt2, PROMPT, source, "block_output", [l], p, null, [], patch.target, "logit"),
+      1e-5,
+    );
+    assert.throws(
+      () =>
+        tv.activationPatching(gpt2, {
+          base: tv.intTensor([PROMPT]),
+          source: tv.intTensor([[1, 2]]),
+          baseTokens: TOKENS,
+          sourceTokens: ["1", "2"],
+        }),
+      /same length/,
+    );
   });
 
   it("collection returns each layer's block output for every example, as the model's hidden states", () => {
     const ids = tv.intTensor([PROMPT, [3, 74, 81, 8, 16, 20], [1, 2, 3, 4, 5, 6]]);
     const result = tv.collectActivations(gpt2, { inputIds: ids, layers: [0, 2], batchSize: 2 });
     const hidden = gpt2.run({ inputIds: ids, outputHiddenStates: true }).hiddenStates!;
-    assert.deepEqual(result.activations.map((a) => a.shape), [[3, 6, 32], [3, 6, 32]]);
+    assert.deepEqual(
+      result.activations.map((a) => a.shape),
+      [
+        [3, 6, 32],
+        [3, 6, 32],
+      ],
+    );
     assert.deepEqual(result.activations[0].values, hidden[1].data);
     assert.deepEqual(result.activations[1].values, hidden[3].data);
     let hooks = 0;
@@ -94,17 +180,38 @@ describe("causal tracing with several noise draws", () => {
     const tokens = ["a", "b", "c", "d", "e", "f"];
     const noise = tv.randn([3, 2, 32], { generator: new tv.Generator(5) });
     const traced = tv.causalTrace(model, { inputIds, tokens, corruptedPositions: [1, 2], noise, samples: 3 });
-    const single = [0, 1, 2].map((s) => tv.causalTrace(model, { inputIds, tokens, corruptedPositions: [1, 2], noise: tv.squeeze(tv.slice(noise, 0, s, s + 1), 0) }));
+    const single = [0, 1, 2].map((s) =>
+      tv.causalTrace(model, {
+        inputIds,
+        tokens,
+        corruptedPositions: [1, 2],
+        noise: tv.squeeze(tv.slice(noise, 0, s, s + 1), 0),
+      }),
+    );
     assert.equal(traced.samples, 3);
-    traced.grid.values.forEach((v, i) => assert.ok(Math.abs(v - single.reduce((a, t) => a + t.grid.values[i], 0) / 3) < 1e-6));
+    traced.grid.values.forEach((v, i) =>
+      assert.ok(Math.abs(v - single.reduce((a, t) => a + t.grid.values[i], 0) / 3) < 1e-6),
+    );
     assert.ok(Math.abs(traced.corrupted - single.reduce((a, t) => a + t.corrupted, 0) / 3) < 1e-6);
-    assert.throws(() => tv.causalTrace(model, { inputIds, tokens, corruptedPositions: [1, 2], noise, samples: 2 }), /noise must be \[2, 2, 32\]/);
+    assert.throws(
+      () => tv.causalTrace(model, { inputIds, tokens, corruptedPositions: [1, 2], noise, samples: 2 }),
+      /noise must be \[2, 2, 32\]/,
+    );
   });
 });
 
 describe("sweeps need a decoder", () => {
   it("refuse a model that cannot resume from a block, naming the families that can", async () => {
-    const mlp = tv.modelFromConfig({ model_type: "mlp", architectures: ["MLPForClassification"], h_dim: 4, n_layer: 2, num_classes: 2 });
-    assert.throws(() => tv.causalTrace(mlp, { inputIds: tv.intTensor([[0, 1]]), tokens: ["a", "b"], corruptedPositions: [0] }), /causalTrace: mlp is not a transformer decoder; the sweeps run on GPT-2, GPT-Neo, GPT-NeoX and the Llama family/);
+    const mlp = tv.modelFromConfig({
+      model_type: "mlp",
+      architectures: ["MLPForClassification"],
+      h_dim: 4,
+      n_layer: 2,
+      num_classes: 2,
+    });
+    assert.throws(
+      () => tv.causalTrace(mlp, { inputIds: tv.intTensor([[0, 1]]), tokens: ["a", "b"], corruptedPositions: [0] }),
+      /causalTrace: mlp is not a transformer decoder; the sweeps run on GPT-2, GPT-Neo, GPT-NeoX and the Llama family/,
+    );
   });
 });

@@ -45,7 +45,7 @@ describe("Adam", () => {
     const p = tv.tensor([0, 0]).requireGrad();
     p.grad = tv.tensor([1e-3, 100]);
     new tv.Adam([p], { lr: 0.01 }).step();
-    assertClose(p.data, [-0.01 * 1e-3 / (1e-3 + 1e-8), -0.01], 1e-8, "p");
+    assertClose(p.data, [(-0.01 * 1e-3) / (1e-3 + 1e-8), -0.01], 1e-8, "p");
   });
 
   it("adds ε after the bias-corrected square root", () => {
@@ -129,12 +129,24 @@ describe("parameter groups", () => {
   it("rejects bad groups and hyperparameters, naming the field", () => {
     const p = tv.tensor([1]).requireGrad();
     assert.throws(() => new tv.Adam([], {}), /Adam: got an empty parameter list/);
-    assert.throws(() => new tv.Adam([{ params: [p] }, { params: [p] }]), /Adam: paramGroups\[1\]\.params\[0\] is the same tensor as Adam: paramGroups\[0\]\.params\[0\]/);
-    assert.throws(() => new tv.Adam([{ params: [p], learningRate: 1 } as never]), /paramGroups\[0\]: unknown option "learningRate"; expected one of params, lr, betas, eps, weightDecay/);
-    assert.throws(() => new tv.Adam([p], { betas: [0.9, 1] }), /paramGroups\[0\]\.betas\[1\] must be in \[0, 1\), got 1/);
+    assert.throws(
+      () => new tv.Adam([{ params: [p] }, { params: [p] }]),
+      /Adam: paramGroups\[1\]\.params\[0\] is the same tensor as Adam: paramGroups\[0\]\.params\[0\]/,
+    );
+    assert.throws(
+      () => new tv.Adam([{ params: [p], learningRate: 1 } as never]),
+      /paramGroups\[0\]: unknown option "learningRate"; expected one of params, lr, betas, eps, weightDecay/,
+    );
+    assert.throws(
+      () => new tv.Adam([p], { betas: [0.9, 1] }),
+      /paramGroups\[0\]\.betas\[1\] must be in \[0, 1\), got 1/,
+    );
     assert.throws(() => new tv.SGD([p], { lr: -1 }), /SGD: paramGroups\[0\]\.lr must be a finite number ≥ 0, got -1/);
     assert.throws(() => new tv.SGD([p], { nesterov: true }), /nesterov needs momentum > 0 and dampening 0/);
-    assert.throws(() => new tv.AdamW([tv.mul(p, 2)]), /AdamW: paramGroups\[0\]\.params\[0\] is computed from other tensors/);
+    assert.throws(
+      () => new tv.AdamW([tv.mul(p, 2)]),
+      /AdamW: paramGroups\[0\]\.params\[0\] is computed from other tensors/,
+    );
   });
 });
 
@@ -164,10 +176,10 @@ describe("schedules", () => {
       schedule.step();
       seen.push(schedule.lastLr());
     }
-    assertClose(seen.flat(), [0, 0, 0.05, 0.5, 0.1, 1, 0.1 * 7 / 8, 7 / 8], 1e-12, "lrs");
+    assertClose(seen.flat(), [0, 0, 0.05, 0.5, 0.1, 1, (0.1 * 7) / 8, 7 / 8], 1e-12, "lrs");
     const constant = tv.constantSchedule(opt);
     constant.step();
-    assertClose(constant.lastLr(), [0.1 * 7 / 8, 7 / 8], 1e-12, "constant");
+    assertClose(constant.lastLr(), [(0.1 * 7) / 8, 7 / 8], 1e-12, "constant");
   });
 
   it("linspace gives torch.linspace's float32 values", () => {
@@ -182,12 +194,26 @@ describe("schedules", () => {
 
 /** pyvene's MLP (one block) with an identity ReLU block and a score that reads d·h, d = (1, 1, 0, 0)/√2. */
 function toyModel(): tv.PretrainedModel {
-  const model = tv.modelFromConfig({ model_type: "mlp", h_dim: 4, n_layer: 1, num_classes: 2, activation_function: "relu" });
+  const model = tv.modelFromConfig({
+    model_type: "mlp",
+    h_dim: 4,
+    n_layer: 1,
+    num_classes: 2,
+    activation_function: "relu",
+  });
   const k = 8 / Math.SQRT2;
   model.loadStateDict({
-    "mlp.h.0.ff1.weight": tv.tensor([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]),
+    "mlp.h.0.ff1.weight": tv.tensor([
+      [1, 0, 0, 0],
+      [0, 1, 0, 0],
+      [0, 0, 1, 0],
+      [0, 0, 0, 1],
+    ]),
     "mlp.h.0.ff1.bias": tv.zeros([4]),
-    "score.weight": tv.tensor([[0, 0, 0, 0], [k, k, 0, 0]]),
+    "score.weight": tv.tensor([
+      [0, 0, 0, 0],
+      [k, k, 0, 0],
+    ]),
     "score.bias": tv.tensor([0, -8 * THRESHOLD]),
   });
   return model;
@@ -211,7 +237,11 @@ function toyBatches(count: number, size: number, seed: number, flatKeys: boolean
   return Array.from({ length: count }, () => {
     const base = tv.rand([size, 1, 4], { generator: gen });
     const source = tv.rand([size, 1, 4], { generator: gen });
-    const labels = tv.intTensor(Array.from({ length: size }, (_, i) => Number((source.data[4 * i] + source.data[4 * i + 1]) / Math.SQRT2 > THRESHOLD)));
+    const labels = tv.intTensor(
+      Array.from({ length: size }, (_, i) =>
+        Number((source.data[4 * i] + source.data[4 * i + 1]) / Math.SQRT2 > THRESHOLD),
+      ),
+    );
     const batch: ToyBatch = { base: { inputsEmbeds: base }, source: { inputsEmbeds: source }, labels };
     const rows = Array.from({ length: size }, () => [0]);
     if (flatKeys) Object.assign(batch, { "source_0->base.0.pos": rows, "source_0->base.1.pos": rows });
@@ -225,7 +255,10 @@ function accuracy(logits: tv.Tensor, labels: tv.IntTensor): number {
   return predicted.reduce((n, p, i) => n + Number(p === labels.data[i]), 0) / labels.size;
 }
 
-function rotatedToy(seed: number, interchangeDim = 1): { im: tv.IntervenableModel; intervention: tv.RotatedSpaceIntervention } {
+function rotatedToy(
+  seed: number,
+  interchangeDim = 1,
+): { im: tv.IntervenableModel; intervention: tv.RotatedSpaceIntervention } {
   const intervention = new tv.RotatedSpaceIntervention({ embedDim: 4, generator: new tv.Generator(seed) });
   intervention.setInterchangeDim(interchangeDim);
   const im = new tv.IntervenableModel({ layer: 0, component: "block_output", intervention }, toyModel());
@@ -242,12 +275,26 @@ describe("trainAlignment and evalAlignment", () => {
     // The truth: a rotation whose first column is d, which the loss cannot beat by much.
     const ideal = rotatedToy(1);
     const a = Math.SQRT1_2;
-    ideal.intervention.rotateLayer.setWeight(tv.tensor([[a, a, 0, 0], [a, -a, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]));
-    const idealLoss = tv.evalAlignment(ideal.im, train, { computeMetrics: (logits, labels: tv.IntTensor) => crossEntropy(logits, labels).item() });
+    ideal.intervention.rotateLayer.setWeight(
+      tv.tensor([
+        [a, a, 0, 0],
+        [a, -a, 0, 0],
+        [0, 0, 1, 0],
+        [0, 0, 0, 1],
+      ]),
+    );
+    const idealLoss = tv.evalAlignment(ideal.im, train, {
+      computeMetrics: (logits, labels: tv.IntTensor) => crossEntropy(logits, labels).item(),
+    });
     const idealAccuracy = tv.evalAlignment(ideal.im, test, { computeMetrics: accuracy });
 
     const before = tv.evalAlignment(im, test, { computeMetrics: accuracy });
-    const { losses, metrics, updates } = tv.trainAlignment(im, train, { computeLoss: crossEntropy, computeMetrics: accuracy, lr: 0.05, epochs: 5 });
+    const { losses, metrics, updates } = tv.trainAlignment(im, train, {
+      computeLoss: crossEntropy,
+      computeMetrics: accuracy,
+      lr: 0.05,
+      epochs: 5,
+    });
     assert.equal(updates, 80);
     assert.equal(losses.length, 80);
     assert.equal(metrics.length, 80);
@@ -277,11 +324,18 @@ describe("trainAlignment and evalAlignment", () => {
       const optimizer = new tv.SGD(im.getTrainableParameters(), { lr: 0.5, momentum: 0.5 });
       const updated: boolean[] = [];
       const { updates } = tv.trainAlignment(im, batches, {
-        computeLoss: crossEntropy, epochs: 2, gradientAccumulationSteps: accumulation, optimizer, scheduler: null,
+        computeLoss: crossEntropy,
+        epochs: 2,
+        gradientAccumulationSteps: accumulation,
+        optimizer,
+        scheduler: null,
         onStep: (info) => updated.push(info.updated),
       });
       assert.equal(updates, (2 * 16) / size / accumulation);
-      assert.deepEqual(updated, Array.from({ length: (2 * 16) / size }, (_, i) => (i + 1) % accumulation === 0));
+      assert.deepEqual(
+        updated,
+        Array.from({ length: (2 * 16) / size }, (_, i) => (i + 1) % accumulation === 0),
+      );
       assert.equal(intervention.rotateLayer.original.grad, null, "gradients are cleared at the end");
       return [...intervention.rotateLayer.original.data];
     };
@@ -289,7 +343,10 @@ describe("trainAlignment and evalAlignment", () => {
     const accumulated = run(4, 2);
     const small = run(4, 1);
     assertClose(accumulated, big, 1e-6, "θ");
-    assert.ok(small.some((v, i) => Math.abs(v - big[i]) > 1e-3), "separate small batches differ");
+    assert.ok(
+      small.some((v, i) => Math.abs(v - big[i]) > 1e-3),
+      "separate small batches differ",
+    );
   });
 
   it("anneals Boundless temperatures with float32 linspace(50, 0.1) after each update", () => {
@@ -316,10 +373,14 @@ describe("trainAlignment and evalAlignment", () => {
       unitLocations: { "sources->base": 0 },
     });
     const batches = [cut(0, 2), cut(2, 3), cut(5, 5)];
-    const { intervened } = tv.noGrad(() => im.forward(all.base, [all.source], { unitLocations: { "sources->base": 0 } }));
+    const { intervened } = tv.noGrad(() =>
+      im.forward(all.base, [all.source], { unitLocations: { "sources->base": 0 } }),
+    );
     const overall = accuracy(intervened.logits, all.labels);
     assert.ok(Math.abs(tv.evalAlignment(im, batches, { computeMetrics: accuracy }) - overall) < 1e-12);
-    const record = tv.evalAlignment(im, batches, { computeMetrics: (logits, labels: tv.IntTensor) => ({ accuracy: accuracy(logits, labels), size: labels.size }) });
+    const record = tv.evalAlignment(im, batches, {
+      computeMetrics: (logits, labels: tv.IntTensor) => ({ accuracy: accuracy(logits, labels), size: labels.size }),
+    });
     assert.ok(Math.abs(record.accuracy - overall) < 1e-12);
     assert.equal(record.size, (2 * 2 + 3 * 3 + 5 * 5) / 10);
     // pyvene-shaped batches through an inputs collator: input_ids, source_input_ids and flat location keys.
@@ -327,7 +388,9 @@ describe("trainAlignment and evalAlignment", () => {
     const collated = tv.evalAlignment(im, raw, {
       computeMetrics: accuracy,
       inputsCollator: ({ x, y, labels }) => ({
-        input_ids: x, source_input_ids: y, labels,
+        input_ids: x,
+        source_input_ids: y,
+        labels,
         "source_0->base.0.pos": tv.intTensor(new Array(labels.size).fill(0), [labels.size, 1]),
         "source_0->base.1.pos": tv.intTensor(new Array(labels.size).fill(0), [labels.size, 1]),
       }),
@@ -339,7 +402,10 @@ describe("trainAlignment and evalAlignment", () => {
 
   it("trains the model itself after enableModelGradients (IIT), and needs something to train", () => {
     const model = toyModel();
-    const im = new tv.IntervenableModel({ layer: 0, component: "block_output", interventionType: tv.VanillaIntervention }, model);
+    const im = new tv.IntervenableModel(
+      { layer: 0, component: "block_output", interventionType: tv.VanillaIntervention },
+      model,
+    );
     const batches = toyBatches(2, 4, 4, true);
     assert.throws(() => tv.trainAlignment(im, batches, { computeLoss: crossEntropy, epochs: 1 }), /nothing to train/);
     im.enableModelGradients();
@@ -353,11 +419,33 @@ describe("trainAlignment and evalAlignment", () => {
     const { im } = rotatedToy(1);
     const [batch] = toyBatches(1, 2, 1, true);
     const opts = { computeLoss: crossEntropy, epochs: 1 };
-    assert.throws(() => tv.trainAlignment(im, [batch], { ...opts, epochs: 0 }), /epochs must be a positive integer, got 0/);
-    assert.throws(() => tv.trainAlignment(im, (function* () { yield batch; })() as never, opts), /batches must be an array, or an iterable with a length/);
-    assert.throws(() => tv.trainAlignment(im, [{ ...batch, source: undefined }], opts), /no source input \(give source, or pyvene's source_input_ids\)/);
-    assert.throws(() => tv.trainAlignment(im, [batch], { ...opts, computeLoss: (logits) => logits }), /computeLoss must return a one-value Tensor, got shape \[2, 2\]/);
-    assert.throws(() => tv.trainAlignment(im, [batch], { ...opts, computeLoss: (logits) => logits.detach().sum() }), /does not depend on any trainable parameter/);
+    assert.throws(
+      () => tv.trainAlignment(im, [batch], { ...opts, epochs: 0 }),
+      /epochs must be a positive integer, got 0/,
+    );
+    assert.throws(
+      () =>
+        tv.trainAlignment(
+          im,
+          (function* () {
+            yield batch;
+          })() as never,
+          opts,
+        ),
+      /batches must be an array, or an iterable with a length/,
+    );
+    assert.throws(
+      () => tv.trainAlignment(im, [{ ...batch, source: undefined }], opts),
+      /no source input \(give source, or pyvene's source_input_ids\)/,
+    );
+    assert.throws(
+      () => tv.trainAlignment(im, [batch], { ...opts, computeLoss: (logits) => logits }),
+      /computeLoss must return a one-value Tensor, got shape \[2, 2\]/,
+    );
+    assert.throws(
+      () => tv.trainAlignment(im, [batch], { ...opts, computeLoss: (logits) => logits.detach().sum() }),
+      /does not depend on any trainable parameter/,
+    );
     assert.throws(() => tv.evalAlignment(im, [], { computeMetrics: accuracy }), /the batches were empty/);
   });
 });
@@ -369,10 +457,13 @@ describe("batchUnitLocations (pyvene's flat batch keys)", () => {
   });
 
   it("parallel: intervention i reads source_i->base; two-level units give [heads, positions]", () => {
-    const im = new tv.IntervenableModel([
-      { layer: 0, component: "block_output" },
-      { layer: 1, component: "head_attention_value_output", unit: "h.pos" },
-    ], gpt2);
+    const im = new tv.IntervenableModel(
+      [
+        { layer: 0, component: "block_output" },
+        { layer: 1, component: "head_attention_value_output", unit: "h.pos" },
+      ],
+      gpt2,
+    );
     const locations = tv.batchUnitLocations(im, {
       "source_0->base.0.pos": tv.intTensor([[1], [2]], [2, 1]),
       "source_0->base.1.pos": [[3], [4]],
@@ -384,21 +475,50 @@ describe("batchUnitLocations (pyvene's flat batch keys)", () => {
     });
     assert.deepEqual(locations, {
       "sources->base": [
-        [[[1], [2]], [[[0], [1]], [[5], [5]]]],
-        [[[3], [4]], [[[1], [0]], [[2], [2]]]],
+        [
+          [[1], [2]],
+          [
+            [[0], [1]],
+            [[5], [5]],
+          ],
+        ],
+        [
+          [[3], [4]],
+          [
+            [[1], [0]],
+            [[2], [2]],
+          ],
+        ],
       ],
     });
-    const ids = tv.intTensor([[1, 2, 3, 4, 5, 6], [6, 5, 4, 3, 2, 1]]);
+    const ids = tv.intTensor([
+      [1, 2, 3, 4, 5, 6],
+      [6, 5, 4, 3, 2, 1],
+    ]);
     assert.doesNotThrow(() => tv.noGrad(() => im.forward(ids, [ids], { unitLocations: locations })));
-    assert.throws(() => tv.batchUnitLocations(im, { "source_0->base.0.pos": [[1]] }), /batch\["source_0->base\.1\.pos"\] is missing \(intervention 0/);
+    assert.throws(
+      () => tv.batchUnitLocations(im, { "source_0->base.0.pos": [[1]] }),
+      /batch\["source_0->base\.1\.pos"\] is missing \(intervention 0/,
+    );
     assert.throws(() => tv.batchUnitLocations(im, { labels: 1 }), /no unit locations/);
   });
 
   it("serial: group g reads source_g->source_{g+1}, the last group source_g->base", () => {
-    const im = new tv.IntervenableModel({ representations: [{ layer: 0, component: "block_output" }, { layer: 2, component: "block_output" }], mode: "serial" }, gpt2);
+    const im = new tv.IntervenableModel(
+      {
+        representations: [
+          { layer: 0, component: "block_output" },
+          { layer: 2, component: "block_output" },
+        ],
+        mode: "serial",
+      },
+      gpt2,
+    );
     const locations = tv.batchUnitLocations(im, {
-      "source_0->source_1.0.pos": [[1]], "source_0->source_1.1.pos": [[2]],
-      "source_1->base.0.pos": [[3]], "source_1->base.1.pos": [[4]],
+      "source_0->source_1.0.pos": [[1]],
+      "source_0->source_1.1.pos": [[2]],
+      "source_1->base.0.pos": [[3]],
+      "source_1->base.1.pos": [[4]],
     });
     assert.deepEqual(locations, { "source_0->source_1": [[[[1]]], [[[2]]]], "source_1->base": [[[[3]]], [[[4]]]] });
   });
@@ -406,35 +526,53 @@ describe("batchUnitLocations (pyvene's flat batch keys)", () => {
 
 describe("IntervenableModel training methods", () => {
   const mlp = () => tv.modelFromConfig({ model_type: "mlp", h_dim: 8, n_layer: 2, num_classes: 2 });
-  const single = (rep: Record<string, unknown>) => new tv.IntervenableModel({ layer: 0, component: "block_output", ...rep }, mlp());
+  const single = (rep: Record<string, unknown>) =>
+    new tv.IntervenableModel({ layer: 0, component: "block_output", ...rep }, mlp());
 
   it("countParameters counts what takes a gradient, a linked group once (pyvene's examples)", () => {
     assert.equal(single({ interventionType: tv.RotatedSpaceIntervention }).countParameters(), 64);
     assert.equal(single({ interventionType: tv.BoundlessRotatedSpaceIntervention }).countParameters(), 66);
     assert.equal(single({ interventionType: tv.SigmoidMaskIntervention }).countParameters(), 9);
-    assert.equal(single({ interventionType: tv.LowRankRotatedSpaceIntervention, lowRankDimension: 2 }).countParameters(), 16);
+    assert.equal(
+      single({ interventionType: tv.LowRankRotatedSpaceIntervention, lowRankDimension: 2 }).countParameters(),
+      16,
+    );
     assert.equal(single({ interventionType: tv.VanillaIntervention }).countParameters(), 0);
-    const linked = new tv.IntervenableModel([
-      { layer: 0, component: "block_output", interventionType: tv.RotatedSpaceIntervention, interventionLinkKey: 0 },
-      { layer: 1, component: "block_output", interventionType: tv.RotatedSpaceIntervention, interventionLinkKey: 0 },
-    ], mlp());
+    const linked = new tv.IntervenableModel(
+      [
+        { layer: 0, component: "block_output", interventionType: tv.RotatedSpaceIntervention, interventionLinkKey: 0 },
+        { layer: 1, component: "block_output", interventionType: tv.RotatedSpaceIntervention, interventionLinkKey: 0 },
+      ],
+      mlp(),
+    );
     assert.equal(linked.countParameters(), 64);
     assert.equal(linked.getTrainableParameters().length, 1);
-    assert.deepEqual(linked.namedParameters().map(([n]) => n), [`${linked.keys[0]}.rotate_layer.parametrizations.weight.original`]);
+    assert.deepEqual(
+      linked.namedParameters().map(([n]) => n),
+      [`${linked.keys[0]}.rotate_layer.parametrizations.weight.original`],
+    );
   });
 
   it("getTrainableParameters lists the interventions' parameters, then the model's once it trains", () => {
     const im = single({ interventionType: tv.BoundlessRotatedSpaceIntervention });
     const key = im.keys[0];
-    assert.deepEqual(im.namedParameters().map(([n]) => n), [
-      `${key}.intervention_boundaries`, `${key}.temperature`, `${key}.rotate_layer.parametrizations.weight.original`,
-    ]);
+    assert.deepEqual(
+      im.namedParameters().map(([n]) => n),
+      [`${key}.intervention_boundaries`, `${key}.temperature`, `${key}.rotate_layer.parametrizations.weight.original`],
+    );
     im.enableModelGradients();
     // 2 blocks × (8·8 + 8) + score 8·2 + 2.
     assert.equal(im.countParameters({ includeModel: true }), 66 + 162);
     assert.equal(im.countParameters(), 66);
     const names = im.namedParameters().map(([n]) => n);
-    assert.deepEqual(names.slice(3), ["model.mlp.h.0.ff1.weight", "model.mlp.h.0.ff1.bias", "model.mlp.h.1.ff1.weight", "model.mlp.h.1.ff1.bias", "model.score.weight", "model.score.bias"]);
+    assert.deepEqual(names.slice(3), [
+      "model.mlp.h.0.ff1.weight",
+      "model.mlp.h.0.ff1.bias",
+      "model.mlp.h.1.ff1.weight",
+      "model.mlp.h.1.ff1.bias",
+      "model.score.weight",
+      "model.score.bias",
+    ]);
     assert.equal(im.getTrainableParameters()[3], im.model.parameters()[0]);
     im.disableModelGradients();
     assert.equal(im.countParameters({ includeModel: true }), 66);
@@ -456,13 +594,18 @@ describe("IntervenableModel training methods", () => {
   });
 
   it("setTemperature reaches BoundlessRotatedSpace and SigmoidMask, as pyvene's", () => {
-    const im = new tv.IntervenableModel([
-      { layer: 0, component: "block_output", interventionType: tv.BoundlessRotatedSpaceIntervention },
-      { layer: 1, component: "block_output", interventionType: tv.SigmoidMaskIntervention },
-      { layer: 1, component: "block_input", interventionType: tv.SigmoidMaskRotatedSpaceIntervention },
-    ], mlp());
+    const im = new tv.IntervenableModel(
+      [
+        { layer: 0, component: "block_output", interventionType: tv.BoundlessRotatedSpaceIntervention },
+        { layer: 1, component: "block_output", interventionType: tv.SigmoidMaskIntervention },
+        { layer: 1, component: "block_input", interventionType: tv.SigmoidMaskRotatedSpaceIntervention },
+      ],
+      mlp(),
+    );
     im.setTemperature(2.5);
-    const temperatures = [...im.interventions.values()].map((iv) => (iv as unknown as { getTemperature(): tv.Tensor }).getTemperature().item());
+    const temperatures = [...im.interventions.values()].map((iv) =>
+      (iv as unknown as { getTemperature(): tv.Tensor }).getTemperature().item(),
+    );
     assert.deepEqual(temperatures, [2.5, 2.5, 50]);
   });
 });

@@ -17,7 +17,11 @@ interface Cell {
 }
 
 function cells(svg: string): Cell[] {
-  const found = [...svg.matchAll(/<rect class="cell" data-row="(\d+)" data-col="(\d+)"[^>]* fill="(#[0-9a-f]{6})"><title>([^<]*)<\/title><\/rect>/g)];
+  const found = [
+    ...svg.matchAll(
+      /<rect class="cell" data-row="(\d+)" data-col="(\d+)"[^>]* fill="(#[0-9a-f]{6})"><title>([^<]*)<\/title><\/rect>/g,
+    ),
+  ];
   return found.map((m) => ({ row: Number(m[1]), col: Number(m[2]), fill: m[3], title: m[4] }));
 }
 
@@ -36,7 +40,9 @@ const TOKENS = ["<b>", " Tom", " &", " Jerry", " live", " in"];
 function trace(component: TraceComponent, peak: { row: number; col: number }): TraceResult {
   const layers = [0, 1, 2, 3];
   const positions = TOKENS.map((_, i) => i);
-  const values = layers.flatMap((_, r) => positions.map((_, c) => (r === peak.row && c === peak.col ? 0.75 : 0.05 + 0.01 * r)));
+  const values = layers.flatMap((_, r) =>
+    positions.map((_, c) => (r === peak.row && c === peak.col ? 0.75 : 0.05 + 0.01 * r)),
+  );
   return {
     kind: "trace",
     component,
@@ -60,7 +66,17 @@ describe("heatmapSvg", () => {
   it("draws one cell per value, in row-major order, each titled with its layer, token and exact value", () => {
     const found = cells(svg);
     assert.equal(found.length, 6);
-    assert.deepEqual(found.map((c) => [c.row, c.col]), [[0, 0], [0, 1], [0, 2], [1, 0], [1, 1], [1, 2]]);
+    assert.deepEqual(
+      found.map((c) => [c.row, c.col]),
+      [
+        [0, 0],
+        [0, 1],
+        [0, 2],
+        [1, 0],
+        [1, 1],
+        [1, 2],
+      ],
+    );
     assert.equal(found[1].title, "layer 4, position 1 &quot;&amp;&quot;: p(y) = 0.5");
     // 0.1 in float32 is 0.100000001490116…: the title gives the shortest decimal that reads back as it.
     assert.equal(found[4].title, "layer 5, position 1 &quot;&amp;&quot;: p(y) = 0.1");
@@ -89,7 +105,10 @@ describe("heatmapSvg", () => {
   });
 
   it("is an accessible, self-contained image", () => {
-    assert.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg" class="heatmap" role="img" aria-label="A &amp; B: heat map of p\(y\) over 2 layers \(4–5\) and 3 positions; colour scale from 0 to 1"/);
+    assert.match(
+      svg,
+      /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg" class="heatmap" role="img" aria-label="A &amp; B: heat map of p\(y\) over 2 layers \(4–5\) and 3 positions; colour scale from 0 to 1"/,
+    );
     assert.match(svg, /<svg[^>]*>\n<title>A &amp; B: heat map/);
     assert.doesNotMatch(svg, /<script|<image|href=|@import/);
   });
@@ -113,7 +132,10 @@ describe("heatmapSvg", () => {
 
   it("marks positions with *, cuts long tokens with the full text as a tooltip, and shows control characters", () => {
     const long = "a".repeat(30);
-    const out = tv.heatmapSvg(grid([1, 2, 3], [0], [0, 1, 2]), { tokens: ["\n", long, "Tom"], markedPositions: [1, 2] });
+    const out = tv.heatmapSvg(grid([1, 2, 3], [0], [0, 1, 2]), {
+      tokens: ["\n", long, "Tom"],
+      markedPositions: [1, 2],
+    });
     assert.match(out, />\\n<\/text>/);
     assert.match(out, />Tom\*<\/text>/);
     assert.match(out, new RegExp(`<g><title>${long}\\*</title><text [^>]*>${"a".repeat(13)}…\\*</text></g>`));
@@ -122,7 +144,10 @@ describe("heatmapSvg", () => {
 
   it("labels columns by their positions' tokens when the grid covers only some positions", () => {
     const out = tv.heatmapSvg(grid([1, 2], [7], [3, 1]), { tokens: ["a", "b", "c", "d"] });
-    assert.deepEqual(cells(out).map((c) => c.title), ["layer 7, position 3 &quot;d&quot;: 1", "layer 7, position 1 &quot;b&quot;: 2"]);
+    assert.deepEqual(
+      cells(out).map((c) => c.title),
+      ["layer 7, position 3 &quot;d&quot;: 1", "layer 7, position 1 &quot;b&quot;: 2"],
+    );
   });
 
   it("greys out NaN cells and leaves them out of the scale", () => {
@@ -137,9 +162,18 @@ describe("heatmapSvg", () => {
   it("names what is wrong with a malformed grid", () => {
     const bad = { ...grid([1, 2], [0], [0, 1]), values: new Float32Array(3) };
     assert.throws(() => tv.heatmapSvg(bad, { tokens: ["a", "b"] }), /grid\.values must hold rows × cols = 2 values/);
-    assert.throws(() => tv.heatmapSvg(grid([1, 2], [0], [0, 5]), { tokens: ["a", "b"] }), /grid position 5 has no token/);
-    assert.throws(() => tv.heatmapSvg({ ...grid([1, 2], [0], [0, 1]), layers: [0, 1] }, { tokens: ["a", "b"] }), /grid\.layers must name each of the 1 rows/);
-    assert.throws(() => tv.heatmapSvg(grid([1], [0], [0]), { tokens: ["a"], idPrefix: "a b" }), /idPrefix "a b" must be a letter/);
+    assert.throws(
+      () => tv.heatmapSvg(grid([1, 2], [0], [0, 5]), { tokens: ["a", "b"] }),
+      /grid position 5 has no token/,
+    );
+    assert.throws(
+      () => tv.heatmapSvg({ ...grid([1, 2], [0], [0, 1]), layers: [0, 1] }, { tokens: ["a", "b"] }),
+      /grid\.layers must name each of the 1 rows/,
+    );
+    assert.throws(
+      () => tv.heatmapSvg(grid([1], [0], [0]), { tokens: ["a"], idPrefix: "a b" }),
+      /idPrefix "a b" must be a letter/,
+    );
   });
 });
 
@@ -165,15 +199,27 @@ describe("reports", () => {
     assert.equal((html.match(/<svg /g) ?? []).length, 3);
     assert.equal(cells(html).length, 3 * 4 * 6);
     // Each panel's gradient id is its own, so the three colour bars do not share one.
-    assert.deepEqual([...html.matchAll(/<linearGradient id="([^"]+)"/g)].map((m) => m[1]), [
-      "trace-block_output-scale", "trace-mlp_output-scale", "trace-attention_output-scale",
-    ]);
+    assert.deepEqual(
+      [...html.matchAll(/<linearGradient id="([^"]+)"/g)].map((m) => m[1]),
+      ["trace-block_output-scale", "trace-mlp_output-scale", "trace-attention_output-scale"],
+    );
     // ROME's hues: block purple, MLP green, attention red, at each panel's peak cell.
-    assert.deepEqual(cells(html).filter((c) => c.fill !== "#ffffff" && /= 0\.75$/.test(c.title)).map((c) => c.fill), ["#3f007d", "#00441b", "#67000d"]);
+    assert.deepEqual(
+      cells(html)
+        .filter((c) => c.fill !== "#ffffff" && /= 0\.75$/.test(c.title))
+        .map((c) => c.fill),
+      ["#3f007d", "#00441b", "#67000d"],
+    );
 
-    assert.match(html, /<span class="token" title="position 0">&lt;b&gt;<\/span><span class="token marked" title="position 1, corrupted"> Tom\*<\/span>/);
+    assert.match(
+      html,
+      /<span class="token" title="position 0">&lt;b&gt;<\/span><span class="token marked" title="position 1, corrupted"> Tom\*<\/span>/,
+    );
     assert.match(html, /probability of &quot; Paris&quot; \(token 4241\) at the last position/);
-    assert.match(html, /Corrupted positions<\/dt><dd>1 &quot; Tom&quot;, 2 &quot; &amp;&quot;, 3 &quot; Jerry&quot;<\/dd>/);
+    assert.match(
+      html,
+      /Corrupted positions<\/dt><dd>1 &quot; Tom&quot;, 2 &quot; &amp;&quot;, 3 &quot; Jerry&quot;<\/dd>/,
+    );
     assert.match(html, /<span class="clean">p\( Paris\) = 0\.8125<\/span>/);
     assert.match(html, /<span class="corrupted-value">p\( Paris\) = 0\.03125<\/span>/);
     assert.match(html, /\(window of 2 layers around each\)/);
@@ -181,7 +227,11 @@ describe("reports", () => {
 
   it("lists the top cells by how far they move the metric from the corrupted run", () => {
     const html = tv.traceReport(trace("block_output", { row: 1, col: 3 }), { topCells: 3 });
-    const rows = [...html.matchAll(/<tr><td>(\d+)<\/td><td>(\d+)<\/td><td>(\d+)<\/td><td class="token">([^<]*)<\/td><td>([^<]*)<\/td><td>([^<]*)<\/td><\/tr>/g)];
+    const rows = [
+      ...html.matchAll(
+        /<tr><td>(\d+)<\/td><td>(\d+)<\/td><td>(\d+)<\/td><td class="token">([^<]*)<\/td><td>([^<]*)<\/td><td>([^<]*)<\/td><\/tr>/g,
+      ),
+    ];
     assert.equal(rows.length, 3);
     // Peak 0.75 at layer 1, position 3; then layer 3's cells (0.08), first by position.
     assert.deepEqual(rows[0].slice(1), ["1", "1", "3", " Jerry", "0.75", "0.7188"]);
@@ -192,10 +242,19 @@ describe("reports", () => {
 
   it("refuses traces of different prompts or two of one component", () => {
     const other = { ...trace("mlp_output", { row: 0, col: 0 }), tokens: ["a", "b", "c", "d", "e", "f"] };
-    assert.throws(() => tv.traceReport([trace("block_output", { row: 0, col: 0 }), other]), /must share tokens, target and metric; mlp_output differs from block_output/);
-    assert.throws(() => tv.traceReport([trace("block_output", { row: 0, col: 0 }), trace("block_output", { row: 1, col: 1 })]), /two traces for block_output/);
+    assert.throws(
+      () => tv.traceReport([trace("block_output", { row: 0, col: 0 }), other]),
+      /must share tokens, target and metric; mlp_output differs from block_output/,
+    );
+    assert.throws(
+      () => tv.traceReport([trace("block_output", { row: 0, col: 0 }), trace("block_output", { row: 1, col: 1 })]),
+      /two traces for block_output/,
+    );
     assert.throws(() => tv.traceReport([]), /at least one TraceResult/);
-    assert.throws(() => tv.traceReport(trace("block_output", { row: 0, col: 0 }), { topCells: -1 }), /topCells must be a non-negative integer/);
+    assert.throws(
+      () => tv.traceReport(trace("block_output", { row: 0, col: 0 }), { topCells: -1 }),
+      /topCells must be a non-negative integer/,
+    );
   });
 
   it("reports a patch with both prompts, both runs' values and the base tokens on the heat map", () => {
@@ -238,10 +297,18 @@ describe("reports", () => {
     const html = tv.collectReport(collect);
     assert.doesNotMatch(html, /<svg/);
     assert.match(html, /<title>Collected activations<\/title>/);
-    const rows = [...html.matchAll(/<tr><td>(\d+)<\/td><td>([^<]*)<\/td><td>([^<]*)<\/td><td>([^<]*)<\/td><\/tr>/g)].map((m) => m.slice(1));
+    const rows = [
+      ...html.matchAll(/<tr><td>(\d+)<\/td><td>([^<]*)<\/td><td>([^<]*)<\/td><td>([^<]*)<\/td><\/tr>/g),
+    ].map((m) => m.slice(1));
     // Layer 0: mean 7/4; vectors (3,4) and (0,0) have norms 5 and 0. Layer 2: mean 0; both norms 3.
-    assert.deepEqual(rows, [["0", "1 × 2 × 2", "1.75", "2.5"], ["2", "2 × 1 × 3", "0", "3"]]);
+    assert.deepEqual(rows, [
+      ["0", "1 × 2 × 2", "1.75", "2.5"],
+      ["2", "2 × 1 × 3", "0", "3"],
+    ]);
     const bad: CollectResult = { ...collect, activations: [{ layer: 0, shape: [2, 2], values: new Float32Array(3) }] };
-    assert.throws(() => tv.collectReport(bad), /layer 0's activations must have shape \[examples, positions, width\] matching its 3 values, got \[2, 2\]/);
+    assert.throws(
+      () => tv.collectReport(bad),
+      /layer 0's activations must have shape \[examples, positions, width\] matching its 3 values, got \[2, 2\]/,
+    );
   });
 });

@@ -38,7 +38,16 @@
  *   `print_structure` / `print_setting`. pyvene's `start_variables` (computed wrongly, unused),
  *   `marginalize` (a no-op) and `add_variable` (leaves inputs and outputs stale) are left out.
  */
-import { concat, defaultGenerator, type Generator, IntTensor, stack, tensor, zeros, type Tensor } from "../tensor/index.js";
+import {
+  concat,
+  defaultGenerator,
+  type Generator,
+  IntTensor,
+  stack,
+  tensor,
+  zeros,
+  type Tensor,
+} from "../tensor/index.js";
 import { analyseStructure } from "./graph.js";
 import { formatValue, sameValue, valueToNumbers, type CausalValue, type Setting } from "./values.js";
 
@@ -197,7 +206,12 @@ export class CausalModel {
     this.checkVariables(intervention, "intervention");
     const total: Setting = {};
     for (const v of this.variables) {
-      total[v] = Object.hasOwn(intervention, v) ? intervention[v] : this.apply(v, this.parents[v].map((p) => total[p]));
+      total[v] = Object.hasOwn(intervention, v)
+        ? intervention[v]
+        : this.apply(
+            v,
+            this.parents[v].map((p) => total[p]),
+          );
     }
     return total;
   }
@@ -225,7 +239,10 @@ export class CausalModel {
       for (const parentValues of product(this.parents[v].map((p) => this.values[p]))) {
         const value = this.apply(v, parentValues);
         const match = classes.find((c) => sameValue(c.value, value));
-        if (match === undefined) throw new RangeError(`CausalModel: functions["${v}"] gives ${formatValue(value)}, which is not among values["${v}"]`);
+        if (match === undefined)
+          throw new RangeError(
+            `CausalModel: functions["${v}"] gives ${formatValue(value)}, which is not among values["${v}"]`,
+          );
         match.parentSettings.push(Object.fromEntries(this.parents[v].map((p, i) => [p, parentValues[i]])));
       }
       this.equivalenceClasses[v] = classes;
@@ -239,7 +256,8 @@ export class CausalModel {
   sampleInput(options: SampleInputOptions = {}): Setting {
     const generator = options.generator ?? defaultGenerator;
     const wanted = this.requestedValue(options, "sampleInput");
-    const meets = (total: Setting) => (wanted === undefined || sameValue(total[wanted.variable], wanted.value)) && (options.mandatory?.(total) ?? true);
+    const meets = (total: Setting) =>
+      (wanted === undefined || sameValue(total[wanted.variable], wanted.value)) && (options.mandatory?.(total) ?? true);
     return rejectionSample(
       () => Object.fromEntries(this.inputs.map((v) => [v, choice(generator, this.values[v])])),
       (input) => meets(this.runForward(input)),
@@ -255,7 +273,9 @@ export class CausalModel {
   sampleInputTreeBalanced(request: SampleRequest = {}): Setting {
     const generator = request.generator ?? defaultGenerator;
     if (request.outputVariable === undefined && this.outputs.length !== 1) {
-      throw new TypeError(`CausalModel.sampleInputTreeBalanced: the model has ${this.outputs.length} outputs (${this.outputs.join(", ")}); pass outputVariable`);
+      throw new TypeError(
+        `CausalModel.sampleInputTreeBalanced: the model has ${this.outputs.length} outputs (${this.outputs.join(", ")}); pass outputVariable`,
+      );
     }
     const variable = request.outputVariable ?? this.outputs[0];
     this.checkVariables({ [variable]: null }, "outputVariable");
@@ -267,20 +287,31 @@ export class CausalModel {
       for (const v of this.inputs) if (!Object.hasOwn(input, v)) input[v] = choice(generator, this.values[v]);
       return input;
     };
-    return rejectionSample(draw, (input) => sameValue(this.runForward(input)[variable], value), `sampleInputTreeBalanced: no sampled input gave ${variable} = ${formatValue(value)}`);
+    return rejectionSample(
+      draw,
+      (input) => sameValue(this.runForward(input)[variable], value),
+      `sampleInputTreeBalanced: no sampled input gave ${variable} = ${formatValue(value)}`,
+    );
   }
 
   /** Each intermediate variable, with probability ½, set to a uniform draw of its values; never empty. */
   sampleIntervention(options: { readonly generator?: Generator } = {}): Setting {
     const generator = options.generator ?? defaultGenerator;
     const candidates = this.intermediates;
-    if (candidates.length === 0) throw new RangeError("CausalModel.sampleIntervention: the model has no intermediate variables to intervene on; pass your own interventionSampler");
+    if (candidates.length === 0)
+      throw new RangeError(
+        "CausalModel.sampleIntervention: the model has no intermediate variables to intervene on; pass your own interventionSampler",
+      );
     const draw = (): Setting => {
       const intervention: Setting = {};
       for (const v of candidates) if (generator.uniform() < 0.5) intervention[v] = choice(generator, this.values[v]);
       return intervention;
     };
-    return rejectionSample(draw, (intervention) => Object.keys(intervention).length > 0, "sampleIntervention: every draw was empty");
+    return rejectionSample(
+      draw,
+      (intervention) => Object.keys(intervention).length > 0,
+      "sampleIntervention: every draw was empty",
+    );
   }
 
   /**
@@ -289,7 +320,10 @@ export class CausalModel {
    */
   findLivePaths(intervention: Readonly<Setting> = {}): string[][] {
     const actual = this.runForward(intervention);
-    const changes = (v: string, child: string) => this.values[v].some((value) => !sameValue(this.runForward({ ...intervention, [v]: value })[child], actual[child]));
+    const changes = (v: string, child: string) =>
+      this.values[v].some(
+        (value) => !sameValue(this.runForward({ ...intervention, [v]: value })[child], actual[child]),
+      );
     const paths: string[][] = [];
     let level = this.variables.map((v) => [v]);
     while (level.length > 0) {
@@ -330,9 +364,15 @@ export class CausalModel {
   }
 
   /** `size` examples: a sampled input (kept when `filter` holds of its total setting) and its total setting. */
-  generateFactualDataset(size: number, options?: FactualDatasetOptions & { readonly returnTensors?: false }): FactualExample[];
+  generateFactualDataset(
+    size: number,
+    options?: FactualDatasetOptions & { readonly returnTensors?: false },
+  ): FactualExample[];
   generateFactualDataset(size: number, options: FactualDatasetOptions & TensorConversion): TensorFactualExample[];
-  generateFactualDataset(size: number, options: FactualDatasetOptions & Partial<Omit<TensorConversion, "returnTensors">> = {}): FactualExample[] | TensorFactualExample[] {
+  generateFactualDataset(
+    size: number,
+    options: FactualDatasetOptions & Partial<Omit<TensorConversion, "returnTensors">> = {},
+  ): FactualExample[] | TensorFactualExample[] {
     checkCount(size, "size", 0);
     const generator = options.generator ?? defaultGenerator;
     const sampler = options.sampler ?? ((request) => this.sampleInput(request));
@@ -360,9 +400,18 @@ export class CausalModel {
    * variable in run order a source sampled to give that variable its intervention value;
    * `labels` is the base run with those variables taken from their sources.
    */
-  generateCounterfactualDataset(size: number, options: CounterfactualDatasetOptions & { readonly returnTensors?: false }): CounterfactualExample[];
-  generateCounterfactualDataset(size: number, options: CounterfactualDatasetOptions & TensorConversion): TensorCounterfactualExample[];
-  generateCounterfactualDataset(size: number, options: CounterfactualDatasetOptions & Partial<Omit<TensorConversion, "returnTensors">>): CounterfactualExample[] | TensorCounterfactualExample[] {
+  generateCounterfactualDataset(
+    size: number,
+    options: CounterfactualDatasetOptions & { readonly returnTensors?: false },
+  ): CounterfactualExample[];
+  generateCounterfactualDataset(
+    size: number,
+    options: CounterfactualDatasetOptions & TensorConversion,
+  ): TensorCounterfactualExample[];
+  generateCounterfactualDataset(
+    size: number,
+    options: CounterfactualDatasetOptions & Partial<Omit<TensorConversion, "returnTensors">>,
+  ): CounterfactualExample[] | TensorCounterfactualExample[] {
     checkCount(size, "size", 0);
     const batchSize = options.batchSize ?? 1;
     checkCount(batchSize, "batchSize", 1);
@@ -378,11 +427,16 @@ export class CausalModel {
       );
       this.checkVariables(intervention, "sampled intervention");
       const intervened = this.variables.filter((v) => Object.hasOwn(intervention, v));
-      if (intervened.length === 0) throw new RangeError("CausalModel.generateCounterfactualDataset: the intervention sampler returned an empty intervention");
+      if (intervened.length === 0)
+        throw new RangeError(
+          "CausalModel.generateCounterfactualDataset: the intervention sampler returned an empty intervention",
+        );
       const interventionId = options.interventionId(intervention);
       for (let i = 0; i < batchSize && examples.length < size; i++) {
         const base = sampler({ generator });
-        const sources = Object.fromEntries(intervened.map((v) => [v, sampler({ generator, outputVariable: v, outputValue: intervention[v] })]));
+        const sources = Object.fromEntries(
+          intervened.map((v) => [v, sampler({ generator, outputVariable: v, outputValue: intervention[v] })]),
+        );
         examples.push({
           inputIds: base,
           sourceInputIds: intervened.map((v) => sources[v]),
@@ -417,7 +471,9 @@ export class CausalModel {
 
   /** `formatStructure` with each variable's value in `setting`. */
   formatSetting(setting: Readonly<Setting>): string {
-    return this.variables.map((v) => this.describe(v, Object.hasOwn(setting, v) ? ` = ${formatValue(setting[v])}` : "")).join("\n");
+    return this.variables
+      .map((v) => this.describe(v, Object.hasOwn(setting, v) ? ` = ${formatValue(setting[v])}` : ""))
+      .join("\n");
   }
 
   private describe(v: string, value: string): string {
@@ -430,9 +486,13 @@ export class CausalModel {
     try {
       value = this.functions[v](...args);
     } catch (cause) {
-      throw new Error(`CausalModel: functions["${v}"] threw on (${args.map(formatValue).join(", ")}): ${String(cause)}`, { cause });
+      throw new Error(
+        `CausalModel: functions["${v}"] threw on (${args.map(formatValue).join(", ")}): ${String(cause)}`,
+        { cause },
+      );
     }
-    if (value === undefined) throw new TypeError(`CausalModel: functions["${v}"] returned undefined; it must return a value of "${v}"`);
+    if (value === undefined)
+      throw new TypeError(`CausalModel: functions["${v}"] returned undefined; it must return a value of "${v}"`);
     return value;
   }
 
@@ -442,13 +502,18 @@ export class CausalModel {
       return;
     }
     const settings = this.equivalenceClasses[variable].find((c) => sameValue(c.value, value))?.parentSettings ?? [];
-    if (settings.length === 0) throw new RangeError(`CausalModel.sampleInputTreeBalanced: no parent setting gives ${variable} = ${formatValue(value)}`);
-    for (const [parent, parentValue] of Object.entries(choice(generator, settings))) this.assignTopDown(parent, parentValue, input, generator);
+    if (settings.length === 0)
+      throw new RangeError(
+        `CausalModel.sampleInputTreeBalanced: no parent setting gives ${variable} = ${formatValue(value)}`,
+      );
+    for (const [parent, parentValue] of Object.entries(choice(generator, settings)))
+      this.assignTopDown(parent, parentValue, input, generator);
   }
 
   private requestedValue(request: SampleRequest, method: string): { variable: string; value: CausalValue } | undefined {
     if (request.outputVariable === undefined && request.outputValue === undefined) return undefined;
-    if (request.outputVariable === undefined || request.outputValue === undefined) throw new TypeError(`CausalModel.${method}: outputVariable and outputValue go together`);
+    if (request.outputVariable === undefined || request.outputValue === undefined)
+      throw new TypeError(`CausalModel.${method}: outputVariable and outputValue go together`);
     this.checkVariables({ [request.outputVariable]: null }, "outputVariable");
     return { variable: request.outputVariable, value: request.outputValue };
   }
@@ -460,13 +525,16 @@ export class CausalModel {
   private settingToTensor(setting: Readonly<Setting>, variables: readonly string[], method: string): Tensor {
     return concat(
       variables.map((v) => {
-        if (!Object.hasOwn(setting, v)) throw new TypeError(`CausalModel.${method}: the setting has no value for "${v}"`);
+        if (!Object.hasOwn(setting, v))
+          throw new TypeError(`CausalModel.${method}: the setting has no value for "${v}"`);
         return tensor(valueToNumbers(setting[v], v));
       }),
     );
   }
 
-  private conversions(options: Partial<Omit<TensorConversion, "returnTensors">>): Required<Omit<TensorConversion, "returnTensors">> {
+  private conversions(
+    options: Partial<Omit<TensorConversion, "returnTensors">>,
+  ): Required<Omit<TensorConversion, "returnTensors">> {
     return {
       inputFunction: options.inputFunction ?? ((s) => this.inputToTensor(s)),
       outputFunction: options.outputFunction ?? ((s) => this.outputToTensor(s)),
@@ -475,14 +543,22 @@ export class CausalModel {
 
   private checkVariables(setting: object, what: string): void {
     for (const v of Object.keys(setting)) {
-      if (!Object.hasOwn(this.timesteps, v)) throw new TypeError(`CausalModel: ${what} names unknown variable "${v}" (variables: ${this.variables.join(", ")})`);
+      if (!Object.hasOwn(this.timesteps, v))
+        throw new TypeError(
+          `CausalModel: ${what} names unknown variable "${v}" (variables: ${this.variables.join(", ")})`,
+        );
     }
   }
 }
 
-function defaultPositions(variables: readonly string[], timesteps: Readonly<Record<string, number>>, given: Readonly<Record<string, readonly [number, number]>>): Record<string, readonly [number, number]> {
+function defaultPositions(
+  variables: readonly string[],
+  timesteps: Readonly<Record<string, number>>,
+  given: Readonly<Record<string, readonly [number, number]>>,
+): Record<string, readonly [number, number]> {
   for (const v of Object.keys(given)) {
-    if (!Object.hasOwn(timesteps, v)) throw new TypeError(`CausalModel: positions has an entry for "${v}", which is not in variables`);
+    if (!Object.hasOwn(timesteps, v))
+      throw new TypeError(`CausalModel: positions has an entry for "${v}", which is not in variables`);
   }
   const positions: Record<string, readonly [number, number]> = {};
   const width = new Map<number, number>();
@@ -504,7 +580,10 @@ function choice<T>(generator: Generator, items: readonly T[]): T {
 
 /** Every combination of one value per list, the last list varying fastest (itertools.product). */
 function product(lists: readonly (readonly CausalValue[])[]): CausalValue[][] {
-  return lists.reduce<CausalValue[][]>((combos, list) => combos.flatMap((combo) => list.map((value) => [...combo, value])), [[]]);
+  return lists.reduce<CausalValue[][]>(
+    (combos, list) => combos.flatMap((combo) => list.map((value) => [...combo, value])),
+    [[]],
+  );
 }
 
 function rejectionSample<T>(draw: () => T, accept: (candidate: T) => boolean, failure: string): T {
@@ -516,5 +595,6 @@ function rejectionSample<T>(draw: () => T, accept: (candidate: T) => boolean, fa
 }
 
 function checkCount(n: number, name: string, min: number): void {
-  if (!Number.isInteger(n) || n < min) throw new RangeError(`CausalModel: ${name} must be an integer ≥ ${min}, got ${n}`);
+  if (!Number.isInteger(n) || n < min)
+    throw new RangeError(`CausalModel: ${name} must be an integer ≥ ${min}, got ${n}`);
 }

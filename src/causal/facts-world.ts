@@ -87,7 +87,13 @@ export function parseFacts(json: unknown, source: string): Facts {
     return { facts, demo: facts[0], world: null };
   }
   if (json === null || typeof json !== "object") {
-    fail("the content", must('a list of facts [{"prompt", "subject", "attribute"}, …] or a world {"relations", "subjects", "demo"}', json));
+    fail(
+      "the content",
+      must(
+        'a list of facts [{"prompt", "subject", "attribute"}, …] or a world {"relations", "subjects", "demo"}',
+        json,
+      ),
+    );
   }
   const world = parseWorld(json, fail);
   const facts = worldFacts(world);
@@ -112,7 +118,8 @@ function text(value: unknown, field: string, fail: Fail): string {
 function record(value: unknown, field: string, keys: readonly string[], fail: Fail): Record<string, unknown> {
   if (value === null || typeof value !== "object" || Array.isArray(value)) return fail(field, must("an object", value));
   const unknown = Object.keys(value).find((k) => !keys.includes(k));
-  if (unknown !== undefined) fail(field, `has a field "${unknown}" it does not take (its fields are ${keys.join(", ")})`);
+  if (unknown !== undefined)
+    fail(field, `has a field "${unknown}" it does not take (its fields are ${keys.join(", ")})`);
   return value as Record<string, unknown>;
 }
 
@@ -124,7 +131,8 @@ function listFact(entry: unknown, field: string, fail: Fail): Fact {
   const e = record(entry, field, ["prompt", "subject", "attribute"], fail);
   const prompt = text(e.prompt, `${field}: prompt`, fail);
   const subject = text(e.subject, `${field}: subject`, fail).trim();
-  if (!prompt.includes(subject)) fail(`${field}: subject`, `${JSON.stringify(subject)} does not occur in the prompt ${JSON.stringify(prompt)}`);
+  if (!prompt.includes(subject))
+    fail(`${field}: subject`, `${JSON.stringify(subject)} does not occur in the prompt ${JSON.stringify(prompt)}`);
   return { prompt, subject, attribute: text(e.attribute, `${field}: attribute`, fail), relation: "", heldOut: false };
 }
 
@@ -133,10 +141,21 @@ function parseWorld(json: object, fail: Fail): FactsWorld {
   if (w.seed !== undefined && !Number.isInteger(w.seed)) fail("seed", must("an integer", w.seed));
   const relations = list(w.relations, "relations", fail).map((r, i) => parseRelation(r, `relations[${i}]`, fail));
   const subjects = list(w.subjects, "subjects", fail).map((s, j) => parseSubject(s, `subjects[${j}]`, relations, fail));
-  unique(relations.map((r) => r.name), "relations", fail);
-  unique(subjects.map((s) => s.name), "subjects", fail);
-  const usesOther = relations.some((r) => [...r.trainTemplates, ...r.heldOutTemplates].some((t) => t.split(" ").includes(OTHER_SLOT)));
-  if (usesOther && subjects.length < 2) fail("subjects", `must name at least two people (a template names ${OTHER_SLOT})`);
+  unique(
+    relations.map((r) => r.name),
+    "relations",
+    fail,
+  );
+  unique(
+    subjects.map((s) => s.name),
+    "subjects",
+    fail,
+  );
+  const usesOther = relations.some((r) =>
+    [...r.trainTemplates, ...r.heldOutTemplates].some((t) => t.split(" ").includes(OTHER_SLOT)),
+  );
+  if (usesOther && subjects.length < 2)
+    fail("subjects", `must name at least two people (a template names ${OTHER_SLOT})`);
   const world: FactsWorld = { relations, subjects };
   if (w.seed !== undefined) world.seed = w.seed as number;
   if (w.demo !== undefined) world.demo = parseDemo(w.demo, fail);
@@ -145,7 +164,8 @@ function parseWorld(json: object, fail: Fail): FactsWorld {
 
 function unique(names: string[], field: string, fail: Fail): void {
   const i = names.findIndex((n, k) => names.indexOf(n) !== k);
-  if (i >= 0) fail(`${field}[${i}].name`, `${JSON.stringify(names[i])} is taken by an earlier entry (names must differ)`);
+  if (i >= 0)
+    fail(`${field}[${i}].name`, `${JSON.stringify(names[i])} is taken by an earlier entry (names must differ)`);
 }
 
 function parseRelation(value: unknown, field: string, fail: Fail): WorldRelation {
@@ -160,7 +180,8 @@ function parseRelation(value: unknown, field: string, fail: Fail): WorldRelation
     trainTemplates: templates("trainTemplates"),
     heldOutTemplates: templates("heldOutTemplates"),
   };
-  if (relation.trainTemplates.length + relation.heldOutTemplates.length === 0) fail(field, "has no templates (trainTemplates and heldOutTemplates are both empty)");
+  if (relation.trainTemplates.length + relation.heldOutTemplates.length === 0)
+    fail(field, "has no templates (trainTemplates and heldOutTemplates are both empty)");
   return relation;
 }
 
@@ -168,17 +189,30 @@ function template(value: unknown, field: string, fail: Fail): string {
   const words = isText(value) ? value.split(" ") : [];
   const wellFormed = words.every((w) => w !== "" && (w === SUBJECT_SLOT || w === OTHER_SLOT || !w.includes("{")));
   if (!wellFormed || words.filter((w) => w === SUBJECT_SLOT).length !== 1) {
-    fail(field, must(`words separated by single spaces, with "${SUBJECT_SLOT}" once as a word (and "${OTHER_SLOT}" as words for another person)`, value));
+    fail(
+      field,
+      must(
+        `words separated by single spaces, with "${SUBJECT_SLOT}" once as a word (and "${OTHER_SLOT}" as words for another person)`,
+        value,
+      ),
+    );
   }
   return value as string;
 }
 
 function parseSubject(value: unknown, field: string, relations: readonly WorldRelation[], fail: Fail): WorldSubject {
   const s = record(value, field, ["name", "tokens", ...relations.map((r) => r.name)], fail);
-  const attributes = Object.fromEntries(relations.map((r) => {
-    const v = s[r.name];
-    return [r.name, isText(v) && r.values.includes(v) ? v : fail(`${field}.${r.name}`, must(`one of the ${r.name} values (${r.values.join(", ")})`, v))];
-  }));
+  const attributes = Object.fromEntries(
+    relations.map((r) => {
+      const v = s[r.name];
+      return [
+        r.name,
+        isText(v) && r.values.includes(v)
+          ? v
+          : fail(`${field}.${r.name}`, must(`one of the ${r.name} values (${r.values.join(", ")})`, v)),
+      ];
+    }),
+  );
   return {
     name: text(s.name, `${field}.name`, fail),
     tokens: list(s.tokens, `${field}.tokens`, fail).map((t, k) => text(t, `${field}.tokens[${k}]`, fail)),
@@ -190,9 +224,11 @@ function parseDemo(value: unknown, fail: Fail): WorldDemo {
   const d = record(value, "demo", ["prompt", "subject", "subjectTokens", "answer"], fail);
   const prompt = text(d.prompt, "demo.prompt", fail);
   const subject = text(d.subject, "demo.subject", fail);
-  if (!prompt.includes(subject)) fail("demo.subject", `${JSON.stringify(subject)} does not occur in the prompt ${JSON.stringify(prompt)}`);
+  if (!prompt.includes(subject))
+    fail("demo.subject", `${JSON.stringify(subject)} does not occur in the prompt ${JSON.stringify(prompt)}`);
   const positions = list(d.subjectTokens, "demo.subjectTokens", fail);
-  if (!positions.every((p) => Number.isInteger(p) && (p as number) >= 0)) fail("demo.subjectTokens", must("a list of token positions", positions));
+  if (!positions.every((p) => Number.isInteger(p) && (p as number) >= 0))
+    fail("demo.subjectTokens", must("a list of token positions", positions));
   return { prompt, subject, subjectTokens: positions as number[], answer: text(d.answer, "demo.answer", fail) };
 }
 
@@ -207,7 +243,11 @@ export function factsJson(world: FactsWorld): Record<string, unknown> {
 }
 
 /** A template with its subject and, where it names another person, `other`. */
-export function fillTemplate(template: string, subject: string, other: string): { prompt: string; subjectSpan: [number, number] } {
+export function fillTemplate(
+  template: string,
+  subject: string,
+  other: string,
+): { prompt: string; subjectSpan: [number, number] } {
   const words: string[] = [];
   let start = -1;
   for (const word of template.split(" ")) {
@@ -224,25 +264,57 @@ export function otherSubject(world: FactsWorld, subject: number, template: numbe
 }
 
 /** One template of a relation filled for one subject. */
-export function worldFact(world: FactsWorld, relation: WorldRelation, heldOut: boolean, template: number, subject: number): WorldFact {
+export function worldFact(
+  world: FactsWorld,
+  relation: WorldRelation,
+  heldOut: boolean,
+  template: number,
+  subject: number,
+): WorldFact {
   const s = world.subjects[subject];
-  const filled = fillTemplate((heldOut ? relation.heldOutTemplates : relation.trainTemplates)[template], s.name, otherSubject(world, subject, template).name);
-  return { prompt: filled.prompt, subject: s.name, attribute: s.attributes[relation.name], relation: relation.name, heldOut, subjectSpan: filled.subjectSpan };
+  const filled = fillTemplate(
+    (heldOut ? relation.heldOutTemplates : relation.trainTemplates)[template],
+    s.name,
+    otherSubject(world, subject, template).name,
+  );
+  return {
+    prompt: filled.prompt,
+    subject: s.name,
+    attribute: s.attributes[relation.name],
+    relation: relation.name,
+    heldOut,
+    subjectSpan: filled.subjectSpan,
+  };
 }
 
 /** Every fact of the world: per relation, trained then held-out templates, each filled for every subject. */
 export function worldFacts(world: FactsWorld): WorldFact[] {
-  return world.relations.flatMap((r) => [false, true].flatMap((heldOut) =>
-    (heldOut ? r.heldOutTemplates : r.trainTemplates).flatMap((_, k) => world.subjects.map((_, i) => worldFact(world, r, heldOut, k, i)))));
+  return world.relations.flatMap((r) =>
+    [false, true].flatMap((heldOut) =>
+      (heldOut ? r.heldOutTemplates : r.trainTemplates).flatMap((_, k) =>
+        world.subjects.map((_, i) => worldFact(world, r, heldOut, k, i)),
+      ),
+    ),
+  );
 }
 
 /** Subject names of the facts that occur in the prompt, longest first. */
 export function subjectsIn(facts: readonly Fact[], prompt: string): string[] {
-  return [...new Set(facts.map((f) => f.subject))].filter((s) => prompt.includes(s)).sort((a, b) => b.length - a.length);
+  return [...new Set(facts.map((f) => f.subject))]
+    .filter((s) => prompt.includes(s))
+    .sort((a, b) => b.length - a.length);
 }
 
 /** ROME's position classes, for averaging traces over prompts of different shapes. */
-export const POSITION_CLASSES = ["prefix", "first subject token", "middle subject tokens", "last subject token", "first subsequent token", "further tokens", "last token"] as const;
+export const POSITION_CLASSES = [
+  "prefix",
+  "first subject token",
+  "middle subject tokens",
+  "last subject token",
+  "first subsequent token",
+  "further tokens",
+  "last token",
+] as const;
 
 export function positionClass(position: number, length: number, [start, end]: readonly [number, number]): number {
   if (position === length - 1) return 6;
@@ -285,7 +357,9 @@ export function averageTraces(traces: readonly SubjectTrace[]): AverageTrace {
     const subject = trace.corruptedPositions;
     const span: [number, number] = [subject[0], subject[0] + subject.length];
     if (rows !== layers || subject.some((p, k) => p !== span[0] + k)) {
-      throw new RangeError(`averageTraces: trace ${i} must have ${layers} layers and its subject's positions in order, got ${rows} layers and positions ${describe(subject)}`);
+      throw new RangeError(
+        `averageTraces: trace ${i} must have ${layers} layers and its subject's positions in order, got ${rows} layers and positions ${describe(subject)}`,
+      );
     }
     const restored = (layer: number, p: number) => values[layer * cols + p];
     const best = subject.map((p) => Math.max(...Array.from({ length: layers }, (_, layer) => restored(layer, p))));
@@ -306,6 +380,10 @@ export function averageTraces(traces: readonly SubjectTrace[]): AverageTrace {
   const mean = (pick: (t: SubjectTrace) => number) => traces.reduce((a, t) => a + pick(t), 0) / traces.length;
   return {
     effect: Float32Array.from(sums, (s, i) => (counts[i] === 0 ? NaN : s / counts[i])),
-    layers, clean: mean((t) => t.clean), corrupted: mean((t) => t.corrupted), prompts: traces.length, lastSubjectStrongest,
+    layers,
+    clean: mean((t) => t.clean),
+    corrupted: mean((t) => t.corrupted),
+    prompts: traces.length,
+    lastSubjectStrongest,
   };
 }

@@ -34,12 +34,20 @@ export function analyseStructure(definition: StructureDefinition): Structure {
   if (definition.timesteps !== undefined) checkKeys(definition.timesteps, "timesteps", known);
   for (const v of names) {
     const values = definition.values[v];
-    if (!Array.isArray(values) || values.length === 0) throw new TypeError(`CausalModel: values["${v}"] must be a non-empty array of the values "${v}" can take`);
-    if (typeof definition.functions[v] !== "function") throw new TypeError(`CausalModel: functions["${v}"] must be a function of the values of its parents (no arguments for an input: it gives the default)`);
+    if (!Array.isArray(values) || values.length === 0)
+      throw new TypeError(`CausalModel: values["${v}"] must be a non-empty array of the values "${v}" can take`);
+    if (typeof definition.functions[v] !== "function")
+      throw new TypeError(
+        `CausalModel: functions["${v}"] must be a function of the values of its parents (no arguments for an input: it gives the default)`,
+      );
     const parents = definition.parents[v];
-    if (!Array.isArray(parents)) throw new TypeError(`CausalModel: parents["${v}"] must be an array of variable names ([] for an input)`);
+    if (!Array.isArray(parents))
+      throw new TypeError(`CausalModel: parents["${v}"] must be an array of variable names ([] for an input)`);
     for (const p of parents) {
-      if (!known.has(p)) throw new TypeError(`CausalModel: parents["${v}"] names unknown variable ${JSON.stringify(p)} (variables: ${names.join(", ")})`);
+      if (!known.has(p))
+        throw new TypeError(
+          `CausalModel: parents["${v}"] names unknown variable ${JSON.stringify(p)} (variables: ${names.join(", ")})`,
+        );
     }
   }
   const children: Record<string, string[]> = Object.fromEntries(names.map((v) => [v, []]));
@@ -49,16 +57,23 @@ export function analyseStructure(definition: StructureDefinition): Structure {
   const sorted = [...names].sort();
   const inputs = sorted.filter((v) => definition.parents[v].length === 0);
   const outputs = sorted.filter((v) => children[v].length === 0);
-  const timesteps = definition.timesteps === undefined ? generateTimesteps(names, definition.parents, outputs) : checkTimesteps(names, definition.parents, definition.timesteps);
+  const timesteps =
+    definition.timesteps === undefined
+      ? generateTimesteps(names, definition.parents, outputs)
+      : checkTimesteps(names, definition.parents, definition.timesteps);
   const variables = [...sorted].sort((a, b) => timesteps[a] - timesteps[b]);
   return { variables, inputs, outputs, children, timesteps };
 }
 
 function checkVariables(variables: readonly string[]): string[] {
-  if (!Array.isArray(variables) || variables.length === 0) throw new TypeError("CausalModel: variables must be a non-empty array of variable names");
+  if (!Array.isArray(variables) || variables.length === 0)
+    throw new TypeError("CausalModel: variables must be a non-empty array of variable names");
   const seen = new Set<string>();
   for (const v of variables) {
-    if (typeof v !== "string" || v === "" || v === "__proto__") throw new TypeError(`CausalModel: variables must be non-empty strings other than "__proto__", got ${JSON.stringify(v)}`);
+    if (typeof v !== "string" || v === "" || v === "__proto__")
+      throw new TypeError(
+        `CausalModel: variables must be non-empty strings other than "__proto__", got ${JSON.stringify(v)}`,
+      );
     if (seen.has(v)) throw new TypeError(`CausalModel: variable "${v}" is listed twice in variables`);
     seen.add(v);
   }
@@ -66,9 +81,11 @@ function checkVariables(variables: readonly string[]): string[] {
 }
 
 function checkKeys(record: Readonly<Record<string, unknown>>, field: string, known: ReadonlySet<string>): void {
-  if (record === null || typeof record !== "object") throw new TypeError(`CausalModel: ${field} must be an object keyed by variable name`);
+  if (record === null || typeof record !== "object")
+    throw new TypeError(`CausalModel: ${field} must be an object keyed by variable name`);
   for (const key of Object.keys(record)) {
-    if (!known.has(key)) throw new TypeError(`CausalModel: ${field} has an entry for "${key}", which is not in variables`);
+    if (!known.has(key))
+      throw new TypeError(`CausalModel: ${field} has an entry for "${key}", which is not in variables`);
   }
   for (const v of known) {
     if (!Object.hasOwn(record, v)) throw new TypeError(`CausalModel: ${field} has no entry for variable "${v}"`);
@@ -93,7 +110,11 @@ function checkAcyclic(names: readonly string[], parents: Readonly<Record<string,
   for (const v of names) visit(v);
 }
 
-function generateTimesteps(names: readonly string[], parents: Readonly<Record<string, readonly string[]>>, outputs: readonly string[]): Record<string, number> {
+function generateTimesteps(
+  names: readonly string[],
+  parents: Readonly<Record<string, readonly string[]>>,
+  outputs: readonly string[],
+): Record<string, number> {
   const timesteps: Record<string, number> = {};
   const depth = (v: string): number => {
     timesteps[v] ??= parents[v].length === 0 ? 0 : 1 + Math.max(...parents[v].map(depth));
@@ -104,11 +125,19 @@ function generateTimesteps(names: readonly string[], parents: Readonly<Record<st
   return timesteps;
 }
 
-function checkTimesteps(names: readonly string[], parents: Readonly<Record<string, readonly string[]>>, given: Readonly<Record<string, number>>): Record<string, number> {
+function checkTimesteps(
+  names: readonly string[],
+  parents: Readonly<Record<string, readonly string[]>>,
+  given: Readonly<Record<string, number>>,
+): Record<string, number> {
   for (const v of names) {
-    if (typeof given[v] !== "number" || !Number.isFinite(given[v])) throw new TypeError(`CausalModel: timesteps["${v}"] must be a finite number, got ${JSON.stringify(given[v])}`);
+    if (typeof given[v] !== "number" || !Number.isFinite(given[v]))
+      throw new TypeError(`CausalModel: timesteps["${v}"] must be a finite number, got ${JSON.stringify(given[v])}`);
     for (const p of parents[v]) {
-      if (!(given[p] < given[v])) throw new RangeError(`CausalModel: timesteps["${v}"] = ${given[v]} must be later than its parent's timesteps["${p}"] = ${given[p]}`);
+      if (!(given[p] < given[v]))
+        throw new RangeError(
+          `CausalModel: timesteps["${v}"] = ${given[v]} must be later than its parent's timesteps["${p}"] = ${given[p]}`,
+        );
     }
   }
   return { ...given };

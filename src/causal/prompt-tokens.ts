@@ -29,7 +29,9 @@ export function subjectPositions(tokenizer: Tokenizer, prompt: Prompt, subject: 
   const spelled = respelled(tokenizer, wanted, { skipSpecialTokens: true }).trim();
   const match = [wanted, spelled].find((s) => s !== "" && text.includes(s));
   if (match === undefined) {
-    throw new RangeError(`${label} ${JSON.stringify(subject)} does not occur in the prompt ${JSON.stringify(prompt.text)} (expected text from the prompt, e.g. a name in it)`);
+    throw new RangeError(
+      `${label} ${JSON.stringify(subject)} does not occur in the prompt ${JSON.stringify(prompt.text)} (expected text from the prompt, e.g. a name in it)`,
+    );
   }
   const start = text.indexOf(match);
   const end = start + match.length;
@@ -56,14 +58,18 @@ export interface TargetToken {
  * `label` names the text in errors and in the note.
  */
 export function targetToken(tokenizer: Tokenizer, prompt: string, text: string, label = "target"): TargetToken {
-  if (text.trim() === "") throw new RangeError(`${label} must be a token or a word, e.g. Paris; got ${JSON.stringify(text)}`);
+  if (text.trim() === "")
+    throw new RangeError(`${label} must be a token or a word, e.g. Paris; got ${JSON.stringify(text)}`);
   const candidates = /^\s/.test(text) ? [text] : [` ${text}`, text];
   const continuations = candidates.map((c) => continuationIds(tokenizer, prompt, c)).filter((ids) => ids.length > 0);
-  if (continuations.length === 0) throw new RangeError(`${label} ${JSON.stringify(text)} has no tokens after the prompt`);
+  if (continuations.length === 0)
+    throw new RangeError(`${label} ${JSON.stringify(text)} has no tokens after the prompt`);
   const single = continuations.find((ids) => ids.length === 1);
   const ids = single ?? continuations[0];
   const first = tokenizer.decode([ids[0]]);
-  const note = single ? null : `${label} ${JSON.stringify(text)} is ${ids.length} tokens; measuring its first, ${JSON.stringify(first)}`;
+  const note = single
+    ? null
+    : `${label} ${JSON.stringify(text)} is ${ids.length} tokens; measuring its first, ${JSON.stringify(first)}`;
   return { id: ids[0], label: first, note };
 }
 

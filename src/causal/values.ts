@@ -4,7 +4,13 @@
  * `np.array_equal` inside their functions; tsvene does it wherever the model itself compares).
  */
 
-export type CausalValue = boolean | number | string | null | readonly CausalValue[] | { readonly [key: string]: CausalValue };
+export type CausalValue =
+  | boolean
+  | number
+  | string
+  | null
+  | readonly CausalValue[]
+  | { readonly [key: string]: CausalValue };
 
 /** A (partial or total) assignment of values to variables, keyed by variable name. */
 export type Setting = Record<string, CausalValue>;
@@ -20,7 +26,9 @@ export function sameValue(a: CausalValue, b: CausalValue): boolean {
   const keys = Object.keys(a);
   const other = b as { readonly [key: string]: CausalValue };
   const own = a as { readonly [key: string]: CausalValue };
-  return keys.length === Object.keys(b).length && keys.every((k) => Object.hasOwn(other, k) && sameValue(own[k], other[k]));
+  return (
+    keys.length === Object.keys(b).length && keys.every((k) => Object.hasOwn(other, k) && sameValue(own[k], other[k]))
+  );
 }
 
 export function formatValue(value: CausalValue): string {
@@ -35,5 +43,7 @@ export function valueToNumbers(value: CausalValue, variable: string): number[] {
   if (typeof value === "number") return [value];
   if (typeof value === "boolean") return [value ? 1 : 0];
   if (Array.isArray(value)) return value.flatMap((v: CausalValue) => valueToNumbers(v, variable));
-  throw new TypeError(`CausalModel: value ${formatValue(value)} of variable "${variable}" cannot become a tensor (expected a number, a boolean or an array of them); pass inputFunction/outputFunction`);
+  throw new TypeError(
+    `CausalModel: value ${formatValue(value)} of variable "${variable}" cannot become a tensor (expected a number, a boolean or an array of them); pass inputFunction/outputFunction`,
+  );
 }

@@ -15,7 +15,11 @@ export interface Command<T extends OptionTable = OptionTable> {
 }
 
 export const COMMON_OPTIONS = {
-  model: { kind: "string", form: "<id|folder>", description: "Hub id or local model folder (default: the embedded default model)." },
+  model: {
+    kind: "string",
+    form: "<id|folder>",
+    description: "Hub id or local model folder (default: the embedded default model).",
+  },
   json: { kind: "boolean", description: "Print the result as JSON on stdout." },
   out: { kind: "string", form: "<file>", description: "Also write the result as JSON to this file." },
   quiet: { kind: "boolean", short: "q", description: "No progress bar (it is drawn only when stderr is a terminal)." },
@@ -34,15 +38,24 @@ export interface LoadedModel {
 export async function loadModel(reference: string | undefined): Promise<LoadedModel> {
   const pretrained = reference === undefined ? await loadDefaultModel() : await loadPretrained(reference);
   if (pretrained.tokenizer === null) {
-    throw new UsageError(`--model ${reference ?? DEFAULT_MODEL_FOLDER}: the folder has no tokenizer (tokenizer.json, or vocab.json + merges.txt); the command line needs one to read text`);
+    throw new UsageError(
+      `--model ${reference ?? DEFAULT_MODEL_FOLDER}: the folder has no tokenizer (tokenizer.json, or vocab.json + merges.txt); the command line needs one to read text`,
+    );
   }
-  return { model: pretrained.model, tokenizer: pretrained.tokenizer, folder: pretrained.folder, name: reference ?? "default" };
+  return {
+    model: pretrained.model,
+    tokenizer: pretrained.tokenizer,
+    folder: pretrained.folder,
+    name: reference ?? "default",
+  };
 }
 
 /** The pyvene components a model has, for checking --component before a sweep starts. */
 export function checkComponent(model: PretrainedModel, component: string, flag: string): string {
   if (!(component in model.sites)) {
-    throw new UsageError(`${flag} ${component} is not a component of this ${model.family} model (expected one of ${Object.keys(model.sites).join(", ")})`);
+    throw new UsageError(
+      `${flag} ${component} is not a component of this ${model.family} model (expected one of ${Object.keys(model.sites).join(", ")})`,
+    );
   }
   return component;
 }

@@ -25,13 +25,19 @@ export function textFile(flag: string, path: string, text: string): OutputFile {
 export function describeFsError(error: unknown): string {
   const e = error as NodeJS.ErrnoException;
   switch (e.code) {
-    case "ENOENT": return "no such file or folder";
-    case "EISDIR": return "it is a folder, not a file";
-    case "ENOTDIR": return "a part of the path is not a folder";
+    case "ENOENT":
+      return "no such file or folder";
+    case "EISDIR":
+      return "it is a folder, not a file";
+    case "ENOTDIR":
+      return "a part of the path is not a folder";
     case "EACCES":
-    case "EPERM": return "permission denied";
-    case "EROFS": return "the file system is read-only";
-    case "ENOSPC": return "no space left on the device";
+    case "EPERM":
+      return "permission denied";
+    case "EROFS":
+      return "the file system is read-only";
+    case "ENOSPC":
+      return "no space left on the device";
   }
   // Node's messages read "CODE: what happened, syscall 'path'": keep only what happened.
   return /^[A-Z]+: ([^,]+)/.exec(e.message ?? "")?.[1] ?? String(e.message ?? error);
@@ -61,8 +67,13 @@ async function checkOutputPath(flag: string, path: string): Promise<void> {
   const existing = await stat(path).catch(() => null);
   if (existing?.isDirectory()) fail("this is a folder, not a file");
   const folder = dirname(path);
-  const parent = await stat(folder).catch((e: unknown) => fail((e as NodeJS.ErrnoException).code === "ENOENT"
-    ? `the folder ${folder} does not exist` : `the folder ${folder} cannot be used (${describeFsError(e)})`));
+  const parent = await stat(folder).catch((e: unknown) =>
+    fail(
+      (e as NodeJS.ErrnoException).code === "ENOENT"
+        ? `the folder ${folder} does not exist`
+        : `the folder ${folder} cannot be used (${describeFsError(e)})`,
+    ),
+  );
   if (!parent.isDirectory()) fail(`${folder} is not a folder`);
   await access(folder, constants.W_OK).catch(() => fail(`the folder ${folder} is not writable`));
 }
@@ -85,7 +96,12 @@ export async function writeOutputs(files: readonly OutputFile[]): Promise<void> 
 }
 
 /** Checks that an input path exists and is a file (or a folder), so a wrong path is a usage error naming its flag. */
-export async function checkInputPath(flag: string, path: string, kind: "file" | "folder", expected: string): Promise<void> {
+export async function checkInputPath(
+  flag: string,
+  path: string,
+  kind: "file" | "folder",
+  expected: string,
+): Promise<void> {
   const fail = (why: string): never => {
     throw new UsageError(`${flag} ${path}: ${why} (expected ${expected})`);
   };

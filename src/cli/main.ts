@@ -14,7 +14,14 @@ import { parityCommand } from "./commands/parity.js";
 import { patchCommand } from "./commands/patch.js";
 import { traceCommand } from "./commands/trace.js";
 
-const COMMANDS: readonly Command[] = [traceCommand, patchCommand, collectCommand, generateCommand, dasCommand, parityCommand];
+const COMMANDS: readonly Command[] = [
+  traceCommand,
+  patchCommand,
+  collectCommand,
+  generateCommand,
+  dasCommand,
+  parityCommand,
+];
 
 function generalUsage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.syntax.name.length));
@@ -24,7 +31,7 @@ function generalUsage(): string {
     "Commands:",
     ...COMMANDS.map((c) => `  ${c.syntax.name.padEnd(width)}  ${c.syntax.summary}`),
     "",
-    'Every model command takes --model <Hub id or folder> (default: the embedded default model),',
+    "Every model command takes --model <Hub id or folder> (default: the embedded default model),",
     "--json (print JSON), --out <file> (write JSON) and --quiet (no progress bar).",
     'Run "tsvene <command> --help" for its options. TSVENE_DEBUG=1 prints stack traces of errors.',
     "",
@@ -43,7 +50,9 @@ function findCommand(name: string): Command | undefined {
   const command = COMMANDS.find((c) => c.syntax.name === name);
   if (command === undefined) {
     const known = COMMANDS.map((c) => c.syntax.name).join(", ");
-    process.stderr.write(`tsvene: unknown command ${JSON.stringify(name)} (expected one of ${known})\nRun "tsvene --help" for usage.\n`);
+    process.stderr.write(
+      `tsvene: unknown command ${JSON.stringify(name)} (expected one of ${known})\nRun "tsvene --help" for usage.\n`,
+    );
   }
   return command;
 }

@@ -7,24 +7,33 @@ import { textFile, writeOutputs, type OutputFile } from "./files.js";
 
 /** JSON with typed arrays (grid values, shapes) written as plain arrays. */
 export function toJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) => (ArrayBuffer.isView(v) && !(v instanceof DataView) ? Array.from(v as Float32Array) : v), 2);
+  return JSON.stringify(
+    value,
+    (_key, v: unknown) => (ArrayBuffer.isView(v) && !(v instanceof DataView) ? Array.from(v as Float32Array) : v),
+    2,
+  );
 }
 
 /**
  * Writes the command's files (its other outputs, and the JSON to --out when given) all or nothing,
  * then prints `text` (or the JSON with --json): nothing is printed as done unless every file is.
  */
-export async function emit(result: unknown, text: string, options: { json?: boolean; out?: string }, files: readonly OutputFile[] = []): Promise<void> {
+export async function emit(
+  result: unknown,
+  text: string,
+  options: { json?: boolean; out?: string },
+  files: readonly OutputFile[] = [],
+): Promise<void> {
   const json = toJson(result);
-  const out = options.out === undefined ? [] : [textFile("--out", options.out, json + "\n")];
+  const out = options.out === undefined ? [] : [textFile("--out", options.out, `${json}\n`)];
   await writeOutputs([...files, ...out]);
-  process.stdout.write(options.json ? json + "\n" : text);
+  process.stdout.write(options.json ? `${json}\n` : text);
 }
 
 /** A short, one-line form of a token for table headers: whitespace made visible, long tokens cut. */
 export function shortLabel(token: string, width = 8): string {
   const visible = token.replace(/\n/g, "\\n").replace(/\t/g, "\\t").replace(/^ /, "·");
-  return visible.length > width ? visible.slice(0, width - 1) + "…" : visible;
+  return visible.length > width ? `${visible.slice(0, width - 1)}…` : visible;
 }
 
 /** The cell with the highest score: its row, column and value. */
@@ -41,16 +50,18 @@ export function bestCell(grid: ScoreGrid): { row: number; col: number; value: nu
  */
 export function gridTable(grid: ScoreGrid, tokens: readonly string[], highlight: readonly number[] = []): string {
   const best = bestCell(grid);
-  const cells = (row: number) => grid.positions.map((_, c) => {
-    const v = grid.values[row * grid.cols + c];
-    return (row === best.row && c === best.col ? ">" : "") + formatScore(v);
-  });
+  const cells = (row: number) =>
+    grid.positions.map((_, c) => {
+      const v = grid.values[row * grid.cols + c];
+      return (row === best.row && c === best.col ? ">" : "") + formatScore(v);
+    });
   const headers = grid.positions.map((p) => shortLabel(tokens[p] ?? String(p)) + (highlight.includes(p) ? "*" : ""));
   const body = grid.layers.map((_, r) => cells(r));
   const widths = headers.map((h, c) => Math.max(h.length, ...body.map((row) => row[c].length)));
   const layerWidth = Math.max("layer".length, ...grid.layers.map((l) => String(l).length));
-  const line = (first: string, row: string[]) => [first.padStart(layerWidth), ...row.map((s, c) => s.padStart(widths[c]))].join("  ");
-  return [line("layer", headers), ...body.map((row, r) => line(String(grid.layers[r]), row))].join("\n") + "\n";
+  const line = (first: string, row: string[]) =>
+    [first.padStart(layerWidth), ...row.map((s, c) => s.padStart(widths[c]))].join("  ");
+  return `${[line("layer", headers), ...body.map((row, r) => line(String(grid.layers[r]), row))].join("\n")}\n`;
 }
 
 export function formatScore(v: number): string {

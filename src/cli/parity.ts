@@ -15,7 +15,7 @@ import { pathToFileURL } from "node:url";
 import { readSafetensors } from "../io/safetensors.js";
 import { loadPretrained } from "../models/auto.js";
 import type { ModelInputs, ModelOutput, PretrainedModel } from "../models/model.js";
-import { IntTensor, Tensor, intTensor } from "../tensor/index.js";
+import { type IntTensor, Tensor, intTensor } from "../tensor/index.js";
 import { IntervenableModel, type RunInput } from "../intervene/intervenable-model.js";
 import { parseInterventionType } from "../intervene/interventions/index.js";
 import type { Intervention } from "../intervene/intervention.js";
@@ -150,13 +150,17 @@ const STORED_PARAMETERS = ["mask", "masks", "temperature", "intervention_boundar
  * its dtype: pyvene keeps some parameters as integers (Boundless's `intervention_population`, int64).
  */
 function applyStoredParameters(
-  intervention: Intervention, spec: Record<string, unknown>, tensor: (key: string) => Tensor, valuesAt: (key: string) => ArrayLike<number>,
+  intervention: Intervention,
+  spec: Record<string, unknown>,
+  tensor: (key: string) => Tensor,
+  valuesAt: (key: string) => ArrayLike<number>,
 ): void {
   const dim = spec.interchange_dim;
   if (typeof dim === "number" || Array.isArray(dim)) intervention.setInterchangeDim(dim as number | number[]);
   if (typeof spec.rotate_weight === "string") {
     const layer = (intervention as { rotateLayer?: unknown }).rotateLayer;
-    if (!(layer instanceof RotateLayer || layer instanceof LowRankRotateLayer)) throw new Error(`${intervention.typeName} has no rotation to set`);
+    if (!(layer instanceof RotateLayer || layer instanceof LowRankRotateLayer))
+      throw new Error(`${intervention.typeName} has no rotation to set`);
     layer.setWeight(tensor(spec.rotate_weight));
   }
   const params = new Map(intervention.namedParameters());
@@ -166,7 +170,8 @@ function applyStoredParameters(
     const p = params.get(name);
     if (!p) throw new Error(`${intervention.typeName} has no parameter "${name}"`);
     const data = typeof value === "string" ? valuesAt(value) : Float32Array.from([value].flat(2) as number[]);
-    if (data.length !== p.size) throw new Error(`${intervention.typeName}.${name}: ${data.length} stored values for ${p.size}`);
+    if (data.length !== p.size)
+      throw new Error(`${intervention.typeName}.${name}: ${data.length} stored values for ${p.size}`);
     p.data.set(data);
   }
 }
@@ -181,47 +186,77 @@ function runCase(model: PretrainedModel, fixture: FixtureFile, tensors: Tensors,
       sourceRepresentation: typeof source === "string" ? floatAt(tensors, source) : null,
     };
   });
-  const im = new IntervenableModel<ModelOutput>({ representations, mode: c.mode, sortedKeys: c.intervention_keys }, model);
-  c.interventions.forEach((spec, i) => applyStoredParameters(
-    im.interventions.get(c.intervention_keys[i])!, spec, (key) => floatAt(tensors, key), (key) => valuesOf(tensors, key),
-  ));
+  const im = new IntervenableModel<ModelOutput>(
+    { representations, mode: c.mode, sortedKeys: c.intervention_keys },
+    model,
+  );
+  c.interventions.forEach((spec, i) =>
+    applyStoredParameters(
+      im.interventions.get(c.intervention_keys[i])!,
+      spec,
+      (key) => floatAt(tensors, key),
+      (key) => valuesOf(tensors, key),
+    ),
+  );
 
   const base = inputOf(fixture, tensors, c.base);
-  const sources = c.sources === null ? null : c.sources.map((s) => (s === null ? null : (inputOf(fixture, tensors, s) as RunInput)));
+  const sources =
+    c.sources === null ? null : c.sources.map((s) => (s === null ? null : (inputOf(fixture, tensors, s) as RunInput)));
   const reps = c.source_representations;
-  const sourceRepresentations = reps === undefined || reps === null ? null
-    : typeof reps === "string" ? floatAt(tensors, reps)
-    : reps.map((k) => (k === null ? null : floatAt(tensors, k)));
+  const sourceRepresentations =
+    reps === undefined || reps === null
+      ? null
+      : typeof reps === "string"
+        ? floatAt(tensors, reps)
+        : reps.map((k) => (k === null ? null : floatAt(tensors, k)));
   const mask = base.attentionMask ?? null;
   const problems: string[] = [];
 
   if (c.method === "forward") {
-    const result = im.forward(base, sources, { unitLocations: c.unit_locations, subspaces: c.subspaces, sourceRepresentations, outputOriginalOutput: c.original_logits !== undefined });
+    const result = im.forward(base, sources, {
+      unitLocations: c.unit_locations,
+      subspaces: c.subspaces,
+      sourceRepresentations,
+      outputOriginalOutput: c.original_logits !== undefined,
+    });
     const expected = c.logits_intended ?? c.logits;
     if (expected) compare(problems, "logits", result.intervened.logits, floatAt(tensors, expected), mask);
-    if (c.original_logits) compare(problems, "original logits", result.original!.logits, floatAt(tensors, c.original_logits), mask);
+    if (c.original_logits)
+      compare(problems, "original logits", result.original!.logits, floatAt(tensors, c.original_logits), mask);
     const collected = c.collected_intended ?? c.collected ?? [];
-    if (collected.length !== result.collected.length) problems.push(`collected ${result.collected.length} tensors, expected ${collected.length}`);
-    collected.forEach((key, j) => result.collected[j] && compare(problems, `collected[${j}]`, result.collected[j], floatAt(tensors, key), null));
+    if (collected.length !== result.collected.length)
+      problems.push(`collected ${result.collected.length} tensors, expected ${collected.length}`);
+    collected.forEach(
+      (key, j) =>
+        result.collected[j] && compare(problems, `collected[${j}]`, result.collected[j], floatAt(tensors, key), null),
+    );
   } else {
     const kwargs = c.generate_kwargs ?? {};
     const eos = model.config.eos_token_id as number | number[] | undefined;
-    const result = im.generate(
-      { inputIds: base.inputIds!, attentionMask: base.attentionMask ?? null },
-      sources,
-      {
-        unitLocations: c.unit_locations, subspaces: c.subspaces, sourceRepresentations,
-        interveneOnPrompt: c.intervene_on_prompt ?? false, outputOriginalOutput: c.original_sequences !== undefined,
-        maxNewTokens: Number(kwargs.max_new_tokens ?? 20), doSample: false,
-        eosTokenId: eos, padTokenId: typeof eos === "number" ? eos : eos?.[0],
-      },
-    );
+    const result = im.generate({ inputIds: base.inputIds!, attentionMask: base.attentionMask ?? null }, sources, {
+      unitLocations: c.unit_locations,
+      subspaces: c.subspaces,
+      sourceRepresentations,
+      interveneOnPrompt: c.intervene_on_prompt ?? false,
+      outputOriginalOutput: c.original_sequences !== undefined,
+      maxNewTokens: Number(kwargs.max_new_tokens ?? 20),
+      doSample: false,
+      eosTokenId: eos,
+      padTokenId: typeof eos === "number" ? eos : eos?.[0],
+    });
     const sequences = c.sequences_intended ?? c.sequences;
     const scores = c.scores_intended ?? c.scores;
     if (sequences) compareSequences(problems, "sequences", result.generated.sequences, tensorAt(tensors, sequences));
     if (scores) compareScores(problems, "scores", result.generated.scores, floatAt(tensors, scores));
-    if (c.original_sequences) compareSequences(problems, "original sequences", result.original!.sequences, tensorAt(tensors, c.original_sequences));
-    if (c.original_scores) compareScores(problems, "original scores", result.original!.scores, floatAt(tensors, c.original_scores));
+    if (c.original_sequences)
+      compareSequences(
+        problems,
+        "original sequences",
+        result.original!.sequences,
+        tensorAt(tensors, c.original_sequences),
+      );
+    if (c.original_scores)
+      compareScores(problems, "original scores", result.original!.scores, floatAt(tensors, c.original_scores));
   }
   return problems.length === 0 ? null : problems.join("; ");
 }
@@ -245,7 +280,8 @@ function compare(problems: string[], what: string, actual: Tensor, expected: Ten
 
 function compareSequences(problems: string[], what: string, actual: IntTensor, expected: Tensor | IntTensor): void {
   const same = actual.data.length === expected.data.length && actual.data.every((v, i) => v === expected.data[i]);
-  if (!same) problems.push(`${what}: ${JSON.stringify(actual.toArray())} vs expected ${JSON.stringify(expected.toArray())}`);
+  if (!same)
+    problems.push(`${what}: ${JSON.stringify(actual.toArray())} vs expected ${JSON.stringify(expected.toArray())}`);
 }
 
 function compareScores(problems: string[], what: string, actual: Tensor[], expected: Tensor): void {
@@ -254,7 +290,15 @@ function compareScores(problems: string[], what: string, actual: Tensor[], expec
     return;
   }
   const perStep = expected.size / expected.shape[0];
-  actual.forEach((step, t) => compare(problems, `${what}[${t}]`, step, new Tensor(expected.data.subarray(t * perStep, (t + 1) * perStep), step.shape), null));
+  actual.forEach((step, t) =>
+    compare(
+      problems,
+      `${what}[${t}]`,
+      step,
+      new Tensor(expected.data.subarray(t * perStep, (t + 1) * perStep), step.shape),
+      null,
+    ),
+  );
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {

@@ -5,7 +5,13 @@
  * characters they have no token for), so "Ada Lovelace lives in" would run as "<unk> <unk> lives in".
  * Errors quote the text as the user typed it and name the flag (or the file line) it came from.
  */
-import { respelled, subjectPositions as findSubject, targetToken as findTarget, type Prompt, type TargetToken } from "../causal/prompt-tokens.js";
+import {
+  respelled,
+  subjectPositions as findSubject,
+  targetToken as findTarget,
+  type Prompt,
+  type TargetToken,
+} from "../causal/prompt-tokens.js";
 import type { Tokenizer } from "../io/tokenizer.js";
 import type { PretrainedModel } from "../models/model.js";
 import { UsageError } from "./args.js";
@@ -77,7 +83,9 @@ export function checkVocabulary(loaded: LoadedModel, text: string, label: string
   if (unknown.length === 0) return;
   const list = unknown.map((u) => `${quote(u.word)} (read as ${quote(u.readAs)})`).join(", ");
   const verb = unknown.length === 1 ? "is" : "are";
-  throw new UsageError(`${label} ${quote(text)}: ${list} ${verb} not in the model's vocabulary. ${vocabularyHint(loaded)}`);
+  throw new UsageError(
+    `${label} ${quote(text)}: ${list} ${verb} not in the model's vocabulary. ${vocabularyHint(loaded)}`,
+  );
 }
 
 /** What the vocabulary looks like, and where a model folder lists the names it knows. */
@@ -89,8 +97,10 @@ function vocabularyHint({ tokenizer, folder }: LoadedModel): string {
     if (!special.has(id) && token !== undefined && token.trim() !== "") sample.push(quote(token));
   }
   const facts = factsFileOf(folder);
-  return `Its vocabulary has ${tokenizer.vocabSize} tokens (e.g. ${sample.join(", ")}, …)`
-    + (facts === null ? "." : `; the names and facts it knows are listed in ${facts}.`);
+  return (
+    `Its vocabulary has ${tokenizer.vocabSize} tokens (e.g. ${sample.join(", ")}, …)` +
+    (facts === null ? "." : `; the names and facts it knows are listed in ${facts}.`)
+  );
 }
 
 /** Text in an error message, quoted as typed (JSON shows spaces and escapes plainly). */

@@ -28,15 +28,37 @@ export interface RepresentationConfig {
 
 /** pyvene's field order: positional lists and saved configs rely on it. */
 export const REPRESENTATION_FIELDS = [
-  "layer", "component", "unit", "maxNumberOfUnits", "lowRankDimension", "interventionType", "intervention",
-  "subspacePartition", "groupKey", "interventionLinkKey", "moeKey", "sourceRepresentation",
-  "hiddenSourceRepresentation", "latentDim",
+  "layer",
+  "component",
+  "unit",
+  "maxNumberOfUnits",
+  "lowRankDimension",
+  "interventionType",
+  "intervention",
+  "subspacePartition",
+  "groupKey",
+  "interventionLinkKey",
+  "moeKey",
+  "sourceRepresentation",
+  "hiddenSourceRepresentation",
+  "latentDim",
 ] as const satisfies readonly (keyof RepresentationConfig)[];
 
 const DEFAULTS: RepresentationConfig = {
-  layer: 0, component: "block_output", unit: "pos", maxNumberOfUnits: 1, lowRankDimension: null,
-  interventionType: null, intervention: null, subspacePartition: null, groupKey: null,
-  interventionLinkKey: null, moeKey: null, sourceRepresentation: null, hiddenSourceRepresentation: null, latentDim: null,
+  layer: 0,
+  component: "block_output",
+  unit: "pos",
+  maxNumberOfUnits: 1,
+  lowRankDimension: null,
+  interventionType: null,
+  intervention: null,
+  subspacePartition: null,
+  groupKey: null,
+  interventionLinkKey: null,
+  moeKey: null,
+  sourceRepresentation: null,
+  hiddenSourceRepresentation: null,
+  latentDim: null,
 };
 
 /** The units a representation may name: positions, heads, heads then positions, recurrent time steps. */
@@ -62,19 +84,29 @@ export interface IntervenableConfigInput {
   sortedKeys?: readonly string[] | null;
 }
 
-const CONFIG_FIELDS = ["representations", "interventionTypes", "mode", "sortedKeys"] as const satisfies readonly (keyof IntervenableConfigInput)[];
+const CONFIG_FIELDS = [
+  "representations",
+  "interventionTypes",
+  "mode",
+  "sortedKeys",
+] as const satisfies readonly (keyof IntervenableConfigInput)[];
 
 /** One representation from camelCase, snake_case or positional form, checked field by field. */
 export function representationConfig(input: RepresentationInput, index = 0): RepresentationConfig {
   const where = `representations[${index}]`;
   let entries: [string, unknown][];
   if (Array.isArray(input)) {
-    if (input.length > REPRESENTATION_FIELDS.length) throw new TypeError(`${where}: a positional representation has at most ${REPRESENTATION_FIELDS.length} fields, got ${input.length}`);
+    if (input.length > REPRESENTATION_FIELDS.length)
+      throw new TypeError(
+        `${where}: a positional representation has at most ${REPRESENTATION_FIELDS.length} fields, got ${input.length}`,
+      );
     entries = input.map((v, i) => [REPRESENTATION_FIELDS[i], v]);
   } else if (input !== null && typeof input === "object" && !(input instanceof Tensor)) {
     entries = Object.entries(input);
   } else {
-    throw new TypeError(`${where}: ${String(input)} is not a representation (expected an object of RepresentationConfig fields or a positional list)`);
+    throw new TypeError(
+      `${where}: ${String(input)} is not a representation (expected an object of RepresentationConfig fields or a positional list)`,
+    );
   }
   const given = readOptions<RepresentationConfig>(Object.fromEntries(entries), REPRESENTATION_FIELDS, where);
   const out: RepresentationConfig = { ...DEFAULTS };
@@ -92,27 +124,46 @@ export function isInterventionClass(value: unknown): value is InterventionClass 
 
 function checkRepresentation(r: RepresentationConfig, where: string): void {
   const nonNegativeInt = (v: unknown) => Number.isInteger(v) && (v as number) >= 0;
-  if (!nonNegativeInt(r.layer)) throw new TypeError(`${where}.layer must be a non-negative integer, got ${JSON.stringify(r.layer)}`);
-  if (typeof r.component !== "string" || r.component === "") throw new TypeError(`${where}.component must be a component name or "<module path>.input|output", got ${JSON.stringify(r.component)}`);
+  if (!nonNegativeInt(r.layer))
+    throw new TypeError(`${where}.layer must be a non-negative integer, got ${JSON.stringify(r.layer)}`);
+  if (typeof r.component !== "string" || r.component === "")
+    throw new TypeError(
+      `${where}.component must be a component name or "<module path>.input|output", got ${JSON.stringify(r.component)}`,
+    );
   if (!(UNITS as readonly unknown[]).includes(r.unit)) {
-    throw new OptionError(`${where}.unit must be one of ${UNITS.map((u) => `"${u}"`).join(", ")}, got ${describe(r.unit)}`);
+    throw new OptionError(
+      `${where}.unit must be one of ${UNITS.map((u) => `"${u}"`).join(", ")}, got ${describe(r.unit)}`,
+    );
   }
-  if (!nonNegativeInt(r.maxNumberOfUnits) || r.maxNumberOfUnits === 0) throw new TypeError(`${where}.maxNumberOfUnits must be a positive integer, got ${JSON.stringify(r.maxNumberOfUnits)}`);
+  if (!nonNegativeInt(r.maxNumberOfUnits) || r.maxNumberOfUnits === 0)
+    throw new TypeError(
+      `${where}.maxNumberOfUnits must be a positive integer, got ${JSON.stringify(r.maxNumberOfUnits)}`,
+    );
   for (const field of ["lowRankDimension", "latentDim", "groupKey", "moeKey"] as const) {
     const v = r[field];
-    if (v !== null && !nonNegativeInt(v)) throw new TypeError(`${where}.${field} must be a non-negative integer or null, got ${JSON.stringify(v)}`);
+    if (v !== null && !nonNegativeInt(v))
+      throw new TypeError(`${where}.${field} must be a non-negative integer or null, got ${JSON.stringify(v)}`);
   }
   if (r.interventionType !== null && !isInterventionClass(r.interventionType)) {
-    throw new TypeError(`${where}.interventionType must be an intervention class (e.g. tv.VanillaIntervention), got ${describe(r.interventionType)}`);
+    throw new TypeError(
+      `${where}.interventionType must be an intervention class (e.g. tv.VanillaIntervention), got ${describe(r.interventionType)}`,
+    );
   }
   if (r.intervention !== null && !(r.intervention instanceof Intervention) && typeof r.intervention !== "function") {
-    throw new TypeError(`${where}.intervention must be an Intervention instance or a function (base, source, subspaces) => Tensor, got ${describe(r.intervention)}`);
+    throw new TypeError(
+      `${where}.intervention must be an Intervention instance or a function (base, source, subspaces) => Tensor, got ${describe(r.intervention)}`,
+    );
   }
   if (r.interventionType !== null && r.intervention !== null) {
     throw new TypeError(`${where}: give only one of interventionType and intervention`);
   }
-  if (r.subspacePartition !== null && (!Array.isArray(r.subspacePartition) || r.subspacePartition.some((p) => !Array.isArray(p)))) {
-    throw new TypeError(`${where}.subspacePartition must be a list of [start, end) pairs or index lists, got ${JSON.stringify(r.subspacePartition)}`);
+  if (
+    r.subspacePartition !== null &&
+    (!Array.isArray(r.subspacePartition) || r.subspacePartition.some((p) => !Array.isArray(p)))
+  ) {
+    throw new TypeError(
+      `${where}.subspacePartition must be a list of [start, end) pairs or index lists, got ${JSON.stringify(r.subspacePartition)}`,
+    );
   }
   if (r.sourceRepresentation !== null && !(r.sourceRepresentation instanceof Tensor)) {
     throw new TypeError(`${where}.sourceRepresentation must be a Tensor, got ${typeof r.sourceRepresentation}`);
@@ -123,44 +174,68 @@ function checkRepresentation(r: RepresentationConfig, where: string): void {
  * The full config from a config object, one representation, or a list of them. Per-representation
  * intervention types must be given for all representations or none.
  */
-export function intervenableConfig(input: IntervenableConfigInput | RepresentationInput | readonly RepresentationInput[]): IntervenableConfig {
-  const isConfig = !Array.isArray(input) && typeof input === "object" && input !== null
-    && CONFIG_FIELDS.some((f) => Object.hasOwn(input, f) || Object.hasOwn(input, snakeCase(f)));
+export function intervenableConfig(
+  input: IntervenableConfigInput | RepresentationInput | readonly RepresentationInput[],
+): IntervenableConfig {
+  const isConfig =
+    !Array.isArray(input) &&
+    typeof input === "object" &&
+    input !== null &&
+    CONFIG_FIELDS.some((f) => Object.hasOwn(input, f) || Object.hasOwn(input, snakeCase(f)));
   const cfg = isConfig
     ? readOptions<IntervenableConfigInput>(input, CONFIG_FIELDS, "IntervenableConfig")
     : { representations: input as RepresentationInput };
   if (cfg.representations === undefined) throw new TypeError("IntervenableConfig.representations is required");
-  const list = Array.isArray(cfg.representations) && (cfg.representations.length === 0 || typeof cfg.representations[0] === "object")
-    ? (cfg.representations as readonly RepresentationInput[])
-    : [cfg.representations as RepresentationInput];
+  const list =
+    Array.isArray(cfg.representations) &&
+    (cfg.representations.length === 0 || typeof cfg.representations[0] === "object")
+      ? (cfg.representations as readonly RepresentationInput[])
+      : [cfg.representations as RepresentationInput];
   const representations = list.map((r, i) => representationConfig(r, i));
   if (representations.length === 0) throw new RangeError("IntervenableConfig: representations must not be empty");
   const mode = cfg.mode ?? "parallel";
-  if (mode !== "parallel" && mode !== "serial") throw new TypeError(`IntervenableConfig.mode must be "parallel" or "serial", got ${JSON.stringify(mode)}`);
+  if (mode !== "parallel" && mode !== "serial")
+    throw new TypeError(`IntervenableConfig.mode must be "parallel" or "serial", got ${JSON.stringify(mode)}`);
   const typed = representations.filter((r) => r.interventionType !== null || r.intervention !== null).length;
   if (typed !== 0 && typed !== representations.length) {
-    throw new TypeError("IntervenableConfig: interventionType (or intervention) must be given for every representation once it is given for one");
+    throw new TypeError(
+      "IntervenableConfig: interventionType (or intervention) must be given for every representation once it is given for one",
+    );
   }
   const types = cfg.interventionTypes ?? null;
   if (Array.isArray(types) && types.length !== representations.length) {
-    throw new RangeError(`IntervenableConfig.interventionTypes has ${types.length} entries for ${representations.length} representations`);
+    throw new RangeError(
+      `IntervenableConfig.interventionTypes has ${types.length} entries for ${representations.length} representations`,
+    );
   }
   (Array.isArray(types) ? types : types === null ? [] : [types]).forEach((t: unknown, i: number) => {
     if (!isInterventionClass(t)) {
       const at = Array.isArray(types) ? `[${i}]` : "";
-      throw new TypeError(`IntervenableConfig.interventionTypes${at} must be an intervention class (e.g. tv.VanillaIntervention), got ${describe(t)}`);
+      throw new TypeError(
+        `IntervenableConfig.interventionTypes${at} must be an intervention class (e.g. tv.VanillaIntervention), got ${describe(t)}`,
+      );
     }
   });
   const sortedKeys = checkSortedKeys(cfg.sortedKeys ?? null, representationKeys(representations));
-  return { representations, interventionTypes: Array.isArray(types) ? [...types] : (types as InterventionClass | null), mode, sortedKeys };
+  return {
+    representations,
+    interventionTypes: Array.isArray(types) ? [...types] : (types as InterventionClass | null),
+    mode,
+    sortedKeys,
+  };
 }
 
 function checkSortedKeys(sorted: readonly string[] | null, keys: readonly string[]): string[] | null {
   if (sorted === null) return null;
-  const isPermutation = Array.isArray(sorted) && sorted.length === keys.length && new Set(sorted).size === sorted.length
-    && sorted.every((k) => keys.includes(k));
+  const isPermutation =
+    Array.isArray(sorted) &&
+    sorted.length === keys.length &&
+    new Set(sorted).size === sorted.length &&
+    sorted.every((k) => keys.includes(k));
   if (!isPermutation) {
-    throw new RangeError(`IntervenableConfig.sortedKeys ${describe(sorted)} must list each of the keys ${JSON.stringify(keys)} exactly once`);
+    throw new RangeError(
+      `IntervenableConfig.sortedKeys ${describe(sorted)} must list each of the keys ${JSON.stringify(keys)} exactly once`,
+    );
   }
   return [...sorted];
 }

@@ -29,7 +29,11 @@ export interface PushIntervenableOptions extends SaveIntervenableOptions {
 }
 
 const PUSH_OPTION_NAMES = [
-  ...SAVE_OPTION_NAMES, "endpoint", "accessToken", "private", "commitTitle",
+  ...SAVE_OPTION_NAMES,
+  "endpoint",
+  "accessToken",
+  "private",
+  "commitTitle",
 ] as const satisfies readonly (keyof PushIntervenableOptions)[];
 
 export interface PushResult {
@@ -41,13 +45,18 @@ export interface PushResult {
 
 /** Saves `im` and uploads the folder to the Hub model repo `repoId` ("owner/name") as one commit. */
 export async function pushIntervenable(
-  im: IntervenableModel<unknown>, repoId: string, pushOptions: PushIntervenableOptions = {},
+  im: IntervenableModel<unknown>,
+  repoId: string,
+  pushOptions: PushIntervenableOptions = {},
 ): Promise<PushResult> {
   const options = readOptions<PushIntervenableOptions>(pushOptions, PUSH_OPTION_NAMES, "pushIntervenable options");
-  if (!isHubId(repoId) || !repoId.includes("/")) throw new TypeError(`pushIntervenable: repo id must be "owner/name", got ${JSON.stringify(repoId)}`);
+  if (!isHubId(repoId) || !repoId.includes("/"))
+    throw new TypeError(`pushIntervenable: repo id must be "owner/name", got ${JSON.stringify(repoId)}`);
   const accessToken = hubAccessToken(options.accessToken);
   if (accessToken === undefined) {
-    throw new TypeError(`pushIntervenable: uploading to "${repoId}" needs an access token with write access (option accessToken, or HF_TOKEN)`);
+    throw new TypeError(
+      `pushIntervenable: uploading to "${repoId}" needs an access token with write access (option accessToken, or HF_TOKEN)`,
+    );
   }
   const hubUrl = resolveHubUrl(options.endpoint);
   const where = `pushIntervenable to "${repoId}" at ${hubUrl}`;
@@ -57,11 +66,22 @@ export async function pushIntervenable(
       await saveIntervenable(im, folder, { includeModel: options.includeModel });
       const files = (await listFolder(folder)).sort().map((name) => fileUrl(joinPath(folder, name)));
       try {
-        await createRepo({ repo: repoId, accessToken, hubUrl, ...(options.private ? { visibility: "private" as const } : {}) });
+        await createRepo({
+          repo: repoId,
+          accessToken,
+          hubUrl,
+          ...(options.private ? { visibility: "private" as const } : {}),
+        });
       } catch (error) {
         if (!(error instanceof HubApiError && error.statusCode === CONFLICT)) throw error;
       }
-      const output = await uploadFiles({ repo: repoId, accessToken, hubUrl, files, commitTitle: options.commitTitle ?? "Upload IntervenableModel" });
+      const output = await uploadFiles({
+        repo: repoId,
+        accessToken,
+        hubUrl,
+        files,
+        commitTitle: options.commitTitle ?? "Upload IntervenableModel",
+      });
       if (output === undefined) throw new Error(`${where}: the Hub answered the commit without a commit id`);
       return { commit: output.commit.oid, url: output.commit.url };
     } catch (error) {
@@ -74,10 +94,17 @@ export async function pushIntervenable(
 function explain(error: unknown, where: string, hubUrl: string): unknown {
   const network = networkErrorCode(error);
   if (network !== undefined) {
-    return new HubError("unreachable", `${where}: cannot reach the Hub at ${hubUrl} (${network}). Connect to the network or point HF_ENDPOINT at a reachable Hub.`, { cause: error });
+    return new HubError(
+      "unreachable",
+      `${where}: cannot reach the Hub at ${hubUrl} (${network}). Connect to the network or point HF_ENDPOINT at a reachable Hub.`,
+      { cause: error },
+    );
   }
   if (error instanceof HubApiError && (error.statusCode === 401 || error.statusCode === 403)) {
-    return new Error(`${where}: the Hub refused the upload (HTTP ${error.statusCode}: ${error.message}). The access token needs write access to the repo's owner.`, { cause: error });
+    return new Error(
+      `${where}: the Hub refused the upload (HTTP ${error.statusCode}: ${error.message}). The access token needs write access to the repo's owner.`,
+      { cause: error },
+    );
   }
   if (error instanceof HubApiError) {
     return new Error(`${where}: the Hub answered HTTP ${error.statusCode} (${error.message})`, { cause: error });

@@ -9,11 +9,24 @@ import { batchSize, PretrainedModel, type ModelInputs, type ModelOutput } from "
 import { generate as generateTokens, type GenerateOptions, type GenerateOutput } from "../models/generate.js";
 import type { SiteMap } from "../models/sites.js";
 import { IntTensor, Tensor } from "../tensor/index.js";
-import { intervenableConfig, representationKeys, type IntervenableConfig, type IntervenableConfigInput, type RepresentationConfig, type RepresentationInput } from "./config.js";
+import {
+  intervenableConfig,
+  representationKeys,
+  type IntervenableConfig,
+  type IntervenableConfigInput,
+  type RepresentationConfig,
+  type RepresentationInput,
+} from "./config.js";
 import { Intervention } from "./intervention.js";
 import { LambdaIntervention, VanillaIntervention } from "./interventions/index.js";
 import type { InterventionFunction } from "./interventions/lambda.js";
-import { broadcastLocations, broadcastSubspaces, type InterventionUnits, type Locations, type UnitLocationsInput } from "./locations.js";
+import {
+  broadcastLocations,
+  broadcastSubspaces,
+  type InterventionUnits,
+  type Locations,
+  type UnitLocationsInput,
+} from "./locations.js";
 import { resolveSite, type ResolvedSite } from "./resolve-site.js";
 import { exampleMask, listedAt, pairedSourceStep, rowOf, stepOf } from "./time-steps.js";
 import { readSite, writeSite } from "./site-hooks.js";
@@ -25,18 +38,40 @@ import { describe, OptionError, readOptions } from "../options/index.js";
 export type RunInput = ModelInputs | Tensor | IntTensor;
 
 /** What `generate` takes besides the forward options (the prompt's mask comes with the base). */
-export type IntervenedGenerateOptions = ForwardOptions & Omit<GenerateOptions, "attentionMask"> & { interveneOnPrompt?: boolean };
+export type IntervenedGenerateOptions = ForwardOptions &
+  Omit<GenerateOptions, "attentionMask"> & { interveneOnPrompt?: boolean };
 
-const FORWARD_OPTIONS = ["unitLocations", "sourceRepresentations", "subspaces", "outputOriginalOutput"] as const satisfies readonly (keyof ForwardOptions)[];
+const FORWARD_OPTIONS = [
+  "unitLocations",
+  "sourceRepresentations",
+  "subspaces",
+  "outputOriginalOutput",
+] as const satisfies readonly (keyof ForwardOptions)[];
 const GENERATE_ONLY_OPTIONS = [
-  "maxNewTokens", "doSample", "temperature", "topK", "generator", "eosTokenId", "padTokenId", "useCache", "interveneOnPrompt",
+  "maxNewTokens",
+  "doSample",
+  "temperature",
+  "topK",
+  "generator",
+  "eosTokenId",
+  "padTokenId",
+  "useCache",
+  "interveneOnPrompt",
 ] as const satisfies readonly (keyof IntervenedGenerateOptions)[];
 /** What a base or source run may carry (the model's own options such as resumeFrom are not for callers here). */
-const RUN_INPUTS = ["inputIds", "inputsEmbeds", "attentionMask", "positionIds", "outputHiddenStates", "lastPositionLogits"] as const satisfies readonly (keyof ModelInputs)[];
+const RUN_INPUTS = [
+  "inputIds",
+  "inputsEmbeds",
+  "attentionMask",
+  "positionIds",
+  "outputHiddenStates",
+  "lastPositionLogits",
+] as const satisfies readonly (keyof ModelInputs)[];
 
 /** pyvene passes locations positionally; a locations key among the options means they were meant for unitLocations. */
 function locationsHint(key: string): string | undefined {
-  if (key.includes("->") || key === "base") return `unit locations go under unitLocations, e.g. {unitLocations: {"${key}": …}}`;
+  if (key.includes("->") || key === "base")
+    return `unit locations go under unitLocations, e.g. {unitLocations: {"${key}": …}}`;
   return undefined;
 }
 
@@ -118,7 +153,12 @@ export class IntervenableModel<Out = ModelOutput> {
     for (const p of model.namedParameters()) p[1].requireGrad(false);
   }
 
-  private makeIntervention(r: RepresentationConfig, i: number, site: ResolvedSite, links: Map<number | string, Intervention>): Intervention {
+  private makeIntervention(
+    r: RepresentationConfig,
+    i: number,
+    site: ResolvedSite,
+    links: Map<number | string, Intervention>,
+  ): Intervention {
     const linked = r.interventionLinkKey !== null ? links.get(r.interventionLinkKey) : undefined;
     if (linked) return linked;
     let intervention: Intervention;
@@ -148,10 +188,16 @@ export class IntervenableModel<Out = ModelOutput> {
       this.slots.forEach((s, g) => (s.group = g));
       return this.slots.map((s) => [s]);
     }
-    if (withKey !== this.slots.length) throw new TypeError("IntervenableConfig: groupKey must be given for every representation once it is given for one");
+    if (withKey !== this.slots.length)
+      throw new TypeError(
+        "IntervenableConfig: groupKey must be given for every representation once it is given for one",
+      );
     const groupKeys = [...new Set(this.slots.map((s) => s.representation.groupKey!))].sort((a, b) => a - b);
     groupKeys.forEach((k, g) => {
-      if (k !== g) throw new RangeError(`IntervenableConfig: group keys must be 0..${groupKeys.length - 1} (they index the sources), got ${JSON.stringify(groupKeys)}`);
+      if (k !== g)
+        throw new RangeError(
+          `IntervenableConfig: group keys must be 0..${groupKeys.length - 1} (they index the sources), got ${JSON.stringify(groupKeys)}`,
+        );
     });
     for (const s of this.slots) s.group = s.representation.groupKey!;
     return groupKeys.map((g) => this.slots.filter((s) => s.group === g));
@@ -170,7 +216,11 @@ export class IntervenableModel<Out = ModelOutput> {
    * Runs the base with the interventions applied. `sources` has one entry per group (null: no
    * source run for that group); a single source serves every group.
    */
-  forward(base: RunInput, sources: readonly (RunInput | null)[] | RunInput | null = null, options: ForwardOptions = {}): ForwardResult<Out> {
+  forward(
+    base: RunInput,
+    sources: readonly (RunInput | null)[] | RunInput | null = null,
+    options: ForwardOptions = {},
+  ): ForwardResult<Out> {
     const opts = readOptions<ForwardOptions>(options, FORWARD_OPTIONS, "forward options", locationsHint);
     const baseInput = runInput(base, "base");
     const plan = this.prepare(batchSize(baseInput), sources, opts);
@@ -197,13 +247,32 @@ export class IntervenableModel<Out = ModelOutput> {
   ): { original: GenerateOutput | null; generated: GenerateOutput; collected: Tensor[] } {
     if (!(this.model instanceof PretrainedModel)) throw new TypeError("generate needs one of tsvene's language models");
     const model = this.model;
-    const opts = readOptions<IntervenedGenerateOptions>(options, [...FORWARD_OPTIONS, ...GENERATE_ONLY_OPTIONS], "generate options", locationsHint);
-    const prompt = readOptions<{ inputIds: IntTensor; attentionMask: IntTensor | null }>(base, ["inputIds", "attentionMask"], "generate base");
-    if (!(prompt.inputIds instanceof IntTensor)) throw new TypeError("generate base: inputIds must be an IntTensor [B, T] of token ids");
-    const { unitLocations: given, sourceRepresentations, subspaces, outputOriginalOutput, interveneOnPrompt = false, ...decoding } = opts;
+    const opts = readOptions<IntervenedGenerateOptions>(
+      options,
+      [...FORWARD_OPTIONS, ...GENERATE_ONLY_OPTIONS],
+      "generate options",
+      locationsHint,
+    );
+    const prompt = readOptions<{ inputIds: IntTensor; attentionMask: IntTensor | null }>(
+      base,
+      ["inputIds", "attentionMask"],
+      "generate base",
+    );
+    if (!(prompt.inputIds instanceof IntTensor))
+      throw new TypeError("generate base: inputIds must be an IntTensor [B, T] of token ids");
+    const {
+      unitLocations: given,
+      sourceRepresentations,
+      subspaces,
+      outputOriginalOutput,
+      interveneOnPrompt = false,
+      ...decoding
+    } = opts;
     const byPosition = this.config.mode === "parallel" && this.config.representations.every((r) => r.unit === "pos");
     if (given === undefined && !interveneOnPrompt && !byPosition) {
-      throw new TypeError('generate: give unitLocations (the default, each new token\'s position, is defined for parallel mode with unit "pos")');
+      throw new TypeError(
+        'generate: give unitLocations (the default, each new token\'s position, is defined for parallel mode with unit "pos")',
+      );
     }
     const unitLocations = given ?? (interveneOnPrompt ? null : { base: 0 });
     const plan = this.prepare(prompt.inputIds.shape[0], sources, { unitLocations, sourceRepresentations, subspaces });
@@ -221,17 +290,24 @@ export class IntervenableModel<Out = ModelOutput> {
 
   private run(input: RunInput): Out {
     if (this.model instanceof PretrainedModel) {
-      if (input instanceof Tensor || input instanceof IntTensor) return this.model.run({ inputIds: input as IntTensor }) as Out;
+      if (input instanceof Tensor || input instanceof IntTensor)
+        return this.model.run({ inputIds: input as IntTensor }) as Out;
       return this.model.run(input) as Out;
     }
     return this.model.call(input) as Out;
   }
 
-  private prepare(batch: number, sources: readonly (RunInput | null)[] | RunInput | null, options: ForwardOptions): Plan {
+  private prepare(
+    batch: number,
+    sources: readonly (RunInput | null)[] | RunInput | null,
+    options: ForwardOptions,
+  ): Plan {
     const sourceList = this.sourceList(sources, batch);
     const given = this.sourceRepresentationsByKey(options.sourceRepresentations ?? null);
     if (given !== null && sourceList.some((s) => s !== null)) {
-      throw new TypeError("forward: give sources or sourceRepresentations, not both (sourceRepresentations replace the source runs)");
+      throw new TypeError(
+        "forward: give sources or sourceRepresentations, not both (sourceRepresentations replace the source runs)",
+      );
     }
     this.checkSourcesCover(sourceList, given);
     const locations = broadcastLocations(options.unitLocations, batch, this.hops());
@@ -241,16 +317,23 @@ export class IntervenableModel<Out = ModelOutput> {
 
   /** One source per group (a single source serves every group), each checked and read as a run input. */
   private sourceList(sources: readonly (RunInput | null)[] | RunInput | null, batch: number): (RunInput | null)[] {
-    const list = sources === null || sources === undefined ? new Array<RunInput | null>(this.groups.length).fill(null)
-      : Array.isArray(sources) ? [...sources] : [sources as RunInput];
+    const list =
+      sources === null || sources === undefined
+        ? new Array<RunInput | null>(this.groups.length).fill(null)
+        : Array.isArray(sources)
+          ? [...sources]
+          : [sources as RunInput];
     if (list.length === 1 && this.groups.length > 1) while (list.length < this.groups.length) list.push(list[0]);
     if (list.length !== this.groups.length) {
-      throw new RangeError(`sources: ${list.length} sources given for ${this.groups.length} intervention groups (expected one per group, or one for all)`);
+      throw new RangeError(
+        `sources: ${list.length} sources given for ${this.groups.length} intervention groups (expected one per group, or one for all)`,
+      );
     }
     return list.map((s, g) => {
       if (s === null || s === undefined) return null;
       const input = runInput(s, `sources[${g}]`);
-      if (batchSize(input) !== batch) throw new RangeError(`sources[${g}]: batch size ${batchSize(input)} does not match the base's ${batch}`);
+      if (batchSize(input) !== batch)
+        throw new RangeError(`sources[${g}]: batch size ${batchSize(input)} does not match the base's ${batch}`);
       return input;
     });
   }
@@ -276,18 +359,26 @@ export class IntervenableModel<Out = ModelOutput> {
     if (reps === null || reps === undefined) return null;
     if (reps instanceof Tensor) return new Map(this.keys.map((k) => [k, reps]));
     if (Array.isArray(reps)) {
-      if (reps.length !== this.keys.length) throw new RangeError(`sourceRepresentations: ${reps.length} tensors for ${this.keys.length} interventions (expected one per intervention, in key order)`);
+      if (reps.length !== this.keys.length)
+        throw new RangeError(
+          `sourceRepresentations: ${reps.length} tensors for ${this.keys.length} interventions (expected one per intervention, in key order)`,
+        );
       return new Map(reps.flatMap((t, i) => (t === null ? [] : [[this.keys[i], t] as [string, Tensor]])));
     }
     if (typeof reps === "object") {
       const entries = Object.entries(reps as Record<string, Tensor>);
       for (const [k, t] of entries) {
-        if (!this.keys.includes(k)) throw new RangeError(`sourceRepresentations: "${k}" is not an intervention key (keys: ${this.keys.join(", ")})`);
+        if (!this.keys.includes(k))
+          throw new RangeError(
+            `sourceRepresentations: "${k}" is not an intervention key (keys: ${this.keys.join(", ")})`,
+          );
         if (!(t instanceof Tensor)) throw new TypeError(`sourceRepresentations["${k}"] must be a Tensor`);
       }
       return new Map(entries);
     }
-    throw new TypeError("sourceRepresentations must be a Tensor, a list of Tensors (one per intervention) or an object keyed by intervention key");
+    throw new TypeError(
+      "sourceRepresentations must be a Tensor, a list of Tensors (one per intervention) or an object keyed by intervention key",
+    );
   }
 
   /** Runs the source passes and leaves the setters registered for the base pass. */
@@ -313,7 +404,15 @@ export class IntervenableModel<Out = ModelOutput> {
       });
     }
     for (const slot of this.slots) {
-      state.handles.push(this.setter(slot, baseSide?.[slot.index] ?? null, srcSide?.[slot.index] ?? null, plan.subspaces?.[slot.index] ?? null, state));
+      state.handles.push(
+        this.setter(
+          slot,
+          baseSide?.[slot.index] ?? null,
+          srcSide?.[slot.index] ?? null,
+          plan.subspaces?.[slot.index] ?? null,
+          state,
+        ),
+      );
     }
   }
 
@@ -343,7 +442,13 @@ export class IntervenableModel<Out = ModelOutput> {
         active = [];
       }
       for (const [j, slot] of group.entries()) {
-        const handle = this.setter(slot, baseSide?.[j] ?? null, sourceSide?.[j] ?? null, plan.subspaces?.[slot.index] ?? null, state);
+        const handle = this.setter(
+          slot,
+          baseSide?.[j] ?? null,
+          sourceSide?.[j] ?? null,
+          plan.subspaces?.[slot.index] ?? null,
+          state,
+        );
         state.handles.push(handle);
         active.push(handle);
       }
@@ -364,11 +469,18 @@ export class IntervenableModel<Out = ModelOutput> {
   }
 
   /** Hooks the slot's site to replace its units through the intervention. */
-  private setter(slot: Slot, units: InterventionUnits, sourceUnits: InterventionUnits, subspaces: unknown, state: CallState): HookHandle {
+  private setter(
+    slot: Slot,
+    units: InterventionUnits,
+    sourceUnits: InterventionUnits,
+    subspaces: unknown,
+    state: CallState,
+  ): HookHandle {
     const where = `unitLocations (base side, intervention ${slot.index}: ${slot.key})`;
     let calls = 0;
     const apply = (view: Tensor, context: unknown): Tensor | undefined => {
-      if (slot.representation.unit === "t") return this.applyAtStep(slot, view, stepOf(context, calls++), units, sourceUnits, subspaces, state, where);
+      if (slot.representation.unit === "t")
+        return this.applyAtStep(slot, view, stepOf(context, calls++), units, sourceUnits, subspaces, state, where);
       if (!this.passesGate(slot, units, state)) return undefined;
       const selected = gatherUnits(view, slot.representation.unit, units, where);
       const source = state.activations.get(slot.key) ?? null;
@@ -390,7 +502,14 @@ export class IntervenableModel<Out = ModelOutput> {
    * are untouched. Collect records the rows at the listed steps.
    */
   private applyAtStep(
-    slot: Slot, view: Tensor, step: number, units: InterventionUnits, sourceUnits: InterventionUnits, subspaces: unknown, state: CallState, where: string,
+    slot: Slot,
+    view: Tensor,
+    step: number,
+    units: InterventionUnits,
+    sourceUnits: InterventionUnits,
+    subspaces: unknown,
+    state: CallState,
+    where: string,
   ): Tensor | undefined {
     const batch = view.shape[0];
     const listed = listedAt(units, step, batch, where);
@@ -404,13 +523,16 @@ export class IntervenableModel<Out = ModelOutput> {
     let source = state.activations.get(slot.key) ?? null;
     const record = state.stepRecords.get(slot.key);
     if (source === null && record) {
-      source = tv.concat(listed.map((j, i) => {
-        if (j < 0) return rowOf(view, i);
-        const sourceStep = pairedSourceStep(sourceUnits, i, j, batch, where);
-        const recorded = record.get(sourceStep);
-        if (!recorded) throw new RangeError(`${where}: the source run has no step ${sourceStep}`);
-        return rowOf(recorded, i);
-      }), 0);
+      source = tv.concat(
+        listed.map((j, i) => {
+          if (j < 0) return rowOf(view, i);
+          const sourceStep = pairedSourceStep(sourceUnits, i, j, batch, where);
+          const recorded = record.get(sourceStep);
+          if (!recorded) throw new RangeError(`${where}: the source run has no step ${sourceStep}`);
+          return rowOf(recorded, i);
+        }),
+        0,
+      );
     }
     const result = this.intervene(slot.intervention, view, source, subspaces);
     if (result === null) return undefined;
@@ -428,7 +550,12 @@ export class IntervenableModel<Out = ModelOutput> {
   }
 
   /** pyvene's do_intervention: flatten multi-unit inputs for distributed kinds, call, unflatten. */
-  private intervene(intervention: Intervention, base: Tensor, source: Tensor | null, subspaces: unknown): Tensor | null {
+  private intervene(
+    intervention: Intervention,
+    base: Tensor,
+    source: Tensor | null,
+    subspaces: unknown,
+  ): Tensor | null {
     if (!intervention.distributed || base.rank <= 2) return intervention.apply(base, { source, subspaces });
     const { flat, unflatten } = flattenUnits(base);
     const flatSource = source !== null && source.rank === base.rank ? flattenUnits(source).flat : source;
@@ -464,8 +591,13 @@ export class IntervenableModel<Out = ModelOutput> {
    * intervention_population) are left out.
    */
   namedParameters(): [string, Tensor][] {
-    const interventions = this.trainableInterventions().flatMap(([key, iv]) => iv.trainableParameters().map(([name, p]): [string, Tensor] => [`${key}.${name}`, p]));
-    const model = this.model.namedParameters().filter(([, p]) => p.requiresGrad).map(([name, p]): [string, Tensor] => [`model.${name}`, p]);
+    const interventions = this.trainableInterventions().flatMap(([key, iv]) =>
+      iv.trainableParameters().map(([name, p]): [string, Tensor] => [`${key}.${name}`, p]),
+    );
+    const model = this.model
+      .namedParameters()
+      .filter(([, p]) => p.requiresGrad)
+      .map(([name, p]): [string, Tensor] => [`model.${name}`, p]);
     return [...interventions, ...model];
   }
 
@@ -515,11 +647,17 @@ function stepCollection(rows: Map<string, Tensor>): Tensor {
   const positions = [...rows.keys()].map((k) => k.split(",").map(Number));
   const batch = Math.max(...positions.map(([i]) => i)) + 1;
   const units = Math.max(...positions.map(([, j]) => j)) + 1;
-  const perExample = Array.from({ length: batch }, (_, i) => tv.stack(Array.from({ length: units }, (_, j) => {
-    const row = rows.get(`${i},${j}`);
-    if (!row) throw new RangeError(`Collect (unit "t"): example ${i} was not collected at its step list position ${j}`);
-    return tv.squeeze(row, 0);
-  }), 0));
+  const perExample = Array.from({ length: batch }, (_, i) =>
+    tv.stack(
+      Array.from({ length: units }, (_, j) => {
+        const row = rows.get(`${i},${j}`);
+        if (!row)
+          throw new RangeError(`Collect (unit "t"): example ${i} was not collected at its step list position ${j}`);
+        return tv.squeeze(row, 0);
+      }),
+      0,
+    ),
+  );
   return tv.stack(perExample, 0);
 }
 
@@ -531,7 +669,15 @@ interface Plan {
 }
 
 function newState(generation: CallState["generation"]): CallState {
-  return { activations: new Map(), stepRecords: new Map(), stepCollected: new Map(), collected: new Map(), handles: [], setterCalls: new Map(), generation };
+  return {
+    activations: new Map(),
+    stepRecords: new Map(),
+    stepCollected: new Map(),
+    collected: new Map(),
+    handles: [],
+    setterCalls: new Map(),
+    generation,
+  };
 }
 
 /** The key of serial hop g among `groups` groups. */
@@ -543,9 +689,9 @@ function hopKey(g: number, groups: number): string {
 function runInput(input: RunInput, what: string): RunInput {
   if (input instanceof Tensor || input instanceof IntTensor) return input;
   if (typeof input !== "object" || input === null || Array.isArray(input)) {
-    throw new OptionError(`${what} must be model inputs {inputIds, attentionMask?, …} or a tensor, got ${describe(input)}`);
+    throw new OptionError(
+      `${what} must be model inputs {inputIds, attentionMask?, …} or a tensor, got ${describe(input)}`,
+    );
   }
   return readOptions<ModelInputs>(input, RUN_INPUTS, what) as ModelInputs;
 }
-
-

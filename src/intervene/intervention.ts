@@ -62,7 +62,13 @@ export interface InterventionOptions {
 }
 
 const INTERVENTION_OPTIONS = [
-  "embedDim", "subspacePartition", "sourceRepresentation", "keepLastDim", "lowRankDimension", "latentDim", "generator",
+  "embedDim",
+  "subspacePartition",
+  "sourceRepresentation",
+  "keepLastDim",
+  "lowRankDimension",
+  "latentDim",
+  "generator",
 ] as const satisfies readonly (keyof InterventionOptions)[];
 
 export abstract class Intervention extends Module<Tensor, InterventionInput> {
@@ -190,7 +196,9 @@ export function requireSource(intervention: Intervention, source: Tensor | null)
 /** The embedding width, required by interventions that own weights of that size. */
 export function requireEmbedDim(typeName: string, embedDim: number | null | undefined): number {
   if (embedDim === null || embedDim === undefined || !Number.isInteger(embedDim) || embedDim < 1) {
-    throw new TypeError(`${typeName} needs embedDim (a positive integer: the width of the gathered units), got ${String(embedDim)}`);
+    throw new TypeError(
+      `${typeName} needs embedDim (a positive integer: the width of the gathered units), got ${String(embedDim)}`,
+    );
   }
   return embedDim;
 }
@@ -214,11 +222,14 @@ export function expandPartition(partition: readonly (readonly number[])[] | null
   if (partition === null) return null;
   return partition.map((entry, i) => {
     if (!Array.isArray(entry) || entry.some((v) => !Number.isInteger(v))) {
-      throw new TypeError(`subspace_partition[${i}] must be [start, end) or a list of feature indices, got ${JSON.stringify(entry)}`);
+      throw new TypeError(
+        `subspace_partition[${i}] must be [start, end) or a list of feature indices, got ${JSON.stringify(entry)}`,
+      );
     }
     if (entry.length === 2) {
       const [a, b] = entry;
-      if (b < a) throw new RangeError(`subspace_partition[${i}] = [${a}, ${b}] is an empty range (expected start ≤ end)`);
+      if (b < a)
+        throw new RangeError(`subspace_partition[${i}] = [${a}, ${b}] is an empty range (expected start ≤ end)`);
       return Array.from({ length: b - a }, (_, k) => a + k);
     }
     return [...entry];
@@ -239,7 +250,12 @@ export function checkWidth(typeName: string, base: Tensor, width: number, what =
 export function setScalarParameter(target: Tensor, value: number | Tensor, what: string): void {
   const v = typeof value === "number" ? value : value instanceof Tensor && value.size === 1 ? value.data[0] : NaN;
   if (!Number.isFinite(v)) {
-    const got = typeof value === "number" ? String(value) : value instanceof Tensor ? `a tensor of ${value.size} values` : typeof value;
+    const got =
+      typeof value === "number"
+        ? String(value)
+        : value instanceof Tensor
+          ? `a tensor of ${value.size} values`
+          : typeof value;
     throw new TypeError(`${what}: expected a finite number or a one-value tensor, got ${got}`);
   }
   target.data.fill(v);

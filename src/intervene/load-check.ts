@@ -13,7 +13,11 @@ import type { SiteMap } from "../models/sites.js";
 import { Generator, type IntTensor, matmul, Tensor, transpose } from "../tensor/index.js";
 import { formatShape, sameShape } from "../tensor/shape.js";
 import {
-  intervenableConfig, representationKeys, type IntervenableConfig, type IntervenableConfigInput, type RepresentationConfig,
+  intervenableConfig,
+  representationKeys,
+  type IntervenableConfig,
+  type IntervenableConfigInput,
+  type RepresentationConfig,
 } from "./config.js";
 import type { Intervention } from "./intervention.js";
 import { ConstantSourceIntervention, VanillaIntervention } from "./interventions/index.js";
@@ -52,7 +56,10 @@ type Probed = Omit<InterventionPlan, "key" | "needsSource"> & { probe: Intervent
 
 /** The plan of every intervention of a saved config on `model`, in the order of the representations. */
 export function planInterventions(
-  input: IntervenableConfigInput, saved: SavedInterventionState, model: AnyModule, sites?: SiteMap,
+  input: IntervenableConfigInput,
+  saved: SavedInterventionState,
+  model: AnyModule,
+  sites?: SiteMap,
 ): InterventionPlan[] {
   const config = intervenableConfig(input);
   const keys = representationKeys(config.representations);
@@ -70,7 +77,11 @@ export function planInterventions(
 
 /** Builds a small twin of representation i's intervention and scales its parameter shapes up to the real sizes. */
 function probeOne(
-  config: IntervenableConfig, r: RepresentationConfig, i: number, model: AnyModule, sites?: SiteMap,
+  config: IntervenableConfig,
+  r: RepresentationConfig,
+  i: number,
+  model: AnyModule,
+  sites?: SiteMap,
 ): Probed {
   const where = `representations[${i}]`;
   const site = resolveSite(model, r, where, sites);
@@ -86,12 +97,15 @@ function probeOne(
     generator: new Generator(0),
   });
   const real = new Map<number, number | null>([
-    [PROBE.embedDim, embedDim], [PROBE.lowRank, r.lowRankDimension], [PROBE.latent, r.latentDim],
+    [PROBE.embedDim, embedDim],
+    [PROBE.lowRank, r.lowRankDimension],
+    [PROBE.latent, r.latentDim],
   ]);
   const shapes = new Map(probe.namedParameters().map(([name, p]) => [name, p.shape.map((d) => real.get(d) ?? d)]));
-  const width = site.dim === null
-    ? "the site has no known width"
-    : `site width ${site.dim} × max_number_of_units ${r.maxNumberOfUnits}`;
+  const width =
+    site.dim === null
+      ? "the site has no known width"
+      : `site width ${site.dim} × max_number_of_units ${r.maxNumberOfUnits}`;
   const { typeName, trainable } = probe;
   return { typeName, shapes, trainable, embedDim: `${embedDim ?? "?"} (${width})`, probe };
 }
@@ -116,7 +130,9 @@ function checkPartition(r: RepresentationConfig, embedDim: number | null, where:
  * their tensor.
  */
 export function checkSavedWeights(
-  plans: readonly InterventionPlan[], header: ReadonlyMap<string, { shape: readonly number[] }>, path: string,
+  plans: readonly InterventionPlan[],
+  header: ReadonlyMap<string, { shape: readonly number[] }>,
+  path: string,
 ): string[] {
   const byKey = new Map(plans.map((p) => [p.key, new Map<string, readonly number[]>()]));
   const strays: string[] = [];

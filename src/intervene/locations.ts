@@ -37,12 +37,23 @@ function everywhere(units: number[], batch: number, n: number): UnitRows[] {
  * Once locations are given, every hop must have them: a missing hop would silently intervene
  * at every position.
  */
-export function broadcastLocations(input: UnitLocationsInput | null | undefined, batch: number, hops: ReadonlyMap<string, number>): Locations {
+export function broadcastLocations(
+  input: UnitLocationsInput | null | undefined,
+  batch: number,
+  hops: ReadonlyMap<string, number>,
+): Locations {
   if (input === null || input === undefined) {
-    return new Map([...hops].map(([key, n]) => [key, [new Array<InterventionUnits>(n).fill(null), new Array<InterventionUnits>(n).fill(null)]]));
+    return new Map(
+      [...hops].map(([key, n]) => [
+        key,
+        [new Array<InterventionUnits>(n).fill(null), new Array<InterventionUnits>(n).fill(null)],
+      ]),
+    );
   }
   if (typeof input !== "object" || Array.isArray(input) || input instanceof Map) {
-    throw new TypeError(`unitLocations must be an object such as {"sources->base": [sourceUnits, baseUnits]} or {"base": units}, got ${describe(input)}`);
+    throw new TypeError(
+      `unitLocations must be an object such as {"sources->base": [sourceUnits, baseUnits]} or {"base": units}, got ${describe(input)}`,
+    );
   }
   const parallel = hops.has("sources->base");
   const out: Locations = new Map();
@@ -52,7 +63,9 @@ export function broadcastLocations(input: UnitLocationsInput | null | undefined,
     const n = hops.get(key);
     if (n === undefined) {
       const expected = parallel ? '"sources->base" or "base"' : [...hops.keys()].map((k) => `"${k}"`).join(", ");
-      throw new RangeError(`unitLocations: key "${rawKey}" is not valid ${parallel ? "in parallel mode" : "for these serial groups"} (expected ${expected})`);
+      throw new RangeError(
+        `unitLocations: key "${rawKey}" is not valid ${parallel ? "in parallel mode" : "for these serial groups"} (expected ${expected})`,
+      );
     }
     if (out.has(key)) throw new RangeError('unitLocations: give one of "sources->base" and "base", not both');
     out.set(key, broadcastValue(v, batch, n, baseOnly, rawKey));
@@ -60,15 +73,21 @@ export function broadcastLocations(input: UnitLocationsInput | null | undefined,
   const missing = [...hops.keys()].filter((k) => !out.has(k));
   if (missing.length > 0) {
     const hint = parallel ? '"sources->base" (or "base")' : missing.map((k) => `"${k}"`).join(", ");
-    throw new RangeError(`unitLocations: locations for ${hint} are missing (every hop needs its locations once any are given)`);
+    throw new RangeError(
+      `unitLocations: locations for ${hint} are missing (every hop needs its locations once any are given)`,
+    );
   }
   return out;
 }
 
 function broadcastValue(v: unknown, batch: number, n: number, baseOnly: boolean, key: string): [SideUnits, SideUnits] {
-  if (Array.isArray(v) && v.length === 0) throw new RangeError(`unitLocations["${key}"] is an empty list: it names no units (give positions, or leave unitLocations out to intervene everywhere)`);
+  if (Array.isArray(v) && v.length === 0)
+    throw new RangeError(
+      `unitLocations["${key}"] is an empty list: it names no units (give positions, or leave unitLocations out to intervene everywhere)`,
+    );
   if (isInt(v)) return [baseOnly ? null : everywhere([v], batch, n), everywhere([v], batch, n)];
-  if (Array.isArray(v) && v.length === 2 && isInt(v[0]) && isInt(v[1])) return [everywhere([v[0]], batch, n), everywhere([v[1]], batch, n)];
+  if (Array.isArray(v) && v.length === 2 && isInt(v[0]) && isInt(v[1]))
+    return [everywhere([v[0]], batch, n), everywhere([v[1]], batch, n)];
   if (Array.isArray(v) && v.length === 2 && v[0] === null && isInt(v[1])) return [null, everywhere([v[1]], batch, n)];
   if (Array.isArray(v) && v.length === 2 && isInt(v[0]) && v[1] === null) return [everywhere([v[0]], batch, n), null];
   if (Array.isArray(v) && depth(v) === 1 && v.every(isInt)) {
@@ -76,7 +95,9 @@ function broadcastValue(v: unknown, batch: number, n: number, baseOnly: boolean,
   }
   if (baseOnly) return [null, checkSide(v, n, `unitLocations["${key}"]`)];
   if (!Array.isArray(v) || v.length !== 2) {
-    throw new TypeError(`unitLocations["${key}"] must be a position, a list of positions, or a pair [sourceUnits, baseUnits] with one entry per intervention; got ${JSON.stringify(v)}`);
+    throw new TypeError(
+      `unitLocations["${key}"] must be a position, a list of positions, or a pair [sourceUnits, baseUnits] with one entry per intervention; got ${JSON.stringify(v)}`,
+    );
   }
   return [checkSide(v[0], n, `unitLocations["${key}"][0]`), checkSide(v[1], n, `unitLocations["${key}"][1]`)];
 }
@@ -84,7 +105,9 @@ function broadcastValue(v: unknown, batch: number, n: number, baseOnly: boolean,
 function checkSide(side: unknown, n: number, where: string): SideUnits {
   if (side === null) return null;
   if (!Array.isArray(side) || side.length !== n) {
-    throw new TypeError(`${where} must be null or a list with one entry per intervention (${n}), got ${JSON.stringify(side)}`);
+    throw new TypeError(
+      `${where} must be null or a list with one entry per intervention (${n}), got ${JSON.stringify(side)}`,
+    );
   }
   return side.map((entry, i) => checkEntry(entry, `${where}[${i}]`));
 }
@@ -94,8 +117,12 @@ function checkRows(rows: unknown, where: string): UnitRows {
     throw new TypeError(`${where} must be per-example lists of unit indices [[i, …], …], got ${JSON.stringify(rows)}`);
   }
   const k = (rows[0] as number[]).length;
-  if (k === 0) throw new RangeError(`${where} lists no units: give at least one index per example (or null to leave this intervention's units unrestricted)`);
-  if (rows.some((r) => (r as number[]).length !== k)) throw new RangeError(`${where}: every example must list the same number of units, got ${JSON.stringify(rows)}`);
+  if (k === 0)
+    throw new RangeError(
+      `${where} lists no units: give at least one index per example (or null to leave this intervention's units unrestricted)`,
+    );
+  if (rows.some((r) => (r as number[]).length !== k))
+    throw new RangeError(`${where}: every example must list the same number of units, got ${JSON.stringify(rows)}`);
   return rows as UnitRows;
 }
 
@@ -106,7 +133,9 @@ function checkEntry(entry: unknown, where: string): InterventionUnits {
   if (d === 3 && Array.isArray(entry) && entry.length === 2) {
     return [checkRows(entry[0], `${where}[0]`), checkRows(entry[1], `${where}[1]`)];
   }
-  throw new TypeError(`${where} must be null, per-example unit lists [[i, …], …], or for two-level units [heads [[h, …], …], positions [[p, …], …]]; got ${JSON.stringify(entry)}`);
+  throw new TypeError(
+    `${where} must be null, per-example unit lists [[i, …], …], or for two-level units [heads [[h, …], …], positions [[p, …], …]]; got ${JSON.stringify(entry)}`,
+  );
 }
 
 /**
@@ -121,7 +150,9 @@ export function broadcastSubspaces(input: unknown, batch: number, n: number): un
     return Array.from({ length: n }, () => Array.from({ length: batch }, () => [...input]));
   }
   if (!Array.isArray(input) || input.length !== n) {
-    throw new TypeError(`subspaces must be an int, a list of ids, or one entry per intervention (${n}); got ${JSON.stringify(input)}`);
+    throw new TypeError(
+      `subspaces must be an int, a list of ids, or one entry per intervention (${n}); got ${JSON.stringify(input)}`,
+    );
   }
   return input;
 }

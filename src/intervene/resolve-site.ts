@@ -12,13 +12,23 @@ export type ResolvedSite = Omit<Site, "dim"> & { readonly dim: number | null };
  * families), else a module path written as pyvene's string access, "<module path>.input" or
  * ".output" (with "h[0]" and "h.0" both accepted); such a site has no known width.
  */
-export function resolveSite(model: AnyModule, representation: RepresentationConfig, where: string, userSites?: SiteMap): ResolvedSite {
+export function resolveSite(
+  model: AnyModule,
+  representation: RepresentationConfig,
+  where: string,
+  userSites?: SiteMap,
+): ResolvedSite {
   const site = findSite(model, representation, where, userSites);
   checkUnit(site, representation, model, where);
   return site;
 }
 
-function findSite(model: AnyModule, representation: RepresentationConfig, where: string, userSites?: SiteMap): ResolvedSite {
+function findSite(
+  model: AnyModule,
+  representation: RepresentationConfig,
+  where: string,
+  userSites?: SiteMap,
+): ResolvedSite {
   const { component, layer } = representation;
   if (userSites !== undefined && Object.hasOwn(userSites, component)) return userSites[component](layer);
   if (model instanceof PretrainedModel && !component.includes(".")) {
@@ -31,7 +41,9 @@ function findSite(model: AnyModule, representation: RepresentationConfig, where:
   const match = /^(.*)\.(input|output)$/.exec(component);
   if (!match) {
     const known = userSites ? Object.keys(userSites).join(", ") : "none (give a site map)";
-    throw new RangeError(`${where}.component "${component}" is neither a known component (known: ${known}) nor a module path ending in ".input" or ".output"`);
+    throw new RangeError(
+      `${where}.component "${component}" is neither a known component (known: ${known}) nor a module path ending in ".input" or ".output"`,
+    );
   }
   const path = match[1].replace(/\[(\d+)\]/g, ".$1");
   try {
@@ -61,7 +73,11 @@ function isRecurrent(model: AnyModule): boolean {
 function checkUnit(site: ResolvedSite, representation: RepresentationConfig, model: AnyModule, where: string): void {
   const allowed = unitsOf(site, model);
   if (allowed.includes(representation.unit)) return;
-  const kind = site.heads ? "a head component ([B, heads, T, d])" : site.recurrent ? "a recurrent cell (one call per time step)" : "a per-position component";
+  const kind = site.heads
+    ? "a head component ([B, heads, T, d])"
+    : site.recurrent
+      ? "a recurrent cell (one call per time step)"
+      : "a per-position component";
   throw new RangeError(
     `${where}.unit "${representation.unit}" does not fit component "${representation.component}", ${kind}: expected ${allowed.map((u) => `"${u}"`).join(" or ")}`,
   );

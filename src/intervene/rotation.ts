@@ -19,8 +19,22 @@
  * its column, as in PyTorch.
  */
 import {
-  Tensor, add, div, full, isGradEnabled, matmul, matrixExp, mul, orthogonal, qr, slice, sub, sum, transpose,
-  defaultGenerator, type Generator,
+  Tensor,
+  add,
+  div,
+  full,
+  isGradEnabled,
+  matmul,
+  matrixExp,
+  mul,
+  orthogonal,
+  qr,
+  slice,
+  sub,
+  sum,
+  transpose,
+  defaultGenerator,
+  type Generator,
 } from "../tensor/index.js";
 import { formatShape } from "../tensor/shape.js";
 import { Module } from "../nn/module.js";
@@ -56,7 +70,12 @@ abstract class OrthogonalLayer extends Module {
   /** B: `parametrizations.weight.0.base`. */
   readonly base: Tensor;
 
-  constructor(readonly n: number, readonly m: number, options: RotateLayerOptions, name: string) {
+  constructor(
+    readonly n: number,
+    readonly m: number,
+    options: RotateLayerOptions,
+    name: string,
+  ) {
     super();
     if (!Number.isInteger(n) || n < 1 || !Number.isInteger(m) || m < 1 || m > n) {
       throw new RangeError(`${name}: expected integer sizes with 1 ≤ m ≤ n, got n=${n}, m=${m}`);
@@ -82,7 +101,9 @@ abstract class OrthogonalLayer extends Module {
     }
     const deviation = orthonormalDeviation(w.data, n, m);
     if (!(deviation <= ORTHONORMAL_TOLERANCE)) {
-      throw new RangeError(`setWeight: the columns of the ${n}×${m} matrix are not orthonormal (max |WᵀW − I| = ${deviation.toExponential(2)}, tolerance ${ORTHONORMAL_TOLERANCE})`);
+      throw new RangeError(
+        `setWeight: the columns of the ${n}×${m} matrix are not orthonormal (max |WᵀW − I| = ${deviation.toExponential(2)}, tolerance ${ORTHONORMAL_TOLERANCE})`,
+      );
     }
     const b = m === n ? w.data : completeOrthonormal(w.data, n, m);
     this.base.data.set(b);

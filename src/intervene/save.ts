@@ -35,10 +35,22 @@
  */
 import { CONFIG_FILE } from "../io/checkpoint.js";
 import {
-  createFolder, exists, joinPath, listFolder, pathKind, readJsonObjectIfPresent, removeFile, writeTextAtomically,
+  createFolder,
+  exists,
+  joinPath,
+  listFolder,
+  pathKind,
+  readJsonObjectIfPresent,
+  removeFile,
+  writeTextAtomically,
 } from "../io/files.js";
 import {
-  HubError, isHubId, RESOLVE_MODEL_OPTION_NAMES, resolveHubSnapshot, type ResolveModelOptions, type SnapshotPlan,
+  HubError,
+  isHubId,
+  RESOLVE_MODEL_OPTION_NAMES,
+  resolveHubSnapshot,
+  type ResolveModelOptions,
+  type SnapshotPlan,
 } from "../io/hub.js";
 import type { TensorInfo } from "../io/safetensors-format.js";
 import { readSafetensors, readSafetensorsHeader, writeSafetensors } from "../io/safetensors.js";
@@ -50,7 +62,13 @@ import { formatShape, sameShape } from "../tensor/shape.js";
 import { IntervenableModel } from "./intervenable-model.js";
 import type { Intervention } from "./intervention.js";
 import { ConstantSourceIntervention, INTERVENTION_TYPES } from "./interventions/index.js";
-import { checkSavedWeights, checkWeightValues, planInterventions, PYVENE_BUFFERS, SOURCE_REPRESENTATION } from "./load-check.js";
+import {
+  checkSavedWeights,
+  checkWeightValues,
+  planInterventions,
+  PYVENE_BUFFERS,
+  SOURCE_REPRESENTATION,
+} from "./load-check.js";
 import { fromPyveneConfig, toPyveneConfig, type SavedInterventionState } from "./serialize.js";
 import { readOptions } from "../options/index.js";
 import { platform } from "../platform/index.js";
@@ -84,21 +102,34 @@ export interface LoadIntervenableOptions extends ResolveModelOptions {
 }
 
 const LOAD_OPTION_NAMES = [
-  ...RESOLVE_MODEL_OPTION_NAMES, "includeModel", "allowMissingWeights", "sites",
+  ...RESOLVE_MODEL_OPTION_NAMES,
+  "includeModel",
+  "allowMissingWeights",
+  "sites",
 ] as const satisfies readonly (keyof LoadIntervenableOptions)[];
 
 /**
  * Writes `im` to `folder` (created if needed): weights first, config.json last, each file
  * atomically; tsvene files a previous save left there and this one does not write are removed.
  */
-export async function saveIntervenable(im: IntervenableModel<unknown>, folder: string, options: SaveIntervenableOptions = {}): Promise<void> {
+export async function saveIntervenable(
+  im: IntervenableModel<unknown>,
+  folder: string,
+  options: SaveIntervenableOptions = {},
+): Promise<void> {
   const { includeModel } = readOptions<SaveIntervenableOptions>(options, SAVE_OPTION_NAMES, "saveIntervenable options");
   for (const key of im.keys) {
     const iv = im.interventions.get(key)!;
-    const builtIn = Object.hasOwn(INTERVENTION_TYPES, iv.typeName) && iv.constructor === (INTERVENTION_TYPES as Record<string, unknown>)[iv.typeName];
+    const builtIn =
+      Object.hasOwn(INTERVENTION_TYPES, iv.typeName) &&
+      iv.constructor === (INTERVENTION_TYPES as Record<string, unknown>)[iv.typeName];
     if (!builtIn || !iv.configurable) {
-      const why = !iv.configurable ? "not rebuilt from a config alone (a function, or fitted from data)" : "not one of tsvene's built-in intervention classes";
-      throw new TypeError(`saveIntervenable: intervention "${key}" (${iv.typeName}) is ${why}, so loadIntervenable could not rebuild it`);
+      const why = !iv.configurable
+        ? "not rebuilt from a config alone (a function, or fitted from data)"
+        : "not one of tsvene's built-in intervention classes";
+      throw new TypeError(
+        `saveIntervenable: intervention "${key}" (${iv.typeName}) is ${why}, so loadIntervenable could not rebuild it`,
+      );
     }
   }
   const weights = new Map<string, Tensor>();
@@ -123,12 +154,17 @@ export async function saveIntervenable(im: IntervenableModel<unknown>, folder: s
  * changed when it fails: the model's weights are written last, once everything has been
  * checked, and its parameters' gradient flags are put back.
  */
-export async function loadIntervenable<Out = ModelOutput>(reference: string, model: AnyModule, options: LoadIntervenableOptions = {}): Promise<IntervenableModel<Out>> {
+export async function loadIntervenable<Out = ModelOutput>(
+  reference: string,
+  model: AnyModule,
+  options: LoadIntervenableOptions = {},
+): Promise<IntervenableModel<Out>> {
   const opts = readOptions<LoadIntervenableOptions>(options, LOAD_OPTION_NAMES, "loadIntervenable options");
   const folder = await locateFolder(reference, opts);
   const configPath = joinPath(folder, CONFIG_FILE);
   const json = await readJsonObjectIfPresent(configPath);
-  if (json === undefined) throw new Error(`loadIntervenable: ${folder} has no ${CONFIG_FILE}, so it is not a saved IntervenableModel`);
+  if (json === undefined)
+    throw new Error(`loadIntervenable: ${folder} has no ${CONFIG_FILE}, so it is not a saved IntervenableModel`);
   const { config, saved } = inContext(configPath, () => fromPyveneConfig(json));
 
   const files = new Set(await listFolder(folder));
@@ -139,7 +175,9 @@ export async function loadIntervenable<Out = ModelOutput>(reference: string, mod
   const plans = inContext(configPath, () => planInterventions(config, saved, model, opts.sites));
   const missing = checkSavedWeights(plans, header, weightsPath);
   const warning = missing.length > 0 ? missingWeights(folder, files, missing, opts.allowMissingWeights ?? false) : null;
-  const weights = files.has(INTERVENTIONS_FILE) ? (await readSafetensors(weightsPath)).tensors : new Map<string, Tensor | IntTensor>();
+  const weights = files.has(INTERVENTIONS_FILE)
+    ? (await readSafetensors(weightsPath)).tensors
+    : new Map<string, Tensor | IntTensor>();
   checkWeightValues(weights, weightsPath);
   const modelWeights = await readModelWeights(folder, files, model, opts.includeModel);
 
@@ -158,10 +196,14 @@ export async function loadIntervenable<Out = ModelOutput>(reference: string, mod
 
 /** The warning for weights the folder lacks (e.g. pyvene's .bin files), or an error without allowMissingWeights. */
 function missingWeights(
-  folder: string, files: ReadonlySet<string>, missing: readonly string[], allowMissingWeights: boolean,
+  folder: string,
+  files: ReadonlySet<string>,
+  missing: readonly string[],
+  allowMissingWeights: boolean,
 ): string {
   const pyveneWeights = [...files].filter((f) => PYVENE_INTERVENTION_FILE.test(f));
-  const what = `loadIntervenable: ${folder} has no weights for ${missing.join(", ")}` +
+  const what =
+    `loadIntervenable: ${folder} has no weights for ${missing.join(", ")}` +
     (pyveneWeights.length > 0 ? `, only pyvene's ${pyveneWeights.join(", ")}` : ` in ${INTERVENTIONS_FILE}`);
   const hint = pyveneWeights.length > 0 ? ` ${PYVENE_WEIGHTS_HINT}` : "";
   if (!allowMissingWeights) {
@@ -175,7 +217,10 @@ function missingWeights(
  * (checkSavedWeights has checked the weights' names and shapes, and reported what is missing).
  */
 function restoreInterventions(
-  im: IntervenableModel<unknown>, saved: SavedInterventionState, weights: ReadonlyMap<string, Tensor | IntTensor>, weightsPath: string,
+  im: IntervenableModel<unknown>,
+  saved: SavedInterventionState,
+  weights: ReadonlyMap<string, Tensor | IntTensor>,
+  weightsPath: string,
 ): void {
   im.representationKeys.forEach((key, i) => {
     const iv = im.interventions.get(key)!;
@@ -194,7 +239,9 @@ function restoreInterventions(
     if (source !== undefined) iv.setSourceRepresentation(asFloat(source));
     else if (constant && (!iv.sourceConstant || iv instanceof ConstantSourceIntervention)) return; // missing, reported
     if (iv.sourceConstant !== constant) {
-      throw new RangeError(`loadIntervenable: config intervention_constant_sources[${i}] is ${constant}, but the ${iv.typeName} at "${key}" ${iv.sourceConstant ? "is" : "is not"} source-constant`);
+      throw new RangeError(
+        `loadIntervenable: config intervention_constant_sources[${i}] is ${constant}, but the ${iv.typeName} at "${key}" ${iv.sourceConstant ? "is" : "is not"} source-constant`,
+      );
     }
   });
 }
@@ -206,7 +253,9 @@ function checkPyveneBuffers(iv: Intervention, state: Map<string, Tensor | IntTen
     if (t === undefined) continue;
     state.delete(name);
     if (name === "embed_dim" && (t.size !== 1 || t.data[0] !== iv.embedDim)) {
-      throw new RangeError(`loadIntervenable: ${where}: the weights were saved with embed_dim ${t.size === 1 ? t.data[0] : formatShape(t.shape)}, but this intervention has embedDim ${iv.embedDim}`);
+      throw new RangeError(
+        `loadIntervenable: ${where}: the weights were saved with embed_dim ${t.size === 1 ? t.data[0] : formatShape(t.shape)}, but this intervention has embedDim ${iv.embedDim}`,
+      );
     }
   }
 }
@@ -216,12 +265,17 @@ function checkPyveneBuffers(iv: Intervention, state: Map<string, Tensor | IntTen
  * Their names and shapes are checked against the model from the file's header, before reading.
  */
 async function readModelWeights(
-  folder: string, files: ReadonlySet<string>, model: AnyModule, includeModel: boolean | undefined,
+  folder: string,
+  files: ReadonlySet<string>,
+  model: AnyModule,
+  includeModel: boolean | undefined,
 ): Promise<Map<string, Tensor | IntTensor> | null> {
   if (includeModel === false) return null;
   if (!files.has(MODEL_PARAMETERS_FILE)) {
     if (!includeModel) return null;
-    const pyvene = files.has(PYVENE_MODEL_FILE) ? `, only pyvene's ${PYVENE_MODEL_FILE}. ${PYVENE_WEIGHTS_HINT}` : " (it was saved without includeModel)";
+    const pyvene = files.has(PYVENE_MODEL_FILE)
+      ? `, only pyvene's ${PYVENE_MODEL_FILE}. ${PYVENE_WEIGHTS_HINT}`
+      : " (it was saved without includeModel)";
     throw new Error(`loadIntervenable: includeModel is set, but ${folder} has no ${MODEL_PARAMETERS_FILE}${pyvene}`);
   }
   const path = joinPath(folder, MODEL_PARAMETERS_FILE);
@@ -230,9 +284,11 @@ async function readModelWeights(
   for (const [name, { shape }] of (await readSafetensorsHeader(path)).tensors) {
     const p = params.get(name);
     if (p === undefined) problems.push(`${name} (not a parameter of this model)`);
-    else if (!sameShape(p.shape, shape)) problems.push(`${name} (${formatShape(shape)} saved, ${formatShape(p.shape)} here)`);
+    else if (!sameShape(p.shape, shape))
+      problems.push(`${name} (${formatShape(shape)} saved, ${formatShape(p.shape)} here)`);
   }
-  if (problems.length > 0) throw new RangeError(`loadIntervenable: ${path} does not fit the model: ${problems.join("; ")}`);
+  if (problems.length > 0)
+    throw new RangeError(`loadIntervenable: ${path} does not fit the model: ${problems.join("; ")}`);
   const weights = (await readSafetensors(path)).tensors;
   checkWeightValues(weights, path);
   return weights;
@@ -252,15 +308,24 @@ function loadModelParameters(model: AnyModule, saved: ReadonlyMap<string, Tensor
 async function locateFolder(reference: string, options: Partial<LoadIntervenableOptions>): Promise<string> {
   const kind = await pathKind(reference);
   if (kind === "folder") return reference;
-  if (kind === "file") throw new Error(`loadIntervenable: "${reference}" is a file; expected a folder written by saveIntervenable (or pyvene's save) or a Hub repo id`);
+  if (kind === "file")
+    throw new Error(
+      `loadIntervenable: "${reference}" is a file; expected a folder written by saveIntervenable (or pyvene's save) or a Hub repo id`,
+    );
   if (!isHubId(reference)) {
-    throw new Error(`loadIntervenable: "${reference}": no such folder, and not a Hub repo id (expected "owner/name" or "name")`);
+    throw new Error(
+      `loadIntervenable: "${reference}": no such folder, and not a Hub repo id (expected "owner/name" or "name")`,
+    );
   }
   try {
     return await resolveHubSnapshot(reference, savedFolderPlan(options.allowMissingWeights ?? false), options);
   } catch (error) {
     if (!(error instanceof HubError && error.code === "not_found")) throw error;
-    throw new HubError("not_found", `loadIntervenable: there is no folder "${reference}", so it was taken as a Hub repo id: ${error.message}`, { cause: error });
+    throw new HubError(
+      "not_found",
+      `loadIntervenable: there is no folder "${reference}", so it was taken as a Hub repo id: ${error.message}`,
+      { cause: error },
+    );
   }
 }
 
@@ -270,11 +335,17 @@ function savedFolderPlan(allowMissingWeights: boolean): SnapshotPlan {
     what: "IntervenableModel",
     async fetch(files, fetchFile, where) {
       if (!files.has(CONFIG_FILE)) {
-        throw new HubError("no_config", `${where} has no ${CONFIG_FILE}, so it is not a saved IntervenableModel (files: ${[...files.keys()].join(", ")})`);
+        throw new HubError(
+          "no_config",
+          `${where} has no ${CONFIG_FILE}, so it is not a saved IntervenableModel (files: ${[...files.keys()].join(", ")})`,
+        );
       }
       const pyvene = [...files.keys()].filter((f) => PYVENE_INTERVENTION_FILE.test(f));
       if (pyvene.length > 0 && !files.has(INTERVENTIONS_FILE) && !allowMissingWeights) {
-        throw new HubError("no_safetensors", `${where} has pyvene's weights (${pyvene.join(", ")}) but no ${INTERVENTIONS_FILE}. ${PYVENE_WEIGHTS_HINT}\nthen upload the result (or pass allowMissingWeights to load the config alone)`);
+        throw new HubError(
+          "no_safetensors",
+          `${where} has pyvene's weights (${pyvene.join(", ")}) but no ${INTERVENTIONS_FILE}. ${PYVENE_WEIGHTS_HINT}\nthen upload the result (or pass allowMissingWeights to load the config alone)`,
+        );
       }
       for (const file of [INTERVENTIONS_FILE, MODEL_PARAMETERS_FILE]) if (files.has(file)) await fetchFile(file);
       await fetchFile(CONFIG_FILE);
@@ -287,7 +358,9 @@ async function makeFolder(folder: string): Promise<void> {
   try {
     await createFolder(folder);
   } catch (error) {
-    throw new Error(`saveIntervenable: cannot create the folder ${folder} (${(error as Error).message})`, { cause: error });
+    throw new Error(`saveIntervenable: cannot create the folder ${folder} (${(error as Error).message})`, {
+      cause: error,
+    });
   }
 }
 

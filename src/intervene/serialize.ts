@@ -3,7 +3,12 @@
  * positional lists, intervention types as pyvene class strings, sorted_keys, per-intervention
  * interchange dimensions and constant-source flags. Reading accepts what pyvene writes.
  */
-import { REPRESENTATION_FIELDS, type IntervenableConfigInput, type IntervenableMode, type RepresentationConfig } from "./config.js";
+import {
+  REPRESENTATION_FIELDS,
+  type IntervenableConfigInput,
+  type IntervenableMode,
+  type RepresentationConfig,
+} from "./config.js";
 import type { IntervenableModel } from "./intervenable-model.js";
 import { parseInterventionType, pyveneClassString } from "./interventions/index.js";
 import { closest } from "../options/index.js";
@@ -63,12 +68,21 @@ export function toPyveneConfig(im: IntervenableModel<unknown>): PyveneConfigJson
 
 /** The keys of pyvene's saved config (spec §2.2, §2.4). */
 const PYVENE_KEYS = [
-  "representations", "intervention_types", "mode", "sorted_keys", "intervention_dimensions",
-  "intervention_constant_sources", "model_type",
+  "representations",
+  "intervention_types",
+  "mode",
+  "sorted_keys",
+  "intervention_dimensions",
+  "intervention_constant_sources",
+  "model_type",
 ];
 /** What HF's save_pretrained adds to any config it writes. */
 const HF_BOOKKEEPING_KEYS = [
-  "transformers_version", "_name_or_path", "architectures", "torch_dtype", "_attn_implementation_autoset",
+  "transformers_version",
+  "_name_or_path",
+  "architectures",
+  "torch_dtype",
+  "_attn_implementation_autoset",
 ];
 
 /**
@@ -84,7 +98,8 @@ export function fromPyveneConfig(json: unknown): { config: IntervenableConfigInp
   const obj = json as Record<string, unknown>;
   checkKeys(obj);
   const reps = obj.representations;
-  if (!Array.isArray(reps) || reps.length === 0) throw new TypeError("pyvene config: \"representations\" must be a non-empty list");
+  if (!Array.isArray(reps) || reps.length === 0)
+    throw new TypeError('pyvene config: "representations" must be a non-empty list');
   const types = obj.intervention_types;
   const typeList = Array.isArray(types) ? types : types === undefined || types === null ? [] : [types];
   if (typeList.length !== 0 && typeList.length !== reps.length && typeList.length !== 1) {
@@ -93,7 +108,8 @@ export function fromPyveneConfig(json: unknown): { config: IntervenableConfigInp
   const representations = reps.map((r, i) => {
     const dict = Object.fromEntries(representationEntries(r, i).filter(([k]) => !DROPPED_FIELDS.includes(k)));
     const type = typeList.length === 0 ? undefined : typeList[typeList.length === 1 ? 0 : i];
-    if (type !== undefined && typeof type !== "string") throw new TypeError(`pyvene config: intervention_types[${i}] must be a class string`);
+    if (type !== undefined && typeof type !== "string")
+      throw new TypeError(`pyvene config: intervention_types[${i}] must be a class string`);
     return { ...dict, interventionType: type === undefined ? null : typeAt(type, typeList.length === 1 ? 0 : i) };
   });
   const mode = (obj.mode ?? "parallel") as IntervenableMode;
@@ -133,18 +149,22 @@ function representationEntries(r: unknown, index: number): (readonly [string, un
 function listOrNull(obj: Record<string, unknown>, key: string): unknown[] | null {
   const value = obj[key];
   if (value === undefined || value === null) return null;
-  if (!Array.isArray(value)) throw new TypeError(`pyvene config: "${key}" must be a list, got ${JSON.stringify(value)}`);
+  if (!Array.isArray(value))
+    throw new TypeError(`pyvene config: "${key}" must be a list, got ${JSON.stringify(value)}`);
   return value;
 }
 
 /** The per-intervention lists: one entry per representation, each of the form pyvene writes. */
 function checkSavedLists(saved: SavedInterventionState, n: number): void {
   const lists = [
-    ["intervention_dimensions", saved.interchangeDims], ["intervention_constant_sources", saved.constantSources],
+    ["intervention_dimensions", saved.interchangeDims],
+    ["intervention_constant_sources", saved.constantSources],
   ] as const;
   for (const [field, list] of lists) {
     if (list.length !== n) {
-      throw new RangeError(`pyvene config: ${field} has ${list.length} entries for ${n} representations (expected one per representation)`);
+      throw new RangeError(
+        `pyvene config: ${field} has ${list.length} entries for ${n} representations (expected one per representation)`,
+      );
     }
   }
   const count = (v: unknown) => Number.isInteger(v) && (v as number) >= 0;
@@ -156,7 +176,9 @@ function checkSavedLists(saved: SavedInterventionState, n: number): void {
   });
   saved.constantSources.forEach((c, i) => {
     if (typeof c !== "boolean") {
-      throw new TypeError(`pyvene config: intervention_constant_sources[${i}] must be true or false, got ${JSON.stringify(c)}`);
+      throw new TypeError(
+        `pyvene config: intervention_constant_sources[${i}] must be true or false, got ${JSON.stringify(c)}`,
+      );
     }
   });
 }

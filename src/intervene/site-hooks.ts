@@ -20,10 +20,19 @@ export type SiteWriter = (view: Tensor, context: unknown) => Tensor | undefined;
  * Calls `read` with the component's value each time the site's module runs. With `moduleInput`,
  * an output site is read at its module's input instead (Skip's source: "the layer skipped").
  */
-export function readSite(model: AnyModule, site: ResolvedSite, read: SiteReader, options: { moduleInput?: boolean } = {}): HookHandle {
+export function readSite(
+  model: AnyModule,
+  site: ResolvedSite,
+  read: SiteReader,
+  options: { moduleInput?: boolean } = {},
+): HookHandle {
   const module = model.getModule(site.module);
-  if (site.hook === "input") return module.addPreHook((_m, input, context) => void read(componentView(input as Tensor, site), context));
-  return module.addPostHook((_m, input, output, context) => void read(componentView(options.moduleInput ? (input as Tensor) : output, site), context));
+  if (site.hook === "input")
+    return module.addPreHook((_m, input, context) => void read(componentView(input as Tensor, site), context));
+  return module.addPostHook(
+    (_m, input, output, context) =>
+      void read(componentView(options.moduleInput ? (input as Tensor) : output, site), context),
+  );
 }
 
 /** Replaces the component's value by what `write` returns each time the site's module runs (out of place). */

@@ -49,14 +49,21 @@ export function broadcastSource(base: Tensor, source: Tensor): Tensor {
   if (sameShape(source.shape, base.shape)) return source;
   const d = base.shape[base.rank - 1];
   if (base.rank >= 1 && source.size === d) return source.rank === 1 ? source : reshape(source, [d]);
-  throw new RangeError(`source with shape ${formatShape(source.shape)} cannot be broadcasted into base with shape ${formatShape(base.shape)}.`);
+  throw new RangeError(
+    `source with shape ${formatShape(source.shape)} cannot be broadcasted into base with shape ${formatShape(base.shape)}.`,
+  );
 }
 
 /**
  * Resolves the selection for a last axis of `width` features and a batch of `batch` examples
  * (null when base has no batch axis). Every id is checked against the partition or the width.
  */
-export function featureSelection(width: number, batch: number | null, options: SwapOptions = {}, what = "swap"): FeatureSelection {
+export function featureSelection(
+  width: number,
+  batch: number | null,
+  options: SwapOptions = {},
+  what = "swap",
+): FeatureSelection {
   const partition = options.subspacePartition ?? null;
   if (partition !== null) checkPartition(partition, width, what);
   const subspaces = options.subspaces ?? null;
@@ -69,7 +76,9 @@ export function featureSelection(width: number, batch: number | null, options: S
     for (const id of ids) {
       if (partition !== null) {
         if (id < 0 || id >= partition.length) {
-          throw new RangeError(`${what}: subspace id ${id}${where} is out of range for a subspace partition of ${partition.length} blocks (expected 0..${partition.length - 1})`);
+          throw new RangeError(
+            `${what}: subspace id ${id}${where} is out of range for a subspace partition of ${partition.length} blocks (expected 0..${partition.length - 1})`,
+          );
         }
         out.push(...partition[id]);
       } else {
@@ -82,10 +91,14 @@ export function featureSelection(width: number, batch: number | null, options: S
   if (rows.kind === "shared") return { kind: "shared", ids: resolve(rows.ids, null) };
   if (rows.ids.length === 1) return { kind: "shared", ids: resolve(rows.ids[0], null) };
   if (batch === null) {
-    throw new RangeError(`${what}: per-example subspaces (${rows.ids.length} lists) need a base with a batch axis, got a 1-D base`);
+    throw new RangeError(
+      `${what}: per-example subspaces (${rows.ids.length} lists) need a base with a batch axis, got a 1-D base`,
+    );
   }
   if (rows.ids.length !== batch) {
-    throw new RangeError(`${what}: subspaces has ${rows.ids.length} per-example lists but the base batch has ${batch} examples; give one list per example, or one list for all`);
+    throw new RangeError(
+      `${what}: subspaces has ${rows.ids.length} per-example lists but the base batch has ${batch} examples; give one list per example, or one list for all`,
+    );
   }
   const perExample = rows.ids.map((ids, i) => resolve(ids, i));
   if (perExample.every((ids) => sameIds(ids, perExample[0]))) return { kind: "shared", ids: perExample[0] };
@@ -117,15 +130,23 @@ export function selectionMask(selection: FeatureSelection, shape: readonly numbe
  * "collect" the source must be null and the result holds the selected features (per example,
  * which then needs equal counts); for the other modes the result has base's shape.
  */
-export function doInterventionBySwap(base: Tensor, source: Tensor | null, mode: SwapMode, options: SwapOptions = {}): Tensor {
-  if (!MODES.includes(mode)) throw new TypeError(`swap: mode must be one of ${MODES.join(", ")}, got ${JSON.stringify(mode)}`);
-  if (base.rank === 0) throw new RangeError("swap: base must have at least one axis (features on the last axis), got a scalar");
+export function doInterventionBySwap(
+  base: Tensor,
+  source: Tensor | null,
+  mode: SwapMode,
+  options: SwapOptions = {},
+): Tensor {
+  if (!MODES.includes(mode))
+    throw new TypeError(`swap: mode must be one of ${MODES.join(", ")}, got ${JSON.stringify(mode)}`);
+  if (base.rank === 0)
+    throw new RangeError("swap: base must have at least one axis (features on the last axis), got a scalar");
   const width = base.shape[base.rank - 1];
   const batch = base.rank >= 2 ? base.shape[0] : null;
   const selection = featureSelection(width, batch, options, mode);
 
   if (mode === "collect") {
-    if (source !== null) throw new TypeError("swap: collect takes no source (got one); it returns the selected features of base");
+    if (source !== null)
+      throw new TypeError("swap: collect takes no source (got one); it returns the selected features of base");
     return collect(base, selection);
   }
   if (source === null) throw new TypeError(`swap: ${mode} needs a source (got none)`);
@@ -146,7 +167,9 @@ function collect(base: Tensor, selection: FeatureSelection): Tensor {
   const counts = selection.ids.map((ids) => ids.length);
   const bad = counts.findIndex((c) => c !== counts[0]);
   if (bad >= 0) {
-    throw new RangeError(`collect: every example must select the same number of features to stack them (example 0 selects ${counts[0]}, example ${bad} selects ${counts[bad]})`);
+    throw new RangeError(
+      `collect: every example must select the same number of features to stack them (example 0 selects ${counts[0]}, example ${bad} selects ${counts[bad]})`,
+    );
   }
   const k = counts[0];
   const lead = base.shape.slice(0, last);
@@ -161,17 +184,24 @@ function collect(base: Tensor, selection: FeatureSelection): Tensor {
 function interchangeSelection(width: number, dim: number | readonly number[] | null, what: string): FeatureSelection {
   if (dim === null) return { kind: "shared", ids: range(width) };
   if (typeof dim === "number") {
-    if (!Number.isInteger(dim) || dim < 0) throw new RangeError(`${what}: interchangeDim must be a non-negative integer or a list of feature indices, got ${dim}`);
+    if (!Number.isInteger(dim) || dim < 0)
+      throw new RangeError(
+        `${what}: interchangeDim must be a non-negative integer or a list of feature indices, got ${dim}`,
+      );
     return { kind: "shared", ids: range(Math.min(dim, width)) };
   }
-  if (!Array.isArray(dim)) throw new TypeError(`${what}: interchangeDim must be a number, a list of feature indices or null, got ${JSON.stringify(dim)}`);
+  if (!Array.isArray(dim))
+    throw new TypeError(
+      `${what}: interchangeDim must be a number, a list of feature indices or null, got ${JSON.stringify(dim)}`,
+    );
   for (const id of dim) checkFeature(id, width, `${what}: interchangeDim index ${id}`);
   return { kind: "shared", ids: [...dim] };
 }
 
-function normaliseSubspaces(subspaces: unknown, what: string):
-  | { kind: "shared"; ids: readonly number[] }
-  | { kind: "perExample"; ids: readonly (readonly number[])[] } {
+function normaliseSubspaces(
+  subspaces: unknown,
+  what: string,
+): { kind: "shared"; ids: readonly number[] } | { kind: "perExample"; ids: readonly (readonly number[])[] } {
   const isId = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v);
   if (isId(subspaces)) return { kind: "shared", ids: [subspaces] };
   const form = "subspaces must be one id, a list of ids for every example, or one list of ids per example";
@@ -192,7 +222,8 @@ function checkPartition(partition: readonly (readonly number[])[], width: number
 
 function checkFeature(id: number, width: number, label: string): void {
   if (typeof id !== "number" || !Number.isInteger(id)) throw new TypeError(`${label} is not an integer`);
-  if (id < 0 || id >= width) throw new RangeError(`${label} is out of range for a last axis of width ${width} (expected 0..${width - 1})`);
+  if (id < 0 || id >= width)
+    throw new RangeError(`${label} is out of range for a last axis of width ${width} (expected 0..${width - 1})`);
 }
 
 function range(n: number): number[] {
@@ -202,7 +233,6 @@ function range(n: number): number[] {
 function sameIds(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((v, i) => v === b[i]);
 }
-
 
 function preview(v: unknown): string {
   const s = JSON.stringify(v) ?? String(v);

@@ -14,10 +14,15 @@ export function stepOf(context: unknown, calls: number): number {
 }
 
 function stepRows(units: InterventionUnits, batch: number, what: string): UnitRows {
-  if (units === null) throw new TypeError(`${what}: unit "t" needs the steps to intervene on, e.g. {"sources->base": [[[[src_step]]], [[[base_step]]]]}`);
+  if (units === null)
+    throw new TypeError(
+      `${what}: unit "t" needs the steps to intervene on, e.g. {"sources->base": [[[[src_step]]], [[[base_step]]]]}`,
+    );
   const rows = units as UnitRows;
-  if (!Array.isArray(rows[0]) || Array.isArray(rows[0][0])) throw new TypeError(`${what}: unit "t" takes per-example step lists [[t, …], …]`);
-  if (rows.length !== 1 && rows.length !== batch) throw new RangeError(`${what}: ${rows.length} rows of steps for a batch of ${batch}`);
+  if (!Array.isArray(rows[0]) || Array.isArray(rows[0][0]))
+    throw new TypeError(`${what}: unit "t" takes per-example step lists [[t, …], …]`);
+  if (rows.length !== 1 && rows.length !== batch)
+    throw new RangeError(`${what}: ${rows.length} rows of steps for a batch of ${batch}`);
   return rows;
 }
 
@@ -28,7 +33,13 @@ export function listedAt(units: InterventionUnits, step: number, batch: number, 
 }
 
 /** The source step paired with base list position j of example i. */
-export function pairedSourceStep(sourceUnits: InterventionUnits, i: number, j: number, batch: number, what: string): number {
+export function pairedSourceStep(
+  sourceUnits: InterventionUnits,
+  i: number,
+  j: number,
+  batch: number,
+  what: string,
+): number {
   const rows = stepRows(sourceUnits, batch, what);
   const row = rows[rows.length === 1 ? 0 : i];
   if (j >= row.length) throw new RangeError(`${what}: example ${i} lists more base steps than source steps`);
@@ -42,5 +53,8 @@ export function rowOf(value: Tensor, i: number): Tensor {
 
 /** A [B, 1] mask of the examples intervened at this step. */
 export function exampleMask(selected: readonly number[]): Tensor {
-  return new Tensor(Float32Array.from(selected, (j) => (j >= 0 ? 1 : 0)), [selected.length, 1]);
+  return new Tensor(
+    Float32Array.from(selected, (j) => (j >= 0 ? 1 : 0)),
+    [selected.length, 1],
+  );
 }

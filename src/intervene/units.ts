@@ -47,7 +47,9 @@ export function isTwoLevel(unit: string): boolean {
 /** Rows for the batch: one row broadcasts to every example; otherwise one row per example. */
 function rowsFor(rows: UnitRows, batch: number, axisLength: number, what: string): IntTensor {
   if (rows.length !== 1 && rows.length !== batch) {
-    throw new RangeError(`${what}: ${rows.length} rows of units for a batch of ${batch} (expected ${batch}, or 1 for all examples)`);
+    throw new RangeError(
+      `${what}: ${rows.length} rows of units for a batch of ${batch} (expected ${batch}, or 1 for all examples)`,
+    );
   }
   const k = rows[0].length;
   const data = new Int32Array(batch * k);
@@ -55,7 +57,8 @@ function rowsFor(rows: UnitRows, batch: number, axisLength: number, what: string
     const row = rows[rows.length === 1 ? 0 : b];
     for (let j = 0; j < k; j++) {
       const i = row[j];
-      if (i < 0 || i >= axisLength) throw new RangeError(`${what}: unit ${i} is out of range (expected 0..${axisLength - 1})`);
+      if (i < 0 || i >= axisLength)
+        throw new RangeError(`${what}: unit ${i} is out of range (expected 0..${axisLength - 1})`);
       data[b * k + j] = i;
     }
   }
@@ -66,7 +69,8 @@ function rowsFor(rows: UnitRows, batch: number, axisLength: number, what: string
 function positionIndex(positions: IntTensor, heads: number): IntTensor {
   const [batch, kp] = positions.shape;
   const data = new Int32Array(batch * heads * kp);
-  for (let b = 0; b < batch; b++) for (let h = 0; h < heads; h++) data.set(positions.data.subarray(b * kp, (b + 1) * kp), (b * heads + h) * kp);
+  for (let b = 0; b < batch; b++)
+    for (let h = 0; h < heads; h++) data.set(positions.data.subarray(b * kp, (b + 1) * kp), (b * heads + h) * kp);
   return new IntTensor(data, [batch, heads, kp]);
 }
 
@@ -83,15 +87,24 @@ export function gatherUnits(view: Tensor, unit: string, units: InterventionUnits
     const positions = rowsFor(posRows, batch, view.shape[2], `${what} (positions)`);
     return tv.gatherAt(tv.gatherAt(view, 1, heads), 2, positionIndex(positions, heads.shape[1]));
   }
-  if (units.length === 2 && Array.isArray(units[0][0])) throw new TypeError(`${what}: unit "${unit}" takes per-example lists [[i, …], …], not a (heads, positions) pair`);
+  if (units.length === 2 && Array.isArray(units[0][0]))
+    throw new TypeError(`${what}: unit "${unit}" takes per-example lists [[i, …], …], not a (heads, positions) pair`);
   return tv.gatherAt(view, 1, rowsFor(units as UnitRows, batch, view.shape[1], what));
 }
 
 /** The view with the gathered units replaced by `values` (the inverse of gatherUnits). */
-export function scatterUnits(view: Tensor, unit: string, units: InterventionUnits, values: Tensor, what: string): Tensor {
+export function scatterUnits(
+  view: Tensor,
+  unit: string,
+  units: InterventionUnits,
+  values: Tensor,
+  what: string,
+): Tensor {
   if (units === null) {
     if (values.rank !== view.rank || values.shape.some((d, i) => d !== view.shape[i])) {
-      throw new RangeError(`${what}: the intervention returned shape [${values.shape}] for a value of shape [${view.shape}]`);
+      throw new RangeError(
+        `${what}: the intervention returned shape [${values.shape}] for a value of shape [${view.shape}]`,
+      );
     }
     return values;
   }
@@ -109,7 +122,9 @@ export function scatterUnits(view: Tensor, unit: string, units: InterventionUnit
 function asTwoLevel(units: InterventionUnits, unit: string, what: string): TwoLevelUnits {
   const pair = units as TwoLevelUnits;
   if (!Array.isArray(pair) || pair.length !== 2 || !Array.isArray(pair[0]?.[0])) {
-    throw new TypeError(`${what}: unit "${unit}" takes a pair [heads [[h, …], …], positions [[p, …], …]], got ${JSON.stringify(units)}`);
+    throw new TypeError(
+      `${what}: unit "${unit}" takes a pair [heads [[h, …], …], positions [[p, …], …]], got ${JSON.stringify(units)}`,
+    );
   }
   return pair;
 }

@@ -8,7 +8,15 @@ import { mkdir, readdir, rm } from "node:fs/promises";
 import { basename, join } from "node:path";
 import type { IntTensor, Tensor } from "../tensor/index.js";
 import type { FloatWriteDtype } from "./dtypes.js";
-import { exists, isJsonObject, parseJsonObject, readJsonObjectIfPresent, readTextIfPresent, writeTextAtomically, type JsonObject } from "./files.js";
+import {
+  exists,
+  isJsonObject,
+  parseJsonObject,
+  readJsonObjectIfPresent,
+  readTextIfPresent,
+  writeTextAtomically,
+  type JsonObject,
+} from "./files.js";
 import { storedByteLength, type NamedTensors, type TensorInfo } from "./safetensors-format.js";
 import { readSafetensors, readSafetensorsHeader, writeSafetensors } from "./safetensors.js";
 
@@ -63,7 +71,10 @@ export async function loadCheckpoint(folder: string, options: LoadCheckpointOpti
 export async function readConfig(folder: string): Promise<JsonObject> {
   if (!(await exists(folder))) throw new Error(`model folder ${folder} does not exist`);
   const config = await readJsonObjectIfPresent(join(folder, CONFIG_FILE));
-  if (config === undefined) throw new Error(`model folder ${folder}: no ${CONFIG_FILE} (every HF model folder has one; is this the right folder?)`);
+  if (config === undefined)
+    throw new Error(
+      `model folder ${folder}: no ${CONFIG_FILE} (every HF model folder has one; is this the right folder?)`,
+    );
   return config;
 }
 
@@ -97,11 +108,14 @@ export async function locateWeights(folder: string): Promise<Map<string, string>
 /** The `weight_map` of a `model.safetensors.index.json` text, validated; `source` names it in errors. */
 export function parseWeightIndex(text: string, source: string): Map<string, string> {
   const weightMap = parseJsonObject(text, source).weight_map;
-  if (!isJsonObject(weightMap)) throw new Error(`${source}: expected an object with "weight_map": {weight name: shard file}`);
+  if (!isJsonObject(weightMap))
+    throw new Error(`${source}: expected an object with "weight_map": {weight name: shard file}`);
   const map = new Map<string, string>();
   for (const [name, file] of Object.entries(weightMap)) {
     if (typeof file !== "string" || file === "" || basename(file) !== file || file === "." || file === "..") {
-      throw new Error(`${source}: weight_map["${name}"] must be a file name in the same folder, got ${JSON.stringify(file)}`);
+      throw new Error(
+        `${source}: weight_map["${name}"] must be a file name in the same folder, got ${JSON.stringify(file)}`,
+      );
     }
     map.set(name, file);
   }
@@ -114,9 +128,14 @@ export function parseWeightIndex(text: string, source: string): Map<string, stri
  * Weight files of an earlier save in the folder are replaced; if writing fails, the files this
  * call wrote are removed again.
  */
-export async function saveCheckpoint(folder: string, tensors: NamedTensors, options: SaveCheckpointOptions = {}): Promise<void> {
+export async function saveCheckpoint(
+  folder: string,
+  tensors: NamedTensors,
+  options: SaveCheckpointOptions = {},
+): Promise<void> {
   const maxShardBytes = options.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES;
-  if (!(maxShardBytes > 0)) throw new RangeError(`saveCheckpoint: maxShardBytes must be a positive number of bytes, got ${maxShardBytes}`);
+  if (!(maxShardBytes > 0))
+    throw new RangeError(`saveCheckpoint: maxShardBytes must be a positive number of bytes, got ${maxShardBytes}`);
   const dtype = options.dtype ?? "F32";
   const metadata = options.metadata ?? { format: "pt" };
   const shards = splitIntoShards(tensors instanceof Map ? [...tensors] : Object.entries(tensors), dtype, maxShardBytes);
@@ -136,7 +155,10 @@ export async function saveCheckpoint(folder: string, tensors: NamedTensors, opti
       for (const [name, file] of entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) weightMap[name] = file;
       const totalSize = shards.flat().reduce((n, [, t]) => n + storedByteLength(t, dtype), 0);
       const indexPath = join(folder, WEIGHTS_INDEX_FILE);
-      await writeTextAtomically(indexPath, `${JSON.stringify({ metadata: { total_size: totalSize }, weight_map: weightMap }, null, 2)}\n`);
+      await writeTextAtomically(
+        indexPath,
+        `${JSON.stringify({ metadata: { total_size: totalSize }, weight_map: weightMap }, null, 2)}\n`,
+      );
       written.push(indexPath);
     }
     if (options.config !== undefined) {
@@ -181,7 +203,10 @@ export async function readWeightHeaders(folder: string): Promise<Map<string, Ten
   return headers;
 }
 
-async function loadWeights(folder: string, names: Iterable<string> | undefined): Promise<Map<string, Tensor | IntTensor>> {
+async function loadWeights(
+  folder: string,
+  names: Iterable<string> | undefined,
+): Promise<Map<string, Tensor | IntTensor>> {
   const { wanted, byFile } = await weightsByFile(folder, names);
   const tensors = new Map<string, Tensor | IntTensor>();
   for (const [file, fileNames] of byFile) {
@@ -195,14 +220,16 @@ async function loadWeights(folder: string, names: Iterable<string> | undefined):
 
 /** The wanted weights (all when undefined), and grouped by the file that holds them; an unknown name is an error. */
 async function weightsByFile(
-  folder: string, names: Iterable<string> | undefined,
+  folder: string,
+  names: Iterable<string> | undefined,
 ): Promise<{ wanted: string[]; byFile: Map<string, string[]> }> {
   const locations = await locateWeights(folder);
   const wanted = names === undefined ? [...locations.keys()] : [...new Set(names)];
   const byFile = new Map<string, string[]>();
   for (const name of wanted) {
     const file = locations.get(name);
-    if (file === undefined) throw new Error(`model folder ${folder}: no weight named "${name}" (it has ${locations.size} weights)`);
+    if (file === undefined)
+      throw new Error(`model folder ${folder}: no weight named "${name}" (it has ${locations.size} weights)`);
     byFile.set(file, [...(byFile.get(file) ?? []), name]);
   }
   return { wanted, byFile };
@@ -212,17 +239,25 @@ async function weightsByFile(
 async function shardHeader(folder: string, file: string, names: readonly string[]): Promise<Map<string, TensorInfo>> {
   const path = join(folder, file);
   if (!(await exists(path))) {
-    throw new Error(`model folder ${folder}: ${WEIGHTS_INDEX_FILE} names shard ${file} (for "${names[0]}"), which is missing`);
+    throw new Error(
+      `model folder ${folder}: ${WEIGHTS_INDEX_FILE} names shard ${file} (for "${names[0]}"), which is missing`,
+    );
   }
   const held = (await readSafetensorsHeader(path)).tensors;
   const absent = names.find((name) => !held.has(name));
   if (absent !== undefined) {
-    throw new Error(`model folder ${folder}: ${WEIGHTS_INDEX_FILE} puts "${absent}" in shard ${file}, which does not contain it`);
+    throw new Error(
+      `model folder ${folder}: ${WEIGHTS_INDEX_FILE} puts "${absent}" in shard ${file}, which does not contain it`,
+    );
   }
   return held;
 }
 
-function splitIntoShards(named: [string, Tensor | IntTensor][], dtype: FloatWriteDtype, maxShardBytes: number): [string, Tensor | IntTensor][][] {
+function splitIntoShards(
+  named: [string, Tensor | IntTensor][],
+  dtype: FloatWriteDtype,
+  maxShardBytes: number,
+): [string, Tensor | IntTensor][][] {
   const shards: [string, Tensor | IntTensor][][] = [[]];
   let shardBytes = 0;
   for (const entry of named) {

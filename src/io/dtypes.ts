@@ -18,10 +18,21 @@ export type WriteDtype = FloatWriteDtype | "I64";
  * say, F8 tensors.
  */
 const ELEMENT_BYTES: Readonly<Record<string, number>> = {
-  BOOL: 1, U8: 1, I8: 1, F8_E5M2: 1, F8_E4M3: 1,
-  I16: 2, U16: 2, F16: 2, BF16: 2,
-  I32: 4, U32: 4, F32: 4,
-  I64: 8, U64: 8, F64: 8,
+  BOOL: 1,
+  U8: 1,
+  I8: 1,
+  F8_E5M2: 1,
+  F8_E4M3: 1,
+  I16: 2,
+  U16: 2,
+  F16: 2,
+  BF16: 2,
+  I32: 4,
+  U32: 4,
+  F32: 4,
+  I64: 8,
+  U64: 8,
+  F64: 8,
 };
 
 /** Bytes per element, or undefined for a dtype the format does not define. */
@@ -44,7 +55,12 @@ if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
  * of 8 in its buffer). The result may share `raw`'s buffer, so the caller hands it over.
  * `where` names the tensor for error messages.
  */
-export function decodeTensor(dtype: LoadableDtype, shape: readonly number[], raw: Uint8Array, where: string): Tensor | IntTensor {
+export function decodeTensor(
+  dtype: LoadableDtype,
+  shape: readonly number[],
+  raw: Uint8Array,
+  where: string,
+): Tensor | IntTensor {
   const n = raw.byteLength / (elementBytes(dtype) ?? 1);
   switch (dtype) {
     case "F32":
@@ -85,9 +101,13 @@ export function encodeTensor(t: Tensor | IntTensor, dtype: WriteDtype): Uint8Arr
     case "F32":
       return new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
     case "F16":
-      return asBytes(bits.length, (out) => { for (let i = 0; i < bits.length; i++) out[i] = floatBitsToHalf(bits[i]); });
+      return asBytes(bits.length, (out) => {
+        for (let i = 0; i < bits.length; i++) out[i] = floatBitsToHalf(bits[i]);
+      });
     case "BF16":
-      return asBytes(bits.length, (out) => { for (let i = 0; i < bits.length; i++) out[i] = floatBitsToBfloat16(bits[i]); });
+      return asBytes(bits.length, (out) => {
+        for (let i = 0; i < bits.length; i++) out[i] = floatBitsToBfloat16(bits[i]);
+      });
     case "I64":
       throw new TypeError("encodeTensor: a float Tensor cannot be stored as I64");
   }
@@ -169,7 +189,9 @@ function int64ToInt32(pairs: Int32Array, where: string): Int32Array {
     const hi = pairs[2 * i + 1];
     if (hi !== lo >> 31) {
       const value = BigInt.asIntN(64, (BigInt(hi) << 32n) | BigInt(lo >>> 0));
-      throw new RangeError(`${where}: I64 value ${value} at flat index ${i} is outside the int32 range of IntTensor (-2147483648..2147483647)`);
+      throw new RangeError(
+        `${where}: I64 value ${value} at flat index ${i} is outside the int32 range of IntTensor (-2147483648..2147483647)`,
+      );
     }
     out[i] = lo;
   }

@@ -45,7 +45,10 @@ export function parseJsonObject(text: string, source: string): JsonObject {
   } catch (error) {
     throw new Error(`${source}: not valid JSON (${(error as Error).message})`);
   }
-  if (!isJsonObject(json)) throw new Error(`${source}: expected a JSON object, got ${Array.isArray(json) ? "an array" : JSON.stringify(json)}`);
+  if (!isJsonObject(json))
+    throw new Error(
+      `${source}: expected a JSON object, got ${Array.isArray(json) ? "an array" : JSON.stringify(json)}`,
+    );
   return json;
 }
 
@@ -77,12 +80,18 @@ export function joinPath(...segments: string[]): string {
 
 /** Whether anything is at `path`, as existsSync says: false on any error. */
 export async function pathExists(path: string): Promise<boolean> {
-  return access(path).then(() => true, () => false);
+  return access(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** What is at `path` (following links): a folder, another kind of file, or nothing that can be read. */
 export async function pathKind(path: string): Promise<"folder" | "file" | "none"> {
-  return stat(path).then((s) => (s.isDirectory() ? "folder" : "file"), () => "none");
+  return stat(path).then(
+    (s) => (s.isDirectory() ? "folder" : "file"),
+    () => "none",
+  );
 }
 
 /** The names of the entries of a folder. */

@@ -187,13 +187,17 @@ export async function fetchListedFile(
   const { repo, hubUrl, accessToken, commit, where } = hub;
   const fileFetch = hubFetch(hub.timeoutMs, "file", where);
   const info = await fileDownloadInfo({ repo, hubUrl, accessToken, path, revision: commit, fetch: fileFetch });
-  if (info === null) throw new HubError("not_found", `${where}: the Hub lists ${path} at commit ${commit} but does not serve it`);
+  if (info === null)
+    throw new HubError("not_found", `${where}: the Hub lists ${path} at commit ${commit} but does not serve it`);
   const headers: Record<string, string> = accessToken ? { Authorization: `Bearer ${accessToken}` } : {};
   const response = await fileFetch(info.url, { headers });
   const url = shownUrl(info.url);
   if (!response.ok) {
     await response.body?.cancel();
-    throw new HubError("bad_response", `${where}: ${url} answered HTTP ${response.status} where the file ${path} was expected`);
+    throw new HubError(
+      "bad_response",
+      `${where}: ${url} answered HTTP ${response.status} where the file ${path} was expected`,
+    );
   }
   await mkdir(dirname(target), { recursive: true });
   const partial = partialPath(target);
@@ -215,7 +219,12 @@ interface Source {
 }
 
 /** Writes the body to `partial`; fails as soon as it is longer than listed, and if it is shorter or hashes otherwise. */
-async function writeListedBytes(response: Response, partial: string, listed: ListedFile, source: Source): Promise<void> {
+async function writeListedBytes(
+  response: Response,
+  partial: string,
+  listed: ListedFile,
+  source: Source,
+): Promise<void> {
   const { where, path, url } = source;
   const hash = listed.hash && startHash(listed.hash.algorithm, listed.size);
   const reader = (response.body ?? new Blob().stream()).getReader();
@@ -267,7 +276,8 @@ async function nextChunk(
 
 function truncated({ where, path, url }: Source, received: number, size: number, cause?: unknown): HubError {
   // fetch reports a lost connection as TypeError("terminated") with the socket's error as its cause.
-  const why = cause === undefined ? "the body ended early" : `the connection broke: ${String((cause as Error).cause ?? cause)}`;
+  const why =
+    cause === undefined ? "the body ended early" : `the connection broke: ${String((cause as Error).cause ?? cause)}`;
   return new HubError(
     "truncated",
     `${where}: the download of ${path} from ${url} is truncated: got ${received} of ${size} bytes (${why}). Try again.`,

@@ -29,7 +29,14 @@ import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { HubApiError, InvalidApiResponseFormatError, listFiles, modelInfo } from "@huggingface/hub";
 import { describe, OptionError, readOptions } from "../options/strict.js";
-import { CONFIG_FILE, GENERATION_CONFIG_FILE, locateWeights, parseWeightIndex, WEIGHTS_FILE, WEIGHTS_INDEX_FILE } from "./checkpoint.js";
+import {
+  CONFIG_FILE,
+  GENERATION_CONFIG_FILE,
+  locateWeights,
+  parseWeightIndex,
+  WEIGHTS_FILE,
+  WEIGHTS_INDEX_FILE,
+} from "./checkpoint.js";
 import { exists, readTextIfPresent, writeTextAtomically } from "./files.js";
 import {
   DEFAULT_TIMEOUT_MS,
@@ -105,9 +112,12 @@ export async function resolveModel(reference: string, options?: ResolveModelOpti
   const checked = readOptions<ResolveModelOptions>(options, RESOLVE_MODEL_OPTION_NAMES, "loadPretrained options");
   const kind = await pathKind(reference);
   if (kind === "folder") return reference;
-  if (kind === "file") throw new Error(`model reference "${reference}" is a file; expected a model folder or a Hub model id`);
+  if (kind === "file")
+    throw new Error(`model reference "${reference}" is a file; expected a model folder or a Hub model id`);
   if (!isHubId(reference)) {
-    throw new Error(`model reference "${reference}": no such local folder, and not a Hub model id (expected "owner/name" or "name")`);
+    throw new Error(
+      `model reference "${reference}": no such local folder, and not a Hub model id (expected "owner/name" or "name")`,
+    );
   }
   return resolveHubSnapshot(reference, MODEL_PLAN, checked);
 }
@@ -137,7 +147,11 @@ export interface SnapshotPlan {
  * been read already (`readOptions` with `RESOLVE_MODEL_OPTION_NAMES` and the caller's own names):
  * keys other than those of `ResolveModelOptions` belong to the caller and are not looked at.
  */
-export async function resolveHubSnapshot(id: string, plan: SnapshotPlan, options: ResolveModelOptions = {}): Promise<string> {
+export async function resolveHubSnapshot(
+  id: string,
+  plan: SnapshotPlan,
+  options: ResolveModelOptions = {},
+): Promise<string> {
   if (!isHubId(id)) throw new Error(`${plan.what} "${id}" is not a Hub repo id (expected "owner/name" or "name")`);
   const revision = checkRevision(options.revision ?? DEFAULT_REVISION);
   const settings: Settings = {
@@ -155,7 +169,10 @@ export async function resolveHubSnapshot(id: string, plan: SnapshotPlan, options
   const cached = await completeSnapshot(settings.repoDir, revision, plan);
   if (cached !== undefined && (offline || COMMIT.test(revision))) return cached; // a commit never changes
   if (offline) {
-    throw new HubError("unreachable", `${settings.where}: offline mode is on and ${settings.repoDir} holds no complete copy of it`);
+    throw new HubError(
+      "unreachable",
+      `${settings.where}: offline mode is on and ${settings.repoDir} holds no complete copy of it`,
+    );
   }
   try {
     return await download(settings, plan);
@@ -203,7 +220,9 @@ function checkTimeout(timeoutMs: unknown): number {
   // setTimeout cannot wait longer than 2^31 - 1 ms; a longer wait would fire at once.
   const longest = 2 ** 31 - 1;
   if (typeof timeoutMs === "number" && timeoutMs >= 1 && timeoutMs <= longest) return timeoutMs;
-  throw new OptionError(`option timeoutMs: expected a number of milliseconds from 1 to ${longest}, got ${describe(timeoutMs)}`);
+  throw new OptionError(
+    `option timeoutMs: expected a number of milliseconds from 1 to ${longest}, got ${describe(timeoutMs)}`,
+  );
 }
 
 /** tsvene's files of a transformers model: config, generation config, tokenizer files, safetensors weights. */
@@ -211,7 +230,10 @@ const MODEL_PLAN: SnapshotPlan = {
   what: "model",
   async fetch(sizes, fetchFile, where) {
     if (!sizes.has(CONFIG_FILE)) {
-      throw new HubError("no_config", `${where} has no ${CONFIG_FILE}, so it is not a transformers model tsvene can load (files: ${[...sizes.keys()].join(", ")})`);
+      throw new HubError(
+        "no_config",
+        `${where} has no ${CONFIG_FILE}, so it is not a transformers model tsvene can load (files: ${[...sizes.keys()].join(", ")})`,
+      );
     }
     if (!sizes.has(WEIGHTS_FILE) && !sizes.has(WEIGHTS_INDEX_FILE)) {
       const weights = [...sizes.keys()].filter((f) => /\.(bin|pt|pth|ckpt|h5|msgpack|gguf|onnx|safetensors)$/.test(f));
@@ -228,7 +250,11 @@ const MODEL_PLAN: SnapshotPlan = {
       const indexPath = await fetchFile(WEIGHTS_INDEX_FILE);
       const shards = new Set(parseWeightIndex(await readFile(indexPath, "utf8"), indexPath).values());
       for (const shard of shards) {
-        if (!sizes.has(shard)) throw new HubError("no_safetensors", `${where}: ${WEIGHTS_INDEX_FILE} names shard ${shard}, which the repo does not have`);
+        if (!sizes.has(shard))
+          throw new HubError(
+            "no_safetensors",
+            `${where}: ${WEIGHTS_INDEX_FILE} names shard ${shard}, which the repo does not have`,
+          );
         await fetchFile(shard);
       }
     }
@@ -324,7 +350,9 @@ async function askHub<T>(settings: Settings, request: () => Promise<T>): Promise
       );
     }
     if (error instanceof HubApiError) {
-      throw new Error(`${where}: the Hub at ${hubUrl} answered HTTP ${error.statusCode} (${error.message})`, { cause: error });
+      throw new Error(`${where}: the Hub at ${hubUrl} answered HTTP ${error.statusCode} (${error.message})`, {
+        cause: error,
+      });
     }
     // JSON that does not parse, or an answer without the headers a Hub answer has.
     if (error instanceof SyntaxError || error instanceof InvalidApiResponseFormatError) {

@@ -1,17 +1,40 @@
 export { LOADABLE_DTYPES, type LoadableDtype, type FloatWriteDtype } from "./dtypes.js";
 export {
-  parseSafetensors, serializeSafetensors, storedByteLength,
-  type TensorInfo, type SafetensorsHeader, type SafetensorsContents, type ReadSafetensorsOptions, type WriteSafetensorsOptions, type NamedTensors,
+  parseSafetensors,
+  serializeSafetensors,
+  storedByteLength,
+  type TensorInfo,
+  type SafetensorsHeader,
+  type SafetensorsContents,
+  type ReadSafetensorsOptions,
+  type WriteSafetensorsOptions,
+  type NamedTensors,
 } from "./safetensors-format.js";
 export { readSafetensors, readSafetensorsHeader, writeSafetensors } from "./safetensors.js";
 export {
-  loadCheckpoint, saveCheckpoint, readConfig, readGenerationConfig, locateWeights, parseWeightIndex, shardFileName,
-  CONFIG_FILE, GENERATION_CONFIG_FILE, WEIGHTS_FILE, WEIGHTS_INDEX_FILE,
-  type Checkpoint, type LoadCheckpointOptions, type SaveCheckpointOptions,
+  loadCheckpoint,
+  saveCheckpoint,
+  readConfig,
+  readGenerationConfig,
+  locateWeights,
+  parseWeightIndex,
+  shardFileName,
+  CONFIG_FILE,
+  GENERATION_CONFIG_FILE,
+  WEIGHTS_FILE,
+  WEIGHTS_INDEX_FILE,
+  type Checkpoint,
+  type LoadCheckpointOptions,
+  type SaveCheckpointOptions,
 } from "./checkpoint.js";
 export type { JsonObject } from "./files.js";
 export { resolveModel, defaultCacheDir, HubError, type HubErrorCode, type ResolveModelOptions } from "./hub.js";
 export {
-  Tokenizer, TOKENIZER_FILES,
-  type PaddingSide, type EncodeOptions, type DecodeOptions, type EncodeBatchOptions, type BatchEncoding,
+  Tokenizer,
+  TOKENIZER_FILES,
+  type PaddingSide,
+  type EncodeOptions,
+  type DecodeOptions,
+  type EncodeBatchOptions,
+  type BatchEncoding,
 } from "./tokenizer.js";

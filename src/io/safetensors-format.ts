@@ -8,8 +8,15 @@
  */
 import { IntTensor, Tensor } from "../tensor/index.js";
 import {
-  decodeTensor, elementBytes, encodeTensor, isLoadable, LOADABLE_DTYPES, storedDtype,
-  type FloatWriteDtype, type LoadableDtype, type WriteDtype,
+  decodeTensor,
+  elementBytes,
+  encodeTensor,
+  isLoadable,
+  LOADABLE_DTYPES,
+  storedDtype,
+  type FloatWriteDtype,
+  type LoadableDtype,
+  type WriteDtype,
 } from "./dtypes.js";
 
 export interface TensorInfo {
@@ -56,10 +63,20 @@ const FLOAT_WRITE_DTYPES: readonly string[] = ["F32", "F16", "BF16"];
  * Loads tensors from a whole safetensors file already in memory (a fetch in the browser, say).
  * `source` names the bytes in error messages.
  */
-export function parseSafetensors(bytes: Uint8Array, options: ReadSafetensorsOptions & { source?: string } = {}): SafetensorsContents {
+export function parseSafetensors(
+  bytes: Uint8Array,
+  options: ReadSafetensorsOptions & { source?: string } = {},
+): SafetensorsContents {
   const source = options.source ?? "<bytes>";
-  if (bytes.byteLength < 8) throw new Error(`safetensors ${source}: ${bytes.byteLength} bytes is too short (expected at least the 8-byte header length)`);
-  const headerLength = checkHeaderLength(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true), bytes.byteLength, source);
+  if (bytes.byteLength < 8)
+    throw new Error(
+      `safetensors ${source}: ${bytes.byteLength} bytes is too short (expected at least the 8-byte header length)`,
+    );
+  const headerLength = checkHeaderLength(
+    new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true),
+    bytes.byteLength,
+    source,
+  );
   const header = parseHeader(bytes.subarray(8, 8 + headerLength), bytes.byteLength - 8 - headerLength, source);
   const tensors = new Map<string, Tensor | IntTensor>();
   for (const [name, info] of selectTensors(header, options.names, source)) {
@@ -92,10 +109,14 @@ export function storedByteLength(t: Tensor | IntTensor, dtype: FloatWriteDtype =
 /** The header length from the file's first 8 bytes, checked against the file size. */
 export function checkHeaderLength(length: bigint, fileBytes: number, source: string): number {
   if (length > BigInt(MAX_HEADER_BYTES)) {
-    throw new Error(`safetensors ${source}: header length ${length} exceeds the ${MAX_HEADER_BYTES}-byte limit (is this a safetensors file?)`);
+    throw new Error(
+      `safetensors ${source}: header length ${length} exceeds the ${MAX_HEADER_BYTES}-byte limit (is this a safetensors file?)`,
+    );
   }
   if (length > BigInt(fileBytes - 8)) {
-    throw new Error(`safetensors ${source}: header length ${length} runs past the end of the ${fileBytes}-byte file (is this a safetensors file?)`);
+    throw new Error(
+      `safetensors ${source}: header length ${length} runs past the end of the ${fileBytes}-byte file (is this a safetensors file?)`,
+    );
   }
   return Number(length);
 }
@@ -130,28 +151,47 @@ export function parseHeader(bytes: Uint8Array, dataBytes: number, source: string
   // The tensors must tile the data section exactly: no gaps, no overlaps, nothing left over.
   entries.sort((a, b) => a[1].dataOffsets[0] - b[1].dataOffsets[0] || a[1].dataOffsets[1] - b[1].dataOffsets[1]);
   let expectedBegin = 0;
-  for (const [name, { dataOffsets: [begin, end] }] of entries) {
+  for (const [
+    name,
+    {
+      dataOffsets: [begin, end],
+    },
+  ] of entries) {
     if (begin !== expectedBegin) {
-      fail(`tensor "${name}" starts at data byte ${begin}, expected ${expectedBegin} (tensors must be contiguous, without gaps or overlaps)`);
+      fail(
+        `tensor "${name}" starts at data byte ${begin}, expected ${expectedBegin} (tensors must be contiguous, without gaps or overlaps)`,
+      );
     }
-    if (end > dataBytes) fail(`tensor "${name}" ends at data byte ${end}, past the end of the ${dataBytes}-byte data section`);
+    if (end > dataBytes)
+      fail(`tensor "${name}" ends at data byte ${end}, past the end of the ${dataBytes}-byte data section`);
     expectedBegin = end;
   }
   if (expectedBegin !== dataBytes) {
-    fail(`the tensors cover ${expectedBegin} bytes but the data section holds ${dataBytes} (truncated or trailing data)`);
+    fail(
+      `the tensors cover ${expectedBegin} bytes but the data section holds ${dataBytes} (truncated or trailing data)`,
+    );
   }
   return { metadata, tensors: new Map(entries), dataStart: 8 + bytes.byteLength };
 }
 
 /** The entries of `names` (all when undefined), in data order; an unknown name is an error. */
-export function selectTensors(header: SafetensorsHeader, names: Iterable<string> | undefined, source: string): [string, TensorInfo][] {
+export function selectTensors(
+  header: SafetensorsHeader,
+  names: Iterable<string> | undefined,
+  source: string,
+): [string, TensorInfo][] {
   if (names === undefined) return [...header.tensors];
   const wanted = new Set(names);
   for (const name of wanted) {
     if (!header.tensors.has(name)) {
       const known = [...header.tensors.keys()];
-      const sample = known.slice(0, 5).map((k) => `"${k}"`).join(", ");
-      throw new Error(`safetensors ${source}: no tensor named "${name}" (the file holds ${known.length}: ${sample}${known.length > 5 ? ", …" : ""})`);
+      const sample = known
+        .slice(0, 5)
+        .map((k) => `"${k}"`)
+        .join(", ");
+      throw new Error(
+        `safetensors ${source}: no tensor named "${name}" (the file holds ${known.length}: ${sample}${known.length > 5 ? ", …" : ""})`,
+      );
     }
   }
   return [...header.tensors].filter(([name]) => wanted.has(name));
@@ -160,7 +200,9 @@ export function selectTensors(header: SafetensorsHeader, names: Iterable<string>
 /** The tensor in `raw` (its bytes exactly, in a buffer the tensor may keep). */
 export function decodeEntry(name: string, info: TensorInfo, raw: Uint8Array, source: string): Tensor | IntTensor {
   if (!isLoadable(info.dtype)) {
-    throw new Error(`safetensors ${source}: tensor "${name}" has dtype ${info.dtype}, which tsvene does not load (supported: ${LOADABLE_DTYPES.join(", ")})`);
+    throw new Error(
+      `safetensors ${source}: tensor "${name}" has dtype ${info.dtype}, which tsvene does not load (supported: ${LOADABLE_DTYPES.join(", ")})`,
+    );
   }
   return decodeTensor(info.dtype as LoadableDtype, info.shape, raw, `safetensors ${source}: tensor "${name}"`);
 }
@@ -177,23 +219,29 @@ export interface Layout {
 export function planLayout(tensors: NamedTensors, options: WriteSafetensorsOptions): Layout {
   const floatDtype = options.dtype ?? "F32";
   if (!FLOAT_WRITE_DTYPES.includes(floatDtype)) {
-    throw new TypeError(`writeSafetensors: dtype ${JSON.stringify(floatDtype)} is not writable (expected one of ${FLOAT_WRITE_DTYPES.join(", ")})`);
+    throw new TypeError(
+      `writeSafetensors: dtype ${JSON.stringify(floatDtype)} is not writable (expected one of ${FLOAT_WRITE_DTYPES.join(", ")})`,
+    );
   }
   const utf8 = new TextEncoder();
   const named = tensors instanceof Map ? [...tensors] : Object.entries(tensors);
   const entries = named.map(([name, tensor]) => {
-    if (name === METADATA_KEY) throw new TypeError(`writeSafetensors: "${METADATA_KEY}" is reserved for the metadata and cannot name a tensor`);
+    if (name === METADATA_KEY)
+      throw new TypeError(`writeSafetensors: "${METADATA_KEY}" is reserved for the metadata and cannot name a tensor`);
     if (!(tensor instanceof Tensor) && !(tensor instanceof IntTensor)) {
       throw new TypeError(`writeSafetensors: "${name}" must be a Tensor or IntTensor, got ${describe(tensor)}`);
     }
     return { name, nameBytes: utf8.encode(name), tensor, dtype: storedDtype(tensor, floatDtype) };
   });
-  entries.sort((a, b) => (elementBytes(b.dtype) ?? 0) - (elementBytes(a.dtype) ?? 0) || compareBytes(a.nameBytes, b.nameBytes));
+  entries.sort(
+    (a, b) => (elementBytes(b.dtype) ?? 0) - (elementBytes(a.dtype) ?? 0) || compareBytes(a.nameBytes, b.nameBytes),
+  );
 
   const json: Record<string, unknown> = {};
   if (options.metadata !== undefined) {
     for (const [key, value] of Object.entries(options.metadata)) {
-      if (typeof value !== "string") throw new TypeError(`writeSafetensors: metadata "${key}" must be a string, got ${describe(value)}`);
+      if (typeof value !== "string")
+        throw new TypeError(`writeSafetensors: metadata "${key}" must be a string, got ${describe(value)}`);
     }
     json[METADATA_KEY] = options.metadata;
   }
@@ -217,11 +265,17 @@ function parseEntry(name: string, value: unknown, fail: (what: string) => never)
   if (!isPlainObject(value)) return fail(`${where}: entry must be an object {dtype, shape, data_offsets}`);
   const { dtype, shape, data_offsets: offsets } = value;
   const bytesPerElement = typeof dtype === "string" ? elementBytes(dtype) : undefined;
-  if (typeof dtype !== "string" || bytesPerElement === undefined) return fail(`${where}: unknown dtype ${JSON.stringify(dtype)}`);
+  if (typeof dtype !== "string" || bytesPerElement === undefined)
+    return fail(`${where}: unknown dtype ${JSON.stringify(dtype)}`);
   if (!Array.isArray(shape) || !shape.every(isNonNegativeInteger)) {
     return fail(`${where}: shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
   }
-  if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isNonNegativeInteger) || offsets[0] > offsets[1]) {
+  if (
+    !Array.isArray(offsets) ||
+    offsets.length !== 2 ||
+    !offsets.every(isNonNegativeInteger) ||
+    offsets[0] > offsets[1]
+  ) {
     return fail(`${where}: data_offsets must be [begin, end] with 0 <= begin <= end, got ${JSON.stringify(offsets)}`);
   }
   const [begin, end] = offsets as [number, number];
@@ -229,10 +283,14 @@ function parseEntry(name: string, value: unknown, fail: (what: string) => never)
   const expectedBytes = (shape as number[]).reduce((n, d) => n * d, bytesPerElement);
   const largest = (shape as number[]).reduce((n, d) => n * Math.max(d, 1), bytesPerElement);
   if (!Number.isSafeInteger(largest)) {
-    fail(`${where}: shape [${shape.join(", ")}] is absurd (its sizes multiply past 2^53; no file can hold such a tensor)`);
+    fail(
+      `${where}: shape [${shape.join(", ")}] is absurd (its sizes multiply past 2^53; no file can hold such a tensor)`,
+    );
   }
   if (end - begin !== expectedBytes) {
-    fail(`${where}: data_offsets [${begin}, ${end}] span ${end - begin} bytes, but ${dtype} of shape [${shape.join(", ")}] needs ${expectedBytes}`);
+    fail(
+      `${where}: data_offsets [${begin}, ${end}] span ${end - begin} bytes, but ${dtype} of shape [${shape.join(", ")}] needs ${expectedBytes}`,
+    );
   }
   return { dtype, shape: shape as number[], dataOffsets: [begin, end] };
 }

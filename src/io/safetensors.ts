@@ -8,8 +8,16 @@ import type { IntTensor, Tensor } from "../tensor/index.js";
 import { encodeTensor } from "./dtypes.js";
 import { partialPath } from "./files.js";
 import {
-  checkHeaderLength, decodeEntry, parseHeader, planLayout, selectTensors,
-  type NamedTensors, type ReadSafetensorsOptions, type SafetensorsContents, type SafetensorsHeader, type WriteSafetensorsOptions,
+  checkHeaderLength,
+  decodeEntry,
+  parseHeader,
+  planLayout,
+  selectTensors,
+  type NamedTensors,
+  type ReadSafetensorsOptions,
+  type SafetensorsContents,
+  type SafetensorsHeader,
+  type WriteSafetensorsOptions,
 } from "./safetensors-format.js";
 
 /** Node's single read or write call stops at 2 GiB, so large tensors move in pieces of this size. */
@@ -26,7 +34,10 @@ export async function readSafetensorsHeader(path: string): Promise<SafetensorsHe
 }
 
 /** Loads the tensors of a safetensors file (all, or `options.names`). */
-export async function readSafetensors(path: string, options: ReadSafetensorsOptions = {}): Promise<SafetensorsContents> {
+export async function readSafetensors(
+  path: string,
+  options: ReadSafetensorsOptions = {},
+): Promise<SafetensorsContents> {
   const file = await openForReading(path);
   try {
     const header = await readHeader(file, path);
@@ -46,7 +57,11 @@ export async function readSafetensors(path: string, options: ReadSafetensorsOpti
  * Writes tensors as a safetensors file, in the Rust crate's layout. The bytes go to a temporary
  * name beside `path` that is renamed into place once complete, and removed on failure.
  */
-export async function writeSafetensors(path: string, tensors: NamedTensors, options: WriteSafetensorsOptions = {}): Promise<void> {
+export async function writeSafetensors(
+  path: string,
+  tensors: NamedTensors,
+  options: WriteSafetensorsOptions = {},
+): Promise<void> {
   const layout = planLayout(tensors, options);
   const partial = partialPath(path);
   try {
@@ -75,7 +90,8 @@ async function openForReading(path: string): Promise<FileHandle> {
 
 async function readHeader(file: FileHandle, path: string): Promise<SafetensorsHeader> {
   const { size } = await file.stat();
-  if (size < 8) throw new Error(`safetensors ${path}: ${size} bytes is too short (expected at least the 8-byte header length)`);
+  if (size < 8)
+    throw new Error(`safetensors ${path}: ${size} bytes is too short (expected at least the 8-byte header length)`);
   const prefix = new Uint8Array(8);
   await readExactly(file, prefix, 0, `safetensors ${path}: header length`);
   const headerLength = checkHeaderLength(new DataView(prefix.buffer).getBigUint64(0, true), size, path);
@@ -87,7 +103,12 @@ async function readHeader(file: FileHandle, path: string): Promise<SafetensorsHe
 async function readExactly(file: FileHandle, target: Uint8Array, position: number, what: string): Promise<void> {
   let done = 0;
   while (done < target.byteLength) {
-    const { bytesRead } = await file.read(target, done, Math.min(target.byteLength - done, IO_CHUNK_BYTES), position + done);
+    const { bytesRead } = await file.read(
+      target,
+      done,
+      Math.min(target.byteLength - done, IO_CHUNK_BYTES),
+      position + done,
+    );
     if (bytesRead === 0) throw new Error(`${what}: the file ended after ${done} of ${target.byteLength} bytes`);
     done += bytesRead;
   }

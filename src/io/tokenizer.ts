@@ -11,7 +11,13 @@ import { IntTensor } from "../tensor/index.js";
 import { pathExists, readJsonObjectIfPresent, readTextIfPresent, type JsonObject } from "./files.js";
 
 /** The files a tokenizer may be made from; a Hub download fetches whichever the repo has. */
-export const TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt"] as const;
+export const TOKENIZER_FILES = [
+  "tokenizer.json",
+  "tokenizer_config.json",
+  "special_tokens_map.json",
+  "vocab.json",
+  "merges.txt",
+] as const;
 
 /** GPT-2's only special token, which `GPT2Tokenizer` uses as bos, eos and unk when nothing else is configured. */
 const GPT2_END_OF_TEXT = "<|endoftext|>";
@@ -72,7 +78,8 @@ export class Tokenizer {
     this.padTokenId = idOf("pad_token");
     this.unkTokenId = idOf("unk_token");
     const side = config.padding_side ?? "right";
-    if (side !== "left" && side !== "right") throw new Error(`tokenizer config: padding_side must be "left" or "right", got ${JSON.stringify(side)}`);
+    if (side !== "left" && side !== "right")
+      throw new Error(`tokenizer config: padding_side must be "left" or "right", got ${JSON.stringify(side)}`);
     this.paddingSide = side;
     this.cleanUpSpaces = config.clean_up_tokenization_spaces === true;
   }
@@ -85,13 +92,18 @@ export class Tokenizer {
       ...(await readJsonObjectIfPresent(join(folder, "special_tokens_map.json"))),
     };
     const tokenizerJson = await readJsonObjectIfPresent(join(folder, "tokenizer.json"));
-    if (tokenizerJson !== undefined) return withSource(`${folder}/tokenizer.json`, () => Tokenizer.fromTokenizerJson(tokenizerJson, config));
+    if (tokenizerJson !== undefined)
+      return withSource(`${folder}/tokenizer.json`, () => Tokenizer.fromTokenizerJson(tokenizerJson, config));
     const vocab = await readJsonObjectIfPresent(join(folder, "vocab.json"));
     const merges = await readTextIfPresent(join(folder, "merges.txt"));
     if (vocab === undefined || merges === undefined) {
-      throw new Error(`tokenizer folder ${folder}: no tokenizer.json, and no vocab.json + merges.txt pair to build a byte-level BPE from`);
+      throw new Error(
+        `tokenizer folder ${folder}: no tokenizer.json, and no vocab.json + merges.txt pair to build a byte-level BPE from`,
+      );
     }
-    return withSource(`${folder}/vocab.json + merges.txt`, () => Tokenizer.fromVocabAndMerges(vocab, parseMerges(merges), config));
+    return withSource(`${folder}/vocab.json + merges.txt`, () =>
+      Tokenizer.fromVocabAndMerges(vocab, parseMerges(merges), config),
+    );
   }
 
   /** A tokenizer from a parsed `tokenizer.json` and `tokenizer_config.json` (+ special tokens map). */
@@ -106,21 +118,39 @@ export class Tokenizer {
    * `add_prefix_space`), BPE without unk token, ByteLevel decoder. The config's special tokens
    * become added tokens; without any, `<|endoftext|>` is bos, eos and unk, as in `GPT2Tokenizer`.
    */
-  static fromVocabAndMerges(vocab: JsonObject, merges: readonly (string | readonly [string, string])[], tokenizerConfig: JsonObject = {}): Tokenizer {
+  static fromVocabAndMerges(
+    vocab: JsonObject,
+    merges: readonly (string | readonly [string, string])[],
+    tokenizerConfig: JsonObject = {},
+  ): Tokenizer {
     for (const [token, id] of Object.entries(vocab)) {
-      if (!Number.isSafeInteger(id) || (id as number) < 0) throw new Error(`vocab: the id of ${JSON.stringify(token)} must be a non-negative integer, got ${JSON.stringify(id)}`);
+      if (!Number.isSafeInteger(id) || (id as number) < 0)
+        throw new Error(
+          `vocab: the id of ${JSON.stringify(token)} must be a non-negative integer, got ${JSON.stringify(id)}`,
+        );
     }
     const pairs = merges.map((merge, i) => {
       const pair = typeof merge === "string" ? merge.split(" ") : merge;
-      if (pair.length !== 2 || pair[0] === "" || pair[1] === "") throw new Error(`merges: entry ${i} must be two tokens "a b", got ${JSON.stringify(merge)}`);
+      if (pair.length !== 2 || pair[0] === "" || pair[1] === "")
+        throw new Error(`merges: entry ${i} must be two tokens "a b", got ${JSON.stringify(merge)}`);
       return [pair[0], pair[1]];
     });
     const config = withGpt2Defaults(tokenizerConfig, (token) => Object.hasOwn(vocab, token));
     const additional = Array.isArray(config.additional_special_tokens) ? config.additional_special_tokens : [];
-    const specials = new Set([...SPECIAL_TOKEN_KEYS.map((key) => config[key]), ...additional].map(tokenContent).filter((t) => t !== undefined));
+    const specials = new Set(
+      [...SPECIAL_TOKEN_KEYS.map((key) => config[key]), ...additional].map(tokenContent).filter((t) => t !== undefined),
+    );
     const addedTokens = [...specials]
       .filter((token) => Object.hasOwn(vocab, token))
-      .map((token) => ({ id: vocab[token], content: token, single_word: false, lstrip: false, rstrip: false, normalized: true, special: true }));
+      .map((token) => ({
+        id: vocab[token],
+        content: token,
+        single_word: false,
+        lstrip: false,
+        rstrip: false,
+        normalized: true,
+        special: true,
+      }));
     const byteLevel = { type: "ByteLevel", trim_offsets: true, use_regex: true };
     const tokenizerJson = {
       version: "1.0",
@@ -130,8 +160,15 @@ export class Tokenizer {
       post_processor: { ...byteLevel, add_prefix_space: true, trim_offsets: false },
       decoder: { ...byteLevel, add_prefix_space: true },
       model: {
-        type: "BPE", dropout: null, unk_token: null, continuing_subword_prefix: "", end_of_word_suffix: "",
-        fuse_unk: false, byte_fallback: false, vocab, merges: pairs,
+        type: "BPE",
+        dropout: null,
+        unk_token: null,
+        continuing_subword_prefix: "",
+        end_of_word_suffix: "",
+        fuse_unk: false,
+        byte_fallback: false,
+        vocab,
+        merges: pairs,
       },
     };
     return Tokenizer.fromTokenizerJson(tokenizerJson, tokenizerConfig);
@@ -149,7 +186,8 @@ export class Tokenizer {
   decode(ids: readonly number[] | Int32Array, options: DecodeOptions = {}): string {
     if (ids.length === 0) return "";
     for (const id of ids) {
-      if (this.inner.id_to_token(id) === undefined) throw new RangeError(`decode: id ${id} is not in the vocabulary of ${this.vocabSize} tokens`);
+      if (this.inner.id_to_token(id) === undefined)
+        throw new RangeError(`decode: id ${id} is not in the vocabulary of ${this.vocabSize} tokens`);
     }
     return this.inner.decode(Array.from(ids), {
       skip_special_tokens: options.skipSpecialTokens ?? false,
@@ -162,7 +200,9 @@ export class Tokenizer {
     const side = options.paddingSide ?? this.paddingSide;
     const pad = options.padTokenId ?? this.padTokenId;
     if (pad === undefined) {
-      throw new Error("encodeBatch: this tokenizer has no pad token; pass padTokenId (models like GPT-2 commonly pad with eosTokenId)");
+      throw new Error(
+        "encodeBatch: this tokenizer has no pad token; pass padTokenId (models like GPT-2 commonly pad with eosTokenId)",
+      );
     }
     const rows = texts.map((text) => this.encode(text, options));
     const width = Math.max(0, ...rows.map((row) => row.length));
@@ -173,7 +213,10 @@ export class Tokenizer {
       ids.set(row, start);
       mask.fill(1, start, start + row.length);
     });
-    return { inputIds: new IntTensor(ids, [rows.length, width]), attentionMask: new IntTensor(mask, [rows.length, width]) };
+    return {
+      inputIds: new IntTensor(ids, [rows.length, width]),
+      attentionMask: new IntTensor(mask, [rows.length, width]),
+    };
   }
 
   tokenToId(token: string): number | undefined {
@@ -196,7 +239,8 @@ function parseMerges(text: string): string[] {
  * transformers then falls back to GPT-2's own: `<|endoftext|>` as bos, eos and unk.
  */
 function withGpt2Defaults(config: JsonObject, hasToken: (token: string) => boolean): JsonObject {
-  if (SPECIAL_TOKEN_KEYS.some((key) => tokenContent(config[key]) !== undefined) || !hasToken(GPT2_END_OF_TEXT)) return config;
+  if (SPECIAL_TOKEN_KEYS.some((key) => tokenContent(config[key]) !== undefined) || !hasToken(GPT2_END_OF_TEXT))
+    return config;
   return { bos_token: GPT2_END_OF_TEXT, eos_token: GPT2_END_OF_TEXT, unk_token: GPT2_END_OF_TEXT, ...config };
 }
 

@@ -34,7 +34,9 @@ export function familyOf(config: HFConfig): ModelFamily {
   const byArchitecture = FAMILIES.find((f) => architectures.some((a) => f.architectures.includes(String(a))));
   if (byArchitecture) return byArchitecture;
   const known = FAMILIES.flatMap((f) => f.modelTypes).join(", ");
-  throw new RangeError(`config.json: model_type ${JSON.stringify(modelType)} (architectures ${JSON.stringify(architectures)}) is not supported (known model types: ${known})`);
+  throw new RangeError(
+    `config.json: model_type ${JSON.stringify(modelType)} (architectures ${JSON.stringify(architectures)}) is not supported (known model types: ${known})`,
+  );
 }
 
 /** A model with zero weights built from a config (for training, or before loading weights). */

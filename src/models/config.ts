@@ -18,7 +18,9 @@ export function configNumber(config: HFConfig, keys: string | readonly string[],
     return value;
   }
   if (fallback !== undefined) return fallback;
-  throw new TypeError(`config.json: "${names.join('" or "')}" is required (a number), got ${describe(config[names[0]])}`);
+  throw new TypeError(
+    `config.json: "${names.join('" or "')}" is required (a number), got ${describe(config[names[0]])}`,
+  );
 }
 
 /** A positive integer field. */
@@ -41,7 +43,8 @@ export function configOptionalNumber(config: HFConfig, key: string): number | un
 export function configBool(config: HFConfig, key: string, fallback: boolean): boolean {
   const value = config[key];
   if (value === undefined || value === null) return fallback;
-  if (typeof value !== "boolean") throw new TypeError(`config.json: "${key}" must be true or false, got ${describe(value)}`);
+  if (typeof value !== "boolean")
+    throw new TypeError(`config.json: "${key}" must be true or false, got ${describe(value)}`);
   return value;
 }
 
@@ -50,7 +53,8 @@ export function configString(config: HFConfig, keys: string | readonly string[],
   for (const key of names) {
     const value = config[key];
     if (value === undefined || value === null) continue;
-    if (typeof value !== "string") throw new TypeError(`config.json: "${key}" must be a string, got ${describe(value)}`);
+    if (typeof value !== "string")
+      throw new TypeError(`config.json: "${key}" must be a string, got ${describe(value)}`);
     return value;
   }
   if (fallback !== undefined) return fallback;

@@ -16,7 +16,14 @@ import { positionIds } from "../nn/masks.js";
 import type { AnyModule, Module } from "../nn/module.js";
 import * as tv from "../tensor/index.js";
 import { IntTensor, Tensor } from "../tensor/index.js";
-import { inputShape, PretrainedModel, refuseInputs, type ModelInputs, type ModelOutput, type ModelSettings } from "./model.js";
+import {
+  inputShape,
+  PretrainedModel,
+  refuseInputs,
+  type ModelInputs,
+  type ModelOutput,
+  type ModelSettings,
+} from "./model.js";
 
 /** The settings every decoder family has, under these names. */
 export interface DecoderSettings extends ModelSettings {
@@ -106,7 +113,9 @@ export abstract class DecoderModel<P = unknown> extends PretrainedModel {
     });
     const start = this.check(inputs);
     if (!Number.isInteger(lastLayer) || lastLayer < start.first || lastLayer >= this.numLayers) {
-      throw new RangeError(`runBlocks: lastLayer ${lastLayer} is out of range (expected ${start.first}..${this.numLayers - 1}: from the first block run to the last block)`);
+      throw new RangeError(
+        `runBlocks: lastLayer ${lastLayer} is out of range (expected ${start.first}..${this.numLayers - 1}: from the first block run to the last block)`,
+      );
     }
     const pass = this.passContext(start.passInputs);
     let x = this.enter(inputs, start);
@@ -120,30 +129,50 @@ export abstract class DecoderModel<P = unknown> extends PretrainedModel {
     const s = this.settings;
     const cache = inputs.cache ?? null;
     if (cache !== null && (!(cache instanceof KeyValueCache) || cache.layers !== this.numLayers)) {
-      throw new TypeError(`model inputs: cache must be a KeyValueCache of ${this.numLayers} layers (model.newCache()), got ${cache instanceof KeyValueCache ? `one of ${cache.layers}` : typeof cache}`);
+      throw new TypeError(
+        `model inputs: cache must be a KeyValueCache of ${this.numLayers} layers (model.newCache()), got ${cache instanceof KeyValueCache ? `one of ${cache.layers}` : typeof cache}`,
+      );
     }
     const past = cache?.length ?? 0;
     const mask = inputs.attentionMask ?? null;
     if (mask !== null && (mask.shape.length !== 2 || mask.shape[0] !== batch || mask.shape[1] !== past + length)) {
-      throw new RangeError(`model inputs: attentionMask must be [${batch}, ${past + length}] (the batch, and the cached and new positions), got [${mask.shape.join(", ")}]`);
+      throw new RangeError(
+        `model inputs: attentionMask must be [${batch}, ${past + length}] (the batch, and the cached and new positions), got [${mask.shape.join(", ")}]`,
+      );
     }
     const positions = inputs.positionIds ?? positionIds(null, batch, length, past);
     checkIds(positions, [batch, length], "positionIds", this.positionTable);
-    if (inputs.inputIds) checkIds(inputs.inputIds, [batch, length], "inputIds", { size: s.vocabSize, field: "vocab_size" });
+    if (inputs.inputIds)
+      checkIds(inputs.inputIds, [batch, length], "inputIds", { size: s.vocabSize, field: "vocab_size" });
     const embeds = inputs.inputsEmbeds;
     if (embeds && embeds.shape[2] !== s.hiddenSize) {
-      throw new RangeError(`model inputs: inputsEmbeds must be [B, T, ${s.hiddenSize}], got [${embeds.shape.join(", ")}]`);
+      throw new RangeError(
+        `model inputs: inputsEmbeds must be [B, T, ${s.hiddenSize}], got [${embeds.shape.join(", ")}]`,
+      );
     }
     const resume = inputs.resumeFrom;
     if (resume) {
-      if (cache !== null) throw new TypeError("model inputs: resumeFrom and cache cannot be combined (the skipped blocks would not extend the cache)");
+      if (cache !== null)
+        throw new TypeError(
+          "model inputs: resumeFrom and cache cannot be combined (the skipped blocks would not extend the cache)",
+        );
       const { layer, hidden } = resume;
       if (!Number.isInteger(layer) || layer < 0 || layer >= this.numLayers) {
-        throw new RangeError(`model inputs: resumeFrom.layer ${layer} is out of range (expected 0..${this.numLayers - 1})`);
+        throw new RangeError(
+          `model inputs: resumeFrom.layer ${layer} is out of range (expected 0..${this.numLayers - 1})`,
+        );
       }
-      if (!(hidden instanceof Tensor) || hidden.rank !== 3 || hidden.shape[0] !== batch || hidden.shape[1] !== length || hidden.shape[2] !== s.hiddenSize) {
+      if (
+        !(hidden instanceof Tensor) ||
+        hidden.rank !== 3 ||
+        hidden.shape[0] !== batch ||
+        hidden.shape[1] !== length ||
+        hidden.shape[2] !== s.hiddenSize
+      ) {
         const got = hidden instanceof Tensor ? `[${hidden.shape.join(", ")}]` : typeof hidden;
-        throw new RangeError(`model inputs: resumeFrom.hidden must be [${batch}, ${length}, ${s.hiddenSize}], got ${got}`);
+        throw new RangeError(
+          `model inputs: resumeFrom.hidden must be [${batch}, ${length}, ${s.hiddenSize}], got ${got}`,
+        );
       }
     }
     const passInputs = { batch, length, past, positions, attentionMask: mask, cache };
@@ -158,12 +187,20 @@ export abstract class DecoderModel<P = unknown> extends PretrainedModel {
 }
 
 /** Ids or positions of shape [B, T], each within `table` when there is one, or an error naming the config field that sizes it. */
-function checkIds(ids: IntTensor, shape: readonly number[], what: string, table: { size: number; field: string } | null): void {
+function checkIds(
+  ids: IntTensor,
+  shape: readonly number[],
+  what: string,
+  table: { size: number; field: string } | null,
+): void {
   if (!(ids instanceof IntTensor) || ids.shape.length !== 2 || ids.shape[0] !== shape[0] || ids.shape[1] !== shape[1]) {
     const got = ids instanceof IntTensor ? `[${ids.shape.join(", ")}]` : typeof ids;
     throw new RangeError(`model inputs: ${what} must be [${shape.join(", ")}] like the inputs, got ${got}`);
   }
   if (table === null) return;
   const bad = ids.data.find((i) => i < 0 || i >= table.size);
-  if (bad !== undefined) throw new RangeError(`model inputs: ${what} contains ${bad}, outside 0..${table.size - 1} (${table.field} = ${table.size})`);
+  if (bad !== undefined)
+    throw new RangeError(
+      `model inputs: ${what} contains ${bad}, outside 0..${table.size - 1} (${table.field} = ${table.size})`,
+    );
 }

@@ -14,7 +14,9 @@ export const DEFAULT_MODEL_FOLDER = platform().packagePath("models", "default");
 /** Loads the default model and its tokenizer, as loadPretrained does for any folder. */
 export async function loadDefaultModel(): Promise<Pretrained> {
   if (!(await pathExists(joinPath(DEFAULT_MODEL_FOLDER, "config.json")))) {
-    throw new Error(`the default model is missing: ${DEFAULT_MODEL_FOLDER} has no config.json (expected the folder shipped with tsvene; npm run train:default-model rebuilds it)`);
+    throw new Error(
+      `the default model is missing: ${DEFAULT_MODEL_FOLDER} has no config.json (expected the folder shipped with tsvene; npm run train:default-model rebuilds it)`,
+    );
   }
   return loadPretrained(DEFAULT_MODEL_FOLDER);
 }

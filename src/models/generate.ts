@@ -37,31 +37,58 @@ export interface GenerateOutput {
 }
 
 const GENERATE_OPTIONS = [
-  "maxNewTokens", "attentionMask", "doSample", "temperature", "topK", "generator", "eosTokenId", "padTokenId", "useCache",
+  "maxNewTokens",
+  "attentionMask",
+  "doSample",
+  "temperature",
+  "topK",
+  "generator",
+  "eosTokenId",
+  "padTokenId",
+  "useCache",
 ] as const satisfies readonly (keyof GenerateOptions)[];
 
-export function generate(model: PretrainedModel, inputIds: IntTensor, generateOptions: GenerateOptions): GenerateOutput {
+export function generate(
+  model: PretrainedModel,
+  inputIds: IntTensor,
+  generateOptions: GenerateOptions,
+): GenerateOutput {
   const options = readOptions<GenerateOptions>(generateOptions, GENERATE_OPTIONS, "generate options");
   const { maxNewTokens = NaN, doSample = false, temperature = 1, topK = 0, generator = tv.defaultGenerator } = options;
-  if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0) throw new RangeError(`generate: maxNewTokens must be a non-negative integer, got ${maxNewTokens}`);
-  if (inputIds.shape.length !== 2) throw new RangeError(`generate: inputIds must be [B, T], got [${inputIds.shape.join(", ")}]`);
+  if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0)
+    throw new RangeError(`generate: maxNewTokens must be a non-negative integer, got ${maxNewTokens}`);
+  if (inputIds.shape.length !== 2)
+    throw new RangeError(`generate: inputIds must be [B, T], got [${inputIds.shape.join(", ")}]`);
   if (!(temperature > 0)) throw new RangeError(`generate: temperature must be positive, got ${temperature}`);
-  if (!Number.isInteger(topK) || topK < 0) throw new RangeError(`generate: topK must be a non-negative integer (0 = off), got ${topK}`);
+  if (!Number.isInteger(topK) || topK < 0)
+    throw new RangeError(`generate: topK must be a non-negative integer (0 = off), got ${topK}`);
   if (options.attentionMask) checkMaskValues(options.attentionMask);
   const [batch, promptLength] = inputIds.shape;
-  const eos = options.eosTokenId === undefined ? [] : typeof options.eosTokenId === "number" ? [options.eosTokenId] : [...options.eosTokenId];
+  const eos =
+    options.eosTokenId === undefined
+      ? []
+      : typeof options.eosTokenId === "number"
+        ? [options.eosTokenId]
+        : [...options.eosTokenId];
   const pad = options.padTokenId ?? eos[0] ?? 0;
   if (![...eos, pad].every((t) => Number.isInteger(t) && t >= 0)) {
-    throw new RangeError(`generate: eosTokenId and padTokenId must be token ids (non-negative integers), got ${describe(options.eosTokenId)} and ${describe(options.padTokenId)}`);
+    throw new RangeError(
+      `generate: eosTokenId and padTokenId must be token ids (non-negative integers), got ${describe(options.eosTokenId)} and ${describe(options.padTokenId)}`,
+    );
   }
   const cache = options.useCache === false ? null : model.newCache();
   const lastPositionLogits = model instanceof DecoderModel;
 
-  let tokens: number[][] = Array.from({ length: batch }, (_, b) => [...inputIds.data.subarray(b * promptLength, (b + 1) * promptLength)]);
+  let tokens: number[][] = Array.from({ length: batch }, (_, b) => [
+    ...inputIds.data.subarray(b * promptLength, (b + 1) * promptLength),
+  ]);
   let mask: number[][] = options.attentionMask
-    ? Array.from({ length: batch }, (_, b) => [...options.attentionMask!.data.subarray(b * promptLength, (b + 1) * promptLength)])
+    ? Array.from({ length: batch }, (_, b) => [
+        ...options.attentionMask!.data.subarray(b * promptLength, (b + 1) * promptLength),
+      ])
     : tokens.map((row) => row.map(() => 1));
-  if (mask.some((row) => row.length !== promptLength)) throw new RangeError(`generate: attentionMask must be [${batch}, ${promptLength}] like inputIds`);
+  if (mask.some((row) => row.length !== promptLength))
+    throw new RangeError(`generate: attentionMask must be [${batch}, ${promptLength}] like inputIds`);
   const finished = new Array<boolean>(batch).fill(false);
   const scores: Tensor[] = [];
 
@@ -70,10 +97,21 @@ export function generate(model: PretrainedModel, inputIds: IntTensor, generateOp
       const fullMask = new IntTensor(mask.flat(), [batch, mask[0].length]);
       const total = tokens[0].length;
       const fresh = cache === null || step === 0 ? total : 1;
-      const ids = new IntTensor(tokens.flatMap((row) => row.slice(total - fresh)), [batch, fresh]);
-      const inputs = { inputIds: ids, attentionMask: fullMask, positionIds: positionIds(fullMask, batch, fresh), cache };
+      const ids = new IntTensor(
+        tokens.flatMap((row) => row.slice(total - fresh)),
+        [batch, fresh],
+      );
+      const inputs = {
+        inputIds: ids,
+        attentionMask: fullMask,
+        positionIds: positionIds(fullMask, batch, fresh),
+        cache,
+      };
       const logits = model.run(lastPositionLogits ? { ...inputs, lastPositionLogits } : inputs).logits;
-      if (logits.rank !== 3) throw new RangeError(`generate: the ${model.family} model gives logits [${logits.shape.join(", ")}], not token scores per position [B, T, vocab]`);
+      if (logits.rank !== 3)
+        throw new RangeError(
+          `generate: the ${model.family} model gives logits [${logits.shape.join(", ")}], not token scores per position [B, T, vocab]`,
+        );
       const last = tv.squeeze(tv.slice(logits, 1, -1), 1);
       const chosenFrom = doSample ? limitTopK(tv.div(last, temperature), topK) : last;
       scores.push(chosenFrom);

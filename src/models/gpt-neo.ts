@@ -37,7 +37,8 @@ export interface GPTNeoSettings extends GPTLayoutSettings {
 export function gptNeoSettings(config: HFConfig): GPTNeoSettings {
   const hiddenSize = configInt(config, "hidden_size", 2048);
   const numHeads = configInt(config, "num_heads", 8);
-  if (hiddenSize % numHeads !== 0) throw new RangeError(`config.json: "hidden_size" (${hiddenSize}) must be divisible by "num_heads" (${numHeads})`);
+  if (hiddenSize % numHeads !== 0)
+    throw new RangeError(`config.json: "hidden_size" (${hiddenSize}) must be divisible by "num_heads" (${numHeads})`);
   const numLayers = configInt(config, "num_layers", 24);
   return {
     vocabSize: configInt(config, "vocab_size", 50257),
@@ -64,13 +65,23 @@ function attentionLayers(config: HFConfig, layers: number): AttentionKind[] {
   const form = '[[["global", "local"], repeats], ...]';
   let kinds: unknown[];
   if (config.attention_layers !== undefined && config.attention_layers !== null) {
-    if (!Array.isArray(config.attention_layers)) throw new TypeError(`config.json: "attention_layers" must be a list of "global"/"local", got ${JSON.stringify(config.attention_layers)}`);
+    if (!Array.isArray(config.attention_layers))
+      throw new TypeError(
+        `config.json: "attention_layers" must be a list of "global"/"local", got ${JSON.stringify(config.attention_layers)}`,
+      );
     kinds = config.attention_layers;
   } else {
     const types = config.attention_types ?? [[["global", "local"], 12]];
-    if (!Array.isArray(types)) throw new TypeError(`config.json: "attention_types" must be ${form}, got ${JSON.stringify(types)}`);
+    if (!Array.isArray(types))
+      throw new TypeError(`config.json: "attention_types" must be ${form}, got ${JSON.stringify(types)}`);
     kinds = types.flatMap((item) => {
-      if (!Array.isArray(item) || item.length !== 2 || !Array.isArray(item[0]) || !Number.isInteger(item[1]) || item[1] < 0) {
+      if (
+        !Array.isArray(item) ||
+        item.length !== 2 ||
+        !Array.isArray(item[0]) ||
+        !Number.isInteger(item[1]) ||
+        item[1] < 0
+      ) {
         throw new TypeError(`config.json: "attention_types" must be ${form}, got ${JSON.stringify(types)}`);
       }
       const [pattern, repeats] = item as [unknown[], number];
@@ -78,9 +89,14 @@ function attentionLayers(config: HFConfig, layers: number): AttentionKind[] {
     });
   }
   const unknown = kinds.find((k) => typeof k !== "string" || !KINDS.includes(k));
-  if (unknown !== undefined) throw new RangeError(`config.json: attention layer type ${JSON.stringify(unknown)} is not supported (expected "global" or "local")`);
+  if (unknown !== undefined)
+    throw new RangeError(
+      `config.json: attention layer type ${JSON.stringify(unknown)} is not supported (expected "global" or "local")`,
+    );
   if (kinds.length !== layers) {
-    throw new RangeError(`config.json: the attention layer types list ${kinds.length} layers (${JSON.stringify(kinds)}) but "num_layers" is ${layers}; they must agree`);
+    throw new RangeError(
+      `config.json: the attention layer types list ${kinds.length} layers (${JSON.stringify(kinds)}) but "num_layers" is ${layers}; they must agree`,
+    );
   }
   return kinds as AttentionKind[];
 }
@@ -101,7 +117,10 @@ class GPTNeoSelfAttention extends Module<Tensor, PassContext> {
   readonly q_proj: Linear;
   readonly out_proj: Linear;
 
-  constructor(readonly s: GPTNeoSettings, readonly layer: number) {
+  constructor(
+    readonly s: GPTNeoSettings,
+    readonly layer: number,
+  ) {
     super();
     this.attn_dropout = this.module("attn_dropout", new Identity());
     this.resid_dropout = this.module("resid_dropout", new Identity());
@@ -144,7 +163,11 @@ export class GPTNeoForCausalLM extends GPTLayoutLM<GPTNeoSettings, GPTNeoAttenti
   readonly family = "gpt_neo";
 
   constructor(config: HFConfig) {
-    super(config, gptNeoSettings(config), gptNeoSites, { positionsField: "max_position_embeddings", attention: GPTNeoAttention, projection: Linear });
+    super(config, gptNeoSettings(config), gptNeoSites, {
+      positionsField: "max_position_embeddings",
+      attention: GPTNeoAttention,
+      projection: Linear,
+    });
   }
 
   protected passContext({ attentionMask, batch, length, past, cache }: PassInputs): PassContext {
@@ -184,4 +207,9 @@ export function gptNeoSites(s: GPTNeoSettings): SiteMap {
 const ATTENTION_BUFFER = /^(transformer\.)?h\.\d+\.attn\.attention\.(bias|masked_bias)$/;
 
 /** Reads GPTNeoForCausalLM checkpoints, and GPTNeoModel ones (no `transformer.` prefix). */
-export const gptNeoFamily = gptLayoutFamily("gpt_neo", ["GPTNeoForCausalLM", "GPTNeoModel"], (config) => new GPTNeoForCausalLM(config), ATTENTION_BUFFER);
+export const gptNeoFamily = gptLayoutFamily(
+  "gpt_neo",
+  ["GPTNeoForCausalLM", "GPTNeoModel"],
+  (config) => new GPTNeoForCausalLM(config),
+  ATTENTION_BUFFER,
+);

@@ -44,14 +44,19 @@ export function gptNeoXSettings(config: HFConfig): GPTNeoXSettings {
     throw new RangeError(`config.json: hidden_size ${hiddenSize} must be divisible by num_attention_heads ${numHeads}`);
   }
   if (config.rope_scaling !== undefined && config.rope_scaling !== null) {
-    throw new RangeError(`config.json: rope_scaling ${JSON.stringify(config.rope_scaling)} is not supported for gpt_neox (expected null)`);
+    throw new RangeError(
+      `config.json: rope_scaling ${JSON.stringify(config.rope_scaling)} is not supported for gpt_neox (expected null)`,
+    );
   }
   // HF 4.45 sets rope_theta/partial_rotary_factor from rotary_emb_base/rotary_pct, so those win.
   const rotaryPct = configNumber(config, ["rotary_pct", "partial_rotary_factor"], 0.25);
-  if (!(rotaryPct >= 0 && rotaryPct <= 1)) throw new RangeError(`config.json: "rotary_pct" must be in [0, 1], got ${rotaryPct}`);
+  if (!(rotaryPct >= 0 && rotaryPct <= 1))
+    throw new RangeError(`config.json: "rotary_pct" must be in [0, 1], got ${rotaryPct}`);
   const rotaryNdims = Math.trunc((hiddenSize / numHeads) * rotaryPct);
   if (rotaryNdims % 2 !== 0) {
-    throw new RangeError(`config.json: rotary_pct ${rotaryPct} gives ${rotaryNdims} rotary features per head; rotary embeddings need an even number`);
+    throw new RangeError(
+      `config.json: rotary_pct ${rotaryPct} gives ${rotaryNdims} rotary features per head; rotary embeddings need an even number`,
+    );
   }
   return {
     vocabSize: configInt(config, "vocab_size"),
@@ -83,7 +88,10 @@ export class GPTNeoXAttention extends Module<Tensor, GPTNeoXContext> {
   readonly dense: Linear;
   private readonly headSize: number;
 
-  constructor(private readonly s: GPTNeoXSettings, private readonly layer: number) {
+  constructor(
+    private readonly s: GPTNeoXSettings,
+    private readonly layer: number,
+  ) {
     super();
     const d = s.hiddenSize;
     this.headSize = d / s.numHeads;
@@ -126,7 +134,10 @@ export class GPTNeoXLayer extends Module<Tensor, GPTNeoXContext> {
   readonly attention: GPTNeoXAttention;
   readonly mlp: GPTNeoXMLP;
 
-  constructor(private readonly s: GPTNeoXSettings, layer: number) {
+  constructor(
+    private readonly s: GPTNeoXSettings,
+    layer: number,
+  ) {
     super();
     this.input_layernorm = this.module("input_layernorm", new LayerNorm(s.hiddenSize, s.normEps));
     this.post_attention_layernorm = this.module("post_attention_layernorm", new LayerNorm(s.hiddenSize, s.normEps));
@@ -155,7 +166,10 @@ export class GPTNeoXModel extends Container {
   constructor(s: GPTNeoXSettings) {
     super();
     this.embed_in = this.module("embed_in", new Embedding(s.vocabSize, s.hiddenSize));
-    this.layers = this.module("layers", new ModuleList(Array.from({ length: s.numLayers }, (_, i) => new GPTNeoXLayer(s, i))));
+    this.layers = this.module(
+      "layers",
+      new ModuleList(Array.from({ length: s.numLayers }, (_, i) => new GPTNeoXLayer(s, i))),
+    );
     this.final_layer_norm = this.module("final_layer_norm", new LayerNorm(s.hiddenSize, s.normEps));
   }
 }
@@ -163,10 +177,12 @@ export class GPTNeoXModel extends Container {
 /** pyvene's GPTNeoXForCausalLM site map (spec §7.1/§7.2): GPTNeoXModel's, under `gpt_neox.`. */
 function gptNeoXSites(s: GPTNeoXSettings): SiteMap {
   const d = s.hiddenSize;
-  const at = (path: string, hook: Site["hook"], dim: number, heads?: number) => (l: number): Site => {
-    const module = `gpt_neox.layers.${l}${path}`;
-    return heads === undefined ? { module, hook, dim } : { module, hook, dim, heads };
-  };
+  const at =
+    (path: string, hook: Site["hook"], dim: number, heads?: number) =>
+    (l: number): Site => {
+      const module = `gpt_neox.layers.${l}${path}`;
+      return heads === undefined ? { module, hook, dim } : { module, hook, dim, heads };
+    };
   return {
     block_input: at("", "input", d),
     block_output: at("", "output", d),
@@ -195,7 +211,12 @@ export class GPTNeoXForCausalLM extends DecoderModel<GPTNeoXContext> {
     const s = (this.settings = gptNeoXSettings(config));
     this.sites = gptNeoXSites(s);
     this.gpt_neox = this.module("gpt_neox", new GPTNeoXModel(s));
-    this.embed_out = this.module("embed_out", s.tieWordEmbeddings ? new TiedLinear(this.gpt_neox.embed_in.weight) : new Linear(s.hiddenSize, s.vocabSize, { bias: false }));
+    this.embed_out = this.module(
+      "embed_out",
+      s.tieWordEmbeddings
+        ? new TiedLinear(this.gpt_neox.embed_in.weight)
+        : new Linear(s.hiddenSize, s.vocabSize, { bias: false }),
+    );
     this.invFreq = s.rotaryNdims > 0 ? ropeInverseFrequencies(s.rotaryNdims, s.rotaryBase) : null;
   }
 

@@ -63,7 +63,10 @@ export class GPTMLP<L extends Module> extends Module {
 }
 
 /** HF's GPT2Block / GPTNeoBlock: x + attn(ln_1(x)), then + mlp(ln_2(·)). */
-export class GPTBlock<S extends GPTLayoutSettings, A extends Module<Tensor, P>, P, L extends Module> extends Module<Tensor, P> {
+export class GPTBlock<S extends GPTLayoutSettings, A extends Module<Tensor, P>, P, L extends Module> extends Module<
+  Tensor,
+  P
+> {
   readonly ln_1: LayerNorm;
   readonly attn: A;
   readonly ln_2: LayerNorm;
@@ -84,7 +87,12 @@ export class GPTBlock<S extends GPTLayoutSettings, A extends Module<Tensor, P>, 
 }
 
 /** HF's GPT2Model / GPTNeoModel: the embeddings, blocks and final norm, which the LM runs. */
-export class GPTTransformer<S extends GPTLayoutSettings, A extends Module<Tensor, P>, P, L extends Module> extends Container {
+export class GPTTransformer<
+  S extends GPTLayoutSettings,
+  A extends Module<Tensor, P>,
+  P,
+  L extends Module,
+> extends Container {
   readonly wte: Embedding;
   readonly wpe: Embedding;
   readonly drop: Identity;
@@ -102,12 +110,22 @@ export class GPTTransformer<S extends GPTLayoutSettings, A extends Module<Tensor
 }
 
 /** HF's GPT2LMHeadModel / GPTNeoForCausalLM: `transformer`, then `lm_head` tied to its token embeddings. */
-export abstract class GPTLayoutLM<S extends GPTLayoutSettings, A extends Module<Tensor, P>, P, L extends Module> extends DecoderModel<P> {
+export abstract class GPTLayoutLM<
+  S extends GPTLayoutSettings,
+  A extends Module<Tensor, P>,
+  P,
+  L extends Module,
+> extends DecoderModel<P> {
   readonly sites: SiteMap;
   readonly transformer: GPTTransformer<S, A, P, L>;
   readonly lm_head: TiedLinear;
 
-  constructor(readonly config: HFConfig, readonly settings: S, sites: (s: S) => SiteMap, private readonly parts: GPTLayoutParts<S, A, P, L>) {
+  constructor(
+    readonly config: HFConfig,
+    readonly settings: S,
+    sites: (s: S) => SiteMap,
+    private readonly parts: GPTLayoutParts<S, A, P, L>,
+  ) {
     super();
     this.sites = sites(settings);
     this.transformer = this.module("transformer", new GPTTransformer(settings, parts));
@@ -141,7 +159,12 @@ export abstract class GPTLayoutLM<S extends GPTLayoutSettings, A extends Module<
 }
 
 /** The site of a component at `transformer.h.<layer><path>`, with an optional view (fused part, heads). */
-export function layerSite(path: string, hook: Site["hook"], dim: number, view: Partial<Site> = {}): (layer: number) => Site {
+export function layerSite(
+  path: string,
+  hook: Site["hook"],
+  dim: number,
+  view: Partial<Site> = {},
+): (layer: number) => Site {
   return (layer) => ({ module: `transformer.h.${layer}${path}`, hook, dim, ...view });
 }
 
@@ -161,7 +184,12 @@ export function blockAndMlpSites(s: GPTLayoutSettings): SiteMap {
  * and an adaptCheckpoint that accepts either's keys (the bare model's lack the `transformer.`
  * prefix) and drops the causal-mask buffers `buffer` matches, which HF rebuilds.
  */
-export function gptLayoutFamily(name: string, architectures: readonly [string, string], create: (config: HFConfig) => PretrainedModel, buffer: RegExp): ModelFamily {
+export function gptLayoutFamily(
+  name: string,
+  architectures: readonly [string, string],
+  create: (config: HFConfig) => PretrainedModel,
+  buffer: RegExp,
+): ModelFamily {
   return {
     name,
     modelTypes: [name],

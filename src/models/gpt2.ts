@@ -32,11 +32,14 @@ export interface GPT2Settings extends GPTLayoutSettings {
 
 export function gpt2Settings(config: HFConfig): GPT2Settings {
   if (configBool(config, "add_cross_attention", false)) {
-    throw new RangeError('config.json: "add_cross_attention": true is not supported (GPT-2 as an encoder-decoder); expected false or absent');
+    throw new RangeError(
+      'config.json: "add_cross_attention": true is not supported (GPT-2 as an encoder-decoder); expected false or absent',
+    );
   }
   const hiddenSize = configInt(config, ["n_embd", "hidden_size"], 768);
   const numHeads = configInt(config, ["n_head", "num_attention_heads"], 12);
-  if (hiddenSize % numHeads !== 0) throw new RangeError(`config.json: "n_embd" (${hiddenSize}) must be divisible by "n_head" (${numHeads})`);
+  if (hiddenSize % numHeads !== 0)
+    throw new RangeError(`config.json: "n_embd" (${hiddenSize}) must be divisible by "n_head" (${numHeads})`);
   return {
     vocabSize: configInt(config, "vocab_size", 50257),
     maxPositions: configInt(config, ["n_positions", "max_position_embeddings"], 1024),
@@ -67,7 +70,10 @@ class GPT2Attention extends Module<Tensor, PassContext> {
   readonly resid_dropout: Identity;
   private readonly scale: (scores: Tensor) => Tensor;
 
-  constructor(readonly s: GPT2Settings, readonly layer: number) {
+  constructor(
+    readonly s: GPT2Settings,
+    readonly layer: number,
+  ) {
     super();
     this.c_attn = this.module("c_attn", new Conv1D(s.hiddenSize, 3 * s.hiddenSize));
     this.c_proj = this.module("c_proj", new Conv1D(s.hiddenSize, s.hiddenSize));
@@ -87,7 +93,9 @@ class GPT2Attention extends Module<Tensor, PassContext> {
   }
 
   protected forward(x: Tensor, { cache, padding }: PassContext): Tensor {
-    const [q, kNew, vNew] = tv.split(this.c_attn.call(x), this.s.hiddenSize, -1).map((t) => splitHeads(t, this.s.numHeads));
+    const [q, kNew, vNew] = tv
+      .split(this.c_attn.call(x), this.s.hiddenSize, -1)
+      .map((t) => splitHeads(t, this.s.numHeads));
     const { key: k, value: v } = cache ? cache.update(this.layer, kNew, vNew) : { key: kNew, value: vNew };
     let scores = whereCausal(this.scale(tv.matmul(q, tv.transpose(k, -1, -2))));
     if (padding) scores = tv.add(scores, padding);
@@ -101,7 +109,11 @@ export class GPT2LMHeadModel extends GPTLayoutLM<GPT2Settings, GPT2Attention, Pa
   readonly family = "gpt2";
 
   constructor(config: HFConfig) {
-    super(config, gpt2Settings(config), gpt2Sites, { positionsField: "n_positions", attention: GPT2Attention, projection: Conv1D });
+    super(config, gpt2Settings(config), gpt2Sites, {
+      positionsField: "n_positions",
+      attention: GPT2Attention,
+      projection: Conv1D,
+    });
   }
 
   protected passContext({ attentionMask, batch, length, past, cache }: PassInputs): PassContext {
@@ -135,4 +147,9 @@ export function gpt2Sites(s: GPT2Settings): SiteMap {
 const ATTENTION_BUFFER = /^(transformer\.)?h\.\d+\.attn\.(bias|masked_bias)$/;
 
 /** Reads GPT2LMHeadModel checkpoints, and GPT2Model ones (no `transformer.` prefix, as openai-community/gpt2 stores them). */
-export const gpt2Family = gptLayoutFamily("gpt2", ["GPT2LMHeadModel", "GPT2Model"], (config) => new GPT2LMHeadModel(config), ATTENTION_BUFFER);
+export const gpt2Family = gptLayoutFamily(
+  "gpt2",
+  ["GPT2LMHeadModel", "GPT2Model"],
+  (config) => new GPT2LMHeadModel(config),
+  ATTENTION_BUFFER,
+);

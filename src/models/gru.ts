@@ -21,7 +21,15 @@ import { Module, ModuleList } from "../nn/module.js";
 import * as tv from "../tensor/index.js";
 import type { IntTensor, Tensor } from "../tensor/index.js";
 import { configBool, configInt, type HFConfig } from "./config.js";
-import { PretrainedModel, inputShape, refuseInputs, type ModelFamily, type ModelInputs, type ModelOutput, type ModelSettings } from "./model.js";
+import {
+  PretrainedModel,
+  inputShape,
+  refuseInputs,
+  type ModelFamily,
+  type ModelInputs,
+  type ModelOutput,
+  type ModelSettings,
+} from "./model.js";
 import type { Site, SiteMap } from "./sites.js";
 
 /** The context of one cell call: the time step and the layer's state before it. */
@@ -60,7 +68,10 @@ export class GRUCell extends Module<Tensor, GRUStepContext> {
   readonly update_act: Activation;
   readonly new_act: Activation;
 
-  constructor(readonly hiddenSize: number, bias: boolean) {
+  constructor(
+    readonly hiddenSize: number,
+    bias: boolean,
+  ) {
     super();
     this.x2h = this.module("x2h", new Linear(hiddenSize, 3 * hiddenSize, { bias }));
     this.h2h = this.module("h2h", new Linear(hiddenSize, 3 * hiddenSize, { bias }));
@@ -90,7 +101,10 @@ export class GRUModel extends Module<IntTensor> {
     const s = settings;
     this.wte = s.includeEmbeddings ? this.module("wte", new Embedding(s.vocabSize, s.hiddenSize)) : null;
     this.wpe = s.includeEmbeddings ? this.module("wpe", new Embedding(s.maxPositions, s.hiddenSize)) : null;
-    this.cells = this.module("cells", new ModuleList(Array.from({ length: s.numLayers }, () => new GRUCell(s.hiddenSize, s.bias))));
+    this.cells = this.module(
+      "cells",
+      new ModuleList(Array.from({ length: s.numLayers }, () => new GRUCell(s.hiddenSize, s.bias))),
+    );
   }
 
   /**
@@ -109,11 +123,15 @@ export class GRUModel extends Module<IntTensor> {
     if (inputs.attentionMask) checkRightPadding(inputs.attentionMask, batch, length);
     let x: Tensor;
     if (inputs.inputIds) {
-      if (!this.wte) throw new RangeError("gru: inputIds need token embeddings (include_emb true); give inputsEmbeds [B, T, h_dim] instead");
+      if (!this.wte)
+        throw new RangeError(
+          "gru: inputIds need token embeddings (include_emb true); give inputsEmbeds [B, T, h_dim] instead",
+        );
       x = this.wte.call(inputs.inputIds);
     } else {
       x = inputs.inputsEmbeds!;
-      if (x.shape[2] !== hidden) throw new RangeError(`gru: inputsEmbeds must be [B, T, ${hidden}], got [${x.shape.join(", ")}]`);
+      if (x.shape[2] !== hidden)
+        throw new RangeError(`gru: inputsEmbeds must be [B, T, ${hidden}], got [${x.shape.join(", ")}]`);
     }
     // As pyvene: position embeddings are added only when positions are given.
     if (inputs.positionIds) {
@@ -149,7 +167,9 @@ function checkRightPadding(mask: IntTensor, batch: number, length: number): void
     const row = mask.data.subarray(b * length, (b + 1) * length);
     const firstPad = row.indexOf(0);
     if (firstPad >= 0 && row.subarray(firstPad).some((v) => v !== 0)) {
-      throw new RangeError(`gru: attentionMask row ${b} has a real step after padding; the GRU reads the steps in order, so only right padding (ones, then zeros) leaves the real steps' states unchanged`);
+      throw new RangeError(
+        `gru: attentionMask row ${b} has a real step after padding; the GRU reads the steps in order, so only right padding (ones, then zeros) leaves the real steps' states unchanged`,
+      );
     }
   }
 }
@@ -160,10 +180,14 @@ function checkRightPadding(mask: IntTensor, batch: number, length: number): void
  */
 function gruSites(prefix: string, hidden: number): SiteMap {
   const cell = (l: number) => `${prefix}cells.${l}`;
-  const site = (suffix: string, hook: Site["hook"], dim: number, part?: number) => (l: number): Site => {
-    const module = suffix ? `${cell(l)}.${suffix}` : cell(l);
-    return part === undefined ? { module, hook, dim, recurrent: true } : { module, hook, dim, recurrent: true, fusedPart: { index: part, of: 3 } };
-  };
+  const site =
+    (suffix: string, hook: Site["hook"], dim: number, part?: number) =>
+    (l: number): Site => {
+      const module = suffix ? `${cell(l)}.${suffix}` : cell(l);
+      return part === undefined
+        ? { module, hook, dim, recurrent: true }
+        : { module, hook, dim, recurrent: true, fusedPart: { index: part, of: 3 } };
+    };
   return {
     cell_input: site("", "input", hidden),
     cell_output: site("", "output", hidden),
@@ -191,7 +215,10 @@ abstract class GRUPretrained extends PretrainedModel {
   readonly sites: SiteMap;
   protected readonly body: GRUModel;
 
-  constructor(readonly config: HFConfig, prefix: string) {
+  constructor(
+    readonly config: HFConfig,
+    prefix: string,
+  ) {
     super();
     this.settings = gruSettings(config);
     this.sites = gruSites(prefix, this.settings.hiddenSize);
@@ -248,7 +275,10 @@ export class GRULMHeadModel extends GRUWithHead {
 
   constructor(config: HFConfig) {
     super(config);
-    this.lm_head = this.module("lm_head", new Linear(this.settings.hiddenSize, this.settings.vocabSize, { bias: false }));
+    this.lm_head = this.module(
+      "lm_head",
+      new Linear(this.settings.hiddenSize, this.settings.vocabSize, { bias: false }),
+    );
   }
 
   protected head(states: Tensor): Tensor {
@@ -279,7 +309,9 @@ export const gruFamily: ModelFamily = {
     const architecture = named.find((a) => (ARCHITECTURES as readonly string[]).includes(a));
     // The heads differ in shape and weights, so the class must be named.
     if (architecture === undefined) {
-      throw new RangeError(`config.json: architectures ${JSON.stringify(config.architectures)} must name a GRU class (one of ${ARCHITECTURES.join(", ")})`);
+      throw new RangeError(
+        `config.json: architectures ${JSON.stringify(config.architectures)} must name a GRU class (one of ${ARCHITECTURES.join(", ")})`,
+      );
     }
     if (architecture === "GRUForClassification") return new GRUForClassification(config);
     if (architecture === "GRULMHeadModel") return new GRULMHeadModel(config);

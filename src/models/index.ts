@@ -1,4 +1,12 @@
-export { batchSize, PretrainedModel, inputShape, type ModelInputs, type ModelOutput, type ModelSettings, type ModelFamily } from "./model.js";
+export {
+  batchSize,
+  PretrainedModel,
+  inputShape,
+  type ModelInputs,
+  type ModelOutput,
+  type ModelSettings,
+  type ModelFamily,
+} from "./model.js";
 export { DecoderModel, type DecoderSettings, type PassInputs } from "./decoder.js";
 export type { Site, SiteMap } from "./sites.js";
 export { configNumber, configInt, configOptionalNumber, configBool, configString, type HFConfig } from "./config.js";

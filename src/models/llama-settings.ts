@@ -82,13 +82,49 @@ const GEMMA: Variant = {
 
 export const VARIANTS: Readonly<Record<LlamaModelType, Variant>> = {
   llama: LLAMA,
-  mistral: { ...LLAMA, architecture: "MistralForCausalLM", qkvBias: false, outputBias: false, mlpBias: false, slidingWindow: "all", slidingWindowDefault: 4096 },
-  qwen2: { ...LLAMA, architecture: "Qwen2ForCausalLM", qkvBias: true, outputBias: false, mlpBias: false, slidingWindow: "use_sliding_window_rejected" },
-  qwen3: { ...LLAMA, architecture: "Qwen3ForCausalLM", qkNorm: "per_head", mlpBias: false, headDimDefault: 128, slidingWindow: "use_sliding_window_rejected" },
+  mistral: {
+    ...LLAMA,
+    architecture: "MistralForCausalLM",
+    qkvBias: false,
+    outputBias: false,
+    mlpBias: false,
+    slidingWindow: "all",
+    slidingWindowDefault: 4096,
+  },
+  qwen2: {
+    ...LLAMA,
+    architecture: "Qwen2ForCausalLM",
+    qkvBias: true,
+    outputBias: false,
+    mlpBias: false,
+    slidingWindow: "use_sliding_window_rejected",
+  },
+  qwen3: {
+    ...LLAMA,
+    architecture: "Qwen3ForCausalLM",
+    qkNorm: "per_head",
+    mlpBias: false,
+    headDimDefault: 128,
+    slidingWindow: "use_sliding_window_rejected",
+  },
   gemma: GEMMA,
-  gemma2: { ...GEMMA, architecture: "Gemma2ForCausalLM", layout: "sandwich", slidingWindow: "even_layers", slidingWindowDefault: 4096, softCapping: true },
+  gemma2: {
+    ...GEMMA,
+    architecture: "Gemma2ForCausalLM",
+    layout: "sandwich",
+    slidingWindow: "even_layers",
+    slidingWindowDefault: 4096,
+    softCapping: true,
+  },
   olmo: { ...LLAMA, architecture: "OlmoForCausalLM", norm: "plain_layer_norm", mlpBias: false, clipQkv: true },
-  olmo2: { ...LLAMA, architecture: "Olmo2ForCausalLM", layout: "post", qkNorm: "full_width", mlpBias: false, rmsNormEpsDefault: 1e-5 },
+  olmo2: {
+    ...LLAMA,
+    architecture: "Olmo2ForCausalLM",
+    layout: "post",
+    qkNorm: "full_width",
+    mlpBias: false,
+    rmsNormEpsDefault: 1e-5,
+  },
 };
 
 /** A config resolved for one model type: every number the decoder needs. */
@@ -125,7 +161,9 @@ function modelTypeOf(config: HFConfig): LlamaModelType {
   const declared = config.model_type;
   if (typeof declared === "string" && declared in VARIANTS) return declared as LlamaModelType;
   const architectures = Array.isArray(config.architectures) ? config.architectures.map(String) : [];
-  const byArchitecture = (Object.keys(VARIANTS) as LlamaModelType[]).find((t) => architectures.includes(VARIANTS[t].architecture));
+  const byArchitecture = (Object.keys(VARIANTS) as LlamaModelType[]).find((t) =>
+    architectures.includes(VARIANTS[t].architecture),
+  );
   if (byArchitecture) return byArchitecture;
   throw new RangeError(
     `config.json: model_type ${JSON.stringify(declared)} (architectures ${JSON.stringify(architectures)}) is not a Llama-family model ` +
@@ -146,13 +184,18 @@ function ropeScalingOf(config: HFConfig): RopeScaling | null {
   const value = config.rope_scaling;
   if (value === undefined || value === null) return null;
   if (typeof value !== "object" || Array.isArray(value)) {
-    throw new TypeError(`config.json: "rope_scaling" must be null or an object such as {"rope_type": "linear", "factor": 2}, got ${JSON.stringify(value)}`);
+    throw new TypeError(
+      `config.json: "rope_scaling" must be null or an object such as {"rope_type": "linear", "factor": 2}, got ${JSON.stringify(value)}`,
+    );
   }
   const scaling = value as HFConfig;
   const type = scaling.rope_type ?? scaling.type;
   const field = (key: string): number => {
     const v = scaling[key];
-    if (typeof v !== "number" || !Number.isFinite(v)) throw new TypeError(`config.json: "rope_scaling.${key}" must be a number for rope type "${String(type)}", got ${JSON.stringify(v) ?? "missing"}`);
+    if (typeof v !== "number" || !Number.isFinite(v))
+      throw new TypeError(
+        `config.json: "rope_scaling.${key}" must be a number for rope type "${String(type)}", got ${JSON.stringify(v) ?? "missing"}`,
+      );
     return v;
   };
   switch (type) {
@@ -169,7 +212,9 @@ function ropeScalingOf(config: HFConfig): RopeScaling | null {
         originalMaxPositionEmbeddings: field("original_max_position_embeddings"),
       };
     default:
-      throw new RangeError(`config.json: rope_scaling type ${JSON.stringify(type)} is not supported (supported: "linear", "llama3", or rope_scaling null)`);
+      throw new RangeError(
+        `config.json: rope_scaling type ${JSON.stringify(type)} is not supported (supported: "linear", "llama3", or rope_scaling null)`,
+      );
   }
 }
 
@@ -182,23 +227,41 @@ export function llamaSettings(config: HFConfig): LlamaSettings {
   const numKeyValueHeads = configInt(config, "num_key_value_heads", numHeads);
   const numLayers = configInt(config, "num_hidden_layers");
   if (numHeads % numKeyValueHeads !== 0) {
-    throw new RangeError(`config.json: num_attention_heads (${numHeads}) must be a multiple of num_key_value_heads (${numKeyValueHeads})`);
+    throw new RangeError(
+      `config.json: num_attention_heads (${numHeads}) must be a multiple of num_key_value_heads (${numKeyValueHeads})`,
+    );
   }
-  if (v.headDimDefault === "hidden_size/num_attention_heads" && (config.head_dim === undefined || config.head_dim === null) && hiddenSize % numHeads !== 0) {
-    throw new RangeError(`config.json: hidden_size (${hiddenSize}) must be a multiple of num_attention_heads (${numHeads}) when there is no "head_dim"`);
+  if (
+    v.headDimDefault === "hidden_size/num_attention_heads" &&
+    (config.head_dim === undefined || config.head_dim === null) &&
+    hiddenSize % numHeads !== 0
+  ) {
+    throw new RangeError(
+      `config.json: hidden_size (${hiddenSize}) must be a multiple of num_attention_heads (${numHeads}) when there is no "head_dim"`,
+    );
   }
-  const headDim = configInt(config, "head_dim", v.headDimDefault === "hidden_size/num_attention_heads" ? hiddenSize / numHeads : v.headDimDefault);
-  if (headDim % 2 !== 0) throw new RangeError(`config.json: head_dim must be even for rotary embeddings, got ${headDim}`);
+  const headDim = configInt(
+    config,
+    "head_dim",
+    v.headDimDefault === "hidden_size/num_attention_heads" ? hiddenSize / numHeads : v.headDimDefault,
+  );
+  if (headDim % 2 !== 0)
+    throw new RangeError(`config.json: head_dim must be even for rotary embeddings, got ${headDim}`);
 
   const bias = (b: boolean | string): boolean => (typeof b === "boolean" ? b : configBool(config, b, false));
-  const window = v.slidingWindow === "none" || v.slidingWindow === "use_sliding_window_rejected" ? null : optionalWithDefault(config, "sliding_window", v.slidingWindowDefault);
+  const window =
+    v.slidingWindow === "none" || v.slidingWindow === "use_sliding_window_rejected"
+      ? null
+      : optionalWithDefault(config, "sliding_window", v.slidingWindowDefault);
   if (v.slidingWindow === "use_sliding_window_rejected" && configBool(config, "use_sliding_window", false)) {
     throw new RangeError(
       `config.json: "use_sliding_window": true is not supported for ${modelType} (HF's eager attention ignores it in 4.45 and later versions apply it to ` +
         `different layers; released checkpoints set it to false)`,
     );
   }
-  const slidingWindows = Array.from({ length: numLayers }, (_, layer) => (v.slidingWindow === "even_layers" && layer % 2 === 1 ? null : window));
+  const slidingWindows = Array.from({ length: numLayers }, (_, layer) =>
+    v.slidingWindow === "even_layers" && layer % 2 === 1 ? null : window,
+  );
 
   let clipQkv: number | null = null;
   if (v.clipQkv) clipQkv = optionalWithDefault(config, "clip_qkv", undefined);

@@ -62,7 +62,10 @@ class LlamaAttention extends Module<Tensor, LayerContext> {
   readonly q_norm: RMSNorm | null = null;
   readonly k_norm: RMSNorm | null = null;
 
-  constructor(private readonly s: LlamaSettings, private readonly layer: number) {
+  constructor(
+    private readonly s: LlamaSettings,
+    private readonly layer: number,
+  ) {
     super();
     const qWidth = s.numHeads * s.headDim;
     const kvWidth = s.numKeyValueHeads * s.headDim;
@@ -92,7 +95,8 @@ class LlamaAttention extends Module<Tensor, LayerContext> {
 
     const groups = s.numHeads / s.numKeyValueHeads;
     const raw = tv.matmul(q, tv.transpose(repeatKeyValue(k, groups)));
-    const scaled = s.queryPreAttnScalar === null ? tv.div(raw, Math.sqrt(s.headDim)) : tv.mul(raw, s.queryPreAttnScalar ** -0.5);
+    const scaled =
+      s.queryPreAttnScalar === null ? tv.div(raw, Math.sqrt(s.headDim)) : tv.mul(raw, s.queryPreAttnScalar ** -0.5);
     const scores = tv.add(softCap(scaled, s.attnLogitSoftcapping), ctx.mask(s.slidingWindows[this.layer]));
     const out = tv.matmul(tv.softmax(scores, -1), repeatKeyValue(v, groups));
     return this.o_proj.call(mergeHeads(out));
@@ -126,7 +130,10 @@ class LlamaDecoderLayer extends Module<Tensor, LayerContext> {
   readonly pre_feedforward_layernorm: AnyModule | null = null;
   readonly post_feedforward_layernorm: AnyModule | null = null;
 
-  constructor(private readonly s: LlamaSettings, layer: number) {
+  constructor(
+    private readonly s: LlamaSettings,
+    layer: number,
+  ) {
     super();
     const norm = (name: string): AnyModule => this.module(name, makeNorm(s, s.hiddenSize));
     this.self_attn = this.module("self_attn", new LlamaAttention(s, layer));
@@ -144,7 +151,10 @@ class LlamaDecoderLayer extends Module<Tensor, LayerContext> {
         return tv.add(h, this.mlp.call(this.post_attention_layernorm.call(h)));
       }
       case "sandwich": {
-        const h = tv.add(x, this.post_attention_layernorm.call(this.self_attn.call(this.input_layernorm!.call(x), ctx)));
+        const h = tv.add(
+          x,
+          this.post_attention_layernorm.call(this.self_attn.call(this.input_layernorm!.call(x), ctx)),
+        );
         return tv.add(h, this.post_feedforward_layernorm!.call(this.mlp.call(this.pre_feedforward_layernorm!.call(h))));
       }
       case "post": {
@@ -164,15 +174,22 @@ class LlamaModel extends Container {
   constructor(s: LlamaSettings) {
     super();
     this.embed_tokens = this.module("embed_tokens", new Embedding(s.vocabSize, s.hiddenSize));
-    this.layers = this.module("layers", new ModuleList(Array.from({ length: s.numLayers }, (_, i) => new LlamaDecoderLayer(s, i))));
+    this.layers = this.module(
+      "layers",
+      new ModuleList(Array.from({ length: s.numLayers }, (_, i) => new LlamaDecoderLayer(s, i))),
+    );
     this.norm = this.module("norm", makeNorm(s, s.hiddenSize));
   }
 }
 
 /** pyvene's LLaMA site map (spec §7.1/§7.2), with widths from the projections' real shapes. */
 function llamaSites(s: LlamaSettings): SiteMap {
-  const at = (path: string, hook: Site["hook"], dim: number, heads?: number) => (layer: number): Site =>
-    heads === undefined ? { module: `model.layers.${layer}${path}`, hook, dim } : { module: `model.layers.${layer}${path}`, hook, dim, heads };
+  const at =
+    (path: string, hook: Site["hook"], dim: number, heads?: number) =>
+    (layer: number): Site =>
+      heads === undefined
+        ? { module: `model.layers.${layer}${path}`, hook, dim }
+        : { module: `model.layers.${layer}${path}`, hook, dim, heads };
   const d = s.hiddenSize;
   return {
     block_input: at("", "input", d),
@@ -206,7 +223,12 @@ export class LlamaForCausalLM extends DecoderModel<LayerContext> {
     const s = (this.settings = llamaSettings(config));
     this.sites = llamaSites(s);
     this.model = this.module("model", new LlamaModel(s));
-    this.lm_head = this.module("lm_head", s.tieWordEmbeddings ? new TiedLinear(this.model.embed_tokens.weight) : new Linear(s.hiddenSize, s.vocabSize, { bias: false }));
+    this.lm_head = this.module(
+      "lm_head",
+      s.tieWordEmbeddings
+        ? new TiedLinear(this.model.embed_tokens.weight)
+        : new Linear(s.hiddenSize, s.vocabSize, { bias: false }),
+    );
   }
 
   /** The HF model_type this model was built as. */
@@ -260,5 +282,6 @@ export const llamaFamily: ModelFamily = {
   architectures: Object.values(VARIANTS).map((v) => v.architecture),
   create: (config) => new LlamaForCausalLM(config),
   // Older Llama checkpoints also store the rotary inv_freq buffer, which HF rebuilds from the config.
-  adaptCheckpoint: (tensors) => new Map([...tensors].filter(([name]) => !name.endsWith(".self_attn.rotary_emb.inv_freq"))),
+  adaptCheckpoint: (tensors) =>
+    new Map([...tensors].filter(([name]) => !name.endsWith(".self_attn.rotary_emb.inv_freq"))),
 };

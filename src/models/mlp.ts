@@ -13,7 +13,15 @@ import { Module, ModuleList } from "../nn/module.js";
 import * as tv from "../tensor/index.js";
 import type { IntTensor, Tensor } from "../tensor/index.js";
 import { configBool, configInt, configString, type HFConfig } from "./config.js";
-import { PretrainedModel, inputShape, refuseInputs, type ModelFamily, type ModelInputs, type ModelOutput, type ModelSettings } from "./model.js";
+import {
+  PretrainedModel,
+  inputShape,
+  refuseInputs,
+  type ModelFamily,
+  type ModelInputs,
+  type ModelOutput,
+  type ModelSettings,
+} from "./model.js";
 import type { SiteMap } from "./sites.js";
 
 export interface MLPSettings extends ModelSettings {
@@ -28,7 +36,8 @@ export interface MLPSettings extends ModelSettings {
 
 /** pyvene's MLPConfig fields, with its defaults. */
 export function mlpSettings(config: HFConfig): MLPSettings {
-  const labels = config.id2label !== null && typeof config.id2label === "object" ? Object.keys(config.id2label).length : undefined;
+  const labels =
+    config.id2label !== null && typeof config.id2label === "object" ? Object.keys(config.id2label).length : undefined;
   return {
     hiddenSize: configInt(config, "h_dim", 512),
     numLayers: configInt(config, "n_layer", 2),
@@ -87,11 +96,15 @@ export class MLPModel extends Module<IntTensor> {
     const hidden = this.settings.hiddenSize;
     let x: Tensor;
     if (inputs.inputIds) {
-      if (!this.wte) throw new RangeError("mlp: inputIds need token embeddings (include_emb true); give inputsEmbeds [B, T, h_dim] instead");
+      if (!this.wte)
+        throw new RangeError(
+          "mlp: inputIds need token embeddings (include_emb true); give inputsEmbeds [B, T, h_dim] instead",
+        );
       x = this.wte.call(inputs.inputIds);
     } else {
       x = inputs.inputsEmbeds!;
-      if (x.shape[2] !== hidden) throw new RangeError(`mlp: inputsEmbeds must be [B, T, ${hidden}], got [${x.shape.join(", ")}]`);
+      if (x.shape[2] !== hidden)
+        throw new RangeError(`mlp: inputsEmbeds must be [B, T, ${hidden}], got [${x.shape.join(", ")}]`);
     }
     // As pyvene: position embeddings are added only when positions are given.
     if (inputs.positionIds) {
@@ -176,7 +189,9 @@ export const mlpFamily: ModelFamily = {
     const named = Array.isArray(config.architectures) ? config.architectures.map(String) : [];
     const architecture = named.find((a) => (ARCHITECTURES as readonly string[]).includes(a));
     if (named.length > 0 && architecture === undefined) {
-      throw new RangeError(`config.json: architectures ${JSON.stringify(named)} has no MLP class (expected one of ${ARCHITECTURES.join(", ")})`);
+      throw new RangeError(
+        `config.json: architectures ${JSON.stringify(named)} has no MLP class (expected one of ${ARCHITECTURES.join(", ")})`,
+      );
     }
     // Without architectures: the classifier, the only class pyvene builds (create_mlp_classifier).
     return architecture === "MLPModel" ? new MLPBaseModel(config) : new MLPForClassification(config);

@@ -79,10 +79,14 @@ export abstract class PretrainedModel extends Module<IntTensor> {
   site(component: string, layer: number): Site {
     const at = Object.hasOwn(this.sites, component) ? this.sites[component] : undefined;
     if (at === undefined) {
-      throw new RangeError(`component "${component}" is not available for ${this.family} (available: ${Object.keys(this.sites).join(", ")})`);
+      throw new RangeError(
+        `component "${component}" is not available for ${this.family} (available: ${Object.keys(this.sites).join(", ")})`,
+      );
     }
     if (!Number.isInteger(layer) || layer < 0 || layer >= this.numLayers) {
-      throw new RangeError(`layer ${layer} is out of range for ${this.family} with ${this.numLayers} layers (expected 0..${this.numLayers - 1})`);
+      throw new RangeError(
+        `layer ${layer} is out of range for ${this.family} with ${this.numLayers} layers (expected 0..${this.numLayers - 1})`,
+      );
     }
     return at(layer);
   }
@@ -93,7 +97,14 @@ export abstract class PretrainedModel extends Module<IntTensor> {
 }
 
 const MODEL_INPUTS = [
-  "inputIds", "inputsEmbeds", "attentionMask", "positionIds", "cache", "outputHiddenStates", "resumeFrom", "lastPositionLogits",
+  "inputIds",
+  "inputsEmbeds",
+  "attentionMask",
+  "positionIds",
+  "cache",
+  "outputHiddenStates",
+  "resumeFrom",
+  "lastPositionLogits",
 ] as const satisfies readonly (keyof ModelInputs)[];
 
 /**
@@ -102,17 +113,21 @@ const MODEL_INPUTS = [
  * also read pyvene's `input_ids`): a snake_case key here is an error, not a silently dropped input.
  */
 export function inputShape(inputs: ModelInputs): { batch: number; length: number } {
-  if (typeof inputs !== "object" || inputs === null) throw new TypeError(`model inputs must be an object {inputIds, …}, got ${describe(inputs)}`);
+  if (typeof inputs !== "object" || inputs === null)
+    throw new TypeError(`model inputs must be an object {inputIds, …}, got ${describe(inputs)}`);
   exactKeys(inputs, MODEL_INPUTS, "model inputs");
   const { inputIds, inputsEmbeds } = inputs;
   if (inputs.attentionMask) checkMaskValues(inputs.attentionMask);
   if ((inputIds === undefined) === (inputsEmbeds === undefined)) {
     throw new TypeError("model inputs: give exactly one of inputIds [B, T] and inputsEmbeds [B, T, D]");
   }
-  if (inputIds !== undefined && !(inputIds instanceof IntTensor)) throw new TypeError(`model inputs: inputIds must be an IntTensor [B, T], got ${describe(inputIds)}`);
-  if (inputsEmbeds !== undefined && !(inputsEmbeds instanceof Tensor)) throw new TypeError(`model inputs: inputsEmbeds must be a Tensor [B, T, D], got ${describe(inputsEmbeds)}`);
+  if (inputIds !== undefined && !(inputIds instanceof IntTensor))
+    throw new TypeError(`model inputs: inputIds must be an IntTensor [B, T], got ${describe(inputIds)}`);
+  if (inputsEmbeds !== undefined && !(inputsEmbeds instanceof Tensor))
+    throw new TypeError(`model inputs: inputsEmbeds must be a Tensor [B, T, D], got ${describe(inputsEmbeds)}`);
   if (inputIds !== undefined) {
-    if (inputIds.shape.length !== 2) throw new RangeError(`model inputs: inputIds must be [B, T], got [${inputIds.shape.join(", ")}]`);
+    if (inputIds.shape.length !== 2)
+      throw new RangeError(`model inputs: inputIds must be [B, T], got [${inputIds.shape.join(", ")}]`);
     return { batch: inputIds.shape[0], length: inputIds.shape[1] };
   }
   const e = inputsEmbeds!;
@@ -124,10 +139,15 @@ export function inputShape(inputs: ModelInputs): { batch: number; length: number
  * Refuses the inputs a family cannot honour, naming the first one given and why, so that a run
  * never silently does less than asked. `cannot` maps an input to the reason.
  */
-export function refuseInputs(inputs: ModelInputs, family: string, cannot: { readonly [K in keyof ModelInputs]?: string }): void {
+export function refuseInputs(
+  inputs: ModelInputs,
+  family: string,
+  cannot: { readonly [K in keyof ModelInputs]?: string },
+): void {
   for (const [key, why] of Object.entries(cannot)) {
     const value = inputs[key as keyof ModelInputs];
-    if (value !== undefined && value !== null && value !== false) throw new TypeError(`model inputs: ${key} is not supported by ${family} (${why}); leave it out`);
+    if (value !== undefined && value !== null && value !== false)
+      throw new TypeError(`model inputs: ${key} is not supported by ${family} (${why}); leave it out`);
   }
 }
 

@@ -66,7 +66,12 @@ const gpt2 = {
   sizes: [
     { fields: [["n_embd", "hidden_size"]], size: (s) => s.hiddenSize, weight: "wte.weight", axis: 1 },
     { fields: [["vocab_size"]], size: (s) => s.vocabSize, weight: "wte.weight", axis: 0 },
-    { fields: [["n_positions", "max_position_embeddings"]], size: (s) => s.maxPositions, weight: "wpe.weight", axis: 0 },
+    {
+      fields: [["n_positions", "max_position_embeddings"]],
+      size: (s) => s.maxPositions,
+      weight: "wpe.weight",
+      axis: 0,
+    },
     // Conv1D stores [in, out].
     { fields: [["n_inner"]], size: (s) => s.intermediateSize, weight: "h.0.mlp.c_fc.weight", axis: 1 },
   ],
@@ -94,7 +99,12 @@ const gptNeoX = {
   sizes: [
     { fields: [["hidden_size"]], size: (s) => s.hiddenSize, weight: "embed_in.weight", axis: 1 },
     { fields: [["vocab_size"]], size: (s) => s.vocabSize, weight: "embed_in.weight", axis: 0 },
-    { fields: [["intermediate_size"]], size: (s) => s.intermediateSize, weight: "layers.0.mlp.dense_h_to_4h.weight", axis: 0 },
+    {
+      fields: [["intermediate_size"]],
+      size: (s) => s.intermediateSize,
+      weight: "layers.0.mlp.dense_h_to_4h.weight",
+      axis: 0,
+    },
   ],
 } satisfies ShapePlan<ReturnType<typeof gptNeoXSettings>>;
 
@@ -106,14 +116,23 @@ const llama = {
   sizes: [
     { fields: [["hidden_size"]], size: (s) => s.hiddenSize, weight: "embed_tokens.weight", axis: 1 },
     { fields: [["vocab_size"]], size: (s) => s.vocabSize, weight: "embed_tokens.weight", axis: 0 },
-    { fields: [["intermediate_size"]], size: (s) => s.intermediateSize, weight: "layers.0.mlp.up_proj.weight", axis: 0 },
     {
-      fields: [["num_attention_heads"], ["head_dim"]], size: (s) => s.numHeads * s.headDim,
-      weight: "layers.0.self_attn.q_proj.weight", axis: 0,
+      fields: [["intermediate_size"]],
+      size: (s) => s.intermediateSize,
+      weight: "layers.0.mlp.up_proj.weight",
+      axis: 0,
     },
     {
-      fields: [["num_key_value_heads"], ["head_dim"]], size: (s) => s.numKeyValueHeads * s.headDim,
-      weight: "layers.0.self_attn.k_proj.weight", axis: 0,
+      fields: [["num_attention_heads"], ["head_dim"]],
+      size: (s) => s.numHeads * s.headDim,
+      weight: "layers.0.self_attn.q_proj.weight",
+      axis: 0,
+    },
+    {
+      fields: [["num_key_value_heads"], ["head_dim"]],
+      size: (s) => s.numKeyValueHeads * s.headDim,
+      weight: "layers.0.self_attn.k_proj.weight",
+      axis: 0,
     },
   ],
 } satisfies ShapePlan<ReturnType<typeof llamaSettings>>;
@@ -126,12 +145,24 @@ const mlp = {
   sizes: [
     { fields: [["h_dim"]], size: (s) => s.hiddenSize, weight: "h.0.ff1.weight", axis: 1 },
     {
-      fields: [["num_classes", "num_labels"]], size: (s) => s.numLabels, weight: "score.weight", axis: 0,
+      fields: [["num_classes", "num_labels"]],
+      size: (s) => s.numLabels,
+      weight: "score.weight",
+      axis: 0,
       present: (_, config) => architectureOf(config, MLP_ARCHITECTURES) !== "MLPModel",
     },
-    { fields: [["vocab_size"]], size: (s) => s.vocabSize, weight: "wte.weight", axis: 0, present: (s) => s.includeEmbeddings },
     {
-      fields: [["max_position_embeddings"]], size: (s) => s.maxPositions, weight: "wpe.weight", axis: 0,
+      fields: [["vocab_size"]],
+      size: (s) => s.vocabSize,
+      weight: "wte.weight",
+      axis: 0,
+      present: (s) => s.includeEmbeddings,
+    },
+    {
+      fields: [["max_position_embeddings"]],
+      size: (s) => s.maxPositions,
+      weight: "wpe.weight",
+      axis: 0,
       present: (s) => s.includeEmbeddings,
     },
   ],
@@ -145,16 +176,31 @@ const gru = {
   sizes: [
     { fields: [["h_dim"]], size: (s) => s.hiddenSize, weight: "cells.0.x2h.weight", axis: 1 },
     {
-      fields: [["n_labels"]], size: (s) => s.numLabels, weight: "score.weight", axis: 0,
+      fields: [["n_labels"]],
+      size: (s) => s.numLabels,
+      weight: "score.weight",
+      axis: 0,
       present: (_, config) => architectureOf(config, GRU_ARCHITECTURES) === "GRUForClassification",
     },
-    { fields: [["vocab_size"]], size: (s) => s.vocabSize, weight: "wte.weight", axis: 0, present: (s) => s.includeEmbeddings },
     {
-      fields: [["vocab_size"]], size: (s) => s.vocabSize, weight: "lm_head.weight", axis: 0,
+      fields: [["vocab_size"]],
+      size: (s) => s.vocabSize,
+      weight: "wte.weight",
+      axis: 0,
+      present: (s) => s.includeEmbeddings,
+    },
+    {
+      fields: [["vocab_size"]],
+      size: (s) => s.vocabSize,
+      weight: "lm_head.weight",
+      axis: 0,
       present: (_, config) => architectureOf(config, GRU_ARCHITECTURES) === "GRULMHeadModel",
     },
     {
-      fields: [["max_position_embeddings"]], size: (s) => s.maxPositions, weight: "wpe.weight", axis: 0,
+      fields: [["max_position_embeddings"]],
+      size: (s) => s.maxPositions,
+      weight: "wpe.weight",
+      axis: 0,
       present: (s) => s.includeEmbeddings,
     },
   ],
@@ -162,5 +208,10 @@ const gru = {
 
 /** The plan of each family in FAMILIES, by family name. */
 export const SHAPE_PLANS: Readonly<Record<string, ShapePlan<unknown>>> = {
-  gpt2, gpt_neo: gptNeo, gpt_neox: gptNeoX, llama, mlp, gru,
+  gpt2,
+  gpt_neo: gptNeo,
+  gpt_neox: gptNeoX,
+  llama,
+  mlp,
+  gru,
 };

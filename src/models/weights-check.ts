@@ -23,7 +23,10 @@ interface FoundWeight {
  * message.
  */
 export function checkConfigFitsWeights(
-  family: ModelFamily, config: HFConfig, weights: WeightShapes, source = "model",
+  family: ModelFamily,
+  config: HFConfig,
+  weights: WeightShapes,
+  source = "model",
 ): void {
   const plan = SHAPE_PLANS[family.name];
   if (plan === undefined) {

@@ -11,7 +11,11 @@ export class Linear extends Module {
   readonly weight: Tensor;
   readonly bias: Tensor | null;
 
-  constructor(readonly inFeatures: number, readonly outFeatures: number, options: { bias?: boolean } = {}) {
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    options: { bias?: boolean } = {},
+  ) {
     super();
     this.weight = this.parameter("weight", tv.zeros([outFeatures, inFeatures]));
     this.bias = options.bias === false ? null : this.parameter("bias", tv.zeros([outFeatures]));
@@ -27,7 +31,10 @@ export class Conv1D extends Module {
   readonly weight: Tensor;
   readonly bias: Tensor;
 
-  constructor(readonly inFeatures: number, readonly outFeatures: number) {
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+  ) {
     super();
     this.weight = this.parameter("weight", tv.zeros([inFeatures, outFeatures]));
     this.bias = this.parameter("bias", tv.zeros([outFeatures]));
@@ -42,7 +49,10 @@ export class Conv1D extends Module {
 export class Embedding extends Module<IntTensor> {
   readonly weight: Tensor;
 
-  constructor(readonly numEmbeddings: number, readonly dim: number) {
+  constructor(
+    readonly numEmbeddings: number,
+    readonly dim: number,
+  ) {
     super();
     this.weight = this.parameter("weight", tv.zeros([numEmbeddings, dim]));
   }
@@ -56,7 +66,11 @@ export class LayerNorm extends Module {
   readonly weight: Tensor | null;
   readonly bias: Tensor | null;
 
-  constructor(readonly dim: number, readonly eps = 1e-5, options: { affine?: boolean; bias?: boolean } = {}) {
+  constructor(
+    readonly dim: number,
+    readonly eps = 1e-5,
+    options: { affine?: boolean; bias?: boolean } = {},
+  ) {
     super();
     const affine = options.affine ?? true;
     this.weight = affine ? this.parameter("weight", tv.ones([dim])) : null;
@@ -75,7 +89,11 @@ export class LayerNorm extends Module {
 export class RMSNorm extends Module {
   readonly weight: Tensor | null;
 
-  constructor(readonly dim: number, readonly eps = 1e-6, readonly options: { offsetWeight?: boolean; affine?: boolean } = {}) {
+  constructor(
+    readonly dim: number,
+    readonly eps = 1e-6,
+    readonly options: { offsetWeight?: boolean; affine?: boolean } = {},
+  ) {
     super();
     const affine = options.affine ?? true;
     this.weight = affine ? this.parameter("weight", options.offsetWeight ? tv.zeros([dim]) : tv.ones([dim])) : null;
@@ -109,7 +127,8 @@ export class Activation extends Module {
   constructor(readonly kind: string) {
     super();
     const fn = Object.hasOwn(ACTIVATIONS, kind) ? ACTIVATIONS[kind] : undefined;
-    if (fn === undefined) throw new RangeError(`Activation: unknown activation "${kind}" (known: ${Object.keys(ACTIVATIONS).join(", ")})`);
+    if (fn === undefined)
+      throw new RangeError(`Activation: unknown activation "${kind}" (known: ${Object.keys(ACTIVATIONS).join(", ")})`);
     this.fn = fn;
   }
 

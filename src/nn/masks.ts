@@ -17,9 +17,20 @@ export const MASKED = -3.4028234663852886e38;
  * attend, MASKED where the key is in the future, is padding (attentionMask 0), or, with a
  * sliding window w, is w or more positions behind the query.
  */
-export function additiveMask(attentionMask: IntTensor | null, batch: number, queries: number, keys: number, slidingWindow?: number): Tensor {
-  if (attentionMask !== null && (attentionMask.shape.length !== 2 || attentionMask.shape[0] !== batch || attentionMask.shape[1] !== keys)) {
-    throw new RangeError(`attention mask of shape [${attentionMask.shape.join(", ")}] does not match batch ${batch} and ${keys} key positions (expected [${batch}, ${keys}])`);
+export function additiveMask(
+  attentionMask: IntTensor | null,
+  batch: number,
+  queries: number,
+  keys: number,
+  slidingWindow?: number,
+): Tensor {
+  if (
+    attentionMask !== null &&
+    (attentionMask.shape.length !== 2 || attentionMask.shape[0] !== batch || attentionMask.shape[1] !== keys)
+  ) {
+    throw new RangeError(
+      `attention mask of shape [${attentionMask.shape.join(", ")}] does not match batch ${batch} and ${keys} key positions (expected [${batch}, ${keys}])`,
+    );
   }
   const data = new Float32Array(batch * queries * keys);
   const offset = keys - queries;
@@ -41,7 +52,9 @@ export function additiveMask(attentionMask: IntTensor | null, batch: number, que
 export function checkMaskValues(attentionMask: IntTensor): void {
   const i = attentionMask.data.findIndex((v) => v !== 0 && v !== 1);
   if (i >= 0) {
-    throw new RangeError(`attentionMask holds ${attentionMask.data[i]} at flat index ${i}; expected only 1 (a real token) and 0 (padding)`);
+    throw new RangeError(
+      `attentionMask holds ${attentionMask.data[i]} at flat index ${i}; expected only 1 (a real token) and 0 (padding)`,
+    );
   }
 }
 
@@ -91,7 +104,9 @@ export function whereCausal(scores: Tensor, window?: number): Tensor {
 /** GPT-2's padding mask [B, 1, 1, S]: 0 at real keys, MASKED at padding ((1 − mask)·min in HF). */
 export function paddingMask(attentionMask: IntTensor, batch: number, keys: number): Tensor {
   if (attentionMask.shape.length !== 2 || attentionMask.shape[0] !== batch || attentionMask.shape[1] !== keys) {
-    throw new RangeError(`attention mask of shape [${attentionMask.shape.join(", ")}] does not match batch ${batch} and ${keys} key positions (expected [${batch}, ${keys}])`);
+    throw new RangeError(
+      `attention mask of shape [${attentionMask.shape.join(", ")}] does not match batch ${batch} and ${keys} key positions (expected [${batch}, ${keys}])`,
+    );
   }
   const data = new Float32Array(batch * keys);
   attentionMask.data.forEach((m, i) => {

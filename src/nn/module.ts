@@ -10,7 +10,12 @@ import { type IntTensor, Tensor } from "../tensor/index.js";
 import { formatShape, sameShape } from "../tensor/shape.js";
 
 export type PreHook<I = Tensor, C = unknown> = (module: Module<I, C>, input: I, context: C) => I | void;
-export type PostHook<I = Tensor, C = unknown> = (module: Module<I, C>, input: I, output: Tensor, context: C) => Tensor | void;
+export type PostHook<I = Tensor, C = unknown> = (
+  module: Module<I, C>,
+  input: I,
+  output: Tensor,
+  context: C,
+) => Tensor | void;
 
 export interface HookHandle {
   remove(): void;
@@ -98,7 +103,9 @@ export abstract class Module<I = Tensor, C = unknown> {
     for (const segment of path.split(".")) {
       const next = current.childModules.get(segment);
       if (!next) {
-        throw new RangeError(`getModule: no module "${segment}" in "${path}" (children here: ${[...current.childModules.keys()].join(", ") || "none"})`);
+        throw new RangeError(
+          `getModule: no module "${segment}" in "${path}" (children here: ${[...current.childModules.keys()].join(", ") || "none"})`,
+        );
       }
       current = next;
     }
@@ -173,7 +180,8 @@ function addTo<T>(list: T[], item: T): HookHandle {
 }
 
 function checkName(name: string, children: Map<string, unknown>, params: Map<string, unknown>): void {
-  if (name === "" || name.includes(".")) throw new RangeError(`Module: invalid name "${name}" (non-empty, without dots)`);
+  if (name === "" || name.includes("."))
+    throw new RangeError(`Module: invalid name "${name}" (non-empty, without dots)`);
   if (children.has(name) || params.has(name)) throw new RangeError(`Module: "${name}" is already registered`);
 }
 

@@ -22,7 +22,8 @@ const f32 = Math.fround;
 
 /** inv_freq [dim/2] for rotary features of size `dim` with base θ, optionally scaled. */
 export function ropeInverseFrequencies(dim: number, base: number, scaling: RopeScaling | null = null): Float32Array {
-  if (!Number.isInteger(dim) || dim <= 0 || dim % 2 !== 0) throw new RangeError(`rope: the rotary dimension must be a positive even integer, got ${dim}`);
+  if (!Number.isInteger(dim) || dim <= 0 || dim % 2 !== 0)
+    throw new RangeError(`rope: the rotary dimension must be a positive even integer, got ${dim}`);
   const half = dim / 2;
   const inv = new Float32Array(half);
   for (let i = 0; i < half; i++) inv[i] = 1 / f32(base ** f32((2 * i) / dim));
@@ -48,7 +49,10 @@ function llama3Scaled(inv: Float32Array, s: Extract<RopeScaling, { type: "llama3
       out[i] = slowed;
       continue;
     }
-    const smooth = f32(f32(f32(f32(s.originalMaxPositionEmbeddings) / wavelength) - f32(s.lowFreqFactor)) / f32(s.highFreqFactor - s.lowFreqFactor));
+    const smooth = f32(
+      f32(f32(f32(s.originalMaxPositionEmbeddings) / wavelength) - f32(s.lowFreqFactor)) /
+        f32(s.highFreqFactor - s.lowFreqFactor),
+    );
     out[i] = f32(f32(f32(f32(1 - smooth) * slowed) / factor) + f32(smooth * slowed));
   }
   return out;

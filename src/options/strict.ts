@@ -41,7 +41,8 @@ export function readOptions<T extends object>(
     const name = known.get(key);
     if (name === undefined) throw new OptionError(unknownKeyMessage(key, names, where, hint));
     const earlier = seenAs.get(name);
-    if (earlier !== undefined) throw new OptionError(`${where}: "${earlier}" and "${key}" name the same option; give one`);
+    if (earlier !== undefined)
+      throw new OptionError(`${where}: "${earlier}" and "${key}" name the same option; give one`);
     seenAs.set(name, key);
     out[name] = (input as Record<string, unknown>)[key];
   }
@@ -63,11 +64,14 @@ function unknownKeyMessage(key: string, names: readonly string[], where: string,
  */
 export function exactKeys(input: unknown, names: readonly string[], where: string): void {
   if (input === undefined || input === null) return;
-  if (typeof input !== "object" || Array.isArray(input)) throw new OptionError(`${where} must be an options object {${names.join(", ")}}, got ${describe(input)}`);
+  if (typeof input !== "object" || Array.isArray(input))
+    throw new OptionError(`${where} must be an options object {${names.join(", ")}}, got ${describe(input)}`);
   for (const key of Object.keys(input)) {
     if (names.includes(key)) continue;
     const suggestion = closest(key, names);
-    throw new OptionError(`${where}: unknown option "${key}"${suggestion ? ` (did you mean "${suggestion}"?)` : ""}; expected one of ${names.join(", ")}`);
+    throw new OptionError(
+      `${where}: unknown option "${key}"${suggestion ? ` (did you mean "${suggestion}"?)` : ""}; expected one of ${names.join(", ")}`,
+    );
   }
 }
 
@@ -102,7 +106,8 @@ export function describe(value: unknown): string {
   if (typeof value === "function") return `a function (${value.name || "anonymous"})`;
   if (typeof value === "bigint") return `${value}n`;
   const shape = (value as { shape?: unknown } | null)?.shape;
-  if (typeof value === "object" && Array.isArray(shape)) return `a ${value!.constructor.name} of shape [${shape.join(", ")}]`;
+  if (typeof value === "object" && Array.isArray(shape))
+    return `a ${value!.constructor.name} of shape [${shape.join(", ")}]`;
   try {
     const json = JSON.stringify(value);
     if (json !== undefined && json.length <= 80) return json;
@@ -110,5 +115,7 @@ export function describe(value: unknown): string {
     // circular or otherwise unprintable: fall through to the kind
   }
   if (Array.isArray(value)) return `a list of ${value.length}`;
-  return typeof value === "object" && value !== null ? `an object (${value.constructor?.name ?? "no prototype"})` : String(value);
+  return typeof value === "object" && value !== null
+    ? `an object (${value.constructor?.name ?? "no prototype"})`
+    : String(value);
 }

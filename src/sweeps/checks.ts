@@ -10,13 +10,16 @@ const METRICS: readonly Metric[] = ["probability", "logit"];
 export const TRACE_COMPONENTS: readonly TraceComponent[] = ["block_output", "mlp_output", "attention_output"];
 
 export function checkMetric(metric: unknown, where: string): Metric {
-  if (!METRICS.includes(metric as Metric)) throw new RangeError(`${where}: metric must be "probability" or "logit", got ${describe(metric)}`);
+  if (!METRICS.includes(metric as Metric))
+    throw new RangeError(`${where}: metric must be "probability" or "logit", got ${describe(metric)}`);
   return metric as Metric;
 }
 
 export function checkComponent(component: unknown, where: string): TraceComponent {
   if (!TRACE_COMPONENTS.includes(component as TraceComponent)) {
-    throw new RangeError(`${where}: component must be one of ${TRACE_COMPONENTS.join(", ")}, got ${describe(component)}`);
+    throw new RangeError(
+      `${where}: component must be one of ${TRACE_COMPONENTS.join(", ")}, got ${describe(component)}`,
+    );
   }
   return component as TraceComponent;
 }
@@ -50,7 +53,9 @@ export function checkLabels(labels: unknown, length: number, what: string, where
 /** The window of layers restored together: a positive integer no wider than the model. */
 export function checkWindow(window: unknown, model: PretrainedModel, where: string): number {
   if (!Number.isInteger(window) || (window as number) < 1 || (window as number) > model.numLayers) {
-    throw new RangeError(`${where}: window must be an integer in 1..${model.numLayers} (the model's layers), got ${describe(window)}`);
+    throw new RangeError(
+      `${where}: window must be an integer in 1..${model.numLayers} (the model's layers), got ${describe(window)}`,
+    );
   }
   return window as number;
 }

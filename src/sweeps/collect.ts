@@ -23,34 +23,55 @@ export interface CollectOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-const COLLECT_OPTIONS = ["inputIds", "attentionMask", "component", "layers", "batchSize", "onProgress"] as const satisfies readonly (keyof CollectOptions)[];
+const COLLECT_OPTIONS = [
+  "inputIds",
+  "attentionMask",
+  "component",
+  "layers",
+  "batchSize",
+  "onProgress",
+] as const satisfies readonly (keyof CollectOptions)[];
 
 export function collectActivations(model: PretrainedModel, collectOptions: CollectOptions): CollectResult {
   const options = readOptions<CollectOptions>(collectOptions, COLLECT_OPTIONS, "collectActivations options");
   const { inputIds, attentionMask = null, component = "block_output", batchSize = 8 } = options;
   const layers = options.layers ?? Array.from({ length: model.numLayers }, (_, l) => l);
   if (!(inputIds instanceof IntTensor) || inputIds.shape.length !== 2) {
-    throw new RangeError(`collectActivations: inputIds must be an IntTensor [N, T], got ${inputIds instanceof IntTensor ? `[${inputIds.shape.join(", ")}]` : describe(inputIds)}`);
+    throw new RangeError(
+      `collectActivations: inputIds must be an IntTensor [N, T], got ${inputIds instanceof IntTensor ? `[${inputIds.shape.join(", ")}]` : describe(inputIds)}`,
+    );
   }
-  if (attentionMask !== null && (!(attentionMask instanceof IntTensor) || attentionMask.shape.join() !== inputIds.shape.join())) {
-    throw new RangeError(`collectActivations: attentionMask must be an IntTensor [${inputIds.shape.join(", ")}] like inputIds`);
+  if (
+    attentionMask !== null &&
+    (!(attentionMask instanceof IntTensor) || attentionMask.shape.join() !== inputIds.shape.join())
+  ) {
+    throw new RangeError(
+      `collectActivations: attentionMask must be an IntTensor [${inputIds.shape.join(", ")}] like inputIds`,
+    );
   }
   if (!Array.isArray(layers) || new Set(layers).size !== layers.length) {
-    throw new RangeError(`collectActivations: layers must be a list of distinct layer numbers, got ${describe(layers)}`);
+    throw new RangeError(
+      `collectActivations: layers must be a list of distinct layer numbers, got ${describe(layers)}`,
+    );
   }
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`collectActivations: batchSize must be a positive integer, got ${batchSize}`);
+  if (!Number.isInteger(batchSize) || batchSize < 1)
+    throw new RangeError(`collectActivations: batchSize must be a positive integer, got ${batchSize}`);
   if (layers.length === 0) throw new RangeError("collectActivations: layers must not be empty");
   const sites = layers.map((layer) => model.site(component, layer));
   const [n, length] = inputIds.shape;
   const perLayer: Tensor[][] = layers.map(() => []);
-  const rows = (t: IntTensor, start: number, end: number) => new IntTensor(t.data.slice(start * length, end * length), [end - start, length]);
+  const rows = (t: IntTensor, start: number, end: number) =>
+    new IntTensor(t.data.slice(start * length, end * length), [end - start, length]);
   const handles: HookHandle[] = [];
   const lastLayer = Math.max(...layers);
   try {
     sites.forEach((site, i) => handles.push(readSite(model, site, (view) => void perLayer[i].push(view))));
     for (let start = 0; start < n; start += batchSize) {
       const end = Math.min(n, start + batchSize);
-      const batch = { inputIds: rows(inputIds, start, end), attentionMask: attentionMask ? rows(attentionMask, start, end) : null };
+      const batch = {
+        inputIds: rows(inputIds, start, end),
+        attentionMask: attentionMask ? rows(attentionMask, start, end) : null,
+      };
       // A decoder stops after the last block collected from: the later blocks and the head would be wasted work.
       tv.noGrad(() => (model instanceof DecoderModel ? model.runBlocks(batch, lastLayer) : model.run(batch)));
       options.onProgress?.(end, n);

@@ -6,7 +6,14 @@
  * first patched layer. Only the last position's logits are computed. Sweeps run on decoders (every
  * transformer family), which can resume and stop after a block.
  */
-import { AdditionIntervention, CollectIntervention, gatherUnits, IntervenableModel, scatterUnits, writeSite } from "../intervene/index.js";
+import {
+  AdditionIntervention,
+  CollectIntervention,
+  gatherUnits,
+  IntervenableModel,
+  scatterUnits,
+  writeSite,
+} from "../intervene/index.js";
 import { DecoderModel } from "../models/decoder.js";
 import type { ModelInputs, PretrainedModel } from "../models/model.js";
 import * as tv from "../tensor/index.js";
@@ -64,22 +71,38 @@ function allPositions(length: number): number[][] {
 }
 
 /** One run (optionally corrupted) recording the component and every block input at all positions. */
-export function recordRun(model: PretrainedModel, inputs: ModelInputs, component: string, corruption: Corruption | null): RecordedRun {
+export function recordRun(
+  model: PretrainedModel,
+  inputs: ModelInputs,
+  component: string,
+  corruption: Corruption | null,
+): RecordedRun {
   const length = inputs.inputIds!.shape[1];
   const layers = Array.from({ length: model.numLayers }, (_, l) => l);
   const collect = layers.flatMap((layer) => [
     { layer, component, maxNumberOfUnits: length, interventionType: CollectIntervention },
     { layer, component: "block_input", maxNumberOfUnits: length, interventionType: CollectIntervention },
   ]);
-  const corrupt = corruption ? [{ layer: 0, component: "block_input", maxNumberOfUnits: corruption.positions.length, interventionType: AdditionIntervention }] : [];
+  const corrupt = corruption
+    ? [
+        {
+          layer: 0,
+          component: "block_input",
+          maxNumberOfUnits: corruption.positions.length,
+          interventionType: AdditionIntervention,
+        },
+      ]
+    : [];
   const im = new IntervenableModel([...corrupt, ...collect], model);
   const everywhere = allPositions(length);
   const locations = [...(corruption ? [[corruption.positions]] : []), ...collect.map(() => everywhere)];
   const sources = corruption ? [tv.unsqueeze(corruption.noise, 0), ...collect.map(() => null)] : null;
-  const { intervened, collected } = tv.noGrad(() => im.forward({ ...inputs, lastPositionLogits: true }, null, {
-    unitLocations: { base: locations },
-    sourceRepresentations: sources,
-  }));
+  const { intervened, collected } = tv.noGrad(() =>
+    im.forward({ ...inputs, lastPositionLogits: true }, null, {
+      unitLocations: { base: locations },
+      sourceRepresentations: sources,
+    }),
+  );
   return {
     logits: intervened.logits,
     component: layers.map((l) => collected[2 * l]),
@@ -113,7 +136,9 @@ export interface GridRequest {
 /** The model as a decoder, which the sweeps need (they resume runs from recorded residual streams). */
 export function asDecoder(model: PretrainedModel, where: string): DecoderModel {
   if (!(model instanceof DecoderModel)) {
-    throw new TypeError(`${where}: ${model.family} is not a transformer decoder; the sweeps run on GPT-2, GPT-Neo, GPT-NeoX and the Llama family`);
+    throw new TypeError(
+      `${where}: ${model.family} is not a transformer decoder; the sweeps run on GPT-2, GPT-Neo, GPT-NeoX and the Llama family`,
+    );
   }
   return model;
 }
@@ -126,7 +151,13 @@ export function restoreGrid(request: GridRequest): ScoreGrid {
   const length = request.inputs.inputIds!.shape[1];
   const numLayers = request.model.numLayers;
   const values = staircaseGrid(request);
-  return { values, rows: numLayers, cols: length, layers: Array.from({ length: numLayers }, (_, l) => l), positions: Array.from({ length }, (_, p) => p) };
+  return {
+    values,
+    rows: numLayers,
+    cols: length,
+    layers: Array.from({ length: numLayers }, (_, l) => l),
+    positions: Array.from({ length }, (_, p) => p),
+  };
 }
 
 /**
@@ -136,7 +167,17 @@ export function restoreGrid(request: GridRequest): ScoreGrid {
  * whose window holds j. The work is that of the layer-by-layer batches, but in GEMMs of up to
  * layers × positions rows, which run far closer to peak than batches of one layer's positions.
  */
-function staircaseGrid({ model, inputs, component, window, patched, restored, target, metric, onProgress }: GridRequest): Float32Array {
+function staircaseGrid({
+  model,
+  inputs,
+  component,
+  window,
+  patched,
+  restored,
+  target,
+  metric,
+  onProgress,
+}: GridRequest): Float32Array {
   const ids = inputs.inputIds!;
   const length = ids.shape[1];
   const numLayers = model.numLayers;
@@ -155,11 +196,32 @@ function staircaseGrid({ model, inputs, component, window, patched, restored, ta
     const restoring = groups.map((l) => windows[l].includes(j));
     // Row r restores its own position r mod T; rows of layers whose window misses j keep their value.
     const positions = Array.from({ length: rows }, (_, r) => [r % length]);
-    const rowMask = new Tensor(Float32Array.from({ length: rows }, (_, r) => (restoring[Math.floor(r / length)] ? 1 : 0)), [rows, 1, 1]);
-    const clean = gatherUnits(tv.expand(restored.component[j], [rows, length, width]), "pos", positions, "staircase rows");
-    const restore = (view: Tensor) => scatterUnits(view, "pos", positions, tv.where(rowMask, clean, gatherUnits(view, "pos", positions, "staircase rows")), "staircase rows");
+    const rowMask = new Tensor(
+      Float32Array.from({ length: rows }, (_, r) => (restoring[Math.floor(r / length)] ? 1 : 0)),
+      [rows, 1, 1],
+    );
+    const clean = gatherUnits(
+      tv.expand(restored.component[j], [rows, length, width]),
+      "pos",
+      positions,
+      "staircase rows",
+    );
+    const restore = (view: Tensor) =>
+      scatterUnits(
+        view,
+        "pos",
+        positions,
+        tv.where(rowMask, clean, gatherUnits(view, "pos", positions, "staircase rows")),
+        "staircase rows",
+      );
     const handle = writeSite(model, model.site(component, j), restore);
-    const batch: ModelInputs = { inputIds: new IntTensor(Int32Array.from({ length: rows * length }, (_, i) => ids.data[i % length]), [rows, length]), resumeFrom: { layer: j, hidden: hidden! } };
+    const batch: ModelInputs = {
+      inputIds: new IntTensor(
+        Int32Array.from({ length: rows * length }, (_, i) => ids.data[i % length]),
+        [rows, length],
+      ),
+      resumeFrom: { layer: j, hidden: hidden! },
+    };
     try {
       if (j === numLayers - 1) logits = tv.noGrad(() => model.run({ ...batch, lastPositionLogits: true }).logits);
       else hidden = tv.noGrad(() => model.runBlocks(batch, j));

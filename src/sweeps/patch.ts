@@ -24,7 +24,16 @@ export interface PatchOptions {
 }
 
 const PATCH_OPTIONS = [
-  "base", "source", "baseTokens", "sourceTokens", "component", "target", "targetLabel", "window", "metric", "onProgress",
+  "base",
+  "source",
+  "baseTokens",
+  "sourceTokens",
+  "component",
+  "target",
+  "targetLabel",
+  "window",
+  "metric",
+  "onProgress",
 ] as const satisfies readonly (keyof PatchOptions)[];
 
 export function activationPatching(anyModel: PretrainedModel, patchOptions: PatchOptions): PatchResult {
@@ -39,13 +48,23 @@ export function activationPatching(anyModel: PretrainedModel, patchOptions: Patc
   checkLabels(options.baseTokens, base.shape[1], "baseTokens", where);
   checkLabels(options.sourceTokens, source.shape[1], "sourceTokens", where);
   if (base.shape[1] !== source.shape[1]) {
-    throw new RangeError(`activationPatching: base and source must have the same length so positions pair up, got ${base.shape[1]} and ${source.shape[1]} tokens`);
+    throw new RangeError(
+      `activationPatching: base and source must have the same length so positions pair up, got ${base.shape[1]} and ${source.shape[1]} tokens`,
+    );
   }
   const sourceRun = recordRun(model, { inputIds: source }, component, null);
   const baseRun = recordRun(model, { inputIds: base }, component, null);
   const target = checkTarget(options.target, sourceRun.logits.shape[2], where) ?? topToken(sourceRun.logits);
   const grid = restoreGrid({
-    model, inputs: { inputIds: base }, component, window, patched: baseRun, restored: sourceRun, target, metric, onProgress: options.onProgress,
+    model,
+    inputs: { inputIds: base },
+    component,
+    window,
+    patched: baseRun,
+    restored: sourceRun,
+    target,
+    metric,
+    onProgress: options.onProgress,
   });
   return {
     kind: "patch",

@@ -36,7 +36,18 @@ export interface TraceOptions {
 }
 
 const TRACE_OPTIONS = [
-  "inputIds", "tokens", "corruptedPositions", "target", "targetLabel", "component", "window", "noise", "noiseStd", "seed", "samples", "metric",
+  "inputIds",
+  "tokens",
+  "corruptedPositions",
+  "target",
+  "targetLabel",
+  "component",
+  "window",
+  "noise",
+  "noiseStd",
+  "seed",
+  "samples",
+  "metric",
   "onProgress",
 ] as const satisfies readonly (keyof TraceOptions)[];
 
@@ -51,27 +62,44 @@ export function causalTrace(anyModel: PretrainedModel, traceOptions: TraceOption
   const window = checkWindow(options.window ?? 1, model, where);
   const metric = checkMetric(options.metric ?? "probability", where);
   const { corruptedPositions = [], seed = 0, samples = 1 } = options;
-  if (!Number.isInteger(samples) || samples < 1) throw new RangeError(`causalTrace: samples must be a positive integer, got ${describe(samples)}`);
-  if (!Array.isArray(corruptedPositions) || corruptedPositions.length === 0 || corruptedPositions.some((p) => !Number.isInteger(p) || p < 0 || p >= length)
-    || new Set(corruptedPositions).size !== corruptedPositions.length) {
-    throw new RangeError(`causalTrace: corruptedPositions must be distinct positions in 0..${length - 1}, got ${describe(corruptedPositions)}`);
+  if (!Number.isInteger(samples) || samples < 1)
+    throw new RangeError(`causalTrace: samples must be a positive integer, got ${describe(samples)}`);
+  if (
+    !Array.isArray(corruptedPositions) ||
+    corruptedPositions.length === 0 ||
+    corruptedPositions.some((p) => !Number.isInteger(p) || p < 0 || p >= length) ||
+    new Set(corruptedPositions).size !== corruptedPositions.length
+  ) {
+    throw new RangeError(
+      `causalTrace: corruptedPositions must be distinct positions in 0..${length - 1}, got ${describe(corruptedPositions)}`,
+    );
   }
   if (!Number.isInteger(seed)) throw new RangeError(`causalTrace: seed must be an integer, got ${describe(seed)}`);
   if (options.noiseStd !== undefined && !(Number.isFinite(options.noiseStd) && options.noiseStd >= 0)) {
     throw new RangeError(`causalTrace: noiseStd must be a non-negative number, got ${describe(options.noiseStd)}`);
   }
-  if (options.noise !== undefined && options.noiseStd !== undefined) throw new TypeError("causalTrace: give noise or noiseStd, not both");
+  if (options.noise !== undefined && options.noiseStd !== undefined)
+    throw new TypeError("causalTrace: give noise or noiseStd, not both");
   const inputs = { inputIds };
   const clean = recordRun(model, inputs, component, null);
   const target = checkTarget(options.target, clean.logits.shape[2], where) ?? topToken(clean.logits);
   const width = clean.blockInputs[0].shape[2];
-  const noise = options.noise ?? tv.randn([samples, corruptedPositions.length, width], {
-    std: options.noiseStd ?? 3 * Math.sqrt(tv.variance(clean.blockInputs[0]).item()),
-    generator: new tv.Generator(seed),
-  });
+  const noise =
+    options.noise ??
+    tv.randn([samples, corruptedPositions.length, width], {
+      std: options.noiseStd ?? 3 * Math.sqrt(tv.variance(clean.blockInputs[0]).item()),
+      generator: new tv.Generator(seed),
+    });
   const draws = noise.rank === 2 ? tv.unsqueeze(noise, 0) : noise;
-  if (draws.rank !== 3 || draws.shape[0] !== samples || draws.shape[1] !== corruptedPositions.length || draws.shape[2] !== width) {
-    throw new RangeError(`causalTrace: noise must be [${samples}, ${corruptedPositions.length}, ${width}] (samples, corrupted positions, width), got [${noise.shape.join(", ")}]`);
+  if (
+    draws.rank !== 3 ||
+    draws.shape[0] !== samples ||
+    draws.shape[1] !== corruptedPositions.length ||
+    draws.shape[2] !== width
+  ) {
+    throw new RangeError(
+      `causalTrace: noise must be [${samples}, ${corruptedPositions.length}, ${width}] (samples, corrupted positions, width), got [${noise.shape.join(", ")}]`,
+    );
   }
   const values = new Float32Array(model.numLayers * length);
   let corrupted = 0;
@@ -79,8 +107,19 @@ export function causalTrace(anyModel: PretrainedModel, traceOptions: TraceOption
   for (let s = 0; s < samples; s++) {
     const corruption = { positions: corruptedPositions, noise: tv.squeeze(tv.slice(draws, 0, s, s + 1), 0) };
     const run = recordRun(model, inputs, component, corruption);
-    const progress = options.onProgress && ((done: number, total: number) => options.onProgress!(s * total + done, samples * total));
-    grid = restoreGrid({ model, inputs, component, window, patched: run, restored: clean, target, metric, onProgress: progress });
+    const progress =
+      options.onProgress && ((done: number, total: number) => options.onProgress!(s * total + done, samples * total));
+    grid = restoreGrid({
+      model,
+      inputs,
+      component,
+      window,
+      patched: run,
+      restored: clean,
+      target,
+      metric,
+      onProgress: progress,
+    });
     corrupted += measure(run.logits, target, metric)[0] / samples;
     grid.values.forEach((v, i) => (values[i] += v / samples));
   }

@@ -40,7 +40,9 @@ export function record(out: Tensor, inputs: readonly Tensor[], backward: GradNod
 const freedNode: GradNode = {
   inputs: [],
   backward() {
-    throw new Error("backward: this graph was already used by a backward() call and freed; pass { retainGraph: true } to the first call to reuse it");
+    throw new Error(
+      "backward: this graph was already used by a backward() call and freed; pass { retainGraph: true } to the first call to reuse it",
+    );
   },
 };
 

@@ -16,7 +16,8 @@ export function tensor(values: NestedNumbers | ArrayLike<number>, shape?: Shape)
 /** An integer tensor (token ids, positions) from nested arrays or flat values with a shape. */
 export function intTensor(values: NestedNumbers | ArrayLike<number>, shape?: Shape): IntTensor {
   const flat = Int32Array.from(flatten(values), (v) => {
-    if (!Number.isInteger(v) || v < -2147483648 || v > 2147483647) throw new TypeError(`intTensor: value ${v} is not a 32-bit integer`);
+    if (!Number.isInteger(v) || v < -2147483648 || v > 2147483647)
+      throw new TypeError(`intTensor: value ${v} is not a 32-bit integer`);
     return v;
   });
   return new IntTensor(flat, checkShape(shape ?? defaultShape(values), "intTensor"));
@@ -47,7 +48,8 @@ export function onesLike(t: Tensor): Tensor {
 /** Values start, start+step, … below end (PyTorch's `arange`). */
 export function arange(start: number, end?: number, step = 1): Tensor {
   const [from, to] = end === undefined ? [0, start] : [start, end];
-  if (step === 0 || !Number.isFinite(step)) throw new RangeError(`arange: step must be finite and non-zero, got ${step}`);
+  if (step === 0 || !Number.isFinite(step))
+    throw new RangeError(`arange: step must be finite and non-zero, got ${step}`);
   const n = Math.max(0, Math.ceil((to - from) / step));
   const data = new Float32Array(n);
   for (let i = 0; i < n; i++) data[i] = from + i * step;
@@ -57,7 +59,11 @@ export function arange(start: number, end?: number, step = 1): Tensor {
 /** Standard normal draws times `std` plus `mean`, from `generator` (default: the global one). */
 export function randn(shape: Shape, options: { mean?: number; std?: number; generator?: Generator } = {}): Tensor {
   const s = checkShape(shape, "randn");
-  const { mean = 0, std = 1, generator = defaultGenerator } = readOptions<typeof options>(options, ["mean", "std", "generator"], "randn options");
+  const {
+    mean = 0,
+    std = 1,
+    generator = defaultGenerator,
+  } = readOptions<typeof options>(options, ["mean", "std", "generator"], "randn options");
   const data = new Float32Array(sizeOf(s));
   for (let i = 0; i < data.length; i++) data[i] = mean + std * generator.normal();
   return new Tensor(data, s);
@@ -66,7 +72,11 @@ export function randn(shape: Shape, options: { mean?: number; std?: number; gene
 /** Uniform draws in [low, high), from `generator` (default: the global one). */
 export function rand(shape: Shape, options: { low?: number; high?: number; generator?: Generator } = {}): Tensor {
   const s = checkShape(shape, "rand");
-  const { low = 0, high = 1, generator = defaultGenerator } = readOptions<typeof options>(options, ["low", "high", "generator"], "rand options");
+  const {
+    low = 0,
+    high = 1,
+    generator = defaultGenerator,
+  } = readOptions<typeof options>(options, ["low", "high", "generator"], "rand options");
   const data = new Float32Array(sizeOf(s));
   for (let i = 0; i < data.length; i++) data[i] = low + (high - low) * generator.uniform();
   return new Tensor(data, s);
@@ -97,7 +107,8 @@ function flatten(values: NestedNumbers | ArrayLike<number>): ArrayLike<number> {
   const out: number[] = [];
   const walk = (v: NestedNumbers, depth: number): void => {
     if (depth === expected.length) {
-      if (typeof v !== "number") throw new TypeError(`tensor: ragged nested array (expected shape ${formatShape(expected)})`);
+      if (typeof v !== "number")
+        throw new TypeError(`tensor: ragged nested array (expected shape ${formatShape(expected)})`);
       out.push(v);
       return;
     }

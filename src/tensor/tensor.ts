@@ -80,7 +80,8 @@ export class Tensor {
 
   /** Sets requiresGrad on a leaf (PyTorch's `requires_grad_`). */
   requireGrad(flag = true): this {
-    if (this.node !== null) throw new Error("requireGrad: only leaf tensors can be marked; use detach() to make a leaf");
+    if (this.node !== null)
+      throw new Error("requireGrad: only leaf tensors can be marked; use detach() to make a leaf");
     this.requiresGrad = flag;
     return this;
   }
@@ -95,7 +96,8 @@ export class Tensor {
   }
 
   item(): number {
-    if (this.size !== 1) throw new RangeError(`item: tensor of shape ${formatShape(this.shape)} has ${this.size} values, expected 1`);
+    if (this.size !== 1)
+      throw new RangeError(`item: tensor of shape ${formatShape(this.shape)} has ${this.size} values, expected 1`);
     return this.data[0];
   }
 
@@ -108,14 +110,22 @@ export class Tensor {
    * leaves' `.grad`. A non-scalar tensor needs the upstream `grad` of its own shape.
    */
   backward(grad?: Tensor, options: { retainGraph?: boolean } = {}): void {
-    if (!this.requiresGrad) throw new Error("backward: this tensor does not require a gradient (no input was marked with requireGrad, or it was computed under noGrad)");
+    if (!this.requiresGrad)
+      throw new Error(
+        "backward: this tensor does not require a gradient (no input was marked with requireGrad, or it was computed under noGrad)",
+      );
     let seed: Float32Array;
     if (grad === undefined) {
-      if (this.size !== 1) throw new RangeError(`backward: a gradient argument is needed for a non-scalar tensor of shape ${formatShape(this.shape)}`);
+      if (this.size !== 1)
+        throw new RangeError(
+          `backward: a gradient argument is needed for a non-scalar tensor of shape ${formatShape(this.shape)}`,
+        );
       seed = new Float32Array([1]);
     } else {
       if (grad.size !== this.size || grad.rank !== this.rank || grad.shape.some((d, i) => d !== this.shape[i])) {
-        throw new RangeError(`backward: gradient shape ${formatShape(grad.shape)} does not match tensor shape ${formatShape(this.shape)}`);
+        throw new RangeError(
+          `backward: gradient shape ${formatShape(grad.shape)} does not match tensor shape ${formatShape(this.shape)}`,
+        );
       }
       seed = grad.data;
     }
@@ -141,48 +151,124 @@ export class Tensor {
     return `Tensor(shape=${formatShape(this.shape)}${grad})`;
   }
 
-  add(other: Tensor | Scalar): Tensor { return ew.add(this, other); }
-  sub(other: Tensor | Scalar): Tensor { return ew.sub(this, other); }
-  mul(other: Tensor | Scalar): Tensor { return ew.mul(this, other); }
-  div(other: Tensor | Scalar): Tensor { return ew.div(this, other); }
-  pow(exponent: Tensor | Scalar): Tensor { return ew.pow(this, exponent); }
-  maximum(other: Tensor | Scalar): Tensor { return ew.maximum(this, other); }
-  neg(): Tensor { return ew.neg(this); }
-  exp(): Tensor { return ew.exp(this); }
-  log(): Tensor { return ew.log(this); }
-  sqrt(): Tensor { return ew.sqrt(this); }
-  rsqrt(): Tensor { return ew.rsqrt(this); }
-  abs(): Tensor { return ew.abs(this); }
-  tanh(): Tensor { return ew.tanh(this); }
-  sigmoid(): Tensor { return ew.sigmoid(this); }
-  relu(): Tensor { return ew.relu(this); }
-  gelu(approximate: ew.GeluApproximation = "none"): Tensor { return ew.gelu(this, approximate); }
-  silu(): Tensor { return ew.silu(this); }
-  clamp(min?: number, max?: number): Tensor { return ew.clamp(this, min, max); }
+  add(other: Tensor | Scalar): Tensor {
+    return ew.add(this, other);
+  }
+  sub(other: Tensor | Scalar): Tensor {
+    return ew.sub(this, other);
+  }
+  mul(other: Tensor | Scalar): Tensor {
+    return ew.mul(this, other);
+  }
+  div(other: Tensor | Scalar): Tensor {
+    return ew.div(this, other);
+  }
+  pow(exponent: Tensor | Scalar): Tensor {
+    return ew.pow(this, exponent);
+  }
+  maximum(other: Tensor | Scalar): Tensor {
+    return ew.maximum(this, other);
+  }
+  neg(): Tensor {
+    return ew.neg(this);
+  }
+  exp(): Tensor {
+    return ew.exp(this);
+  }
+  log(): Tensor {
+    return ew.log(this);
+  }
+  sqrt(): Tensor {
+    return ew.sqrt(this);
+  }
+  rsqrt(): Tensor {
+    return ew.rsqrt(this);
+  }
+  abs(): Tensor {
+    return ew.abs(this);
+  }
+  tanh(): Tensor {
+    return ew.tanh(this);
+  }
+  sigmoid(): Tensor {
+    return ew.sigmoid(this);
+  }
+  relu(): Tensor {
+    return ew.relu(this);
+  }
+  gelu(approximate: ew.GeluApproximation = "none"): Tensor {
+    return ew.gelu(this, approximate);
+  }
+  silu(): Tensor {
+    return ew.silu(this);
+  }
+  clamp(min?: number, max?: number): Tensor {
+    return ew.clamp(this, min, max);
+  }
 
-  sum(axes?: number | readonly number[], keepDims = false): Tensor { return red.sum(this, axes, keepDims); }
-  mean(axes?: number | readonly number[], keepDims = false): Tensor { return red.mean(this, axes, keepDims); }
-  max(axis: number, keepDims = false): Tensor { return red.max(this, axis, keepDims); }
-  argmax(axis: number, keepDims = false): IntTensor { return red.argmax(this, axis, keepDims); }
-  logsumexp(axis: number, keepDims = false): Tensor { return red.logsumexp(this, axis, keepDims); }
-  var(axes?: number | readonly number[], options?: red.VarianceOptions): Tensor { return red.variance(this, axes, options); }
+  sum(axes?: number | readonly number[], keepDims = false): Tensor {
+    return red.sum(this, axes, keepDims);
+  }
+  mean(axes?: number | readonly number[], keepDims = false): Tensor {
+    return red.mean(this, axes, keepDims);
+  }
+  max(axis: number, keepDims = false): Tensor {
+    return red.max(this, axis, keepDims);
+  }
+  argmax(axis: number, keepDims = false): IntTensor {
+    return red.argmax(this, axis, keepDims);
+  }
+  logsumexp(axis: number, keepDims = false): Tensor {
+    return red.logsumexp(this, axis, keepDims);
+  }
+  var(axes?: number | readonly number[], options?: red.VarianceOptions): Tensor {
+    return red.variance(this, axes, options);
+  }
 
-  reshape(shape: readonly number[]): Tensor { return sh.reshape(this, shape); }
-  transpose(dim0 = -2, dim1 = -1): Tensor { return sh.transpose(this, dim0, dim1); }
-  permute(dims: readonly number[]): Tensor { return sh.permute(this, dims); }
-  slice(axis: number, start: number, end?: number): Tensor { return sh.slice(this, axis, start, end); }
-  split(sizes: number | readonly number[], axis = 0): Tensor[] { return sh.split(this, sizes, axis); }
-  expand(shape: readonly number[]): Tensor { return sh.expand(this, shape); }
-  squeeze(axis?: number): Tensor { return sh.squeeze(this, axis); }
-  unsqueeze(axis: number): Tensor { return sh.unsqueeze(this, axis); }
+  reshape(shape: readonly number[]): Tensor {
+    return sh.reshape(this, shape);
+  }
+  transpose(dim0 = -2, dim1 = -1): Tensor {
+    return sh.transpose(this, dim0, dim1);
+  }
+  permute(dims: readonly number[]): Tensor {
+    return sh.permute(this, dims);
+  }
+  slice(axis: number, start: number, end?: number): Tensor {
+    return sh.slice(this, axis, start, end);
+  }
+  split(sizes: number | readonly number[], axis = 0): Tensor[] {
+    return sh.split(this, sizes, axis);
+  }
+  expand(shape: readonly number[]): Tensor {
+    return sh.expand(this, shape);
+  }
+  squeeze(axis?: number): Tensor {
+    return sh.squeeze(this, axis);
+  }
+  unsqueeze(axis: number): Tensor {
+    return sh.unsqueeze(this, axis);
+  }
 
-  indexSelect(axis: number, indices: Indices): Tensor { return ix.indexSelect(this, axis, indices); }
-  gatherAt(axis: number, index: IntTensor): Tensor { return ix.gatherAt(this, axis, index); }
-  writeAt(axis: number, index: IntTensor, values: Tensor): Tensor { return ix.writeAt(this, axis, index, values); }
+  indexSelect(axis: number, indices: Indices): Tensor {
+    return ix.indexSelect(this, axis, indices);
+  }
+  gatherAt(axis: number, index: IntTensor): Tensor {
+    return ix.gatherAt(this, axis, index);
+  }
+  writeAt(axis: number, index: IntTensor, values: Tensor): Tensor {
+    return ix.writeAt(this, axis, index, values);
+  }
 
-  matmul(other: Tensor): Tensor { return mm.matmul(this, other); }
-  softmax(axis = -1): Tensor { return nnops.softmax(this, axis); }
-  logSoftmax(axis = -1): Tensor { return nnops.logSoftmax(this, axis); }
+  matmul(other: Tensor): Tensor {
+    return mm.matmul(this, other);
+  }
+  softmax(axis = -1): Tensor {
+    return nnops.softmax(this, axis);
+  }
+  logSoftmax(axis = -1): Tensor {
+    return nnops.logSoftmax(this, axis);
+  }
 }
 
 function nest(data: ArrayLike<number>, shape: Shape): NestedNumbers {

@@ -94,14 +94,29 @@ export interface TrainAlignmentResult<M> {
 }
 
 const TRAIN_OPTIONS = [
-  "inputsCollator", "computeLoss", "computeMetrics", "lr", "epochs", "gradientAccumulationSteps", "optimizer", "scheduler", "temperature", "onStep",
+  "inputsCollator",
+  "computeLoss",
+  "computeMetrics",
+  "lr",
+  "epochs",
+  "gradientAccumulationSteps",
+  "optimizer",
+  "scheduler",
+  "temperature",
+  "onStep",
 ] as const satisfies readonly (keyof TrainAlignmentOptions<unknown, unknown, Metrics>)[];
 
 function checkTemperature(t: unknown): { start: number; end: number } | null {
   if (t === null) return null;
-  const { start, end } = readOptions<{ start: number; end: number }>(t, ["start", "end"], "trainAlignment options.temperature");
+  const { start, end } = readOptions<{ start: number; end: number }>(
+    t,
+    ["start", "end"],
+    "trainAlignment options.temperature",
+  );
   if (!(typeof start === "number" && start > 0 && typeof end === "number" && end > 0)) {
-    throw new RangeError(`trainAlignment: temperature must be {start, end} with positive numbers, or null, got ${describe(t)}`);
+    throw new RangeError(
+      `trainAlignment: temperature must be {start, end} with positive numbers, or null, got ${describe(t)}`,
+    );
   }
   return { start, end };
 }
@@ -112,16 +127,28 @@ export function trainAlignment<L, M extends Metrics = number, B = AlignmentBatch
   batches: BatchSource<B>,
   trainOptions: TrainAlignmentOptions<B, L, M>,
 ): TrainAlignmentResult<M> {
-  const options = readOptions<TrainAlignmentOptions<B, L, M>>(trainOptions, TRAIN_OPTIONS, "trainAlignment options") as TrainAlignmentOptions<B, L, M>;
+  const options = readOptions<TrainAlignmentOptions<B, L, M>>(
+    trainOptions,
+    TRAIN_OPTIONS,
+    "trainAlignment options",
+  ) as TrainAlignmentOptions<B, L, M>;
   const epochs = positiveInteger(options.epochs ?? 10, "trainAlignment: epochs");
-  const accumulation = positiveInteger(options.gradientAccumulationSteps ?? 1, "trainAlignment: gradientAccumulationSteps");
-  if (typeof options.computeLoss !== "function") throw new TypeError("trainAlignment: computeLoss must be a function (logits, labels) => loss tensor");
+  const accumulation = positiveInteger(
+    options.gradientAccumulationSteps ?? 1,
+    "trainAlignment: gradientAccumulationSteps",
+  );
+  if (typeof options.computeLoss !== "function")
+    throw new TypeError("trainAlignment: computeLoss must be a function (logits, labels) => loss tensor");
   const perEpoch = batchCount(batches);
   const totalBatches = perEpoch * epochs;
   const totalUpdates = Math.floor(totalBatches / accumulation);
   const optimizer = options.optimizer ?? defaultOptimizer(im, options.lr ?? 1e-3);
-  const scheduler = options.scheduler === undefined ? linearScheduleWithWarmup(optimizer, 0.1 * totalUpdates, totalUpdates) : options.scheduler;
-  const temperature = options.temperature === undefined ? { start: 50, end: 0.1 } : checkTemperature(options.temperature);
+  const scheduler =
+    options.scheduler === undefined
+      ? linearScheduleWithWarmup(optimizer, 0.1 * totalUpdates, totalUpdates)
+      : options.scheduler;
+  const temperature =
+    options.temperature === undefined ? { start: 50, end: 0.1 } : checkTemperature(options.temperature);
   const temperatures = temperature === null ? null : linspace(temperature.start, temperature.end, totalBatches);
 
   const result: TrainAlignmentResult<M> = { losses: [], metrics: [], updates: 0 };
@@ -130,7 +157,8 @@ export function trainAlignment<L, M extends Metrics = number, B = AlignmentBatch
     for (let epoch = 0; epoch < epochs; epoch++) {
       let inEpoch = 0;
       for (const raw of batches) {
-        if (++inEpoch > perEpoch) throw new RangeError(`trainAlignment: epoch ${epoch} yielded more batches than batches.length (${perEpoch})`);
+        if (++inEpoch > perEpoch)
+          throw new RangeError(`trainAlignment: epoch ${epoch} yielded more batches than batches.length (${perEpoch})`);
         const batch = collate(raw, options, "trainAlignment");
         const logits = intervenedLogits(im, batch, "trainAlignment");
         const metrics = options.computeMetrics ? options.computeMetrics(logits, batch.labels) : null;
@@ -152,7 +180,9 @@ export function trainAlignment<L, M extends Metrics = number, B = AlignmentBatch
         seen += 1;
       }
       if (inEpoch !== perEpoch) {
-        throw new RangeError(`trainAlignment: epoch ${epoch} yielded ${inEpoch} batches, but batches.length is ${perEpoch} (give an array or a loader that can be iterated once per epoch)`);
+        throw new RangeError(
+          `trainAlignment: epoch ${epoch} yielded ${inEpoch} batches, but batches.length is ${perEpoch} (give an array or a loader that can be iterated once per epoch)`,
+        );
       }
     }
   } finally {
@@ -168,8 +198,13 @@ export function evalAlignment<L, M extends Metrics, B = AlignmentBatch<L>>(
   batches: Iterable<B>,
   evalOptions: BatchOptions<B, L> & { computeMetrics: (logits: Tensor, labels: L) => M },
 ): M {
-  const options = readOptions<typeof evalOptions>(evalOptions, ["inputsCollator", "computeMetrics"], "evalAlignment options") as typeof evalOptions;
-  if (typeof options.computeMetrics !== "function") throw new TypeError("evalAlignment: computeMetrics must be a function (logits, labels) => metrics");
+  const options = readOptions<typeof evalOptions>(
+    evalOptions,
+    ["inputsCollator", "computeMetrics"],
+    "evalAlignment options",
+  ) as typeof evalOptions;
+  if (typeof options.computeMetrics !== "function")
+    throw new TypeError("evalAlignment: computeMetrics must be a function (logits, labels) => metrics");
   const metrics: M[] = [];
   const sizes: number[] = [];
   noGrad(() => {
@@ -185,18 +220,27 @@ export function evalAlignment<L, M extends Metrics, B = AlignmentBatch<L>>(
 
 /** Σ vᵢwᵢ / Σ wᵢ, field by field for records (pyvene's weighted_average). */
 export function weightedAverage<M extends Metrics>(values: readonly M[], weights: readonly number[]): M {
-  if (values.length !== weights.length) throw new RangeError(`weightedAverage: ${values.length} values and ${weights.length} weights (the lengths must be the same)`);
+  if (values.length !== weights.length)
+    throw new RangeError(
+      `weightedAverage: ${values.length} values and ${weights.length} weights (the lengths must be the same)`,
+    );
   const total = weights.reduce((a, w) => a + w, 0);
-  if (values.length === 0 || total === 0) throw new RangeError("weightedAverage: the weights sum to 0 (nothing to average)");
-  if (values.every((v) => typeof v === "number")) return ((values as readonly number[]).reduce((a, v, i) => a + v * weights[i], 0) / total) as M;
+  if (values.length === 0 || total === 0)
+    throw new RangeError("weightedAverage: the weights sum to 0 (nothing to average)");
+  if (values.every((v) => typeof v === "number"))
+    return ((values as readonly number[]).reduce((a, v, i) => a + v * weights[i], 0) / total) as M;
   const fields = Object.keys(values[0]);
   const out: Record<string, number> = {};
   for (const field of fields) {
-    out[field] = values.reduce((a, v, i) => {
-      const x = typeof v === "object" && v !== null ? (v as Record<string, number>)[field] : undefined;
-      if (typeof x !== "number") throw new TypeError(`weightedAverage: metrics ${i} has no number "${field}" (every batch must return the same fields)`);
-      return a + x * weights[i];
-    }, 0) / total;
+    out[field] =
+      values.reduce((a, v, i) => {
+        const x = typeof v === "object" && v !== null ? (v as Record<string, number>)[field] : undefined;
+        if (typeof x !== "number")
+          throw new TypeError(
+            `weightedAverage: metrics ${i} has no number "${field}" (every batch must return the same fields)`,
+          );
+        return a + x * weights[i];
+      }, 0) / total;
   }
   return out as M;
 }
@@ -210,9 +254,14 @@ export function weightedAverage<M extends Metrics>(values: readonly M[], weights
  * - Serial: the interventions of group g read `source_{g}->source_{g+1}`, the last group's
  *   `source_{g}->base` (pyvene writes `source_{g}->source{g+1}`, a key its forward rejects).
  */
-export function batchUnitLocations(im: AnyIntervenableModel, batch: Readonly<Record<string, unknown>>): UnitLocationsInput {
+export function batchUnitLocations(
+  im: AnyIntervenableModel,
+  batch: Readonly<Record<string, unknown>>,
+): UnitLocationsInput {
   if (!Object.keys(batch).some((k) => k.includes("->"))) {
-    throw new RangeError('batch: no unit locations (give unitLocations, or flat keys such as "source_0->base.0.pos" and "source_0->base.1.pos")');
+    throw new RangeError(
+      'batch: no unit locations (give unitLocations, or flat keys such as "source_0->base.0.pos" and "source_0->base.1.pos")',
+    );
   }
   const reps = im.keys.map((key) => im.config.representations[im.representationKeys.indexOf(key)]);
   const sides = (prefix: string, i: number): [unknown, unknown] => {
@@ -220,7 +269,10 @@ export function batchUnitLocations(im: AnyIntervenableModel, batch: Readonly<Rec
     const read = (side: 0 | 1) => {
       const values = parts.map((part) => {
         const key = `${prefix}.${side}.${part}`;
-        if (!(key in batch)) throw new RangeError(`batch["${key}"] is missing (intervention ${i}, ${im.keys[i]}, has unit "${reps[i].unit}")`);
+        if (!(key in batch))
+          throw new RangeError(
+            `batch["${key}"] is missing (intervention ${i}, ${im.keys[i]}, has unit "${reps[i].unit}")`,
+          );
         return unitRows(batch[key], key);
       });
       return values.length === 1 ? values[0] : values;
@@ -244,7 +296,8 @@ export function batchUnitLocations(im: AnyIntervenableModel, batch: Readonly<Rec
 
 function unitRows(value: unknown, key: string): unknown {
   if (value instanceof IntTensor || value instanceof Tensor) {
-    if (value.shape.length !== 2) throw new RangeError(`batch["${key}"] must be [batch, units], got shape [${value.shape.join(", ")}]`);
+    if (value.shape.length !== 2)
+      throw new RangeError(`batch["${key}"] must be [batch, units], got shape [${value.shape.join(", ")}]`);
     return value.toArray();
   }
   return value;
@@ -252,14 +305,16 @@ function unitRows(value: unknown, key: string): unknown {
 
 function collate<B, L>(raw: B, options: BatchOptions<B, L>, where: string): AlignmentBatch<L> {
   const batch = options.inputsCollator ? options.inputsCollator(raw) : (raw as unknown as AlignmentBatch<L>);
-  if (batch === null || typeof batch !== "object") throw new TypeError(`${where}: a batch must be an object with base, source and labels, got ${String(batch)}`);
+  if (batch === null || typeof batch !== "object")
+    throw new TypeError(`${where}: a batch must be an object with base, source and labels, got ${String(batch)}`);
   if (!("labels" in batch)) throw new TypeError(`${where}: the batch has no labels`);
   return batch;
 }
 
 function baseOf(batch: AlignmentBatch, where: string): RunInput {
   const base = batch.base ?? batch.input_ids;
-  if (base === undefined) throw new TypeError(`${where}: the batch has no base input (give base, or pyvene's input_ids)`);
+  if (base === undefined)
+    throw new TypeError(`${where}: the batch has no base input (give base, or pyvene's input_ids)`);
   return base;
 }
 
@@ -267,8 +322,11 @@ function baseOf(batch: AlignmentBatch, where: string): RunInput {
 function intervenedLogits(im: AnyIntervenableModel, batch: AlignmentBatch, where: string): Tensor {
   const base = baseOf(batch, where);
   const source = batch.source ?? batch.source_input_ids;
-  if (source === undefined) throw new TypeError(`${where}: the batch has no source input (give source, or pyvene's source_input_ids)`);
-  const unitLocations = (batch.unitLocations ?? batch.unit_locations ?? batchUnitLocations(im, batch)) as UnitLocationsInput;
+  if (source === undefined)
+    throw new TypeError(`${where}: the batch has no source input (give source, or pyvene's source_input_ids)`);
+  const unitLocations = (batch.unitLocations ??
+    batch.unit_locations ??
+    batchUnitLocations(im, batch)) as UnitLocationsInput;
   const subspaces = batch.subspaces instanceof IntTensor ? batch.subspaces.toArray() : batch.subspaces;
   const { intervened } = im.forward(base, [source], { unitLocations, subspaces });
   if (intervened instanceof Tensor) return intervened;
@@ -280,26 +338,40 @@ function intervenedLogits(im: AnyIntervenableModel, batch: AlignmentBatch, where
 function defaultOptimizer(im: AnyIntervenableModel, lr: number): Optimizer {
   const params = im.getTrainableParameters();
   if (params.length === 0) {
-    throw new RangeError("trainAlignment: nothing to train (no trainable intervention, and the model's gradients are disabled; see enableModelGradients)");
+    throw new RangeError(
+      "trainAlignment: nothing to train (no trainable intervention, and the model's gradients are disabled; see enableModelGradients)",
+    );
   }
   return new Adam([{ params }], { lr });
 }
 
 function checkLoss(loss: unknown): asserts loss is Tensor {
   if (!(loss instanceof Tensor) || loss.size !== 1) {
-    throw new TypeError(`trainAlignment: computeLoss must return a one-value Tensor, got ${loss instanceof Tensor ? `shape [${loss.shape.join(", ")}]` : String(loss)}`);
+    throw new TypeError(
+      `trainAlignment: computeLoss must return a one-value Tensor, got ${loss instanceof Tensor ? `shape [${loss.shape.join(", ")}]` : String(loss)}`,
+    );
   }
-  if (!loss.requiresGrad) throw new TypeError("trainAlignment: the loss does not depend on any trainable parameter (was it computed under noGrad, or from detached values?)");
+  if (!loss.requiresGrad)
+    throw new TypeError(
+      "trainAlignment: the loss does not depend on any trainable parameter (was it computed under noGrad, or from detached values?)",
+    );
 }
 
 function batchCount(batches: unknown): number {
   const n = (batches as { length?: unknown } | null)?.length;
-  if (batches === null || typeof batches !== "object" || !(Symbol.iterator in batches) || !Number.isInteger(n) || (n as number) < 0) {
-    throw new TypeError("trainAlignment: batches must be an array, or an iterable with a length that can be iterated once per epoch");
+  if (
+    batches === null ||
+    typeof batches !== "object" ||
+    !(Symbol.iterator in batches) ||
+    !Number.isInteger(n) ||
+    (n as number) < 0
+  ) {
+    throw new TypeError(
+      "trainAlignment: batches must be an array, or an iterable with a length that can be iterated once per epoch",
+    );
   }
   return n as number;
 }
-
 
 function positiveInteger(value: number, where: string): number {
   if (!Number.isInteger(value) || value < 1) throw new RangeError(`${where} must be a positive integer, got ${value}`);

@@ -21,7 +21,17 @@ import { LowRankRotatedSpaceIntervention } from "../intervene/interventions/inde
 import type { Tokenizer } from "../io/tokenizer.js";
 import type { ModelInputs, PretrainedModel } from "../models/model.js";
 import { describe, readOptions } from "../options/index.js";
-import { Generator, type IntTensor, argmax, crossEntropy, gatherAt, intTensor, noGrad, squeeze, type Tensor } from "../tensor/index.js";
+import {
+  Generator,
+  type IntTensor,
+  argmax,
+  crossEntropy,
+  gatherAt,
+  intTensor,
+  noGrad,
+  squeeze,
+  type Tensor,
+} from "../tensor/index.js";
 import { evalAlignment, trainAlignment, type AlignmentBatch } from "./alignment.js";
 import { Adam } from "./optimizers.js";
 
@@ -48,7 +58,15 @@ export interface DasOnFactsOptions {
 }
 
 /** Defaults that find the city at the default model's subject's last token (IIA far above chance in seconds). */
-export const DAS_ON_FACTS_DEFAULTS = { component: "block_output", rank: 8, steps: 300, batchSize: 16, lr: 0.01, seed: 0, testPairs: 256 };
+export const DAS_ON_FACTS_DEFAULTS = {
+  component: "block_output",
+  rank: 8,
+  steps: 300,
+  batchSize: 16,
+  lr: 0.01,
+  seed: 0,
+  testPairs: 256,
+};
 
 export interface DasOnFactsResult {
   kind: "das";
@@ -78,7 +96,18 @@ export interface DasOnFactsResult {
   lastLoss: number;
 }
 
-const OPTION_KEYS = ["relation", "layer", "component", "rank", "steps", "batchSize", "lr", "seed", "testPairs", "onProgress"] as const satisfies readonly (keyof DasOnFactsOptions)[];
+const OPTION_KEYS = [
+  "relation",
+  "layer",
+  "component",
+  "rank",
+  "steps",
+  "batchSize",
+  "lr",
+  "seed",
+  "testPairs",
+  "onProgress",
+] as const satisfies readonly (keyof DasOnFactsOptions)[];
 /** Examples per forward pass when nothing is trained. */
 const EVAL_BATCH = 64;
 
@@ -100,9 +129,18 @@ interface Labels {
   last: IntTensor;
 }
 
-export function dasOnFacts(model: PretrainedModel, tokenizer: Tokenizer, facts: readonly Fact[], dasOptions: DasOnFactsOptions = {}): DasOnFactsResult {
+export function dasOnFacts(
+  model: PretrainedModel,
+  tokenizer: Tokenizer,
+  facts: readonly Fact[],
+  dasOptions: DasOnFactsOptions = {},
+): DasOnFactsResult {
   const options = readOptions<DasOnFactsOptions>(dasOptions, OPTION_KEYS, "dasOnFacts options");
-  const { relation, layer, component, rank, steps, batchSize, lr, seed, testPairs, width } = settle(model, facts, options);
+  const { relation, layer, component, rank, steps, batchSize, lr, seed, testPairs, width } = settle(
+    model,
+    facts,
+    options,
+  );
   const ofRelation = facts.flatMap((f, i) => (f.relation === relation ? [{ fact: f, i }] : []));
   const examples = ofRelation.map(({ fact, i }) => example(tokenizer, fact, i));
   const pad = tokenizer.padTokenId ?? tokenizer.eosTokenId ?? 0;
@@ -113,40 +151,83 @@ export function dasOnFacts(model: PretrainedModel, tokenizer: Tokenizer, facts: 
   const intervention = new LowRankRotatedSpaceIntervention({ embedDim: width, lowRankDimension: rank, generator });
   const im = new IntervenableModel({ layer, component, unit: "pos", intervention }, model);
   const { train, test } = split(known, generator);
-  const testBatches = chunks(Array.from({ length: testPairs }, () => samplePair(test, generator, "test")), EVAL_BATCH).map((b) => batch(b, pad));
-  const trainBatches = Array.from({ length: steps }, () => batch(Array.from({ length: batchSize }, () => samplePair(train, generator, "training")), pad));
+  const testBatches = chunks(
+    Array.from({ length: testPairs }, () => samplePair(test, generator, "test")),
+    EVAL_BATCH,
+  ).map((b) => batch(b, pad));
+  const trainBatches = Array.from({ length: steps }, () =>
+    batch(
+      Array.from({ length: batchSize }, () => samplePair(train, generator, "training")),
+      pad,
+    ),
+  );
 
   const iia = () => evalAlignment(im, testBatches, { computeMetrics: interchangeAccuracy });
   const iiaBefore = iia();
   const { losses } = trainAlignment(im, trainBatches, {
     computeLoss: (logits, labels: Labels) => crossEntropy(lastLogits(logits, labels.last), labels.targets),
     optimizer: new Adam(im.getTrainableParameters(), { lr }),
-    epochs: 1, scheduler: null, temperature: null,
+    epochs: 1,
+    scheduler: null,
+    temperature: null,
     onStep: ({ batch: done }) => options.onProgress?.(done + 1, steps),
   });
   const values = new Set(ofRelation.map(({ fact }) => fact.attribute)).size;
   return {
-    kind: "das", relation, layer, component, position: "subject's last token", lowRankDimension: rank,
-    facts: examples.length, knownFacts: known.length, factualAccuracy: known.length / examples.length, trainFacts: train.length, testFacts: test.length,
-    testPairs, steps, batchSize, lr, seed, values, chance: 1 / values, iiaBefore, iiaAfter: iia(), firstLoss: losses[0], lastLoss: losses[losses.length - 1],
+    kind: "das",
+    relation,
+    layer,
+    component,
+    position: "subject's last token",
+    lowRankDimension: rank,
+    facts: examples.length,
+    knownFacts: known.length,
+    factualAccuracy: known.length / examples.length,
+    trainFacts: train.length,
+    testFacts: test.length,
+    testPairs,
+    steps,
+    batchSize,
+    lr,
+    seed,
+    values,
+    chance: 1 / values,
+    iiaBefore,
+    iiaAfter: iia(),
+    firstLoss: losses[0],
+    lastLoss: losses[losses.length - 1],
   };
 }
 
 /** The options with their defaults, checked against the model and the facts before any work starts. */
 function settle(model: PretrainedModel, facts: readonly Fact[], options: DasOnFactsOptions) {
   const defaults = DAS_ON_FACTS_DEFAULTS;
-  const { component = defaults.component, rank = defaults.rank, steps = defaults.steps, batchSize = defaults.batchSize, lr = defaults.lr, seed = defaults.seed, testPairs = defaults.testPairs } = options;
+  const {
+    component = defaults.component,
+    rank = defaults.rank,
+    steps = defaults.steps,
+    batchSize = defaults.batchSize,
+    lr = defaults.lr,
+    seed = defaults.seed,
+    testPairs = defaults.testPairs,
+  } = options;
   const layer = options.layer ?? Math.floor(model.numLayers / 2);
   if (facts.length === 0) throw new RangeError("dasOnFacts: facts is empty (expected facts of the task)");
   const relations = [...new Set(facts.map((f) => f.relation))];
   const relation = options.relation ?? relations[0];
-  if (!relations.includes(relation)) throw new RangeError(`dasOnFacts: relation must be one of the facts' relations (${relations.join(", ")}), got ${describe(relation)}`);
-  if (!Number.isInteger(layer) || layer < 0 || layer >= model.numLayers) throw new RangeError(`dasOnFacts: layer must be an integer in 0..${model.numLayers - 1}, got ${describe(layer)}`);
+  if (!relations.includes(relation))
+    throw new RangeError(
+      `dasOnFacts: relation must be one of the facts' relations (${relations.join(", ")}), got ${describe(relation)}`,
+    );
+  if (!Number.isInteger(layer) || layer < 0 || layer >= model.numLayers)
+    throw new RangeError(`dasOnFacts: layer must be an integer in 0..${model.numLayers - 1}, got ${describe(layer)}`);
   const width = model.site(component, layer).dim;
   for (const [name, value] of Object.entries({ rank, steps, batchSize, testPairs })) {
-    if (!Number.isInteger(value) || value < 1) throw new RangeError(`dasOnFacts: ${name} must be a positive integer, got ${describe(value)}`);
+    if (!Number.isInteger(value) || value < 1)
+      throw new RangeError(`dasOnFacts: ${name} must be a positive integer, got ${describe(value)}`);
   }
-  if (rank > width) throw new RangeError(`dasOnFacts: rank must be at most the width of ${component} (${width}), got ${rank}`);
+  if (rank > width)
+    throw new RangeError(`dasOnFacts: rank must be at most the width of ${component} (${width}), got ${rank}`);
   if (!(lr > 0)) throw new RangeError(`dasOnFacts: lr must be a positive number, got ${describe(lr)}`);
   if (!Number.isInteger(seed)) throw new RangeError(`dasOnFacts: seed must be an integer, got ${describe(seed)}`);
   return { relation, layer, component, rank, steps, batchSize, lr, seed, testPairs, width };
@@ -161,7 +242,8 @@ function example(tokenizer: Tokenizer, fact: Fact, i: number): Example {
 
 /** Held-out templates test where the facts have them; otherwise a seeded fifth of the facts does. */
 function split(known: Example[], generator: Generator): { train: Example[]; test: Example[] } {
-  if (known.some((e) => e.heldOut) && known.some((e) => !e.heldOut)) return { train: known.filter((e) => !e.heldOut), test: known.filter((e) => e.heldOut) };
+  if (known.some((e) => e.heldOut) && known.some((e) => !e.heldOut))
+    return { train: known.filter((e) => !e.heldOut), test: known.filter((e) => e.heldOut) };
   const shuffled = [...known];
   for (let i = shuffled.length - 1; i > 0; i--) {
     const j = Math.floor(generator.uniform() * (i + 1));
@@ -174,7 +256,9 @@ function split(known: Example[], generator: Generator): { train: Example[]; test
 /** A base and a source whose attributes differ, drawn uniformly. */
 function samplePair(examples: readonly Example[], generator: Generator, set: string): Pair {
   if (new Set(examples.map((e) => e.attribute)).size < 2) {
-    throw new RangeError(`dasOnFacts: the ${set} facts the model names correctly (${examples.length}) do not have two different attributes, so no swap can be tested`);
+    throw new RangeError(
+      `dasOnFacts: the ${set} facts the model names correctly (${examples.length}) do not have two different attributes, so no swap can be tested`,
+    );
   }
   const draw = () => examples[Math.floor(generator.uniform() * examples.length)];
   const base = draw();
@@ -204,7 +288,10 @@ function batch(pairs: readonly Pair[], pad: number): AlignmentBatch<Labels> {
     base: padded(bases, pad),
     source: padded(sources, pad),
     unitLocations: { "sources->base": [[at(sources)], [at(bases)]] },
-    labels: { targets: intTensor(sources.map((e) => e.attribute)), last: intTensor(bases.map((e) => [e.ids.length - 1])) },
+    labels: {
+      targets: intTensor(sources.map((e) => e.attribute)),
+      last: intTensor(bases.map((e) => [e.ids.length - 1])),
+    },
   };
 }
 
@@ -221,8 +308,10 @@ function interchangeAccuracy(logits: Tensor, labels: Labels): number {
 
 /** The model's top token after each prompt. */
 function predictions(model: PretrainedModel, examples: readonly Example[], pad: number): number[] {
-  return noGrad(() => chunks(examples, EVAL_BATCH).flatMap((rows) => {
-    const last = intTensor(rows.map((e) => [e.ids.length - 1]));
-    return [...argmax(lastLogits(model.run(padded(rows, pad)).logits, last), -1).data];
-  }));
+  return noGrad(() =>
+    chunks(examples, EVAL_BATCH).flatMap((rows) => {
+      const last = intTensor(rows.map((e) => [e.ids.length - 1]));
+      return [...argmax(lastLogits(model.run(padded(rows, pad)).logits, last), -1).data];
+    }),
+  );
 }

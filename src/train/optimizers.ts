@@ -39,7 +39,8 @@ export abstract class Optimizer<H extends { lr: number } = { lr: number }, S = u
     const hyperparameters = Object.keys(baseDefaults) as (keyof H & string)[];
     const defaults = { ...baseDefaults, ...readOptions<H>(options, hyperparameters, `${name} options`) };
     const list = [...(params as Iterable<Tensor | ParamGroupInput<H>>)];
-    if (list.length === 0) throw new RangeError(`${name}: got an empty parameter list (expected tensors, or groups { params, ... })`);
+    if (list.length === 0)
+      throw new RangeError(`${name}: got an empty parameter list (expected tensors, or groups { params, ... })`);
     const groups: ParamGroupInput<H>[] = list.every((p) => p instanceof Tensor)
       ? [{ params: list as Tensor[] } as unknown as ParamGroupInput<H>]
       : (list as ParamGroupInput<H>[]);
@@ -48,16 +49,20 @@ export abstract class Optimizer<H extends { lr: number } = { lr: number }, S = u
     this.paramGroups = groups.map((group, g) => {
       const where = `${name}: paramGroups[${g}]`;
       if (group === null || typeof group !== "object" || group instanceof Tensor || !("params" in group)) {
-        throw new TypeError(`${where} must be a group { params: Tensor[], ... } (or give a plain list of tensors), got ${describe(group)}`);
+        throw new TypeError(
+          `${where} must be a group { params: Tensor[], ... } (or give a plain list of tensors), got ${describe(group)}`,
+        );
       }
       const overrides = readOptions<ParamGroupInput<H>>(group, known as (keyof ParamGroupInput<H> & string)[], where);
       const tensors = [...group.params];
       tensors.forEach((p, i) => {
         const at = `${where}.params[${i}]`;
         if (!(p instanceof Tensor)) throw new TypeError(`${at} must be a Tensor, got ${describe(p)}`);
-        if (!p.isLeaf) throw new TypeError(`${at} is computed from other tensors; only leaf tensors (parameters) can be optimised`);
+        if (!p.isLeaf)
+          throw new TypeError(`${at} is computed from other tensors; only leaf tensors (parameters) can be optimised`);
         const earlier = seen.get(p);
-        if (earlier !== undefined) throw new RangeError(`${at} is the same tensor as ${earlier} (each parameter may be given once)`);
+        if (earlier !== undefined)
+          throw new RangeError(`${at} is the same tensor as ${earlier} (each parameter may be given once)`);
         seen.set(p, at);
       });
       const merged = { ...defaults, ...overrides, params: tensors } as ParamGroup<H>;
@@ -103,11 +108,15 @@ export class SGD extends Optimizer<SGDOptions, SGDState> {
   protected validate(g: ParamGroup<SGDOptions>, where: string): void {
     nonNegative(g.lr, `${where}.lr`);
     nonNegative(g.momentum, `${where}.momentum`);
-    if (!Number.isFinite(g.dampening)) throw new RangeError(`${where}.dampening must be a finite number, got ${g.dampening}`);
+    if (!Number.isFinite(g.dampening))
+      throw new RangeError(`${where}.dampening must be a finite number, got ${g.dampening}`);
     nonNegative(g.weightDecay, `${where}.weightDecay`);
-    if (typeof g.nesterov !== "boolean") throw new TypeError(`${where}.nesterov must be true or false, got ${describe(g.nesterov)}`);
+    if (typeof g.nesterov !== "boolean")
+      throw new TypeError(`${where}.nesterov must be true or false, got ${describe(g.nesterov)}`);
     if (g.nesterov && (g.momentum <= 0 || g.dampening !== 0)) {
-      throw new RangeError(`${where}: nesterov needs momentum > 0 and dampening 0 (got momentum ${g.momentum}, dampening ${g.dampening})`);
+      throw new RangeError(
+        `${where}: nesterov needs momentum > 0 and dampening 0 (got momentum ${g.momentum}, dampening ${g.dampening})`,
+      );
     }
   }
 
@@ -173,9 +182,11 @@ export class Adam extends Optimizer<AdamOptions, AdamState> {
     nonNegative(g.lr, `${where}.lr`);
     nonNegative(g.eps, `${where}.eps`);
     nonNegative(g.weightDecay, `${where}.weightDecay`);
-    if (!Array.isArray(g.betas) || g.betas.length !== 2) throw new TypeError(`${where}.betas must be a pair [β₁, β₂], got ${describe(g.betas)}`);
+    if (!Array.isArray(g.betas) || g.betas.length !== 2)
+      throw new TypeError(`${where}.betas must be a pair [β₁, β₂], got ${describe(g.betas)}`);
     g.betas.forEach((b, i) => {
-      if (!(typeof b === "number" && b >= 0 && b < 1)) throw new RangeError(`${where}.betas[${i}] must be in [0, 1), got ${b}`);
+      if (!(typeof b === "number" && b >= 0 && b < 1))
+        throw new RangeError(`${where}.betas[${i}] must be in [0, 1), got ${b}`);
     });
   }
 
@@ -220,7 +231,10 @@ export class Adam extends Optimizer<AdamOptions, AdamState> {
 /** torch.optim.AdamW: Adam with decoupled weight decay (default 0.01) applied to p before the update. */
 export class AdamW extends Adam {
   constructor(params: Iterable<Tensor> | readonly ParamGroupInput<AdamOptions>[], options: Partial<AdamOptions> = {}) {
-    super(params, { weightDecay: 1e-2, ...readOptions<AdamOptions>(options, ["lr", "betas", "eps", "weightDecay"], "AdamW options") });
+    super(params, {
+      weightDecay: 1e-2,
+      ...readOptions<AdamOptions>(options, ["lr", "betas", "eps", "weightDecay"], "AdamW options"),
+    });
   }
 
   protected override get decoupledWeightDecay(): boolean {
@@ -233,4 +247,3 @@ function nonNegative(value: unknown, where: string): void {
     throw new RangeError(`${where} must be a finite number ≥ 0, got ${describe(value)}`);
   }
 }
-

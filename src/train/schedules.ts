@@ -19,7 +19,10 @@ export class LambdaLR implements LRScheduler {
   /** Steps taken so far (PyTorch's last_epoch). */
   stepCount = 0;
 
-  constructor(private readonly optimizer: HasParamGroups, private readonly factor: (step: number) => number) {
+  constructor(
+    private readonly optimizer: HasParamGroups,
+    private readonly factor: (step: number) => number,
+  ) {
     this.baseLrs = optimizer.paramGroups.map((g) => g.lr);
     this.apply();
   }
@@ -35,7 +38,8 @@ export class LambdaLR implements LRScheduler {
 
   private apply(): void {
     const f = this.factor(this.stepCount);
-    if (!Number.isFinite(f)) throw new RangeError(`LambdaLR: the factor at step ${this.stepCount} is ${f} (expected a finite number)`);
+    if (!Number.isFinite(f))
+      throw new RangeError(`LambdaLR: the factor at step ${this.stepCount} is ${f} (expected a finite number)`);
     this.optimizer.paramGroups.forEach((g, i) => (g.lr = this.baseLrs[i] * f));
   }
 }
@@ -51,9 +55,17 @@ export function linearWarmupFactor(step: number, numWarmupSteps: number, numTrai
 }
 
 /** HF transformers' get_linear_schedule_with_warmup: linear warm-up from 0, then linear decay to 0 at numTrainingSteps. */
-export function linearScheduleWithWarmup(optimizer: HasParamGroups, numWarmupSteps: number, numTrainingSteps: number): LambdaLR {
-  for (const [name, value] of [["numWarmupSteps", numWarmupSteps], ["numTrainingSteps", numTrainingSteps]] as const) {
-    if (!(Number.isFinite(value) && value >= 0)) throw new RangeError(`linearScheduleWithWarmup: ${name} must be a finite number ≥ 0, got ${value}`);
+export function linearScheduleWithWarmup(
+  optimizer: HasParamGroups,
+  numWarmupSteps: number,
+  numTrainingSteps: number,
+): LambdaLR {
+  for (const [name, value] of [
+    ["numWarmupSteps", numWarmupSteps],
+    ["numTrainingSteps", numTrainingSteps],
+  ] as const) {
+    if (!(Number.isFinite(value) && value >= 0))
+      throw new RangeError(`linearScheduleWithWarmup: ${name} must be a finite number ≥ 0, got ${value}`);
   }
   return new LambdaLR(optimizer, (step) => linearWarmupFactor(step, numWarmupSteps, numTrainingSteps));
 }
@@ -69,12 +81,15 @@ export function constantSchedule(optimizer: HasParamGroups): LambdaLR {
  * from end, so both ends are exact.
  */
 export function linspace(start: number, end: number, steps: number): number[] {
-  if (!Number.isInteger(steps) || steps < 0) throw new RangeError(`linspace: steps must be a non-negative integer, got ${steps}`);
+  if (!Number.isInteger(steps) || steps < 0)
+    throw new RangeError(`linspace: steps must be a non-negative integer, got ${steps}`);
   const f32 = Math.fround;
   const a = f32(start);
   const b = f32(end);
   if (steps === 1) return [a];
   const delta = f32(f32(b - a) / (steps - 1));
   const halfway = Math.floor(steps / 2);
-  return Array.from({ length: steps }, (_, i) => (i < halfway ? f32(a + f32(delta * i)) : f32(b - f32(delta * (steps - i - 1)))));
+  return Array.from({ length: steps }, (_, i) =>
+    i < halfway ? f32(a + f32(delta * i)) : f32(b - f32(delta * (steps - i - 1))),
+  );
 }

@@ -39,7 +39,9 @@ export function colorScaleFor(values: ArrayLike<number>, hue: Hue = "purple", ki
   }
   if (min > max) min = max = 0;
   const chosen = kind ?? (min < 0 && max > 0 ? "diverging" : "sequential");
-  return chosen === "diverging" ? divergingScale(Math.max(Math.abs(min), Math.abs(max))) : sequentialScale(min, max, hue);
+  return chosen === "diverging"
+    ? divergingScale(Math.max(Math.abs(min), Math.abs(max)))
+    : sequentialScale(min, max, hue);
 }
 
 function sequentialScale(min: number, max: number, hue: Hue): ColorScale {
@@ -49,8 +51,12 @@ function sequentialScale(min: number, max: number, hue: Hue): ColorScale {
     kind: "sequential",
     min,
     max,
-    color: (value) => (Number.isFinite(value) ? mix(WHITE, end, range > 0 ? clamp01((value - min) / range) : 0) : MISSING_COLOR),
-    stops: [{ offset: 0, color: WHITE }, { offset: 1, color: end }],
+    color: (value) =>
+      Number.isFinite(value) ? mix(WHITE, end, range > 0 ? clamp01((value - min) / range) : 0) : MISSING_COLOR,
+    stops: [
+      { offset: 0, color: WHITE },
+      { offset: 1, color: end },
+    ],
   };
 }
 
@@ -65,7 +71,11 @@ function divergingScale(magnitude: number): ColorScale {
       const t = magnitude > 0 ? Math.max(-1, Math.min(1, value / magnitude)) : 0;
       return t < 0 ? mix(WHITE, NEGATIVE, -t) : mix(WHITE, POSITIVE, t);
     },
-    stops: [{ offset: 0, color: NEGATIVE }, { offset: 0.5, color: WHITE }, { offset: 1, color: POSITIVE }],
+    stops: [
+      { offset: 0, color: NEGATIVE },
+      { offset: 0.5, color: WHITE },
+      { offset: 1, color: POSITIVE },
+    ],
   };
 }
 
@@ -73,7 +83,13 @@ function divergingScale(magnitude: number): ColorScale {
 function mix(from: string, to: string, t: number): string {
   const a = parseHex(from);
   const b = parseHex(to);
-  return `#${a.map((channel, i) => Math.round(channel + (b[i] - channel) * t).toString(16).padStart(2, "0")).join("")}`;
+  return `#${a
+    .map((channel, i) =>
+      Math.round(channel + (b[i] - channel) * t)
+        .toString(16)
+        .padStart(2, "0"),
+    )
+    .join("")}`;
 }
 
 function parseHex(color: string): number[] {

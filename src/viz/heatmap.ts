@@ -40,7 +40,9 @@ export function heatmapSvg(grid: ScoreGrid, options: HeatmapOptions): string {
   checkGrid(grid, options.tokens);
   const idPrefix = options.idPrefix ?? "heatmap";
   if (!/^[A-Za-z][\w-]*$/.test(idPrefix)) {
-    throw new Error(`heatmapSvg: idPrefix ${JSON.stringify(idPrefix)} must be a letter followed by letters, digits, "_" or "-"`);
+    throw new Error(
+      `heatmapSvg: idPrefix ${JSON.stringify(idPrefix)} must be a letter followed by letters, digits, "_" or "-"`,
+    );
   }
   const scale = colorScaleFor(grid.values, options.hue, options.scale);
   const marked = new Set(options.markedPositions ?? []);
@@ -78,7 +80,9 @@ export function heatmapSvg(grid: ScoreGrid, options: HeatmapOptions): string {
   parts.push(`<title>${escapeXml(name)}</title>`);
   parts.push(`<rect width="${width}" height="${height}" fill="#ffffff"/>`);
   if (options.title) {
-    parts.push(`<text class="heatmap-title" x="${PAD}" y="${PAD + 14}" font-size="13" font-weight="bold">${escapeXml(options.title)}</text>`);
+    parts.push(
+      `<text class="heatmap-title" x="${PAD}" y="${PAD + 14}" font-size="13" font-weight="bold">${escapeXml(options.title)}</text>`,
+    );
   }
 
   parts.push(`<g class="cells">`);
@@ -101,7 +105,9 @@ export function heatmapSvg(grid: ScoreGrid, options: HeatmapOptions): string {
   }
   parts.push(`</g>`);
   const axisY = top + gridHeight / 2;
-  parts.push(`<text class="axis-title" x="${PAD + FONT_SIZE}" y="${axisY}" text-anchor="middle" transform="rotate(-90 ${PAD + FONT_SIZE} ${axisY})">layer</text>`);
+  parts.push(
+    `<text class="axis-title" x="${PAD + FONT_SIZE}" y="${axisY}" text-anchor="middle" transform="rotate(-90 ${PAD + FONT_SIZE} ${axisY})">layer</text>`,
+  );
 
   parts.push(`<g class="column-labels" text-anchor="end">`);
   const labelY = top + gridHeight + 10;
@@ -109,11 +115,21 @@ export function heatmapSvg(grid: ScoreGrid, options: HeatmapOptions): string {
     const x = left + c * CELL_WIDTH + CELL_WIDTH / 2 + 3;
     const text = `<text x="${x}" y="${labelY}" transform="rotate(-${LABEL_ANGLE} ${x} ${labelY})">${escapeXml(shownLabels[c])}</text>`;
     // Where a label was cut, its group carries the full token as a tooltip (outside the <text>, whose content is the label).
-    parts.push(shownLabels[c] === columnLabels[c] ? text : `<g><title>${escapeXml(columnLabels[c])}</title>${text}</g>`);
+    parts.push(
+      shownLabels[c] === columnLabels[c] ? text : `<g><title>${escapeXml(columnLabels[c])}</title>${text}</g>`,
+    );
   }
   parts.push(`</g>`);
 
-  parts.push(colorbar(scale, tickLabels, { x: barX, y: top, height: barHeight, id: `${idPrefix}-scale`, valueLabel: options.valueLabel }));
+  parts.push(
+    colorbar(scale, tickLabels, {
+      x: barX,
+      y: top,
+      height: barHeight,
+      id: `${idPrefix}-scale`,
+      valueLabel: options.valueLabel,
+    }),
+  );
   parts.push(`</svg>`);
   return parts.join("\n");
 }
@@ -124,13 +140,19 @@ function checkGrid(grid: ScoreGrid, tokens: readonly string[]): void {
     throw new Error(`heatmapSvg: grid.rows and grid.cols must be positive integers, got ${rows} × ${cols}`);
   }
   if (grid.values.length !== rows * cols) {
-    throw new Error(`heatmapSvg: grid.values must hold rows × cols = ${rows * cols} values (row-major), got ${grid.values.length}`);
+    throw new Error(
+      `heatmapSvg: grid.values must hold rows × cols = ${rows * cols} values (row-major), got ${grid.values.length}`,
+    );
   }
-  if (grid.layers.length !== rows) throw new Error(`heatmapSvg: grid.layers must name each of the ${rows} rows, got ${grid.layers.length}`);
-  if (grid.positions.length !== cols) throw new Error(`heatmapSvg: grid.positions must name each of the ${cols} columns, got ${grid.positions.length}`);
+  if (grid.layers.length !== rows)
+    throw new Error(`heatmapSvg: grid.layers must name each of the ${rows} rows, got ${grid.layers.length}`);
+  if (grid.positions.length !== cols)
+    throw new Error(`heatmapSvg: grid.positions must name each of the ${cols} columns, got ${grid.positions.length}`);
   const bad = grid.positions.find((p) => !Number.isInteger(p) || p < 0 || p >= tokens.length);
   if (bad !== undefined) {
-    throw new Error(`heatmapSvg: grid position ${bad} has no token; tokens must hold one label per position (got ${tokens.length})`);
+    throw new Error(
+      `heatmapSvg: grid position ${bad} has no token; tokens must hold one label per position (got ${tokens.length})`,
+    );
   }
 }
 
@@ -147,7 +169,11 @@ function legendTicks(scale: ColorScale): Tick[] {
   return ticks;
 }
 
-function colorbar(scale: ColorScale, ticks: Tick[], at: { x: number; y: number; height: number; id: string; valueLabel?: string }): string {
+function colorbar(
+  scale: ColorScale,
+  ticks: Tick[],
+  at: { x: number; y: number; height: number; id: string; valueLabel?: string },
+): string {
   const { x, y, height, id } = at;
   const parts = [`<g class="legend">`];
   if (at.valueLabel) parts.push(`<text class="value-label" x="${x}" y="${y - 10}">${escapeXml(at.valueLabel)}</text>`);
@@ -155,10 +181,14 @@ function colorbar(scale: ColorScale, ticks: Tick[], at: { x: number; y: number; 
   parts.push(`<defs><linearGradient id="${id}" x1="0" y1="1" x2="0" y2="0">`);
   for (const stop of scale.stops) parts.push(`<stop offset="${stop.offset}" stop-color="${stop.color}"/>`);
   parts.push(`</linearGradient></defs>`);
-  parts.push(`<rect class="colorbar" x="${x}" y="${y}" width="${COLORBAR_WIDTH}" height="${height}" fill="url(#${id})" stroke="#888888" stroke-width="0.5"/>`);
+  parts.push(
+    `<rect class="colorbar" x="${x}" y="${y}" width="${COLORBAR_WIDTH}" height="${height}" fill="url(#${id})" stroke="#888888" stroke-width="0.5"/>`,
+  );
   for (const tick of ticks) {
     const ty = y + (1 - tick.offset) * height;
-    parts.push(`<line x1="${x + COLORBAR_WIDTH}" y1="${ty}" x2="${x + COLORBAR_WIDTH + 3}" y2="${ty}" stroke="#444444"/>`);
+    parts.push(
+      `<line x1="${x + COLORBAR_WIDTH}" y1="${ty}" x2="${x + COLORBAR_WIDTH + 3}" y2="${ty}" stroke="#444444"/>`,
+    );
     parts.push(`<text class="tick" x="${x + COLORBAR_WIDTH + 5}" y="${ty + 4}">${escapeXml(tick.text)}</text>`);
   }
   parts.push(`</g>`);

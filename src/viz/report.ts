@@ -28,13 +28,17 @@ export function traceReport(traces: TraceResult | readonly TraceResult[], option
 }
 
 export function patchReport(patch: PatchResult, options: ReportOptions = {}): string {
-  if (patch.kind !== "patch") throw new Error(`patchReport: expected a PatchResult (kind "patch"), got kind ${JSON.stringify(patch.kind)}`);
+  if (patch.kind !== "patch")
+    throw new Error(`patchReport: expected a PatchResult (kind "patch"), got kind ${JSON.stringify(patch.kind)}`);
   return page(options.title ?? "Activation patching", patchBody(patch, topCellCount(options)));
 }
 
 /** Collected activations as a per-layer table (shape, mean, norm): there is no score grid to draw. */
 export function collectReport(collect: CollectResult, options: Pick<ReportOptions, "title"> = {}): string {
-  if (collect.kind !== "collect") throw new Error(`collectReport: expected a CollectResult (kind "collect"), got kind ${JSON.stringify(collect.kind)}`);
+  if (collect.kind !== "collect")
+    throw new Error(
+      `collectReport: expected a CollectResult (kind "collect"), got kind ${JSON.stringify(collect.kind)}`,
+    );
   return page(options.title ?? "Collected activations", collectBody(collect), "Made by tsvene.");
 }
 
@@ -49,19 +53,28 @@ function topCellCount(options: ReportOptions): number {
 function traceBody(traces: readonly TraceResult[], topCells: number): string {
   if (traces.length === 0) throw new Error("traceReport: expected at least one TraceResult, got an empty list");
   for (const trace of traces) {
-    if (trace.kind !== "trace") throw new Error(`traceReport: expected TraceResults (kind "trace"), got one of kind ${JSON.stringify(trace.kind)}`);
+    if (trace.kind !== "trace")
+      throw new Error(
+        `traceReport: expected TraceResults (kind "trace"), got one of kind ${JSON.stringify(trace.kind)}`,
+      );
     if (!(trace.component in TRACE_PANELS)) {
-      throw new Error(`traceReport: trace component must be one of ${Object.keys(TRACE_PANELS).join(", ")}, got ${JSON.stringify(trace.component)}`);
+      throw new Error(
+        `traceReport: trace component must be one of ${Object.keys(TRACE_PANELS).join(", ")}, got ${JSON.stringify(trace.component)}`,
+      );
     }
   }
   const first = traces[0];
   const seen = new Set<TraceComponent>();
   for (const trace of traces) {
-    if (seen.has(trace.component)) throw new Error(`traceReport: two traces for ${trace.component}; give one per component`);
+    if (seen.has(trace.component))
+      throw new Error(`traceReport: two traces for ${trace.component}; give one per component`);
     seen.add(trace.component);
-    const sameRun = sameList(trace.tokens, first.tokens) && trace.target === first.target && trace.metric === first.metric;
+    const sameRun =
+      sameList(trace.tokens, first.tokens) && trace.target === first.target && trace.metric === first.metric;
     if (!sameRun) {
-      throw new Error(`traceReport: traces shown together must share tokens, target and metric; ${trace.component} differs from ${first.component}`);
+      throw new Error(
+        `traceReport: traces shown together must share tokens, target and metric; ${trace.component} differs from ${first.component}`,
+      );
     }
   }
   const panels = [...traces].sort((a, b) => TRACE_PANELS[a.component].order - TRACE_PANELS[b.component].order);
@@ -131,7 +144,9 @@ function collectBody(collect: CollectResult): string {
   const rows = collect.activations.map(({ layer, shape, values }) => {
     const size = shape.reduce((a, b) => a * b, 1);
     if (shape.length === 0 || size !== values.length) {
-      throw new Error(`collectReport: layer ${layer}'s activations must have shape [examples, positions, width] matching its ${values.length} values, got [${shape.join(", ")}]`);
+      throw new Error(
+        `collectReport: layer ${layer}'s activations must have shape [examples, positions, width] matching its ${values.length} values, got [${shape.join(", ")}]`,
+      );
     }
     const stats = activationStats(values, shape[shape.length - 1]);
     return `<tr><td>${layer}</td><td>${shape.join(" × ")}</td><td>${formatValue(stats.mean, 4)}</td><td>${formatValue(stats.meanNorm, 4)}</td></tr>`;
@@ -173,7 +188,14 @@ function activationStats(values: Float32Array, width: number): { mean: number; m
 }
 
 /** The `count` cells that move the metric furthest from `reference`, either way. */
-function topCellsTable(grid: ScoreGrid, tokens: readonly string[], reference: number, count: number, effectName: string, label: string): string {
+function topCellsTable(
+  grid: ScoreGrid,
+  tokens: readonly string[],
+  reference: number,
+  count: number,
+  effectName: string,
+  label: string,
+): string {
   if (count === 0) return "";
   const cells: { row: number; col: number; value: number }[] = [];
   for (let row = 0; row < grid.rows; row++) {
@@ -212,9 +234,7 @@ function metricDescription(metric: "probability" | "logit", targetLabel: string,
 
 function corruptedDescription(trace: TraceResult): string {
   if (trace.corruptedPositions.length === 0) return "none";
-  return trace.corruptedPositions
-    .map((p) => `${p} ${escapeXml(JSON.stringify(trace.tokens[p] ?? ""))}`)
-    .join(", ");
+  return trace.corruptedPositions.map((p) => `${p} ${escapeXml(JSON.stringify(trace.tokens[p] ?? ""))}`).join(", ");
 }
 
 function tokenChips(tokens: readonly string[], marked: ReadonlySet<number> = new Set()): string {

@@ -22,24 +22,53 @@ export interface EntryCase {
 }
 
 const DEFECTS: Record<Entry, [string, unknown, string][]> = {
-  generate: [["maxNewTokens", 1.5, "maxNewTokens"], ["topK", -2, "topK"], ["max_new_token", 2, "max_new_token"], ["eosTokenId", 0.5, "eosTokenId"], ["temperature", 0, "temperature"]],
-  causalTrace: [["windw", 3, "windw"], ["window", 0, "window"], ["component", "mlp", "component"], ["target", 100, "target"], ["corruptedPositions", [0, 0], "corruptedPositions"], ["metric", "prob", "metric"], ["noiseStd", -1, "noiseStd"]],
-  activationPatching: [["sourceTokns", [], "sourceTokns"], ["window", 9, "window"], ["target", -1, "target"], ["component", "toString", "component"]],
-  collectActivations: [["layers", [1, 1], "layers"], ["layers", [7], "layer 7"], ["batchSize", 0, "batchSize"], ["components", "mlp_output", "components"]],
+  generate: [
+    ["maxNewTokens", 1.5, "maxNewTokens"],
+    ["topK", -2, "topK"],
+    ["max_new_token", 2, "max_new_token"],
+    ["eosTokenId", 0.5, "eosTokenId"],
+    ["temperature", 0, "temperature"],
+  ],
+  causalTrace: [
+    ["windw", 3, "windw"],
+    ["window", 0, "window"],
+    ["component", "mlp", "component"],
+    ["target", 100, "target"],
+    ["corruptedPositions", [0, 0], "corruptedPositions"],
+    ["metric", "prob", "metric"],
+    ["noiseStd", -1, "noiseStd"],
+  ],
+  activationPatching: [
+    ["sourceTokns", [], "sourceTokns"],
+    ["window", 9, "window"],
+    ["target", -1, "target"],
+    ["component", "toString", "component"],
+  ],
+  collectActivations: [
+    ["layers", [1, 1], "layers"],
+    ["layers", [7], "layer 7"],
+    ["batchSize", 0, "batchSize"],
+    ["components", "mlp_output", "components"],
+  ],
 };
 
-export const entryCase: fc.Arbitrary<EntryCase> = fc.constantFrom<Entry>("generate", "causalTrace", "activationPatching", "collectActivations").chain((entry) =>
-  fc.integer({ min: 2, max: 6 }).chain((length) =>
-    fc.record({
-      entry: fc.constant(entry),
-      prompt: fc.array(fc.integer({ min: 0, max: 99 }), { minLength: length, maxLength: length }),
-      other: fc.array(fc.integer({ min: 0, max: 99 }), { minLength: length, maxLength: length }),
-      steps: fc.integer({ min: 0, max: 4 }),
-      layer: fc.integer({ min: 0, max: 3 }),
-      defect: fc.oneof({ arbitrary: fc.constant(null), weight: 2 }, { arbitrary: fc.constantFrom(...DEFECTS[entry]), weight: 1 }),
-    }),
-  ),
-);
+export const entryCase: fc.Arbitrary<EntryCase> = fc
+  .constantFrom<Entry>("generate", "causalTrace", "activationPatching", "collectActivations")
+  .chain((entry) =>
+    fc.integer({ min: 2, max: 6 }).chain((length) =>
+      fc.record({
+        entry: fc.constant(entry),
+        prompt: fc.array(fc.integer({ min: 0, max: 99 }), { minLength: length, maxLength: length }),
+        other: fc.array(fc.integer({ min: 0, max: 99 }), { minLength: length, maxLength: length }),
+        steps: fc.integer({ min: 0, max: 4 }),
+        layer: fc.integer({ min: 0, max: 3 }),
+        defect: fc.oneof(
+          { arbitrary: fc.constant(null), weight: 2 },
+          { arbitrary: fc.constantFrom(...DEFECTS[entry]), weight: 1 },
+        ),
+      }),
+    ),
+  );
 
 export function checkEntry(model: tv.PretrainedModel, c: EntryCase): "ran" | "rejected" {
   const options = optionsFor(c);
@@ -53,8 +82,14 @@ export function checkEntry(model: tv.PretrainedModel, c: EntryCase): "ran" | "re
   }
   assert.equal(hookCount(model), 0, `${c.entry} left a hook on the model`);
   if (c.defect !== null) {
-    assert.ok(error instanceof Error, `${c.entry}: defect ${JSON.stringify(c.defect)} was not refused with an Error (${String(error)})`);
-    assert.ok(error.message.includes(c.defect[2]), `${c.entry}: the error does not name "${c.defect[2]}": ${error.message}`);
+    assert.ok(
+      error instanceof Error,
+      `${c.entry}: defect ${JSON.stringify(c.defect)} was not refused with an Error (${String(error)})`,
+    );
+    assert.ok(
+      error.message.includes(c.defect[2]),
+      `${c.entry}: the error does not name "${c.defect[2]}": ${error.message}`,
+    );
     return "rejected";
   }
   if (error !== undefined) throw error;
@@ -66,19 +101,27 @@ function optionsFor(c: EntryCase): Record<string, unknown> {
   const ids = tv.intTensor([c.prompt]);
   const labels = c.prompt.map(String);
   switch (c.entry) {
-    case "generate": return { maxNewTokens: c.steps };
-    case "causalTrace": return { inputIds: ids, tokens: labels, corruptedPositions: [0], seed: c.steps };
-    case "activationPatching": return { base: ids, source: tv.intTensor([c.other]), baseTokens: labels, sourceTokens: c.other.map(String) };
-    case "collectActivations": return { inputIds: tv.intTensor([c.prompt, c.other]), layers: [c.layer], batchSize: 1 + (c.steps % 2) };
+    case "generate":
+      return { maxNewTokens: c.steps };
+    case "causalTrace":
+      return { inputIds: ids, tokens: labels, corruptedPositions: [0], seed: c.steps };
+    case "activationPatching":
+      return { base: ids, source: tv.intTensor([c.other]), baseTokens: labels, sourceTokens: c.other.map(String) };
+    case "collectActivations":
+      return { inputIds: tv.intTensor([c.prompt, c.other]), layers: [c.layer], batchSize: 1 + (c.steps % 2) };
   }
 }
 
 function call(model: tv.PretrainedModel, c: EntryCase, options: Record<string, unknown>): unknown {
   switch (c.entry) {
-    case "generate": return tv.generate(model, tv.intTensor([c.prompt]), options as never);
-    case "causalTrace": return tv.causalTrace(model, options as never);
-    case "activationPatching": return tv.activationPatching(model, options as never);
-    case "collectActivations": return tv.collectActivations(model, options as never);
+    case "generate":
+      return tv.generate(model, tv.intTensor([c.prompt]), options as never);
+    case "causalTrace":
+      return tv.causalTrace(model, options as never);
+    case "activationPatching":
+      return tv.activationPatching(model, options as never);
+    case "collectActivations":
+      return tv.collectActivations(model, options as never);
   }
 }
 
@@ -103,7 +146,10 @@ function checkResult(model: tv.PretrainedModel, c: EntryCase, result: unknown): 
     } finally {
       handle.remove();
     }
-    assert.ok(collected.activations[0].values.every((v, i) => Math.abs(v - hidden!.data[i]) <= 1e-5), "collected block outputs differ from the block's output");
+    assert.ok(
+      collected.activations[0].values.every((v, i) => Math.abs(v - hidden!.data[i]) <= 1e-5),
+      "collected block outputs differ from the block's output",
+    );
     return;
   }
   const grid = (result as tv.TraceResult | tv.PatchResult).grid;

@@ -11,8 +11,21 @@ import * as tv from "../../src/index.js";
 import type { AnyModule } from "../../src/nn/index.js";
 
 /** Components whose value is a plain [B, T, d] at every layer of GPT-2 (no fused part, no heads). */
-const PLAIN = ["block_input", "block_output", "mlp_output", "mlp_activation", "attention_output", "attention_value_output"] as const;
-const BASIC = ["VanillaIntervention", "AdditionIntervention", "SubtractionIntervention", "ZeroIntervention", "CollectIntervention"] as const;
+const PLAIN = [
+  "block_input",
+  "block_output",
+  "mlp_output",
+  "mlp_activation",
+  "attention_output",
+  "attention_value_output",
+] as const;
+const BASIC = [
+  "VanillaIntervention",
+  "AdditionIntervention",
+  "SubtractionIntervention",
+  "ZeroIntervention",
+  "CollectIntervention",
+] as const;
 type Basic = (typeof BASIC)[number];
 
 export interface Rep {
@@ -54,14 +67,23 @@ const LAYERS = 4;
 const VOCAB = 100;
 
 const rowsOf = (batch: number, k: number, length: number) =>
-  fc.array(fc.uniqueArray(fc.integer({ min: 0, max: length - 1 }), { minLength: k, maxLength: k }), { minLength: batch, maxLength: batch });
+  fc.array(fc.uniqueArray(fc.integer({ min: 0, max: length - 1 }), { minLength: k, maxLength: k }), {
+    minLength: batch,
+    maxLength: batch,
+  });
 
 const defect: fc.Arbitrary<Defect> = fc.oneof(
-  fc.constantFrom("unitLocation", "unit_location", "sources->base", "subspace", "outputOriginal").map((key): Defect => ({ kind: "optionTypo", key })),
-  fc.constantFrom("layers", "compnent", "intervention_typ", "colour").map((key): Defect => ({ kind: "representationTypo", key })),
+  fc
+    .constantFrom("unitLocation", "unit_location", "sources->base", "subspace", "outputOriginal")
+    .map((key): Defect => ({ kind: "optionTypo", key })),
+  fc
+    .constantFrom("layers", "compnent", "intervention_typ", "colour")
+    .map((key): Defect => ({ kind: "representationTypo", key })),
   fc.constantFrom("h", "t", "bogus", "h.pos", "").map((unit): Defect => ({ kind: "unit", unit })),
   fc.constantFrom(-1, 4, 99, 1.5).map((layer): Defect => ({ kind: "layer", layer })),
-  fc.constantFrom("toString", "constructor", "__proto__", "block_outptu", "mlp").map((component): Defect => ({ kind: "component", component })),
+  fc
+    .constantFrom("toString", "constructor", "__proto__", "block_outptu", "mlp")
+    .map((component): Defect => ({ kind: "component", component })),
   fc.constantFrom(-1, 64, 1000).map((position): Defect => ({ kind: "position", position })),
   fc.constant<Defect>({ kind: "nullSource" }),
   fc.constantFrom(2, -1, 7).map((value): Defect => ({ kind: "maskValue", value })),
@@ -72,9 +94,16 @@ const defect: fc.Arbitrary<Defect> = fc.oneof(
 );
 
 export const scenario: fc.Arbitrary<Scenario> = fc
-  .record({ batch: fc.integer({ min: 1, max: 2 }), length: fc.integer({ min: 3, max: 7 }), count: fc.integer({ min: 1, max: 3 }) })
+  .record({
+    batch: fc.integer({ min: 1, max: 2 }),
+    length: fc.integer({ min: 3, max: 7 }),
+    count: fc.integer({ min: 1, max: 3 }),
+  })
   .chain(({ batch, length, count }) => {
-    const ids = fc.array(fc.array(fc.integer({ min: 0, max: VOCAB - 1 }), { minLength: length, maxLength: length }), { minLength: batch, maxLength: batch });
+    const ids = fc.array(fc.array(fc.integer({ min: 0, max: VOCAB - 1 }), { minLength: length, maxLength: length }), {
+      minLength: batch,
+      maxLength: batch,
+    });
     const rep = fc.integer({ min: 1, max: 2 }).chain((k) =>
       fc.record({
         layer: fc.integer({ min: 0, max: LAYERS - 1 }),
@@ -110,18 +139,30 @@ function expectedField(sc: Scenario): string | null {
   const d = sc.defect;
   if (d === null) return null;
   switch (d.kind) {
-    case "optionTypo": return d.key;
-    case "representationTypo": return d.key;
-    case "unit": return "unit";
-    case "layer": return "layer";
-    case "component": return `component "${d.component}"`;
-    case "position": return "unit";
-    case "nullSource": return sc.reps.some(needsSource) ? "needs a source" : null;
-    case "maskValue": return "attentionMask";
-    case "tokenId": return "inputIds";
-    case "subspacesLength": return "subspaces";
-    case "interventionType": return "interventionType";
-    case "duplicateSortedKeys": return sc.reps.length > 1 ? "sortedKeys" : null;
+    case "optionTypo":
+      return d.key;
+    case "representationTypo":
+      return d.key;
+    case "unit":
+      return "unit";
+    case "layer":
+      return "layer";
+    case "component":
+      return `component "${d.component}"`;
+    case "position":
+      return "unit";
+    case "nullSource":
+      return sc.reps.some(needsSource) ? "needs a source" : null;
+    case "maskValue":
+      return "attentionMask";
+    case "tokenId":
+      return "inputIds";
+    case "subspacesLength":
+      return "subspaces";
+    case "interventionType":
+      return "interventionType";
+    case "duplicateSortedKeys":
+      return sc.reps.length > 1 ? "sortedKeys" : null;
   }
 }
 
@@ -143,18 +184,29 @@ export function checkScenario(model: tv.PretrainedModel, sc: Scenario): Outcome 
   }
   assert.equal(hookCount(model), 0, "a hook was left on the model");
   model.parameters().forEach((p, i) => assert.ok(sameBytes(p.data, weights[i]), "the model's weights changed"));
-  assert.ok(sameBytes(call.base.inputIds.data, inputs[0]) && sameBytes(call.source.inputIds.data, inputs[1]), "the caller's inputs changed");
+  assert.ok(
+    sameBytes(call.base.inputIds.data, inputs[0]) && sameBytes(call.source.inputIds.data, inputs[1]),
+    "the caller's inputs changed",
+  );
   if (field !== null) {
     assert.ok(error !== undefined, `defect ${JSON.stringify(sc.defect)} was not refused`);
     assert.ok(error instanceof Error, `a non-Error was thrown: ${String(error)}`);
-    assert.ok(error.message.includes(field), `the error for ${JSON.stringify(sc.defect)} does not name "${field}": ${error.message}`);
+    assert.ok(
+      error.message.includes(field),
+      `the error for ${JSON.stringify(sc.defect)} does not name "${field}": ${error.message}`,
+    );
     return "rejected";
   }
   if (error !== undefined) throw error;
   const expected = reference(model, sc);
-  assert.ok(maxDiff(result!.intervened.logits, expected.logits) <= 1e-5, "intervened logits differ from the hook-level reference");
+  assert.ok(
+    maxDiff(result!.intervened.logits, expected.logits) <= 1e-5,
+    "intervened logits differ from the hook-level reference",
+  );
   assert.equal(result!.collected.length, expected.collected.length);
-  result!.collected.forEach((t, i) => assert.ok(maxDiff(t, expected.collected[i]) <= 1e-6, "collected activations differ from the reference"));
+  result!.collected.forEach((t, i) =>
+    assert.ok(maxDiff(t, expected.collected[i]) <= 1e-6, "collected activations differ from the reference"),
+  );
   if (sc.outputOriginal) assert.ok(maxDiff(result!.original!.logits, model.run(expected.base).logits) === 0);
   return "ran";
 }
@@ -174,7 +226,11 @@ function mask(sc: Scenario): number[][] {
 function buildCall(sc: Scenario): Call {
   const d = sc.defect;
   const representations: Record<string, unknown>[] = sc.reps.map((r) => ({
-    layer: r.layer, component: r.component, unit: "pos", maxNumberOfUnits: r.baseRows[0].length, interventionType: TYPES[r.type],
+    layer: r.layer,
+    component: r.component,
+    unit: "pos",
+    maxNumberOfUnits: r.baseRows[0].length,
+    interventionType: TYPES[r.type],
   }));
   const first = representations[0];
   if (d?.kind === "representationTypo") first[d.key] = 1;
@@ -198,45 +254,63 @@ function buildCall(sc: Scenario): Call {
   if (sc.outputOriginal) options[sc.snakeCase ? "output_original_output" : "outputOriginalOutput"] = true;
   if (d?.kind === "optionTypo") options[d.key] = 1;
   if (d?.kind === "subspacesLength") options.subspaces = sc.reps.map(() => null).concat([null]);
-  const base = { inputIds: new tv.IntTensor(baseIds.flat(), [baseIds.length, baseIds[0].length]), attentionMask: tv.intTensor(maskRows) };
+  const base = {
+    inputIds: new tv.IntTensor(baseIds.flat(), [baseIds.length, baseIds[0].length]),
+    attentionMask: tv.intTensor(maskRows),
+  };
   const source = { inputIds: tv.intTensor(sc.sourceIds) };
   const sources = d?.kind === "nullSource" ? null : [source];
   return { config, base, source, sources, options };
 }
 
 /** The expected run, by hand: plain hooks capture the source values and rewrite the base ones, position by position. */
-function reference(model: tv.PretrainedModel, sc: Scenario): { logits: tv.Tensor; collected: tv.Tensor[]; base: tv.ModelInputs } {
+function reference(
+  model: tv.PretrainedModel,
+  sc: Scenario,
+): { logits: tv.Tensor; collected: tv.Tensor[]; base: tv.ModelInputs } {
   const base = { inputIds: tv.intTensor(sc.baseIds), attentionMask: tv.intTensor(mask(sc)) };
   const sourceValues = sc.reps.map(() => null as tv.Tensor | null);
-  const capture = sc.reps.map((r, i) => hookSite(model, r, (value) => {
-    sourceValues[i] = value;
-    return undefined;
-  }));
+  const capture = sc.reps.map((r, i) =>
+    hookSite(model, r, (value) => {
+      sourceValues[i] = value;
+      return undefined;
+    }),
+  );
   try {
     model.run({ inputIds: tv.intTensor(sc.sourceIds) });
   } finally {
     for (const h of capture) h.remove();
   }
   const collected: tv.Tensor[][] = sc.reps.map(() => []);
-  const setters = sc.reps.map((r, i) => hookSite(model, r, (value) => {
-    const out = value.data.slice();
-    const [batch, length, width] = value.shape;
-    const rows: number[] = [];
-    for (let b = 0; b < batch; b++) {
-      r.baseRows[b].forEach((p, j) => {
-        const at = (b * length + p) * width;
-        const from = (b * length + r.sourceRows[b][j]) * width;
-        for (let x = 0; x < width; x++) {
-          const src = sourceValues[i]?.data[from + x] ?? 0;
-          if (r.type === "CollectIntervention") rows.push(value.data[at + x]);
-          else out[at + x] = r.type === "VanillaIntervention" ? src : r.type === "AdditionIntervention" ? Math.fround(value.data[at + x] + src)
-            : r.type === "SubtractionIntervention" ? Math.fround(value.data[at + x] - src) : 0;
-        }
-      });
-    }
-    if (r.type === "CollectIntervention") collected[i].push(new tv.Tensor(Float32Array.from(rows), [batch, r.baseRows[0].length, width]));
-    return new tv.Tensor(out, value.shape);
-  }));
+  const setters = sc.reps.map((r, i) =>
+    hookSite(model, r, (value) => {
+      const out = value.data.slice();
+      const [batch, length, width] = value.shape;
+      const rows: number[] = [];
+      for (let b = 0; b < batch; b++) {
+        r.baseRows[b].forEach((p, j) => {
+          const at = (b * length + p) * width;
+          const from = (b * length + r.sourceRows[b][j]) * width;
+          for (let x = 0; x < width; x++) {
+            const src = sourceValues[i]?.data[from + x] ?? 0;
+            if (r.type === "CollectIntervention") rows.push(value.data[at + x]);
+            else
+              out[at + x] =
+                r.type === "VanillaIntervention"
+                  ? src
+                  : r.type === "AdditionIntervention"
+                    ? Math.fround(value.data[at + x] + src)
+                    : r.type === "SubtractionIntervention"
+                      ? Math.fround(value.data[at + x] - src)
+                      : 0;
+          }
+        });
+      }
+      if (r.type === "CollectIntervention")
+        collected[i].push(new tv.Tensor(Float32Array.from(rows), [batch, r.baseRows[0].length, width]));
+      return new tv.Tensor(out, value.shape);
+    }),
+  );
   try {
     return { logits: model.run(base).logits, collected: collected.flat(), base };
   } finally {
@@ -247,7 +321,9 @@ function reference(model: tv.PretrainedModel, sc: Scenario): { logits: tv.Tensor
 function hookSite(model: tv.PretrainedModel, r: Rep, fn: (value: tv.Tensor) => tv.Tensor | undefined) {
   const site = model.site(r.component, r.layer);
   const module = model.getModule(site.module);
-  return site.hook === "input" ? module.addPreHook((_m, input) => fn(input as tv.Tensor)) : module.addPostHook((_m, _i, output) => fn(output));
+  return site.hook === "input"
+    ? module.addPreHook((_m, input) => fn(input as tv.Tensor))
+    : module.addPostHook((_m, _i, output) => fn(output));
 }
 
 export function hookCount(model: AnyModule): number {

@@ -42,7 +42,8 @@ export interface ModeCase {
   defect: "layer" | "optionKey" | "nullSource" | "headUnitRange" | null;
 }
 
-const units = (max: number, k: number) => fc.uniqueArray(fc.integer({ min: 0, max: max - 1 }), { minLength: k, maxLength: k });
+const units = (max: number, k: number) =>
+  fc.uniqueArray(fc.integer({ min: 0, max: max - 1 }), { minLength: k, maxLength: k });
 
 const rep: fc.Arbitrary<ModeRep> = fc.integer({ min: 1, max: 2 }).chain((k) =>
   fc.record({
@@ -62,7 +63,10 @@ export const modeCase: fc.Arbitrary<ModeCase> = fc.record({
   withSubspaces: fc.boolean(),
   generate: fc.boolean(),
   interveneOnPrompt: fc.boolean(),
-  defect: fc.oneof({ arbitrary: fc.constant(null), weight: 3 }, fc.constantFrom("layer", "optionKey", "nullSource", "headUnitRange")),
+  defect: fc.oneof(
+    { arbitrary: fc.constant(null), weight: 3 },
+    fc.constantFrom("layer", "optionKey", "nullSource", "headUnitRange"),
+  ),
 });
 
 /** The unit locations of one representation: positions, heads, or (heads, positions). */
@@ -75,11 +79,16 @@ function locationsOf(r: ModeRep, side: "source" | "base", defect: boolean): unkn
 
 function expectedField(c: ModeCase): string | null {
   switch (c.defect) {
-    case "layer": return "layer";
-    case "optionKey": return "unitLocatons";
-    case "nullSource": return c.reps.some((r) => !SOURCELESS.includes(r.type)) ? "needs a source" : null;
-    case "headUnitRange": return c.reps[0].heads ? "out of range" : null;
-    default: return null;
+    case "layer":
+      return "layer";
+    case "optionKey":
+      return "unitLocatons";
+    case "nullSource":
+      return c.reps.some((r) => !SOURCELESS.includes(r.type)) ? "needs a source" : null;
+    case "headUnitRange":
+      return c.reps[0].heads ? "out of range" : null;
+    default:
+      return null;
   }
 }
 
@@ -94,23 +103,39 @@ export function checkModes(model: tv.PretrainedModel, drawn: ModeCase): "ran" | 
     error = e;
   }
   assert.equal(hookCount(model), 0, "a hook was left on the model");
-  model.parameters().forEach((p, i) => assert.ok(p.data.every((v, j) => Object.is(v, weights[i][j])), "the model's weights changed"));
+  model.parameters().forEach((p, i) =>
+    assert.ok(
+      p.data.every((v, j) => Object.is(v, weights[i][j])),
+      "the model's weights changed",
+    ),
+  );
   if (error !== undefined) {
     assert.ok(error instanceof Error, `a non-Error was thrown: ${String(error)}`);
-    assert.doesNotMatch(error.message, /Cannot read prop|is not a function|is not iterable|is not a constructor|Maximum call stack/, "an engine error escaped");
+    assert.doesNotMatch(
+      error.message,
+      /Cannot read prop|is not a function|is not iterable|is not a constructor|Maximum call stack/,
+      "an engine error escaped",
+    );
   }
   if (field === null) {
     if (error !== undefined) throw error;
     return "ran";
   }
-  assert.ok(error instanceof Error && error.message.includes(field), `defect ${c.defect} was not refused naming "${field}": ${String(error)}`);
+  assert.ok(
+    error instanceof Error && error.message.includes(field),
+    `defect ${c.defect} was not refused naming "${field}": ${String(error)}`,
+  );
   return "rejected";
 }
 
 /** Generating without locations intervenes at each new token's position: sourceless kinds on positions fit there. */
 function effective(drawn: ModeCase): ModeCase {
   if (!drawn.generate || drawn.interveneOnPrompt) return drawn;
-  const reps = drawn.reps.map((r) => ({ ...r, heads: false, type: SOURCELESS.includes(r.type) ? r.type : ("Zero" as const) }));
+  const reps = drawn.reps.map((r) => ({
+    ...r,
+    heads: false,
+    type: SOURCELESS.includes(r.type) ? r.type : ("Zero" as const),
+  }));
   return { ...drawn, serial: false, reps };
 }
 
@@ -125,20 +150,39 @@ function run(model: tv.PretrainedModel, c: ModeCase): void {
     ...(c.serial ? { groupKey: i } : {}),
   }));
   const im = new tv.IntervenableModel({ representations, mode: c.serial ? "serial" : "parallel" }, model);
-  const pair = (rs: readonly ModeRep[], first: number) =>
-    [rs.map((r) => locationsOf(r, "source", false)), rs.map((r, j) => locationsOf(r, "base", c.defect === "headUnitRange" && first + j === 0))];
+  const pair = (rs: readonly ModeRep[], first: number) => [
+    rs.map((r) => locationsOf(r, "source", false)),
+    rs.map((r, j) => locationsOf(r, "base", c.defect === "headUnitRange" && first + j === 0)),
+  ];
   const unitLocations: Record<string, unknown> = c.serial
-    ? Object.fromEntries(c.reps.map((r, g) => [g === c.reps.length - 1 ? `source_${g}->base` : `source_${g}->source_${g + 1}`, pair([r], g)]))
+    ? Object.fromEntries(
+        c.reps.map((r, g) => [
+          g === c.reps.length - 1 ? `source_${g}->base` : `source_${g}->source_${g + 1}`,
+          pair([r], g),
+        ]),
+      )
     : { "sources->base": pair(c.reps, 0) };
-  const sources = c.reps.map((r) => (c.defect === "nullSource" || SOURCELESS.includes(r.type) ? null : { inputIds: tv.intTensor([[7, 1, 40, 2, 9]]) }));
-  const subspaces = c.withSubspaces && c.reps.every((r) => r.type === "Vanilla" || r.type === "RotatedSpace") ? c.reps.map(() => [[0, 1]]) : null;
-  const options: Record<string, unknown> = { [c.defect === "optionKey" ? "unitLocatons" : "unitLocations"]: unitLocations, subspaces };
+  const sources = c.reps.map((r) =>
+    c.defect === "nullSource" || SOURCELESS.includes(r.type) ? null : { inputIds: tv.intTensor([[7, 1, 40, 2, 9]]) },
+  );
+  const subspaces =
+    c.withSubspaces && c.reps.every((r) => r.type === "Vanilla" || r.type === "RotatedSpace")
+      ? c.reps.map(() => [[0, 1]])
+      : null;
+  const options: Record<string, unknown> = {
+    [c.defect === "optionKey" ? "unitLocatons" : "unitLocations"]: unitLocations,
+    subspaces,
+  };
   const inputIds = tv.intTensor([[3, 14, 15, 92, 65]]);
   if (!c.generate) {
     im.forward({ inputIds }, sources, options);
     return;
   }
   if (!c.interveneOnPrompt && c.defect !== "optionKey") delete options.unitLocations;
-  const out = im.generate({ inputIds }, sources, { ...options, maxNewTokens: 2, interveneOnPrompt: c.interveneOnPrompt });
+  const out = im.generate({ inputIds }, sources, {
+    ...options,
+    maxNewTokens: 2,
+    interveneOnPrompt: c.interveneOnPrompt,
+  });
   assert.deepEqual(out.generated.sequences.shape, [1, 7]);
 }

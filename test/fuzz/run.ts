@@ -24,11 +24,26 @@ export async function runFuzz({ runs, seed }: FuzzSettings): Promise<FuzzCounts>
     c[outcome] = (c[outcome] ?? 0) + 1;
   };
   const settings = { numRuns: runs, seed, endOnFailure: true, includeErrorInReport: true };
-  fc.assert(fc.property(scenario, (sc) => tally("intervene", checkScenario(model, sc))), settings);
-  fc.assert(fc.property(modeCase, (c) => tally("modes", checkModes(model, c))), settings);
-  fc.assert(fc.property(entryCase, (c) => tally("entry points", checkEntry(model, c))), { ...settings, numRuns: Math.ceil(runs / 4) });
-  fc.assert(fc.property(safetensorsCase, (c) => tally("safetensors", checkSafetensors(c))), settings);
+  fc.assert(
+    fc.property(scenario, (sc) => tally("intervene", checkScenario(model, sc))),
+    settings,
+  );
+  fc.assert(
+    fc.property(modeCase, (c) => tally("modes", checkModes(model, c))),
+    settings,
+  );
+  fc.assert(
+    fc.property(entryCase, (c) => tally("entry points", checkEntry(model, c))),
+    { ...settings, numRuns: Math.ceil(runs / 4) },
+  );
+  fc.assert(
+    fc.property(safetensorsCase, (c) => tally("safetensors", checkSafetensors(c))),
+    settings,
+  );
   // Each saved-folder case writes and reads a folder: a twentieth of the runs keeps the suite's time balanced.
-  await fc.assert(fc.asyncProperty(savedCase, async (c) => tally("saved folders", await checkSaved(model, c))), { ...settings, numRuns: Math.ceil(runs / 20) });
+  await fc.assert(
+    fc.asyncProperty(savedCase, async (c) => tally("saved folders", await checkSaved(model, c))),
+    { ...settings, numRuns: Math.ceil(runs / 20) },
+  );
   return counts;
 }

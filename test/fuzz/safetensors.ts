@@ -36,11 +36,17 @@ const tensorArb = fc
 const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
   { arbitrary: fc.constant<Mutation>({ kind: "none" }), weight: 3 },
   fc.constantFrom("F99", "", 7, null).map((value): Mutation => ({ kind: "entry", field: "dtype", value })),
-  fc.constantFrom([1e12], [-1], [2.5], "3", [0, 7]).map((value): Mutation => ({ kind: "entry", field: "shape", value })),
-  fc.constantFrom([5, 1], [0, 1e9], [-4, 0], ["0", "4"]).map((value): Mutation => ({ kind: "entry", field: "offsets", value })),
+  fc
+    .constantFrom([1e12], [-1], [2.5], "3", [0, 7])
+    .map((value): Mutation => ({ kind: "entry", field: "shape", value })),
+  fc
+    .constantFrom([5, 1], [0, 1e9], [-4, 0], ["0", "4"])
+    .map((value): Mutation => ({ kind: "entry", field: "offsets", value })),
   fc.integer({ min: 1, max: 1e6 }).map((extra): Mutation => ({ kind: "headerLength", extra })),
   fc.integer({ min: 1, max: 3 }).map((bytes): Mutation => ({ kind: "truncate", bytes })),
-  fc.record({ at: fc.nat(), bit: fc.integer({ min: 0, max: 7 }) }).map(({ at, bit }): Mutation => ({ kind: "flip", at, bit })),
+  fc
+    .record({ at: fc.nat(), bit: fc.integer({ min: 0, max: 7 }) })
+    .map(({ at, bit }): Mutation => ({ kind: "flip", at, bit })),
 );
 
 export const safetensorsCase: fc.Arbitrary<SafetensorsCase> = fc.record({
@@ -51,7 +57,15 @@ export const safetensorsCase: fc.Arbitrary<SafetensorsCase> = fc.record({
 const SOURCE = "fuzz.safetensors";
 
 export function checkSafetensors(c: SafetensorsCase): "ran" | "rejected" {
-  const named = new Map(c.tensors.map((t) => [t.name, t.int ? new tv.IntTensor(t.values, t.shape) : new tv.Tensor(Float32Array.from(t.values), t.shape)] as const));
+  const named = new Map(
+    c.tensors.map(
+      (t) =>
+        [
+          t.name,
+          t.int ? new tv.IntTensor(t.values, t.shape) : new tv.Tensor(Float32Array.from(t.values), t.shape),
+        ] as const,
+    ),
+  );
   const { bytes, mustFail, names } = mutate(serializeSafetensors(named), c);
   let parsed: ReturnType<typeof parseSafetensors> | undefined;
   try {
@@ -59,7 +73,8 @@ export function checkSafetensors(c: SafetensorsCase): "ran" | "rejected" {
   } catch (e) {
     assert.ok(e instanceof Error, `a non-Error was thrown: ${String(e)}`);
     assert.ok(e.message.includes(SOURCE), `the error does not name the file: ${e.message}`);
-    if (names !== null) assert.ok(e.message.includes(`"${names}"`), `the error does not name tensor "${names}": ${e.message}`);
+    if (names !== null)
+      assert.ok(e.message.includes(`"${names}"`), `the error does not name tensor "${names}": ${e.message}`);
     assert.ok(c.mutation.kind !== "none", `a file tsvene wrote was refused: ${e.message}`);
     return "rejected";
   }
@@ -84,7 +99,11 @@ function mutate(file: Uint8Array, c: SafetensorsCase): { bytes: Uint8Array; must
       return { bytes: file, mustFail: false, names: null };
     case "truncate": {
       const dataBytes = file.byteLength - 8 - headerLength;
-      return { bytes: file.slice(0, file.byteLength - Math.min(m.bytes, dataBytes)), mustFail: dataBytes > 0, names: null };
+      return {
+        bytes: file.slice(0, file.byteLength - Math.min(m.bytes, dataBytes)),
+        mustFail: dataBytes > 0,
+        names: null,
+      };
     }
     case "headerLength": {
       const bytes = file.slice();
@@ -97,7 +116,10 @@ function mutate(file: Uint8Array, c: SafetensorsCase): { bytes: Uint8Array; must
       return { bytes, mustFail: false, names: null };
     }
     case "entry": {
-      const header = JSON.parse(new TextDecoder().decode(file.subarray(8, 8 + headerLength))) as Record<string, Record<string, unknown>>;
+      const header = JSON.parse(new TextDecoder().decode(file.subarray(8, 8 + headerLength))) as Record<
+        string,
+        Record<string, unknown>
+      >;
       const name = c.tensors[0].name;
       header[name][m.field === "offsets" ? "data_offsets" : m.field] = m.value;
       const text = new TextEncoder().encode(JSON.stringify(header));

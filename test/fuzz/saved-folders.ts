@@ -39,11 +39,23 @@ export const savedCase: fc.Arbitrary<SavedCase> = fc.record({
   seed: fc.nat(1000),
   defect: fc.oneof(
     { arbitrary: fc.constant(null), weight: 2 },
-    fc.constantFrom<[number | string, unknown]>(
-      [0, 99], [0, -1], [1, "toString"], [1, "block_outptu"], [2, "bogus"], [3, 1000000], [4, 100000],
-      ["mdoe", "parallel"], ["intervention_types", ["<class 'pyvene.models.interventions.EvilIntervention'>"]], ["sorted_keys", "x"],
-    ).map(([field, value]): Defect => ({ where: "config", field, value })),
-    fc.constantFrom("nan", "scale", "drop", "truncate").map((kind): Defect => ({ where: "weights", kind: kind as "nan" })),
+    fc
+      .constantFrom<[number | string, unknown]>(
+        [0, 99],
+        [0, -1],
+        [1, "toString"],
+        [1, "block_outptu"],
+        [2, "bogus"],
+        [3, 1000000],
+        [4, 100000],
+        ["mdoe", "parallel"],
+        ["intervention_types", ["<class 'pyvene.models.interventions.EvilIntervention'>"]],
+        ["sorted_keys", "x"],
+      )
+      .map(([field, value]): Defect => ({ where: "config", field, value })),
+    fc
+      .constantFrom("nan", "scale", "drop", "truncate")
+      .map((kind): Defect => ({ where: "weights", kind: kind as "nan" })),
   ),
 });
 
@@ -60,7 +72,12 @@ function applies(c: SavedCase): boolean {
 export async function checkSaved(model: tv.PretrainedModel, c: SavedCase): Promise<"ran" | "rejected"> {
   const folder = await mkdtemp(join(tmpdir(), "tsvene-fuzz-saved-"));
   try {
-    const representation = { layer: c.layer, component: "block_output", interventionType: TYPES[c.type], lowRankDimension: c.rank };
+    const representation = {
+      layer: c.layer,
+      component: "block_output",
+      interventionType: TYPES[c.type],
+      lowRankDimension: c.rank,
+    };
     const im = new tv.IntervenableModel(representation, model);
     await tv.saveIntervenable(im, folder);
     if (applies(c)) await plant(folder, c.defect!);
@@ -76,7 +93,10 @@ export async function checkSaved(model: tv.PretrainedModel, c: SavedCase): Promi
     }
     assert.equal(hookCount(model), 0, "loading left a hook on the model");
     if (applies(c)) {
-      assert.ok(error instanceof Error, `defect ${JSON.stringify(c.defect)} in a saved ${c.type} was not refused (${String(error)})`);
+      assert.ok(
+        error instanceof Error,
+        `defect ${JSON.stringify(c.defect)} in a saved ${c.type} was not refused (${String(error)})`,
+      );
       return "rejected";
     }
     if (error !== undefined) throw error;
@@ -92,7 +112,9 @@ export async function checkSaved(model: tv.PretrainedModel, c: SavedCase): Promi
 async function plant(folder: string, d: Defect): Promise<void> {
   if (d.where === "config") {
     const path = join(folder, "config.json");
-    const config = JSON.parse(await readFile(path, "utf8")) as Record<string, unknown> & { representations: unknown[][] };
+    const config = JSON.parse(await readFile(path, "utf8")) as Record<string, unknown> & {
+      representations: unknown[][];
+    };
     if (typeof d.field === "number") config.representations[0][d.field] = d.value;
     else config[d.field] = d.value;
     await writeFile(path, JSON.stringify(config));
@@ -108,6 +130,15 @@ async function plant(folder: string, d: Defect): Promise<void> {
   const entries = [...tensors].filter(([, t]) => t instanceof tv.Tensor) as [string, tv.Tensor][];
   const [name, t] = (d.kind === "scale" && entries.find(([n]) => n.endsWith(".base"))) || entries[0];
   if (d.kind === "drop") tensors.delete(name);
-  else tensors.set(name, d.kind === "nan" ? new tv.Tensor(t.data.map((v, i) => (i === 0 ? NaN : v)), t.shape) : tv.mul(t, 1.1));
+  else
+    tensors.set(
+      name,
+      d.kind === "nan"
+        ? new tv.Tensor(
+            t.data.map((v, i) => (i === 0 ? NaN : v)),
+            t.shape,
+          )
+        : tv.mul(t, 1.1),
+    );
   await tv.writeSafetensors(path, tensors);
 }

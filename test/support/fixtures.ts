@@ -31,7 +31,11 @@ export async function readFixtureTensors(model: string): Promise<Map<string, tv.
 }
 
 /** The model inputs of a named fixture input. */
-export function modelInputs(cases: FixtureCases, tensors: Map<string, tv.Tensor | tv.IntTensor>, name: string): tv.ModelInputs {
+export function modelInputs(
+  cases: FixtureCases,
+  tensors: Map<string, tv.Tensor | tv.IntTensor>,
+  name: string,
+): tv.ModelInputs {
   const input = cases.inputs[name];
   if (input.inputs_embeds !== undefined) return { inputsEmbeds: tensors.get(input.inputs_embeds) as tv.Tensor };
   return {

@@ -43,14 +43,17 @@ const FILE_FAULTS = {
   // half of it, then silence
   "stall-body": (res: ServerResponse, bytes: Buffer) => res.write(bytes.subarray(0, bytes.length >> 1)),
   // half of it, then the connection closed
-  truncate: (res: ServerResponse, bytes: Buffer) => res.write(bytes.subarray(0, bytes.length >> 1), () => res.destroy()),
+  truncate: (res: ServerResponse, bytes: Buffer) =>
+    res.write(bytes.subarray(0, bytes.length >> 1), () => res.destroy()),
   // all of it and 1 MiB more
   oversize: (res: ServerResponse, bytes: Buffer) => res.end(Buffer.concat([bytes, Buffer.alloc(1 << 20)])),
   // as long as it, with its first byte flipped
-  "wrong-bytes": (res: ServerResponse, bytes: Buffer) => res.end(Buffer.from(bytes.map((b, i) => (i === 0 ? b ^ 0xff : b)))),
+  "wrong-bytes": (res: ServerResponse, bytes: Buffer) =>
+    res.end(Buffer.from(bytes.map((b, i) => (i === 0 ? b ^ 0xff : b)))),
 };
 
-const PORTAL_PAGE = "<!DOCTYPE html>\n<html><head><title>Sign in to Hotel Wi-Fi</title></head><body>Please accept the terms.</body></html>";
+const PORTAL_PAGE =
+  "<!DOCTYPE html>\n<html><head><title>Sign in to Hotel Wi-Fi</title></head><body>Please accept the terms.</body></html>";
 
 export class FakeHub {
   readonly requests: string[] = [];
@@ -113,10 +116,24 @@ export class FakeHub {
       if (!commit) return;
       if (m[2] === "revision") {
         const sha = fault?.kind === "commit" ? fault.sha : commit.oid;
-        const info = { _id: "0", id: m[1], sha, private: false, gated: false, downloads: 0, likes: 0, lastModified: "2024-01-01T00:00:00.000Z" };
+        const info = {
+          _id: "0",
+          id: m[1],
+          sha,
+          private: false,
+          gated: false,
+          downloads: 0,
+          likes: 0,
+          lastModified: "2024-01-01T00:00:00.000Z",
+        };
         return json(res, 200, info, fault?.kind === "cut-json");
       }
-      return json(res, 200, [...commit.files].map(([p, bytes]) => treeEntry(p, bytes)), fault?.kind === "cut-json");
+      return json(
+        res,
+        200,
+        [...commit.files].map(([p, bytes]) => treeEntry(p, bytes)),
+        fault?.kind === "cut-json",
+      );
     }
     if (req.method === "GET" && (m = path.match(/^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/))) {
       const commit = this.commitAt(res, m[1], decodeURIComponent(m[2]));
@@ -130,7 +147,10 @@ export class FakeHub {
         res.end(bytes.subarray(0, 1));
       } else if (fault !== undefined && "file" in fault && fault.file === file) {
         // The oversized body goes without a length, as a chunked answer that just goes on.
-        res.writeHead(200, fault.kind === "oversize" ? headers : { ...headers, "Content-Length": String(bytes.length) });
+        res.writeHead(
+          200,
+          fault.kind === "oversize" ? headers : { ...headers, "Content-Length": String(bytes.length) },
+        );
         FILE_FAULTS[fault.kind](res, bytes);
       } else {
         res.writeHead(200, { ...headers, "Content-Length": String(bytes.length) });
@@ -141,59 +161,101 @@ export class FakeHub {
 
     // The batch answer hands out the upload address itself (a presigned URL on the Hub), so it takes no token.
     if (req.method === "PUT" && (m = path.match(/^\/lfs-objects\/([0-9a-f]{64})$/))) {
-      if (sha256(body) !== m[1] || String(body.length) !== url.searchParams.get("size")) return error(res, 400, "BadRequest", "object does not match its oid and size");
+      if (sha256(body) !== m[1] || String(body.length) !== url.searchParams.get("size"))
+        return error(res, 400, "BadRequest", "object does not match its oid and size");
       this.lfsObjects.set(m[1], body);
       res.writeHead(200);
       res.end();
       return;
     }
-    if (req.headers.authorization !== `Bearer ${this.token}`) return error(res, 401, "Unauthorized", "Invalid credentials in Authorization header");
+    if (req.headers.authorization !== `Bearer ${this.token}`)
+      return error(res, 401, "Unauthorized", "Invalid credentials in Authorization header");
 
     if (req.method === "POST" && path === "/api/repos/create") {
-      const { name, organization, type } = JSON.parse(body.toString()) as { name: string; organization: string; type?: string };
-      if (type !== undefined && type !== "model") return error(res, 400, "BadRequest", `this fake Hub has model repos only, not ${type}`);
+      const { name, organization, type } = JSON.parse(body.toString()) as {
+        name: string;
+        organization: string;
+        type?: string;
+      };
+      if (type !== undefined && type !== "model")
+        return error(res, 400, "BadRequest", `this fake Hub has model repos only, not ${type}`);
       const id = `${organization}/${name}`;
-      if (this.repos.has(id)) return json(res, 409, { error: "You already created this model repo", url: `${origin}/${id}` });
-      this.addRepo(id, new Map([[".gitattributes", Buffer.from("*.safetensors filter=lfs diff=lfs merge=lfs -text\n")]]));
+      if (this.repos.has(id))
+        return json(res, 409, { error: "You already created this model repo", url: `${origin}/${id}` });
+      this.addRepo(
+        id,
+        new Map([[".gitattributes", Buffer.from("*.safetensors filter=lfs diff=lfs merge=lfs -text\n")]]),
+      );
       return json(res, 200, { url: `${origin}/${id}`, name: id });
     }
     if (req.method === "POST" && (m = path.match(/^\/api\/models\/([^/]+\/[^/]+)\/preupload\/([^/]+)$/))) {
       if (!this.branchOf(res, m[1], m[2])) return;
       const { files } = JSON.parse(body.toString()) as { files: { path: string; size: number; sample: string }[] };
-      return json(res, 200, { files: files.map((f) => ({ path: f.path, uploadMode: isLfs(f.path, Buffer.from(f.sample, "base64")) ? "lfs" : "regular", shouldIgnore: false })) });
+      return json(res, 200, {
+        files: files.map((f) => ({
+          path: f.path,
+          uploadMode: isLfs(f.path, Buffer.from(f.sample, "base64")) ? "lfs" : "regular",
+          shouldIgnore: false,
+        })),
+      });
     }
     if (req.method === "POST" && (m = path.match(/^\/([^/]+\/[^/]+)\.git\/info\/lfs\/objects\/batch$/))) {
       if (!this.repos.has(m[1])) return error(res, 404, "RepoNotFound", "Repository not found");
-      const { operation, transfers, objects } = JSON.parse(body.toString()) as { operation: string; transfers: string[]; objects: { oid: string; size: number }[] };
-      if (operation !== "upload" || !transfers.includes("basic")) return error(res, 400, "BadRequest", "only basic uploads are served here");
+      const { operation, transfers, objects } = JSON.parse(body.toString()) as {
+        operation: string;
+        transfers: string[];
+        objects: { oid: string; size: number }[];
+      };
+      if (operation !== "upload" || !transfers.includes("basic"))
+        return error(res, 400, "BadRequest", "only basic uploads are served here");
       res.setHeader("Content-Type", "application/vnd.git-lfs+json");
       res.writeHead(200);
-      res.end(JSON.stringify({
-        transfer: "basic",
-        objects: objects.map(({ oid, size }) => this.lfsObjects.has(oid)
-          ? { oid, size }
-          : { oid, size, authenticated: true, actions: { upload: { href: `${origin}/lfs-objects/${oid}?size=${size}`, expires_in: 3600 } } }),
-      }));
+      res.end(
+        JSON.stringify({
+          transfer: "basic",
+          objects: objects.map(({ oid, size }) =>
+            this.lfsObjects.has(oid)
+              ? { oid, size }
+              : {
+                  oid,
+                  size,
+                  authenticated: true,
+                  actions: { upload: { href: `${origin}/lfs-objects/${oid}?size=${size}`, expires_in: 3600 } },
+                },
+          ),
+        }),
+      );
       return;
     }
     if (req.method === "POST" && (m = path.match(/^\/api\/models\/([^/]+\/[^/]+)\/commit\/([^/]+)$/))) {
       const commits = this.branchOf(res, m[1], m[2]);
       if (!commits) return;
       const files = new Map(commits.at(-1)!.files);
-      const lines = body.toString().split("\n").filter(Boolean).map((l) => JSON.parse(l) as { key: string; value: Record<string, string> });
-      if (lines[0]?.key !== "header" || typeof lines[0].value.summary !== "string") return error(res, 400, "BadRequest", "the commit must start with a header carrying a summary");
+      const lines = body
+        .toString()
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { key: string; value: Record<string, string> });
+      if (lines[0]?.key !== "header" || typeof lines[0].value.summary !== "string")
+        return error(res, 400, "BadRequest", "the commit must start with a header carrying a summary");
       for (const { key, value } of lines.slice(1)) {
         if (key === "file") files.set(value.path, Buffer.from(value.content, value.encoding as BufferEncoding));
         else if (key === "deletedFile") files.delete(value.path);
         else if (key === "lfsFile") {
           const object = this.lfsObjects.get(value.oid);
-          if (object === undefined || String(object.length) !== String(value.size)) return error(res, 400, "BadRequest", `LFS object ${value.oid} of ${value.path} was not uploaded`);
+          if (object === undefined || String(object.length) !== String(value.size))
+            return error(res, 400, "BadRequest", `LFS object ${value.oid} of ${value.path} was not uploaded`);
           files.set(value.path, object);
         } else return error(res, 400, "BadRequest", `unknown commit operation ${key}`);
       }
       const commit = { oid: this.newCommitId(), files };
       commits.push(commit);
-      return json(res, 200, { success: true, commitOid: commit.oid, commitUrl: `${origin}/${m[1]}/commit/${commit.oid}`, hookOutput: "" });
+      return json(res, 200, {
+        success: true,
+        commitOid: commit.oid,
+        commitUrl: `${origin}/${m[1]}/commit/${commit.oid}`,
+        hookOutput: "",
+      });
     }
     return error(res, 404, "NotFound", `no such endpoint: ${req.method} ${path}`);
   }
@@ -211,20 +273,31 @@ export class FakeHub {
   private branchOf(res: ServerResponse, id: string, branch: string): Commit[] | undefined {
     const commits = this.repos.get(id);
     if (commits === undefined) return void error(res, 404, "RepoNotFound", "Repository not found");
-    if (decodeURIComponent(branch) !== "main") return void error(res, 404, "RevisionNotFound", `Invalid rev id: ${branch}`);
+    if (decodeURIComponent(branch) !== "main")
+      return void error(res, 404, "RevisionNotFound", `Invalid rev id: ${branch}`);
     return commits;
   }
 
   private newCommitId(): string {
-    return createHash("sha1").update(`commit ${++this.commitCount}`).digest("hex");
+    return createHash("sha1")
+      .update(`commit ${++this.commitCount}`)
+      .digest("hex");
   }
 }
 
 /** A file as the Hub's tree listing gives it. */
 function treeEntry(path: string, bytes: Buffer): Record<string, unknown> {
   if (!isLfs(path, bytes)) return { type: "file", path, size: bytes.length, oid: gitOid(bytes) };
-  const pointer = Buffer.from(`version https://git-lfs.github.com/spec/v1\noid sha256:${sha256(bytes)}\nsize ${bytes.length}\n`);
-  return { type: "file", path, size: bytes.length, oid: gitOid(pointer), lfs: { oid: sha256(bytes), size: bytes.length, pointerSize: pointer.length } };
+  const pointer = Buffer.from(
+    `version https://git-lfs.github.com/spec/v1\noid sha256:${sha256(bytes)}\nsize ${bytes.length}\n`,
+  );
+  return {
+    type: "file",
+    path,
+    size: bytes.length,
+    oid: gitOid(pointer),
+    lfs: { oid: sha256(bytes), size: bytes.length, pointerSize: pointer.length },
+  };
 }
 
 function isLfs(path: string, sample: Buffer): boolean {

@@ -5,12 +5,22 @@
 import assert from "node:assert/strict";
 import { test, type TestContext } from "node:test";
 import * as tv from "../../src/index.js";
-import { fixtureFolder, maxAbsDiff, modelInputs, readCases, readFixtureTensors, type FixtureCases } from "./fixtures.js";
+import {
+  fixtureFolder,
+  maxAbsDiff,
+  modelInputs,
+  readCases,
+  readFixtureTensors,
+  type FixtureCases,
+} from "./fixtures.js";
 
 export type FixtureTensors = Map<string, tv.Tensor | tv.IntTensor>;
 
 /** A fixture's model (through loadPretrained) and its cases and tensors, loading in the background. */
-export function openFixture(fixture: string): { loaded: Promise<tv.Pretrained>; data: Promise<[FixtureCases, FixtureTensors]> } {
+export function openFixture(fixture: string): {
+  loaded: Promise<tv.Pretrained>;
+  data: Promise<[FixtureCases, FixtureTensors]>;
+} {
   return {
     loaded: tv.loadPretrained(fixtureFolder(fixture)),
     data: Promise.all([readCases(fixture), readFixtureTensors(fixture)]),
@@ -18,7 +28,11 @@ export function openFixture(fixture: string): { loaded: Promise<tv.Pretrained>; 
 }
 
 /** The loaded model, asserting that loadPretrained picked `Class`, whose family is the config's model_type `family`. */
-export async function loadedAs<T extends tv.PretrainedModel>(loaded: Promise<tv.Pretrained>, Class: abstract new (...args: never[]) => T, family: string): Promise<T> {
+export async function loadedAs<T extends tv.PretrainedModel>(
+  loaded: Promise<tv.Pretrained>,
+  Class: abstract new (...args: never[]) => T,
+  family: string,
+): Promise<T> {
   const { model, config } = await loaded;
   assert.ok(model instanceof Class);
   assert.equal(model.family, family);
@@ -31,7 +45,9 @@ export async function loadedAs<T extends tv.PretrainedModel>(loaded: Promise<tv.
  * greedy generation, left padding, and token-by-token decoding through the cache.
  */
 export function fixtureTests(
-  fixture: string, { loaded, data }: ReturnType<typeof openFixture>, tolerance = 1e-4,
+  fixture: string,
+  { loaded, data }: ReturnType<typeof openFixture>,
+  tolerance = 1e-4,
 ): void {
   test(`${fixture}: logits and every hidden state of each reference input match HF`, async (t) => {
     const [{ model }, [cases, tensors]] = await Promise.all([loaded, data]);
@@ -62,7 +78,13 @@ export function floatTensor(tensors: FixtureTensors, key: string): tv.Tensor {
 }
 
 /** For each reference input: HF's logits and every hidden state, within `tolerance` at the unmasked positions. */
-export function checkReferences(t: TestContext, model: tv.PretrainedModel, cases: FixtureCases, tensors: FixtureTensors, tolerance: number): void {
+export function checkReferences(
+  t: TestContext,
+  model: tv.PretrainedModel,
+  cases: FixtureCases,
+  tensors: FixtureTensors,
+  tolerance: number,
+): void {
   for (const [name, ref] of Object.entries(cases.references)) {
     const inputs = modelInputs(cases, tensors, name);
     const out = tv.noGrad(() => model.run({ ...inputs, outputHiddenStates: true }));
@@ -75,12 +97,21 @@ export function checkReferences(t: TestContext, model: tv.PretrainedModel, cases
       assert.ok(d < tolerance, `${name}: hidden state ${i} differs by ${d}`);
       return d;
     });
-    t.diagnostic(`${name}: logits ${logitDiff.toExponential(2)}, hidden states ${hiddenDiffs.map((d) => d.toExponential(2)).join(" ")}`);
+    t.diagnostic(
+      `${name}: logits ${logitDiff.toExponential(2)}, hidden states ${hiddenDiffs.map((d) => d.toExponential(2)).join(" ")}`,
+    );
   }
 }
 
 /** Each generate case: HF's greedy sequences exactly and its scores within `tolerance`, with and without the KV cache. */
-export function checkGreedyGeneration(t: TestContext, model: tv.PretrainedModel, eos: number, cases: FixtureCases, tensors: FixtureTensors, tolerance: number): void {
+export function checkGreedyGeneration(
+  t: TestContext,
+  model: tv.PretrainedModel,
+  eos: number,
+  cases: FixtureCases,
+  tensors: FixtureTensors,
+  tolerance: number,
+): void {
   const generateCases = cases.cases.filter((c) => c.method === "generate");
   assert.ok(generateCases.length > 0);
   for (const c of generateCases) {
@@ -90,7 +121,11 @@ export function checkGreedyGeneration(t: TestContext, model: tv.PretrainedModel,
     const expectedScores = floatTensor(tensors, `case/${c.name}/original_scores`);
     for (const useCache of [true, false]) {
       const { sequences, scores } = tv.generate(model, inputs.inputIds!, {
-        maxNewTokens: max_new_tokens, attentionMask: inputs.attentionMask, eosTokenId: eos, padTokenId: eos, useCache,
+        maxNewTokens: max_new_tokens,
+        attentionMask: inputs.attentionMask,
+        eosTokenId: eos,
+        padTokenId: eos,
+        useCache,
       });
       assert.deepEqual(sequences.shape, expected.shape);
       assert.deepEqual([...sequences.data], [...expected.data], `${c.name} (cache ${useCache}): sequences`);
@@ -107,15 +142,27 @@ export function checkGreedyGeneration(t: TestContext, model: tv.PretrainedModel,
  * (0 or 1): with mask-based positions, the padded row gives `short`'s logits at its real positions
  * and the other row `long`'s. Returns the batch, its attention mask and the padding length.
  */
-export function checkLeftPaddedLogits(model: tv.PretrainedModel, short: number[], long: number[], padId: number, paddedRow: 0 | 1): { ids: tv.IntTensor; mask: tv.IntTensor; pad: number } {
+export function checkLeftPaddedLogits(
+  model: tv.PretrainedModel,
+  short: number[],
+  long: number[],
+  padId: number,
+  paddedRow: 0 | 1,
+): { ids: tv.IntTensor; mask: tv.IntTensor; pad: number } {
   const pad = long.length - short.length;
   assert.ok(pad > 0);
-  const padded = { ids: [...new Array(pad).fill(padId), ...short], mask: [...new Array(pad).fill(0), ...short.map(() => 1)] };
+  const padded = {
+    ids: [...new Array(pad).fill(padId), ...short],
+    mask: [...new Array(pad).fill(0), ...short.map(() => 1)],
+  };
   const full = { ids: long, mask: long.map(() => 1) };
   const rows = paddedRow === 0 ? [padded, full] : [full, padded];
   const ids = tv.intTensor(rows.map((r) => r.ids));
   const mask = tv.intTensor(rows.map((r) => r.mask));
-  const batched = tv.noGrad(() => model.run({ inputIds: ids, attentionMask: mask, positionIds: tv.nn.positionIds(mask, 2, long.length) }).logits);
+  const batched = tv.noGrad(
+    () =>
+      model.run({ inputIds: ids, attentionMask: mask, positionIds: tv.nn.positionIds(mask, 2, long.length) }).logits,
+  );
   const alone = tv.noGrad(() => model.run({ inputIds: tv.intTensor([short]) }).logits);
   const paddedLogits = tv.slice(tv.slice(batched, 0, paddedRow, paddedRow + 1), 1, pad);
   assert.ok(maxAbsDiff(paddedLogits, alone) < 1e-5, `padded row differs by ${maxAbsDiff(paddedLogits, alone)}`);
@@ -169,7 +216,9 @@ export function checkSiteHooks(model: tv.PretrainedModel): void {
       assert.equal(value.shape[value.rank - 1], site.heads ? site.dim * site.heads : site.dim, component);
       seen.push(component);
     };
-    return site.hook === "input" ? m.addPreHook((_m, x) => record(x as tv.Tensor)) : m.addPostHook((_m, _x, y) => record(y));
+    return site.hook === "input"
+      ? m.addPreHook((_m, x) => record(x as tv.Tensor))
+      : m.addPostHook((_m, _x, y) => record(y));
   });
   tv.noGrad(() => model.run({ inputIds: tv.intTensor([[1, 2, 3]]) }));
   handles.forEach((h) => h.remove());

@@ -16,13 +16,31 @@ import { progressBar } from "../progress.js";
 import { promptIds } from "../text.js";
 
 const options = {
-  prompts: { kind: "string", form: "<file>", description: "A text file with one prompt per line (empty lines are skipped)." },
-  prompt: { kind: "string", form: "<text>", multiple: true, description: "A prompt; repeat the flag for several (instead of --prompts)." },
+  prompts: {
+    kind: "string",
+    form: "<file>",
+    description: "A text file with one prompt per line (empty lines are skipped).",
+  },
+  prompt: {
+    kind: "string",
+    form: "<text>",
+    multiple: true,
+    description: "A prompt; repeat the flag for several (instead of --prompts).",
+  },
   layers: { kind: "string", form: "0,1,2|all", description: "The layers to collect (default all)." },
-  component: { kind: "string", form: "<component>", description: "The component collected, e.g. block_output, mlp_output (default block_output)." },
+  component: {
+    kind: "string",
+    form: "<component>",
+    description: "The component collected, e.g. block_output, mlp_output (default block_output).",
+  },
   "batch-size": { kind: "int", min: 1, description: "Prompts per forward pass (default 8)." },
   ...COMMON_OPTIONS,
-  out: { kind: "string", form: "<file.safetensors>", required: true, description: "The safetensors file to write; the summary goes beside it as .json." },
+  out: {
+    kind: "string",
+    form: "<file.safetensors>",
+    required: true,
+    description: "The safetensors file to write; the summary goes beside it as .json.",
+  },
 } as const satisfies OptionTable;
 
 /** How the summary file beside --out is named in errors. */
@@ -46,7 +64,9 @@ export const collectCommand: Command<typeof options> = {
 
   async run({ values }) {
     const file = values.out!;
-    const summaryFile = file.endsWith(".safetensors") ? `${file.slice(0, -".safetensors".length)}.json` : `${file}.json`;
+    const summaryFile = file.endsWith(".safetensors")
+      ? `${file.slice(0, -".safetensors".length)}.json`
+      : `${file}.json`;
     await checkOutputPaths({ "--out": file, [SUMMARY_FLAG]: summaryFile });
     const prompts = await readPrompts(values.prompts, values.prompt);
     const loaded = await loadModel(values.model);
@@ -65,23 +85,41 @@ export const collectCommand: Command<typeof options> = {
     const bar = progressBar(`collect ${component}`, { quiet: values.quiet });
     let result: CollectResult;
     try {
-      result = collectActivations(model, { inputIds, attentionMask, component, layers, batchSize: values["batch-size"] ?? 8, onProgress: bar.update });
+      result = collectActivations(model, {
+        inputIds,
+        attentionMask,
+        component,
+        layers,
+        batchSize: values["batch-size"] ?? 8,
+        onProgress: bar.update,
+      });
     } finally {
       bar.finish();
     }
 
-    const tensors = Object.fromEntries(result.activations.map((a) => [`layer_${a.layer}.${component}`, new Tensor(a.values, a.shape)]));
+    const tensors = Object.fromEntries(
+      result.activations.map((a) => [`layer_${a.layer}.${component}`, new Tensor(a.values, a.shape)]),
+    );
     const summary = {
-      kind: "collect", component, layers, file,
+      kind: "collect",
+      component,
+      layers,
+      file,
       tensors: result.activations.map((a) => ({ name: `layer_${a.layer}.${component}`, shape: a.shape })),
-      prompts: prompts.map((p) => p.text), lengths,
+      prompts: prompts.map((p) => p.text),
+      lengths,
     };
     const metadata = { component, layers: layers.join(","), lengths: lengths.join(",") };
-    const activations = { flag: "--out", path: file, write: (path: string) => writeSafetensors(path, tensors, { metadata }) };
+    const activations = {
+      flag: "--out",
+      path: file,
+      write: (path: string) => writeSafetensors(path, tensors, { metadata }),
+    };
     const [examples, positions, width] = result.activations[0]?.shape ?? [prompts.length, 0, 0];
-    const text = `collected ${component} at ${layers.length} layer(s) for ${examples} prompt(s): [${examples}, ${positions}, ${width}] each\n`
-      + `activations: ${file}\nsummary: ${summaryFile}\n`;
-    const summaryJson = textFile(SUMMARY_FLAG, summaryFile, toJson(summary) + "\n");
+    const text =
+      `collected ${component} at ${layers.length} layer(s) for ${examples} prompt(s): [${examples}, ${positions}, ${width}] each\n` +
+      `activations: ${file}\nsummary: ${summaryFile}\n`;
+    const summaryJson = textFile(SUMMARY_FLAG, summaryFile, `${toJson(summary)}\n`);
     await emit(summary, text, { json: values.json }, [activations, summaryJson]);
     return 0;
   },
@@ -96,10 +134,15 @@ interface SourcedPrompt {
 /** The prompts from --prompts (a file of lines) or the --prompt flags: exactly one of the two. */
 async function readPrompts(file: string | undefined, given: string[] | undefined): Promise<SourcedPrompt[]> {
   if ((file === undefined) === (given === undefined)) {
-    throw new UsageError('give the prompts either as --prompts <file> (one per line) or as --prompt "<text>" (repeatable), not both and not neither');
+    throw new UsageError(
+      'give the prompts either as --prompts <file> (one per line) or as --prompt "<text>" (repeatable), not both and not neither',
+    );
   }
   if (given !== undefined) {
-    return given.map((text, i) => ({ text, label: given.length === 1 ? "--prompt" : `--prompt (${i + 1} of ${given.length})` }));
+    return given.map((text, i) => ({
+      text,
+      label: given.length === 1 ? "--prompt" : `--prompt (${i + 1} of ${given.length})`,
+    }));
   }
   const expected = "a text file with one prompt per line";
   await checkInputPath("--prompts", file!, "file", expected);
@@ -107,8 +150,10 @@ async function readPrompts(file: string | undefined, given: string[] | undefined
     throw new UsageError(`--prompts ${file}: cannot read the file (${describeFsError(e)}); expected ${expected}`);
   });
   // Line numbers count every line, empty ones too, so they match what an editor shows.
-  const prompts = text.split(/\r?\n/)
+  const prompts = text
+    .split(/\r?\n/)
     .flatMap((line, i) => (line.trim() === "" ? [] : [{ text: line, label: `line ${i + 1} of --prompts ${file}` }]));
-  if (prompts.length === 0) throw new UsageError(`--prompts ${file}: the file has no prompts (expected one prompt per line)`);
+  if (prompts.length === 0)
+    throw new UsageError(`--prompts ${file}: the file has no prompts (expected one prompt per line)`);
   return prompts;
 }

@@ -20,9 +20,17 @@ const D = DAS_ON_FACTS_DEFAULTS;
 const options = {
   layer: { kind: "int", description: "The layer searched (default: the middle layer)." },
   component: { kind: "string", form: "<component>", description: `The component searched (default ${D.component}).` },
-  relation: { kind: "string", form: "<name>", description: "The attribute aligned, a relation of facts.json (default: its first, e.g. city)." },
+  relation: {
+    kind: "string",
+    form: "<name>",
+    description: "The attribute aligned, a relation of facts.json (default: its first, e.g. city).",
+  },
   rank: { kind: "int", min: 1, description: `Dimension of the swapped subspace (default ${D.rank}).` },
-  facts: { kind: "string", form: "<facts.json>", description: "The task's facts (default: facts.json in the model's folder)." },
+  facts: {
+    kind: "string",
+    form: "<facts.json>",
+    description: "The task's facts (default: facts.json in the model's folder).",
+  },
   steps: { kind: "int", min: 1, description: `Training steps (default ${D.steps}).` },
   "batch-size": { kind: "int", min: 1, description: `Pairs per step (default ${D.batchSize}).` },
   lr: { kind: "number", positive: true, description: `Adam's learning rate (default ${D.lr}).` },
@@ -55,22 +63,37 @@ export const dasCommand: Command<typeof options> = {
     const loaded = await loadModel(values.model);
     const { model, tokenizer, folder } = loaded;
     const factsFile = values.facts ?? factsFileOf(folder);
-    if (factsFile === null) throw new UsageError(`das needs the task's facts: this model's folder (${folder}) has no facts.json; give --facts <facts.json>`);
+    if (factsFile === null)
+      throw new UsageError(
+        `das needs the task's facts: this model's folder (${folder}) has no facts.json; give --facts <facts.json>`,
+      );
     const { facts } = await readFacts(factsFile);
     const relations = [...new Set(facts.map((f) => f.relation))];
     const relation = values.relation ?? relations[0];
     if (!relations.includes(relation)) {
-      throw new UsageError(relations[0] === "" ? `--relation: ${factsFile} is a plain list of facts without relations; leave --relation out` : `--relation ${relation} is not a relation of ${factsFile} (expected one of ${relations.join(", ")})`);
+      throw new UsageError(
+        relations[0] === ""
+          ? `--relation: ${factsFile} is a plain list of facts without relations; leave --relation out`
+          : `--relation ${relation} is not a relation of ${factsFile} (expected one of ${relations.join(", ")})`,
+      );
     }
     checkReadable(loaded, facts, relation);
     const layer = values.layer === undefined ? undefined : checkLayer(values.layer, model.numLayers, "--layer");
-    const component = values.component === undefined ? undefined : checkComponent(model, values.component, "--component");
+    const component =
+      values.component === undefined ? undefined : checkComponent(model, values.component, "--component");
 
     const bar = progressBar("das", { quiet: values.quiet });
     let result: DasOnFactsResult;
     try {
       result = dasOnFacts(model, tokenizer, facts, {
-        relation, layer, component, rank: values.rank, steps: values.steps, batchSize: values["batch-size"], lr: values.lr, seed: values.seed,
+        relation,
+        layer,
+        component,
+        rank: values.rank,
+        steps: values.steps,
+        batchSize: values["batch-size"],
+        lr: values.lr,
+        seed: values.seed,
         onProgress: bar.update,
       });
     } finally {
@@ -98,8 +121,8 @@ function describeDas(r: DasOnFactsResult, factsFile: string): string {
   return [
     `DAS, rank ${r.lowRankDimension}, ${r.component} at layer ${r.layer}, subject's last token${r.relation ? `, relation ${r.relation}` : ""} (${factsFile})`,
     `the model names ${r.knownFacts} of ${r.facts} attributes; pairs drawn from ${r.trainFacts} training and ${r.testFacts} test facts`,
-    `IIA on ${r.testPairs} test pairs: ${formatScore(r.iiaAfter)} after ${r.steps} step${r.steps === 1 ? "" : "s"} (loss ${formatScore(r.firstLoss)} → ${formatScore(r.lastLoss)});`
-      + ` control (untrained rotation) ${formatScore(r.iiaBefore)}; chance ${formatScore(r.chance)} (1 of ${r.values} values)`,
+    `IIA on ${r.testPairs} test pairs: ${formatScore(r.iiaAfter)} after ${r.steps} step${r.steps === 1 ? "" : "s"} (loss ${formatScore(r.firstLoss)} → ${formatScore(r.lastLoss)});` +
+      ` control (untrained rotation) ${formatScore(r.iiaBefore)}; chance ${formatScore(r.chance)} (1 of ${r.values} values)`,
     "",
   ].join("\n");
 }

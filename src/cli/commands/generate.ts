@@ -24,12 +24,27 @@ const DEFAULT_NEW_TOKENS = 20;
 
 const options = {
   prompt: { kind: "string", form: "<text>", required: true, description: "The prompt to continue." },
-  "max-new-tokens": { kind: "int", description: "How many tokens to generate at most (default 20, or what fits in the model's context)." },
-  steer: { kind: "string", form: "<token or text>", description: "Steer towards this text: its tokens' mean input embedding is added." },
-  "steer-vector": { kind: "string", form: "<file>", description: "Steer with this vector instead: a JSON list of numbers, or a safetensors file with one tensor." },
+  "max-new-tokens": {
+    kind: "int",
+    description: "How many tokens to generate at most (default 20, or what fits in the model's context).",
+  },
+  steer: {
+    kind: "string",
+    form: "<token or text>",
+    description: "Steer towards this text: its tokens' mean input embedding is added.",
+  },
+  "steer-vector": {
+    kind: "string",
+    form: "<file>",
+    description: "Steer with this vector instead: a JSON list of numbers, or a safetensors file with one tensor.",
+  },
   layer: { kind: "int", description: "The layer steered (default: the middle layer)." },
   strength: { kind: "number", description: "The steering vector's multiplier (default 1)." },
-  component: { kind: "string", form: "<component>", description: "The component the vector is added to (default block_output)." },
+  component: {
+    kind: "string",
+    form: "<component>",
+    description: "The component the vector is added to (default block_output).",
+  },
   ...COMMON_OPTIONS,
 } as const satisfies OptionTable;
 
@@ -37,7 +52,8 @@ export const generateCommand: Command<typeof options> = {
   syntax: {
     name: "generate",
     summary: "Greedy generation, optionally steered by adding a vector at one layer.",
-    synopsis: '--prompt "<text>" [--max-new-tokens N] [--steer "<text>" | --steer-vector <file>] [--layer L] [--strength s] [options]',
+    synopsis:
+      '--prompt "<text>" [--max-new-tokens N] [--steer "<text>" | --steer-vector <file>] [--layer L] [--strength s] [options]',
     options,
     notes: "The vector is added at every position: the prompt's tokens and each generated token.",
     examples: [
@@ -48,9 +64,11 @@ export const generateCommand: Command<typeof options> = {
 
   async run({ values }) {
     const steering = values.steer !== undefined || values["steer-vector"] !== undefined;
-    if (values.steer !== undefined && values["steer-vector"] !== undefined) throw new UsageError("give --steer <text> or --steer-vector <file>, not both");
+    if (values.steer !== undefined && values["steer-vector"] !== undefined)
+      throw new UsageError("give --steer <text> or --steer-vector <file>, not both");
     for (const flag of ["layer", "strength", "component"] as const) {
-      if (values[flag] !== undefined && !steering) throw new UsageError(`--${flag} only applies to steering: add --steer "<text>" or --steer-vector <file>`);
+      if (values[flag] !== undefined && !steering)
+        throw new UsageError(`--${flag} only applies to steering: add --steer "<text>" or --steer-vector <file>`);
     }
     await checkOutputPaths({ "--out": values.out });
     const loaded = await loadModel(values.model);
@@ -70,16 +88,26 @@ export const generateCommand: Command<typeof options> = {
       const component = checkComponent(model, values.component ?? "block_output", "--component");
       const strength = values.strength ?? 1;
       const width = model.site(component, layer).dim;
-      const { vector, from } = values.steer !== undefined
-        ? steerEmbedding(loaded, values.steer)
-        : { vector: await readVector(values["steer-vector"]!), from: values["steer-vector"]! };
+      const { vector, from } =
+        values.steer !== undefined
+          ? steerEmbedding(loaded, values.steer)
+          : { vector: await readVector(values["steer-vector"]!), from: values["steer-vector"]! };
       if (width !== null && vector.length !== width) {
-        throw new UsageError(`the steering vector has ${vector.length} values, but ${component} at layer ${layer} is ${width} wide (expected a vector of ${width})`);
+        throw new UsageError(
+          `the steering vector has ${vector.length} values, but ${component} at layer ${layer} is ${width} wide (expected a vector of ${width})`,
+        );
       }
-      const scaled = new Tensor(vector.map((v) => v * strength), [vector.length]);
+      const scaled = new Tensor(
+        vector.map((v) => v * strength),
+        [vector.length],
+      );
       const im = new IntervenableModel({ layer, component, interventionType: AdditionIntervention }, model);
       // Without unit locations, interveneOnPrompt steers the prompt pass and every decoding step.
-      output = im.generate({ inputIds }, null, { ...generateOptions, sourceRepresentations: scaled, interveneOnPrompt: true }).generated;
+      output = im.generate({ inputIds }, null, {
+        ...generateOptions,
+        sourceRepresentations: scaled,
+        interveneOnPrompt: true,
+      }).generated;
       steer = { from, layer, component, strength };
     }
 
@@ -87,8 +115,15 @@ export const generateCommand: Command<typeof options> = {
     const newIds = all.slice(ids.length);
     const text = tokenizer.decode(all, { skipSpecialTokens: true });
     const completion = tokenizer.decode(newIds, { skipSpecialTokens: true });
-    const result = { prompt: values.prompt!, completion, text, ids: newIds, tokens: tokenLabels(tokenizer, newIds), steer };
-    await emit(result, result.text + "\n", values);
+    const result = {
+      prompt: values.prompt!,
+      completion,
+      text,
+      ids: newIds,
+      tokens: tokenLabels(tokenizer, newIds),
+      steer,
+    };
+    await emit(result, `${result.text}\n`, values);
     return 0;
   },
 };
@@ -101,13 +136,17 @@ function newTokenCount(promptLength: number, context: number | null, asked: numb
   const room = context === null ? Infinity : context - promptLength;
   if (asked === undefined) {
     if (room < DEFAULT_NEW_TOKENS) {
-      process.stderr.write(`tsvene generate: generating ${room} tokens, as many as fit in the model's context of ${context}\n`);
+      process.stderr.write(
+        `tsvene generate: generating ${room} tokens, as many as fit in the model's context of ${context}\n`,
+      );
     }
     return Math.min(DEFAULT_NEW_TOKENS, room);
   }
   if (asked > room) {
-    throw new UsageError(`--max-new-tokens ${asked}: the prompt is ${promptLength} tokens and the model's context is ${context}, `
-      + `so at most ${room} new tokens fit`);
+    throw new UsageError(
+      `--max-new-tokens ${asked}: the prompt is ${promptLength} tokens and the model's context is ${context}, ` +
+        `so at most ${room} new tokens fit`,
+    );
   }
   return asked;
 }
@@ -116,7 +155,8 @@ function newTokenCount(promptLength: number, context: number | null, asked: numb
 function steerEmbedding(loaded: LoadedModel, text: string): { vector: Float32Array; from: string[] } {
   const { model, tokenizer } = loaded;
   const ids = tokenizer.encode(text, { addSpecialTokens: false });
-  if (ids.length === 0) throw new UsageError(`--steer must be text with at least one token, got ${JSON.stringify(text)}`);
+  if (ids.length === 0)
+    throw new UsageError(`--steer must be text with at least one token, got ${JSON.stringify(text)}`);
   checkVocabulary(loaded, text, "--steer");
   const table = inputEmbedding(model, tokenizer.vocabSize);
   return { vector: mean(indexSelect(table, 0, ids), 0).data, from: tokenLabels(tokenizer, ids) };
@@ -124,15 +164,22 @@ function steerEmbedding(loaded: LoadedModel, text: string): { vector: Float32Arr
 
 /** The token embedding table: the model's first Embedding with a row for every vocabulary entry (position tables have fewer). */
 function inputEmbedding(model: PretrainedModel, vocabSize: number): Tensor {
-  const table = [...model.namedModules()].map(([, m]) => m).find((m): m is Embedding => m instanceof Embedding && m.numEmbeddings >= vocabSize);
-  if (table === undefined) throw new UsageError(`--steer: this ${model.family} model has no token embedding table; give the vector with --steer-vector <file>`);
+  const table = [...model.namedModules()]
+    .map(([, m]) => m)
+    .find((m): m is Embedding => m instanceof Embedding && m.numEmbeddings >= vocabSize);
+  if (table === undefined)
+    throw new UsageError(
+      `--steer: this ${model.family} model has no token embedding table; give the vector with --steer-vector <file>`,
+    );
   return table.weight;
 }
 
 /** A vector from a JSON list of numbers or a safetensors file holding one tensor. */
 async function readVector(path: string): Promise<Float32Array> {
   const wrong = (why: string): never => {
-    throw new UsageError(`--steer-vector ${path}: ${why} (expected a JSON list of numbers, or a safetensors file with one tensor)`);
+    throw new UsageError(
+      `--steer-vector ${path}: ${why} (expected a JSON list of numbers, or a safetensors file with one tensor)`,
+    );
   };
   await checkInputPath("--steer-vector", path, "file", "a JSON list of numbers, or a safetensors file with one tensor");
   if (extname(path) === ".safetensors") {
@@ -147,6 +194,11 @@ async function readVector(path: string): Promise<Float32Array> {
   } catch (e) {
     wrong(e instanceof SyntaxError ? `not valid JSON (${e.message})` : describeFsError(e));
   }
-  if (!Array.isArray(parsed) || parsed.length === 0 || !parsed.every((v) => typeof v === "number" && Number.isFinite(v))) wrong("not a non-empty list of numbers");
+  if (
+    !Array.isArray(parsed) ||
+    parsed.length === 0 ||
+    !parsed.every((v) => typeof v === "number" && Number.isFinite(v))
+  )
+    wrong("not a non-empty list of numbers");
   return Float32Array.from(parsed as number[]);
 }

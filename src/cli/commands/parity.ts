@@ -14,7 +14,7 @@ export const parityCommand: Command<typeof options> = {
     positionals: ["dir"],
     options,
     notes: [
-      "Prints one line per failing case and a last line \"N passed, M failed\"; exits 1 on any failure.",
+      'Prints one line per failing case and a last line "N passed, M failed"; exits 1 on any failure.',
       "<dir> holds one folder per model (its config.json and weights, cases.json, tensors.safetensors), or is one such folder.",
     ].join("\n"),
     // The repository's checkout keeps pyvene's fixtures beside it, in ../shared/fixtures.

@@ -16,9 +16,23 @@ import { promptIds, targetToken, tokenLabels } from "../text.js";
 
 const options = {
   base: { kind: "string", form: "<text>", required: true, description: "The prompt that is patched." },
-  source: { kind: "string", form: "<text>", required: true, description: "The prompt the patched values come from (same number of tokens)." },
-  component: { kind: "string", form: "<component>", description: "The component patched at each layer, e.g. block_output, mlp_output, attention_output (default block_output)." },
-  target: { kind: "string", form: "<token>", description: "The token to measure at the last position (default: the source run's top token)." },
+  source: {
+    kind: "string",
+    form: "<text>",
+    required: true,
+    description: "The prompt the patched values come from (same number of tokens).",
+  },
+  component: {
+    kind: "string",
+    form: "<component>",
+    description:
+      "The component patched at each layer, e.g. block_output, mlp_output, attention_output (default block_output).",
+  },
+  target: {
+    kind: "string",
+    form: "<token>",
+    description: "The token to measure at the last position (default: the source run's top token).",
+  },
   metric: { kind: "choice", choices: ["probability", "logit"], description: "What is measured (default probability)." },
   report: { kind: "string", form: "<file.html>", description: "Write an HTML report with a heat map." },
   ...COMMON_OPTIONS,
@@ -44,17 +58,26 @@ export const patchCommand: Command<typeof options> = {
     const baseIds = promptIds(loaded, values.base!, "--base");
     const sourceIds = promptIds(loaded, values.source!, "--source");
     if (baseIds.length !== sourceIds.length) {
-      throw new UsageError(`--source must have as many tokens as --base: the base has ${baseIds.length}, the source ${sourceIds.length} (patching pairs positions one to one)`);
+      throw new UsageError(
+        `--source must have as many tokens as --base: the base has ${baseIds.length}, the source ${sourceIds.length} (patching pairs positions one to one)`,
+      );
     }
-    const target = values.target === undefined ? undefined : targetToken(loaded, values.base!, values.target, "--target");
+    const target =
+      values.target === undefined ? undefined : targetToken(loaded, values.base!, values.target, "--target");
     if (target?.note) process.stderr.write(`tsvene patch: ${target.note}\n`);
     const bar = progressBar(`patch ${component}`, { quiet: values.quiet });
     let result: PatchResult;
     try {
       result = activationPatching(model, {
-        base: intTensor([baseIds]), source: intTensor([sourceIds]),
-        baseTokens: tokenLabels(tokenizer, baseIds), sourceTokens: tokenLabels(tokenizer, sourceIds),
-        component, target: target?.id, targetLabel: target?.label, metric: values.metric, onProgress: bar.update,
+        base: intTensor([baseIds]),
+        source: intTensor([sourceIds]),
+        baseTokens: tokenLabels(tokenizer, baseIds),
+        sourceTokens: tokenLabels(tokenizer, sourceIds),
+        component,
+        target: target?.id,
+        targetLabel: target?.label,
+        metric: values.metric,
+        onProgress: bar.update,
       });
     } finally {
       bar.finish();
@@ -62,7 +85,12 @@ export const patchCommand: Command<typeof options> = {
     // Without --target the sweep picks the source run's top token, and only the tokenizer can name it.
     result = { ...result, targetLabel: target?.label ?? tokenizer.decode([result.target]) };
     const files = values.report === undefined ? [] : [textFile("--report", values.report, patchReport(result))];
-    await emit(result, describePatch(result) + (values.report === undefined ? "" : `report: ${values.report}\n`), values, files);
+    await emit(
+      result,
+      describePatch(result) + (values.report === undefined ? "" : `report: ${values.report}\n`),
+      values,
+      files,
+    );
     return 0;
   },
 };

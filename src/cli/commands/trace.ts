@@ -19,12 +19,37 @@ import { promptIds, subjectPositions, targetToken, tokenLabels } from "../text.j
 const TRACE_COMPONENTS: readonly TraceComponent[] = ["block_output", "mlp_output", "attention_output"];
 
 const options = {
-  prompt: { kind: "string", form: "<text>", description: "The prompt (default: the example prompt of the model's facts.json)." },
-  subject: { kind: "string", form: "<text>", description: "The text in the prompt whose tokens are corrupted (default: a subject of facts.json found in the prompt)." },
-  target: { kind: "string", form: "<token>", description: "The token to measure at the last position (default: the clean run's top token)." },
-  component: { kind: "choice", choices: [...TRACE_COMPONENTS, "all"], description: "What is restored at each layer (default block_output)." },
-  window: { kind: "int", min: 1, description: "Layers restored together around each layer (default 1; ROME uses 10 for mlp/attention)." },
-  noise: { kind: "number", positive: true, description: "Standard deviation of the embedding noise (default: 3 × the embeddings' std, as ROME)." },
+  prompt: {
+    kind: "string",
+    form: "<text>",
+    description: "The prompt (default: the example prompt of the model's facts.json).",
+  },
+  subject: {
+    kind: "string",
+    form: "<text>",
+    description:
+      "The text in the prompt whose tokens are corrupted (default: a subject of facts.json found in the prompt).",
+  },
+  target: {
+    kind: "string",
+    form: "<token>",
+    description: "The token to measure at the last position (default: the clean run's top token).",
+  },
+  component: {
+    kind: "choice",
+    choices: [...TRACE_COMPONENTS, "all"],
+    description: "What is restored at each layer (default block_output).",
+  },
+  window: {
+    kind: "int",
+    min: 1,
+    description: "Layers restored together around each layer (default 1; ROME uses 10 for mlp/attention).",
+  },
+  noise: {
+    kind: "number",
+    positive: true,
+    description: "Standard deviation of the embedding noise (default: 3 × the embeddings' std, as ROME).",
+  },
   seed: { kind: "int", description: "Seed of the noise (default 0)." },
   metric: { kind: "choice", choices: ["probability", "logit"], description: "What is measured (default probability)." },
   report: { kind: "string", form: "<file.html>", description: "Write an HTML report with heat maps." },
@@ -57,22 +82,33 @@ export const traceCommand: Command<typeof options> = {
     const prompt = values.prompt ?? demo!.prompt;
     // The prompt is checked before a subject is looked for in it, so unknown words are named first.
     const ids = promptIds(loaded, prompt, "--prompt");
-    const subject = values.subject ?? demo?.subject ?? await knownSubject(prompt, folder);
+    const subject = values.subject ?? demo?.subject ?? (await knownSubject(prompt, folder));
     const tokens = tokenLabels(tokenizer, ids);
     const corruptedPositions = subjectPositions(loaded, { text: prompt, ids }, subject, "--subject");
     const target = values.target === undefined ? undefined : targetToken(loaded, prompt, values.target, "--target");
     if (target?.note) process.stderr.write(`tsvene trace: ${target.note}\n`);
-    const components = values.component === undefined ? ["block_output" as const]
-      : values.component === "all" ? TRACE_COMPONENTS : [values.component];
+    const components =
+      values.component === undefined
+        ? ["block_output" as const]
+        : values.component === "all"
+          ? TRACE_COMPONENTS
+          : [values.component];
 
     const results: TraceResult[] = [];
     for (const component of components) {
       const bar = progressBar(`trace ${component}`, { quiet: values.quiet });
       try {
         const result = causalTrace(model, {
-          inputIds: intTensor([ids]), tokens, corruptedPositions,
-          target: target?.id, targetLabel: target?.label,
-          component, window: values.window, noiseStd: values.noise, seed: values.seed, metric: values.metric,
+          inputIds: intTensor([ids]),
+          tokens,
+          corruptedPositions,
+          target: target?.id,
+          targetLabel: target?.label,
+          component,
+          window: values.window,
+          noiseStd: values.noise,
+          seed: values.seed,
+          metric: values.metric,
           onProgress: bar.update,
         });
         // Without --target the sweep picks the clean run's top token, and only the tokenizer can name it.
@@ -82,7 +118,8 @@ export const traceCommand: Command<typeof options> = {
       }
     }
     const files = values.report === undefined ? [] : [textFile("--report", values.report, traceReport(results))];
-    const text = results.map(describeTrace).join("\n") + (values.report === undefined ? "" : `report: ${values.report}\n`);
+    const text =
+      results.map(describeTrace).join("\n") + (values.report === undefined ? "" : `report: ${values.report}\n`);
     await emit(results.length === 1 ? results[0] : results, text, values, files);
     return 0;
   },
@@ -95,8 +132,10 @@ async function demoPrompt(subject: string | undefined, folder: string): Promise<
   }
   const factsFile = factsFileOf(folder);
   if (factsFile === null) {
-    throw new UsageError("--prompt is required: this model has no facts.json to take an example from "
-      + '(expected --prompt "<text>" --subject "<text in the prompt>")');
+    throw new UsageError(
+      "--prompt is required: this model has no facts.json to take an example from " +
+        '(expected --prompt "<text>" --subject "<text in the prompt>")',
+    );
   }
   return (await readFacts(factsFile)).demo;
 }
@@ -106,8 +145,10 @@ async function knownSubject(prompt: string, folder: string): Promise<string> {
   const factsFile = factsFileOf(folder);
   const known = factsFile === null ? [] : subjectsIn((await readFacts(factsFile)).facts, prompt);
   if (known.length === 0) {
-    throw new UsageError("--subject is required for this prompt: the text in the prompt whose tokens are corrupted "
-      + '(expected --subject "<text in the prompt>")');
+    throw new UsageError(
+      "--subject is required for this prompt: the text in the prompt whose tokens are corrupted " +
+        '(expected --subject "<text in the prompt>")',
+    );
   }
   return known[0];
 }

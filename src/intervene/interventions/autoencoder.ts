@@ -13,7 +13,14 @@
 import { defaultGenerator, linear, rand, relu, sub, type Tensor } from "../../tensor/index.js";
 import { Module, ModuleList } from "../../nn/module.js";
 import { Activation, Linear } from "../../nn/layers.js";
-import { TrainableIntervention, checkWidth, requireEmbedDim, requireSource, type InterventionInput, type InterventionOptions } from "../intervention.js";
+import {
+  TrainableIntervention,
+  checkWidth,
+  requireEmbedDim,
+  requireSource,
+  type InterventionInput,
+  type InterventionOptions,
+} from "../intervention.js";
 import { broadcastSource, doInterventionBySwap } from "../swap.js";
 
 /** pyvene's AutoencoderLayer: encoder = Sequential(Linear(n, latent), ReLU), decoder = Sequential(Linear(latent, n)). */
@@ -23,11 +30,18 @@ export class AutoencoderLayer extends Module {
   readonly encoderLinear: Linear;
   readonly decoderLinear: Linear;
 
-  constructor(readonly inputDim: number, readonly latentDim: number, options: Pick<InterventionOptions, "generator"> = {}) {
+  constructor(
+    readonly inputDim: number,
+    readonly latentDim: number,
+    options: Pick<InterventionOptions, "generator"> = {},
+  ) {
     super();
     this.encoderLinear = new Linear(inputDim, latentDim);
     this.decoderLinear = new Linear(latentDim, inputDim);
-    this.encoder = this.module("encoder", new ModuleList<Linear | Activation>([this.encoderLinear, new Activation("relu")]));
+    this.encoder = this.module(
+      "encoder",
+      new ModuleList<Linear | Activation>([this.encoderLinear, new Activation("relu")]),
+    );
     this.decoder = this.module("decoder", new ModuleList([this.decoderLinear]));
     const generator = options.generator ?? defaultGenerator;
     for (const layer of [this.encoderLinear, this.decoderLinear]) {
@@ -67,7 +81,9 @@ export class AutoencoderIntervention extends TrainableIntervention {
     const n = requireEmbedDim(this.typeName, this.embedDim);
     const latent = options.latentDim;
     if (latent === null || latent === undefined || !Number.isInteger(latent) || latent < 1) {
-      throw new TypeError(`${this.typeName} needs latentDim, a positive integer (pyvene: "Missing latent_dim in kwargs."); got ${String(latent)}`);
+      throw new TypeError(
+        `${this.typeName} needs latentDim, a positive integer (pyvene: "Missing latent_dim in kwargs."); got ${String(latent)}`,
+      );
     }
     this.autoencoder = this.module("autoencoder", new AutoencoderLayer(n, latent, { generator: options.generator }));
   }
@@ -83,7 +99,9 @@ export class AutoencoderIntervention extends TrainableIntervention {
     try {
       swapped = doInterventionBySwap(zb, zs, "interchange", { interchangeDim: ids });
     } catch (e) {
-      throw new RangeError(`${this.typeName}: interchangeDim ${JSON.stringify(dim)} selects latent units by index (latentDim = ${this.autoencoder.latentDim}); call setInterchangeDim([latent indices]). ${(e as Error).message}`);
+      throw new RangeError(
+        `${this.typeName}: interchangeDim ${JSON.stringify(dim)} selects latent units by index (latentDim = ${this.autoencoder.latentDim}); call setInterchangeDim([latent indices]). ${(e as Error).message}`,
+      );
     }
     return this.autoencoder.decode(swapped);
   }

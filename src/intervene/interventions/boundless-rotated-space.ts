@@ -8,8 +8,29 @@
  * trainable as in pyvene), `intervention_population` (arange(n), frozen; pyvene stores it as
  * int64, tsvene as float32).
  */
-import { add, arange, clamp, div, matmul, mul, sigmoid, sub, tensor, transpose, type Tensor } from "../../tensor/index.js";
-import { TrainableIntervention, checkWidth, markFrozen, requireEmbedDim, requireSource, setScalarParameter, type InterventionInput, type InterventionOptions } from "../intervention.js";
+import {
+  add,
+  arange,
+  clamp,
+  div,
+  matmul,
+  mul,
+  sigmoid,
+  sub,
+  tensor,
+  transpose,
+  type Tensor,
+} from "../../tensor/index.js";
+import {
+  TrainableIntervention,
+  checkWidth,
+  markFrozen,
+  requireEmbedDim,
+  requireSource,
+  setScalarParameter,
+  type InterventionInput,
+  type InterventionOptions,
+} from "../intervention.js";
 import { RotateLayer } from "../rotation.js";
 import { broadcastSource } from "../swap.js";
 
@@ -32,7 +53,6 @@ export class BoundlessRotatedSpaceIntervention extends TrainableIntervention {
     this.temperature = this.parameter("temperature", tensor(50)).requireGrad();
     this.interventionPopulation = markFrozen(this.parameter("intervention_population", arange(n)));
   }
-
 
   getBoundaryParameters(): Tensor {
     return this.interventionBoundaries;

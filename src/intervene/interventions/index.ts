@@ -22,11 +22,24 @@ import { JumpReLUAutoencoderIntervention } from "./jumprelu-autoencoder.js";
 import { LambdaIntervention } from "./lambda.js";
 
 export {
-  VanillaIntervention, AdditionIntervention, SubtractionIntervention, ZeroIntervention, CollectIntervention,
-  SkipIntervention, ConstantSourceIntervention, NoiseIntervention, RotatedSpaceIntervention,
-  LowRankRotatedSpaceIntervention, BoundlessRotatedSpaceIntervention, SigmoidMaskIntervention,
-  SigmoidMaskRotatedSpaceIntervention, PCARotatedSpaceIntervention, AutoencoderIntervention, AutoencoderLayer,
-  JumpReLUAutoencoderIntervention, LambdaIntervention,
+  VanillaIntervention,
+  AdditionIntervention,
+  SubtractionIntervention,
+  ZeroIntervention,
+  CollectIntervention,
+  SkipIntervention,
+  ConstantSourceIntervention,
+  NoiseIntervention,
+  RotatedSpaceIntervention,
+  LowRankRotatedSpaceIntervention,
+  BoundlessRotatedSpaceIntervention,
+  SigmoidMaskIntervention,
+  SigmoidMaskRotatedSpaceIntervention,
+  PCARotatedSpaceIntervention,
+  AutoencoderIntervention,
+  AutoencoderLayer,
+  JumpReLUAutoencoderIntervention,
+  LambdaIntervention,
 };
 export { DEFAULT_NOISE_LEVEL, type NoiseOptions } from "./noise.js";
 export type { PCARotatedSpaceOptions } from "./pca-rotated-space.js";
@@ -66,15 +79,20 @@ const PYVENE_MODULE = "pyvene.models.interventions";
  * a dotted path ("pyvene.models.interventions.VanillaIntervention") or a bare name.
  */
 export function parseInterventionType(name: string): InterventionClass {
-  if (typeof name !== "string") throw new TypeError(`intervention type must be a string such as "VanillaIntervention", got ${typeof name}`);
+  if (typeof name !== "string")
+    throw new TypeError(`intervention type must be a string such as "VanillaIntervention", got ${typeof name}`);
   const match = /^\s*<class\s+'([^']+)'>\s*$/.exec(name);
   const dotted = (match ? match[1] : name).trim();
   const bare = dotted.slice(dotted.lastIndexOf(".") + 1);
   if (Object.hasOwn(INTERVENTION_TYPES, bare)) return INTERVENTION_TYPES[bare as InterventionTypeName];
   if (bare === "LambdaIntervention") {
-    throw new TypeError(`intervention type ${JSON.stringify(name)}: a LambdaIntervention wraps a function and cannot be built from its name; pass the function or a LambdaIntervention instance`);
+    throw new TypeError(
+      `intervention type ${JSON.stringify(name)}: a LambdaIntervention wraps a function and cannot be built from its name; pass the function or a LambdaIntervention instance`,
+    );
   }
-  throw new TypeError(`unknown intervention type ${JSON.stringify(name)} (known: ${Object.keys(INTERVENTION_TYPES).join(", ")})`);
+  throw new TypeError(
+    `unknown intervention type ${JSON.stringify(name)} (known: ${Object.keys(INTERVENTION_TYPES).join(", ")})`,
+  );
 }
 
 /** pyvene's class string for an intervention or class name, as pyvene writes it in saved configs. */

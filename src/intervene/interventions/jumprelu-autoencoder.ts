@@ -10,7 +10,14 @@
  * gradient, so θ never receives one (as in PyTorch). keepLastDim is always true.
  */
 import { Tensor, add, matmul, mul, relu, zeros } from "../../tensor/index.js";
-import { TrainableIntervention, checkWidth, requireEmbedDim, requireSource, type InterventionInput, type InterventionOptions } from "../intervention.js";
+import {
+  TrainableIntervention,
+  checkWidth,
+  requireEmbedDim,
+  requireSource,
+  type InterventionInput,
+  type InterventionOptions,
+} from "../intervention.js";
 import { broadcastSource, doInterventionBySwap } from "../swap.js";
 
 export class JumpReLUAutoencoderIntervention extends TrainableIntervention {
@@ -31,7 +38,9 @@ export class JumpReLUAutoencoderIntervention extends TrainableIntervention {
     const n = requireEmbedDim(this.typeName, this.embedDim);
     const m = options.lowRankDimension;
     if (m === null || m === undefined || !Number.isInteger(m) || m < 1) {
-      throw new TypeError(`${this.typeName} needs lowRankDimension (the SAE width), a positive integer; got ${String(m)}`);
+      throw new TypeError(
+        `${this.typeName} needs lowRankDimension (the SAE width), a positive integer; got ${String(m)}`,
+      );
     }
     this.W_enc = this.parameter("W_enc", zeros([n, m])).requireGrad();
     this.W_dec = this.parameter("W_dec", zeros([m, n])).requireGrad();

@@ -8,7 +8,11 @@
 import { Tensor } from "../../tensor/index.js";
 import { Intervention, type InterventionInput, type InterventionOptions } from "../intervention.js";
 
-export type InterventionFunction = (base: Tensor, source: Tensor | null, subspaces: unknown) => Tensor | null | undefined | void;
+export type InterventionFunction = (
+  base: Tensor,
+  source: Tensor | null,
+  subspaces: unknown,
+) => Tensor | null | undefined | void;
 
 export interface LambdaOptions extends InterventionOptions {
   /** Whether the function reads the source, so a source run is needed (default false). */
@@ -19,9 +23,15 @@ export class LambdaIntervention extends Intervention {
   readonly typeName = "LambdaIntervention";
   readonly usesSource: boolean;
 
-  constructor(readonly fn: InterventionFunction, options: LambdaOptions = {}) {
+  constructor(
+    readonly fn: InterventionFunction,
+    options: LambdaOptions = {},
+  ) {
     super(options, ["usesSource"]);
-    if (typeof fn !== "function") throw new TypeError(`LambdaIntervention wraps a function (base, source, subspaces) => Tensor | null, got ${typeof fn}`);
+    if (typeof fn !== "function")
+      throw new TypeError(
+        `LambdaIntervention wraps a function (base, source, subspaces) => Tensor | null, got ${typeof fn}`,
+      );
     this.usesSource = options.usesSource ?? false;
   }
 
@@ -38,7 +48,9 @@ export class LambdaIntervention extends Intervention {
   override apply(base: Tensor, input: InterventionInput): Tensor | null {
     const out = this.fn(base, input?.source ?? null, input?.subspaces ?? null) ?? null;
     if (out !== null && !(out instanceof Tensor)) {
-      throw new TypeError(`LambdaIntervention: the function must return a Tensor, or null to write nothing; got ${typeof out}`);
+      throw new TypeError(
+        `LambdaIntervention: the function must return a Tensor, or null to write nothing; got ${typeof out}`,
+      );
     }
     return out;
   }

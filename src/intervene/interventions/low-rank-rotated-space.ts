@@ -8,7 +8,14 @@
  * An id repeated within an example counts once. interchangeDim is not used (as in pyvene).
  */
 import { add, matmul, mul, sub, transpose, type Tensor } from "../../tensor/index.js";
-import { TrainableIntervention, checkWidth, requireEmbedDim, requireSource, type InterventionInput, type InterventionOptions } from "../intervention.js";
+import {
+  TrainableIntervention,
+  checkWidth,
+  requireEmbedDim,
+  requireSource,
+  type InterventionInput,
+  type InterventionOptions,
+} from "../intervention.js";
 import { LowRankRotateLayer } from "../rotation.js";
 import { broadcastSource, featureSelection, selectionMask } from "../swap.js";
 
@@ -26,7 +33,9 @@ export class LowRankRotatedSpaceIntervention extends TrainableIntervention {
     const n = requireEmbedDim(this.typeName, this.embedDim);
     const m = options.lowRankDimension;
     if (m === null || m === undefined || !Number.isInteger(m) || m < 1 || m > n) {
-      throw new TypeError(`${this.typeName} needs lowRankDimension, an integer from 1 to embedDim = ${n}; got ${String(m)}`);
+      throw new TypeError(
+        `${this.typeName} needs lowRankDimension, an integer from 1 to embedDim = ${n}; got ${String(m)}`,
+      );
     }
     this.rotateLayer = this.module("rotate_layer", new LowRankRotateLayer(n, m, { generator: options.generator }));
   }
@@ -42,7 +51,12 @@ export class LowRankRotatedSpaceIntervention extends TrainableIntervention {
     let diff = sub(matmul(s, w), matmul(base, w));
     if (subspaces !== null && subspaces !== undefined) {
       const batch = base.rank >= 2 ? base.shape[0] : null;
-      const selection = featureSelection(this.rotateLayer.m, batch, { subspaces, subspacePartition: this.subspacePartition }, this.typeName);
+      const selection = featureSelection(
+        this.rotateLayer.m,
+        batch,
+        { subspaces, subspacePartition: this.subspacePartition },
+        this.typeName,
+      );
       diff = mul(diff, selectionMask(selection, diff.shape));
     }
     return add(base, matmul(diff, transpose(w)));

@@ -30,8 +30,13 @@ export class NoiseIntervention extends Intervention {
   constructor(options: NoiseOptions = {}) {
     super(options, ["noise", "noiseLevel"]);
     const level = options.noiseLevel ?? DEFAULT_NOISE_LEVEL;
-    if (typeof level !== "number" || !Number.isFinite(level)) throw new TypeError(`NoiseIntervention: noiseLevel must be a finite number, got ${String(level)}`);
-    const noise = options.noise ?? randn([1, 4, requireEmbedDim("NoiseIntervention (without a noise tensor)", this.embedDim)], { generator: options.generator ?? new Generator(1) });
+    if (typeof level !== "number" || !Number.isFinite(level))
+      throw new TypeError(`NoiseIntervention: noiseLevel must be a finite number, got ${String(level)}`);
+    const noise =
+      options.noise ??
+      randn([1, 4, requireEmbedDim("NoiseIntervention (without a noise tensor)", this.embedDim)], {
+        generator: options.generator ?? new Generator(1),
+      });
     if (noise.rank === 0) throw new RangeError("NoiseIntervention: the noise must have at least one axis");
     this.noise = markFrozen(this.parameter("noise", noise.detach()));
     this.noiseLevel = markFrozen(this.parameter("noise_level", tensor(level)));
@@ -47,7 +52,9 @@ export class NoiseIntervention extends Intervention {
     const d = base.shape[last];
     const dim = this.interchangeDim;
     if (dim !== null && (typeof dim !== "number" || !Number.isInteger(dim) || dim < 0)) {
-      throw new TypeError(`NoiseIntervention: interchangeDim must be a non-negative integer (the first k features get noise), got ${JSON.stringify(dim)}`);
+      throw new TypeError(
+        `NoiseIntervention: interchangeDim must be a non-negative integer (the first k features get noise), got ${JSON.stringify(dim)}`,
+      );
     }
     const k = dim === null ? d : Math.min(dim, d);
     if (k === 0) return base;

@@ -7,7 +7,14 @@
  */
 import { Tensor, add, div, matmul, mul, sub, tensor, transpose, type NestedNumbers } from "../../tensor/index.js";
 import { formatShape } from "../../tensor/shape.js";
-import { Intervention, checkWidth, markFrozen, requireSource, type InterventionInput, type InterventionOptions } from "../intervention.js";
+import {
+  Intervention,
+  checkWidth,
+  markFrozen,
+  requireSource,
+  type InterventionInput,
+  type InterventionOptions,
+} from "../intervention.js";
 import { broadcastSource, doInterventionBySwap } from "../swap.js";
 
 type Values = Tensor | NestedNumbers;
@@ -31,7 +38,9 @@ function componentsOf(pca: PCARotatedSpaceOptions["pca"]): Tensor {
     if ("components" in pca) return asTensor(pca.components);
     if ("components_" in pca) return asTensor(pca.components_);
   }
-  throw new TypeError("PCARotatedSpaceIntervention: pca must be the k×d components (a tensor or nested arrays) or an object with `components`");
+  throw new TypeError(
+    "PCARotatedSpaceIntervention: pca must be the k×d components (a tensor or nested arrays) or an object with `components`",
+  );
 }
 
 export class PCARotatedSpaceIntervention extends Intervention {
@@ -47,16 +56,27 @@ export class PCARotatedSpaceIntervention extends Intervention {
 
   constructor(options: PCARotatedSpaceOptions) {
     if (!options || options.pca === undefined || options.pcaMean === undefined || options.pcaStd === undefined) {
-      throw new TypeError("PCARotatedSpaceIntervention needs the options pca (k×d components), pcaMean (d) and pcaStd (d); it cannot be built from a config alone");
+      throw new TypeError(
+        "PCARotatedSpaceIntervention needs the options pca (k×d components), pcaMean (d) and pcaStd (d); it cannot be built from a config alone",
+      );
     }
     const components = componentsOf(options.pca);
-    if (components.rank !== 2) throw new RangeError(`PCARotatedSpaceIntervention: pca components must be a k×d matrix, got shape ${formatShape(components.shape)}`);
+    if (components.rank !== 2)
+      throw new RangeError(
+        `PCARotatedSpaceIntervention: pca components must be a k×d matrix, got shape ${formatShape(components.shape)}`,
+      );
     const d = components.shape[1];
     super({ ...options, embedDim: options.embedDim ?? d }, ["pca", "pcaMean", "pcaStd"]);
     const mean = asTensor(options.pcaMean);
     const std = asTensor(options.pcaStd);
-    for (const [name, t] of [["pcaMean", mean], ["pcaStd", std]] as const) {
-      if (t.size !== d) throw new RangeError(`PCARotatedSpaceIntervention: ${name} must have d = ${d} values (the components' width), got shape ${formatShape(t.shape)}`);
+    for (const [name, t] of [
+      ["pcaMean", mean],
+      ["pcaStd", std],
+    ] as const) {
+      if (t.size !== d)
+        throw new RangeError(
+          `PCARotatedSpaceIntervention: ${name} must have d = ${d} values (the components' width), got shape ${formatShape(t.shape)}`,
+        );
     }
     this.pcaComponents = markFrozen(this.parameter("pca_components", components));
     this.pcaMean = markFrozen(this.parameter("pca_mean", mean.reshape([d])));

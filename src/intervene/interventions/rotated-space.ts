@@ -4,7 +4,14 @@
  * rotated coordinates (all by default, which makes out = s), or the subspaces, per example.
  */
 import { matmul, transpose, type Tensor } from "../../tensor/index.js";
-import { TrainableIntervention, checkWidth, requireEmbedDim, requireSource, type InterventionInput, type InterventionOptions } from "../intervention.js";
+import {
+  TrainableIntervention,
+  checkWidth,
+  requireEmbedDim,
+  requireSource,
+  type InterventionInput,
+  type InterventionOptions,
+} from "../intervention.js";
 import { RotateLayer } from "../rotation.js";
 import { broadcastSource, doInterventionBySwap } from "../swap.js";
 

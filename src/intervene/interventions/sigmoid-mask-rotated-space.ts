@@ -6,7 +6,15 @@
  * method refers to a missing attribute).
  */
 import { add, div, full, matmul, mul, sigmoid, sub, tensor, transpose, type Tensor } from "../../tensor/index.js";
-import { TrainableIntervention, checkWidth, requireEmbedDim, requireSource, setScalarParameter, type InterventionInput, type InterventionOptions } from "../intervention.js";
+import {
+  TrainableIntervention,
+  checkWidth,
+  requireEmbedDim,
+  requireSource,
+  setScalarParameter,
+  type InterventionInput,
+  type InterventionOptions,
+} from "../intervention.js";
 import { RotateLayer } from "../rotation.js";
 import { broadcastSource } from "../swap.js";
 

@@ -5,7 +5,15 @@
  * Parameters: `mask` (n, zeros), `temperature` (0-d, 0.01). subspaces are ignored.
  */
 import { add, div, mul, sigmoid, sub, tensor, zeros, type Tensor } from "../../tensor/index.js";
-import { TrainableIntervention, checkWidth, requireEmbedDim, requireSource, setScalarParameter, type InterventionInput, type InterventionOptions } from "../intervention.js";
+import {
+  TrainableIntervention,
+  checkWidth,
+  requireEmbedDim,
+  requireSource,
+  setScalarParameter,
+  type InterventionInput,
+  type InterventionOptions,
+} from "../intervention.js";
 import { broadcastSource } from "../swap.js";
 
 export class SigmoidMaskIntervention extends TrainableIntervention {
@@ -23,7 +31,6 @@ export class SigmoidMaskIntervention extends TrainableIntervention {
     this.mask = this.parameter("mask", zeros([n])).requireGrad();
     this.temperature = this.parameter("temperature", tensor(0.01)).requireGrad();
   }
-
 
   getTemperature(): Tensor {
     return this.temperature;

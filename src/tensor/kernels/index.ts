@@ -18,8 +18,9 @@ let active: Kernels | null = null;
 
 function nativeOrThrow(requestedBy: string): Kernels {
   if (nativeKernels) return nativeKernels;
-  throw new Error(`${requestedBy} asks for the native kernels, but the addon is unavailable: ` +
-    `${nativeLoadError?.message}`);
+  throw new Error(
+    `${requestedBy} asks for the native kernels, but the addon is unavailable: ` + `${nativeLoadError?.message}`,
+  );
 }
 
 function defaultKernels(): Kernels {
@@ -30,8 +31,9 @@ function defaultKernels(): Kernels {
     throw new Error(`TSVENE_KERNELS must be "js" or "native", got ${JSON.stringify(requested)}`);
   }
   if (nativeKernels) return nativeKernels;
-  console.warn(`tsvene: the native addon is unavailable (${nativeLoadError?.message}); ` +
-    "using the slower TypeScript kernels");
+  console.warn(
+    `tsvene: the native addon is unavailable (${nativeLoadError?.message}); using the slower TypeScript kernels`,
+  );
   return jsKernels;
 }
 

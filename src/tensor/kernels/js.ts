@@ -75,19 +75,28 @@ function checkUnaryBackward(kernel: string, x: Float32Array, gradOut: Float32Arr
  * Unlike BLAS, ld = 0 is accepted for a matrix without columns (e.g. k = 0), as shape code computes it.
  */
 function checkSgemmOperand(
-  arrayName: string, arrayLength: number, ldName: string, ld: number,
-  offsetsName: string, offsets: Int32Array, storedRows: number, storedCols: number,
+  arrayName: string,
+  arrayLength: number,
+  ldName: string,
+  ld: number,
+  offsetsName: string,
+  offsets: Int32Array,
+  storedRows: number,
+  storedCols: number,
 ): void {
   if (ld < storedCols) {
     throw new RangeError(
-      `sgemmBatch: ${ldName} must be at least ${storedCols} (the columns of the stored ${arrayName}), got ${ld}`);
+      `sgemmBatch: ${ldName} must be at least ${storedCols} (the columns of the stored ${arrayName}), got ${ld}`,
+    );
   }
   const extent = storedRows === 0 || storedCols === 0 ? 0 : (storedRows - 1) * ld + storedCols;
   for (let i = 0; i < offsets.length; i++) {
     if (offsets[i] < 0) throw new RangeError(`sgemmBatch: ${offsetsName}[${i}] is negative (${offsets[i]})`);
     if (offsets[i] + extent > arrayLength) {
-      throw new RangeError(`sgemmBatch: ${arrayName} is too short for matrix ${i}: ` +
-        `offset ${offsets[i]} + extent ${extent} > length ${arrayLength}`);
+      throw new RangeError(
+        `sgemmBatch: ${arrayName} is too short for matrix ${i}: ` +
+          `offset ${offsets[i]} + extent ${extent} > length ${arrayLength}`,
+      );
     }
   }
 }
@@ -122,14 +131,22 @@ function checkStrides(kernel: string, name: string, strides: Int32Array, rank: n
  * native check: exact below 2^53, and never below the length when the exact sum is not.
  */
 function checkExtent(
-  kernel: string, arrayName: string, length: number, offsetName: string, offset: number,
-  stridesName: string, strides: Int32Array, dims: Int32Array,
+  kernel: string,
+  arrayName: string,
+  length: number,
+  offsetName: string,
+  offset: number,
+  stridesName: string,
+  strides: Int32Array,
+  dims: Int32Array,
 ): void {
   let last = offset;
   for (let d = 0; d < dims.length; d++) last += (dims[d] - 1) * strides[d];
   if (last >= length) {
-    throw new RangeError(`${kernel}: ${arrayName} is too short: ${offsetName} + sum((dims[d] - 1) * ` +
-      `${stridesName}[d]) = ${last}, but ${arrayName} has ${length} elements`);
+    throw new RangeError(
+      `${kernel}: ${arrayName} is too short: ${offsetName} + sum((dims[d] - 1) * ` +
+        `${stridesName}[d]) = ${last}, but ${arrayName} has ${length} elements`,
+    );
   }
 }
 
@@ -169,7 +186,15 @@ function mergeLayout(dims: Int32Array, operandStrides: readonly Int32Array[]): L
  * loops for the common stride pairs, so every loop stays monomorphic and simple in V8.
  */
 type BinaryRow = (
-  out: Float32Array, o: number, a: Float32Array, ai: number, as: number, b: Float32Array, bi: number, bs: number, n: number,
+  out: Float32Array,
+  o: number,
+  a: Float32Array,
+  ai: number,
+  as: number,
+  b: Float32Array,
+  bi: number,
+  bs: number,
+  n: number,
 ) => void;
 
 /** pow as in C (and PyTorch): Math.pow gives NaN for pow(1, NaN) and pow(−1, ±inf), C gives 1. */
@@ -181,49 +206,89 @@ function powC(x: number, y: number): number {
 const BINARY_ROWS: Record<BinaryOp, BinaryRow> = {
   add(out, o, a, ai, as, b, bi, bs, n) {
     if (as === 1 && bs === 1) for (let i = 0; i < n; i++) out[o + i] = a[ai + i] + b[bi + i];
-    else if (as === 1 && bs === 0) { const y = b[bi]; for (let i = 0; i < n; i++) out[o + i] = a[ai + i] + y; }
-    else if (as === 0 && bs === 1) { const x = a[ai]; for (let i = 0; i < n; i++) out[o + i] = x + b[bi + i]; }
-    else if (as === 0 && bs === 0) { const v = a[ai] + b[bi]; for (let i = 0; i < n; i++) out[o + i] = v; }
-    else for (let i = 0; i < n; i++) out[o + i] = a[ai + i * as] + b[bi + i * bs];
+    else if (as === 1 && bs === 0) {
+      const y = b[bi];
+      for (let i = 0; i < n; i++) out[o + i] = a[ai + i] + y;
+    } else if (as === 0 && bs === 1) {
+      const x = a[ai];
+      for (let i = 0; i < n; i++) out[o + i] = x + b[bi + i];
+    } else if (as === 0 && bs === 0) {
+      const v = a[ai] + b[bi];
+      for (let i = 0; i < n; i++) out[o + i] = v;
+    } else for (let i = 0; i < n; i++) out[o + i] = a[ai + i * as] + b[bi + i * bs];
   },
   sub(out, o, a, ai, as, b, bi, bs, n) {
     if (as === 1 && bs === 1) for (let i = 0; i < n; i++) out[o + i] = a[ai + i] - b[bi + i];
-    else if (as === 1 && bs === 0) { const y = b[bi]; for (let i = 0; i < n; i++) out[o + i] = a[ai + i] - y; }
-    else if (as === 0 && bs === 1) { const x = a[ai]; for (let i = 0; i < n; i++) out[o + i] = x - b[bi + i]; }
-    else if (as === 0 && bs === 0) { const v = a[ai] - b[bi]; for (let i = 0; i < n; i++) out[o + i] = v; }
-    else for (let i = 0; i < n; i++) out[o + i] = a[ai + i * as] - b[bi + i * bs];
+    else if (as === 1 && bs === 0) {
+      const y = b[bi];
+      for (let i = 0; i < n; i++) out[o + i] = a[ai + i] - y;
+    } else if (as === 0 && bs === 1) {
+      const x = a[ai];
+      for (let i = 0; i < n; i++) out[o + i] = x - b[bi + i];
+    } else if (as === 0 && bs === 0) {
+      const v = a[ai] - b[bi];
+      for (let i = 0; i < n; i++) out[o + i] = v;
+    } else for (let i = 0; i < n; i++) out[o + i] = a[ai + i * as] - b[bi + i * bs];
   },
   mul(out, o, a, ai, as, b, bi, bs, n) {
     if (as === 1 && bs === 1) for (let i = 0; i < n; i++) out[o + i] = a[ai + i] * b[bi + i];
-    else if (as === 1 && bs === 0) { const y = b[bi]; for (let i = 0; i < n; i++) out[o + i] = a[ai + i] * y; }
-    else if (as === 0 && bs === 1) { const x = a[ai]; for (let i = 0; i < n; i++) out[o + i] = x * b[bi + i]; }
-    else if (as === 0 && bs === 0) { const v = a[ai] * b[bi]; for (let i = 0; i < n; i++) out[o + i] = v; }
-    else for (let i = 0; i < n; i++) out[o + i] = a[ai + i * as] * b[bi + i * bs];
+    else if (as === 1 && bs === 0) {
+      const y = b[bi];
+      for (let i = 0; i < n; i++) out[o + i] = a[ai + i] * y;
+    } else if (as === 0 && bs === 1) {
+      const x = a[ai];
+      for (let i = 0; i < n; i++) out[o + i] = x * b[bi + i];
+    } else if (as === 0 && bs === 0) {
+      const v = a[ai] * b[bi];
+      for (let i = 0; i < n; i++) out[o + i] = v;
+    } else for (let i = 0; i < n; i++) out[o + i] = a[ai + i * as] * b[bi + i * bs];
   },
   div(out, o, a, ai, as, b, bi, bs, n) {
     if (as === 1 && bs === 1) for (let i = 0; i < n; i++) out[o + i] = a[ai + i] / b[bi + i];
-    else if (as === 1 && bs === 0) { const y = b[bi]; for (let i = 0; i < n; i++) out[o + i] = a[ai + i] / y; }
-    else if (as === 0 && bs === 1) { const x = a[ai]; for (let i = 0; i < n; i++) out[o + i] = x / b[bi + i]; }
-    else if (as === 0 && bs === 0) { const v = a[ai] / b[bi]; for (let i = 0; i < n; i++) out[o + i] = v; }
-    else for (let i = 0; i < n; i++) out[o + i] = a[ai + i * as] / b[bi + i * bs];
+    else if (as === 1 && bs === 0) {
+      const y = b[bi];
+      for (let i = 0; i < n; i++) out[o + i] = a[ai + i] / y;
+    } else if (as === 0 && bs === 1) {
+      const x = a[ai];
+      for (let i = 0; i < n; i++) out[o + i] = x / b[bi + i];
+    } else if (as === 0 && bs === 0) {
+      const v = a[ai] / b[bi];
+      for (let i = 0; i < n; i++) out[o + i] = v;
+    } else for (let i = 0; i < n; i++) out[o + i] = a[ai + i * as] / b[bi + i * bs];
   },
   pow(out, o, a, ai, as, b, bi, bs, n) {
     if (as === 1 && bs === 1) for (let i = 0; i < n; i++) out[o + i] = powC(a[ai + i], b[bi + i]);
-    else if (as === 1 && bs === 0) { const y = b[bi]; for (let i = 0; i < n; i++) out[o + i] = powC(a[ai + i], y); }
-    else if (as === 0 && bs === 1) { const x = a[ai]; for (let i = 0; i < n; i++) out[o + i] = powC(x, b[bi + i]); }
-    else if (as === 0 && bs === 0) { const v = powC(a[ai], b[bi]); for (let i = 0; i < n; i++) out[o + i] = v; }
-    else for (let i = 0; i < n; i++) out[o + i] = powC(a[ai + i * as], b[bi + i * bs]);
+    else if (as === 1 && bs === 0) {
+      const y = b[bi];
+      for (let i = 0; i < n; i++) out[o + i] = powC(a[ai + i], y);
+    } else if (as === 0 && bs === 1) {
+      const x = a[ai];
+      for (let i = 0; i < n; i++) out[o + i] = powC(x, b[bi + i]);
+    } else if (as === 0 && bs === 0) {
+      const v = powC(a[ai], b[bi]);
+      for (let i = 0; i < n; i++) out[o + i] = v;
+    } else for (let i = 0; i < n; i++) out[o + i] = powC(a[ai + i * as], b[bi + i * bs]);
   },
   // a where a ≥ b or a is NaN, else b: NaN from either side wins.
   maximum(out, o, a, ai, as, b, bi, bs, n) {
     if (as === 1 && bs === 1) {
-      for (let i = 0; i < n; i++) { const x = a[ai + i]; const y = b[bi + i]; out[o + i] = x >= y || Number.isNaN(x) ? x : y; }
+      for (let i = 0; i < n; i++) {
+        const x = a[ai + i];
+        const y = b[bi + i];
+        out[o + i] = x >= y || Number.isNaN(x) ? x : y;
+      }
     } else if (as === 1 && bs === 0) {
       const y = b[bi];
-      for (let i = 0; i < n; i++) { const x = a[ai + i]; out[o + i] = x >= y || Number.isNaN(x) ? x : y; }
+      for (let i = 0; i < n; i++) {
+        const x = a[ai + i];
+        out[o + i] = x >= y || Number.isNaN(x) ? x : y;
+      }
     } else if (as === 0 && bs === 1) {
       const x = a[ai];
-      for (let i = 0; i < n; i++) { const y = b[bi + i]; out[o + i] = x >= y || Number.isNaN(x) ? x : y; }
+      for (let i = 0; i < n; i++) {
+        const y = b[bi + i];
+        out[o + i] = x >= y || Number.isNaN(x) ? x : y;
+      }
     } else {
       for (let i = 0; i < n; i++) {
         const x = a[ai + i * as];
@@ -268,13 +333,12 @@ function geluTanhSigmoidArg(x: number): number {
  * digits). native/tsvene.c uses the first 13 terms, converted to a power series.
  */
 const ERFC_CHEBYSHEV = [
-  -0.65132685989085472, 0.64196979235649026, 0.019476473204185836, -0.0095615147868086316,
-  -0.00094659534448203687, 0.00036683949785276145, 4.2523324806907772e-5, -2.0278578112534243e-5,
-  -1.6242900046470255e-6, 1.3036558355805232e-6, 1.5626441722066143e-8, -8.5238095914926543e-8,
-  6.5290544390988515e-9, 5.0593434955514689e-9, -9.9136415649303309e-10, -2.2736512229318359e-10,
-  9.6467911020155268e-11, 2.3940380830391147e-12, -6.8860275264975534e-12, 8.9448792730907257e-13,
-  3.1309213993429581e-13, -1.1270822361367252e-13, 3.8109052551892321e-16, 7.106097613609237e-15,
-  -1.5230282014571043e-15,
+  -0.65132685989085472, 0.64196979235649026, 0.019476473204185836, -0.0095615147868086316, -0.00094659534448203687,
+  0.00036683949785276145, 4.2523324806907772e-5, -2.0278578112534243e-5, -1.6242900046470255e-6, 1.3036558355805232e-6,
+  1.5626441722066143e-8, -8.5238095914926543e-8, 6.5290544390988515e-9, 5.0593434955514689e-9, -9.9136415649303309e-10,
+  -2.2736512229318359e-10, 9.6467911020155268e-11, 2.3940380830391147e-12, -6.8860275264975534e-12,
+  8.9448792730907257e-13, 3.1309213993429581e-13, -1.1270822361367252e-13, 3.8109052551892321e-16,
+  7.106097613609237e-15, -1.5230282014571043e-15,
 ];
 
 /**
@@ -307,8 +371,17 @@ function normalCdf(x: number): number {
  * the time of the one-at-a-time loops (fewer passes, independent additions).
  */
 function productRow(
-  transA: boolean, transB: boolean, i: number, n: number, k: number,
-  a: Float32Array, aStart: number, lda: number, b: Float32Array, bStart: number, ldb: number,
+  transA: boolean,
+  transB: boolean,
+  i: number,
+  n: number,
+  k: number,
+  a: Float32Array,
+  aStart: number,
+  lda: number,
+  b: Float32Array,
+  bStart: number,
+  ldb: number,
   rowSums: Float64Array,
 ): void {
   // A(i, p) = a[aRow + p·aStep] in either layout.
@@ -391,8 +464,10 @@ export const jsKernels: Kernels = {
     checkSize(kernel, "ldc", ldc);
     checkInt32(kernel, "cOffsets", cOffsets);
     if (bOffsets.length !== aOffsets.length || cOffsets.length !== aOffsets.length) {
-      throw new RangeError(`${kernel}: aOffsets, bOffsets and cOffsets must have the same length, ` +
-        `got ${aOffsets.length}, ${bOffsets.length} and ${cOffsets.length}`);
+      throw new RangeError(
+        `${kernel}: aOffsets, bOffsets and cOffsets must have the same length, ` +
+          `got ${aOffsets.length}, ${bOffsets.length} and ${cOffsets.length}`,
+      );
     }
     checkSgemmOperand("a", a.length, "lda", lda, "aOffsets", aOffsets, transA ? k : m, transA ? m : k);
     checkSgemmOperand("b", b.length, "ldb", ldb, "bOffsets", bOffsets, transB ? n : k, transB ? k : n);
@@ -456,7 +531,7 @@ export const jsKernels: Kernels = {
     const counter = new Array<number>(rank - 2).fill(0);
     let ai = aOffset;
     let bi = bOffset;
-    for (let o = 0; o < size;) {
+    for (let o = 0; o < size; ) {
       for (let j = 0; j < m; j++, o += n) row(out, o, a, ai + j * am, as, b, bi + j * bm, bs, n);
       for (let d = rank - 3; d >= 0; d--) {
         ai += sa[d];
@@ -495,7 +570,7 @@ export const jsKernels: Kernels = {
     const sm = ss[rank - 2];
     const counter = new Array<number>(rank - 2).fill(0);
     let si = srcOffset;
-    for (let o = 0; o < size;) {
+    for (let o = 0; o < size; ) {
       for (let j = 0; j < m; j++, o += n) copyRow(out, o, src, si + j * sm, s, n);
       for (let d = rank - 3; d >= 0; d--) {
         si += ss[d];

@@ -15,10 +15,22 @@ export interface Kernels {
    * op(B_i) is k×n, C_i is m×n; lda/ldb/ldc are the row strides of the stored matrices.
    */
   sgemmBatch(
-    transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number,
-    a: Float32Array, lda: number, aOffsets: Int32Array,
-    b: Float32Array, ldb: number, bOffsets: Int32Array,
-    beta: number, c: Float32Array, ldc: number, cOffsets: Int32Array,
+    transA: boolean,
+    transB: boolean,
+    m: number,
+    n: number,
+    k: number,
+    alpha: number,
+    a: Float32Array,
+    lda: number,
+    aOffsets: Int32Array,
+    b: Float32Array,
+    ldb: number,
+    bOffsets: Int32Array,
+    beta: number,
+    c: Float32Array,
+    ldc: number,
+    cOffsets: Int32Array,
   ): void;
 
   /** out = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) */
@@ -46,9 +58,14 @@ export interface Kernels {
    * (in-place use with offset 0 and the contiguous strides).
    */
   binaryStrided(
-    op: BinaryOp, dims: Int32Array,
-    a: Float32Array, aOffset: number, aStrides: Int32Array,
-    b: Float32Array, bOffset: number, bStrides: Int32Array,
+    op: BinaryOp,
+    dims: Int32Array,
+    a: Float32Array,
+    aOffset: number,
+    aStrides: Int32Array,
+    b: Float32Array,
+    bOffset: number,
+    bStrides: Int32Array,
     out: Float32Array,
   ): void;
   /**
@@ -68,29 +85,53 @@ export interface Kernels {
    * variance. weight/bias may be null (treated as 1 and 0). Writes each row's mean and rstd.
    */
   layerNormRows(
-    x: Float32Array, weight: Float32Array | null, bias: Float32Array | null, eps: number,
-    rows: number, cols: number, out: Float32Array, mean: Float32Array, rstd: Float32Array,
+    x: Float32Array,
+    weight: Float32Array | null,
+    bias: Float32Array | null,
+    eps: number,
+    rows: number,
+    cols: number,
+    out: Float32Array,
+    mean: Float32Array,
+    rstd: Float32Array,
   ): void;
   /**
    * Gradients of layerNormRows. gradX is written; gradWeight/gradBias (when not null) are
    * accumulated into (+=), so the caller passes zeroed arrays.
    */
   layerNormRowsBackward(
-    x: Float32Array, weight: Float32Array | null, mean: Float32Array, rstd: Float32Array,
-    gradOut: Float32Array, rows: number, cols: number,
-    gradX: Float32Array, gradWeight: Float32Array | null, gradBias: Float32Array | null,
+    x: Float32Array,
+    weight: Float32Array | null,
+    mean: Float32Array,
+    rstd: Float32Array,
+    gradOut: Float32Array,
+    rows: number,
+    cols: number,
+    gradX: Float32Array,
+    gradWeight: Float32Array | null,
+    gradBias: Float32Array | null,
   ): void;
 
   /** Row-wise RMS norm: out = x·rstd·weight, rstd = 1/√(mean(x²) + eps). Writes each row's rstd. */
   rmsNormRows(
-    x: Float32Array, weight: Float32Array | null, eps: number,
-    rows: number, cols: number, out: Float32Array, rstd: Float32Array,
+    x: Float32Array,
+    weight: Float32Array | null,
+    eps: number,
+    rows: number,
+    cols: number,
+    out: Float32Array,
+    rstd: Float32Array,
   ): void;
   /** Gradients of rmsNormRows; gradWeight (when not null) is accumulated into. */
   rmsNormRowsBackward(
-    x: Float32Array, weight: Float32Array | null, rstd: Float32Array,
-    gradOut: Float32Array, rows: number, cols: number,
-    gradX: Float32Array, gradWeight: Float32Array | null,
+    x: Float32Array,
+    weight: Float32Array | null,
+    rstd: Float32Array,
+    gradOut: Float32Array,
+    rows: number,
+    cols: number,
+    gradX: Float32Array,
+    gradWeight: Float32Array | null,
   ): void;
 }
 
@@ -102,10 +143,23 @@ export type KernelFunctions = Omit<Kernels, "name">;
  * KernelFunctions here and refuse anything else, so KERNEL_FUNCTION_NAMES cannot miss a kernel.
  */
 const KERNEL_FUNCTION_SET: { readonly [K in keyof KernelFunctions]: true } = {
-  sgemmBatch: true, binaryStrided: true, copyStrided: true,
-  geluTanh: true, geluTanhBackward: true, geluErf: true, geluErfBackward: true, silu: true, siluBackward: true,
-  exp: true, tanh: true, softmaxRows: true, softmaxRowsBackward: true, layerNormRows: true, layerNormRowsBackward: true,
-  rmsNormRows: true, rmsNormRowsBackward: true,
+  sgemmBatch: true,
+  binaryStrided: true,
+  copyStrided: true,
+  geluTanh: true,
+  geluTanhBackward: true,
+  geluErf: true,
+  geluErfBackward: true,
+  silu: true,
+  siluBackward: true,
+  exp: true,
+  tanh: true,
+  softmaxRows: true,
+  softmaxRowsBackward: true,
+  layerNormRows: true,
+  layerNormRowsBackward: true,
+  rmsNormRows: true,
+  rmsNormRowsBackward: true,
 };
 
 /** The names of the kernel functions, which the native addon must all export. */

@@ -9,7 +9,10 @@ import { broadcastStrides, sameShape, sizeOf, type Shape } from "../shape.js";
  * contiguous, so kernels see few, long inner loops (same shapes become one flat loop, a bias
  * over rows two).
  */
-export function mergeDims(dims: Shape, stridesList: readonly (readonly number[])[]): { dims: Int32Array; strides: Int32Array[] } {
+export function mergeDims(
+  dims: Shape,
+  stridesList: readonly (readonly number[])[],
+): { dims: Int32Array; strides: Int32Array[] } {
   const merged: number[] = [];
   const strides: number[][] = stridesList.map(() => []);
   for (let i = 0; i < dims.length; i++) {
@@ -27,7 +30,14 @@ export function mergeDims(dims: Shape, stridesList: readonly (readonly number[])
 }
 
 /** op(a, b) over the broadcast of the two shapes to `outShape`. */
-export function broadcastBinary(op: BinaryOp, a: Float32Array, aShape: Shape, b: Float32Array, bShape: Shape, outShape: Shape): Float32Array {
+export function broadcastBinary(
+  op: BinaryOp,
+  a: Float32Array,
+  aShape: Shape,
+  b: Float32Array,
+  bShape: Shape,
+  outShape: Shape,
+): Float32Array {
   const out = uninitialized(sizeOf(outShape));
   if (out.length === 0) return out;
   const plan = mergeDims(outShape, [broadcastStrides(aShape, outShape), broadcastStrides(bShape, outShape)]);
@@ -99,4 +109,3 @@ export function sumToShape(g: Float32Array, fromShape: Shape, shape: Shape): Flo
   }
   return Float32Array.from(acc);
 }
-

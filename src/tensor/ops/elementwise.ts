@@ -27,7 +27,13 @@ function binary(op: BinaryOp, x: Operand, y: Operand, gradA: GradRule, gradB: Gr
 }
 
 /** A fresh array r[i] = f(g[i], a[i], b[i]) over the broadcast of a and b (for the rarer rules). */
-function pointwise(g: Float32Array, a: Tensor, b: Tensor, shape: Shape, f: (g: number, a: number, b: number) => number): Float32Array {
+function pointwise(
+  g: Float32Array,
+  a: Tensor,
+  b: Tensor,
+  shape: Shape,
+  f: (g: number, a: number, b: number) => number,
+): Float32Array {
   const av = broadcastTo(a.data, a.shape, shape);
   const bv = broadcastTo(b.data, b.shape, shape);
   const r = uninitialized(g.length);
@@ -42,42 +48,70 @@ function negated(g: Float32Array): Float32Array {
 }
 
 export function add(x: Operand, y: Operand): Tensor {
-  return binary("add", x, y, (g) => g, (g) => g);
+  return binary(
+    "add",
+    x,
+    y,
+    (g) => g,
+    (g) => g,
+  );
 }
 
 export function sub(x: Operand, y: Operand): Tensor {
-  return binary("sub", x, y, (g) => g, (g) => negated(g));
+  return binary(
+    "sub",
+    x,
+    y,
+    (g) => g,
+    (g) => negated(g),
+  );
 }
 
 export function mul(x: Operand, y: Operand): Tensor {
-  return binary("mul", x, y,
+  return binary(
+    "mul",
+    x,
+    y,
     (g, _a, b, _o, s) => broadcastBinary("mul", g, s, b.data, b.shape, s),
-    (g, a, _b, _o, s) => broadcastBinary("mul", g, s, a.data, a.shape, s));
+    (g, a, _b, _o, s) => broadcastBinary("mul", g, s, a.data, a.shape, s),
+  );
 }
 
 export function div(x: Operand, y: Operand): Tensor {
-  return binary("div", x, y,
+  return binary(
+    "div",
+    x,
+    y,
     (g, _a, b, _o, s) => broadcastBinary("div", g, s, b.data, b.shape, s),
     (g, _a, b, out, s) => {
       const r = broadcastBinary("div", out, s, b.data, b.shape, s);
       for (let i = 0; i < r.length; i++) r[i] *= -g[i];
       return r;
-    });
+    },
+  );
 }
 
 /** a^b; the exponent's gradient uses log(a) and is NaN where a ≤ 0, as in PyTorch. */
 export function pow(x: Operand, y: Operand): Tensor {
-  return binary("pow", x, y,
+  return binary(
+    "pow",
+    x,
+    y,
     (g, a, b, _o, s) => pointwise(g, a, b, s, (gi, ai, bi) => (bi === 0 ? 0 : gi * bi * ai ** (bi - 1))),
-    (g, a, b, _o, s) => pointwise(g, a, b, s, (gi, ai, bi) => gi * ai ** bi * Math.log(ai)));
+    (g, a, b, _o, s) => pointwise(g, a, b, s, (gi, ai, bi) => gi * ai ** bi * Math.log(ai)),
+  );
 }
 
 /** Elementwise maximum (NaN wins); at ties each operand gets half the gradient, as in PyTorch. */
 export function maximum(x: Operand, y: Operand): Tensor {
   const shareOfA = (p: number, q: number) => (p > q ? 1 : p === q ? 0.5 : 0);
-  return binary("maximum", x, y,
+  return binary(
+    "maximum",
+    x,
+    y,
     (g, a, b, _o, s) => pointwise(g, a, b, s, (gi, ai, bi) => gi * shareOfA(ai, bi)),
-    (g, a, b, _o, s) => pointwise(g, a, b, s, (gi, ai, bi) => gi * (1 - shareOfA(ai, bi))));
+    (g, a, b, _o, s) => pointwise(g, a, b, s, (gi, ai, bi) => gi * (1 - shareOfA(ai, bi))),
+  );
 }
 
 /** Elementwise choice: cond ≠ 0 takes x, else y (all three broadcast). cond gets no gradient. */
@@ -106,7 +140,8 @@ export function where(cond: Tensor, x: Operand, y: Operand): Tensor {
  * and the upstream gradient and returns the input's gradient.
  */
 function unary(
-  x: Tensor, forward: (x: Float32Array, out: Float32Array) => void,
+  x: Tensor,
+  forward: (x: Float32Array, out: Float32Array) => void,
   backward: (g: Float32Array, x: Float32Array, y: Float32Array) => Float32Array,
 ): Tensor {
   const out = uninitialized(x.size);
@@ -115,7 +150,9 @@ function unary(
 }
 
 function map(f: (v: number) => number): (x: Float32Array, out: Float32Array) => void {
-  return (x, out) => { for (let i = 0; i < x.length; i++) out[i] = f(x[i]); };
+  return (x, out) => {
+    for (let i = 0; i < x.length; i++) out[i] = f(x[i]);
+  };
 }
 
 function pointwiseGrad(f: (g: number, x: number, y: number) => number) {
@@ -127,41 +164,77 @@ function pointwiseGrad(f: (g: number, x: number, y: number) => number) {
 }
 
 export function neg(x: Tensor): Tensor {
-  return unary(x, map((v) => -v), (g) => negated(g));
+  return unary(
+    x,
+    map((v) => -v),
+    (g) => negated(g),
+  );
 }
 
 export function exp(x: Tensor): Tensor {
-  return unary(x, (v, o) => kernels().exp(v, o), pointwiseGrad((g, _x, y) => g * y));
+  return unary(
+    x,
+    (v, o) => kernels().exp(v, o),
+    pointwiseGrad((g, _x, y) => g * y),
+  );
 }
 
 export function log(x: Tensor): Tensor {
-  return unary(x, map(Math.log), pointwiseGrad((g, v) => g / v));
+  return unary(
+    x,
+    map(Math.log),
+    pointwiseGrad((g, v) => g / v),
+  );
 }
 
 export function sqrt(x: Tensor): Tensor {
-  return unary(x, map(Math.sqrt), pointwiseGrad((g, _x, y) => g / (2 * y)));
+  return unary(
+    x,
+    map(Math.sqrt),
+    pointwiseGrad((g, _x, y) => g / (2 * y)),
+  );
 }
 
 export function rsqrt(x: Tensor): Tensor {
-  return unary(x, map((v) => 1 / Math.sqrt(v)), pointwiseGrad((g, v, y) => (-0.5 * g * y) / v));
+  return unary(
+    x,
+    map((v) => 1 / Math.sqrt(v)),
+    pointwiseGrad((g, v, y) => (-0.5 * g * y) / v),
+  );
 }
 
 /** |x|; the gradient at 0 is 0, as in PyTorch. */
 export function abs(x: Tensor): Tensor {
-  return unary(x, map(Math.abs), pointwiseGrad((g, v) => g * Math.sign(v)));
+  return unary(
+    x,
+    map(Math.abs),
+    pointwiseGrad((g, v) => g * Math.sign(v)),
+  );
 }
 
 export function tanh(x: Tensor): Tensor {
-  return unary(x, (v, o) => kernels().tanh(v, o), pointwiseGrad((g, _x, y) => g * (1 - y * y)));
+  return unary(
+    x,
+    (v, o) => kernels().tanh(v, o),
+    pointwiseGrad((g, _x, y) => g * (1 - y * y)),
+  );
 }
 
 export function sigmoid(x: Tensor): Tensor {
-  return unary(x, map((v) => 1 / (1 + Math.exp(-v))), pointwiseGrad((g, _x, y) => g * y * (1 - y)));
+  return unary(
+    x,
+    map((v) => 1 / (1 + Math.exp(-v))),
+    pointwiseGrad((g, _x, y) => g * y * (1 - y)),
+  );
 }
 
 /** max(x, 0); the gradient at 0 is 0, as in PyTorch. */
 export function relu(x: Tensor): Tensor {
-  return unary(x, map((v) => (Math.max(v , 0))), pointwiseGrad((g, v) => (v > 0 ? g : 0)));
+  return unary(
+    x,
+    map((v) => Math.max(v, 0)),
+    pointwiseGrad((g, v) => (v > 0 ? g : 0)),
+  );
 }
 
 export type GeluApproximation = "none" | "tanh";
@@ -174,20 +247,28 @@ export function gelu(x: Tensor, approximate: GeluApproximation = "none"): Tensor
   const k = kernels();
   const fwd = approximate === "tanh" ? k.geluTanh : k.geluErf;
   const bwd = approximate === "tanh" ? k.geluTanhBackward : k.geluErfBackward;
-  return unary(x, (v, o) => fwd.call(k, v, o), (g, v) => {
-    const r = uninitialized(g.length);
-    bwd.call(k, v, g, r);
-    return r;
-  });
+  return unary(
+    x,
+    (v, o) => fwd.call(k, v, o),
+    (g, v) => {
+      const r = uninitialized(g.length);
+      bwd.call(k, v, g, r);
+      return r;
+    },
+  );
 }
 
 export function silu(x: Tensor): Tensor {
   const k = kernels();
-  return unary(x, (v, o) => k.silu(v, o), (g, v) => {
-    const r = uninitialized(g.length);
-    k.siluBackward(v, g, r);
-    return r;
-  });
+  return unary(
+    x,
+    (v, o) => k.silu(v, o),
+    (g, v) => {
+      const r = uninitialized(g.length);
+      k.siluBackward(v, g, r);
+      return r;
+    },
+  );
 }
 
 /** Limits values to [min, max] (either bound optional); the gradient passes inside, bounds included, as in PyTorch. */
@@ -196,6 +277,9 @@ export function clamp(x: Tensor, min?: number, max?: number): Tensor {
   const lo = min ?? -Infinity;
   const hi = max ?? Infinity;
   if (lo > hi) throw new RangeError(`clamp: min ${lo} is greater than max ${hi}`);
-  return unary(x, map((v) => (v < lo ? lo : Math.min(v , hi))), pointwiseGrad((g, v) => (v >= lo && v <= hi ? g : 0)));
+  return unary(
+    x,
+    map((v) => (v < lo ? lo : Math.min(v, hi))),
+    pointwiseGrad((g, v) => (v >= lo && v <= hi ? g : 0)),
+  );
 }
-

@@ -19,7 +19,8 @@ function toInt32(indices: Indices): Int32Array {
 
 function checkRange(idx: Int32Array, n: number, op: string, what: string): void {
   for (const i of idx) {
-    if (i < 0 || i >= n) throw new RangeError(`${op}: index ${i} is out of range for ${what} of length ${n} (expected 0..${n - 1})`);
+    if (i < 0 || i >= n)
+      throw new RangeError(`${op}: index ${i} is out of range for ${what} of length ${n} (expected 0..${n - 1})`);
   }
 }
 
@@ -71,12 +72,21 @@ function perRowLayout(x: Tensor, axis: number, index: IntTensor, op: string): Pe
   const a = normAxis(axis, x.rank, op);
   const lead = x.shape.slice(0, a);
   if (index.shape.length !== a + 1 || lead.some((d, i) => index.shape[i] !== d)) {
-    throw new RangeError(`${op}: index of shape ${formatShape(index.shape)} does not fit ${formatShape(x.shape)} at axis ${a} (expected [${[...lead, "K"].join(", ")}])`);
+    throw new RangeError(
+      `${op}: index of shape ${formatShape(index.shape)} does not fit ${formatShape(x.shape)} at axis ${a} (expected [${[...lead, "K"].join(", ")}])`,
+    );
   }
   const n = x.shape[a];
   checkRange(index.data, n, op, `axis ${a} of ${formatShape(x.shape)}`);
   const k = index.shape[a];
-  return { axis: a, rows: sizeOf(lead), n, k, inner: sizeOf(x.shape.slice(a + 1)), outShape: [...lead, k, ...x.shape.slice(a + 1)] };
+  return {
+    axis: a,
+    rows: sizeOf(lead),
+    n,
+    k,
+    inner: sizeOf(x.shape.slice(a + 1)),
+    outShape: [...lead, k, ...x.shape.slice(a + 1)],
+  };
 }
 
 /**
@@ -114,7 +124,9 @@ export function gatherAt(x: Tensor, axis: number, index: IntTensor): Tensor {
 export function writeAt(x: Tensor, axis: number, index: IntTensor, values: Tensor): Tensor {
   const { rows, n, k, inner, outShape } = perRowLayout(x, axis, index, "writeAt");
   if (values.rank !== outShape.length || values.shape.some((d, i) => d !== outShape[i])) {
-    throw new RangeError(`writeAt: values of shape ${formatShape(values.shape)} do not match the indexed region ${formatShape(outShape)}`);
+    throw new RangeError(
+      `writeAt: values of shape ${formatShape(values.shape)} do not match the indexed region ${formatShape(outShape)}`,
+    );
   }
   const idx = index.data;
   const data = x.data.slice();

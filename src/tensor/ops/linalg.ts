@@ -24,7 +24,8 @@ function identityLike(_a: Tensor, n: number): Tensor {
  */
 export function matrixExp(a: Tensor): Tensor {
   const n = a.shape[a.rank - 1];
-  if (a.rank < 2 || a.shape[a.rank - 2] !== n) throw new RangeError(`matrixExp: expected square matrices [..., n, n], got ${formatShape(a.shape)}`);
+  if (a.rank < 2 || a.shape[a.rank - 2] !== n)
+    throw new RangeError(`matrixExp: expected square matrices [..., n, n], got ${formatShape(a.shape)}`);
   let norm = 0;
   for (let base = 0; base < a.size; base += n * n) {
     for (let j = 0; j < n; j++) {
@@ -51,9 +52,11 @@ export function matrixExp(a: Tensor): Tensor {
  * serves initialisation and orthogonal completion.
  */
 export function qr(a: Tensor, options: { mode?: "reduced" | "complete" } = {}): { q: Tensor; r: Tensor } {
-  if (a.rank !== 2 || a.shape[0] < a.shape[1]) throw new RangeError(`qr: expected a 2-D matrix with rows ≥ columns, got ${formatShape(a.shape)}`);
+  if (a.rank !== 2 || a.shape[0] < a.shape[1])
+    throw new RangeError(`qr: expected a 2-D matrix with rows ≥ columns, got ${formatShape(a.shape)}`);
   const mode = options.mode ?? "reduced";
-  if (mode !== "reduced" && mode !== "complete") throw new RangeError(`qr: mode must be "reduced" or "complete", got ${JSON.stringify(mode)}`);
+  if (mode !== "reduced" && mode !== "complete")
+    throw new RangeError(`qr: mode must be "reduced" or "complete", got ${JSON.stringify(mode)}`);
   const [m, n] = a.shape;
   const w = Float64Array.from(a.data);
   const reflectors: Float64Array[] = [];

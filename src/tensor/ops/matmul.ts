@@ -13,12 +13,38 @@ const single = new Int32Array([0]);
 
 /** C = op(A)·op(B) + beta·C for matrices stored densely (row stride = stored column count). */
 function gemm(
-  transA: boolean, transB: boolean, m: number, n: number, k: number,
-  a: Float32Array, aOffsets: Int32Array, b: Float32Array, bOffsets: Int32Array,
-  beta: number, c: Float32Array, cOffsets: Int32Array,
+  transA: boolean,
+  transB: boolean,
+  m: number,
+  n: number,
+  k: number,
+  a: Float32Array,
+  aOffsets: Int32Array,
+  b: Float32Array,
+  bOffsets: Int32Array,
+  beta: number,
+  c: Float32Array,
+  cOffsets: Int32Array,
 ): void {
   if (m === 0 || n === 0) return;
-  kernels().sgemmBatch(transA, transB, m, n, k, 1, a, transA ? m : k, aOffsets, b, transB ? k : n, bOffsets, beta, c, n, cOffsets);
+  kernels().sgemmBatch(
+    transA,
+    transB,
+    m,
+    n,
+    k,
+    1,
+    a,
+    transA ? m : k,
+    aOffsets,
+    b,
+    transB ? k : n,
+    bOffsets,
+    beta,
+    c,
+    n,
+    cOffsets,
+  );
 }
 
 function batchOffsets(batchShape: readonly number[], ownBatch: readonly number[], matrixSize: number): Int32Array {
@@ -49,7 +75,10 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   const bShape = b.rank === 1 ? [b.shape[0], 1] : [...b.shape];
   const [m, k] = aShape.slice(-2);
   const [k2, n] = bShape.slice(-2);
-  if (k !== k2) throw new RangeError(`matmul: shapes ${formatShape(a.shape)} and ${formatShape(b.shape)} do not chain (${k} vs ${k2})`);
+  if (k !== k2)
+    throw new RangeError(
+      `matmul: shapes ${formatShape(a.shape)} and ${formatShape(b.shape)} do not chain (${k} vs ${k2})`,
+    );
   const aBatch = aShape.slice(0, -2);
   const bBatch = bShape.slice(0, -2);
   const batch = broadcastShapes(aBatch, bBatch, "matmul");
@@ -108,7 +137,9 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null, la
   if (weight.rank !== 2) throw new RangeError(`linear: weight must be 2-D, got ${formatShape(weight.shape)}`);
   const [inF, outF] = layout === "out_in" ? [weight.shape[1], weight.shape[0]] : weight.shape;
   if (x.rank === 0 || x.shape[x.rank - 1] !== inF) {
-    throw new RangeError(`linear: input of shape ${formatShape(x.shape)} does not end in ${inF}, the weight's input size (weight ${formatShape(weight.shape)}, layout ${layout})`);
+    throw new RangeError(
+      `linear: input of shape ${formatShape(x.shape)} does not end in ${inF}, the weight's input size (weight ${formatShape(weight.shape)}, layout ${layout})`,
+    );
   }
   if (bias !== null && (bias.rank !== 1 || bias.shape[0] !== outF)) {
     throw new RangeError(`linear: bias of shape ${formatShape(bias.shape)} does not match the output size ${outF}`);

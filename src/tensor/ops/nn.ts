@@ -63,7 +63,9 @@ export function logSoftmax(x: Tensor, axis = -1): Tensor {
 function checkAffine(x: Tensor, param: Tensor | null, name: string, op: string): void {
   const cols = x.shape[x.rank - 1];
   if (param !== null && (param.rank !== 1 || param.shape[0] !== cols)) {
-    throw new RangeError(`${op}: ${name} of shape ${formatShape(param.shape)} does not match the normalised size ${cols} of input ${formatShape(x.shape)}`);
+    throw new RangeError(
+      `${op}: ${name} of shape ${formatShape(param.shape)} does not match the normalised size ${cols} of input ${formatShape(x.shape)}`,
+    );
   }
 }
 
@@ -84,7 +86,11 @@ export function layerNorm(x: Tensor, weight: Tensor | null = null, bias: Tensor 
     const gw = weight?.requiresGrad ? new Float32Array(cols) : null;
     const gb = bias?.requiresGrad ? new Float32Array(cols) : null;
     kernels().layerNormRowsBackward(x.data, weight?.data ?? null, mean, rstd, g, rows, cols, gx, gw, gb);
-    const byInput = new Map<Tensor | null, Float32Array | null>([[x, gx], [weight, gw], [bias, gb]]);
+    const byInput = new Map<Tensor | null, Float32Array | null>([
+      [x, gx],
+      [weight, gw],
+      [bias, gb],
+    ]);
     return inputs.map((t) => byInput.get(t) ?? null);
   });
 }
@@ -118,17 +124,25 @@ export interface CrossEntropyOptions {
  * with class indices). "mean" divides by the number of targets not ignored.
  */
 export function crossEntropy(logits: Tensor, targets: IntTensor, options: CrossEntropyOptions = {}): Tensor {
-  const { ignoreIndex = -100, reduction = "mean" } = readOptions<CrossEntropyOptions>(options, ["ignoreIndex", "reduction"], "crossEntropy options");
-  if (!["mean", "sum", "none"].includes(reduction)) throw new TypeError(`crossEntropy: reduction must be "mean", "sum" or "none", got ${JSON.stringify(reduction)}`);
+  const { ignoreIndex = -100, reduction = "mean" } = readOptions<CrossEntropyOptions>(
+    options,
+    ["ignoreIndex", "reduction"],
+    "crossEntropy options",
+  );
+  if (!["mean", "sum", "none"].includes(reduction))
+    throw new TypeError(`crossEntropy: reduction must be "mean", "sum" or "none", got ${JSON.stringify(reduction)}`);
   if (logits.rank < 1) throw new RangeError("crossEntropy: logits must have a class axis");
   const classes = logits.shape[logits.rank - 1];
   const lead = logits.shape.slice(0, -1);
   if (targets.shape.length !== lead.length || lead.some((d, i) => targets.shape[i] !== d)) {
-    throw new RangeError(`crossEntropy: targets of shape ${formatShape(targets.shape)} do not match logits ${formatShape(logits.shape)} (expected ${formatShape(lead)})`);
+    throw new RangeError(
+      `crossEntropy: targets of shape ${formatShape(targets.shape)} do not match logits ${formatShape(logits.shape)} (expected ${formatShape(lead)})`,
+    );
   }
   const t = targets.data;
   for (const c of t) {
-    if (c !== ignoreIndex && (c < 0 || c >= classes)) throw new RangeError(`crossEntropy: target ${c} is out of range for ${classes} classes`);
+    if (c !== ignoreIndex && (c < 0 || c >= classes))
+      throw new RangeError(`crossEntropy: target ${c} is out of range for ${classes} classes`);
   }
   const logp = logSoftmax(logits, -1);
   const rows = t.length;
@@ -156,6 +170,7 @@ export function crossEntropy(logits: Tensor, targets: IntTensor, options: CrossE
 
 /** Rows of an embedding table [V, D] for ids of any shape: the result has shape [...ids, D]. */
 export function embedding(table: Tensor, ids: IntTensor): Tensor {
-  if (table.rank !== 2) throw new RangeError(`embedding: table must be 2-D [vocab, dim], got ${formatShape(table.shape)}`);
+  if (table.rank !== 2)
+    throw new RangeError(`embedding: table must be 2-D [vocab, dim], got ${formatShape(table.shape)}`);
   return reshape(indexSelect(table, 0, ids.data), [...ids.shape, table.shape[1]]);
 }

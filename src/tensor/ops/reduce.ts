@@ -48,7 +48,11 @@ export interface VarianceOptions {
 }
 
 export function variance(x: Tensor, axes?: number | readonly number[], options: VarianceOptions = {}): Tensor {
-  const { correction = 1, keepDims = false } = readOptions<VarianceOptions>(options, ["correction", "keepDims"], "variance options");
+  const { correction = 1, keepDims = false } = readOptions<VarianceOptions>(
+    options,
+    ["correction", "keepDims"],
+    "variance options",
+  );
   const ax = reducedAxes(x, axes, "var");
   const count = ax.reduce((n, a) => n * x.shape[a], 1);
   const centred = sub(x, mean(x, ax, true));

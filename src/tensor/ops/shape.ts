@@ -9,15 +9,21 @@ import { broadcastTo, stridedCopy, sumToShape } from "./broadcast.js";
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   const inferred = shape.indexOf(-1);
   if (shape.some((d, i) => !Number.isInteger(d) || d < -1 || (d === -1 && i !== inferred))) {
-    throw new RangeError(`reshape: invalid shape ${formatShape(shape)} (expected non-negative integers and at most one -1)`);
+    throw new RangeError(
+      `reshape: invalid shape ${formatShape(shape)} (expected non-negative integers and at most one -1)`,
+    );
   }
   const known = shape.reduce((n, d) => (d === -1 ? n : n * d), 1);
   const resolved = [...shape];
   if (inferred >= 0) {
-    if (known === 0 || x.size % known !== 0) throw new RangeError(`reshape: cannot reshape ${formatShape(x.shape)} into ${formatShape(shape)}`);
+    if (known === 0 || x.size % known !== 0)
+      throw new RangeError(`reshape: cannot reshape ${formatShape(x.shape)} into ${formatShape(shape)}`);
     resolved[inferred] = x.size / known;
   }
-  if (sizeOf(resolved) !== x.size) throw new RangeError(`reshape: cannot reshape ${formatShape(x.shape)} (${x.size} values) into ${formatShape(shape)}`);
+  if (sizeOf(resolved) !== x.size)
+    throw new RangeError(
+      `reshape: cannot reshape ${formatShape(x.shape)} (${x.size} values) into ${formatShape(shape)}`,
+    );
   return record(new Tensor(x.data, resolved), [x], (g) => [g]);
 }
 
@@ -25,7 +31,9 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
 export function permute(x: Tensor, dims: readonly number[]): Tensor {
   const order = dims.map((d) => normAxis(d, x.rank, "permute"));
   if (order.length !== x.rank || new Set(order).size !== x.rank) {
-    throw new RangeError(`permute: [${dims.join(", ")}] is not a permutation of the ${x.rank} axes of ${formatShape(x.shape)}`);
+    throw new RangeError(
+      `permute: [${dims.join(", ")}] is not a permutation of the ${x.rank} axes of ${formatShape(x.shape)}`,
+    );
   }
   const outShape = order.map((d) => x.shape[d]);
   const data = permuteData(x.data, x.shape, order);
@@ -37,7 +45,11 @@ export function permute(x: Tensor, dims: readonly number[]): Tensor {
 function permuteData(src: Float32Array, shape: Shape, order: readonly number[]): Float32Array {
   if (order.every((d, k) => d === k)) return src;
   const strides = stridesOf(shape);
-  return stridedCopy(src, order.map((d) => strides[d]), order.map((d) => shape[d]));
+  return stridedCopy(
+    src,
+    order.map((d) => strides[d]),
+    order.map((d) => shape[d]),
+  );
 }
 
 export function transpose(x: Tensor, dim0 = -2, dim1 = -1): Tensor {
@@ -91,7 +103,9 @@ export function concat(tensors: readonly Tensor[], axis = 0): Tensor {
   const a = normAxis(axis, first.rank, "concat");
   for (const [i, t] of tensors.entries()) {
     if (t.rank !== first.rank || t.shape.some((d, k) => k !== a && d !== first.shape[k])) {
-      throw new RangeError(`concat: tensor ${i} has shape ${formatShape(t.shape)}, incompatible with ${formatShape(first.shape)} along axis ${a}`);
+      throw new RangeError(
+        `concat: tensor ${i} has shape ${formatShape(t.shape)}, incompatible with ${formatShape(first.shape)} along axis ${a}`,
+      );
     }
   }
   const lengths = tensors.map((t) => t.shape[a]);
@@ -104,7 +118,8 @@ export function concat(tensors: readonly Tensor[], axis = 0): Tensor {
   let offset = 0;
   tensors.forEach((t, i) => {
     const len = lengths[i];
-    for (let o = 0; o < outer; o++) data.set(t.data.subarray(o * len * inner, (o + 1) * len * inner), (o * total + offset) * inner);
+    for (let o = 0; o < outer; o++)
+      data.set(t.data.subarray(o * len * inner, (o + 1) * len * inner), (o * total + offset) * inner);
     offset += len;
   });
   return record(new Tensor(data, outShape), tensors, (g) => {
@@ -122,10 +137,16 @@ export function stack(tensors: readonly Tensor[], axis = 0): Tensor {
   if (tensors.length === 0) throw new RangeError("stack: needs at least one tensor");
   const shape = tensors[0].shape;
   tensors.forEach((t, i) => {
-    if (!sameShape(t.shape, shape)) throw new RangeError(`stack: tensor ${i} has shape ${formatShape(t.shape)}, expected ${formatShape(shape)} like tensor 0`);
+    if (!sameShape(t.shape, shape))
+      throw new RangeError(
+        `stack: tensor ${i} has shape ${formatShape(t.shape)}, expected ${formatShape(shape)} like tensor 0`,
+      );
   });
   const a = normAxis(axis, shape.length + 1, "stack");
-  return concat(tensors.map((t) => unsqueeze(t, a)), a);
+  return concat(
+    tensors.map((t) => unsqueeze(t, a)),
+    a,
+  );
 }
 
 /** Splits along `axis` into pieces of `sizes` (a list) or of equal size `sizes` (the last may be smaller). */
@@ -134,13 +155,16 @@ export function split(x: Tensor, sizes: number | readonly number[], axis = 0): T
   const n = x.shape[a];
   let pieces: number[];
   if (typeof sizes === "number") {
-    if (!Number.isInteger(sizes) || sizes <= 0) throw new RangeError(`split: section size must be a positive integer, got ${sizes}`);
+    if (!Number.isInteger(sizes) || sizes <= 0)
+      throw new RangeError(`split: section size must be a positive integer, got ${sizes}`);
     pieces = [];
     for (let s = 0; s < n; s += sizes) pieces.push(Math.min(sizes, n - s));
   } else {
     pieces = [...sizes];
     if (pieces.some((p) => !Number.isInteger(p) || p < 0) || pieces.reduce((s, p) => s + p, 0) !== n) {
-      throw new RangeError(`split: sizes [${pieces.join(", ")}] must be non-negative integers summing to ${n}, the length of axis ${a}`);
+      throw new RangeError(
+        `split: sizes [${pieces.join(", ")}] must be non-negative integers summing to ${n}, the length of axis ${a}`,
+      );
     }
   }
   let start = 0;
@@ -164,10 +188,18 @@ export function expand(x: Tensor, shape: readonly number[]): Tensor {
 
 /** Removes `axis` (which must have length 1), or every length-1 axis when none is given. */
 export function squeeze(x: Tensor, axis?: number): Tensor {
-  if (axis === undefined) return reshape(x, x.shape.filter((d) => d !== 1));
+  if (axis === undefined)
+    return reshape(
+      x,
+      x.shape.filter((d) => d !== 1),
+    );
   const a = normAxis(axis, x.rank, "squeeze");
-  if (x.shape[a] !== 1) throw new RangeError(`squeeze: axis ${axis} of ${formatShape(x.shape)} has length ${x.shape[a]}, expected 1`);
-  return reshape(x, x.shape.filter((_, i) => i !== a));
+  if (x.shape[a] !== 1)
+    throw new RangeError(`squeeze: axis ${axis} of ${formatShape(x.shape)} has length ${x.shape[a]}, expected 1`);
+  return reshape(
+    x,
+    x.shape.filter((_, i) => i !== a),
+  );
 }
 
 /** Inserts a length-1 axis at `axis` (which may be x.rank, to append). */
