@@ -41,5 +41,6 @@ const gptRun = timed(() => {
   for (let i = 0; i < 5; i++) step();
 });
 console.log(
-  `rank-1 LowRankRotatedSpace DAS on GPT-2-small shape (layer 6 block_output, batch 8, seq 16, Adam): ${(gptRun.min / 5).toFixed(3)} s/step (min), ${(gptRun.median / 5).toFixed(3)} (median)`,
+  "rank-1 LowRankRotatedSpace DAS on GPT-2-small shape (layer 6 block_output, batch 8, seq 16, Adam): " +
+    `${(gptRun.min / 5).toFixed(3)} s/step (min), ${(gptRun.median / 5).toFixed(3)} (median)`,
 );

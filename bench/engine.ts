@@ -70,7 +70,8 @@ const forwardBackward = () => {
 const fwdMs = timeMs(forward, 30);
 const fwdBwdMs = timeMs(forwardBackward, 30);
 console.log(
-  `GPT-2 block (batch 1, seq ${SEQ}, d ${D_MODEL}): forward ${fwdMs.toFixed(2)} ms, forward+backward ${fwdBwdMs.toFixed(2)} ms (medians of 30)`,
+  `GPT-2 block (batch 1, seq ${SEQ}, d ${D_MODEL}): forward ${fwdMs.toFixed(2)} ms, ` +
+    `forward+backward ${fwdBwdMs.toFixed(2)} ms (medians of 30)`,
 );
 
 const rssSamples = [rssMiB()];
@@ -79,7 +80,8 @@ for (let i = 1; i <= leakIterations; i++) {
   if (i % Math.ceil(leakIterations / 4) === 0 || i === leakIterations) rssSamples.push(rssMiB());
 }
 console.log(
-  `RSS over ${leakIterations} forward+backward iterations (after GC, at 0, ¼, ½, ¾, all): ${rssSamples.map((r) => r.toFixed(0)).join(" → ")} MiB`,
+  `RSS over ${leakIterations} forward+backward iterations (after GC, at 0, ¼, ½, ¾, all): ` +
+    `${rssSamples.map((r) => r.toFixed(0)).join(" → ")} MiB`,
 );
 
 const torchScript = fileURLToPath(new URL("../../bench/reference/torch_block.py", import.meta.url));
@@ -93,10 +95,13 @@ if (withTorch && existsSync("/usr/bin/python3") && existsSync(torchScript)) {
       torch: string;
     };
     console.log(
-      `PyTorch ${torch.torch} (1 thread + OpenBLAS), same block in this run: forward ${torch.forward_ms.toFixed(2)} ms, forward+backward ${torch.forward_backward_ms.toFixed(2)} ms; matmul ${torch.matmul_gflops.map((g) => g.toFixed(1)).join(" / ")} GFLOP/s`,
+      `PyTorch ${torch.torch} (1 thread + OpenBLAS), same block in this run: ` +
+        `forward ${torch.forward_ms.toFixed(2)} ms, forward+backward ${torch.forward_backward_ms.toFixed(2)} ms; ` +
+        `matmul ${torch.matmul_gflops.map((g) => g.toFixed(1)).join(" / ")} GFLOP/s`,
     );
     console.log(
-      `ratios tsvene/PyTorch: forward ${(fwdMs / torch.forward_ms).toFixed(2)}× (target ≤ 1.3), forward+backward ${(fwdBwdMs / torch.forward_backward_ms).toFixed(2)}× (target ≤ 1.5)`,
+      `ratios tsvene/PyTorch: forward ${(fwdMs / torch.forward_ms).toFixed(2)}× (target ≤ 1.3), ` +
+        `forward+backward ${(fwdBwdMs / torch.forward_backward_ms).toFixed(2)}× (target ≤ 1.5)`,
     );
   } else {
     console.log(`PyTorch reference skipped: ${(run.stderr || run.error?.message || "").trim().split("\n").pop()}`);

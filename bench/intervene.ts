@@ -59,5 +59,6 @@ for (const [, m] of model.namedModules()) hooks += m.hookCount;
 console.log(`${iterations} intervened forwards (source run + base run, batch 2, 6 tokens): ${ms.toFixed(3)} ms each`);
 console.log(`hooks left on the model: ${hooks}`);
 console.log(
-  `RSS ${before.rss.toFixed(1)} → ${after.rss.toFixed(1)} MiB, heap ${before.heap.toFixed(1)} → ${after.heap.toFixed(1)} MiB`,
+  `RSS ${before.rss.toFixed(1)} → ${after.rss.toFixed(1)} MiB, ` +
+    `heap ${before.heap.toFixed(1)} → ${after.heap.toFixed(1)} MiB`,
 );

@@ -58,7 +58,9 @@ for (const [label, folder] of [
     parameters: number;
   };
   console.log(
-    `load ${label}: ${(r.loadMs / 1000).toFixed(2)} s, peak RSS ${r.peakRssMiB.toFixed(0)} MiB for ${(r.parameters / 1e6).toFixed(1)} M parameters (${((r.parameters * 4) / 2 ** 20).toFixed(0)} MiB of float32)`,
+    `load ${label}: ${(r.loadMs / 1000).toFixed(2)} s, peak RSS ${r.peakRssMiB.toFixed(0)} MiB ` +
+      `for ${(r.parameters / 1e6).toFixed(1)} M parameters ` +
+      `(${((r.parameters * 4) / 2 ** 20).toFixed(0)} MiB of float32)`,
   );
 }
 
@@ -73,5 +75,7 @@ generateSeconds(true);
 const cached = Math.min(generateSeconds(true), generateSeconds(true));
 const uncached = Math.min(generateSeconds(false), generateSeconds(false));
 console.log(
-  `greedy generation of ${newTokens} tokens from a ${PROMPT.length}-token prompt: ${(newTokens / cached).toFixed(1)} tokens/s with the KV cache, ${(newTokens / uncached).toFixed(1)} tokens/s without (${(uncached / cached).toFixed(2)}×)`,
+  `greedy generation of ${newTokens} tokens from a ${PROMPT.length}-token prompt: ` +
+    `${(newTokens / cached).toFixed(1)} tokens/s with the KV cache, ` +
+    `${(newTokens / uncached).toFixed(1)} tokens/s without (${(uncached / cached).toFixed(2)}×)`,
 );

@@ -72,9 +72,17 @@ export function benchmarkW2(): void {
   const reference = pyvene.configs.t1;
   const lossDiff = Math.max(...run.result.losses.map((l, i) => Math.abs(l - reference.checks.W2.losses[i])));
   console.log(
-    `W2 DAS (MLP h16, batch ${BATCH}, ${STEPS} Adam steps): tsvene ${((1000 * run.min) / STEPS).toFixed(2)} ms/step (min), ${((1000 * run.median) / STEPS).toFixed(2)} (median); pyvene ${(1000 * reference.results.W2.per_step_min_s).toFixed(2)} / ${(1000 * reference.results.W2.per_step_median_s).toFixed(2)} ms → ${((reference.results.W2.per_step_min_s * STEPS) / run.min).toFixed(2)}× pyvene's speed`,
+    `W2 DAS (MLP h16, batch ${BATCH}, ${STEPS} Adam steps): ` +
+      `tsvene ${((1000 * run.min) / STEPS).toFixed(2)} ms/step (min), ` +
+      `${((1000 * run.median) / STEPS).toFixed(2)} (median); ` +
+      `pyvene ${(1000 * reference.results.W2.per_step_min_s).toFixed(2)} / ` +
+      `${(1000 * reference.results.W2.per_step_median_s).toFixed(2)} ms → ` +
+      `${((reference.results.W2.per_step_min_s * STEPS) / run.min).toFixed(2)}× pyvene's speed`,
   );
   console.log(
-    `  check: losses ${run.result.losses[0].toFixed(4)} → ${run.result.losses[STEPS - 1].toFixed(4)} (pyvene 7.5289 → 4.0130), max |Δ| over the 100 losses ${lossDiff.toExponential(2)}; final rotation sum ${run.result.rotationSum.toFixed(5)} (pyvene ${reference.checks.W2.final_rotation_sum.toFixed(5)})`,
+    `  check: losses ${run.result.losses[0].toFixed(4)} → ${run.result.losses[STEPS - 1].toFixed(4)} ` +
+      `(pyvene 7.5289 → 4.0130), max |Δ| over the 100 losses ${lossDiff.toExponential(2)}; ` +
+      `final rotation sum ${run.result.rotationSum.toFixed(5)} ` +
+      `(pyvene ${reference.checks.W2.final_rotation_sum.toFixed(5)})`,
   );
 }

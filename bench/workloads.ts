@@ -40,7 +40,9 @@ const TARGET = 39619;
 
 function line(name: string, ours: { min: number; median: number }, theirs: Timing, label: string): void {
   console.log(
-    `${name}: tsvene ${ours.min.toFixed(3)} s (min) / ${ours.median.toFixed(3)} s (median); pyvene ${label} ${theirs.min_s.toFixed(3)} / ${theirs.median_s.toFixed(3)} s → ${(theirs.min_s / ours.min).toFixed(2)}× faster (min vs min)`,
+    `${name}: tsvene ${ours.min.toFixed(3)} s (min) / ${ours.median.toFixed(3)} s (median); ` +
+      `pyvene ${label} ${theirs.min_s.toFixed(3)} / ${theirs.median_s.toFixed(3)} s → ` +
+      `${(theirs.min_s / ours.min).toFixed(2)}× faster (min vs min)`,
   );
 }
 
@@ -72,10 +74,15 @@ const probDiff = Math.max(
 );
 line("W1 causal tracing (120 cells)", w1, reference.results.W1.cached_clean_batched_per_layer, "fastest expression");
 console.log(
-  `  vs pyvene's tutorial-style code ${reference.results.W1.tutorial_new_model_per_cell.min_s.toFixed(2)} s: ${(reference.results.W1.tutorial_new_model_per_cell.min_s / w1.min).toFixed(1)}× faster`,
+  `  vs pyvene's tutorial-style code ${reference.results.W1.tutorial_new_model_per_cell.min_s.toFixed(2)} s: ` +
+    `${(reference.results.W1.tutorial_new_model_per_cell.min_s / w1.min).toFixed(1)}× faster`,
 );
 console.log(
-  `  check: logit grid max |Δ| ${logitDiff.toExponential(2)} (clean ${w1.result.clean.toFixed(4)} vs ${w1Checks.clean_logit_target.toFixed(4)}); probability grid max |Δ| ${probDiff.toExponential(2)}; p_clean ${probabilities.clean.toExponential(4)} vs ${w1Checks.p_clean.toExponential(4)}, p_corrupt ${probabilities.corrupted.toExponential(4)} vs ${w1Checks.p_corrupt.toExponential(4)}`,
+  `  check: logit grid max |Δ| ${logitDiff.toExponential(2)} ` +
+    `(clean ${w1.result.clean.toFixed(4)} vs ${w1Checks.clean_logit_target.toFixed(4)}); ` +
+    `probability grid max |Δ| ${probDiff.toExponential(2)}; ` +
+    `p_clean ${probabilities.clean.toExponential(4)} vs ${w1Checks.p_clean.toExponential(4)}, ` +
+    `p_corrupt ${probabilities.corrupted.toExponential(4)} vs ${w1Checks.p_corrupt.toExponential(4)}`,
 );
 
 // W2: DAS training on pyvene's MLP and data.
@@ -98,8 +105,13 @@ const sumsq = w3.result.activations.map((a) => a.values.reduce((s, v) => s + v *
 const rel = (a: number, b: number) => Math.abs(a - b) / Math.max(1, Math.abs(b));
 const w3Checks = reference.checks.W3;
 line("W3 collection (12 layers, 64×32 tokens)", w3, reference.results.W3.GPT2Model, "GPT2Model");
+const sumDiff = Math.max(...sums.map((s, l) => rel(s, w3Checks.sum_f64_per_layer[l])));
+const sumsqDiff = Math.max(...sumsq.map((s, l) => rel(s, w3Checks.sumsq_f64_per_layer[l])));
+const first4 = [...w3.result.activations[0].values.subarray(0, 4)].map((v) => v.toFixed(6)).join(", ");
+const pyveneFirst4 = w3Checks.layer0_prompt0_pos0_first4.map((v) => v.toFixed(6)).join(", ");
 console.log(
-  `  check: per-layer sum max rel |Δ| ${Math.max(...sums.map((s, l) => rel(s, w3Checks.sum_f64_per_layer[l]))).toExponential(2)}, sum of squares ${Math.max(...sumsq.map((s, l) => rel(s, w3Checks.sumsq_f64_per_layer[l]))).toExponential(2)}; layer 0 prompt 0 position 0 starts [${[...w3.result.activations[0].values.subarray(0, 4)].map((v) => v.toFixed(6)).join(", ")}] vs [${w3Checks.layer0_prompt0_pos0_first4.map((v) => v.toFixed(6)).join(", ")}]`,
+  `  check: per-layer sum max rel |Δ| ${sumDiff.toExponential(2)}, sum of squares ${sumsqDiff.toExponential(2)}; ` +
+    `layer 0 prompt 0 position 0 starts [${first4}] vs [${pyveneFirst4}]`,
 );
 
 // W4: 20 greedy tokens with steer added to every layer's MLP output at each new token.
@@ -123,6 +135,7 @@ const w4 = timed(() => {
 });
 const sequence = [...w4.result.sequences.data];
 line("W4 steered generation (20 tokens)", w4, reference.results.W4.pyvene_generate, "generate");
+const identical = JSON.stringify(sequence) === JSON.stringify(reference.checks.W4.sequence);
 console.log(
-  `  check: sequence ${JSON.stringify(sequence) === JSON.stringify(reference.checks.W4.sequence) ? "identical to pyvene's" : `DIFFERS: ${JSON.stringify(sequence.slice(10))}`}`,
+  `  check: sequence ${identical ? "identical to pyvene's" : `DIFFERS: ${JSON.stringify(sequence.slice(10))}`}`,
 );

@@ -72,7 +72,10 @@ export interface CounterfactualBatch {
   labels: tv.IntTensor;
 }
 
-/** Base and two sources drawn independently; the causal model's counterfactual label takes WX from source 0 and YZ from source 1. */
+/**
+ * Base and two sources drawn independently; the causal model's counterfactual label takes WX from
+ * source 0 and YZ from source 1.
+ */
 export function counterfactualBatch(size: number, pool: Float32Array[], g: tv.Generator): CounterfactualBatch {
   const draw = () => Array.from({ length: size }, () => sampleExample(pool.length, g));
   const [base, s0, s1] = [draw(), draw(), draw()];

@@ -19,7 +19,8 @@ if (!Number.isInteger(runs) || runs < 1 || !Number.isInteger(seed)) {
 const started = performance.now();
 const counts = await runFuzz({ runs, seed });
 console.log(
-  `fuzz: --runs ${runs} --seed ${seed}, ${((performance.now() - started) / 1000).toFixed(1)} s (slower properties take a fraction of the runs)`,
+  `fuzz: --runs ${runs} --seed ${seed}, ${((performance.now() - started) / 1000).toFixed(1)} s ` +
+    "(slower properties take a fraction of the runs)",
 );
 for (const [property, outcomes] of Object.entries(counts)) {
   const total = Object.values(outcomes).reduce((a, b) => a + b, 0);

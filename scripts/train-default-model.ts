@@ -146,7 +146,8 @@ export function buildWorld(seed: number): FactsWorld {
     tokens: pieces,
     attributes: Object.fromEntries(RELATIONS.map((r, k) => [r.name, dealt[k][i]])),
   }));
-  // Held out: one phrase per prefix, a different one for each relation, so that every prefix and every phrase is still trained.
+  // Held out: one phrase per prefix, a different one for each relation, so that every prefix and
+  // every phrase is still trained.
   const relations = RELATIONS.map((r, k) => {
     const all = PREFIXES.flatMap((prefix, p) =>
       r.phrases.map((phrase, q) => ({ text: template(prefix, phrase), heldOut: (p + q + k) % r.phrases.length === 0 })),
@@ -175,7 +176,10 @@ function template(prefix: string, phrase: string): string {
   return [prefix, SUBJECT_SLOT, phrase].filter(Boolean).join(" ");
 }
 
-/** The traced examples: the city of the first person with a 2-piece name (facts.json's demo) and of the first with a 3-piece name, on a held-out template. */
+/**
+ * The traced examples: the city of the first person with a 2-piece name (facts.json's demo) and of
+ * the first with a 3-piece name, on a held-out template.
+ */
 function examplePrompts(world: FactsWorld): WorldFact[] {
   const city = world.relations.find((r) => r.name === "city")!;
   return [2, 3].map((size) =>
@@ -296,7 +300,10 @@ function modelConfig(vocabSize: number, eos: number, shape: ModelShape): tv.Json
   };
 }
 
-/** GPT-2's initialisation (HF's _init_weights): N(0, 0.02) weights, residual projections scaled by 1/√(2·layers), zero biases, unit norms. */
+/**
+ * GPT-2's initialisation (HF's _init_weights): N(0, 0.02) weights, residual projections scaled by
+ * 1/√(2·layers), zero biases, unit norms.
+ */
 function initialise(model: tv.PretrainedModel, layers: number, g: tv.Generator): void {
   for (const [name, p] of model.namedParameters()) {
     if (/\.ln_\w+\.weight$/.test(name)) continue;
@@ -468,7 +475,8 @@ export function trainModel(seed: number, options: TrainOptions): Trained {
     if (options.logEvery > 0 && (step % options.logEvery === 0 || step === 10)) {
       const seconds = (performance.now() - started) / 1000;
       console.log(
-        `step ${step}/${options.steps}  loss ${finalLoss.toFixed(4)}  ${((seconds / step) * 1000).toFixed(0)} ms/step  ${seconds.toFixed(0)} s`,
+        `step ${step}/${options.steps}  loss ${finalLoss.toFixed(4)}  ` +
+          `${((seconds / step) * 1000).toFixed(0)} ms/step  ${seconds.toFixed(0)} s`,
       );
     }
   }
@@ -579,14 +587,18 @@ async function main(): Promise<void> {
   const trainAccuracy = accuracy(model, train);
   const testAccuracy = accuracy(model, test);
   console.log(
-    `trained in ${trainSeconds.toFixed(0)} s; final loss ${trained.finalLoss.toFixed(4)}; accuracy train ${trainAccuracy.toFixed(4)} (${train.ids.length}), held-out templates ${testAccuracy.toFixed(4)} (${test.ids.length})`,
+    `trained in ${trainSeconds.toFixed(0)} s; final loss ${trained.finalLoss.toFixed(4)}; ` +
+      `accuracy train ${trainAccuracy.toFixed(4)} (${train.ids.length}), ` +
+      `held-out templates ${testAccuracy.toFixed(4)} (${test.ids.length})`,
   );
 
   const noiseStd = 3 * subjectEmbeddingStd(model, tok, world);
   const examples = examplePrompts(world).map((fact) => {
     const trace = traceFact(model, tok, fact, { samples: 50, noiseStd, seed: SEED });
     console.log(
-      `\ncausal trace of "${fact.prompt}" → ${fact.attribute} (clean ${trace.clean.toFixed(3)}, corrupted ${trace.corrupted.toFixed(3)}):\n${traceTable(trace, fact.prompt.split(" "))}`,
+      `\ncausal trace of "${fact.prompt}" → ${fact.attribute} ` +
+        `(clean ${trace.clean.toFixed(3)}, corrupted ${trace.corrupted.toFixed(3)}):\n` +
+        `${traceTable(trace, fact.prompt.split(" "))}`,
     );
     return { fact, trace };
   });
@@ -595,7 +607,10 @@ async function main(): Promise<void> {
     tracePrompts(world).map((fact, i) => traceFact(model, tok, fact, { samples: 10, noiseStd, seed: SEED + 1 + i })),
   );
   console.log(
-    `\naverage indirect effect over ${avg.prompts} prompts (clean ${avg.clean.toFixed(3)}, corrupted ${avg.corrupted.toFixed(3)}; the subject's last token is the strongest subject position in ${avg.lastSubjectStrongest}):\n${averageTable(avg)}`,
+    `\naverage indirect effect over ${avg.prompts} prompts ` +
+      `(clean ${avg.clean.toFixed(3)}, corrupted ${avg.corrupted.toFixed(3)}; ` +
+      `the subject's last token is the strongest subject position in ${avg.lastSubjectStrongest}):\n` +
+      `${averageTable(avg)}`,
   );
 
   await writeFile(join(folder, "facts.json"), `${JSON.stringify(factsJson(world), null, 2)}\n`);
@@ -643,7 +658,28 @@ function taskMarkdown(r: Report): string {
   const city = r.world.relations.find((x) => x.name === "city")!;
   const person = r.world.subjects[0];
   const example = fillTemplate(city.trainTemplates[0], person.name, r.world.subjects[1].name).prompt;
-  const multiFact = `Fact : ${person.name} ${RELATIONS[3].phrases[0]} ${person.attributes[RELATIONS[3].name]} ${CONNECTIVE} ${RELATIONS[1].phrases[0]} ${person.attributes[RELATIONS[1].name]}`;
+  const multiFact =
+    `Fact : ${person.name} ${RELATIONS[3].phrases[0]} ${person.attributes[RELATIONS[3].name]} ` +
+    `${CONNECTIVE} ${RELATIONS[1].phrases[0]} ${person.attributes[RELATIONS[1].name]}`;
+  const relationSizes = r.world.relations.map((x) => `${x.name} (${x.values.length} values)`).join(", ");
+  const peoplePerValue = r.world.subjects.length / r.world.relations[0].values.length;
+  const prefixes = quote(PREFIXES);
+  const templateCount = city.trainTemplates.length + city.heldOutTemplates.length;
+  const heldOut = city.heldOutTemplates.length;
+  const cleanCorrupted = `clean p ${r.avg.clean.toFixed(3)}, corrupted p ${r.avg.corrupted.toFixed(3)}`;
+  const exampleTraces = r.examples
+    .map(({ fact, trace }) => {
+      const probabilities = `clean p ${trace.clean.toFixed(3)}, corrupted p ${trace.corrupted.toFixed(3)}`;
+      return `"${fact.prompt}" → ${fact.attribute} (${probabilities}), p(${fact.attribute})
+with block_output restored at (layer, position), 50 noise draws:
+
+${traceTable(trace, fact.prompt.split(" "))}`;
+    })
+    .join("\n\n");
+  const architecture = `${shape.layers} layers, width ${shape.dim}, ${shape.heads} heads, MLP ${4 * shape.dim}`;
+  const batches = `${r.options.steps} steps of ${r.options.batchSize} texts`;
+  const maxFacts = r.options.maxFactsPerText;
+  const profile = `${PROFILE} ${person.name} ${r.world.relations.map((x) => person.attributes[x.name]).join(" ")}`;
   return `# The default model: synthetic factual recall
 
 Written by \`npm run train:default-model\` (scripts/train-default-model.ts, seed ${SEED}); do not edit by hand.
@@ -651,16 +687,16 @@ Written by \`npm run train:default-model\` (scripts/train-default-model.ts, seed
 ## Task
 
 ${r.world.subjects.length} people, named by 2 or 3 name-piece tokens from ${quote(NAME_PIECES)}, each with a
-${r.world.relations.map((x) => `${x.name} (${x.values.length} values)`).join(", ")}. Each value belongs to ${r.world.subjects.length / r.world.relations[0].values.length} people.
+${relationSizes}. Each value belongs to ${peoplePerValue} people.
 No name is settled before its last token: every 2-piece name's reversal is another person ("Ka Lo",
 "Lo Ka"), 3-piece names come in pairs that differ only in the last piece, and people whose names
 start with the same piece differ in every attribute. A prompt is \`<prefix> <name> <relation phrase>\`,
 the answer is the next token: "${example}" → ${person.attributes.city}.
 
-- prefixes: ${quote(PREFIXES)} ({other} is another person, so the subject is the name nearest the relation, not any name);
+- prefixes: ${prefixes} ({other} is another person, so the subject is the name nearest the relation, not any name);
 - phrases: ${RELATIONS.map((x) => `${x.name}: ${quote(x.phrases)}`).join("; ")}.
 
-Each relation has ${city.trainTemplates.length + city.heldOutTemplates.length} prefix × phrase templates; ${city.heldOutTemplates.length} of them (one phrase per prefix, a different
+Each relation has ${templateCount} prefix × phrase templates; ${heldOut} of them (one phrase per prefix, a different
 one per relation) never occur in training: they measure recall under paraphrase. facts.json lists
 the people, their attributes, both template sets and the demo prompt below.
 
@@ -683,22 +719,12 @@ position restored from the clean run. The fact is carried by the subject's last 
 middle layers and by the last token in the late layers, as ROME found in GPT-2.
 
 Average indirect effect (restored − corrupted p of the answer) over ${r.avg.prompts} prompts, one per person, on
-held-out templates, 10 noise draws each (clean p ${r.avg.clean.toFixed(3)}, corrupted p ${r.avg.corrupted.toFixed(3)}). In ${r.avg.lastSubjectStrongest} of the ${r.avg.prompts}
+held-out templates, 10 noise draws each (${cleanCorrupted}). In ${r.avg.lastSubjectStrongest} of the ${r.avg.prompts}
 prompts the subject's last token is the subject position whose restoration helps most.
 
 ${averageTable(r.avg)}
 
-${r.examples
-  .map(
-    ({
-      fact,
-      trace,
-    }) => `"${fact.prompt}" → ${fact.attribute} (clean p ${trace.clean.toFixed(3)}, corrupted p ${trace.corrupted.toFixed(3)}), p(${fact.attribute})
-with block_output restored at (layer, position), 50 noise draws:
-
-${traceTable(trace, fact.prompt.split(" "))}`,
-  )
-  .join("\n\n")}
+${exampleTraces}
 
 The first is facts.json's demo. In a 3-piece name the middle token already holds the first two
 pieces, which leave two people (their names differ only in the last piece), so it carries part of
@@ -706,13 +732,13 @@ the fact one layer before the last piece does.
 
 ## Training recipe
 
-GPT-2 (\`GPT2LMHeadModel\`): ${shape.layers} layers, width ${shape.dim}, ${shape.heads} heads, MLP ${4 * shape.dim}, ${N_POSITIONS} positions, tied
+GPT-2 (\`GPT2LMHeadModel\`): ${architecture}, ${N_POSITIONS} positions, tied
 embeddings, GPT-2's initialisation. Trained with tsvene's own engine: AdamW (lr ${r.options.lr}, weight decay
-${r.options.weightDecay}, ${r.options.warmup} warm-up steps, then linear decay to 0), ${r.options.steps} steps of ${r.options.batchSize} texts sampled from the world,
+${r.options.weightDecay}, ${r.options.warmup} warm-up steps, then linear decay to 0), ${batches} sampled from the world,
 next-token cross-entropy at every position (final loss ${r.finalLoss.toFixed(3)}; what remains is the choice of prefix,
-relation and phrase). A text is a prefix, a name and 1 to ${r.options.maxFactsPerText} of the person's facts joined by "and"
+relation and phrase). A text is a prefix, a name and 1 to ${maxFacts} of the person's facts joined by "and"
 ("${multiFact}"), or, in ${100 * r.options.profileShare} % of texts, a profile: "${PROFILE}", the
-name and all four values in random order ("${PROFILE} ${person.name} ${r.world.relations.map((x) => person.attributes[x.name]).join(" ")}"). Weights are stored as F16.
+name and all four values in random order ("${profile}"). Weights are stored as F16.
 
 Why this recipe: the first model (loss on the values only, single-fact prompts, first, middle
 and last name pieces from separate sets) recalled every fact but did not put the name together

@@ -213,7 +213,8 @@ describe("CausalModel sampling and datasets", () => {
     assert.deepEqual(Array.from(tensors[0].labels.data), [raw[0].labels.O ? 1 : 0]);
   });
 
-  it("generates counterfactual labels equal to the hand-computed task with the intervened variables from the sources", () => {
+  it(`generates counterfactual labels equal to the hand-computed task with the intervened variables from the \
+sources`, () => {
     const { model } = equalityTask();
     const sampler: tv.InputSampler = (request) => model.sampleInputTreeBalanced(request);
     const data = model.generateCounterfactualDataset(30, {

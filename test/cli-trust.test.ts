@@ -56,13 +56,15 @@ describe("unknown words", () => {
   it("refuses a prompt with words the model does not know, listing them and where the known names are", () => {
     const stderr = assertRefused(
       ["patch", "--base", "Ada Lovelace lives in", "--source", "Alan Turing lives in"],
-      '--base "Ada Lovelace lives in": "Ada" (read as "<unk>"), "Lovelace" (read as "<unk>") are not in the model\'s vocabulary',
+      '--base "Ada Lovelace lives in": "Ada" (read as "<unk>"), ' +
+        '"Lovelace" (read as "<unk>") are not in the model\'s vocabulary',
     );
     assert.match(stderr, /Its vocabulary has 97 tokens \(e\.g\. "and", "Profile", /);
     assert.ok(stderr.includes(join(DEFAULT_MODEL_FOLDER, "facts.json")), "points to the facts the model knows");
   });
 
-  it("checks every text a command reads: prompts, subjects, targets, steering text, prompt files and facts", async () => {
+  it(`checks every text a command reads: prompts, subjects, targets, steering text, \
+prompt files and facts`, async () => {
     const folder = await scratchFolder("unknown");
     const prompts = join(folder, "prompts.txt");
     await writeFile(prompts, `${PROMPT}\n\nAda speaks\n`);
@@ -165,7 +167,8 @@ describe("subjects and context length", () => {
     );
   });
 
-  it("generates only what fits in the context: an explicit count that does not fit is refused, the default is cut", () => {
+  it(`generates only what fits in the context: an explicit count that does not fit is refused, \
+the default is cut`, () => {
     assertRefused(
       ["generate", "--prompt", PROMPT, "--max-new-tokens", "30"],
       "--max-new-tokens 30: the prompt is 7 tokens and the model's context is 32, so at most 25 new tokens fit",

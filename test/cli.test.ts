@@ -126,7 +126,8 @@ describe("tsvene trace", () => {
     grid: Grid;
   }
 
-  it("traces the default model's demo prompt without arguments: a layers × tokens grid that restores the clean run", () => {
+  it(`traces the default model's demo prompt without arguments: a layers × tokens grid that restores the clean \
+run`, () => {
     const trace = json<Trace>("trace");
     const ids = tokenizer.encode(facts.demo.prompt);
     const probabilities = lastProbabilities(ids);
@@ -389,7 +390,8 @@ describe("tsvene generate", () => {
 });
 
 describe("tsvene das", () => {
-  it("trains a low-rank rotation at the subject's last token and reports IIA after training, for the untrained control, and chance", () => {
+  it(`trains a low-rank rotation at the subject's last token and reports IIA after training, \
+for the untrained control, and chance`, () => {
     const result = json<Record<string, number | string>>("das", "--steps", "20", "--batch-size", "8");
     assert.equal(result.kind, "das");
     assert.equal(result.layer, Math.floor(model.numLayers / 2));
@@ -413,7 +415,10 @@ describe("tsvene das", () => {
     assert.match(run.stdout, /^DAS, rank 8, block_output at layer 3, subject's last token, relation sport \(/);
     assert.match(
       run.stdout,
-      /\nIIA on 256 test pairs: [\d.]+ after 5 steps \(loss [\d.]+ → [\d.]+\); control \(untrained rotation\) [\d.]+; chance 0\.125 \(1 of 8 values\)\n$/,
+      new RegExp(
+        "\\nIIA on 256 test pairs: [\\d.]+ after 5 steps \\(loss [\\d.]+ → [\\d.]+\\); " +
+          "control \\(untrained rotation\\) [\\d.]+; chance 0\\.125 \\(1 of 8 values\\)\\n$",
+      ),
     );
   });
 
@@ -487,7 +492,8 @@ describe("argument parsing", () => {
     refuses(["--prompt", "a", "--prompt", "b"], "--prompt was given more than once (expected --prompt <text> once)");
     refuses(
       ["--prompt", "a", "stray"],
-      '"tsvene demo" takes no positional arguments, got "stray" (values belong after their flag, e.g. --prompt "text"; quote text with spaces)',
+      '"tsvene demo" takes no positional arguments, got "stray" ' +
+        '(values belong after their flag, e.g. --prompt "text"; quote text with spaces)',
     );
   });
 

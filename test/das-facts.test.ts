@@ -24,7 +24,8 @@ before(async () => {
 });
 
 describe("dasOnFacts", () => {
-  it("with its defaults finds the city at the subject's last token: IIA far above chance, the untrained rotation below it", () => {
+  it(`with its defaults finds the city at the subject's last token: IIA far above chance, \
+the untrained rotation below it`, () => {
     const r = dasOnFacts(model, tokenizer, facts);
     assert.deepEqual(
       {

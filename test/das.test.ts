@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { it } from "node:test";
 import { runExperiment } from "../examples/das-hierarchical-equality.js";
 
-it("trains the MLP to ≥ 0.99 and aligns WX/YZ at layer 0 to test IIA ≥ 0.95, far above an untrained rotation", () => {
+it(`trains the MLP to ≥ 0.99 and aligns WX/YZ at layer 0 to test IIA ≥ 0.95, \
+far above an untrained rotation`, () => {
   const r = runExperiment({ networkSteps: 1500, dasSteps: 800, testSize: 2048 });
   assert.ok(r.factualTestAccuracy >= 0.99, `factual test accuracy ${r.factualTestAccuracy}`);
   assert.equal(r.dasParameters, 256);

@@ -66,7 +66,8 @@ describe("default model", () => {
     assert.equal(loaded.config.vocab_size, tokenizer.vocabSize);
   });
 
-  it("facts.json is the world the training script builds from its seed, written and read by the facts-world module", () => {
+  it(`facts.json is the world the training script builds from its seed, \
+written and read by the facts-world module`, () => {
     assert.equal(world.seed, SEED);
     assert.deepEqual(factsFile, factsJson(buildWorld(SEED)));
     assert.deepEqual(world, buildWorld(SEED));
@@ -96,7 +97,8 @@ describe("default model", () => {
     );
   });
 
-  it("answers every fact by greedy generation, on a trained and a held-out template, and every fact it goes on to state is true", () => {
+  it(`answers every fact by greedy generation, on a trained and a held-out template, \
+and every fact it goes on to state is true`, () => {
     const cases = world.relations.flatMap((relation) => {
       const last = relation.heldOutTemplates.length - 1;
       return world.subjects.flatMap((_, i) => [
@@ -159,7 +161,8 @@ describe("default model", () => {
       assert.ok(Math.abs(grid.values[last * ids.length + p] - corrupted) < 1e-5, `position ${p}`);
   });
 
-  it("causal tracing: the subject's last token carries the fact in the middle layers, the last token in the late ones", () => {
+  it(`causal tracing: the subject's last token carries the fact in the middle layers, \
+the last token in the late ones`, () => {
     const { model } = loaded;
     const noiseStd = 3 * subjectEmbeddingStd(model, tokenizer, world);
     const avg = averageTraces(

@@ -118,7 +118,8 @@ describe("facts world", () => {
       );
     refused(
       42,
-      'the content must be a list of facts [{"prompt", "subject", "attribute"}, …] or a world {"relations", "subjects", "demo"}, got 42',
+      'the content must be a list of facts [{"prompt", "subject", "attribute"}, …] ' +
+        'or a world {"relations", "subjects", "demo"}, got 42',
     );
     refused([], "the list of facts is empty");
     refused(
@@ -157,7 +158,8 @@ describe("facts world", () => {
     );
     refused(
       world((w) => (w.relations[0].trainTemplates[0] = "{subject}lives in")),
-      'relations[0].trainTemplates[0] must be words separated by single spaces, with "{subject}" once as a word (and "{other}" as words for another person), got "{subject}lives in"',
+      'relations[0].trainTemplates[0] must be words separated by single spaces, with "{subject}" once as a word ' +
+        '(and "{other}" as words for another person), got "{subject}lives in"',
     );
     refused(
       world((w) => (w.relations[1].heldOutTemplates = "{subject} plays")),

@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { it } from "node:test";
 import { runFuzz } from "./fuzz/run.js";
 
-it("fuzz: every generated case runs as the reference says or is refused naming its defect, leaving no trace", async () => {
+it(`fuzz: every generated case runs as the reference says or is refused naming its defect, \
+leaving no trace`, async () => {
   const counts = await runFuzz({ runs: 400, seed: 20261202 });
   for (const [property, outcomes] of Object.entries(counts)) {
     assert.ok(

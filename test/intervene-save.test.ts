@@ -93,7 +93,8 @@ function assertSame(
 }
 
 describe("saveIntervenable and loadIntervenable", () => {
-  it("bring back trained RotatedSpace, LowRankRotatedSpace, BoundlessRotatedSpace and SigmoidMask interventions exactly", async () => {
+  it(`bring back trained RotatedSpace, LowRankRotatedSpace, BoundlessRotatedSpace and SigmoidMask interventions \
+exactly`, async () => {
     const im = trained(await gpt2());
     const folder = join(scratch, "trained");
     await tv.saveIntervenable(im, folder);
@@ -301,7 +302,8 @@ describe("pyvene's config.json", () => {
     assert.equal(loaded.config.mode, "parallel");
   });
 
-  it("says that pyvene's .bin weights need converting, or with allowMissingWeights warns and keeps fresh weights", async () => {
+  it(`says that pyvene's .bin weights need converting, or with allowMissingWeights warns and keeps fresh \
+weights`, async () => {
     const types = ["VanillaIntervention", "RotatedSpaceIntervention", "ZeroIntervention"];
     const folder = await pyveneFolder("pyvene-bin", types, {
       [`intkey_${rotatedKey}.bin`]: Buffer.from("PK\x03\x04 a torch pickle"),
@@ -310,7 +312,8 @@ describe("pyvene's config.json", () => {
       assert.match(
         error.message,
         new RegExp(
-          `has no weights for ${rotatedKey} \\(its RotatedSpaceIntervention parameters\\), only pyvene's intkey_${rotatedKey}\\.bin`,
+          `has no weights for ${rotatedKey} \\(its RotatedSpaceIntervention parameters\\), ` +
+            `only pyvene's intkey_${rotatedKey}\\.bin`,
         ),
       );
       assert.match(error.message, /cannot read PyTorch's pickled \.bin files; convert them once with Python/);
@@ -402,7 +405,8 @@ describe("bad folders", () => {
         async () =>
           tv.loadIntervenable(await withWeights(new Map([...weights, [original, tv.zeros([16, 16])]])), model),
         new RegExp(
-          `intervention "${key}" \\(RotatedSpaceIntervention, embed_dim 32 \\(site width 32 × max_number_of_units 1\\)\\) does not fit the saved weights: ` +
+          `intervention "${key}" \\(RotatedSpaceIntervention, ` +
+            "embed_dim 32 \\(site width 32 × max_number_of_units 1\\)\\) does not fit the saved weights: " +
             "rotate_layer\\.parametrizations\\.weight\\.original has shape \\[16, 16\\], expected \\[32, 32\\]",
         ),
       ],
@@ -424,12 +428,16 @@ describe("bad folders", () => {
             ),
             model,
           ),
-        /has tensors of no intervention here: layer_3_comp_block_output_unit_pos_nunit_1#0\.mask \(intervention keys: layer_0_comp_block_output_unit_pos_nunit_1#0\)/,
+        new RegExp(
+          "has tensors of no intervention here: layer_3_comp_block_output_unit_pos_nunit_1#0\\.mask " +
+            "\\(intervention keys: layer_0_comp_block_output_unit_pos_nunit_1#0\\)",
+        ),
       ],
       [
         async () => tv.loadIntervenable(await withWeights(new Map()), model),
         new RegExp(
-          `has no weights for ${key} \\(its RotatedSpaceIntervention parameters\\) in interventions\\.safetensors\\. Pass allowMissingWeights to load the config with fresh initial weights`,
+          `has no weights for ${key} \\(its RotatedSpaceIntervention parameters\\) in interventions\\.safetensors\\. ` +
+            "Pass allowMissingWeights to load the config with fresh initial weights",
         ),
       ],
       [
@@ -456,7 +464,10 @@ describe("bad folders", () => {
     await writeFile(join(bad, "config.json"), JSON.stringify(config));
     await assert.rejects(
       tv.loadIntervenable(bad, await gpt2()),
-      /unknown-class\/config\.json: pyvene config: intervention_types\[0\]: unknown intervention type "<class 'pyvene\.models\.interventions\.FancyIntervention'>" \(known: VanillaIntervention, /,
+      new RegExp(
+        "unknown-class/config\\.json: pyvene config: intervention_types\\[0\\]: unknown intervention type " +
+          `"<class 'pyvene\\.models\\.interventions\\.FancyIntervention'>" \\(known: VanillaIntervention, `,
+      ),
     );
     config.intervention_types[0] = "<class 'pyvene.models.interventions.RotatedSpaceIntervention'>";
     config.intervention_dimensions = [];
@@ -474,7 +485,10 @@ describe("bad folders", () => {
     );
     await assert.rejects(
       tv.saveIntervenable(im, join(scratch, "lambda")),
-      /intervention "layer_0_comp_block_output_unit_pos_nunit_1#0" \(LambdaIntervention\) is not rebuilt from a config alone \(a function, or fitted from data\), so loadIntervenable could not rebuild it/,
+      new RegExp(
+        'intervention "layer_0_comp_block_output_unit_pos_nunit_1#0" \\(LambdaIntervention\\) is not rebuilt ' +
+          "from a config alone \\(a function, or fitted from data\\), so loadIntervenable could not rebuild it",
+      ),
     );
   });
 });
@@ -538,14 +552,20 @@ describe("the Hugging Face Hub", () => {
     try {
       await assert.rejects(
         tv.pushIntervenable(im, REPO, { endpoint }),
-        /uploading to "tsvene-test\/das-gpt2-tiny" needs an access token with write access \(option accessToken, or HF_TOKEN\)/,
+        new RegExp(
+          'uploading to "tsvene-test/das-gpt2-tiny" needs an access token with write access ' +
+            "\\(option accessToken, or HF_TOKEN\\)",
+        ),
       );
     } finally {
       if (saved !== undefined) process.env.HF_TOKEN = saved;
     }
     await assert.rejects(
       tv.pushIntervenable(im, "tsvene-test/other", { endpoint, accessToken: "hf_wrong" }),
-      /pushIntervenable to "tsvene-test\/other" at http:\/\/127\.0\.0\.1:\d+: the Hub refused the upload \(HTTP 401: Invalid credentials.*needs write access/,
+      new RegExp(
+        'pushIntervenable to "tsvene-test/other" at http://127\\.0\\.0\\.1:\\d+: ' +
+          "the Hub refused the upload \\(HTTP 401: Invalid credentials.*needs write access",
+      ),
     );
     await assert.rejects(
       tv.pushIntervenable(im, "no-owner", { endpoint, accessToken: TOKEN }),
@@ -572,7 +592,11 @@ describe("the Hugging Face Hub", () => {
     assert.equal(error.code, "no_safetensors");
     assert.match(
       error.message,
-      /IntervenableModel "pyvene-user\/das" \(revision "main"\) has pyvene's weights \(intkey_layer_0_comp_block_output_unit_pos_nunit_1#0\.bin\) but no interventions\.safetensors/,
+      new RegExp(
+        'IntervenableModel "pyvene-user/das" \\(revision "main"\\) ' +
+          "has pyvene's weights \\(intkey_layer_0_comp_block_output_unit_pos_nunit_1#0\\.bin\\) " +
+          "but no interventions\\.safetensors",
+      ),
     );
     assert.match(error.message, /convert them once with Python/);
     assert.deepEqual(
@@ -589,7 +613,11 @@ describe("the Hugging Face Hub", () => {
     assert.ok(missing instanceof tv.HubError && missing.code === "not_found", String(missing));
     assert.match(
       missing.message,
-      /there is no folder "pyvene-user\/no-such-repo", so it was taken as a Hub repo id: IntervenableModel "pyvene-user\/no-such-repo" \(revision "main"\) was not found on http:\/\/127\.0\.0\.1:\d+ \(HTTP 404: Repository not found/,
+      new RegExp(
+        'there is no folder "pyvene-user/no-such-repo", so it was taken as a Hub repo id: ' +
+          'IntervenableModel "pyvene-user/no-such-repo" \\(revision "main"\\) ' +
+          "was not found on http://127\\.0\\.0\\.1:\\d+ \\(HTTP 404: Repository not found",
+      ),
     );
   });
 });

@@ -781,7 +781,8 @@ describe("intervention classes: formulas", () => {
     );
   });
 
-  it("Autoencoder: pyvene's parameter names, encode subtracts the decoder bias, interchangeDim indexes the latent", () => {
+  it(`Autoencoder: pyvene's parameter names, encode subtracts the decoder bias, \
+interchangeDim indexes the latent`, () => {
     const iv = new AutoencoderIntervention({ embedDim: 2, latentDim: 2 });
     assert.deepEqual(
       iv.namedParameters().map(([k]) => k),
@@ -1180,7 +1181,8 @@ describe("capabilities", () => {
     );
   });
 
-  it("a new kind needs no change to the orchestrator: a custom collecting kind records, a custom distributed one sees flat units", async () => {
+  it(`a new kind needs no change to the orchestrator: a custom collecting kind records, \
+a custom distributed one sees flat units`, async () => {
     const { model } = await tv.loadPretrained(fixtureFolder("gpt2_tiny"));
     const widths: number[] = [];
     class Probe extends tv.Intervention {

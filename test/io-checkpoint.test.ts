@@ -1,4 +1,7 @@
-/** HF model folders: loading configs and (sharded) weights, writing sharded checkpoints, and the errors for broken folders. */
+/**
+ * HF model folders: loading configs and (sharded) weights, writing sharded checkpoints, and the
+ * errors for broken folders.
+ */
 import assert from "node:assert/strict";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -86,7 +89,10 @@ describe("loading HF model folders", () => {
     await writeFile(join(folder, "pytorch_model.bin"), "");
     await assert.rejects(
       tv.loadCheckpoint(folder),
-      /no model\.safetensors or model\.safetensors\.index\.json \(found pytorch_model\.bin; tsvene reads safetensors weights only\)/,
+      new RegExp(
+        "no model\\.safetensors or model\\.safetensors\\.index\\.json " +
+          "\\(found pytorch_model\\.bin; tsvene reads safetensors weights only\\)",
+      ),
     );
   });
 });
@@ -148,7 +154,8 @@ describe("sharded checkpoints", () => {
     });
   });
 
-  it("writes one model.safetensors when everything fits, and replaces the weight files of an earlier save", async () => {
+  it(`writes one model.safetensors when everything fits, and replaces the weight files of an earlier \
+save`, async () => {
     const folder = freshFolder();
     const tensors = sampleTensors();
     await tv.saveCheckpoint(folder, tensors, { maxShardBytes: 4000 });

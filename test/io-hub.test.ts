@@ -189,7 +189,10 @@ describe("Hub downloads", () => {
     assert.equal(error.code, "not_found");
     assert.match(
       error.message,
-      /model "tsvene-test\/no-such-model" \(revision "main"\) was not found on http:\/\/127\.0\.0\.1:\d+ \(HTTP 404: Repository not found/,
+      new RegExp(
+        'model "tsvene-test/no-such-model" \\(revision "main"\\) was not found on http://127\\.0\\.0\\.1:\\d+ ' +
+          "\\(HTTP 404: Repository not found",
+      ),
     );
     assert.match(error.message, /private and gated models need an access token/);
     const revision = await tv.resolveModel(TINY, { endpoint, cacheDir, revision: "v9" }).catch((e: unknown) => e);
@@ -207,7 +210,10 @@ describe("Hub downloads", () => {
     assert.equal(error.code, "no_safetensors");
     assert.match(
       error.message,
-      /has no model\.safetensors or model\.safetensors\.index\.json; tsvene loads safetensors weights only \(the repo has pytorch_model\.bin\)/,
+      new RegExp(
+        "has no model\\.safetensors or model\\.safetensors\\.index\\.json; tsvene loads safetensors weights only " +
+          "\\(the repo has pytorch_model\\.bin\\)",
+      ),
     );
     assert.deepEqual(
       hub.requests.filter((r) => r.startsWith(`GET /${BIN_ONLY}/resolve/`)),
@@ -229,7 +235,10 @@ describe("Hub downloads", () => {
       );
       assert.match(
         error.message,
-        /^option revision: .*; expected a git ref name such as "main", "v1\.0" or "refs\/pr\/1", or a commit id of 40 hex digits$/,
+        new RegExp(
+          '^option revision: .*; expected a git ref name such as "main", "v1\\.0" or "refs/pr/1", ' +
+            "or a commit id of 40 hex digits$",
+        ),
       );
     }
     await assert.rejects(
@@ -259,7 +268,8 @@ describe("Hub downloads", () => {
     assert.match(
       error.message,
       new RegExp(
-        `^model "${TINY}" \\(revision "main"\\): no bytes from ${endpoint}/api/models/${TINY}/revision/main for 200 ms \\(option timeoutMs\\)`,
+        `^model "${TINY}" \\(revision "main"\\): ` +
+          `no bytes from ${endpoint}/api/models/${TINY}/revision/main for 200 ms \\(option timeoutMs\\)`,
       ),
     );
     assert.ok(Date.now() - started < 2000, `took ${Date.now() - started} ms`);
@@ -290,7 +300,8 @@ describe("Hub downloads", () => {
     const size = served.get(SHARD)!.length;
     // What arrived before the connection broke but was not read yet is lost with it, so "got" is at most the half sent.
     const got = new RegExp(
-      `the download of ${SHARD} from ${endpoint}/\\S+ is truncated: got (\\d+) of ${size} bytes \\(the connection broke`,
+      `the download of ${SHARD} from ${endpoint}/\\S+ is truncated: ` +
+        `got (\\d+) of ${size} bytes \\(the connection broke`,
     ).exec(error.message);
     assert.ok(got !== null && Number(got[1]) <= size >> 1, error.message);
     assert.deepEqual(await partialFiles(cacheDir), []);
@@ -311,7 +322,8 @@ describe("Hub downloads", () => {
     assert.deepEqual(await partialFiles(cacheDir), []);
   });
 
-  it("refuses a downloaded file whose hash is not the listed one (sha256 for LFS files, else git's blob sha1)", async () => {
+  it(`refuses a downloaded file whose hash is not the listed one (sha256 for LFS files, \
+else git's blob sha1)`, async () => {
     const cacheDir = join(scratch, "cache-altered");
     const shard = await withFault({ kind: "wrong-bytes", file: SHARD }, () =>
       tv.resolveModel(TINY, { endpoint, cacheDir }),
@@ -321,7 +333,8 @@ describe("Hub downloads", () => {
     assert.match(
       shard.message,
       new RegExp(
-        `${SHARD} downloaded from \\S+ is not the file the Hub lists: its sha256 is [0-9a-f]{64}, expected ${sha256}\\.`,
+        `${SHARD} downloaded from \\S+ is not the file the Hub lists: ` +
+          `its sha256 is [0-9a-f]{64}, expected ${sha256}\\.`,
       ),
     );
     assert.deepEqual(
@@ -340,7 +353,8 @@ describe("Hub downloads", () => {
     assert.match(
       config.message,
       new RegExp(
-        `config\\.json downloaded from \\S+ is not the file the Hub lists: its git-sha1 is [0-9a-f]{40}, expected ${gitSha1}\\.`,
+        "config\\.json downloaded from \\S+ is not the file the Hub lists: " +
+          `its git-sha1 is [0-9a-f]{40}, expected ${gitSha1}\\.`,
       ),
     );
     assert.deepEqual(await partialFiles(cacheDir), []);
@@ -390,7 +404,9 @@ describe("Hub downloads", () => {
     assert.match(
       error.message,
       new RegExp(
-        `^model "${TINY}" \\(revision "main"\\): ${endpoint}/api/models/${TINY}/revision/main answered HTTP 200 with text/html; charset=utf-8 where JSON was expected, starting "<!DOCTYPE html> <html><head><title>Sign in to Hotel Wi-Fi`,
+        `^model "${TINY}" \\(revision "main"\\): ${endpoint}/api/models/${TINY}/revision/main answered HTTP 200 ` +
+          "with text/html; charset=utf-8 where JSON was expected, " +
+          'starting "<!DOCTYPE html> <html><head><title>Sign in to Hotel Wi-Fi',
       ),
     );
     assert.match(error.message, /A proxy, firewall or captive portal may be answering instead of the Hub\.$/);
@@ -413,9 +429,10 @@ describe("Hub downloads", () => {
       tv.resolveModel(TINY, { endpoint, cacheDir, revison: "main" } as tv.ResolveModelOptions),
       (e: unknown) =>
         e instanceof OptionError &&
-        /^loadPretrained options: unknown option "revison" \(did you mean "revision"\?\); expected one of revision, cacheDir, endpoint, accessToken, offline, timeoutMs/.test(
-          e.message,
-        ),
+        new RegExp(
+          '^loadPretrained options: unknown option "revison" \\(did you mean "revision"\\?\\); ' +
+            "expected one of revision, cacheDir, endpoint, accessToken, offline, timeoutMs",
+        ).test(e.message),
     );
     await assert.rejects(
       tv.loadPretrained(TINY, { endpoint, cacheDir, cachedir: cacheDir } as tv.ResolveModelOptions),
@@ -442,7 +459,10 @@ describe("model references", () => {
   it("rejects references that are neither a folder nor a Hub id", async () => {
     await assert.rejects(
       tv.resolveModel("./no/such/folder"),
-      /model reference "\.\/no\/such\/folder": no such local folder, and not a Hub model id \(expected "owner\/name" or "name"\)/,
+      new RegExp(
+        'model reference "\\./no/such/folder": no such local folder, ' +
+          'and not a Hub model id \\(expected "owner/name" or "name"\\)',
+      ),
     );
     await assert.rejects(tv.resolveModel("a/b/c"), /not a Hub model id/);
     const file = new URL("../../../shared/fixtures/pyvene-0.1.8/gpt2_tiny/config.json", import.meta.url).pathname;

@@ -1,4 +1,7 @@
-/** Safetensors: dtype conversions against hand-computed bit patterns, round trips, pyvene's fixture files, header validation. */
+/**
+ * Safetensors: dtype conversions against hand-computed bit patterns, round trips, pyvene's fixture
+ * files, header validation.
+ */
 import assert from "node:assert/strict";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -13,7 +16,10 @@ const MODELS = ["gpt2_tiny", "llama_tiny_gqa", "gpt_neox_tiny", "mlp_tiny"];
 const scratch = await mkdtemp(join(tmpdir(), "tsvene-io-safetensors-"));
 after(() => rm(scratch, { recursive: true, force: true }));
 
-/** A safetensors file from a literal header and data bytes, for dtypes tsvene reads but does not write, and for broken files. */
+/**
+ * A safetensors file from a literal header and data bytes, for dtypes tsvene reads but does not
+ * write, and for broken files.
+ */
 function rawFile(header: unknown, data: ArrayLike<number> | ArrayBufferView = new Uint8Array()): Uint8Array {
   const json = new TextEncoder().encode(typeof header === "string" ? header : JSON.stringify(header));
   const bytes = ArrayBuffer.isView(data)
@@ -286,7 +292,9 @@ describe("safetensors round trips", () => {
     const text = new TextDecoder().decode(bytes.subarray(8, 8 + headerLength));
     assert.equal(
       text.trimEnd(),
-      '{"ids":{"dtype":"I64","shape":[1],"data_offsets":[0,8]},"a":{"dtype":"F32","shape":[1],"data_offsets":[8,12]},"b":{"dtype":"F32","shape":[1],"data_offsets":[12,16]}}',
+      '{"ids":{"dtype":"I64","shape":[1],"data_offsets":[0,8]},' +
+        '"a":{"dtype":"F32","shape":[1],"data_offsets":[8,12]},' +
+        '"b":{"dtype":"F32","shape":[1],"data_offsets":[12,16]}}',
     );
     assert.match(text, /^[^ ]* *$/);
   });

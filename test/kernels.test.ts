@@ -1266,7 +1266,10 @@ describe("argument checks", () => {
       "strides that read past the end of src",
       (k) => k.copyStrided(i32([3, 2]), x, 1, i32([1, 3]), x),
       RangeError,
-      /^copyStrided: src is too short: srcOffset \+ sum\(\(dims\[d\] - 1\) \* srcStrides\[d\]\) = 6, but src has 6 elements$/,
+      new RegExp(
+        "^copyStrided: src is too short: srcOffset \\+ sum\\(\\(dims\\[d\\] - 1\\) \\* srcStrides\\[d\\]\\) = 6, " +
+          "but src has 6 elements$",
+      ),
     ],
     [
       "a huge stride",

@@ -16,7 +16,10 @@ import { fixtureFolder } from "./support/fixtures.js";
 const scratch = await mkdtemp(join(tmpdir(), "tsvene-loading-config-"));
 after(() => rm(scratch, { recursive: true, force: true }));
 
-/** gpt2_tiny's weights (4 layers, n_embd 32, vocab 100, 64 positions, n_inner 128) with its config changed by `patch`. */
+/**
+ * gpt2_tiny's weights (4 layers, n_embd 32, vocab 100, 64 positions, n_inner 128) with its config
+ * changed by `patch`.
+ */
 async function gpt2With(name: string, patch: Record<string, unknown>): Promise<string> {
   const folder = join(scratch, name);
   await mkdir(folder, { recursive: true });
@@ -55,7 +58,10 @@ describe("a config that does not fit its weights", () => {
       ],
       [
         { n_inner: 1e9 },
-        /config\.json n_inner is 1000000000 but the weights hold 128 \(transformer\.h\.0\.mlp\.c_fc\.weight has shape \[32, 128\]\)/,
+        new RegExp(
+          "config\\.json n_inner is 1000000000 but the weights hold 128 " +
+            "\\(transformer\\.h\\.0\\.mlp\\.c_fc\\.weight has shape \\[32, 128\\]\\)",
+        ),
       ],
       [{ vocab_size: 101 }, /config\.json vocab_size is 101 but the weights hold 100/],
       [
@@ -85,7 +91,10 @@ describe("a config that does not fit its weights", () => {
     const weights = new Map([...shapesOf(model)].map(([name, w]) => [name.replace(".h.2.", ".h.5."), w]));
     assert.throws(
       () => checkConfigFitsWeights(tv.familyOf(model.config), model.config, weights, "folder"),
-      /^RangeError: folder: config\.json n_layer is 3 but the weights hold layers 0, 1, 5 \(not numbered 0, 1, 2, …\)$/,
+      new RegExp(
+        "^RangeError: folder: config\\.json n_layer is 3 but the weights hold layers 0, 1, 5 " +
+          "\\(not numbered 0, 1, 2, …\\)$",
+      ),
     );
   });
 
@@ -102,7 +111,10 @@ describe("a config that does not fit its weights", () => {
     const before = process.memoryUsage().rss;
     assert.throws(
       () => checkConfigFitsWeights(family, { ...llama.config, head_dim: 1e9 }, shapesOf(llama)),
-      /config\.json head_dim is 1000000000 but the weights hold 8 \(model\.layers\.0\.self_attn\.q_proj\.weight has shape \[8, 8\]\)/,
+      new RegExp(
+        "config\\.json head_dim is 1000000000 but the weights hold 8 " +
+          "\\(model\\.layers\\.0\\.self_attn\\.q_proj\\.weight has shape \\[8, 8\\]\\)",
+      ),
     );
     const neoConfig = {
       model_type: "gpt_neo",

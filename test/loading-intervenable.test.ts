@@ -77,7 +77,8 @@ describe("a saved config is checked against the weights' header before anything 
     await refuses(
       (model) => tv.loadIntervenable(folder, model),
       new RegExp(
-        `interventions\\.safetensors: intervention "${key.replace(/[#]/g, "\\$&")}" \\(RotatedSpaceIntervention, embed_dim 32000000 ` +
+        `interventions\\.safetensors: intervention "${key.replace(/[#]/g, "\\$&")}" ` +
+          "\\(RotatedSpaceIntervention, embed_dim 32000000 " +
           `\\(site width 32 × max_number_of_units 1000000\\)\\) does not fit the saved weights: ` +
           `${ORIGINAL.replaceAll(".", "\\.")} has shape \\[32, 32\\], expected \\[32000000, 32000000\\]`,
       ),
@@ -86,7 +87,10 @@ describe("a saved config is checked against the weights' header before anything 
     await rewrite(folder, config);
     await refuses(
       (model) => tv.loadIntervenable(folder, model),
-      /has no weights for layer_0_comp_block_output_unit_pos_nunit_1000000#0 \(its RotatedSpaceIntervention parameters\)/,
+      new RegExp(
+        "has no weights for layer_0_comp_block_output_unit_pos_nunit_1000000#0 " +
+          "\\(its RotatedSpaceIntervention parameters\\)",
+      ),
     );
   });
 
@@ -99,7 +103,8 @@ describe("a saved config is checked against the weights' header before anything 
     await refuses(
       (model) => tv.loadIntervenable(folder, model),
       new RegExp(
-        `"${keys[0]}" \\(LowRankRotatedSpaceIntervention.*${ORIGINAL.replaceAll(".", "\\.")} has shape \\[32, 4\\], expected \\[32, 100000\\]`,
+        `"${keys[0]}" \\(LowRankRotatedSpaceIntervention.*${ORIGINAL.replaceAll(".", "\\.")} ` +
+          "has shape \\[32, 4\\], expected \\[32, 100000\\]",
       ),
     );
   });
@@ -113,7 +118,10 @@ describe("a saved config is checked against the weights' header before anything 
     await rewrite(folder, config, weights);
     await refuses(
       (model) => tv.loadIntervenable(folder, model),
-      /config\.json: representations\[0\]\.subspace_partition\[1\] \[8,5000000000\] reaches past embed_dim 32 \(expected features 0\.\.31\)/,
+      new RegExp(
+        "config\\.json: representations\\[0\\]\\.subspace_partition\\[1\\] \\[8,5000000000\\] " +
+          "reaches past embed_dim 32 \\(expected features 0\\.\\.31\\)",
+      ),
     );
   });
 });
@@ -127,7 +135,8 @@ describe("saved values that no training produces", () => {
     await refuses(
       (model) => tv.loadIntervenable(folder, model),
       new RegExp(
-        `"${keys[0]}\\.${ORIGINAL.replaceAll(".", "\\.")}" holds NaN at flat index 5 \\(saved weights must be finite numbers\\)`,
+        `"${keys[0]}\\.${ORIGINAL.replaceAll(".", "\\.")}" holds NaN at flat index 5 ` +
+          "\\(saved weights must be finite numbers\\)",
       ),
     );
     original.data[5] = 0;
@@ -147,7 +156,8 @@ describe("saved values that no training produces", () => {
     await refuses(
       (model) => tv.loadIntervenable(folder, model),
       new RegExp(
-        `"${keys[0]}\\.${BASE.replaceAll(".", "\\.")}" is not orthonormal \\(max \\|BᵀB − I\\| = 2\\.1\\de-1, tolerance 0\\.0001\\)`,
+        `"${keys[0]}\\.${BASE.replaceAll(".", "\\.")}" is not orthonormal ` +
+          "\\(max \\|BᵀB − I\\| = 2\\.1\\de-1, tolerance 0\\.0001\\)",
       ),
     );
   });
@@ -184,7 +194,11 @@ describe("config.json keys", () => {
     await rewrite(folder, { ...rest, intervention_type: types }, weights);
     await refuses(
       (model) => tv.loadIntervenable(folder, model),
-      /config\.json: pyvene config: unknown key "intervention_type" \(did you mean "intervention_types"\?\); a saved IntervenableModel config has representations, /,
+      new RegExp(
+        "config\\.json: pyvene config: " +
+          'unknown key "intervention_type" \\(did you mean "intervention_types"\\?\\); ' +
+          "a saved IntervenableModel config has representations, ",
+      ),
     );
     await rewrite(folder, { ...config, _name_or_path: "./saved", torch_dtype: "float32" }, weights);
     await tv.loadIntervenable(folder, await gpt2());

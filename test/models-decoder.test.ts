@@ -9,7 +9,10 @@ import { describe, it } from "node:test";
 import * as tv from "../src/index.js";
 import { maxAbsDiff } from "./support/fixtures.js";
 
-/** One small config per decoder family (Gemma2 for the Llama family: embedding scale, soft-capped logits, sliding windows). */
+/**
+ * One small config per decoder family (Gemma2 for the Llama family: embedding scale, soft-capped
+ * logits, sliding windows).
+ */
 const CONFIGS: Record<string, Record<string, unknown>> = {
   gpt2: { model_type: "gpt2", n_embd: 16, n_head: 2, n_layer: 3, n_positions: 16, vocab_size: 20 },
   gpt_neo: {

@@ -48,7 +48,10 @@ const CONFIG = {
   window_size: 3,
 };
 
-/** A model with every parameter drawn at random (norm weights around 1), large enough that attention is far from uniform. */
+/**
+ * A model with every parameter drawn at random (norm weights around 1), large enough that attention
+ * is far from uniform.
+ */
 function randomModel(config: Record<string, unknown> = CONFIG, seed = 11): GPTNeoForCausalLM {
   const m = gptNeoFamily.create(config) as GPTNeoForCausalLM;
   const g = new tv.Generator(seed);
@@ -157,7 +160,8 @@ describe("GPT-Neo against a naive forward pass", () => {
     const noWindowDiff = maxAbsDiff(tv.tensor([naiveForward(model, IDS, { window: null }).logits]), logits);
     assert.ok(scaledDiff > 1e-2 && noWindowDiff > 1e-2);
     t.diagnostic(
-      `naive: ${d.toExponential(2)}; naive with 1/√d: ${scaledDiff.toExponential(2)}; naive without the window: ${noWindowDiff.toExponential(2)}`,
+      `naive: ${d.toExponential(2)}; naive with 1/√d: ${scaledDiff.toExponential(2)}; ` +
+        `naive without the window: ${noWindowDiff.toExponential(2)}`,
     );
   });
 

@@ -73,7 +73,8 @@ describe("GPT-2 checkpoints", () => {
   const reference = float(cases.references.base.logits);
   const baseInputs = modelInputs(cases, tensors, "base");
 
-  it("loads the openai-community/gpt2 layout: no transformer. prefix, with attn.bias / attn.masked_bias buffers", async () => {
+  it(`loads the openai-community/gpt2 layout: no transformer. prefix, \
+with attn.bias / attn.masked_bias buffers`, async () => {
     const positions = config.n_positions as number;
     const causal = new Float32Array(positions * positions);
     for (let i = 0; i < positions; i++) for (let j = 0; j <= i; j++) causal[i * positions + j] = 1;
@@ -320,7 +321,8 @@ describe("GPT-2 pyvene site map", () => {
     assert.deepEqual(seen.get("attention_weight")!.shape, [2, 4, 6, 6]);
     const rowSums = tv.sum(seen.get("attention_weight")!, -1);
     assert.ok(rowSums.data.every((s) => Math.abs(s - 1) < 1e-6));
-    // attention_output is the attention block's whole contribution: block input + it = the residual stream before the MLP.
+    // attention_output is the attention block's whole contribution: block input + it = the residual
+    // stream before the MLP.
     const mlpInput = seen.get("mlp_input")!;
     const ln2 = model.transformer.h.at(1).ln_2;
     const residual = tv.add(seen.get("block_input")!, seen.get("attention_output")!);

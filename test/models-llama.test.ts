@@ -33,7 +33,8 @@ test("llama_tiny_gqa: loadPretrained picks the Llama family and loads every weig
 
 fixtureTests(FIXTURE, { loaded, data }, TOLERANCE);
 
-test("llama: pyvene's site map (GQA: key/value heads are the KV heads), with modules that exist and hooks that fire", async () => {
+test(`llama: pyvene's site map (GQA: key/value heads are the KV heads), \
+with modules that exist and hooks that fire`, async () => {
   const { model } = await loaded;
   assert.deepEqual(model.site("block_input", 0), { module: "model.layers.0", hook: "input", dim: 32 });
   assert.deepEqual(model.site("block_output", 2), { module: "model.layers.2", hook: "output", dim: 32 });
@@ -569,7 +570,8 @@ test("llama: attention_bias and mlp_bias add biases to every projection, checked
   assert.ok(compareWithReference(model, "llama", { ...REAL_CONFIGS.llama, ...overrides }) < TOLERANCE);
 });
 
-test("rope_scaling: llama3 inv_freq equals Meta's formula, with Llama 3.1's published values; linear divides by the factor", () => {
+test(`rope_scaling: llama3 inv_freq equals Meta's formula, with Llama 3.1's published values; \
+linear divides by the factor`, () => {
   // Llama 3.1 8B: θ 500000, head_dim 128, factor 8, low 1, high 4, original context 8192.
   const scaling = {
     type: "llama3",
@@ -621,7 +623,8 @@ test("rope_scaling types other than linear and llama3 are rejected, naming the t
   );
 });
 
-test('gemma: embeddings × √hidden_size rounded to float32, RMS norm scaled by (1 + w), tanh GELU despite hidden_act "gelu"', () => {
+test(`gemma: embeddings × √hidden_size rounded to float32, RMS norm scaled by (1 + w), \
+tanh GELU despite hidden_act "gelu"`, () => {
   const model = randomModel("gemma");
   const finalNorm = model.model.norm as tv.nn.RMSNorm;
   let lastBlock: tv.Tensor | null = null;
@@ -651,7 +654,8 @@ test('gemma: embeddings × √hidden_size rounded to float32, RMS norm scaled by
   assert.equal(model.lm_head.weight, model.model.embed_tokens.weight);
 });
 
-test("gemma2: tanh soft-capping of scores and logits, query_pre_attn_scalar, sandwich norms, sliding window on even layers", (t) => {
+test(`gemma2: tanh soft-capping of scores and logits, query_pre_attn_scalar, sandwich norms, \
+sliding window on even layers`, (t) => {
   // Small caps and a scalar unlike head_dim, so that each piece moves the logits.
   const overrides = { attn_logit_softcapping: 0.5, final_logit_softcapping: 1.5, query_pre_attn_scalar: 3 };
   const config = { ...REAL_CONFIGS.gemma2, ...overrides };
@@ -737,7 +741,8 @@ test("qwen2: q/k/v projections carry biases and o_proj none, checked against the
   );
 });
 
-test("qwen3 and olmo2: q/k RMS norms sit between the projection and rotary, per head (Qwen3) or over the full width (OLMo2)", (t) => {
+test(`qwen3 and olmo2: q/k RMS norms sit between the projection and rotary, \
+per head (Qwen3) or over the full width (OLMo2)`, (t) => {
   const shapes: Record<string, number[][]> = {};
   for (const type of ["qwen3", "olmo2"] as const) {
     const model = randomModel(type);
@@ -894,7 +899,8 @@ test("config errors name the field and the expected form", () => {
 // ------------------------------------------------------------------
 // HF-layout folders: config.json with the real fields, random weights, loadPretrained
 
-test("every model type: an HF-layout folder loads strictly through loadPretrained, runs, and generates the same with and without the cache", async (t) => {
+test(`every model type: an HF-layout folder loads strictly through loadPretrained, runs, \
+and generates the same with and without the cache`, async (t) => {
   const root = await mkdtemp(join(tmpdir(), "tsvene-llama-"));
   try {
     for (const type of TYPES) {
@@ -953,7 +959,8 @@ test("every model type: an HF-layout folder loads strictly through loadPretraine
       const scoreDiff = Math.max(...cached.scores.map((s, i) => maxAbsDiff(s, uncached.scores[i])));
       assert.ok(scoreDiff < 1e-5, `${type}: scores differ by ${scoreDiff}`);
       t.diagnostic(
-        `${type}: ${weights.size} tensors, cached vs uncached scores ${scoreDiff.toExponential(2)}, new tokens ${[...cached.sequences.data].slice(5, 12).join(" ")}`,
+        `${type}: ${weights.size} tensors, cached vs uncached scores ${scoreDiff.toExponential(2)}, ` +
+          `new tokens ${[...cached.sequences.data].slice(5, 12).join(" ")}`,
       );
     }
   } finally {

@@ -38,7 +38,10 @@ function tsFiles(folder: string): string[] {
   });
 }
 
-/** Every module specifier a source names: static imports and re-exports, side-effect imports, import() and require(). */
+/**
+ * Every module specifier a source names: static imports and re-exports, side-effect imports, import()
+ * and require().
+ */
 function specifiers(source: string): string[] {
   const patterns = [
     /\b(?:import|export)\s[^'";]*?\bfrom\s*(['"])([^'"]+)\1/g,
@@ -211,7 +214,10 @@ describe("kernel choice on a platform without the addon", () => {
     assert.equal(unset.warnings.length, 1);
     assert.match(
       unset.warnings[0],
-      /^tsvene: the native addon is unavailable \(this platform has no native addon.*\); using the slower TypeScript kernels$/,
+      new RegExp(
+        "^tsvene: the native addon is unavailable \\(this platform has no native addon.*\\); " +
+          "using the slower TypeScript kernels$",
+      ),
     );
     assert.equal(choose("").name, "js");
   });
@@ -220,7 +226,10 @@ describe("kernel choice on a platform without the addon", () => {
     assert.deepEqual(choose("js"), { name: "js", warnings: [], importWarnings: 0 });
     assert.match(
       choose("native").error ?? "",
-      /^TSVENE_KERNELS=native asks for the native kernels, but the addon is unavailable: this platform has no native addon/,
+      new RegExp(
+        "^TSVENE_KERNELS=native asks for the native kernels, but the addon is unavailable: " +
+          "this platform has no native addon",
+      ),
     );
     assert.match(choose("gpu").error ?? "", /TSVENE_KERNELS must be "js" or "native", got "gpu"/);
   });

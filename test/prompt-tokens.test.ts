@@ -43,13 +43,15 @@ describe("subjectPositions", () => {
       (e: Error) =>
         e instanceof RangeError &&
         e.message ===
-          '--subject "Ka Bo" does not occur in the prompt "Lo Da lives in" (expected text from the prompt, e.g. a name in it)',
+          '--subject "Ka Bo" does not occur in the prompt "Lo Da lives in" ' +
+            "(expected text from the prompt, e.g. a name in it)",
     );
   });
 });
 
 describe("targetToken", () => {
-  it("takes the token a word starts with after the prompt, with a leading space where the tokenizer marks words so", () => {
+  it(`takes the token a word starts with after the prompt, with a leading space where the tokenizer marks words \
+so`, () => {
     assert.deepEqual(targetToken(gpt2, "The Eiffel Tower is in", "Paris"), {
       id: gpt2.encode(" Paris")[0],
       label: " Paris",

@@ -67,7 +67,8 @@ function expectations(blocks: readonly Block[]): Expected[] {
       const match = /^\s*(console\.log\(.*\);)\s*\/\/\s*(.+)$/.exec(text);
       assert.ok(
         match,
-        `README line ${line}: a console.log example must be one line ending with "// <what it prints>", got ${JSON.stringify(text.trim())}`,
+        `README line ${line}: a console.log example must be one line ending with "// <what it prints>", ` +
+          `got ${JSON.stringify(text.trim())}`,
       );
       const output = match[2].split(/:\s/)[0].trim();
       out.push({ section: block.section, line, statement: match[1], output });
@@ -76,7 +77,10 @@ function expectations(blocks: readonly Block[]): Expected[] {
   return out;
 }
 
-/** One ES module: the README's imports (pointed at the built library) hoisted, each section's blocks in their own scope. */
+/**
+ * One ES module: the README's imports (pointed at the built library) hoisted, each section's blocks
+ * in their own scope.
+ */
 function buildModule(blocks: readonly Block[], library: string): string {
   const imports = new Set<string>();
   const sections = new Map<string, string[]>();
@@ -120,7 +124,8 @@ describe("README examples", () => {
       assert.doesNotMatch(
         block.code.replace(/\/\/.*$/gm, ""),
         /loadPretrained\(/,
-        `README line ${block.line}: examples run offline on the embedded model (tv.loadDefaultModel()); mention Hub ids in comments`,
+        `README line ${block.line}: examples run offline on the embedded model (tv.loadDefaultModel()); ` +
+          "mention Hub ids in comments",
       );
     }
   });
@@ -167,7 +172,8 @@ describe("README examples", () => {
     const module = buildModule(blocks, pathToFileURL(LIBRARY).href);
     const prelude =
       `import { format as __format } from "node:util";\n` +
-      `console.log = (...args) => void process.stdout.write(${JSON.stringify(LOG_MARK)} + JSON.stringify(__format(...args)) + "\\n");\n`;
+      `console.log = (...args) => void process.stdout.write(${JSON.stringify(LOG_MARK)} + ` +
+      `JSON.stringify(__format(...args)) + "\\n");\n`;
     const { outputText, diagnostics } = ts.transpileModule(module, {
       compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
       reportDiagnostics: true,
@@ -179,7 +185,8 @@ describe("README examples", () => {
     assert.equal(
       run.status,
       0,
-      `the README examples failed (exit ${run.status}${run.signal ? `, ${run.signal}` : ""}):\n${run.stderr}\n--- script ---\n${module}`,
+      `the README examples failed (exit ${run.status}${run.signal ? `, ${run.signal}` : ""}):\n` +
+        `${run.stderr}\n--- script ---\n${module}`,
     );
     const printed = run.stdout
       .split("\n")
@@ -194,7 +201,8 @@ describe("README examples", () => {
       assert.match(
         printed[k].replace(/\s+/g, ""),
         outputPattern(want.output),
-        `README line ${want.line} (${want.section}): ${want.statement} printed ${JSON.stringify(printed[k])}, its comment says ${JSON.stringify(want.output)}`,
+        `README line ${want.line} (${want.section}): ${want.statement} printed ${JSON.stringify(printed[k])}, ` +
+          `its comment says ${JSON.stringify(want.output)}`,
       );
     });
   });

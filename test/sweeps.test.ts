@@ -11,7 +11,10 @@ import { fixtureFolder } from "./support/fixtures.js";
 const PROMPT = [83, 54, 22, 99, 51, 27];
 const TOKENS = PROMPT.map(String);
 
-/** The metric of one cell: corrupt (optional), restore `component` at the window's layers and position p from `sourceIds`. */
+/**
+ * The metric of one cell: corrupt (optional), restore `component` at the window's layers and
+ * position p from `sourceIds`.
+ */
 function bruteForceCell(
   model: tv.PretrainedModel,
   baseIds: number[],

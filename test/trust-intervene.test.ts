@@ -204,7 +204,10 @@ describe("serial mode", () => {
     const im = new tv.IntervenableModel({ representations: [{ ...vanilla(0), groupKey: 0 }], mode: "serial" }, model);
     assert.throws(
       () => im.generate(base, [source], { maxNewTokens: 1 }),
-      /generate: give unitLocations \(the default, each new token's position, is defined for parallel mode with unit "pos"\)/,
+      new RegExp(
+        "generate: give unitLocations \\(the default, each new token's position, " +
+          'is defined for parallel mode with unit "pos"\\)',
+      ),
     );
     assert.equal(hookCount(model), 0);
   });

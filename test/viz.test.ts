@@ -19,7 +19,11 @@ interface Cell {
 function cells(svg: string): Cell[] {
   const found = [
     ...svg.matchAll(
-      /<rect class="cell" data-row="(\d+)" data-col="(\d+)"[^>]* fill="(#[0-9a-f]{6})"><title>([^<]*)<\/title><\/rect>/g,
+      new RegExp(
+        '<rect class="cell" data-row="(\\d+)" data-col="(\\d+)"[^>]* fill="(#[0-9a-f]{6})">' +
+          "<title>([^<]*)</title></rect>",
+        "g",
+      ),
     ),
   ];
   return found.map((m) => ({ row: Number(m[1]), col: Number(m[2]), fill: m[3], title: m[4] }));
@@ -107,7 +111,11 @@ describe("heatmapSvg", () => {
   it("is an accessible, self-contained image", () => {
     assert.match(
       svg,
-      /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg" class="heatmap" role="img" aria-label="A &amp; B: heat map of p\(y\) over 2 layers \(4–5\) and 3 positions; colour scale from 0 to 1"/,
+      new RegExp(
+        '^<svg xmlns="http://www\\.w3\\.org/2000/svg" class="heatmap" role="img" ' +
+          'aria-label="A &amp; B: heat map of p\\(y\\) over 2 layers \\(4–5\\) and 3 positions; ' +
+          'colour scale from 0 to 1"',
+      ),
     );
     assert.match(svg, /<svg[^>]*>\n<title>A &amp; B: heat map/);
     assert.doesNotMatch(svg, /<script|<image|href=|@import/);
@@ -126,7 +134,8 @@ describe("heatmapSvg", () => {
     const fill = cells(signed).map((c) => c.fill);
     assert.equal(fill[0], "#2166ac"); // −0.5 = −magnitude: full blue
     assert.equal(fill[2], "#ffffff"); // zero: white
-    // 0.25 = half of +magnitude toward #b2182b: 255 − 77/2 = 216.5 → 217, 255 − 231/2 = 139.5 → 140, 255 − 212/2 = 149.
+    // 0.25 = half of +magnitude toward #b2182b:
+    // 255 − 77/2 = 216.5 → 217, 255 − 231/2 = 139.5 → 140, 255 − 212/2 = 149.
     assert.equal(fill[1], "#d98c95");
   });
 
@@ -213,7 +222,10 @@ describe("reports", () => {
 
     assert.match(
       html,
-      /<span class="token" title="position 0">&lt;b&gt;<\/span><span class="token marked" title="position 1, corrupted"> Tom\*<\/span>/,
+      new RegExp(
+        '<span class="token" title="position 0">&lt;b&gt;</span>' +
+          '<span class="token marked" title="position 1, corrupted"> Tom\\*</span>',
+      ),
     );
     assert.match(html, /probability of &quot; Paris&quot; \(token 4241\) at the last position/);
     assert.match(
@@ -229,7 +241,11 @@ describe("reports", () => {
     const html = tv.traceReport(trace("block_output", { row: 1, col: 3 }), { topCells: 3 });
     const rows = [
       ...html.matchAll(
-        /<tr><td>(\d+)<\/td><td>(\d+)<\/td><td>(\d+)<\/td><td class="token">([^<]*)<\/td><td>([^<]*)<\/td><td>([^<]*)<\/td><\/tr>/g,
+        new RegExp(
+          "<tr><td>(\\d+)</td><td>(\\d+)</td><td>(\\d+)</td>" +
+            '<td class="token">([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td></tr>',
+          "g",
+        ),
       ),
     ];
     assert.equal(rows.length, 3);

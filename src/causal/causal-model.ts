@@ -274,7 +274,8 @@ export class CausalModel {
     const generator = request.generator ?? defaultGenerator;
     if (request.outputVariable === undefined && this.outputs.length !== 1) {
       throw new TypeError(
-        `CausalModel.sampleInputTreeBalanced: the model has ${this.outputs.length} outputs (${this.outputs.join(", ")}); pass outputVariable`,
+        `CausalModel.sampleInputTreeBalanced: the model has ${this.outputs.length} outputs ` +
+          `(${this.outputs.join(", ")}); pass outputVariable`,
       );
     }
     const variable = request.outputVariable ?? this.outputs[0];
@@ -300,7 +301,8 @@ export class CausalModel {
     const candidates = this.intermediates;
     if (candidates.length === 0)
       throw new RangeError(
-        "CausalModel.sampleIntervention: the model has no intermediate variables to intervene on; pass your own interventionSampler",
+        "CausalModel.sampleIntervention: the model has no intermediate variables to intervene on; " +
+          "pass your own interventionSampler",
       );
     const draw = (): Setting => {
       const intervention: Setting = {};
@@ -336,7 +338,10 @@ export class CausalModel {
     return paths;
   }
 
-  /** True of a total setting whose longest live path (from its inputs) has a length in `lengths` (0 when none is live). */
+  /**
+   * True of a total setting whose longest live path (from its inputs) has a length in `lengths`
+   * (0 when none is live).
+   */
   getPathMaxlenFilter(lengths: readonly number[]): (total: Setting) => boolean {
     return (total) => lengths.includes(Math.max(0, ...this.findLivePaths(this.inputsOf(total)).map((p) => p.length)));
   }

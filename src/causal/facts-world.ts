@@ -192,7 +192,8 @@ function template(value: unknown, field: string, fail: Fail): string {
     fail(
       field,
       must(
-        `words separated by single spaces, with "${SUBJECT_SLOT}" once as a word (and "${OTHER_SLOT}" as words for another person)`,
+        `words separated by single spaces, with "${SUBJECT_SLOT}" once as a word ` +
+          `(and "${OTHER_SLOT}" as words for another person)`,
         value,
       ),
     );
@@ -257,7 +258,10 @@ export function fillTemplate(
   return { prompt: words.join(" "), subjectSpan: [start, start + subject.split(" ").length] };
 }
 
-/** The other person a prompt names: a different one for each subject and template (`template` counts within its set). */
+/**
+ * The other person a prompt names: a different one for each subject and template
+ * (`template` counts within its set).
+ */
 export function otherSubject(world: FactsWorld, subject: number, template: number): WorldSubject {
   const n = world.subjects.length;
   return world.subjects[(subject + 1 + (template % (n - 1))) % n];
@@ -334,7 +338,10 @@ export interface SubjectTrace {
 }
 
 export interface AverageTrace {
-  /** Mean indirect effect (restored − corrupted) per [layer × position class]; NaN where no prompt has that class. */
+  /**
+   * Mean indirect effect (restored − corrupted) per [layer × position class];
+   * NaN where no prompt has that class.
+   */
   effect: Float32Array;
   layers: number;
   clean: number;
@@ -344,7 +351,10 @@ export interface AverageTrace {
   lastSubjectStrongest: number;
 }
 
-/** Traces of prompts (each over all layers and positions, the subject's tokens corrupted) averaged per layer and position class. */
+/**
+ * Traces of prompts (each over all layers and positions, the subject's tokens corrupted)
+ * averaged per layer and position class.
+ */
 export function averageTraces(traces: readonly SubjectTrace[]): AverageTrace {
   if (traces.length === 0) throw new RangeError("averageTraces: no traces (expected at least one)");
   const layers = traces[0].grid.rows;
@@ -358,7 +368,8 @@ export function averageTraces(traces: readonly SubjectTrace[]): AverageTrace {
     const span: [number, number] = [subject[0], subject[0] + subject.length];
     if (rows !== layers || subject.some((p, k) => p !== span[0] + k)) {
       throw new RangeError(
-        `averageTraces: trace ${i} must have ${layers} layers and its subject's positions in order, got ${rows} layers and positions ${describe(subject)}`,
+        `averageTraces: trace ${i} must have ${layers} layers and its subject's positions in order, ` +
+          `got ${rows} layers and positions ${describe(subject)}`,
       );
     }
     const restored = (layer: number, p: number) => values[layer * cols + p];

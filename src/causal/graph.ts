@@ -38,7 +38,8 @@ export function analyseStructure(definition: StructureDefinition): Structure {
       throw new TypeError(`CausalModel: values["${v}"] must be a non-empty array of the values "${v}" can take`);
     if (typeof definition.functions[v] !== "function")
       throw new TypeError(
-        `CausalModel: functions["${v}"] must be a function of the values of its parents (no arguments for an input: it gives the default)`,
+        `CausalModel: functions["${v}"] must be a function of the values of its parents ` +
+          "(no arguments for an input: it gives the default)",
       );
     const parents = definition.parents[v];
     if (!Array.isArray(parents))
@@ -136,7 +137,8 @@ function checkTimesteps(
     for (const p of parents[v]) {
       if (!(given[p] < given[v]))
         throw new RangeError(
-          `CausalModel: timesteps["${v}"] = ${given[v]} must be later than its parent's timesteps["${p}"] = ${given[p]}`,
+          `CausalModel: timesteps["${v}"] = ${given[v]} must be later than ` +
+            `its parent's timesteps["${p}"] = ${given[p]}`,
         );
     }
   }

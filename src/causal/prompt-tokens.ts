@@ -30,7 +30,8 @@ export function subjectPositions(tokenizer: Tokenizer, prompt: Prompt, subject: 
   const match = [wanted, spelled].find((s) => s !== "" && text.includes(s));
   if (match === undefined) {
     throw new RangeError(
-      `${label} ${JSON.stringify(subject)} does not occur in the prompt ${JSON.stringify(prompt.text)} (expected text from the prompt, e.g. a name in it)`,
+      `${label} ${JSON.stringify(subject)} does not occur in the prompt ${JSON.stringify(prompt.text)} ` +
+        "(expected text from the prompt, e.g. a name in it)",
     );
   }
   const start = text.indexOf(match);

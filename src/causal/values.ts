@@ -44,6 +44,7 @@ export function valueToNumbers(value: CausalValue, variable: string): number[] {
   if (typeof value === "boolean") return [value ? 1 : 0];
   if (Array.isArray(value)) return value.flatMap((v: CausalValue) => valueToNumbers(v, variable));
   throw new TypeError(
-    `CausalModel: value ${formatValue(value)} of variable "${variable}" cannot become a tensor (expected a number, a boolean or an array of them); pass inputFunction/outputFunction`,
+    `CausalModel: value ${formatValue(value)} of variable "${variable}" cannot become a tensor ` +
+      "(expected a number, a boolean or an array of them); pass inputFunction/outputFunction",
   );
 }

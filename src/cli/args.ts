@@ -148,7 +148,8 @@ export function parseCommandArgs<T extends OptionTable>(
       .join(" ");
     fail(
       expected.length === 0
-        ? `"tsvene ${command}" takes no positional arguments, got ${extra} (values belong after their flag, e.g. --prompt "text"; quote text with spaces)`
+        ? `"tsvene ${command}" takes no positional arguments, got ${extra} ` +
+            '(values belong after their flag, e.g. --prompt "text"; quote text with spaces)'
         : `"tsvene ${command}" takes ${expected.map((p) => `<${p}>`).join(" ")}, got extra ${extra}`,
     );
   }

@@ -8,7 +8,10 @@ import type { PretrainedModel } from "../models/model.js";
 import type { Tokenizer } from "../io/tokenizer.js";
 import { UsageError, type CommandSyntax, type OptionTable, type ParsedArgs } from "./args.js";
 
-/** One command of `tsvene <command>`: its syntax (for parsing and usage) and what it does; run resolves to the exit code. */
+/**
+ * One command of `tsvene <command>`: its syntax (for parsing and usage) and what it does;
+ * run resolves to the exit code.
+ */
 export interface Command<T extends OptionTable = OptionTable> {
   syntax: CommandSyntax & { options: T };
   run(args: ParsedArgs<T>): Promise<number>;
@@ -39,7 +42,8 @@ export async function loadModel(reference: string | undefined): Promise<LoadedMo
   const pretrained = reference === undefined ? await loadDefaultModel() : await loadPretrained(reference);
   if (pretrained.tokenizer === null) {
     throw new UsageError(
-      `--model ${reference ?? DEFAULT_MODEL_FOLDER}: the folder has no tokenizer (tokenizer.json, or vocab.json + merges.txt); the command line needs one to read text`,
+      `--model ${reference ?? DEFAULT_MODEL_FOLDER}: the folder has no tokenizer ` +
+        "(tokenizer.json, or vocab.json + merges.txt); the command line needs one to read text",
     );
   }
   return {
@@ -54,7 +58,8 @@ export async function loadModel(reference: string | undefined): Promise<LoadedMo
 export function checkComponent(model: PretrainedModel, component: string, flag: string): string {
   if (!(component in model.sites)) {
     throw new UsageError(
-      `${flag} ${component} is not a component of this ${model.family} model (expected one of ${Object.keys(model.sites).join(", ")})`,
+      `${flag} ${component} is not a component of this ${model.family} model ` +
+        `(expected one of ${Object.keys(model.sites).join(", ")})`,
     );
   }
   return component;

@@ -122,7 +122,10 @@ export function subjectPositions(loaded: LoadedModel, prompt: Prompt, subject: s
   return asUsage(() => findSubject(loaded.tokenizer, prompt, subject, label));
 }
 
-/** The token that `text` starts with when it continues the prompt (see the library's targetToken), after checking that the model can read it. */
+/**
+ * The token that `text` starts with when it continues the prompt (see the library's targetToken),
+ * after checking that the model can read it.
+ */
 export function targetToken(loaded: LoadedModel, prompt: string, text: string, label: string): TargetToken {
   if (text.trim() !== "") checkVocabulary(loaded, text, label);
   return asUsage(() => findTarget(loaded.tokenizer, prompt, text, label));

@@ -105,7 +105,8 @@ export function representationConfig(input: RepresentationInput, index = 0): Rep
     entries = Object.entries(input);
   } else {
     throw new TypeError(
-      `${where}: ${String(input)} is not a representation (expected an object of RepresentationConfig fields or a positional list)`,
+      `${where}: ${String(input)} is not a representation ` +
+        "(expected an object of RepresentationConfig fields or a positional list)",
     );
   }
   const given = readOptions<RepresentationConfig>(Object.fromEntries(entries), REPRESENTATION_FIELDS, where);
@@ -146,12 +147,14 @@ function checkRepresentation(r: RepresentationConfig, where: string): void {
   }
   if (r.interventionType !== null && !isInterventionClass(r.interventionType)) {
     throw new TypeError(
-      `${where}.interventionType must be an intervention class (e.g. tv.VanillaIntervention), got ${describe(r.interventionType)}`,
+      `${where}.interventionType must be an intervention class (e.g. tv.VanillaIntervention), ` +
+        `got ${describe(r.interventionType)}`,
     );
   }
   if (r.intervention !== null && !(r.intervention instanceof Intervention) && typeof r.intervention !== "function") {
     throw new TypeError(
-      `${where}.intervention must be an Intervention instance or a function (base, source, subspaces) => Tensor, got ${describe(r.intervention)}`,
+      `${where}.intervention must be an Intervention instance or a function (base, source, subspaces) => Tensor, ` +
+        `got ${describe(r.intervention)}`,
     );
   }
   if (r.interventionType !== null && r.intervention !== null) {
@@ -162,7 +165,8 @@ function checkRepresentation(r: RepresentationConfig, where: string): void {
     (!Array.isArray(r.subspacePartition) || r.subspacePartition.some((p) => !Array.isArray(p)))
   ) {
     throw new TypeError(
-      `${where}.subspacePartition must be a list of [start, end) pairs or index lists, got ${JSON.stringify(r.subspacePartition)}`,
+      `${where}.subspacePartition must be a list of [start, end) pairs or index lists, ` +
+        `got ${JSON.stringify(r.subspacePartition)}`,
     );
   }
   if (r.sourceRepresentation !== null && !(r.sourceRepresentation instanceof Tensor)) {
@@ -199,7 +203,8 @@ export function intervenableConfig(
   const typed = representations.filter((r) => r.interventionType !== null || r.intervention !== null).length;
   if (typed !== 0 && typed !== representations.length) {
     throw new TypeError(
-      "IntervenableConfig: interventionType (or intervention) must be given for every representation once it is given for one",
+      "IntervenableConfig: interventionType (or intervention) must be given for every representation " +
+        "once it is given for one",
     );
   }
   const types = cfg.interventionTypes ?? null;
@@ -212,7 +217,8 @@ export function intervenableConfig(
     if (!isInterventionClass(t)) {
       const at = Array.isArray(types) ? `[${i}]` : "";
       throw new TypeError(
-        `IntervenableConfig.interventionTypes${at} must be an intervention class (e.g. tv.VanillaIntervention), got ${describe(t)}`,
+        `IntervenableConfig.interventionTypes${at} must be an intervention class (e.g. tv.VanillaIntervention), ` +
+          `got ${describe(t)}`,
       );
     }
   });
@@ -234,7 +240,8 @@ function checkSortedKeys(sorted: readonly string[] | null, keys: readonly string
     sorted.every((k) => keys.includes(k));
   if (!isPermutation) {
     throw new RangeError(
-      `IntervenableConfig.sortedKeys ${describe(sorted)} must list each of the keys ${JSON.stringify(keys)} exactly once`,
+      `IntervenableConfig.sortedKeys ${describe(sorted)} ` +
+        `must list each of the keys ${JSON.stringify(keys)} exactly once`,
     );
   }
   return [...sorted];

@@ -55,7 +55,8 @@ export async function pushIntervenable(
   const accessToken = hubAccessToken(options.accessToken);
   if (accessToken === undefined) {
     throw new TypeError(
-      `pushIntervenable: uploading to "${repoId}" needs an access token with write access (option accessToken, or HF_TOKEN)`,
+      `pushIntervenable: uploading to "${repoId}" needs an access token with write access ` +
+        "(option accessToken, or HF_TOKEN)",
     );
   }
   const hubUrl = resolveHubUrl(options.endpoint);
@@ -96,13 +97,15 @@ function explain(error: unknown, where: string, hubUrl: string): unknown {
   if (network !== undefined) {
     return new HubError(
       "unreachable",
-      `${where}: cannot reach the Hub at ${hubUrl} (${network}). Connect to the network or point HF_ENDPOINT at a reachable Hub.`,
+      `${where}: cannot reach the Hub at ${hubUrl} (${network}). ` +
+        "Connect to the network or point HF_ENDPOINT at a reachable Hub.",
       { cause: error },
     );
   }
   if (error instanceof HubApiError && (error.statusCode === 401 || error.statusCode === 403)) {
     return new Error(
-      `${where}: the Hub refused the upload (HTTP ${error.statusCode}: ${error.message}). The access token needs write access to the repo's owner.`,
+      `${where}: the Hub refused the upload (HTTP ${error.statusCode}: ${error.message}). ` +
+        "The access token needs write access to the repo's owner.",
       { cause: error },
     );
   }

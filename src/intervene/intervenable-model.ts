@@ -196,7 +196,8 @@ export class IntervenableModel<Out = ModelOutput> {
     groupKeys.forEach((k, g) => {
       if (k !== g)
         throw new RangeError(
-          `IntervenableConfig: group keys must be 0..${groupKeys.length - 1} (they index the sources), got ${JSON.stringify(groupKeys)}`,
+          `IntervenableConfig: group keys must be 0..${groupKeys.length - 1} (they index the sources), ` +
+            `got ${JSON.stringify(groupKeys)}`,
         );
     });
     for (const s of this.slots) s.group = s.representation.groupKey!;
@@ -271,7 +272,8 @@ export class IntervenableModel<Out = ModelOutput> {
     const byPosition = this.config.mode === "parallel" && this.config.representations.every((r) => r.unit === "pos");
     if (given === undefined && !interveneOnPrompt && !byPosition) {
       throw new TypeError(
-        'generate: give unitLocations (the default, each new token\'s position, is defined for parallel mode with unit "pos")',
+        "generate: give unitLocations (the default, each new token's position, " +
+          'is defined for parallel mode with unit "pos")',
       );
     }
     const unitLocations = given ?? (interveneOnPrompt ? null : { base: 0 });
@@ -326,7 +328,8 @@ export class IntervenableModel<Out = ModelOutput> {
     if (list.length === 1 && this.groups.length > 1) while (list.length < this.groups.length) list.push(list[0]);
     if (list.length !== this.groups.length) {
       throw new RangeError(
-        `sources: ${list.length} sources given for ${this.groups.length} intervention groups (expected one per group, or one for all)`,
+        `sources: ${list.length} sources given for ${this.groups.length} intervention groups ` +
+          "(expected one per group, or one for all)",
       );
     }
     return list.map((s, g) => {
@@ -343,7 +346,8 @@ export class IntervenableModel<Out = ModelOutput> {
     for (const slot of this.slots) {
       if (sources[slot.group] !== null || given?.has(slot.key) || slot.intervention.sourceConstant) continue;
       throw new TypeError(
-        `sources[${slot.group}] is null, but intervention ${slot.key} (${slot.intervention.typeName}) needs a source: ` +
+        `sources[${slot.group}] is null, but intervention ${slot.key} (${slot.intervention.typeName}) ` +
+          "needs a source: " +
           `give a source input for group ${slot.group}, or sourceRepresentations for this key`,
       );
     }
@@ -361,7 +365,8 @@ export class IntervenableModel<Out = ModelOutput> {
     if (Array.isArray(reps)) {
       if (reps.length !== this.keys.length)
         throw new RangeError(
-          `sourceRepresentations: ${reps.length} tensors for ${this.keys.length} interventions (expected one per intervention, in key order)`,
+          `sourceRepresentations: ${reps.length} tensors for ${this.keys.length} interventions ` +
+            "(expected one per intervention, in key order)",
         );
       return new Map(reps.flatMap((t, i) => (t === null ? [] : [[this.keys[i], t] as [string, Tensor]])));
     }
@@ -377,7 +382,8 @@ export class IntervenableModel<Out = ModelOutput> {
       return new Map(entries);
     }
     throw new TypeError(
-      "sourceRepresentations must be a Tensor, a list of Tensors (one per intervention) or an object keyed by intervention key",
+      "sourceRepresentations must be a Tensor, a list of Tensors (one per intervention) " +
+        "or an object keyed by intervention key",
     );
   }
 
@@ -631,7 +637,10 @@ export class IntervenableModel<Out = ModelOutput> {
     }
   }
 
-  /** Lets the model's own weights learn (interchange intervention training). tsvene models have no train/eval mode to switch. */
+  /**
+   * Lets the model's own weights learn (interchange intervention training).
+   * tsvene models have no train/eval mode to switch.
+   */
   enableModelGradients(): void {
     this.model.requireGrad(true);
   }

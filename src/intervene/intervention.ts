@@ -151,7 +151,10 @@ export abstract class Intervention extends Module<Tensor, InterventionInput> {
     this.sourceRepresentation = source;
   }
 
-  /** The selection options for doInterventionBySwap: this intervention's interchangeDim and partition, and `subspaces`. */
+  /**
+   * The selection options for doInterventionBySwap: this intervention's interchangeDim and partition,
+   * and `subspaces`.
+   */
   protected swapOptions(subspaces: unknown): SwapOptions {
     return { interchangeDim: this.interchangeDim, subspaces, subspacePartition: this.subspacePartition };
   }
@@ -240,7 +243,8 @@ export function expandPartition(partition: readonly (readonly number[])[] | null
 export function checkWidth(typeName: string, base: Tensor, width: number, what = "embedDim"): void {
   if (base.rank === 0 || base.shape[base.rank - 1] !== width) {
     throw new RangeError(
-      `${typeName}: the gathered units have shape ${formatShape(base.shape)}, but the last axis must have width ${what} = ${width}` +
+      `${typeName}: the gathered units have shape ${formatShape(base.shape)}, ` +
+        `but the last axis must have width ${what} = ${width}` +
         " (a distributed intervention over k units needs embed_dim = k × the component width)",
     );
   }

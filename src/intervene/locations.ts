@@ -52,7 +52,8 @@ export function broadcastLocations(
   }
   if (typeof input !== "object" || Array.isArray(input) || input instanceof Map) {
     throw new TypeError(
-      `unitLocations must be an object such as {"sources->base": [sourceUnits, baseUnits]} or {"base": units}, got ${describe(input)}`,
+      `unitLocations must be an object such as {"sources->base": [sourceUnits, baseUnits]} or {"base": units}, ` +
+        `got ${describe(input)}`,
     );
   }
   const parallel = hops.has("sources->base");
@@ -64,7 +65,8 @@ export function broadcastLocations(
     if (n === undefined) {
       const expected = parallel ? '"sources->base" or "base"' : [...hops.keys()].map((k) => `"${k}"`).join(", ");
       throw new RangeError(
-        `unitLocations: key "${rawKey}" is not valid ${parallel ? "in parallel mode" : "for these serial groups"} (expected ${expected})`,
+        `unitLocations: key "${rawKey}" is not valid ${parallel ? "in parallel mode" : "for these serial groups"} ` +
+          `(expected ${expected})`,
       );
     }
     if (out.has(key)) throw new RangeError('unitLocations: give one of "sources->base" and "base", not both');
@@ -83,7 +85,8 @@ export function broadcastLocations(
 function broadcastValue(v: unknown, batch: number, n: number, baseOnly: boolean, key: string): [SideUnits, SideUnits] {
   if (Array.isArray(v) && v.length === 0)
     throw new RangeError(
-      `unitLocations["${key}"] is an empty list: it names no units (give positions, or leave unitLocations out to intervene everywhere)`,
+      `unitLocations["${key}"] is an empty list: it names no units ` +
+        "(give positions, or leave unitLocations out to intervene everywhere)",
     );
   if (isInt(v)) return [baseOnly ? null : everywhere([v], batch, n), everywhere([v], batch, n)];
   if (Array.isArray(v) && v.length === 2 && isInt(v[0]) && isInt(v[1]))
@@ -96,7 +99,8 @@ function broadcastValue(v: unknown, batch: number, n: number, baseOnly: boolean,
   if (baseOnly) return [null, checkSide(v, n, `unitLocations["${key}"]`)];
   if (!Array.isArray(v) || v.length !== 2) {
     throw new TypeError(
-      `unitLocations["${key}"] must be a position, a list of positions, or a pair [sourceUnits, baseUnits] with one entry per intervention; got ${JSON.stringify(v)}`,
+      `unitLocations["${key}"] must be a position, a list of positions, ` +
+        `or a pair [sourceUnits, baseUnits] with one entry per intervention; got ${JSON.stringify(v)}`,
     );
   }
   return [checkSide(v[0], n, `unitLocations["${key}"][0]`), checkSide(v[1], n, `unitLocations["${key}"][1]`)];
@@ -114,12 +118,14 @@ function checkSide(side: unknown, n: number, where: string): SideUnits {
 
 function checkRows(rows: unknown, where: string): UnitRows {
   if (!Array.isArray(rows) || rows.length === 0 || !rows.every((r) => Array.isArray(r) && r.every(isInt))) {
-    throw new TypeError(`${where} must be per-example lists of unit indices [[i, …], …], got ${JSON.stringify(rows)}`);
+    const expected = "per-example lists of unit indices [[i, …], …]";
+    throw new TypeError(`${where} must be ${expected}, got ${JSON.stringify(rows)}`);
   }
   const k = (rows[0] as number[]).length;
   if (k === 0)
     throw new RangeError(
-      `${where} lists no units: give at least one index per example (or null to leave this intervention's units unrestricted)`,
+      `${where} lists no units: give at least one index per example ` +
+        "(or null to leave this intervention's units unrestricted)",
     );
   if (rows.some((r) => (r as number[]).length !== k))
     throw new RangeError(`${where}: every example must list the same number of units, got ${JSON.stringify(rows)}`);
@@ -134,7 +140,9 @@ function checkEntry(entry: unknown, where: string): InterventionUnits {
     return [checkRows(entry[0], `${where}[0]`), checkRows(entry[1], `${where}[1]`)];
   }
   throw new TypeError(
-    `${where} must be null, per-example unit lists [[i, …], …], or for two-level units [heads [[h, …], …], positions [[p, …], …]]; got ${JSON.stringify(entry)}`,
+    `${where} must be null, per-example unit lists [[i, …], …], ` +
+      "or for two-level units [heads [[h, …], …], positions [[p, …], …]]; " +
+      `got ${JSON.stringify(entry)}`,
   );
 }
 

@@ -42,7 +42,8 @@ function findSite(
   if (!match) {
     const known = userSites ? Object.keys(userSites).join(", ") : "none (give a site map)";
     throw new RangeError(
-      `${where}.component "${component}" is neither a known component (known: ${known}) nor a module path ending in ".input" or ".output"`,
+      `${where}.component "${component}" is neither a known component (known: ${known}) ` +
+        'nor a module path ending in ".input" or ".output"',
     );
   }
   const path = match[1].replace(/\[(\d+)\]/g, ".$1");
@@ -79,6 +80,7 @@ function checkUnit(site: ResolvedSite, representation: RepresentationConfig, mod
       ? "a recurrent cell (one call per time step)"
       : "a per-position component";
   throw new RangeError(
-    `${where}.unit "${representation.unit}" does not fit component "${representation.component}", ${kind}: expected ${allowed.map((u) => `"${u}"`).join(" or ")}`,
+    `${where}.unit "${representation.unit}" does not fit component "${representation.component}", ` +
+      `${kind}: expected ${allowed.map((u) => `"${u}"`).join(" or ")}`,
   );
 }

@@ -102,7 +102,8 @@ abstract class OrthogonalLayer extends Module {
     const deviation = orthonormalDeviation(w.data, n, m);
     if (!(deviation <= ORTHONORMAL_TOLERANCE)) {
       throw new RangeError(
-        `setWeight: the columns of the ${n}×${m} matrix are not orthonormal (max |WᵀW − I| = ${deviation.toExponential(2)}, tolerance ${ORTHONORMAL_TOLERANCE})`,
+        `setWeight: the columns of the ${n}×${m} matrix are not orthonormal ` +
+          `(max |WᵀW − I| = ${deviation.toExponential(2)}, tolerance ${ORTHONORMAL_TOLERANCE})`,
       );
     }
     const b = m === n ? w.data : completeOrthonormal(w.data, n, m);

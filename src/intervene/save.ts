@@ -82,8 +82,10 @@ const PYVENE_MODEL_FILE = "pytorch_model.bin";
 export const PYVENE_WEIGHTS_HINT =
   "tsvene cannot read PyTorch's pickled .bin files; convert them once with Python in that folder:\n" +
   "  import glob, torch; from safetensors.torch import save_file\n" +
-  '  save_file({f"{p[7:-4]}.{k}": v.contiguous() for p in glob.glob("intkey_*.bin") for k, v in torch.load(p).items()}, "interventions.safetensors")\n' +
-  '  save_file({k: v.contiguous() for k, v in torch.load("pytorch_model.bin").items()}, "model_parameters.safetensors")  # only if it exists';
+  '  save_file({f"{p[7:-4]}.{k}": v.contiguous() for p in glob.glob("intkey_*.bin") ' +
+  'for k, v in torch.load(p).items()}, "interventions.safetensors")\n' +
+  '  save_file({k: v.contiguous() for k, v in torch.load("pytorch_model.bin").items()}, ' +
+  '"model_parameters.safetensors")  # only if it exists';
 
 export interface SaveIntervenableOptions {
   /** Also save the model's parameters that require a gradient (pyvene's include_model). */
@@ -240,7 +242,8 @@ function restoreInterventions(
     else if (constant && (!iv.sourceConstant || iv instanceof ConstantSourceIntervention)) return; // missing, reported
     if (iv.sourceConstant !== constant) {
       throw new RangeError(
-        `loadIntervenable: config intervention_constant_sources[${i}] is ${constant}, but the ${iv.typeName} at "${key}" ${iv.sourceConstant ? "is" : "is not"} source-constant`,
+        `loadIntervenable: config intervention_constant_sources[${i}] is ${constant}, ` +
+          `but the ${iv.typeName} at "${key}" ${iv.sourceConstant ? "is" : "is not"} source-constant`,
       );
     }
   });
@@ -254,7 +257,8 @@ function checkPyveneBuffers(iv: Intervention, state: Map<string, Tensor | IntTen
     state.delete(name);
     if (name === "embed_dim" && (t.size !== 1 || t.data[0] !== iv.embedDim)) {
       throw new RangeError(
-        `loadIntervenable: ${where}: the weights were saved with embed_dim ${t.size === 1 ? t.data[0] : formatShape(t.shape)}, but this intervention has embedDim ${iv.embedDim}`,
+        `loadIntervenable: ${where}: the weights were saved with embed_dim ` +
+          `${t.size === 1 ? t.data[0] : formatShape(t.shape)}, but this intervention has embedDim ${iv.embedDim}`,
       );
     }
   }
@@ -310,7 +314,8 @@ async function locateFolder(reference: string, options: Partial<LoadIntervenable
   if (kind === "folder") return reference;
   if (kind === "file")
     throw new Error(
-      `loadIntervenable: "${reference}" is a file; expected a folder written by saveIntervenable (or pyvene's save) or a Hub repo id`,
+      `loadIntervenable: "${reference}" is a file; ` +
+        "expected a folder written by saveIntervenable (or pyvene's save) or a Hub repo id",
     );
   if (!isHubId(reference)) {
     throw new Error(
@@ -329,7 +334,10 @@ async function locateFolder(reference: string, options: Partial<LoadIntervenable
   }
 }
 
-/** What to fetch of a saved IntervenableModel on the Hub: tsvene's files, config.json last, so a snapshot with its config is whole. */
+/**
+ * What to fetch of a saved IntervenableModel on the Hub: tsvene's files, config.json last,
+ * so a snapshot with its config is whole.
+ */
 function savedFolderPlan(allowMissingWeights: boolean): SnapshotPlan {
   return {
     what: "IntervenableModel",
@@ -337,14 +345,16 @@ function savedFolderPlan(allowMissingWeights: boolean): SnapshotPlan {
       if (!files.has(CONFIG_FILE)) {
         throw new HubError(
           "no_config",
-          `${where} has no ${CONFIG_FILE}, so it is not a saved IntervenableModel (files: ${[...files.keys()].join(", ")})`,
+          `${where} has no ${CONFIG_FILE}, so it is not a saved IntervenableModel ` +
+            `(files: ${[...files.keys()].join(", ")})`,
         );
       }
       const pyvene = [...files.keys()].filter((f) => PYVENE_INTERVENTION_FILE.test(f));
       if (pyvene.length > 0 && !files.has(INTERVENTIONS_FILE) && !allowMissingWeights) {
         throw new HubError(
           "no_safetensors",
-          `${where} has pyvene's weights (${pyvene.join(", ")}) but no ${INTERVENTIONS_FILE}. ${PYVENE_WEIGHTS_HINT}\nthen upload the result (or pass allowMissingWeights to load the config alone)`,
+          `${where} has pyvene's weights (${pyvene.join(", ")}) but no ${INTERVENTIONS_FILE}. ` +
+            `${PYVENE_WEIGHTS_HINT}\nthen upload the result (or pass allowMissingWeights to load the config alone)`,
         );
       }
       for (const file of [INTERVENTIONS_FILE, MODEL_PARAMETERS_FILE]) if (files.has(file)) await fetchFile(file);

@@ -11,7 +11,10 @@ import { componentView, withComponent } from "./units.js";
 
 export { gatherUnits, scatterUnits } from "./units.js";
 
-/** Sees the component's value each time the site's module runs; `context` is the model's per-call context (e.g. the time step). */
+/**
+ * Sees the component's value each time the site's module runs;
+ * `context` is the model's per-call context (e.g. the time step).
+ */
 export type SiteReader = (view: Tensor, context: unknown) => void;
 /** Returns the component's new value, or undefined to leave it. */
 export type SiteWriter = (view: Tensor, context: unknown) => Tensor | undefined;

@@ -50,7 +50,8 @@ export function broadcastSource(base: Tensor, source: Tensor): Tensor {
   const d = base.shape[base.rank - 1];
   if (base.rank >= 1 && source.size === d) return source.rank === 1 ? source : reshape(source, [d]);
   throw new RangeError(
-    `source with shape ${formatShape(source.shape)} cannot be broadcasted into base with shape ${formatShape(base.shape)}.`,
+    `source with shape ${formatShape(source.shape)} ` +
+      `cannot be broadcasted into base with shape ${formatShape(base.shape)}.`,
   );
 }
 
@@ -77,7 +78,8 @@ export function featureSelection(
       if (partition !== null) {
         if (id < 0 || id >= partition.length) {
           throw new RangeError(
-            `${what}: subspace id ${id}${where} is out of range for a subspace partition of ${partition.length} blocks (expected 0..${partition.length - 1})`,
+            `${what}: subspace id ${id}${where} is out of range ` +
+              `for a subspace partition of ${partition.length} blocks (expected 0..${partition.length - 1})`,
           );
         }
         out.push(...partition[id]);
@@ -97,7 +99,8 @@ export function featureSelection(
   }
   if (rows.ids.length !== batch) {
     throw new RangeError(
-      `${what}: subspaces has ${rows.ids.length} per-example lists but the base batch has ${batch} examples; give one list per example, or one list for all`,
+      `${what}: subspaces has ${rows.ids.length} per-example lists but the base batch has ${batch} examples; ` +
+        "give one list per example, or one list for all",
     );
   }
   const perExample = rows.ids.map((ids, i) => resolve(ids, i));
@@ -168,7 +171,8 @@ function collect(base: Tensor, selection: FeatureSelection): Tensor {
   const bad = counts.findIndex((c) => c !== counts[0]);
   if (bad >= 0) {
     throw new RangeError(
-      `collect: every example must select the same number of features to stack them (example 0 selects ${counts[0]}, example ${bad} selects ${counts[bad]})`,
+      `collect: every example must select the same number of features to stack them ` +
+        `(example 0 selects ${counts[0]}, example ${bad} selects ${counts[bad]})`,
     );
   }
   const k = counts[0];

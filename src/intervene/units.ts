@@ -87,8 +87,10 @@ export function gatherUnits(view: Tensor, unit: string, units: InterventionUnits
     const positions = rowsFor(posRows, batch, view.shape[2], `${what} (positions)`);
     return tv.gatherAt(tv.gatherAt(view, 1, heads), 2, positionIndex(positions, heads.shape[1]));
   }
-  if (units.length === 2 && Array.isArray(units[0][0]))
-    throw new TypeError(`${what}: unit "${unit}" takes per-example lists [[i, …], …], not a (heads, positions) pair`);
+  if (units.length === 2 && Array.isArray(units[0][0])) {
+    const expected = "per-example lists [[i, …], …], not a (heads, positions) pair";
+    throw new TypeError(`${what}: unit "${unit}" takes ${expected}`);
+  }
   return tv.gatherAt(view, 1, rowsFor(units as UnitRows, batch, view.shape[1], what));
 }
 
@@ -123,7 +125,8 @@ function asTwoLevel(units: InterventionUnits, unit: string, what: string): TwoLe
   const pair = units as TwoLevelUnits;
   if (!Array.isArray(pair) || pair.length !== 2 || !Array.isArray(pair[0]?.[0])) {
     throw new TypeError(
-      `${what}: unit "${unit}" takes a pair [heads [[h, …], …], positions [[p, …], …]], got ${JSON.stringify(units)}`,
+      `${what}: unit "${unit}" takes a pair [heads [[h, …], …], positions [[p, …], …]], ` +
+        `got ${JSON.stringify(units)}`,
     );
   }
   return pair;

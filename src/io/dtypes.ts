@@ -190,7 +190,8 @@ function int64ToInt32(pairs: Int32Array, where: string): Int32Array {
     if (hi !== lo >> 31) {
       const value = BigInt.asIntN(64, (BigInt(hi) << 32n) | BigInt(lo >>> 0));
       throw new RangeError(
-        `${where}: I64 value ${value} at flat index ${i} is outside the int32 range of IntTensor (-2147483648..2147483647)`,
+        `${where}: I64 value ${value} at flat index ${i} is outside the int32 range of IntTensor ` +
+          "(-2147483648..2147483647)",
       );
     }
     out[i] = lo;

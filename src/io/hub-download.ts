@@ -62,8 +62,10 @@ export function listedFile(entry: ListFileEntry, where: string): ListedFile {
   const hex = entry.lfs ? entry.lfs.oid : entry.oid;
   if (hex === undefined) return { size }; // nothing to check against
   if (!HEX_FORM[algorithm].test(hex)) {
-    const message = `${where}: the file listing gives ${entry.path} the ${algorithm} ${JSON.stringify(hex)}, which is not one`;
-    throw new HubError("bad_response", message);
+    throw new HubError(
+      "bad_response",
+      `${where}: the file listing gives ${entry.path} the ${algorithm} ${JSON.stringify(hex)}, which is not one`,
+    );
   }
   return { size, hash: { algorithm, hex } };
 }
@@ -157,8 +159,9 @@ async function refuseWrongKind(response: Response, expect: "json" | "file", url:
   const expected = expect === "json" ? "JSON" : "a file";
   throw new HubError(
     "bad_response",
-    `${where}: ${url} answered HTTP ${response.status} with ${type || "no content type"} where ${expected} was expected, ` +
-      `starting ${await firstBytes(response)}. A proxy, firewall or captive portal may be answering instead of the Hub.`,
+    `${where}: ${url} answered HTTP ${response.status} with ${type || "no content type"} ` +
+      `where ${expected} was expected, starting ${await firstBytes(response)}. ` +
+      "A proxy, firewall or captive portal may be answering instead of the Hub.",
   );
 }
 
@@ -218,7 +221,10 @@ interface Source {
   url: string;
 }
 
-/** Writes the body to `partial`; fails as soon as it is longer than listed, and if it is shorter or hashes otherwise. */
+/**
+ * Writes the body to `partial`; fails as soon as it is longer than listed,
+ * and if it is shorter or hashes otherwise.
+ */
 async function writeListedBytes(
   response: Response,
   partial: string,
@@ -236,7 +242,9 @@ async function writeListedBytes(
       if (chunk === undefined) break;
       received += chunk.byteLength;
       if (received > listed.size) {
-        const message = `${where}: ${url} sent more than the ${listed.size} bytes the Hub lists for ${path}; stopped reading there`;
+        const message =
+          `${where}: ${url} sent more than the ${listed.size} bytes the Hub lists for ${path}; ` +
+          "stopped reading there";
         throw new HubError("integrity", message);
       }
       hash?.update(chunk);
@@ -252,7 +260,8 @@ async function writeListedBytes(
   if (listed.hash && actual !== listed.hash.hex) {
     throw new HubError(
       "integrity",
-      `${where}: ${path} downloaded from ${url} is not the file the Hub lists: its ${listed.hash.algorithm} is ${actual}, ` +
+      `${where}: ${path} downloaded from ${url} is not the file the Hub lists: ` +
+        `its ${listed.hash.algorithm} is ${actual}, ` +
         `expected ${listed.hash.hex}. Something between you and the Hub altered it; try again.`,
     );
   }

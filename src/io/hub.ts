@@ -86,7 +86,10 @@ export const RESOLVE_MODEL_OPTION_NAMES = [
   "timeoutMs",
 ] as const satisfies readonly (keyof ResolveModelOptions)[];
 
-/** The Hub's base URL: `endpoint` when given, else `HF_ENDPOINT`, else https://huggingface.co; without a trailing "/". */
+/**
+ * The Hub's base URL: `endpoint` when given, else `HF_ENDPOINT`, else https://huggingface.co;
+ * without a trailing "/".
+ */
 export function resolveHubUrl(endpoint?: string): string {
   return (endpoint ?? process.env.HF_ENDPOINT ?? DEFAULT_ENDPOINT).replace(/\/+$/, "");
 }
@@ -197,7 +200,8 @@ function checkRevision(revision: unknown): string {
       : `got ${describe(revision)}`;
   throw new HubError(
     "bad_revision",
-    `option revision: ${problem}; expected a git ref name such as "main", "v1.0" or "refs/pr/1", or a commit id of 40 hex digits`,
+    `option revision: ${problem}; ` +
+      'expected a git ref name such as "main", "v1.0" or "refs/pr/1", or a commit id of 40 hex digits',
   );
 }
 
@@ -232,7 +236,8 @@ const MODEL_PLAN: SnapshotPlan = {
     if (!sizes.has(CONFIG_FILE)) {
       throw new HubError(
         "no_config",
-        `${where} has no ${CONFIG_FILE}, so it is not a transformers model tsvene can load (files: ${[...sizes.keys()].join(", ")})`,
+        `${where} has no ${CONFIG_FILE}, so it is not a transformers model tsvene can load ` +
+          `(files: ${[...sizes.keys()].join(", ")})`,
       );
     }
     if (!sizes.has(WEIGHTS_FILE) && !sizes.has(WEIGHTS_INDEX_FILE)) {
@@ -336,7 +341,8 @@ async function askHub<T>(settings: Settings, request: () => Promise<T>): Promise
     if (network !== undefined) {
       throw new HubError(
         "unreachable",
-        `${where}: cannot reach the Hub at ${hubUrl} (${network}), and ${settings.repoDir} holds no complete copy of it. ` +
+        `${where}: cannot reach the Hub at ${hubUrl} (${network}), ` +
+          `and ${settings.repoDir} holds no complete copy of it. ` +
           `Connect to the network, point HF_ENDPOINT at a reachable mirror, or pass a local ${settings.what} folder.`,
         { cause: error },
       );

@@ -46,7 +46,10 @@ export interface ReadSafetensorsOptions {
 }
 
 export interface WriteSafetensorsOptions {
-  /** What float tensors are stored as (rounded to nearest, ties to even); default F32. IntTensors are always stored as I64. */
+  /**
+   * What float tensors are stored as (rounded to nearest, ties to even); default F32.
+   * IntTensors are always stored as I64.
+   */
   dtype?: FloatWriteDtype;
   /** The header's `__metadata__`; omitted from the file when not given. */
   metadata?: Record<string, string>;
@@ -110,12 +113,14 @@ export function storedByteLength(t: Tensor | IntTensor, dtype: FloatWriteDtype =
 export function checkHeaderLength(length: bigint, fileBytes: number, source: string): number {
   if (length > BigInt(MAX_HEADER_BYTES)) {
     throw new Error(
-      `safetensors ${source}: header length ${length} exceeds the ${MAX_HEADER_BYTES}-byte limit (is this a safetensors file?)`,
+      `safetensors ${source}: header length ${length} exceeds the ${MAX_HEADER_BYTES}-byte limit ` +
+        "(is this a safetensors file?)",
     );
   }
   if (length > BigInt(fileBytes - 8)) {
     throw new Error(
-      `safetensors ${source}: header length ${length} runs past the end of the ${fileBytes}-byte file (is this a safetensors file?)`,
+      `safetensors ${source}: header length ${length} runs past the end of the ${fileBytes}-byte file ` +
+        "(is this a safetensors file?)",
     );
   }
   return Number(length);
@@ -159,7 +164,8 @@ export function parseHeader(bytes: Uint8Array, dataBytes: number, source: string
   ] of entries) {
     if (begin !== expectedBegin) {
       fail(
-        `tensor "${name}" starts at data byte ${begin}, expected ${expectedBegin} (tensors must be contiguous, without gaps or overlaps)`,
+        `tensor "${name}" starts at data byte ${begin}, expected ${expectedBegin} ` +
+          "(tensors must be contiguous, without gaps or overlaps)",
       );
     }
     if (end > dataBytes)
@@ -190,7 +196,8 @@ export function selectTensors(
         .map((k) => `"${k}"`)
         .join(", ");
       throw new Error(
-        `safetensors ${source}: no tensor named "${name}" (the file holds ${known.length}: ${sample}${known.length > 5 ? ", …" : ""})`,
+        `safetensors ${source}: no tensor named "${name}" ` +
+          `(the file holds ${known.length}: ${sample}${known.length > 5 ? ", …" : ""})`,
       );
     }
   }
@@ -201,7 +208,8 @@ export function selectTensors(
 export function decodeEntry(name: string, info: TensorInfo, raw: Uint8Array, source: string): Tensor | IntTensor {
   if (!isLoadable(info.dtype)) {
     throw new Error(
-      `safetensors ${source}: tensor "${name}" has dtype ${info.dtype}, which tsvene does not load (supported: ${LOADABLE_DTYPES.join(", ")})`,
+      `safetensors ${source}: tensor "${name}" has dtype ${info.dtype}, which tsvene does not load ` +
+        `(supported: ${LOADABLE_DTYPES.join(", ")})`,
     );
   }
   return decodeTensor(info.dtype as LoadableDtype, info.shape, raw, `safetensors ${source}: tensor "${name}"`);
@@ -220,7 +228,8 @@ export function planLayout(tensors: NamedTensors, options: WriteSafetensorsOptio
   const floatDtype = options.dtype ?? "F32";
   if (!FLOAT_WRITE_DTYPES.includes(floatDtype)) {
     throw new TypeError(
-      `writeSafetensors: dtype ${JSON.stringify(floatDtype)} is not writable (expected one of ${FLOAT_WRITE_DTYPES.join(", ")})`,
+      `writeSafetensors: dtype ${JSON.stringify(floatDtype)} is not writable ` +
+        `(expected one of ${FLOAT_WRITE_DTYPES.join(", ")})`,
     );
   }
   const utf8 = new TextEncoder();
@@ -289,7 +298,8 @@ function parseEntry(name: string, value: unknown, fail: (what: string) => never)
   }
   if (end - begin !== expectedBytes) {
     fail(
-      `${where}: data_offsets [${begin}, ${end}] span ${end - begin} bytes, but ${dtype} of shape [${shape.join(", ")}] needs ${expectedBytes}`,
+      `${where}: data_offsets [${begin}, ${end}] span ${end - begin} bytes, ` +
+        `but ${dtype} of shape [${shape.join(", ")}] needs ${expectedBytes}`,
     );
   }
   return { dtype, shape: shape as number[], dataOffsets: [begin, end] };

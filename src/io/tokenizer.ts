@@ -49,7 +49,10 @@ export interface BatchEncoding {
   attentionMask: IntTensor;
 }
 
-/** Whether a model folder has tokenizer files (tokenizer.json, or vocab.json): loadPretrained then reads them with Tokenizer.fromFolder. */
+/**
+ * Whether a model folder has tokenizer files (tokenizer.json, or vocab.json):
+ * loadPretrained then reads them with Tokenizer.fromFolder.
+ */
 export async function hasTokenizerFiles(folder: string): Promise<boolean> {
   for (const file of ["tokenizer.json", "vocab.json"]) if (await pathExists(join(folder, file))) return true;
   return false;
@@ -98,7 +101,8 @@ export class Tokenizer {
     const merges = await readTextIfPresent(join(folder, "merges.txt"));
     if (vocab === undefined || merges === undefined) {
       throw new Error(
-        `tokenizer folder ${folder}: no tokenizer.json, and no vocab.json + merges.txt pair to build a byte-level BPE from`,
+        `tokenizer folder ${folder}: no tokenizer.json, ` +
+          "and no vocab.json + merges.txt pair to build a byte-level BPE from",
       );
     }
     return withSource(`${folder}/vocab.json + merges.txt`, () =>
@@ -201,7 +205,8 @@ export class Tokenizer {
     const pad = options.padTokenId ?? this.padTokenId;
     if (pad === undefined) {
       throw new Error(
-        "encodeBatch: this tokenizer has no pad token; pass padTokenId (models like GPT-2 commonly pad with eosTokenId)",
+        "encodeBatch: this tokenizer has no pad token; " +
+          "pass padTokenId (models like GPT-2 commonly pad with eosTokenId)",
       );
     }
     const rows = texts.map((text) => this.encode(text, options));

@@ -35,7 +35,8 @@ export function familyOf(config: HFConfig): ModelFamily {
   if (byArchitecture) return byArchitecture;
   const known = FAMILIES.flatMap((f) => f.modelTypes).join(", ");
   throw new RangeError(
-    `config.json: model_type ${JSON.stringify(modelType)} (architectures ${JSON.stringify(architectures)}) is not supported (known model types: ${known})`,
+    `config.json: model_type ${JSON.stringify(modelType)} (architectures ${JSON.stringify(architectures)}) ` +
+      `is not supported (known model types: ${known})`,
   );
 }
 

@@ -114,7 +114,8 @@ export abstract class DecoderModel<P = unknown> extends PretrainedModel {
     const start = this.check(inputs);
     if (!Number.isInteger(lastLayer) || lastLayer < start.first || lastLayer >= this.numLayers) {
       throw new RangeError(
-        `runBlocks: lastLayer ${lastLayer} is out of range (expected ${start.first}..${this.numLayers - 1}: from the first block run to the last block)`,
+        `runBlocks: lastLayer ${lastLayer} is out of range ` +
+          `(expected ${start.first}..${this.numLayers - 1}: from the first block run to the last block)`,
       );
     }
     const pass = this.passContext(start.passInputs);
@@ -123,21 +124,26 @@ export abstract class DecoderModel<P = unknown> extends PretrainedModel {
     return x;
   }
 
-  /** Every check on a call's inputs, before any module runs: shapes, ids within their tables, the mask, the resume point, the cache. */
+  /**
+   * Every check on a call's inputs, before any module runs: shapes, ids within their tables, the mask,
+   * the resume point, the cache.
+   */
   private check(inputs: ModelInputs): Start {
     const { batch, length } = inputShape(inputs);
     const s = this.settings;
     const cache = inputs.cache ?? null;
     if (cache !== null && (!(cache instanceof KeyValueCache) || cache.layers !== this.numLayers)) {
       throw new TypeError(
-        `model inputs: cache must be a KeyValueCache of ${this.numLayers} layers (model.newCache()), got ${cache instanceof KeyValueCache ? `one of ${cache.layers}` : typeof cache}`,
+        `model inputs: cache must be a KeyValueCache of ${this.numLayers} layers (model.newCache()), ` +
+          `got ${cache instanceof KeyValueCache ? `one of ${cache.layers}` : typeof cache}`,
       );
     }
     const past = cache?.length ?? 0;
     const mask = inputs.attentionMask ?? null;
     if (mask !== null && (mask.shape.length !== 2 || mask.shape[0] !== batch || mask.shape[1] !== past + length)) {
       throw new RangeError(
-        `model inputs: attentionMask must be [${batch}, ${past + length}] (the batch, and the cached and new positions), got [${mask.shape.join(", ")}]`,
+        `model inputs: attentionMask must be [${batch}, ${past + length}] ` +
+          `(the batch, and the cached and new positions), got [${mask.shape.join(", ")}]`,
       );
     }
     const positions = inputs.positionIds ?? positionIds(null, batch, length, past);
@@ -186,7 +192,10 @@ export abstract class DecoderModel<P = unknown> extends PretrainedModel {
   }
 }
 
-/** Ids or positions of shape [B, T], each within `table` when there is one, or an error naming the config field that sizes it. */
+/**
+ * Ids or positions of shape [B, T], each within `table` when there is one,
+ * or an error naming the config field that sizes it.
+ */
 function checkIds(
   ids: IntTensor,
   shape: readonly number[],

@@ -15,7 +15,8 @@ export const DEFAULT_MODEL_FOLDER = platform().packagePath("models", "default");
 export async function loadDefaultModel(): Promise<Pretrained> {
   if (!(await pathExists(joinPath(DEFAULT_MODEL_FOLDER, "config.json")))) {
     throw new Error(
-      `the default model is missing: ${DEFAULT_MODEL_FOLDER} has no config.json (expected the folder shipped with tsvene; npm run train:default-model rebuilds it)`,
+      `the default model is missing: ${DEFAULT_MODEL_FOLDER} has no config.json ` +
+        "(expected the folder shipped with tsvene; npm run train:default-model rebuilds it)",
     );
   }
   return loadPretrained(DEFAULT_MODEL_FOLDER);

@@ -73,7 +73,8 @@ export function generate(
   const pad = options.padTokenId ?? eos[0] ?? 0;
   if (![...eos, pad].every((t) => Number.isInteger(t) && t >= 0)) {
     throw new RangeError(
-      `generate: eosTokenId and padTokenId must be token ids (non-negative integers), got ${describe(options.eosTokenId)} and ${describe(options.padTokenId)}`,
+      `generate: eosTokenId and padTokenId must be token ids (non-negative integers), ` +
+        `got ${describe(options.eosTokenId)} and ${describe(options.padTokenId)}`,
     );
   }
   const cache = options.useCache === false ? null : model.newCache();
@@ -110,7 +111,8 @@ export function generate(
       const logits = model.run(lastPositionLogits ? { ...inputs, lastPositionLogits } : inputs).logits;
       if (logits.rank !== 3)
         throw new RangeError(
-          `generate: the ${model.family} model gives logits [${logits.shape.join(", ")}], not token scores per position [B, T, vocab]`,
+          `generate: the ${model.family} model gives logits [${logits.shape.join(", ")}], ` +
+            "not token scores per position [B, T, vocab]",
         );
       const last = tv.squeeze(tv.slice(logits, 1, -1), 1);
       const chosenFrom = doSample ? limitTopK(tv.div(last, temperature), topK) : last;

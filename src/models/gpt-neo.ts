@@ -26,7 +26,10 @@ import type { SiteMap } from "./sites.js";
 
 export type AttentionKind = "global" | "local";
 
-/** The fields of GPTNeoConfig that shape the computation, with HF's defaults (maxPositions: max_position_embeddings). */
+/**
+ * The fields of GPTNeoConfig that shape the computation, with HF's defaults
+ * (maxPositions: max_position_embeddings).
+ */
 export interface GPTNeoSettings extends GPTLayoutSettings {
   /** Local layers see the query and the window − 1 keys before it. */
   readonly windowSize: number;
@@ -67,7 +70,8 @@ function attentionLayers(config: HFConfig, layers: number): AttentionKind[] {
   if (config.attention_layers !== undefined && config.attention_layers !== null) {
     if (!Array.isArray(config.attention_layers))
       throw new TypeError(
-        `config.json: "attention_layers" must be a list of "global"/"local", got ${JSON.stringify(config.attention_layers)}`,
+        `config.json: "attention_layers" must be a list of "global"/"local", ` +
+          `got ${JSON.stringify(config.attention_layers)}`,
       );
     kinds = config.attention_layers;
   } else {
@@ -95,7 +99,8 @@ function attentionLayers(config: HFConfig, layers: number): AttentionKind[] {
     );
   if (kinds.length !== layers) {
     throw new RangeError(
-      `config.json: the attention layer types list ${kinds.length} layers (${JSON.stringify(kinds)}) but "num_layers" is ${layers}; they must agree`,
+      `config.json: the attention layer types list ${kinds.length} layers (${JSON.stringify(kinds)}) ` +
+        `but "num_layers" is ${layers}; they must agree`,
     );
   }
   return kinds as AttentionKind[];
@@ -158,7 +163,10 @@ class GPTNeoAttention extends Module<Tensor, PassContext> {
   }
 }
 
-/** GPT-Neo's parts in the layout: the global/local attention wrapper, Linear MLP projections, a causal-and-padding mask. */
+/**
+ * GPT-Neo's parts in the layout: the global/local attention wrapper, Linear MLP projections,
+ * a causal-and-padding mask.
+ */
 export class GPTNeoForCausalLM extends GPTLayoutLM<GPTNeoSettings, GPTNeoAttention, PassContext, Linear> {
   readonly family = "gpt_neo";
 

@@ -55,7 +55,8 @@ export function gptNeoXSettings(config: HFConfig): GPTNeoXSettings {
   const rotaryNdims = Math.trunc((hiddenSize / numHeads) * rotaryPct);
   if (rotaryNdims % 2 !== 0) {
     throw new RangeError(
-      `config.json: rotary_pct ${rotaryPct} gives ${rotaryNdims} rotary features per head; rotary embeddings need an even number`,
+      `config.json: rotary_pct ${rotaryPct} gives ${rotaryNdims} rotary features per head; ` +
+        "rotary embeddings need an even number",
     );
   }
   return {

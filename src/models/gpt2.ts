@@ -20,7 +20,10 @@ import type { PassInputs } from "./decoder.js";
 import { blockAndMlpSites, gptLayoutFamily, GPTLayoutLM, layerSite, type GPTLayoutSettings } from "./gpt2-layout.js";
 import type { SiteMap } from "./sites.js";
 
-/** The fields of GPT2Config that shape the computation, with HF's defaults (maxPositions: n_positions, intermediateSize: n_inner). */
+/**
+ * The fields of GPT2Config that shape the computation, with HF's defaults
+ * (maxPositions: n_positions, intermediateSize: n_inner).
+ */
 export interface GPT2Settings extends GPTLayoutSettings {
   /** Divide scores by √(head dim). */
   readonly scaleAttnWeights: boolean;
@@ -33,7 +36,8 @@ export interface GPT2Settings extends GPTLayoutSettings {
 export function gpt2Settings(config: HFConfig): GPT2Settings {
   if (configBool(config, "add_cross_attention", false)) {
     throw new RangeError(
-      'config.json: "add_cross_attention": true is not supported (GPT-2 as an encoder-decoder); expected false or absent',
+      'config.json: "add_cross_attention": true is not supported (GPT-2 as an encoder-decoder); ' +
+        "expected false or absent",
     );
   }
   const hiddenSize = configInt(config, ["n_embd", "hidden_size"], 768);
@@ -146,7 +150,10 @@ export function gpt2Sites(s: GPT2Settings): SiteMap {
 /** HF's causal `attn.bias` / `attn.masked_bias` buffers, present in older checkpoints such as openai-community/gpt2. */
 const ATTENTION_BUFFER = /^(transformer\.)?h\.\d+\.attn\.(bias|masked_bias)$/;
 
-/** Reads GPT2LMHeadModel checkpoints, and GPT2Model ones (no `transformer.` prefix, as openai-community/gpt2 stores them). */
+/**
+ * Reads GPT2LMHeadModel checkpoints, and GPT2Model ones
+ * (no `transformer.` prefix, as openai-community/gpt2 stores them).
+ */
 export const gpt2Family = gptLayoutFamily(
   "gpt2",
   ["GPT2LMHeadModel", "GPT2Model"],

@@ -168,7 +168,8 @@ function checkRightPadding(mask: IntTensor, batch: number, length: number): void
     const firstPad = row.indexOf(0);
     if (firstPad >= 0 && row.subarray(firstPad).some((v) => v !== 0)) {
       throw new RangeError(
-        `gru: attentionMask row ${b} has a real step after padding; the GRU reads the steps in order, so only right padding (ones, then zeros) leaves the real steps' states unchanged`,
+        `gru: attentionMask row ${b} has a real step after padding; the GRU reads the steps in order, ` +
+          "so only right padding (ones, then zeros) leaves the real steps' states unchanged",
       );
     }
   }
@@ -310,7 +311,8 @@ export const gruFamily: ModelFamily = {
     // The heads differ in shape and weights, so the class must be named.
     if (architecture === undefined) {
       throw new RangeError(
-        `config.json: architectures ${JSON.stringify(config.architectures)} must name a GRU class (one of ${ARCHITECTURES.join(", ")})`,
+        `config.json: architectures ${JSON.stringify(config.architectures)} must name a GRU class ` +
+          `(one of ${ARCHITECTURES.join(", ")})`,
       );
     }
     if (architecture === "GRUForClassification") return new GRUForClassification(config);

@@ -18,9 +18,15 @@ export interface Variant {
    * outputs, with no input_layernorm (OLMo2).
    */
   readonly layout: "pre" | "sandwich" | "post";
-  /** "rms": w·x/rms(x); "offset_rms": (1+w)·x/rms(x) (Gemma); "plain_layer_norm": LayerNorm without weight or bias, eps 1e-5 (OLMo). */
+  /**
+   * "rms": w·x/rms(x); "offset_rms": (1+w)·x/rms(x) (Gemma);
+   * "plain_layer_norm": LayerNorm without weight or bias, eps 1e-5 (OLMo).
+   */
   readonly norm: "rms" | "offset_rms" | "plain_layer_norm";
-  /** RMS norm of queries and keys before rotary: per head over head_dim (Qwen3), or over the whole projection width (OLMo2). */
+  /**
+   * RMS norm of queries and keys before rotary: per head over head_dim (Qwen3),
+   * or over the whole projection width (OLMo2).
+   */
   readonly qkNorm: "none" | "per_head" | "full_width";
   /** Biases of q/k/v_proj and of o_proj: fixed, or config `attention_bias` (default false). */
   readonly qkvBias: boolean | "attention_bias";
@@ -166,7 +172,8 @@ function modelTypeOf(config: HFConfig): LlamaModelType {
   );
   if (byArchitecture) return byArchitecture;
   throw new RangeError(
-    `config.json: model_type ${JSON.stringify(declared)} (architectures ${JSON.stringify(architectures)}) is not a Llama-family model ` +
+    `config.json: model_type ${JSON.stringify(declared)} ` +
+      `(architectures ${JSON.stringify(architectures)}) is not a Llama-family model ` +
       `(expected model_type one of ${Object.keys(VARIANTS).join(", ")})`,
   );
 }
@@ -185,7 +192,8 @@ function ropeScalingOf(config: HFConfig): RopeScaling | null {
   if (value === undefined || value === null) return null;
   if (typeof value !== "object" || Array.isArray(value)) {
     throw new TypeError(
-      `config.json: "rope_scaling" must be null or an object such as {"rope_type": "linear", "factor": 2}, got ${JSON.stringify(value)}`,
+      `config.json: "rope_scaling" must be null or an object such as {"rope_type": "linear", "factor": 2}, ` +
+        `got ${JSON.stringify(value)}`,
     );
   }
   const scaling = value as HFConfig;
@@ -194,7 +202,8 @@ function ropeScalingOf(config: HFConfig): RopeScaling | null {
     const v = scaling[key];
     if (typeof v !== "number" || !Number.isFinite(v))
       throw new TypeError(
-        `config.json: "rope_scaling.${key}" must be a number for rope type "${String(type)}", got ${JSON.stringify(v) ?? "missing"}`,
+        `config.json: "rope_scaling.${key}" must be a number for rope type "${String(type)}", ` +
+          `got ${JSON.stringify(v) ?? "missing"}`,
       );
     return v;
   };
@@ -213,7 +222,8 @@ function ropeScalingOf(config: HFConfig): RopeScaling | null {
       };
     default:
       throw new RangeError(
-        `config.json: rope_scaling type ${JSON.stringify(type)} is not supported (supported: "linear", "llama3", or rope_scaling null)`,
+        `config.json: rope_scaling type ${JSON.stringify(type)} is not supported ` +
+          '(supported: "linear", "llama3", or rope_scaling null)',
       );
   }
 }
@@ -237,7 +247,8 @@ export function llamaSettings(config: HFConfig): LlamaSettings {
     hiddenSize % numHeads !== 0
   ) {
     throw new RangeError(
-      `config.json: hidden_size (${hiddenSize}) must be a multiple of num_attention_heads (${numHeads}) when there is no "head_dim"`,
+      `config.json: hidden_size (${hiddenSize}) must be a multiple of num_attention_heads (${numHeads}) ` +
+        'when there is no "head_dim"',
     );
   }
   const headDim = configInt(
@@ -255,7 +266,8 @@ export function llamaSettings(config: HFConfig): LlamaSettings {
       : optionalWithDefault(config, "sliding_window", v.slidingWindowDefault);
   if (v.slidingWindow === "use_sliding_window_rejected" && configBool(config, "use_sliding_window", false)) {
     throw new RangeError(
-      `config.json: "use_sliding_window": true is not supported for ${modelType} (HF's eager attention ignores it in 4.45 and later versions apply it to ` +
+      `config.json: "use_sliding_window": true is not supported for ${modelType} ` +
+        "(HF's eager attention ignores it in 4.45 and later versions apply it to " +
         `different layers; released checkpoints set it to false)`,
     );
   }

@@ -190,7 +190,8 @@ export const mlpFamily: ModelFamily = {
     const architecture = named.find((a) => (ARCHITECTURES as readonly string[]).includes(a));
     if (named.length > 0 && architecture === undefined) {
       throw new RangeError(
-        `config.json: architectures ${JSON.stringify(named)} has no MLP class (expected one of ${ARCHITECTURES.join(", ")})`,
+        `config.json: architectures ${JSON.stringify(named)} has no MLP class ` +
+          `(expected one of ${ARCHITECTURES.join(", ")})`,
       );
     }
     // Without architectures: the classifier, the only class pyvene builds (create_mlp_classifier).

@@ -80,12 +80,14 @@ export abstract class PretrainedModel extends Module<IntTensor> {
     const at = Object.hasOwn(this.sites, component) ? this.sites[component] : undefined;
     if (at === undefined) {
       throw new RangeError(
-        `component "${component}" is not available for ${this.family} (available: ${Object.keys(this.sites).join(", ")})`,
+        `component "${component}" is not available for ${this.family} ` +
+          `(available: ${Object.keys(this.sites).join(", ")})`,
       );
     }
     if (!Number.isInteger(layer) || layer < 0 || layer >= this.numLayers) {
       throw new RangeError(
-        `layer ${layer} is out of range for ${this.family} with ${this.numLayers} layers (expected 0..${this.numLayers - 1})`,
+        `layer ${layer} is out of range for ${this.family} with ${this.numLayers} layers ` +
+          `(expected 0..${this.numLayers - 1})`,
       );
     }
     return at(layer);

@@ -29,7 +29,8 @@ export function additiveMask(
     (attentionMask.shape.length !== 2 || attentionMask.shape[0] !== batch || attentionMask.shape[1] !== keys)
   ) {
     throw new RangeError(
-      `attention mask of shape [${attentionMask.shape.join(", ")}] does not match batch ${batch} and ${keys} key positions (expected [${batch}, ${keys}])`,
+      `attention mask of shape [${attentionMask.shape.join(", ")}] ` +
+        `does not match batch ${batch} and ${keys} key positions (expected [${batch}, ${keys}])`,
     );
   }
   const data = new Float32Array(batch * queries * keys);
@@ -48,7 +49,10 @@ export function additiveMask(
   return new Tensor(data, [batch, 1, queries, keys]);
 }
 
-/** HF reads any non-zero mask value as "attend"; a 2 or a −1 is more likely a mistake (ids passed as the mask) than a choice. */
+/**
+ * HF reads any non-zero mask value as "attend"; a 2 or a −1 is more likely a mistake
+ * (ids passed as the mask) than a choice.
+ */
 export function checkMaskValues(attentionMask: IntTensor): void {
   const i = attentionMask.data.findIndex((v) => v !== 0 && v !== 1);
   if (i >= 0) {
@@ -105,7 +109,8 @@ export function whereCausal(scores: Tensor, window?: number): Tensor {
 export function paddingMask(attentionMask: IntTensor, batch: number, keys: number): Tensor {
   if (attentionMask.shape.length !== 2 || attentionMask.shape[0] !== batch || attentionMask.shape[1] !== keys) {
     throw new RangeError(
-      `attention mask of shape [${attentionMask.shape.join(", ")}] does not match batch ${batch} and ${keys} key positions (expected [${batch}, ${keys}])`,
+      `attention mask of shape [${attentionMask.shape.join(", ")}] ` +
+        `does not match batch ${batch} and ${keys} key positions (expected [${batch}, ${keys}])`,
     );
   }
   const data = new Float32Array(batch * keys);

@@ -104,7 +104,8 @@ export abstract class Module<I = Tensor, C = unknown> {
       const next = current.childModules.get(segment);
       if (!next) {
         throw new RangeError(
-          `getModule: no module "${segment}" in "${path}" (children here: ${[...current.childModules.keys()].join(", ") || "none"})`,
+          `getModule: no module "${segment}" in "${path}" ` +
+            `(children here: ${[...current.childModules.keys()].join(", ") || "none"})`,
         );
       }
       current = next;

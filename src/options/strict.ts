@@ -19,7 +19,10 @@ export class OptionError extends TypeError {
 /** Advice for an unknown key that is a known mistake (e.g. a unit-locations key passed as an option). */
 export type OptionHint = (key: string) => string | undefined;
 
-/** A copy of `input` with every key in camelCase, checked against `names`. Null or undefined input reads as no options. */
+/**
+ * A copy of `input` with every key in camelCase, checked against `names`.
+ * Null or undefined input reads as no options.
+ */
 export function readOptions<T extends object>(
   input: unknown,
   names: readonly (keyof T & string)[],
@@ -54,7 +57,10 @@ function unknownKeyMessage(key: string, names: readonly string[], where: string,
   if (advice !== undefined) return `${where}: unknown option "${key}": ${advice}`;
   const suggestion = closest(key, names);
   const didYouMean = suggestion === null ? "" : ` (did you mean "${suggestion}"?)`;
-  return `${where}: unknown option "${key}"${didYouMean}; expected one of ${names.join(", ")} (or their snake_case forms)`;
+  return (
+    `${where}: unknown option "${key}"${didYouMean}; ` +
+    `expected one of ${names.join(", ")} (or their snake_case forms)`
+  );
 }
 
 /**
@@ -70,7 +76,8 @@ export function exactKeys(input: unknown, names: readonly string[], where: strin
     if (names.includes(key)) continue;
     const suggestion = closest(key, names);
     throw new OptionError(
-      `${where}: unknown option "${key}"${suggestion ? ` (did you mean "${suggestion}"?)` : ""}; expected one of ${names.join(", ")}`,
+      `${where}: unknown option "${key}"${suggestion ? ` (did you mean "${suggestion}"?)` : ""}; ` +
+        `expected one of ${names.join(", ")}`,
     );
   }
 }

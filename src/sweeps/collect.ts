@@ -38,7 +38,8 @@ export function collectActivations(model: PretrainedModel, collectOptions: Colle
   const layers = options.layers ?? Array.from({ length: model.numLayers }, (_, l) => l);
   if (!(inputIds instanceof IntTensor) || inputIds.shape.length !== 2) {
     throw new RangeError(
-      `collectActivations: inputIds must be an IntTensor [N, T], got ${inputIds instanceof IntTensor ? `[${inputIds.shape.join(", ")}]` : describe(inputIds)}`,
+      "collectActivations: inputIds must be an IntTensor [N, T], " +
+        `got ${inputIds instanceof IntTensor ? `[${inputIds.shape.join(", ")}]` : describe(inputIds)}`,
     );
   }
   if (

@@ -137,7 +137,8 @@ export interface GridRequest {
 export function asDecoder(model: PretrainedModel, where: string): DecoderModel {
   if (!(model instanceof DecoderModel)) {
     throw new TypeError(
-      `${where}: ${model.family} is not a transformer decoder; the sweeps run on GPT-2, GPT-Neo, GPT-NeoX and the Llama family`,
+      `${where}: ${model.family} is not a transformer decoder; ` +
+        "the sweeps run on GPT-2, GPT-Neo, GPT-NeoX and the Llama family",
     );
   }
   return model;

@@ -49,7 +49,8 @@ export function activationPatching(anyModel: PretrainedModel, patchOptions: Patc
   checkLabels(options.sourceTokens, source.shape[1], "sourceTokens", where);
   if (base.shape[1] !== source.shape[1]) {
     throw new RangeError(
-      `activationPatching: base and source must have the same length so positions pair up, got ${base.shape[1]} and ${source.shape[1]} tokens`,
+      "activationPatching: base and source must have the same length so positions pair up, " +
+        `got ${base.shape[1]} and ${source.shape[1]} tokens`,
     );
   }
   const sourceRun = recordRun(model, { inputIds: source }, component, null);

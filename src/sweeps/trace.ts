@@ -24,7 +24,10 @@ export interface TraceOptions {
   component?: TraceComponent;
   /** Layers restored together around each layer (ROME: 1 for block outputs, 10 for MLP and attention). */
   window?: number;
-  /** The noise itself, [samples, corrupted positions, width] (or [corrupted positions, width] for one sample); default normal draws of noiseStd. */
+  /**
+   * The noise itself, [samples, corrupted positions, width] (or [corrupted positions, width] for one sample);
+   * default normal draws of noiseStd.
+   */
   noise?: tv.Tensor;
   /** Noise standard deviation; default 3× the standard deviation of the prompt's input embeddings (ROME). */
   noiseStd?: number;
@@ -71,7 +74,8 @@ export function causalTrace(anyModel: PretrainedModel, traceOptions: TraceOption
     new Set(corruptedPositions).size !== corruptedPositions.length
   ) {
     throw new RangeError(
-      `causalTrace: corruptedPositions must be distinct positions in 0..${length - 1}, got ${describe(corruptedPositions)}`,
+      `causalTrace: corruptedPositions must be distinct positions in 0..${length - 1}, ` +
+        `got ${describe(corruptedPositions)}`,
     );
   }
   if (!Number.isInteger(seed)) throw new RangeError(`causalTrace: seed must be an integer, got ${describe(seed)}`);
@@ -98,7 +102,8 @@ export function causalTrace(anyModel: PretrainedModel, traceOptions: TraceOption
     draws.shape[2] !== width
   ) {
     throw new RangeError(
-      `causalTrace: noise must be [${samples}, ${corruptedPositions.length}, ${width}] (samples, corrupted positions, width), got [${noise.shape.join(", ")}]`,
+      `causalTrace: noise must be [${samples}, ${corruptedPositions.length}, ${width}] ` +
+        `(samples, corrupted positions, width), got [${noise.shape.join(", ")}]`,
     );
   }
   const values = new Float32Array(model.numLayers * length);

@@ -41,7 +41,8 @@ const freedNode: GradNode = {
   inputs: [],
   backward() {
     throw new Error(
-      "backward: this graph was already used by a backward() call and freed; pass { retainGraph: true } to the first call to reuse it",
+      "backward: this graph was already used by a backward() call and freed; " +
+        "pass { retainGraph: true } to the first call to reuse it",
     );
   },
 };

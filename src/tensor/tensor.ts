@@ -112,7 +112,8 @@ export class Tensor {
   backward(grad?: Tensor, options: { retainGraph?: boolean } = {}): void {
     if (!this.requiresGrad)
       throw new Error(
-        "backward: this tensor does not require a gradient (no input was marked with requireGrad, or it was computed under noGrad)",
+        "backward: this tensor does not require a gradient " +
+          "(no input was marked with requireGrad, or it was computed under noGrad)",
       );
     let seed: Float32Array;
     if (grad === undefined) {

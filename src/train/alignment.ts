@@ -181,7 +181,8 @@ export function trainAlignment<L, M extends Metrics = number, B = AlignmentBatch
       }
       if (inEpoch !== perEpoch) {
         throw new RangeError(
-          `trainAlignment: epoch ${epoch} yielded ${inEpoch} batches, but batches.length is ${perEpoch} (give an array or a loader that can be iterated once per epoch)`,
+          `trainAlignment: epoch ${epoch} yielded ${inEpoch} batches, but batches.length is ${perEpoch} ` +
+            "(give an array or a loader that can be iterated once per epoch)",
         );
       }
     }
@@ -260,7 +261,8 @@ export function batchUnitLocations(
 ): UnitLocationsInput {
   if (!Object.keys(batch).some((k) => k.includes("->"))) {
     throw new RangeError(
-      'batch: no unit locations (give unitLocations, or flat keys such as "source_0->base.0.pos" and "source_0->base.1.pos")',
+      "batch: no unit locations (give unitLocations, " +
+        'or flat keys such as "source_0->base.0.pos" and "source_0->base.1.pos")',
     );
   }
   const reps = im.keys.map((key) => im.config.representations[im.representationKeys.indexOf(key)]);
@@ -339,7 +341,8 @@ function defaultOptimizer(im: AnyIntervenableModel, lr: number): Optimizer {
   const params = im.getTrainableParameters();
   if (params.length === 0) {
     throw new RangeError(
-      "trainAlignment: nothing to train (no trainable intervention, and the model's gradients are disabled; see enableModelGradients)",
+      "trainAlignment: nothing to train (no trainable intervention, " +
+        "and the model's gradients are disabled; see enableModelGradients)",
     );
   }
   return new Adam([{ params }], { lr });
@@ -348,12 +351,14 @@ function defaultOptimizer(im: AnyIntervenableModel, lr: number): Optimizer {
 function checkLoss(loss: unknown): asserts loss is Tensor {
   if (!(loss instanceof Tensor) || loss.size !== 1) {
     throw new TypeError(
-      `trainAlignment: computeLoss must return a one-value Tensor, got ${loss instanceof Tensor ? `shape [${loss.shape.join(", ")}]` : String(loss)}`,
+      "trainAlignment: computeLoss must return a one-value Tensor, " +
+        `got ${loss instanceof Tensor ? `shape [${loss.shape.join(", ")}]` : String(loss)}`,
     );
   }
   if (!loss.requiresGrad)
     throw new TypeError(
-      "trainAlignment: the loss does not depend on any trainable parameter (was it computed under noGrad, or from detached values?)",
+      "trainAlignment: the loss does not depend on any trainable parameter " +
+        "(was it computed under noGrad, or from detached values?)",
     );
 }
 

@@ -257,7 +257,8 @@ function split(known: Example[], generator: Generator): { train: Example[]; test
 function samplePair(examples: readonly Example[], generator: Generator, set: string): Pair {
   if (new Set(examples.map((e) => e.attribute)).size < 2) {
     throw new RangeError(
-      `dasOnFacts: the ${set} facts the model names correctly (${examples.length}) do not have two different attributes, so no swap can be tested`,
+      `dasOnFacts: the ${set} facts the model names correctly (${examples.length}) ` +
+        "do not have two different attributes, so no swap can be tested",
     );
   }
   const draw = () => examples[Math.floor(generator.uniform() * examples.length)];

@@ -50,7 +50,8 @@ export abstract class Optimizer<H extends { lr: number } = { lr: number }, S = u
       const where = `${name}: paramGroups[${g}]`;
       if (group === null || typeof group !== "object" || group instanceof Tensor || !("params" in group)) {
         throw new TypeError(
-          `${where} must be a group { params: Tensor[], ... } (or give a plain list of tensors), got ${describe(group)}`,
+          `${where} must be a group { params: Tensor[], ... } (or give a plain list of tensors), ` +
+            `got ${describe(group)}`,
         );
       }
       const overrides = readOptions<ParamGroupInput<H>>(group, known as (keyof ParamGroupInput<H> & string)[], where);

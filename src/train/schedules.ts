@@ -54,7 +54,10 @@ export function linearWarmupFactor(step: number, numWarmupSteps: number, numTrai
   return Math.max(0, (numTrainingSteps - step) / Math.max(1, numTrainingSteps - numWarmupSteps));
 }
 
-/** HF transformers' get_linear_schedule_with_warmup: linear warm-up from 0, then linear decay to 0 at numTrainingSteps. */
+/**
+ * HF transformers' get_linear_schedule_with_warmup: linear warm-up from 0,
+ * then linear decay to 0 at numTrainingSteps.
+ */
 export function linearScheduleWithWarmup(
   optimizer: HasParamGroups,
   numWarmupSteps: number,

@@ -81,7 +81,8 @@ export function heatmapSvg(grid: ScoreGrid, options: HeatmapOptions): string {
   parts.push(`<rect width="${width}" height="${height}" fill="#ffffff"/>`);
   if (options.title) {
     parts.push(
-      `<text class="heatmap-title" x="${PAD}" y="${PAD + 14}" font-size="13" font-weight="bold">${escapeXml(options.title)}</text>`,
+      `<text class="heatmap-title" x="${PAD}" y="${PAD + 14}" font-size="13" font-weight="bold">` +
+        `${escapeXml(options.title)}</text>`,
     );
   }
 
@@ -90,10 +91,14 @@ export function heatmapSvg(grid: ScoreGrid, options: HeatmapOptions): string {
     for (let c = 0; c < grid.cols; c++) {
       const value = grid.values[r * grid.cols + c];
       const what = options.valueLabel ? `${options.valueLabel} = ` : "";
-      const tip = `layer ${grid.layers[r]}, position ${grid.positions[c]} ${JSON.stringify(columnLabels[c])}: ${what}${exactFloat32(value)}`;
+      const tip =
+        `layer ${grid.layers[r]}, position ${grid.positions[c]} ${JSON.stringify(columnLabels[c])}: ` +
+        `${what}${exactFloat32(value)}`;
       parts.push(
-        `<rect class="cell" data-row="${r}" data-col="${c}" x="${left + c * CELL_WIDTH}" y="${top + r * CELL_HEIGHT}" ` +
-          `width="${CELL_WIDTH}" height="${CELL_HEIGHT}" fill="${scale.color(value)}"><title>${escapeXml(tip)}</title></rect>`,
+        `<rect class="cell" data-row="${r}" data-col="${c}" ` +
+          `x="${left + c * CELL_WIDTH}" y="${top + r * CELL_HEIGHT}" ` +
+          `width="${CELL_WIDTH}" height="${CELL_HEIGHT}" fill="${scale.color(value)}">` +
+          `<title>${escapeXml(tip)}</title></rect>`,
       );
     }
   }
@@ -106,15 +111,19 @@ export function heatmapSvg(grid: ScoreGrid, options: HeatmapOptions): string {
   parts.push(`</g>`);
   const axisY = top + gridHeight / 2;
   parts.push(
-    `<text class="axis-title" x="${PAD + FONT_SIZE}" y="${axisY}" text-anchor="middle" transform="rotate(-90 ${PAD + FONT_SIZE} ${axisY})">layer</text>`,
+    `<text class="axis-title" x="${PAD + FONT_SIZE}" y="${axisY}" text-anchor="middle" ` +
+      `transform="rotate(-90 ${PAD + FONT_SIZE} ${axisY})">layer</text>`,
   );
 
   parts.push(`<g class="column-labels" text-anchor="end">`);
   const labelY = top + gridHeight + 10;
   for (let c = 0; c < grid.cols; c++) {
     const x = left + c * CELL_WIDTH + CELL_WIDTH / 2 + 3;
-    const text = `<text x="${x}" y="${labelY}" transform="rotate(-${LABEL_ANGLE} ${x} ${labelY})">${escapeXml(shownLabels[c])}</text>`;
-    // Where a label was cut, its group carries the full token as a tooltip (outside the <text>, whose content is the label).
+    const text =
+      `<text x="${x}" y="${labelY}" transform="rotate(-${LABEL_ANGLE} ${x} ${labelY})">` +
+      `${escapeXml(shownLabels[c])}</text>`;
+    // Where a label was cut, its group carries the full token as a tooltip
+    // (outside the <text>, whose content is the label).
     parts.push(
       shownLabels[c] === columnLabels[c] ? text : `<g><title>${escapeXml(columnLabels[c])}</title>${text}</g>`,
     );
@@ -182,7 +191,8 @@ function colorbar(
   for (const stop of scale.stops) parts.push(`<stop offset="${stop.offset}" stop-color="${stop.color}"/>`);
   parts.push(`</linearGradient></defs>`);
   parts.push(
-    `<rect class="colorbar" x="${x}" y="${y}" width="${COLORBAR_WIDTH}" height="${height}" fill="url(#${id})" stroke="#888888" stroke-width="0.5"/>`,
+    `<rect class="colorbar" x="${x}" y="${y}" width="${COLORBAR_WIDTH}" height="${height}" ` +
+      `fill="url(#${id})" stroke="#888888" stroke-width="0.5"/>`,
   );
   for (const tick of ticks) {
     const ty = y + (1 - tick.offset) * height;
@@ -199,7 +209,8 @@ function accessibleName(grid: ScoreGrid, options: HeatmapOptions, scale: ColorSc
   const what = options.valueLabel ?? "value";
   const lead = options.title ? `${options.title}: heat map` : "Heat map";
   return (
-    `${lead} of ${what} over ${grid.rows} layers (${grid.layers[0]}–${grid.layers[grid.rows - 1]}) and ${grid.cols} positions; ` +
+    `${lead} of ${what} over ${grid.rows} layers (${grid.layers[0]}–${grid.layers[grid.rows - 1]}) ` +
+    `and ${grid.cols} positions; ` +
     `colour scale from ${formatValue(scale.min)} to ${formatValue(scale.max)}`
   );
 }

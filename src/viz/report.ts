@@ -59,7 +59,8 @@ function traceBody(traces: readonly TraceResult[], topCells: number): string {
       );
     if (!(trace.component in TRACE_PANELS)) {
       throw new Error(
-        `traceReport: trace component must be one of ${Object.keys(TRACE_PANELS).join(", ")}, got ${JSON.stringify(trace.component)}`,
+        `traceReport: trace component must be one of ${Object.keys(TRACE_PANELS).join(", ")}, ` +
+          `got ${JSON.stringify(trace.component)}`,
       );
     }
   }
@@ -73,7 +74,8 @@ function traceBody(traces: readonly TraceResult[], topCells: number): string {
       sameList(trace.tokens, first.tokens) && trace.target === first.target && trace.metric === first.metric;
     if (!sameRun) {
       throw new Error(
-        `traceReport: traces shown together must share tokens, target and metric; ${trace.component} differs from ${first.component}`,
+        "traceReport: traces shown together must share tokens, target and metric; " +
+          `${trace.component} differs from ${first.component}`,
       );
     }
   }
@@ -98,7 +100,8 @@ function traceBody(traces: readonly TraceResult[], topCells: number): string {
       `<h2>Impact of restoring ${panel.what} after corrupted input</h2>`,
       `<p class="values">Restored: ${trace.component}${escapeXml(windowNote)}. ` +
         `Clean run: <span class="clean">${escapeXml(label)} = ${exactFloat32(trace.clean)}</span>; ` +
-        `corrupted run: <span class="corrupted-value">${escapeXml(label)} = ${exactFloat32(trace.corrupted)}</span>.</p>`,
+        `corrupted run: <span class="corrupted-value">` +
+        `${escapeXml(label)} = ${exactFloat32(trace.corrupted)}</span>.</p>`,
       `<figure>`,
       heatmapSvg(trace.grid, {
         tokens: trace.tokens,
@@ -107,7 +110,8 @@ function traceBody(traces: readonly TraceResult[], topCells: number): string {
         hue: panel.hue,
         idPrefix: `trace-${trace.component}`,
       }),
-      `<figcaption>Each cell: ${escapeXml(label)} when that layer's ${escapeXml(trace.component)} at that position is restored from the clean run. * marks corrupted positions.</figcaption>`,
+      `<figcaption>Each cell: ${escapeXml(label)} when that layer's ${escapeXml(trace.component)} ` +
+        "at that position is restored from the clean run. * marks corrupted positions.</figcaption>",
       `</figure>`,
       topCellsTable(trace.grid, trace.tokens, trace.corrupted, topCells, "value − corrupted", label),
       `</section>`,
@@ -133,7 +137,8 @@ function patchBody(patch: PatchResult, topCells: number): string {
     `<h2>Impact of patching ${escapeXml(patch.component)} from the source run</h2>`,
     `<figure>`,
     heatmapSvg(patch.grid, { tokens: patch.baseTokens, valueLabel: label, idPrefix: "patch" }),
-    `<figcaption>Each cell: ${escapeXml(label)} on the base run when that layer's ${escapeXml(patch.component)} at that base position takes its source value.</figcaption>`,
+    `<figcaption>Each cell: ${escapeXml(label)} on the base run when that layer's ${escapeXml(patch.component)} ` +
+      "at that base position takes its source value.</figcaption>",
     `</figure>`,
     topCellsTable(patch.grid, patch.baseTokens, patch.base, topCells, "value − base", label),
     `</section>`,
@@ -145,11 +150,15 @@ function collectBody(collect: CollectResult): string {
     const size = shape.reduce((a, b) => a * b, 1);
     if (shape.length === 0 || size !== values.length) {
       throw new Error(
-        `collectReport: layer ${layer}'s activations must have shape [examples, positions, width] matching its ${values.length} values, got [${shape.join(", ")}]`,
+        `collectReport: layer ${layer}'s activations must have shape [examples, positions, width] ` +
+          `matching its ${values.length} values, got [${shape.join(", ")}]`,
       );
     }
     const stats = activationStats(values, shape[shape.length - 1]);
-    return `<tr><td>${layer}</td><td>${shape.join(" × ")}</td><td>${formatValue(stats.mean, 4)}</td><td>${formatValue(stats.meanNorm, 4)}</td></tr>`;
+    return (
+      `<tr><td>${layer}</td><td>${shape.join(" × ")}</td>` +
+      `<td>${formatValue(stats.mean, 4)}</td><td>${formatValue(stats.meanNorm, 4)}</td></tr>`
+    );
   });
   return [
     `<section class="summary">`,
@@ -166,7 +175,8 @@ function collectBody(collect: CollectResult): string {
     ...rows,
     `</tbody>`,
     `</table>`,
-    `<p class="note">Mean vector norm: the L2 norm of each activation vector (the last dimension), averaged over examples and positions.</p>`,
+    `<p class="note">Mean vector norm: the L2 norm of each activation vector (the last dimension), ` +
+      `averaged over examples and positions.</p>`,
     `</section>`,
   ].join("\n");
 }
@@ -216,7 +226,8 @@ function topCellsTable(
   return [
     `<table class="top-cells">`,
     `<caption>Top ${rows.length} cells by |${escapeXml(effectName)}|</caption>`,
-    `<thead><tr><th>#</th><th>layer</th><th>position</th><th>token</th><th>${escapeXml(label)}</th><th>${escapeXml(effectName)}</th></tr></thead>`,
+    `<thead><tr><th>#</th><th>layer</th><th>position</th><th>token</th>` +
+      `<th>${escapeXml(label)}</th><th>${escapeXml(effectName)}</th></tr></thead>`,
     `<tbody>`,
     ...rows,
     `</tbody>`,
@@ -260,7 +271,8 @@ h1 { font-size: 1.5rem; } h2 { font-size: 1.15rem; margin-top: 2rem; }
 dl { display: grid; grid-template-columns: max-content auto; gap: 0.25rem 1rem; }
 dt, .field { font-weight: 600; } dd { margin: 0; }
 .field { margin-right: 0.5rem; }
-.prompt .token { white-space: pre; border: 1px solid #ccc; border-radius: 3px; padding: 0 2px; margin-right: 1px; font-family: ui-monospace, monospace; }
+.prompt .token { white-space: pre; border: 1px solid #ccc; border-radius: 3px; padding: 0 2px; \
+margin-right: 1px; font-family: ui-monospace, monospace; }
 .prompt .marked { background: #fde2e2; border-color: #d88; }
 figure { margin: 1rem 0; overflow-x: auto; } figcaption { font-size: 0.85rem; color: #555; }
 table { border-collapse: collapse; font-size: 0.9rem; margin-top: 0.5rem; }

@@ -53,7 +53,8 @@ const FILE_FAULTS = {
 };
 
 const PORTAL_PAGE =
-  "<!DOCTYPE html>\n<html><head><title>Sign in to Hotel Wi-Fi</title></head><body>Please accept the terms.</body></html>";
+  "<!DOCTYPE html>\n<html><head><title>Sign in to Hotel Wi-Fi</title></head>" +
+  "<body>Please accept the terms.</body></html>";
 
 export class FakeHub {
   readonly requests: string[] = [];

@@ -98,12 +98,16 @@ export function checkReferences(
       return d;
     });
     t.diagnostic(
-      `${name}: logits ${logitDiff.toExponential(2)}, hidden states ${hiddenDiffs.map((d) => d.toExponential(2)).join(" ")}`,
+      `${name}: logits ${logitDiff.toExponential(2)}, ` +
+        `hidden states ${hiddenDiffs.map((d) => d.toExponential(2)).join(" ")}`,
     );
   }
 }
 
-/** Each generate case: HF's greedy sequences exactly and its scores within `tolerance`, with and without the KV cache. */
+/**
+ * Each generate case: HF's greedy sequences exactly and its scores within `tolerance`, with and
+ * without the KV cache.
+ */
 export function checkGreedyGeneration(
   t: TestContext,
   model: tv.PretrainedModel,
@@ -206,7 +210,10 @@ export function checkCachedDecoding(model: tv.PretrainedModel, rows: number[][])
   assert.ok(maxAbsDiff(tv.concat(steps, 1), full) < 1e-5);
 }
 
-/** A hook at every site of layer 1 fires on a forward pass and sees a value as wide as the site says (dim, or dim·heads). */
+/**
+ * A hook at every site of layer 1 fires on a forward pass and sees a value as wide as the site says
+ * (dim, or dim·heads).
+ */
 export function checkSiteHooks(model: tv.PretrainedModel): void {
   const seen: string[] = [];
   const handles = Object.keys(model.sites).map((component) => {

@@ -57,7 +57,8 @@ export const collectCommand: Command<typeof options> = {
       "of each example are real tokens (the rest are padding and carry no meaning).",
     ].join("\n"),
     examples: [
-      'tsvene collect --prompt "Ka Bo lives in the city of" --prompt "Ro Vi speaks" --layers 0,1 --out acts.safetensors',
+      'tsvene collect --prompt "Ka Bo lives in the city of" --prompt "Ro Vi speaks" ' +
+        "--layers 0,1 --out acts.safetensors",
       'tsvene collect --prompt "Mi Ro Ka plays" --component mlp_output --out mlp.safetensors',
     ],
   },
@@ -117,7 +118,8 @@ export const collectCommand: Command<typeof options> = {
     };
     const [examples, positions, width] = result.activations[0]?.shape ?? [prompts.length, 0, 0];
     const text =
-      `collected ${component} at ${layers.length} layer(s) for ${examples} prompt(s): [${examples}, ${positions}, ${width}] each\n` +
+      `collected ${component} at ${layers.length} layer(s) for ${examples} prompt(s): ` +
+      `[${examples}, ${positions}, ${width}] each\n` +
       `activations: ${file}\nsummary: ${summaryFile}\n`;
     const summaryJson = textFile(SUMMARY_FLAG, summaryFile, `${toJson(summary)}\n`);
     await emit(summary, text, { json: values.json }, [activations, summaryJson]);
@@ -135,7 +137,8 @@ interface SourcedPrompt {
 async function readPrompts(file: string | undefined, given: string[] | undefined): Promise<SourcedPrompt[]> {
   if ((file === undefined) === (given === undefined)) {
     throw new UsageError(
-      'give the prompts either as --prompts <file> (one per line) or as --prompt "<text>" (repeatable), not both and not neither',
+      'give the prompts either as --prompts <file> (one per line) or as --prompt "<text>" (repeatable), ' +
+        "not both and not neither",
     );
   }
   if (given !== undefined) {

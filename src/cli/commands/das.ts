@@ -119,10 +119,14 @@ function checkReadable(loaded: LoadedModel, facts: readonly Fact[], relation: st
 
 function describeDas(r: DasOnFactsResult, factsFile: string): string {
   return [
-    `DAS, rank ${r.lowRankDimension}, ${r.component} at layer ${r.layer}, subject's last token${r.relation ? `, relation ${r.relation}` : ""} (${factsFile})`,
-    `the model names ${r.knownFacts} of ${r.facts} attributes; pairs drawn from ${r.trainFacts} training and ${r.testFacts} test facts`,
-    `IIA on ${r.testPairs} test pairs: ${formatScore(r.iiaAfter)} after ${r.steps} step${r.steps === 1 ? "" : "s"} (loss ${formatScore(r.firstLoss)} → ${formatScore(r.lastLoss)});` +
-      ` control (untrained rotation) ${formatScore(r.iiaBefore)}; chance ${formatScore(r.chance)} (1 of ${r.values} values)`,
+    `DAS, rank ${r.lowRankDimension}, ${r.component} at layer ${r.layer}, ` +
+      `subject's last token${r.relation ? `, relation ${r.relation}` : ""} (${factsFile})`,
+    `the model names ${r.knownFacts} of ${r.facts} attributes; ` +
+      `pairs drawn from ${r.trainFacts} training and ${r.testFacts} test facts`,
+    `IIA on ${r.testPairs} test pairs: ${formatScore(r.iiaAfter)} after ${r.steps} step${r.steps === 1 ? "" : "s"} ` +
+      `(loss ${formatScore(r.firstLoss)} → ${formatScore(r.lastLoss)});` +
+      ` control (untrained rotation) ${formatScore(r.iiaBefore)};` +
+      ` chance ${formatScore(r.chance)} (1 of ${r.values} values)`,
     "",
   ].join("\n");
 }

@@ -53,7 +53,8 @@ export const generateCommand: Command<typeof options> = {
     name: "generate",
     summary: "Greedy generation, optionally steered by adding a vector at one layer.",
     synopsis:
-      '--prompt "<text>" [--max-new-tokens N] [--steer "<text>" | --steer-vector <file>] [--layer L] [--strength s] [options]',
+      '--prompt "<text>" [--max-new-tokens N] [--steer "<text>" | --steer-vector <file>] ' +
+      "[--layer L] [--strength s] [options]",
     options,
     notes: "The vector is added at every position: the prompt's tokens and each generated token.",
     examples: [
@@ -94,7 +95,8 @@ export const generateCommand: Command<typeof options> = {
           : { vector: await readVector(values["steer-vector"]!), from: values["steer-vector"]! };
       if (width !== null && vector.length !== width) {
         throw new UsageError(
-          `the steering vector has ${vector.length} values, but ${component} at layer ${layer} is ${width} wide (expected a vector of ${width})`,
+          `the steering vector has ${vector.length} values, but ${component} at layer ${layer} is ${width} wide ` +
+            `(expected a vector of ${width})`,
         );
       }
       const scaled = new Tensor(
@@ -162,7 +164,10 @@ function steerEmbedding(loaded: LoadedModel, text: string): { vector: Float32Arr
   return { vector: mean(indexSelect(table, 0, ids), 0).data, from: tokenLabels(tokenizer, ids) };
 }
 
-/** The token embedding table: the model's first Embedding with a row for every vocabulary entry (position tables have fewer). */
+/**
+ * The token embedding table: the model's first Embedding with a row for every vocabulary entry
+ * (position tables have fewer).
+ */
 function inputEmbedding(model: PretrainedModel, vocabSize: number): Tensor {
   const table = [...model.namedModules()]
     .map(([, m]) => m)

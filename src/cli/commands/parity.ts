@@ -15,7 +15,8 @@ export const parityCommand: Command<typeof options> = {
     options,
     notes: [
       'Prints one line per failing case and a last line "N passed, M failed"; exits 1 on any failure.',
-      "<dir> holds one folder per model (its config.json and weights, cases.json, tensors.safetensors), or is one such folder.",
+      "<dir> holds one folder per model (its config.json and weights, cases.json, tensors.safetensors), " +
+        "or is one such folder.",
     ].join("\n"),
     // The repository's checkout keeps pyvene's fixtures beside it, in ../shared/fixtures.
     examples: ["tsvene parity ../shared/fixtures/pyvene-0.1.8"],

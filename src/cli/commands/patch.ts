@@ -46,7 +46,8 @@ export const patchCommand: Command<typeof options> = {
     options,
     examples: [
       'tsvene patch --base "Ka Bo lives in the city of" --source "Ro Vi lives in the city of" --report patch.html',
-      'tsvene patch --base "Fact : Ka Bo speaks" --source "Fact : Ro Bo speaks" --component mlp_output --target Norwegian',
+      'tsvene patch --base "Fact : Ka Bo speaks" --source "Fact : Ro Bo speaks" ' +
+        "--component mlp_output --target Norwegian",
     ],
   },
 
@@ -59,7 +60,8 @@ export const patchCommand: Command<typeof options> = {
     const sourceIds = promptIds(loaded, values.source!, "--source");
     if (baseIds.length !== sourceIds.length) {
       throw new UsageError(
-        `--source must have as many tokens as --base: the base has ${baseIds.length}, the source ${sourceIds.length} (patching pairs positions one to one)`,
+        `--source must have as many tokens as --base: the base has ${baseIds.length}, ` +
+          `the source ${sourceIds.length} (patching pairs positions one to one)`,
       );
     }
     const target =
@@ -99,10 +101,12 @@ function describePatch(r: PatchResult): string {
   const best = bestCell(r.grid);
   const differing = r.baseTokens.flatMap((t, i) => (t !== r.sourceTokens[i] ? [i] : []));
   return [
-    `activation patching of ${r.component}: ${r.metric} of ${JSON.stringify(r.targetLabel)} at the base's last position`,
+    `activation patching of ${r.component}: ${r.metric} of ${JSON.stringify(r.targetLabel)} ` +
+      "at the base's last position",
     `base ${formatScore(r.base)}, source ${formatScore(r.source)} (positions where the prompts differ are marked *)`,
     gridTable(r.grid, r.baseTokens, differing).trimEnd(),
-    `best: layer ${r.grid.layers[best.row]} at ${JSON.stringify(r.baseTokens[r.grid.positions[best.col]])} (position ${r.grid.positions[best.col]}): ${formatScore(best.value)}`,
+    `best: layer ${r.grid.layers[best.row]} at ${JSON.stringify(r.baseTokens[r.grid.positions[best.col]])} ` +
+      `(position ${r.grid.positions[best.col]}): ${formatScore(best.value)}`,
     "",
   ].join("\n");
 }

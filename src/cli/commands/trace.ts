@@ -69,7 +69,8 @@ export const traceCommand: Command<typeof options> = {
     ].join("\n"),
     examples: [
       "tsvene trace --report trace.html",
-      'tsvene trace --prompt "I heard that Ka Bo lives in the city of" --subject "Ka Bo" --component all --report trace.html',
+      'tsvene trace --prompt "I heard that Ka Bo lives in the city of" --subject "Ka Bo" ' +
+        "--component all --report trace.html",
       'tsvene trace --prompt "Ka Bo speaks" --subject "Ka Bo" --target Arabic --window 2',
     ],
   },
@@ -157,10 +158,12 @@ function describeTrace(r: TraceResult): string {
   const best = bestCell(r.grid);
   const corrupted = r.corruptedPositions.map((p) => JSON.stringify(r.tokens[p])).join(" ");
   return [
-    `causal trace of ${r.component} (window ${r.window}): ${r.metric} of ${JSON.stringify(r.targetLabel)} at the last position`,
+    `causal trace of ${r.component} (window ${r.window}): ${r.metric} of ${JSON.stringify(r.targetLabel)} ` +
+      "at the last position",
     `clean ${formatScore(r.clean)}, corrupted ${formatScore(r.corrupted)} (noise on ${corrupted})`,
     gridTable(r.grid, r.tokens, r.corruptedPositions).trimEnd(),
-    `best: layer ${r.grid.layers[best.row]} at ${JSON.stringify(r.tokens[r.grid.positions[best.col]])} (position ${r.grid.positions[best.col]}): ${formatScore(best.value)}`,
+    `best: layer ${r.grid.layers[best.row]} at ${JSON.stringify(r.tokens[r.grid.positions[best.col]])} ` +
+      `(position ${r.grid.positions[best.col]}): ${formatScore(best.value)}`,
     "",
   ].join("\n");
 }

@@ -23,7 +23,10 @@ import {
 } from "../intervention.js";
 import { broadcastSource, doInterventionBySwap } from "../swap.js";
 
-/** pyvene's AutoencoderLayer: encoder = Sequential(Linear(n, latent), ReLU), decoder = Sequential(Linear(latent, n)). */
+/**
+ * pyvene's AutoencoderLayer: encoder = Sequential(Linear(n, latent), ReLU),
+ * decoder = Sequential(Linear(latent, n)).
+ */
 export class AutoencoderLayer extends Module {
   readonly encoder: ModuleList<Linear | Activation>;
   readonly decoder: ModuleList<Linear>;
@@ -82,7 +85,8 @@ export class AutoencoderIntervention extends TrainableIntervention {
     const latent = options.latentDim;
     if (latent === null || latent === undefined || !Number.isInteger(latent) || latent < 1) {
       throw new TypeError(
-        `${this.typeName} needs latentDim, a positive integer (pyvene: "Missing latent_dim in kwargs."); got ${String(latent)}`,
+        `${this.typeName} needs latentDim, a positive integer (pyvene: "Missing latent_dim in kwargs."); ` +
+          `got ${String(latent)}`,
       );
     }
     this.autoencoder = this.module("autoencoder", new AutoencoderLayer(n, latent, { generator: options.generator }));
@@ -100,7 +104,9 @@ export class AutoencoderIntervention extends TrainableIntervention {
       swapped = doInterventionBySwap(zb, zs, "interchange", { interchangeDim: ids });
     } catch (e) {
       throw new RangeError(
-        `${this.typeName}: interchangeDim ${JSON.stringify(dim)} selects latent units by index (latentDim = ${this.autoencoder.latentDim}); call setInterchangeDim([latent indices]). ${(e as Error).message}`,
+        `${this.typeName}: interchangeDim ${JSON.stringify(dim)} selects latent units by index ` +
+          `(latentDim = ${this.autoencoder.latentDim}); call setInterchangeDim([latent indices]). ` +
+          `${(e as Error).message}`,
       );
     }
     return this.autoencoder.decode(swapped);

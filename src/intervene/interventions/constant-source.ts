@@ -17,7 +17,8 @@ export class ConstantSourceIntervention extends Intervention {
   protected forward(base: Tensor, { subspaces }: InterventionInput): Tensor {
     if (this.sourceRepresentation === null) {
       throw new TypeError(
-        "ConstantSourceIntervention needs a sourceRepresentation (pass it as an option or call setSourceRepresentation)",
+        "ConstantSourceIntervention needs a sourceRepresentation " +
+          "(pass it as an option or call setSourceRepresentation)",
       );
     }
     return doInterventionBySwap(base, this.sourceRepresentation, "interchange", this.swapOptions(subspaces));

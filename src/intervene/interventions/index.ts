@@ -87,7 +87,8 @@ export function parseInterventionType(name: string): InterventionClass {
   if (Object.hasOwn(INTERVENTION_TYPES, bare)) return INTERVENTION_TYPES[bare as InterventionTypeName];
   if (bare === "LambdaIntervention") {
     throw new TypeError(
-      `intervention type ${JSON.stringify(name)}: a LambdaIntervention wraps a function and cannot be built from its name; pass the function or a LambdaIntervention instance`,
+      `intervention type ${JSON.stringify(name)}: a LambdaIntervention wraps a function ` +
+        "and cannot be built from its name; pass the function or a LambdaIntervention instance",
     );
   }
   throw new TypeError(

@@ -53,7 +53,8 @@ export class NoiseIntervention extends Intervention {
     const dim = this.interchangeDim;
     if (dim !== null && (typeof dim !== "number" || !Number.isInteger(dim) || dim < 0)) {
       throw new TypeError(
-        `NoiseIntervention: interchangeDim must be a non-negative integer (the first k features get noise), got ${JSON.stringify(dim)}`,
+        `NoiseIntervention: interchangeDim must be a non-negative integer (the first k features get noise), ` +
+          `got ${JSON.stringify(dim)}`,
       );
     }
     const k = dim === null ? d : Math.min(dim, d);
@@ -78,7 +79,8 @@ export class NoiseIntervention extends Intervention {
 
   private shapeError(base: Tensor, k: number): RangeError {
     return new RangeError(
-      `NoiseIntervention: noise of shape ${formatShape(this.noise.shape)} cannot be added to the first ${k} features of base with shape ${formatShape(base.shape)}` +
+      `NoiseIntervention: noise of shape ${formatShape(this.noise.shape)} cannot be added ` +
+        `to the first ${k} features of base with shape ${formatShape(base.shape)}` +
         " (the default noise covers 4 units, as in pyvene; pass a noise tensor of a matching shape)",
     );
   }

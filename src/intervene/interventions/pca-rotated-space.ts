@@ -39,7 +39,8 @@ function componentsOf(pca: PCARotatedSpaceOptions["pca"]): Tensor {
     if ("components_" in pca) return asTensor(pca.components_);
   }
   throw new TypeError(
-    "PCARotatedSpaceIntervention: pca must be the k×d components (a tensor or nested arrays) or an object with `components`",
+    "PCARotatedSpaceIntervention: pca must be the k×d components (a tensor or nested arrays) " +
+      "or an object with `components`",
   );
 }
 
@@ -57,7 +58,8 @@ export class PCARotatedSpaceIntervention extends Intervention {
   constructor(options: PCARotatedSpaceOptions) {
     if (!options || options.pca === undefined || options.pcaMean === undefined || options.pcaStd === undefined) {
       throw new TypeError(
-        "PCARotatedSpaceIntervention needs the options pca (k×d components), pcaMean (d) and pcaStd (d); it cannot be built from a config alone",
+        "PCARotatedSpaceIntervention needs the options pca (k×d components), pcaMean (d) and pcaStd (d); " +
+          "it cannot be built from a config alone",
       );
     }
     const components = componentsOf(options.pca);
@@ -75,7 +77,8 @@ export class PCARotatedSpaceIntervention extends Intervention {
     ] as const) {
       if (t.size !== d)
         throw new RangeError(
-          `PCARotatedSpaceIntervention: ${name} must have d = ${d} values (the components' width), got shape ${formatShape(t.shape)}`,
+          `PCARotatedSpaceIntervention: ${name} must have d = ${d} values (the components' width), ` +
+            `got shape ${formatShape(t.shape)}`,
         );
     }
     this.pcaComponents = markFrozen(this.parameter("pca_components", components));

@@ -591,7 +591,8 @@ export const jsKernels: Kernels = {
     for (let i = 0; i < x.length; i++) {
       const xi = x[i];
       const a = geluTanhSigmoidArg(xi);
-      // d/dx x·σ(a) = σ(a)·(1 + x·σ(−a)·a′), with 1 − σ(a) = σ(−a) and a′ = 2√(2/π)(1 + 3·0.044715·x²).
+      // d/dx x·σ(a) = σ(a)·(1 + x·σ(−a)·a′),
+      // with 1 − σ(a) = σ(−a) and a′ = 2√(2/π)(1 + 3·0.044715·x²).
       const da = 2 * SQRT_2_OVER_PI * (1 + 3 * GELU_TANH_CUBIC * xi * xi);
       gradIn[i] = gradOut[i] * sigmoid(a) * (1 + xi * sigmoid(-a) * da);
     }

@@ -73,7 +73,8 @@ function perRowLayout(x: Tensor, axis: number, index: IntTensor, op: string): Pe
   const lead = x.shape.slice(0, a);
   if (index.shape.length !== a + 1 || lead.some((d, i) => index.shape[i] !== d)) {
     throw new RangeError(
-      `${op}: index of shape ${formatShape(index.shape)} does not fit ${formatShape(x.shape)} at axis ${a} (expected [${[...lead, "K"].join(", ")}])`,
+      `${op}: index of shape ${formatShape(index.shape)} does not fit ${formatShape(x.shape)} at axis ${a} ` +
+        `(expected [${[...lead, "K"].join(", ")}])`,
     );
   }
   const n = x.shape[a];

@@ -138,7 +138,8 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null, la
   const [inF, outF] = layout === "out_in" ? [weight.shape[1], weight.shape[0]] : weight.shape;
   if (x.rank === 0 || x.shape[x.rank - 1] !== inF) {
     throw new RangeError(
-      `linear: input of shape ${formatShape(x.shape)} does not end in ${inF}, the weight's input size (weight ${formatShape(weight.shape)}, layout ${layout})`,
+      `linear: input of shape ${formatShape(x.shape)} does not end in ${inF}, the weight's input size ` +
+        `(weight ${formatShape(weight.shape)}, layout ${layout})`,
     );
   }
   if (bias !== null && (bias.rank !== 1 || bias.shape[0] !== outF)) {

@@ -64,7 +64,8 @@ function checkAffine(x: Tensor, param: Tensor | null, name: string, op: string):
   const cols = x.shape[x.rank - 1];
   if (param !== null && (param.rank !== 1 || param.shape[0] !== cols)) {
     throw new RangeError(
-      `${op}: ${name} of shape ${formatShape(param.shape)} does not match the normalised size ${cols} of input ${formatShape(x.shape)}`,
+      `${op}: ${name} of shape ${formatShape(param.shape)} does not match the normalised size ${cols} ` +
+        `of input ${formatShape(x.shape)}`,
     );
   }
 }
@@ -136,7 +137,8 @@ export function crossEntropy(logits: Tensor, targets: IntTensor, options: CrossE
   const lead = logits.shape.slice(0, -1);
   if (targets.shape.length !== lead.length || lead.some((d, i) => targets.shape[i] !== d)) {
     throw new RangeError(
-      `crossEntropy: targets of shape ${formatShape(targets.shape)} do not match logits ${formatShape(logits.shape)} (expected ${formatShape(lead)})`,
+      `crossEntropy: targets of shape ${formatShape(targets.shape)} do not match logits ${formatShape(logits.shape)} ` +
+        `(expected ${formatShape(lead)})`,
     );
   }
   const t = targets.data;

@@ -104,7 +104,8 @@ export function concat(tensors: readonly Tensor[], axis = 0): Tensor {
   for (const [i, t] of tensors.entries()) {
     if (t.rank !== first.rank || t.shape.some((d, k) => k !== a && d !== first.shape[k])) {
       throw new RangeError(
-        `concat: tensor ${i} has shape ${formatShape(t.shape)}, incompatible with ${formatShape(first.shape)} along axis ${a}`,
+        `concat: tensor ${i} has shape ${formatShape(t.shape)}, ` +
+          `incompatible with ${formatShape(first.shape)} along axis ${a}`,
       );
     }
   }
