@@ -16,7 +16,7 @@ import { readSafetensors } from "../io/safetensors.js";
 import { loadPretrained } from "../models/auto.js";
 import type { ModelInputs, ModelOutput, PretrainedModel } from "../models/model.js";
 import { type IntTensor, Tensor, intTensor } from "../tensor/index.js";
-import { IntervenableModel, type RunInput } from "../intervene/intervenable-model.js";
+import { IntervenableModel, type RunInput } from "../intervene/index.js";
 import { parseInterventionType } from "../intervene/interventions/index.js";
 import type { Intervention } from "../intervene/intervention.js";
 import { LowRankRotateLayer, RotateLayer } from "../intervene/rotation.js";

@@ -1,10 +1,5 @@
-export {
-  IntervenableModel,
-  type ForwardOptions,
-  type ForwardResult,
-  type IntervenableOptions,
-  type RunInput,
-} from "./intervenable-model.js";
+export { IntervenableModel, type ForwardResult, type IntervenableOptions } from "./intervenable-model.js";
+export type { ForwardOptions, IntervenedGenerateOptions, RunInput } from "./call-inputs.js";
 export {
   intervenableConfig,
   representationConfig,

@@ -5,7 +5,7 @@
  * differs from pyvene (per-example subspaces, linked interventions, unit "t", no sticky use_fast).
  */
 import type { AnyModule, HookHandle } from "../nn/module.js";
-import { batchSize, PretrainedModel, type ModelInputs, type ModelOutput } from "../models/model.js";
+import { batchSize, PretrainedModel, type ModelOutput } from "../models/model.js";
 import { generate as generateTokens, type GenerateOptions, type GenerateOutput } from "../models/generate.js";
 import type { SiteMap } from "../models/sites.js";
 import { IntTensor, Tensor } from "../tensor/index.js";
@@ -20,69 +20,25 @@ import {
 import { Intervention } from "./intervention.js";
 import { LambdaIntervention, VanillaIntervention } from "./interventions/index.js";
 import type { InterventionFunction } from "./interventions/lambda.js";
-import {
-  broadcastLocations,
-  broadcastSubspaces,
-  type InterventionUnits,
-  type Locations,
-  type UnitLocationsInput,
-} from "./locations.js";
+import { broadcastLocations, broadcastSubspaces, type InterventionUnits, type Locations } from "./locations.js";
 import { resolveSite, type ResolvedSite } from "./resolve-site.js";
-import { exampleMask, listedAt, pairedSourceStep, rowOf, stepOf } from "./time-steps.js";
+import {
+  FORWARD_OPTIONS,
+  GENERATE_ONLY_OPTIONS,
+  hopKey,
+  locationsHint,
+  runInput,
+  sourceRepresentationsByKey,
+  sourcesPerGroup,
+  type ForwardOptions,
+  type IntervenedGenerateOptions,
+  type RunInput,
+} from "./call-inputs.js";
+import { exampleMask, listedAt, pairedSourceStep, rowOf, stepCollection, stepOf } from "./time-steps.js";
 import { readSite, writeSite } from "./site-hooks.js";
 import { flattenUnits, gatherUnits, scatterUnits } from "./units.js";
 import * as tv from "../tensor/index.js";
-import { describe, OptionError, readOptions } from "../options/index.js";
-
-/** What a source or base run takes: model inputs for tsvene's families, the input tensor for a plain module. */
-export type RunInput = ModelInputs | Tensor | IntTensor;
-
-/** What `generate` takes besides the forward options (the prompt's mask comes with the base). */
-export type IntervenedGenerateOptions = ForwardOptions &
-  Omit<GenerateOptions, "attentionMask"> & { interveneOnPrompt?: boolean };
-
-const FORWARD_OPTIONS = [
-  "unitLocations",
-  "sourceRepresentations",
-  "subspaces",
-  "outputOriginalOutput",
-] as const satisfies readonly (keyof ForwardOptions)[];
-const GENERATE_ONLY_OPTIONS = [
-  "maxNewTokens",
-  "doSample",
-  "temperature",
-  "topK",
-  "generator",
-  "eosTokenId",
-  "padTokenId",
-  "useCache",
-  "interveneOnPrompt",
-] as const satisfies readonly (keyof IntervenedGenerateOptions)[];
-/** What a base or source run may carry (the model's own options such as resumeFrom are not for callers here). */
-const RUN_INPUTS = [
-  "inputIds",
-  "inputsEmbeds",
-  "attentionMask",
-  "positionIds",
-  "outputHiddenStates",
-  "lastPositionLogits",
-] as const satisfies readonly (keyof ModelInputs)[];
-
-/** pyvene passes locations positionally; a locations key among the options means they were meant for unitLocations. */
-function locationsHint(key: string): string | undefined {
-  if (key.includes("->") || key === "base")
-    return `unit locations go under unitLocations, e.g. {unitLocations: {"${key}": …}}`;
-  return undefined;
-}
-
-export interface ForwardOptions {
-  unitLocations?: UnitLocationsInput | null;
-  /** Ready-made source activations instead of source runs: one tensor for all, one per intervention, or by key. */
-  sourceRepresentations?: Tensor | readonly (Tensor | null)[] | Readonly<Record<string, Tensor>> | null;
-  subspaces?: unknown;
-  /** Also run the model without interventions first and return its output. */
-  outputOriginalOutput?: boolean;
-}
+import { readOptions } from "../options/index.js";
 
 export interface ForwardResult<Out> {
   original: Out | null;
@@ -304,8 +260,8 @@ export class IntervenableModel<Out = ModelOutput> {
     sources: readonly (RunInput | null)[] | RunInput | null,
     options: ForwardOptions,
   ): Plan {
-    const sourceList = this.sourceList(sources, batch);
-    const given = this.sourceRepresentationsByKey(options.sourceRepresentations ?? null);
+    const sourceList = sourcesPerGroup(sources, this.groups.length, batch);
+    const given = sourceRepresentationsByKey(options.sourceRepresentations ?? null, this.keys);
     if (given !== null && sourceList.some((s) => s !== null)) {
       throw new TypeError(
         "forward: give sources or sourceRepresentations, not both (sourceRepresentations replace the source runs)",
@@ -315,30 +271,6 @@ export class IntervenableModel<Out = ModelOutput> {
     const locations = broadcastLocations(options.unitLocations, batch, this.hops());
     const subspaces = broadcastSubspaces(options.subspaces, batch, this.slots.length);
     return { locations, subspaces, sources: sourceList, given };
-  }
-
-  /** One source per group (a single source serves every group), each checked and read as a run input. */
-  private sourceList(sources: readonly (RunInput | null)[] | RunInput | null, batch: number): (RunInput | null)[] {
-    const list =
-      sources === null || sources === undefined
-        ? new Array<RunInput | null>(this.groups.length).fill(null)
-        : Array.isArray(sources)
-          ? [...sources]
-          : [sources as RunInput];
-    if (list.length === 1 && this.groups.length > 1) while (list.length < this.groups.length) list.push(list[0]);
-    if (list.length !== this.groups.length) {
-      throw new RangeError(
-        `sources: ${list.length} sources given for ${this.groups.length} intervention groups ` +
-          "(expected one per group, or one for all)",
-      );
-    }
-    return list.map((s, g) => {
-      if (s === null || s === undefined) return null;
-      const input = runInput(s, `sources[${g}]`);
-      if (batchSize(input) !== batch)
-        throw new RangeError(`sources[${g}]: batch size ${batchSize(input)} does not match the base's ${batch}`);
-      return input;
-    });
   }
 
   /** Every intervention that reads a source gets one: from its group's source run or from sourceRepresentations. */
@@ -357,34 +289,6 @@ export class IntervenableModel<Out = ModelOutput> {
   private hops(): Map<string, number> {
     if (this.config.mode === "parallel") return new Map([["sources->base", this.slots.length]]);
     return new Map(this.groups.map((group, g) => [hopKey(g, this.groups.length), group.length]));
-  }
-
-  private sourceRepresentationsByKey(reps: ForwardOptions["sourceRepresentations"]): Map<string, Tensor> | null {
-    if (reps === null || reps === undefined) return null;
-    if (reps instanceof Tensor) return new Map(this.keys.map((k) => [k, reps]));
-    if (Array.isArray(reps)) {
-      if (reps.length !== this.keys.length)
-        throw new RangeError(
-          `sourceRepresentations: ${reps.length} tensors for ${this.keys.length} interventions ` +
-            "(expected one per intervention, in key order)",
-        );
-      return new Map(reps.flatMap((t, i) => (t === null ? [] : [[this.keys[i], t] as [string, Tensor]])));
-    }
-    if (typeof reps === "object") {
-      const entries = Object.entries(reps as Record<string, Tensor>);
-      for (const [k, t] of entries) {
-        if (!this.keys.includes(k))
-          throw new RangeError(
-            `sourceRepresentations: "${k}" is not an intervention key (keys: ${this.keys.join(", ")})`,
-          );
-        if (!(t instanceof Tensor)) throw new TypeError(`sourceRepresentations["${k}"] must be a Tensor`);
-      }
-      return new Map(entries);
-    }
-    throw new TypeError(
-      "sourceRepresentations must be a Tensor, a list of Tensors (one per intervention) " +
-        "or an object keyed by intervention key",
-    );
   }
 
   /** Runs the source passes and leaves the setters registered for the base pass. */
@@ -651,25 +555,6 @@ export class IntervenableModel<Out = ModelOutput> {
   }
 }
 
-/** Unit "t" Collect rows (example i, list position j) as one [B, k, d] tensor. */
-function stepCollection(rows: Map<string, Tensor>): Tensor {
-  const positions = [...rows.keys()].map((k) => k.split(",").map(Number));
-  const batch = Math.max(...positions.map(([i]) => i)) + 1;
-  const units = Math.max(...positions.map(([, j]) => j)) + 1;
-  const perExample = Array.from({ length: batch }, (_, i) =>
-    tv.stack(
-      Array.from({ length: units }, (_, j) => {
-        const row = rows.get(`${i},${j}`);
-        if (!row)
-          throw new RangeError(`Collect (unit "t"): example ${i} was not collected at its step list position ${j}`);
-        return tv.squeeze(row, 0);
-      }),
-      0,
-    ),
-  );
-  return tv.stack(perExample, 0);
-}
-
 interface Plan {
   locations: Locations;
   subspaces: unknown[] | null;
@@ -687,20 +572,4 @@ function newState(generation: CallState["generation"]): CallState {
     setterCalls: new Map(),
     generation,
   };
-}
-
-/** The key of serial hop g among `groups` groups. */
-function hopKey(g: number, groups: number): string {
-  return g === groups - 1 ? `source_${g}->base` : `source_${g}->source_${g + 1}`;
-}
-
-/** A base or source as the model takes it: a tensor, or model inputs with camelCase (or pyvene's snake_case) keys. */
-function runInput(input: RunInput, what: string): RunInput {
-  if (input instanceof Tensor || input instanceof IntTensor) return input;
-  if (typeof input !== "object" || input === null || Array.isArray(input)) {
-    throw new OptionError(
-      `${what} must be model inputs {inputIds, attentionMask?, …} or a tensor, got ${describe(input)}`,
-    );
-  }
-  return readOptions<ModelInputs>(input, RUN_INPUTS, what) as ModelInputs;
 }

@@ -58,3 +58,22 @@ export function exampleMask(selected: readonly number[]): Tensor {
     [selected.length, 1],
   );
 }
+
+/** Unit "t" Collect rows (example i, list position j) as one [B, k, d] tensor. */
+export function stepCollection(rows: Map<string, Tensor>): Tensor {
+  const positions = [...rows.keys()].map((k) => k.split(",").map(Number));
+  const batch = Math.max(...positions.map(([i]) => i)) + 1;
+  const units = Math.max(...positions.map(([, j]) => j)) + 1;
+  const perExample = Array.from({ length: batch }, (_, i) =>
+    tv.stack(
+      Array.from({ length: units }, (_, j) => {
+        const row = rows.get(`${i},${j}`);
+        if (!row)
+          throw new RangeError(`Collect (unit "t"): example ${i} was not collected at its step list position ${j}`);
+        return tv.squeeze(row, 0);
+      }),
+      0,
+    ),
+  );
+  return tv.stack(perExample, 0);
+}
