@@ -4,7 +4,7 @@
  * ready-made source representations by key, and the serial hops' keys.
  */
 import { batchSize, type ModelInputs } from "../models/model.js";
-import type { GenerateOptions } from "../models/generate.js";
+import { GENERATE_OPTIONS, type GenerateOptions } from "../models/generate.js";
 import { describe, OptionError, readOptions } from "../options/index.js";
 import { IntTensor, Tensor } from "../tensor/index.js";
 import type { UnitLocationsInput } from "./locations.js";
@@ -22,17 +22,11 @@ export const FORWARD_OPTIONS = [
   "subspaces",
   "outputOriginalOutput",
 ] as const satisfies readonly (keyof ForwardOptions)[];
-export const GENERATE_ONLY_OPTIONS = [
-  "maxNewTokens",
-  "doSample",
-  "temperature",
-  "topK",
-  "generator",
-  "eosTokenId",
-  "padTokenId",
-  "useCache",
+/** The decoding options of tv.generate, less the mask (it comes with the base), and pyvene's prompt gating. */
+export const GENERATE_ONLY_OPTIONS: readonly (keyof IntervenedGenerateOptions)[] = [
+  ...GENERATE_OPTIONS.filter((name) => name !== "attentionMask"),
   "interveneOnPrompt",
-] as const satisfies readonly (keyof IntervenedGenerateOptions)[];
+];
 /** What a base or source run may carry (the model's own options such as resumeFrom are not for callers here). */
 export const RUN_INPUTS = [
   "inputIds",

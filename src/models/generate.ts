@@ -36,7 +36,7 @@ export interface GenerateOutput {
   scores: Tensor[];
 }
 
-const GENERATE_OPTIONS = [
+export const GENERATE_OPTIONS = [
   "maxNewTokens",
   "attentionMask",
   "doSample",
