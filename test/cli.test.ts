@@ -49,15 +49,19 @@ function assertUsageError(args: string[], flag: string | RegExp): void {
   assert.equal(run.stdout, "");
 }
 
+/** A grid as the CLI writes it: rows of values, labelled. */
 interface Grid {
-  values: number[];
-  rows: number;
-  cols: number;
+  rowTitle: string;
+  colTitle: string;
+  rowLabels: string[];
+  colLabels: string[];
+  values: number[][];
+  spread?: number[][];
   layers: number[];
   positions: number[];
 }
 
-const cell = (g: Grid, row: number, col: number) => g.values[row * g.cols + col];
+const cell = (g: Grid, row: number, col: number) => g.values[row][col];
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 /** The facts file as the default model's trainer writes it: people with attributes, and a demo prompt. */
@@ -116,13 +120,20 @@ describe("tsvene (no command)", () => {
 describe("tsvene trace", () => {
   interface Trace {
     kind: string;
+    model: string;
+    prompt: string;
+    subject: string;
     component: string;
     tokens: string[];
     corruptedPositions: number[];
     target: number;
     targetLabel: string;
+    noiseStd: number;
+    seed: number;
+    samples: number;
     clean: number;
     corrupted: number;
+    corruptedSpread: number;
     grid: Grid;
   }
 
@@ -145,12 +156,30 @@ run`, () => {
       `clean ${trace.clean} vs ${probabilities[trace.target]}`,
     );
     assert.ok(trace.clean > trace.corrupted, `clean ${trace.clean} should exceed corrupted ${trace.corrupted}`);
+    // What it ran on, so that it can be run again: ROME's 10 draws of noise 3 × the embeddings' std.
+    assert.deepEqual(
+      [trace.model, trace.prompt, trace.subject, trace.seed, trace.samples],
+      ["default", facts.demo.prompt, facts.demo.subject, 0, 10],
+    );
+    const embeddings = model.run({ inputIds: tv.intTensor([ids]), outputHiddenStates: true }).hiddenStates![0];
+    assert.ok(Math.abs(trace.noiseStd - 3 * Math.sqrt(tv.variance(embeddings).item())) < 1e-5);
+    assert.ok(trace.corruptedSpread > 0, "the draws differ");
     const { grid } = trace;
-    assert.equal(grid.rows, model.numLayers);
-    assert.equal(grid.cols, ids.length);
-    assert.equal(grid.values.length, model.numLayers * ids.length);
+    assert.deepEqual(
+      grid.values.map((row) => row.length),
+      range(model.numLayers).map(() => ids.length),
+    );
+    assert.deepEqual(
+      grid.spread?.map((row) => row.length),
+      range(model.numLayers).map(() => ids.length),
+    );
+    assert.deepEqual([grid.rowTitle, grid.colTitle], ["layer", "position"]);
+    assert.deepEqual(grid.rowLabels, range(model.numLayers).map(String));
+    assert.deepEqual(grid.colLabels, trace.tokens);
     assert.deepEqual(grid.layers, range(model.numLayers));
     assert.deepEqual(grid.positions, range(ids.length));
+    // Every draw restores the clean run there, so the draws agree.
+    assert.ok(grid.spread![model.numLayers - 1][ids.length - 1] < 1e-5);
     // The last block's output at the last position is all the logits there depend on.
     assert.ok(Math.abs(cell(grid, model.numLayers - 1, ids.length - 1) - trace.clean) < 1e-5);
     // Positions before the subject are not corrupted, so restoring them changes nothing.
@@ -189,7 +218,7 @@ run`, () => {
         range(subject.tokens.length).map((i) => 3 + i),
       );
       assert.ok(Math.abs(t.clean - lastProbabilities(ids)[target]) < 1e-5);
-      assert.equal(t.grid.rows * t.grid.cols, model.numLayers * ids.length);
+      assert.equal(t.grid.values.flat().length, model.numLayers * ids.length);
     }
     const html = await readFile(report, "utf8");
     assert.match(html, /^<!DOCTYPE html>/i);
@@ -209,6 +238,16 @@ run`, () => {
     assert.equal((JSON.parse(await readFile(out, "utf8")) as Trace).kind, "trace");
   });
 
+  it("averages --samples draws: one draw is its own mean, with no spread", () => {
+    const one = json<Trace>("trace", "--samples", "1", "--seed", "3");
+    assert.deepEqual([one.samples, one.seed, one.corruptedSpread], [1, 3, 0]);
+    assert.ok(one.grid.spread!.flat().every((s) => s === 0));
+    const three = json<Trace>("trace", "--samples", "3", "--seed", "3");
+    assert.equal(three.samples, 3);
+    assert.notEqual(three.corrupted, one.corrupted);
+    assertUsageError(["trace", "--samples", "0"], "--samples must be an integer ≥ 1");
+  });
+
   it("refuses a --window that is not a positive integer", () => {
     assertUsageError(
       ["trace", "--window", "wide"],
@@ -225,6 +264,10 @@ run`, () => {
 describe("tsvene patch", () => {
   interface Patch {
     kind: string;
+    model: string;
+    basePrompt: string;
+    sourcePrompt: string;
+    differingPositions: number[];
     component: string;
     baseTokens: string[];
     sourceTokens: string[];
@@ -244,11 +287,17 @@ describe("tsvene patch", () => {
     const sourceProbabilities = lastProbabilities(tokenizer.encode(source));
     const target = argmaxOf(sourceProbabilities);
     assert.equal(patch.kind, "patch");
+    assert.deepEqual([patch.model, patch.basePrompt, patch.sourcePrompt], ["default", base, source]);
+    assert.deepEqual(
+      patch.differingPositions,
+      range(a.tokens.length).map((i) => 2 + i),
+    );
+    assert.deepEqual(patch.grid.colLabels, patch.baseTokens);
     assert.equal(patch.target, target);
     assert.ok(Math.abs(patch.source - sourceProbabilities[target]) < 1e-5);
     assert.ok(Math.abs(patch.base - lastProbabilities(baseIds)[target]) < 1e-5);
-    assert.equal(patch.grid.rows, model.numLayers);
-    assert.equal(patch.grid.cols, baseIds.length);
+    assert.equal(patch.grid.values.length, model.numLayers);
+    assert.equal(patch.grid.values[0].length, baseIds.length);
     assert.ok(Math.abs(cell(patch.grid, model.numLayers - 1, baseIds.length - 1) - patch.source) < 1e-5);
     // "Fact :" is the same in both prompts: patching it changes nothing.
     for (let l = 0; l < model.numLayers; l++)

@@ -14,6 +14,23 @@ import * as tv from "../src/index.js";
 import type { TraceComponent, TraceResult } from "../src/sweeps/results.js";
 
 const CHROMIUM = "/usr/bin/chromium";
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+/** The CLI's JSON of a trace: the TraceResult with its grid as labelled rows. */
+interface CliTrace {
+  tokens: string[];
+  noiseStd: number;
+  grid: { layers: number[]; values: number[][] };
+}
 const skip = existsSync(CHROMIUM)
   ? false
   : `Chromium not found at ${CHROMIUM}; install it (Debian: apt-get install chromium) to run the browser test`;
@@ -35,9 +52,12 @@ function trace(component: TraceComponent): TraceResult {
     target: 6342,
     targetLabel: " Paris",
     metric: "probability",
+    noiseStd: 0.5,
+    seed: 0,
     samples: 1,
     clean: 0.91,
     corrupted: 0.02,
+    corruptedSpread: 0,
     grid: {
       values: Float32Array.from(values),
       rows: LAYERS.length,
@@ -64,16 +84,7 @@ describe("trace report in Chromium", { skip }, () => {
     context = await chromium.launchPersistentContext(join(dir, "profile"), {
       executablePath: CHROMIUM,
       headless: true,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
+      args: CHROMIUM_ARGS,
       viewport: { width: 1200, height: 900 },
     });
     page = await context.newPage();
@@ -137,7 +148,8 @@ describe("trace report in Chromium", { skip }, () => {
     assert.deepEqual(await map.locator(".row-labels text").allTextContents(), LAYERS.map(String));
     assert.equal(await map.locator(".axis-title").textContent(), "layer");
     assert.equal(await map.locator(".value-label").textContent(), "p( Paris)");
-    assert.deepEqual(await map.locator(".tick").allTextContents(), ["0.9", "0"]);
+    // The maximum and the corrupted value the scale is white at (the minimum, 0, is too close to it to label).
+    assert.deepEqual(await map.locator(".tick").allTextContents(), ["0.9", "0.02"]);
     assert.equal(await map.getAttribute("role"), "img");
     assert.match(
       (await map.getAttribute("aria-label")) ?? "",
@@ -145,7 +157,7 @@ describe("trace report in Chromium", { skip }, () => {
     );
   });
 
-  it("paints the largest and smallest cells in different colours", async () => {
+  it("paints the largest cells in each panel's hue and those at the corrupted value white", async () => {
     const fills = await page.locator("svg.heatmap rect.cell").evaluateAll((rects) =>
       rects.map((rect) => ({
         fill: getComputedStyle(rect).fill,
@@ -153,10 +165,10 @@ describe("trace report in Chromium", { skip }, () => {
       })),
     );
     const peak = fills.filter((f) => f.title.endsWith("= 0.9")).map((f) => f.fill);
-    const lowest = fills.filter((f) => f.title.endsWith("= 0")).map((f) => f.fill);
-    // ROME's hues at the maximum: purple, green, red; white at the minimum.
+    const atCorrupted = new Set(fills.filter((f) => f.title.endsWith("= 0.02")).map((f) => f.fill));
+    // ROME's hues at the maximum: purple, green, red; white at the corrupted run's value.
     assert.deepEqual(peak, ["rgb(63, 0, 125)", "rgb(0, 68, 27)", "rgb(103, 0, 13)"]);
-    assert.deepEqual(lowest, ["rgb(255, 255, 255)", "rgb(255, 255, 255)", "rgb(255, 255, 255)"]);
+    assert.deepEqual([...atCorrupted], ["rgb(255, 255, 255)"]);
   });
 
   it("takes a screenshot that is a non-empty PNG", async () => {
@@ -180,20 +192,11 @@ describe("the main job's report (tsvene trace on the embedded model) in Chromium
       encoding: "utf8",
     });
     assert.equal(run.status, 0, run.stderr);
-    const result = JSON.parse(run.stdout) as TraceResult;
+    const result = JSON.parse(run.stdout) as CliTrace;
     const context = await chromium.launchPersistentContext(join(dir, "profile"), {
       executablePath: CHROMIUM,
       headless: true,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
+      args: CHROMIUM_ARGS,
     });
     try {
       const page = await context.newPage();
@@ -201,9 +204,15 @@ describe("the main job's report (tsvene trace on the embedded model) in Chromium
       const svg = page.locator("svg").first();
       const box = await svg.boundingBox();
       assert.ok(box && box.width > 100 && box.height > 100, `heat map box ${JSON.stringify(box)}`);
-      assert.ok(
-        (await svg.locator("rect").count()) >= result.grid.rows * result.grid.cols,
+      assert.equal(
+        await svg.locator("rect.cell").count(),
+        result.grid.values.length * result.grid.values[0].length,
         "one cell per layer and position",
+      );
+      const subtitle = await svg.locator(".heatmap-subtitle").textContent();
+      assert.equal(
+        subtitle,
+        `model default · Gaussian, σ = ${Number(result.noiseStd.toPrecision(4))}, seed 0, 10 draws`,
       );
       const text = await svg.textContent();
       for (const token of result.tokens) assert.ok(text!.includes(token.trim()), `token "${token}" is labelled`);
@@ -212,5 +221,104 @@ describe("the main job's report (tsvene trace on the embedded model) in Chromium
       await context.close();
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("reports at 1200 px in Chromium", { skip }, () => {
+  let dir: string;
+  let context: BrowserContext;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "tsvene-reports-"));
+    context = await chromium.launchPersistentContext(join(dir, "profile"), {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      viewport: { width: 1200, height: 900 },
+    });
+  });
+
+  after(async () => {
+    await context?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  async function open(name: string, html: string): Promise<Page> {
+    const path = join(dir, name);
+    await writeFile(path, html);
+    const page = await context.newPage();
+    await page.goto(pathToFileURL(path).href);
+    return page;
+  }
+
+  it("fits a 30-token prompt without horizontal scrolling: the prompt wraps, the heat map scales", async () => {
+    const tokens = Array.from({ length: 30 }, (_, i) => ` token${i}${i % 7 === 0 ? "-with-a-long-tail" : ""}`);
+    const values = LAYERS.flatMap((layer) => tokens.map((_, p) => 0.02 + 0.001 * layer * p));
+    const long: TraceResult = {
+      ...trace("block_output"),
+      tokens,
+      corruptedPositions: [1, 2],
+      samples: 10,
+      grid: {
+        values: Float32Array.from(values),
+        spread: new Float32Array(values.length).fill(0.01),
+        rows: LAYERS.length,
+        cols: tokens.length,
+        layers: LAYERS,
+        positions: tokens.map((_, i) => i),
+      },
+    };
+    const page = await open("long.html", tv.traceReport(long));
+    const { scrollWidth, clientWidth } = await page.evaluate(() => ({
+      scrollWidth: document.documentElement.scrollWidth,
+      clientWidth: document.documentElement.clientWidth,
+    }));
+    assert.ok(scrollWidth <= clientWidth, `page is ${scrollWidth} px wide in a ${clientWidth} px window`);
+    const chipTops = await page
+      .locator(".summary .prompt .token")
+      .evaluateAll((chips) => chips.map((chip) => chip.getBoundingClientRect().top));
+    assert.equal(chipTops.length, 30);
+    assert.ok(new Set(chipTops).size > 1, "the prompt wraps onto more than one line");
+    const map = page.locator("svg.heatmap");
+    assert.equal(await map.locator("rect.cell").count(), LAYERS.length * 30);
+    const box = await map.boundingBox();
+    assert.ok(box && box.x >= 0 && box.x + box.width <= clientWidth, `heat map box ${JSON.stringify(box)}`);
+    assert.equal(await map.locator(".column-labels text").count(), 30);
+    assert.equal(
+      await map.locator("rect.cell").first().locator("title").textContent(),
+      'layer 0, position 0 " token0-with-a-long-tail": p( Paris) = 0.02 ± 0.01',
+    );
+    await page.close();
+  });
+
+  it("renders a layers × heads grid report with one cell per entry and its labels", async () => {
+    const heads = 4;
+    const page = await open(
+      "heads.html",
+      tv.gridReport({
+        title: "Heads",
+        panels: [
+          {
+            heading: "Per-head effect",
+            valueLabel: "Δ p",
+            grid: {
+              rowTitle: "layer",
+              colTitle: "head",
+              rowLabels: LAYERS.map(String),
+              colLabels: Array.from({ length: heads }, (_, h) => String(h)),
+              values: LAYERS.flatMap((l) => Array.from({ length: heads }, (_, h) => 0.1 * l - 0.05 * h)),
+            },
+          },
+        ],
+      }),
+    );
+    const map = page.locator("svg.heatmap");
+    assert.ok(await map.isVisible());
+    assert.equal(await map.locator("rect.cell").count(), LAYERS.length * heads);
+    assert.deepEqual(await map.locator(".row-labels text").allTextContents(), LAYERS.map(String));
+    assert.deepEqual(await map.locator(".column-labels text").allTextContents(), ["0", "1", "2", "3"]);
+    assert.equal(await map.locator(".axis-title").textContent(), "layer");
+    assert.equal(await page.locator("table.top-cells tbody tr").count(), 10);
+    await page.close();
   });
 });

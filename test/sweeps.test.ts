@@ -95,6 +95,22 @@ describe("sweeps", () => {
     );
   });
 
+  it("traces any per-position component of the site map (mlp_activation, 4·d wide)", () => {
+    const noise = tv.randn([2, 32], { std: 0.5, generator: new tv.Generator(4) });
+    const inputIds = tv.intTensor([PROMPT]);
+    const trace = tv.causalTrace(gpt2, {
+      inputIds,
+      tokens: TOKENS,
+      corruptedPositions: [1, 2],
+      noise,
+      component: "mlp_activation",
+      metric: "logit",
+    });
+    const cell = (l: number, p: number) =>
+      bruteForceCell(gpt2, PROMPT, PROMPT, "mlp_activation", [l], p, noise, [1, 2], trace.target, "logit");
+    assertGridMatches(trace.grid, cell, 1e-5);
+  });
+
   it("windows of layers restore together (mlp_output, window 3) and probabilities are measured", () => {
     const noise = tv.randn([2, 32], { std: 0.5, generator: new tv.Generator(2) });
     const trace = tv.causalTrace(gpt2, {
@@ -196,10 +212,33 @@ describe("causal tracing with several noise draws", () => {
       assert.ok(Math.abs(v - single.reduce((a, t) => a + t.grid.values[i], 0) / 3) < 1e-6),
     );
     assert.ok(Math.abs(traced.corrupted - single.reduce((a, t) => a + t.corrupted, 0) / 3) < 1e-6);
+    // The spread is the draws' standard deviation (n − 1 divisor), per cell and for the corrupted run.
+    const sd = (xs: number[]) => {
+      const mean = xs.reduce((a, x) => a + x, 0) / xs.length;
+      return Math.sqrt(xs.reduce((a, x) => a + (x - mean) ** 2, 0) / (xs.length - 1));
+    };
+    traced.grid.spread!.forEach((s, i) => assert.ok(Math.abs(s - sd(single.map((t) => t.grid.values[i]))) < 1e-5));
+    assert.ok(Math.abs(traced.corruptedSpread - sd(single.map((t) => t.corrupted))) < 1e-6);
+    assert.ok(traced.corruptedSpread > 0);
+    assert.deepEqual([single[0].samples, single[0].corruptedSpread, traced.noiseStd, traced.seed], [1, 0, null, null]);
     assert.throws(
       () => tv.causalTrace(model, { inputIds, tokens, corruptedPositions: [1, 2], noise, samples: 2 }),
       /noise must be \[2, 2, 32\]/,
     );
+  });
+
+  it("draws 10 samples of 3 × the embeddings' std by default and says so; a seed repeats them", async () => {
+    const { model } = await tv.loadPretrained(fixtureFolder("gpt2_tiny"));
+    const inputIds = tv.intTensor([[83, 54, 22, 99]]);
+    const options = { inputIds, tokens: ["a", "b", "c", "d"], corruptedPositions: [0, 1], seed: 4 };
+    const traced = tv.causalTrace(model, options);
+    const embeddings = model.run({ inputIds, outputHiddenStates: true }).hiddenStates![0];
+    assert.equal(traced.samples, 10);
+    assert.equal(traced.seed, 4);
+    assert.ok(Math.abs(traced.noiseStd! - 3 * Math.sqrt(tv.variance(embeddings).item())) < 1e-6);
+    assert.equal(traced.grid.spread!.length, traced.grid.values.length);
+    assert.deepEqual(tv.causalTrace(model, options).grid.values, traced.grid.values);
+    assert.throws(() => tv.causalTrace(model, { ...options, samples: 0 }), /samples must be a positive integer, got 0/);
   });
 });
 

@@ -56,9 +56,12 @@ function trace(component: TraceComponent, peak: { row: number; col: number }): T
     target: 4241,
     targetLabel: " Paris",
     metric: "probability",
+    noiseStd: 0.375,
+    seed: 7,
     samples: 1,
     clean: 0.8125,
     corrupted: 0.03125,
+    corruptedSpread: 0,
     grid: grid(values, layers, positions),
   };
 }
@@ -210,7 +213,7 @@ describe("reports", () => {
     // Each panel's gradient id is its own, so the three colour bars do not share one.
     assert.deepEqual(
       [...html.matchAll(/<linearGradient id="([^"]+)"/g)].map((m) => m[1]),
-      ["trace-block_output-scale", "trace-mlp_output-scale", "trace-attention_output-scale"],
+      ["block_output-scale", "mlp_output-scale", "attention_output-scale"],
     );
     // ROME's hues: block purple, MLP green, attention red, at each panel's peak cell.
     assert.deepEqual(
@@ -232,8 +235,9 @@ describe("reports", () => {
       html,
       /Corrupted positions<\/dt><dd>1 &quot; Tom&quot;, 2 &quot; &amp;&quot;, 3 &quot; Jerry&quot;<\/dd>/,
     );
-    assert.match(html, /<span class="clean">p\( Paris\) = 0\.8125<\/span>/);
-    assert.match(html, /<span class="corrupted-value">p\( Paris\) = 0\.03125<\/span>/);
+    // Shown to 4 significant digits, the exact float32 on hover.
+    assert.match(html, /<span class="clean">p\( Paris\) = <span title="0\.8125">0\.8125<\/span><\/span>/);
+    assert.match(html, /<span class="corrupted-value">p\( Paris\) = <span title="0\.03125">0\.03125<\/span><\/span>/);
     assert.match(html, /\(window of 2 layers around each\)/);
   });
 
@@ -243,7 +247,7 @@ describe("reports", () => {
       ...html.matchAll(
         new RegExp(
           "<tr><td>(\\d+)</td><td>(\\d+)</td><td>(\\d+)</td>" +
-            '<td class="token">([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td></tr>',
+            '<td class="token">([^<]*)</td><td title="[^"]*">([^<]*)</td><td title="[^"]*">([^<]*)</td></tr>',
           "g",
         ),
       ),
@@ -260,7 +264,7 @@ describe("reports", () => {
     const other = { ...trace("mlp_output", { row: 0, col: 0 }), tokens: ["a", "b", "c", "d", "e", "f"] };
     assert.throws(
       () => tv.traceReport([trace("block_output", { row: 0, col: 0 }), other]),
-      /must share tokens, target and metric; mlp_output differs from block_output/,
+      /must share tokens, target, metric, noiseStd, seed and samples; mlp_output differs from block_output/,
     );
     assert.throws(
       () => tv.traceReport([trace("block_output", { row: 0, col: 0 }), trace("block_output", { row: 1, col: 1 })]),
@@ -288,14 +292,19 @@ describe("reports", () => {
     };
     const html = tv.patchReport(patch, { title: "Spain → Italy" });
     assert.match(html, /<h1>Spain → Italy<\/h1>/);
-    assert.match(html, /Base<\/span> <span class="prompt">.*> Spain<\/span>/);
-    assert.match(html, /Source<\/span> <span class="prompt">.*> Italy<\/span>/);
-    assert.match(html, /<span class="base-value">logit\( Rome\) = -1\.5<\/span>/);
-    assert.match(html, /<span class="source-value">logit\( Rome\) = 6\.25<\/span>/);
+    assert.match(html, /Base<\/span> <span class="prompt">.*> Spain\*<\/span>/);
+    assert.match(html, /Source<\/span> <span class="prompt">.*> Italy\*<\/span>/);
+    assert.match(html, /<span class="base-value">logit\( Rome\) = <span title="-1\.5">-1\.5<\/span><\/span>/);
+    assert.match(html, /<span class="source-value">logit\( Rome\) = <span title="6\.25">6\.25<\/span><\/span>/);
     assert.equal(cells(html).length, 10);
-    assert.equal(cells(html)[3].title, "layer 0, position 3 &quot; Spain&quot;: logit( Rome) = 5");
-    // Values straddle zero: a diverging scale symmetric about 0 at ±6.25.
-    assert.deepEqual(ticks(html), ["6.25", "0", "-6.25"]);
+    // Position 3 is where base and source differ: marked on the map and in both prompts.
+    assert.equal(cells(html)[3].title, "layer 0, position 3 &quot; Spain*&quot;: logit( Rome) = 5");
+    assert.match(html, /<span class="token marked" title="position 3, differs from the source"> Spain\*<\/span>/);
+    assert.match(html, /<span class="token marked" title="position 3, differs from the base"> Italy\*<\/span>/);
+    // Centred on the base run's value: white there, the hue's end 7.75 above it.
+    assert.deepEqual(ticks(html), ["6.25", "-1.5"]);
+    assert.equal(cells(html)[0].fill, "#ffffff");
+    assert.equal(cells(html)[9].fill, "#3f007d");
     const firstRow = html.match(/<tbody>\n<tr><td>1<\/td><td>(\d+)<\/td><td>(\d+)<\/td>/);
     assert.deepEqual(firstRow?.slice(1), ["1", "4"]); // 6.25 moves the base logit by 7.75, the most
   });
@@ -325,6 +334,103 @@ describe("reports", () => {
     assert.throws(
       () => tv.collectReport(bad),
       /layer 0's activations must have shape \[examples, positions, width\] matching its 3 values, got \[2, 2\]/,
+    );
+  });
+});
+
+describe("reports people read", () => {
+  const drawn = (peak: number, spread = 0): TraceResult => {
+    const t = trace("block_output", { row: 1, col: 3 });
+    const values = Float32Array.from(t.grid.values, (v) => (v === 0.75 ? peak : v));
+    const cellSpread = new Float32Array(values.length).fill(spread);
+    return { ...t, samples: 10, corruptedSpread: 0.015625, grid: { ...t.grid, values, spread: cellSpread } };
+  };
+
+  it("says the model, noise, seed and draws in the summary and on the picture; hover gives mean ± spread", () => {
+    const html = tv.traceReport(drawn(0.75, 0.125), { model: "gpt2-test" });
+    assert.match(html, /<dt>Model<\/dt><dd>gpt2-test<\/dd>/);
+    assert.match(html, /<dt>Noise<\/dt><dd>Gaussian, σ = 0\.375, seed 7, 10 draws<\/dd>/);
+    const subtitle = /<text class="heatmap-subtitle"[^>]*>([^<]*)</.exec(html)?.[1];
+    assert.equal(subtitle, "model gpt2-test · Gaussian, σ = 0.375, seed 7, 10 draws");
+    assert.match(html, /p\( Paris\) = <span title="0\.03125">0\.03125<\/span> ± <span title="0\.015625">0\.01563</);
+    assert.equal(
+      cells(html).find((c) => c.row === 1 && c.col === 3)?.title,
+      "layer 1, position 3 &quot; Jerry*&quot;: p( Paris) = 0.75 ± 0.125",
+    );
+    assert.match(html, /the mean over 10 noise draws/);
+  });
+
+  it("centres each map's colours on the corrupted value: white there, blue below it", () => {
+    const t = trace("block_output", { row: 1, col: 3 });
+    const values = Float32Array.from(t.grid.values, (v, i) => (i === 0 ? 0 : v));
+    const html = tv.traceReport({ ...t, grid: { ...t.grid, values } });
+    const found = cells(html);
+    // 0 is 0.03125 below the centre, 0.03125 / 0.71875 = 1/23 of the way to blue #2166ac:
+    // 255 − 222/23 = 245.3 → f5, 255 − 153/23 = 248.3 → f8, 255 − 83/23 = 251.4 → fb.
+    assert.equal(found[0].fill, "#f5f8fb");
+    assert.equal(found.find((c) => /= 0\.75$/.test(c.title))?.fill, "#3f007d");
+    // The top tick is the maximum; the centre's tick wins over the minimum's, too close to share the bar.
+    assert.deepEqual(ticks(html), ["0.75", "0.03125"]);
+  });
+
+  it("puts ROME's three panels on one scale when asked, so a weaker peak is paler", () => {
+    const panels = [drawn(0.75), { ...drawn(0.4), component: "mlp_output" as const }];
+    const own = tv.traceReport(panels);
+    const shared = tv.traceReport(panels, { sharedScale: true });
+    const peakFill = (html: string, value: string) => cells(html).find((c) => c.title.includes(`= ${value}`))?.fill;
+    assert.equal(peakFill(own, "0.4"), "#00441b"); // its own maximum: full green
+    assert.notEqual(peakFill(shared, "0.4"), "#00441b");
+    assert.deepEqual(ticks(shared), ["0.75", "0.03125", "0.75", "0.03125"]);
+    assert.throws(() => tv.traceReport(panels, { sharedScale: "yes" as never }), /options\.sharedScale must be true/);
+    assert.throws(() => tv.traceReport(panels, { shared: true } as never), /unknown option "shared"/);
+  });
+
+  it("notes a flat map", () => {
+    const t = trace("block_output", { row: 0, col: 0 });
+    const flat = { ...t, grid: { ...t.grid, values: new Float32Array(t.grid.values.length).fill(0.03125) } };
+    assert.match(tv.traceReport(flat), /<p class="note flat">This map is flat: every cell is 0\.03125 \(corrupted: /);
+    assert.doesNotMatch(tv.traceReport(t), /class="note flat"/);
+  });
+
+  it("draws any labelled grid, e.g. layers × heads, with gridReport", () => {
+    const html = tv.gridReport({
+      title: "Heads",
+      tokens: ["a", " b"],
+      markedPositions: [1],
+      fields: [["Model", "m<1>"]],
+      panels: [
+        {
+          heading: "Per-head effect",
+          valueLabel: "Δ logit",
+          grid: {
+            rowTitle: "layer",
+            colTitle: "head",
+            rowLabels: ["0", "1"],
+            colLabels: ["0", "1", "2"],
+            values: [0.5, -0.25, 0, 1, 0, 0],
+          },
+        },
+      ],
+    });
+    assertNoBareAmpersand(html);
+    assert.match(html, /<dt>Model<\/dt><dd>m&lt;1&gt;<\/dd>/);
+    assert.match(html, /<span class="token marked" title="position 1, marked"> b\*<\/span>/);
+    const found = cells(html);
+    assert.equal(found.length, 6);
+    assert.equal(found[3].title, "layer 1, head 0: Δ logit = 1");
+    assert.match(html, /aria-label="Heat map of Δ logit over 2 layers \(0–1\) and 3 heads/);
+    assert.match(html, /<th>#<\/th><th>layer<\/th><th>head<\/th><th>Δ logit<\/th><\/tr>/);
+    assert.match(html, /<caption>Top 6 cells by \|Δ logit\|<\/caption>/);
+    assert.deepEqual(ticks(html), ["1", "0", "-1"]);
+    const panel = { grid: { rowTitle: "layer", colTitle: "head", rowLabels: ["0"], colLabels: ["0"], values: [1, 2] } };
+    assert.throws(
+      () => tv.gridReport({ title: "x", panels: [panel] }),
+      /panels\[0\]\.grid\.values must hold rows × cols = 1/,
+    );
+    assert.throws(() => tv.gridReport({ title: "x", panels: [] }), /gridReport: panels must be a non-empty list/);
+    assert.throws(
+      () => tv.gridReport({ title: "x", panels: [{ ...panel, heading: "h", colour: "red" } as never] }),
+      /gridReport: panels\[0\]: unknown option "colour"/,
     );
   });
 });

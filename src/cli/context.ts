@@ -56,7 +56,7 @@ export async function loadModel(reference: string | undefined): Promise<LoadedMo
 
 /** The pyvene components a model has, for checking --component before a sweep starts. */
 export function checkComponent(model: PretrainedModel, component: string, flag: string): string {
-  if (!(component in model.sites)) {
+  if (!Object.hasOwn(model.sites, component)) {
     throw new UsageError(
       `${flag} ${component} is not a component of this ${model.family} model ` +
         `(expected one of ${Object.keys(model.sites).join(", ")})`,

@@ -101,6 +101,19 @@ export abstract class DecoderModel<P = unknown> extends PretrainedModel {
   }
 
   /**
+   * Logits [B, T, V] read from a residual stream [B, T, D] as if it were the last block's output: the final norm, the
+   * head and what the family applies after it. The logit lens reads every layer's stream through it.
+   */
+  unembed(hidden: Tensor): Tensor {
+    return this.logits(this.finalNorm.call(hidden));
+  }
+
+  /** The final norm and the head themselves, for analyses that apply them piece by piece (direct logit attribution). */
+  get readout(): { readonly norm: AnyModule; readonly head: AnyModule } {
+    return { norm: this.finalNorm, head: this.lmHead };
+  }
+
+  /**
    * The residual stream [B, T, D] after block `lastLayer` (its block_output, before any final
    * norm): the embeddings, or `inputs.resumeFrom`, through the blocks up to and including
    * `lastLayer`, with hooks firing as usual; the blocks after it, the norm and the head do not run.

@@ -1,13 +1,11 @@
-/** Checks the sweeps share: metric, target token, trace component, the prompt, corruption noise. */
+/** Checks the sweeps share: metric, target token, components, the prompts, corruption noise. */
 import type { PretrainedModel } from "../models/model.js";
+import type { Site } from "../models/sites.js";
 import { describe } from "../options/index.js";
 import { IntTensor } from "../tensor/index.js";
 import type { Metric } from "./engine.js";
-import type { TraceComponent } from "./results.js";
 
 const METRICS: readonly Metric[] = ["probability", "logit"];
-/** The components whose per-position value is [B, T, D] at every layer, as the restore engine needs. */
-export const TRACE_COMPONENTS: readonly TraceComponent[] = ["block_output", "mlp_output", "attention_output"];
 
 export function checkMetric(metric: unknown, where: string): Metric {
   if (!METRICS.includes(metric as Metric))
@@ -15,13 +13,64 @@ export function checkMetric(metric: unknown, where: string): Metric {
   return metric as Metric;
 }
 
-export function checkComponent(component: unknown, where: string): TraceComponent {
-  if (!TRACE_COMPONENTS.includes(component as TraceComponent)) {
+/** The site of a component of the model's site map (at layer 0: whether it is per head is the same at every layer). */
+function checkSite(model: PretrainedModel, component: unknown, where: string): Site {
+  if (typeof component !== "string")
+    throw new TypeError(`${where}: component must be a component name, got ${describe(component)}`);
+  try {
+    return model.site(component, 0);
+  } catch (e) {
+    throw new RangeError(`${where}: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * A per-position component of the site map (any width; an attention pattern by its query
+ * position). Head components are refused: each of their cells is one head, as headPatching sweeps.
+ */
+export function checkPositionComponent(model: PretrainedModel, component: unknown, where: string): string {
+  if (checkSite(model, component, where).heads) {
     throw new RangeError(
-      `${where}: component must be one of ${TRACE_COMPONENTS.join(", ")}, got ${describe(component)}`,
+      `${where}: component "${component}" is a head component ([B, heads, T, d]), which a ` +
+        "layer × position grid cannot address; sweep it with headPatching, or give a per-position component " +
+        `(${positionComponents(model).join(", ")})`,
     );
   }
-  return component as TraceComponent;
+  return component as string;
+}
+
+/** A head component of the site map, whose value is [B, heads, T, d]. */
+export function checkHeadComponent(model: PretrainedModel, component: unknown, where: string): string {
+  if (!checkSite(model, component, where).heads) {
+    const heads = Object.keys(model.sites).filter((c) => model.site(c, 0).heads);
+    throw new RangeError(
+      `${where}: component must be a head component (${heads.join(", ")}), got "${component}" ` +
+        "(a per-position component: sweep it with activationPatching)",
+    );
+  }
+  return component as string;
+}
+
+function positionComponents(model: PretrainedModel): string[] {
+  return Object.keys(model.sites).filter((c) => !model.site(c, 0).heads);
+}
+
+/** Base and source prompts [1, T] whose positions pair up, with a label per position for each. */
+export function checkPair(
+  options: { base?: unknown; source?: unknown; baseTokens?: unknown; sourceTokens?: unknown },
+  where: string,
+): { base: IntTensor; source: IntTensor } {
+  const base = checkPrompt(options.base, "base", where);
+  const source = checkPrompt(options.source, "source", where);
+  checkLabels(options.baseTokens, base.shape[1], "baseTokens", where);
+  checkLabels(options.sourceTokens, source.shape[1], "sourceTokens", where);
+  if (base.shape[1] !== source.shape[1]) {
+    throw new RangeError(
+      `${where}: base and source must have the same length so positions pair up, ` +
+        `got ${base.shape[1]} and ${source.shape[1]} tokens`,
+    );
+  }
+  return { base, source };
 }
 
 /** A target token id within the model's vocabulary (the width of its logits), or undefined for the default. */

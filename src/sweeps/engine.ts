@@ -6,16 +6,10 @@
  * first patched layer. Only the last position's logits are computed. Sweeps run on decoders (every
  * transformer family), which can resume and stop after a block.
  */
-import {
-  AdditionIntervention,
-  CollectIntervention,
-  gatherUnits,
-  IntervenableModel,
-  scatterUnits,
-  writeSite,
-} from "../intervene/index.js";
+import { gatherUnits, readSite, scatterUnits, writeSite } from "../intervene/index.js";
 import { DecoderModel } from "../models/decoder.js";
 import type { ModelInputs, PretrainedModel } from "../models/model.js";
+import type { HookHandle } from "../nn/module.js";
 import * as tv from "../tensor/index.js";
 import { IntTensor, Tensor } from "../tensor/index.js";
 import type { ScoreGrid } from "./results.js";
@@ -60,54 +54,54 @@ export interface Corruption {
 export interface RecordedRun {
   /** Logits of the last position [1, 1, V]. */
   logits: Tensor;
-  /** The component's value [1, T, D] at each layer. */
+  /** The component's whole value at each layer, as the site port views it ([1, T, W], [1, H, T, T], [1, H, T, d]). */
   component: Tensor[];
   /** Each block's input [1, T, D] (the residual stream), to resume from. */
   blockInputs: Tensor[];
 }
 
-function allPositions(length: number): number[][] {
-  return [Array.from({ length }, (_, p) => p)];
-}
-
-/** One run (optionally corrupted) recording the component and every block input at all positions. */
+/**
+ * One run (optionally corrupted) recording the component's whole value and every block input. The
+ * corruption's hook is added first so that the layer-0 reads see the corrupted stream.
+ */
 export function recordRun(
-  model: PretrainedModel,
+  model: DecoderModel,
   inputs: ModelInputs,
   component: string,
   corruption: Corruption | null,
 ): RecordedRun {
-  const length = inputs.inputIds!.shape[1];
-  const layers = Array.from({ length: model.numLayers }, (_, l) => l);
-  const collect = layers.flatMap((layer) => [
-    { layer, component, maxNumberOfUnits: length, interventionType: CollectIntervention },
-    { layer, component: "block_input", maxNumberOfUnits: length, interventionType: CollectIntervention },
-  ]);
-  const corrupt = corruption
-    ? [
-        {
-          layer: 0,
-          component: "block_input",
-          maxNumberOfUnits: corruption.positions.length,
-          interventionType: AdditionIntervention,
-        },
-      ]
-    : [];
-  const im = new IntervenableModel([...corrupt, ...collect], model);
-  const everywhere = allPositions(length);
-  const locations = [...(corruption ? [[corruption.positions]] : []), ...collect.map(() => everywhere)];
-  const sources = corruption ? [tv.unsqueeze(corruption.noise, 0), ...collect.map(() => null)] : null;
-  const { intervened, collected } = tv.noGrad(() =>
-    im.forward({ ...inputs, lastPositionLogits: true }, null, {
-      unitLocations: { base: locations },
-      sourceRepresentations: sources,
-    }),
-  );
-  return {
-    logits: intervened.logits,
-    component: layers.map((l) => collected[2 * l]),
-    blockInputs: layers.map((l) => collected[2 * l + 1]),
-  };
+  const numLayers = model.numLayers;
+  const values: Tensor[] = new Array(numLayers);
+  const blockInputs: Tensor[] = new Array(numLayers);
+  const handles: HookHandle[] = [];
+  try {
+    if (corruption) {
+      const at = [corruption.positions];
+      const noise = tv.unsqueeze(corruption.noise, 0);
+      const corrupt = (view: Tensor) =>
+        scatterUnits(view, "pos", at, tv.add(gatherUnits(view, "pos", at, "corruption"), noise), "corruption");
+      handles.push(writeSite(model, model.site("block_input", 0), corrupt));
+    }
+    for (let l = 0; l < numLayers; l++) {
+      handles.push(readSite(model, model.site(component, l), (view) => void (values[l] = view)));
+      handles.push(readSite(model, model.site("block_input", l), (view) => void (blockInputs[l] = view)));
+    }
+    const { logits } = tv.noGrad(() => model.run({ ...inputs, lastPositionLogits: true }));
+    return { logits, component: values, blockInputs };
+  } finally {
+    for (const handle of handles) handle.remove();
+  }
+}
+
+/**
+ * A per-position value with its positions on axis 1, where "pos" units gather: [B, T, W] as it is;
+ * an attention pattern [B, H, T, T] by its query position, as [B, T, H, T] (a query position's row
+ * of every head is what that position read). The permutation is its own inverse.
+ */
+export function byPosition(value: Tensor): Tensor {
+  if (value.rank === 3) return value;
+  if (value.rank === 4) return tv.permute(value, [0, 2, 1, 3]);
+  throw new RangeError(`sweeps: a per-position value must be [B, T, W] or [B, H, T, T], got [${value.shape}]`);
 }
 
 /** Layers restored for row `layer` with a window of w layers (ROME: centred, clipped to the model). */
@@ -197,24 +191,22 @@ function staircaseGrid({
     const restoring = groups.map((l) => windows[l].includes(j));
     // Row r restores its own position r mod T; rows of layers whose window misses j keep their value.
     const positions = Array.from({ length: rows }, (_, r) => [r % length]);
+    const recorded = restored.component[j];
     const rowMask = new Tensor(
       Float32Array.from({ length: rows }, (_, r) => (restoring[Math.floor(r / length)] ? 1 : 0)),
-      [rows, 1, 1],
+      [rows, ...recorded.shape.slice(1).map(() => 1)],
     );
     const clean = gatherUnits(
-      tv.expand(restored.component[j], [rows, length, width]),
+      byPosition(tv.expand(recorded, [rows, ...recorded.shape.slice(1)])),
       "pos",
       positions,
       "staircase rows",
     );
-    const restore = (view: Tensor) =>
-      scatterUnits(
-        view,
-        "pos",
-        positions,
-        tv.where(rowMask, clean, gatherUnits(view, "pos", positions, "staircase rows")),
-        "staircase rows",
-      );
+    const restore = (view: Tensor) => {
+      const atPositions = byPosition(view);
+      const kept = gatherUnits(atPositions, "pos", positions, "staircase rows");
+      return byPosition(scatterUnits(atPositions, "pos", positions, tv.where(rowMask, clean, kept), "staircase rows"));
+    };
     const handle = writeSite(model, model.site(component, j), restore);
     const batch: ModelInputs = {
       inputIds: new IntTensor(
@@ -235,4 +227,38 @@ function staircaseGrid({
   const values = new Float32Array(numLayers * length);
   groups.forEach((layer, g) => values.set(scores.subarray(g * length, (g + 1) * length), layer * length));
   return values;
+}
+
+/** A write at a site of a layer: the component's new value from its current one (the site port's writer). */
+export interface SiteWrite {
+  component: string;
+  layer: number;
+  write: (view: Tensor) => Tensor;
+}
+
+/**
+ * Last-position logits of a batch resumed at `layer` from `hidden` [R, T, D], every row on the
+ * prompt `ids` [1, T], with `writes` applied; their hooks are gone when it returns or throws.
+ */
+export function resumedLogits(
+  model: DecoderModel,
+  ids: IntTensor,
+  layer: number,
+  hidden: Tensor,
+  writes: readonly SiteWrite[],
+): Tensor {
+  const rows = hidden.shape[0];
+  const length = ids.shape[1];
+  const handles: HookHandle[] = [];
+  try {
+    for (const { component, layer: at, write } of writes)
+      handles.push(writeSite(model, model.site(component, at), write));
+    const inputIds = new IntTensor(
+      Int32Array.from({ length: rows * length }, (_, i) => ids.data[i % length]),
+      [rows, length],
+    );
+    return tv.noGrad(() => model.run({ inputIds, resumeFrom: { layer, hidden }, lastPositionLogits: true }).logits);
+  } finally {
+    for (const handle of handles) handle.remove();
+  }
 }

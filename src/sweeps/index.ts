@@ -3,3 +3,25 @@ export { activationPatching, type PatchOptions } from "./patch.js";
 export { collectActivations, type CollectOptions } from "./collect.js";
 export { measure, type Metric } from "./engine.js";
 export type { ScoreGrid, TraceComponent, TraceResult, PatchResult, CollectResult } from "./results.js";
+export { attributionPatching, type AttributionOptions, type AttributionResult } from "./attribution.js";
+export {
+  directLogitAttribution,
+  logitLens,
+  type LogitAttributionOptions,
+  type LogitAttributionResult,
+  type LensOptions,
+  type LensResult,
+} from "./dla.js";
+export { headPatching, type HeadPatchOptions } from "./heads.js";
+export { pathPatching, type PathPatchOptions } from "./paths.js";
+export type { ComponentSite, HeadGrid, HeadPatchResult, HeadSite, PathPatchResult } from "./results.js";
+export {
+  ActivationCache,
+  hookNames,
+  runWithCache,
+  runWithHooks,
+  type CacheAddress,
+  type CacheOptions,
+  type ForwardHook,
+  type HooksOptions,
+} from "./cache.js";

@@ -1,11 +1,13 @@
 /**
  * Activation patching: for every layer and position, the base run with one component replaced by
- * its value in the source run, measured on the target at the last position.
+ * its value in the source run, measured on the target at the last position. Any per-position
+ * component of the site map works (an attention pattern is patched at its query position: that
+ * position's row of every head); head components are swept per head by headPatching.
  */
 import type { PretrainedModel } from "../models/model.js";
 import type { IntTensor } from "../tensor/index.js";
 import { readOptions } from "../options/index.js";
-import { checkComponent, checkLabels, checkMetric, checkPrompt, checkTarget, checkWindow } from "./checks.js";
+import { checkMetric, checkPair, checkPositionComponent, checkTarget, checkWindow } from "./checks.js";
 import { asDecoder, measure, recordRun, restoreGrid, topToken, type Metric } from "./engine.js";
 import type { PatchResult } from "./results.js";
 
@@ -40,19 +42,10 @@ export function activationPatching(anyModel: PretrainedModel, patchOptions: Patc
   const where = "activationPatching";
   const model = asDecoder(anyModel, where);
   const options = readOptions<PatchOptions>(patchOptions, PATCH_OPTIONS, "activationPatching options");
-  const base = checkPrompt(options.base, "base", where);
-  const source = checkPrompt(options.source, "source", where);
-  const component = checkComponent(options.component ?? "block_output", where);
+  const { base, source } = checkPair(options, where);
+  const component = checkPositionComponent(model, options.component ?? "block_output", where);
   const window = checkWindow(options.window ?? 1, model, where);
   const metric = checkMetric(options.metric ?? "probability", where);
-  checkLabels(options.baseTokens, base.shape[1], "baseTokens", where);
-  checkLabels(options.sourceTokens, source.shape[1], "sourceTokens", where);
-  if (base.shape[1] !== source.shape[1]) {
-    throw new RangeError(
-      "activationPatching: base and source must have the same length so positions pair up, " +
-        `got ${base.shape[1]} and ${source.shape[1]} tokens`,
-    );
-  }
   const sourceRun = recordRun(model, { inputIds: source }, component, null);
   const baseRun = recordRun(model, { inputIds: base }, component, null);
   const target = checkTarget(options.target, sourceRun.logits.shape[2], where) ?? topToken(sourceRun.logits);

@@ -7,9 +7,9 @@ import type { PretrainedModel } from "../models/model.js";
 import * as tv from "../tensor/index.js";
 import type { IntTensor } from "../tensor/index.js";
 import { describe, readOptions } from "../options/index.js";
-import { checkComponent, checkLabels, checkMetric, checkPrompt, checkTarget, checkWindow } from "./checks.js";
+import { checkLabels, checkPositionComponent, checkMetric, checkPrompt, checkTarget, checkWindow } from "./checks.js";
 import { asDecoder, measure, recordRun, restoreGrid, topToken, type Metric } from "./engine.js";
-import type { ScoreGrid, TraceComponent, TraceResult } from "./results.js";
+import type { ScoreGrid, TraceResult } from "./results.js";
 
 export interface TraceOptions {
   /** The prompt [1, T]. */
@@ -21,7 +21,8 @@ export interface TraceOptions {
   /** The token to measure at the last position; default the clean run's top token. */
   target?: number;
   targetLabel?: string;
-  component?: TraceComponent;
+  /** Any per-position component of the site map (ROME's: block_output, mlp_output, attention_output). */
+  component?: string;
   /** Layers restored together around each layer (ROME: 1 for block outputs, 10 for MLP and attention). */
   window?: number;
   /**
@@ -32,7 +33,10 @@ export interface TraceOptions {
   /** Noise standard deviation; default 3× the standard deviation of the prompt's input embeddings (ROME). */
   noiseStd?: number;
   seed?: number;
-  /** Noise draws averaged per cell (ROME averages several); each draw traces the whole grid. Default 1. */
+  /**
+   * Noise draws averaged per cell; each draw traces the whole grid. Default 10 (ROME averages
+   * several: one draw's corrupted probability swings with the seed), or the draws in `noise`.
+   */
   samples?: number;
   metric?: Metric;
   onProgress?: (done: number, total: number) => void;
@@ -54,6 +58,9 @@ const TRACE_OPTIONS = [
   "onProgress",
 ] as const satisfies readonly (keyof TraceOptions)[];
 
+/** Draws when the caller gives neither `samples` nor the noise itself. */
+const DEFAULT_SAMPLES = 10;
+
 export function causalTrace(anyModel: PretrainedModel, traceOptions: TraceOptions): TraceResult {
   const where = "causalTrace";
   const model = asDecoder(anyModel, where);
@@ -61,10 +68,12 @@ export function causalTrace(anyModel: PretrainedModel, traceOptions: TraceOption
   const inputIds = checkPrompt(options.inputIds, "inputIds", where);
   const length = inputIds.shape[1];
   const tokens = checkLabels(options.tokens, length, "tokens", where);
-  const component = checkComponent(options.component ?? "block_output", where);
+  const component = checkPositionComponent(model, options.component ?? "block_output", where);
   const window = checkWindow(options.window ?? 1, model, where);
   const metric = checkMetric(options.metric ?? "probability", where);
-  const { corruptedPositions = [], seed = 0, samples = 1 } = options;
+  const { corruptedPositions = [], seed = 0 } = options;
+  // Noise given as a tensor says how many draws it holds; a disagreeing `samples` is refused below.
+  const samples = options.samples ?? (options.noise === undefined ? DEFAULT_SAMPLES : noiseDraws(options.noise));
   if (!Number.isInteger(samples) || samples < 1)
     throw new RangeError(`causalTrace: samples must be a positive integer, got ${describe(samples)}`);
   if (
@@ -88,12 +97,11 @@ export function causalTrace(anyModel: PretrainedModel, traceOptions: TraceOption
   const clean = recordRun(model, inputs, component, null);
   const target = checkTarget(options.target, clean.logits.shape[2], where) ?? topToken(clean.logits);
   const width = clean.blockInputs[0].shape[2];
+  const noiseStd =
+    options.noise === undefined ? (options.noiseStd ?? 3 * Math.sqrt(tv.variance(clean.blockInputs[0]).item())) : null;
   const noise =
     options.noise ??
-    tv.randn([samples, corruptedPositions.length, width], {
-      std: options.noiseStd ?? 3 * Math.sqrt(tv.variance(clean.blockInputs[0]).item()),
-      generator: new tv.Generator(seed),
-    });
+    tv.randn([samples, corruptedPositions.length, width], { std: noiseStd!, generator: new tv.Generator(seed) });
   const draws = noise.rank === 2 ? tv.unsqueeze(noise, 0) : noise;
   if (
     draws.rank !== 3 ||
@@ -106,8 +114,10 @@ export function causalTrace(anyModel: PretrainedModel, traceOptions: TraceOption
         `(samples, corrupted positions, width), got [${noise.shape.join(", ")}]`,
     );
   }
-  const values = new Float32Array(model.numLayers * length);
-  let corrupted = 0;
+  // Sums in float64 so that the mean and standard deviation over draws lose nothing to rounding.
+  const sums = new Float64Array(model.numLayers * length);
+  const squares = new Float64Array(model.numLayers * length);
+  const corruptedDraws: number[] = [];
   let grid: ScoreGrid | undefined;
   for (let s = 0; s < samples; s++) {
     const corruption = { positions: corruptedPositions, noise: tv.squeeze(tv.slice(draws, 0, s, s + 1), 0) };
@@ -125,9 +135,18 @@ export function causalTrace(anyModel: PretrainedModel, traceOptions: TraceOption
       metric,
       onProgress: progress,
     });
-    corrupted += measure(run.logits, target, metric)[0] / samples;
-    grid.values.forEach((v, i) => (values[i] += v / samples));
+    corruptedDraws.push(measure(run.logits, target, metric)[0]);
+    grid.values.forEach((v, i) => {
+      sums[i] += v;
+      squares[i] += v * v;
+    });
   }
+  const corrupted = spreadOf(
+    corruptedDraws.reduce((a, v) => a + v, 0),
+    sumOfSquares(corruptedDraws),
+    samples,
+  );
+  const cells = Array.from(sums, (sum, i) => spreadOf(sum, squares[i], samples));
   return {
     kind: "trace",
     component,
@@ -137,9 +156,32 @@ export function causalTrace(anyModel: PretrainedModel, traceOptions: TraceOption
     target,
     targetLabel: options.targetLabel ?? String(target),
     metric,
+    noiseStd,
+    seed: options.noise === undefined ? seed : null,
     samples,
     clean: measure(clean.logits, target, metric)[0],
-    corrupted,
-    grid: { ...grid!, values },
+    corrupted: corrupted.mean,
+    corruptedSpread: corrupted.spread,
+    grid: {
+      ...grid!,
+      values: Float32Array.from(cells, (c) => c.mean),
+      spread: Float32Array.from(cells, (c) => c.spread),
+    },
   };
+}
+
+/** The draws a noise tensor holds: its first dimension, or one for [corrupted positions, width]. */
+function noiseDraws(noise: unknown): number {
+  return noise instanceof tv.Tensor && noise.rank === 3 ? noise.shape[0] : 1;
+}
+
+function sumOfSquares(values: readonly number[]): number {
+  return values.reduce((a, v) => a + v * v, 0);
+}
+
+/** Mean and standard deviation (n − 1 divisor; 0 for one draw) of n draws from their sum and sum of squares. */
+function spreadOf(sum: number, squares: number, n: number): { mean: number; spread: number } {
+  const mean = sum / n;
+  // Rounding can leave a tiny negative variance where every draw is equal.
+  return { mean, spread: n > 1 ? Math.sqrt(Math.max(0, (squares - n * mean * mean) / (n - 1))) : 0 };
 }

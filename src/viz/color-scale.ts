@@ -1,7 +1,9 @@
 /**
  * Colour scales for heat maps. Sequential: white at the smallest value to a hue at the largest
  * (ROME's Purples/Greens/Reds for block/MLP/attention). Diverging: blue below zero, white at zero,
- * red above, symmetric so that equal magnitudes get equal intensity on both sides.
+ * red above, symmetric so that equal magnitudes get equal intensity on both sides. Centred: white
+ * at a reference value (the corrupted or base run), the hue above it and blue below, equal
+ * distances from it equally intense, so a cell's colour says how far it moves the metric.
  */
 
 export type Hue = "purple" | "green" | "red";
@@ -15,10 +17,12 @@ const POSITIVE = "#b2182b";
 const MISSING_COLOR = "#bdbdbd";
 
 export interface ColorScale {
-  kind: "sequential" | "diverging";
+  kind: "sequential" | "diverging" | "centred";
   /** The values the scale's ends stand for. */
   min: number;
   max: number;
+  /** The value drawn white on a centred scale (zero on a diverging one). */
+  center?: number;
   color(value: number): string;
   /** Colour stops along the scale from min (offset 0) to max (offset 1), for a gradient legend. */
   stops: { offset: number; color: string }[];
@@ -28,7 +32,20 @@ export interface ColorScale {
  * The scale for a set of values: diverging when they straddle zero (a signed effect, where zero
  * means "no change"), otherwise sequential over [min, max]. Non-finite values are ignored.
  */
-export function colorScaleFor(values: ArrayLike<number>, hue: Hue = "purple", kind?: ColorScale["kind"]): ColorScale {
+export function colorScaleFor(
+  values: ArrayLike<number>,
+  hue: Hue = "purple",
+  kind?: "sequential" | "diverging",
+): ColorScale {
+  const { min, max } = extentOf(values) ?? { min: 0, max: 0 };
+  const chosen = kind ?? (min < 0 && max > 0 ? "diverging" : "sequential");
+  return chosen === "diverging"
+    ? divergingScale(Math.max(Math.abs(min), Math.abs(max)))
+    : sequentialScale(min, max, hue);
+}
+
+/** The finite values' smallest and largest, or null when there are none. */
+export function extentOf(values: ArrayLike<number>): { min: number; max: number } | null {
   let min = Infinity;
   let max = -Infinity;
   for (let i = 0; i < values.length; i++) {
@@ -37,11 +54,28 @@ export function colorScaleFor(values: ArrayLike<number>, hue: Hue = "purple", ki
     if (v < min) min = v;
     if (v > max) max = v;
   }
-  if (min > max) min = max = 0;
-  const chosen = kind ?? (min < 0 && max > 0 ? "diverging" : "sequential");
-  return chosen === "diverging"
-    ? divergingScale(Math.max(Math.abs(min), Math.abs(max)))
-    : sequentialScale(min, max, hue);
+  return min > max ? null : { min, max };
+}
+
+/**
+ * White at `center`, `hue` at center + m and blue at center − m, where m is the larger distance
+ * from the centre to `low` or `high`; the scale's ends are `low` and `high` widened to the centre.
+ */
+export function centredScale(center: number, low: number, high: number, hue: Hue = "purple"): ColorScale {
+  const min = Math.min(low, center);
+  const max = Math.max(high, center);
+  const magnitude = Math.max(max - center, center - min);
+  const end = HUE_ENDS[hue];
+  const color = (value: number) => {
+    if (!Number.isFinite(value)) return MISSING_COLOR;
+    const t = magnitude > 0 ? Math.max(-1, Math.min(1, (value - center) / magnitude)) : 0;
+    return t < 0 ? mix(WHITE, NEGATIVE, -t) : mix(WHITE, end, t);
+  };
+  const middle = max > min ? (center - min) / (max - min) : 0;
+  const stops = [{ offset: middle, color: WHITE }];
+  if (middle > 0) stops.unshift({ offset: 0, color: color(min) });
+  if (middle < 1) stops.push({ offset: 1, color: color(max) });
+  return { kind: "centred", min, max, center, color, stops };
 }
 
 function sequentialScale(min: number, max: number, hue: Hue): ColorScale {
@@ -66,6 +100,7 @@ function divergingScale(magnitude: number): ColorScale {
     kind: "diverging",
     min: -magnitude,
     max: magnitude,
+    center: 0,
     color: (value) => {
       if (!Number.isFinite(value)) return MISSING_COLOR;
       const t = magnitude > 0 ? Math.max(-1, Math.min(1, value / magnitude)) : 0;

@@ -25,8 +25,11 @@ export function truncate(text: string, maxChars: number): string {
   return chars.length <= maxChars ? text : `${chars.slice(0, maxChars - 1).join("")}…`;
 }
 
-/** A number for axis ticks and tables: `digits` significant digits, no trailing zeros. */
-export function formatValue(value: number, digits = 3): string {
+/**
+ * A number as reports show it, on ticks, in tables and summaries alike: `digits` significant
+ * digits, no trailing zeros. The exact value goes in a title, for hover.
+ */
+export function formatValue(value: number, digits = 4): string {
   if (!Number.isFinite(value)) return String(value);
   return String(Number(value.toPrecision(digits)));
 }

@@ -1,27 +1,56 @@
 /**
- * A ScoreGrid as a standalone SVG heat map: one row per layer, one column per position labelled
- * with its token, a colour bar, and each cell's exact value in its <title> for hover and screen
- * readers. No scripts, fonts or other external assets, so it works pasted into any page.
+ * A grid of scores as a standalone SVG heat map: one row per layer, one column per position (or
+ * head, or anything the caller labels), a colour bar, and each cell's exact value in its <title>
+ * for hover and screen readers. No scripts, fonts or other external assets, so it works pasted
+ * into any page.
  */
 import type { ScoreGrid } from "../sweeps/results.js";
 import { colorScaleFor, type ColorScale, type Hue } from "./color-scale.js";
 import { displayToken, escapeXml, exactFloat32, formatValue, truncate } from "./format.js";
 
-export interface HeatmapOptions {
-  /** The prompt's tokens, one per position; column c is labelled tokens[grid.positions[c]]. */
-  tokens: readonly string[];
+/**
+ * Row-major values with what each row and column is: the form every heat map and grid report
+ * takes, whatever the sweep (layers × positions, layers × heads, …).
+ */
+export interface LabelledGrid {
+  /** Row-major, rowLabels.length × colLabels.length. */
+  values: ArrayLike<number>;
+  /** Per cell, a standard deviation (e.g. over noise draws), shown as "± s" on hover. */
+  spread?: ArrayLike<number>;
+  /** What the rows and columns are, singular: "layer", "position", "head". */
+  rowTitle: string;
+  colTitle: string;
+  rowLabels: readonly string[];
+  /** Column labels as shown; tokens keep their spaces (control characters are made visible). */
+  colLabels: readonly string[];
+  /** Where a column's label is a token: the position it is at, which hover text gives with the token. */
+  colKeys?: readonly number[];
+}
+
+export interface GridSvgOptions {
   /** Heading drawn above the grid; also the start of the accessible name. */
   title?: string;
+  /** A smaller line under the title: how the values were made (model, noise, seed, samples). */
+  subtitle?: string;
   /** What the values are, e.g. "p(Paris)": written over the colour bar and in each cell's title. */
   valueLabel?: string;
-  /** Positions to mark with "*" after the token (ROME marks the corrupted subject this way). */
-  markedPositions?: readonly number[];
+  /** Columns to mark with "*" after their label (ROME marks the corrupted subject this way). */
+  markedCols?: readonly number[];
   /** Hue of the sequential scale. Default purple. */
   hue?: Hue;
-  /** Force a scale; by default diverging when values straddle zero, else sequential. */
-  scale?: ColorScale["kind"];
+  /** Force a scale kind; by default diverging when values straddle zero, else sequential. */
+  scale?: "sequential" | "diverging";
+  /** A scale made by the caller (centred on a reference, or shared by several maps); overrides hue and scale. */
+  colorScale?: ColorScale;
   /** Prefix for ids inside the SVG (the legend gradient); distinct per heat map on one page. */
   idPrefix?: string;
+}
+
+export interface HeatmapOptions extends Omit<GridSvgOptions, "markedCols"> {
+  /** The prompt's tokens, one per position; column c is labelled tokens[grid.positions[c]]. */
+  tokens: readonly string[];
+  /** Positions to mark with "*" after the token. */
+  markedPositions?: readonly number[];
 }
 
 const FONT_SIZE = 12;
@@ -35,39 +64,70 @@ const COLORBAR_WIDTH = 12;
 const COLORBAR_GAP = 18;
 const PAD = 8;
 
-/** The SVG markup of a heat map of `grid`; throws when the grid and its labels disagree. */
+/** A ScoreGrid's labels: layers for rows, the tokens at its positions for columns. */
+export function labelledGrid(grid: ScoreGrid, tokens: readonly string[]): LabelledGrid {
+  checkScoreGrid(grid, tokens);
+  return {
+    values: grid.values,
+    ...(grid.spread && { spread: grid.spread }),
+    rowTitle: "layer",
+    colTitle: "position",
+    rowLabels: grid.layers.map(String),
+    colLabels: grid.positions.map((p) => tokens[p]),
+    colKeys: grid.positions,
+  };
+}
+
+/** The SVG markup of a heat map of a layers × positions `grid`; throws when the grid and its labels disagree. */
 export function heatmapSvg(grid: ScoreGrid, options: HeatmapOptions): string {
-  checkGrid(grid, options.tokens);
+  const { tokens, markedPositions = [], ...rest } = options;
+  const marked = new Set(markedPositions);
+  const markedCols = grid.positions.flatMap((p, c) => (marked.has(p) ? [c] : []));
+  return gridSvg(labelledGrid(grid, tokens), { ...rest, markedCols });
+}
+
+/** The SVG markup of a heat map of any labelled grid. */
+export function gridSvg(grid: LabelledGrid, options: GridSvgOptions = {}): string {
+  checkGrid(grid);
+  const rows = grid.rowLabels.length;
+  const cols = grid.colLabels.length;
   const idPrefix = options.idPrefix ?? "heatmap";
   if (!/^[A-Za-z][\w-]*$/.test(idPrefix)) {
     throw new Error(
       `heatmapSvg: idPrefix ${JSON.stringify(idPrefix)} must be a letter followed by letters, digits, "_" or "-"`,
     );
   }
-  const scale = colorScaleFor(grid.values, options.hue, options.scale);
-  const marked = new Set(options.markedPositions ?? []);
-  const mark = (p: number) => (marked.has(p) ? "*" : "");
-  const columnLabels = grid.positions.map((p) => displayToken(options.tokens[p]) + mark(p));
-  const shownLabels = grid.positions.map((p) => truncate(displayToken(options.tokens[p]), MAX_TOKEN_CHARS) + mark(p));
-  const tickLabels = legendTicks(scale);
+  const scale = options.colorScale ?? colorScaleFor(grid.values, options.hue, options.scale);
+  const marked = new Set(options.markedCols ?? []);
+  const mark = (c: number) => (marked.has(c) ? "*" : "");
+  const columnLabels = grid.colLabels.map((label, c) => displayToken(label) + mark(c));
+  const shownLabels = grid.colLabels.map((label, c) => truncate(displayToken(label), MAX_TOKEN_CHARS) + mark(c));
+  const tickLabels = legendTicks(scale, Math.max(rows * CELL_HEIGHT, 60));
 
   // Text is laid out from character counts: an SVG string cannot measure its fonts.
   const sin = Math.sin((LABEL_ANGLE * Math.PI) / 180);
   const longestLabel = Math.max(0, ...shownLabels.map((l) => Array.from(l).length)) * CHAR_WIDTH;
   const labelDrop = Math.ceil(longestLabel * sin + FONT_SIZE);
-  const rowLabelWidth = Math.max(...grid.layers.map((l) => String(l).length)) * CHAR_WIDTH;
-  // Rotated token labels run down and to the left; the first must not leave the picture.
+  const rowLabelWidth = Math.max(...grid.rowLabels.map((l) => Array.from(l).length)) * CHAR_WIDTH;
+  // Rotated column labels run down and to the left; the first must not leave the picture.
   const left = Math.ceil(Math.max(PAD + FONT_SIZE + 6 + rowLabelWidth + 6, PAD + longestLabel * sin - CELL_WIDTH / 2));
-  const titleHeight = options.title ? 22 : 0;
+  const titleHeight = (options.title ? 22 : 0) + (options.subtitle ? 18 : 0);
   const valueLabelHeight = options.valueLabel ? 22 : 0;
   const top = PAD + titleHeight + Math.max(valueLabelHeight, 6);
-  const gridWidth = grid.cols * CELL_WIDTH;
-  const gridHeight = grid.rows * CELL_HEIGHT;
+  const gridWidth = cols * CELL_WIDTH;
+  const gridHeight = rows * CELL_HEIGHT;
   const barX = left + gridWidth + COLORBAR_GAP;
   const barHeight = Math.max(gridHeight, 60);
   const tickWidth = Math.max(...tickLabels.map((t) => t.text.length)) * CHAR_WIDTH;
-  const valueLabelWidth = options.valueLabel ? Array.from(options.valueLabel).length * CHAR_WIDTH : 0;
-  const width = Math.ceil(Math.max(barX + COLORBAR_WIDTH + 5 + tickWidth, barX + valueLabelWidth) + PAD);
+  const textWidth = (text = "") => Array.from(text).length * CHAR_WIDTH;
+  const width = Math.ceil(
+    Math.max(
+      barX + COLORBAR_WIDTH + 5 + tickWidth,
+      barX + textWidth(options.valueLabel),
+      PAD + textWidth(options.title) * 1.1,
+      PAD + textWidth(options.subtitle) * 0.95,
+    ) + PAD,
+  );
   const height = Math.ceil(top + Math.max(gridHeight + labelDrop + 6, barHeight) + PAD);
 
   const name = accessibleName(grid, options, scale);
@@ -85,15 +145,25 @@ export function heatmapSvg(grid: ScoreGrid, options: HeatmapOptions): string {
         `${escapeXml(options.title)}</text>`,
     );
   }
+  if (options.subtitle) {
+    const y = PAD + (options.title ? 22 : 0) + 12;
+    parts.push(
+      `<text class="heatmap-subtitle" x="${PAD}" y="${y}" font-size="11" fill="#555555">` +
+        `${escapeXml(options.subtitle)}</text>`,
+    );
+  }
 
   parts.push(`<g class="cells">`);
-  for (let r = 0; r < grid.rows; r++) {
-    for (let c = 0; c < grid.cols; c++) {
-      const value = grid.values[r * grid.cols + c];
-      const what = options.valueLabel ? `${options.valueLabel} = ` : "";
-      const tip =
-        `layer ${grid.layers[r]}, position ${grid.positions[c]} ${JSON.stringify(columnLabels[c])}: ` +
-        `${what}${exactFloat32(value)}`;
+  const what = options.valueLabel ? `${options.valueLabel} = ` : "";
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) {
+      const i = r * cols + c;
+      const value = grid.values[i];
+      const spread = grid.spread ? ` ± ${exactFloat32(grid.spread[i])}` : "";
+      const column = grid.colKeys
+        ? `${grid.colTitle} ${grid.colKeys[c]} ${JSON.stringify(columnLabels[c])}`
+        : `${grid.colTitle} ${columnLabels[c]}`;
+      const tip = `${grid.rowTitle} ${grid.rowLabels[r]}, ${column}: ${what}${exactFloat32(value)}${spread}`;
       parts.push(
         `<rect class="cell" data-row="${r}" data-col="${c}" ` +
           `x="${left + c * CELL_WIDTH}" y="${top + r * CELL_HEIGHT}" ` +
@@ -105,24 +175,26 @@ export function heatmapSvg(grid: ScoreGrid, options: HeatmapOptions): string {
   parts.push(`</g>`);
 
   parts.push(`<g class="row-labels" text-anchor="end">`);
-  for (let r = 0; r < grid.rows; r++) {
-    parts.push(`<text x="${left - 6}" y="${top + r * CELL_HEIGHT + CELL_HEIGHT / 2 + 4}">${grid.layers[r]}</text>`);
+  for (let r = 0; r < rows; r++) {
+    parts.push(
+      `<text x="${left - 6}" y="${top + r * CELL_HEIGHT + CELL_HEIGHT / 2 + 4}">${escapeXml(grid.rowLabels[r])}</text>`,
+    );
   }
   parts.push(`</g>`);
   const axisY = top + gridHeight / 2;
   parts.push(
     `<text class="axis-title" x="${PAD + FONT_SIZE}" y="${axisY}" text-anchor="middle" ` +
-      `transform="rotate(-90 ${PAD + FONT_SIZE} ${axisY})">layer</text>`,
+      `transform="rotate(-90 ${PAD + FONT_SIZE} ${axisY})">${escapeXml(grid.rowTitle)}</text>`,
   );
 
   parts.push(`<g class="column-labels" text-anchor="end">`);
   const labelY = top + gridHeight + 10;
-  for (let c = 0; c < grid.cols; c++) {
+  for (let c = 0; c < cols; c++) {
     const x = left + c * CELL_WIDTH + CELL_WIDTH / 2 + 3;
     const text =
       `<text x="${x}" y="${labelY}" transform="rotate(-${LABEL_ANGLE} ${x} ${labelY})">` +
       `${escapeXml(shownLabels[c])}</text>`;
-    // Where a label was cut, its group carries the full token as a tooltip
+    // Where a label was cut, its group carries the full label as a tooltip
     // (outside the <text>, whose content is the label).
     parts.push(
       shownLabels[c] === columnLabels[c] ? text : `<g><title>${escapeXml(columnLabels[c])}</title>${text}</g>`,
@@ -143,15 +215,10 @@ export function heatmapSvg(grid: ScoreGrid, options: HeatmapOptions): string {
   return parts.join("\n");
 }
 
-function checkGrid(grid: ScoreGrid, tokens: readonly string[]): void {
+function checkScoreGrid(grid: ScoreGrid, tokens: readonly string[]): void {
   const { rows, cols } = grid;
   if (!Number.isInteger(rows) || !Number.isInteger(cols) || rows < 1 || cols < 1) {
     throw new Error(`heatmapSvg: grid.rows and grid.cols must be positive integers, got ${rows} × ${cols}`);
-  }
-  if (grid.values.length !== rows * cols) {
-    throw new Error(
-      `heatmapSvg: grid.values must hold rows × cols = ${rows * cols} values (row-major), got ${grid.values.length}`,
-    );
   }
   if (grid.layers.length !== rows)
     throw new Error(`heatmapSvg: grid.layers must name each of the ${rows} rows, got ${grid.layers.length}`);
@@ -165,17 +232,52 @@ function checkGrid(grid: ScoreGrid, tokens: readonly string[]): void {
   }
 }
 
+/** Throws, naming the field, when a grid's values, spread and labels disagree. */
+export function checkGrid(grid: LabelledGrid): void {
+  const rows = grid.rowLabels?.length;
+  const cols = grid.colLabels?.length;
+  if (!rows || !cols) {
+    throw new Error(
+      `heatmapSvg: grid.rowLabels and grid.colLabels must each name at least one row or column, ` +
+        `got ${rows ?? "none"} × ${cols ?? "none"}`,
+    );
+  }
+  if (grid.values === undefined) throw new Error("heatmapSvg: grid.values is missing (row-major, rows × cols)");
+  for (const key of ["values", "spread"] as const) {
+    const length = grid[key]?.length;
+    if (length !== undefined && length !== rows * cols) {
+      throw new Error(
+        `heatmapSvg: grid.${key} must hold rows × cols = ${rows * cols} values (row-major), got ${length}`,
+      );
+    }
+  }
+  if (grid.colKeys !== undefined && grid.colKeys.length !== cols)
+    throw new Error(`heatmapSvg: grid.colKeys must give each of the ${cols} columns, got ${grid.colKeys.length}`);
+  if (typeof grid.rowTitle !== "string" || typeof grid.colTitle !== "string")
+    throw new Error('heatmapSvg: grid.rowTitle and grid.colTitle must name the rows and columns, e.g. "layer", "head"');
+}
+
 interface Tick {
   offset: number;
   text: string;
 }
 
-/** Labels at the scale's ends, and at zero on a diverging scale. */
-function legendTicks(scale: ColorScale): Tick[] {
-  const ticks: Tick[] = [{ offset: 1, text: formatValue(scale.max) }];
-  if (scale.kind === "diverging") ticks.push({ offset: 0.5, text: "0" });
-  ticks.push({ offset: 0, text: formatValue(scale.min) });
-  return ticks;
+/**
+ * Labels at the scale's ends, and at its centre (zero, or the reference a centred scale is
+ * white at); a tick closer than a line of text to one already placed is left out, the ends and
+ * the centre first.
+ */
+function legendTicks(scale: ColorScale, barHeight: number): Tick[] {
+  const range = scale.max - scale.min;
+  const wanted = [{ offset: 1, text: formatValue(scale.max) }];
+  if (scale.center !== undefined && range > 0)
+    wanted.push({ offset: (scale.center - scale.min) / range, text: formatValue(scale.center) });
+  wanted.push({ offset: 0, text: formatValue(scale.min) });
+  const ticks: Tick[] = [];
+  for (const tick of wanted) {
+    if (ticks.every((t) => Math.abs(t.offset - tick.offset) * barHeight >= FONT_SIZE)) ticks.push(tick);
+  }
+  return ticks.sort((a, b) => b.offset - a.offset);
 }
 
 function colorbar(
@@ -205,12 +307,14 @@ function colorbar(
   return parts.join("\n");
 }
 
-function accessibleName(grid: ScoreGrid, options: HeatmapOptions, scale: ColorScale): string {
+function accessibleName(grid: LabelledGrid, options: GridSvgOptions, scale: ColorScale): string {
   const what = options.valueLabel ?? "value";
   const lead = options.title ? `${options.title}: heat map` : "Heat map";
+  const rows = grid.rowLabels;
+  const centre = scale.kind === "centred" ? `, white at ${formatValue(scale.center!)}` : "";
   return (
-    `${lead} of ${what} over ${grid.rows} layers (${grid.layers[0]}–${grid.layers[grid.rows - 1]}) ` +
-    `and ${grid.cols} positions; ` +
-    `colour scale from ${formatValue(scale.min)} to ${formatValue(scale.max)}`
+    `${lead} of ${what} over ${rows.length} ${grid.rowTitle}s (${rows[0]}–${rows[rows.length - 1]}) ` +
+    `and ${grid.colLabels.length} ${grid.colTitle}s; ` +
+    `colour scale from ${formatValue(scale.min)} to ${formatValue(scale.max)}${centre}`
   );
 }

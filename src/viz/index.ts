@@ -1,3 +1,11 @@
-export { heatmapSvg, type HeatmapOptions } from "./heatmap.js";
+export {
+  heatmapSvg,
+  gridSvg,
+  labelledGrid,
+  type HeatmapOptions,
+  type GridSvgOptions,
+  type LabelledGrid,
+} from "./heatmap.js";
 export { traceReport, patchReport, collectReport, type ReportOptions } from "./report.js";
+export { gridReport, type GridReportOptions, type GridPanel } from "./grid-report.js";
 export type { Hue } from "./color-scale.js";

@@ -10,7 +10,7 @@ import { patchReport } from "../../viz/index.js";
 import { UsageError, type OptionTable } from "../args.js";
 import { COMMON_OPTIONS, checkComponent, loadModel, type Command } from "../context.js";
 import { checkOutputPaths, textFile } from "../files.js";
-import { bestCell, emit, formatScore, gridTable } from "../output.js";
+import { bestCell, emit, formatScore, gridTable, scoreGridJson } from "../output.js";
 import { progressBar } from "../progress.js";
 import { promptIds, targetToken, tokenLabels } from "../text.js";
 
@@ -44,6 +44,9 @@ export const patchCommand: Command<typeof options> = {
     summary: "Activation patching: which sites carry the difference between a base and a source prompt?",
     synopsis: '--base "<text>" --source "<text>" [options]',
     options,
+    notes:
+      "--json prints the PatchResult with the model, both prompts and the positions where they differ; " +
+      "its grid as rows of values labelled by layer and base token.",
     examples: [
       'tsvene patch --base "Ka Bo lives in the city of" --source "Ro Vi lives in the city of" --report patch.html',
       'tsvene patch --base "Fact : Ka Bo speaks" --source "Fact : Ro Bo speaks" ' +
@@ -86,9 +89,20 @@ export const patchCommand: Command<typeof options> = {
     }
     // Without --target the sweep picks the source run's top token, and only the tokenizer can name it.
     result = { ...result, targetLabel: target?.label ?? tokenizer.decode([result.target]) };
-    const files = values.report === undefined ? [] : [textFile("--report", values.report, patchReport(result))];
+    const report = patchReport(result, { model: loaded.name });
+    const files = values.report === undefined ? [] : [textFile("--report", values.report, report)];
+    const { kind, grid, ...rest } = result;
+    const json = {
+      kind,
+      model: loaded.name,
+      basePrompt: values.base!,
+      sourcePrompt: values.source!,
+      ...rest,
+      differingPositions: differingPositions(result),
+      grid: scoreGridJson(grid, result.baseTokens),
+    };
     await emit(
-      result,
+      json,
       describePatch(result) + (values.report === undefined ? "" : `report: ${values.report}\n`),
       values,
       files,
@@ -97,9 +111,14 @@ export const patchCommand: Command<typeof options> = {
   },
 };
 
+/** Positions whose tokens differ between base and source: the difference the patch carries. */
+function differingPositions(r: PatchResult): number[] {
+  return r.baseTokens.flatMap((t, i) => (t !== r.sourceTokens[i] ? [i] : []));
+}
+
 function describePatch(r: PatchResult): string {
   const best = bestCell(r.grid);
-  const differing = r.baseTokens.flatMap((t, i) => (t !== r.sourceTokens[i] ? [i] : []));
+  const differing = differingPositions(r);
   return [
     `activation patching of ${r.component}: ${r.metric} of ${JSON.stringify(r.targetLabel)} ` +
       "at the base's last position",

@@ -9,14 +9,15 @@ import type { TraceComponent, TraceResult } from "../../sweeps/results.js";
 import { intTensor } from "../../tensor/index.js";
 import { traceReport } from "../../viz/index.js";
 import { UsageError, type OptionTable } from "../args.js";
-import { COMMON_OPTIONS, loadModel, type Command } from "../context.js";
+import { COMMON_OPTIONS, checkComponent, loadModel, type Command } from "../context.js";
 import { factsFileOf, readFacts } from "../facts.js";
 import { checkOutputPaths, textFile } from "../files.js";
-import { bestCell, emit, formatScore, gridTable } from "../output.js";
+import { bestCell, emit, formatScore, gridTable, scoreGridJson } from "../output.js";
 import { progressBar } from "../progress.js";
 import { promptIds, subjectPositions, targetToken, tokenLabels } from "../text.js";
 
-const TRACE_COMPONENTS: readonly TraceComponent[] = ["block_output", "mlp_output", "attention_output"];
+/** ROME's three panels, traced by --component all. */
+const ROME_COMPONENTS: readonly TraceComponent[] = ["block_output", "mlp_output", "attention_output"];
 
 const options = {
   prompt: {
@@ -36,9 +37,11 @@ const options = {
     description: "The token to measure at the last position (default: the clean run's top token).",
   },
   component: {
-    kind: "choice",
-    choices: [...TRACE_COMPONENTS, "all"],
-    description: "What is restored at each layer (default block_output).",
+    kind: "string",
+    form: "<component|all>",
+    description:
+      "What is restored at each layer: any per-position component of the model (default block_output), " +
+      "or all for ROME's three (block_output, mlp_output, attention_output).",
   },
   window: {
     kind: "int",
@@ -51,8 +54,17 @@ const options = {
     description: "Standard deviation of the embedding noise (default: 3 × the embeddings' std, as ROME).",
   },
   seed: { kind: "int", description: "Seed of the noise (default 0)." },
+  samples: {
+    kind: "int",
+    min: 1,
+    description: "Noise draws averaged per cell (default 10; ROME averages several, as one draw swings with the seed).",
+  },
   metric: { kind: "choice", choices: ["probability", "logit"], description: "What is measured (default probability)." },
   report: { kind: "string", form: "<file.html>", description: "Write an HTML report with heat maps." },
+  "shared-scale": {
+    kind: "boolean",
+    description: "With --component all, one colour scale for the three heat maps of the report.",
+  },
   ...COMMON_OPTIONS,
 } as const satisfies OptionTable;
 
@@ -64,14 +76,16 @@ export const traceCommand: Command<typeof options> = {
     options,
     notes: [
       "Prints a table of layers × tokens (corrupted tokens marked *, the best cell >); --component all",
-      "traces block, MLP and attention outputs. --json prints the TraceResult (an array of three for all).",
+      "traces block, MLP and attention outputs. Cells are means over --samples noise draws.",
+      "--json prints the TraceResult (an array of three for all) with the model, prompt and subject, its",
+      "grid as rows of values (and their spread over the draws) labelled by layer and token.",
       "With --model <Hub id or folder>, the prompt and subject are any text that model reads.",
     ].join("\n"),
     examples: [
       "tsvene trace --report trace.html",
       'tsvene trace --prompt "I heard that Ka Bo lives in the city of" --subject "Ka Bo" ' +
-        "--component all --report trace.html",
-      'tsvene trace --prompt "Ka Bo speaks" --subject "Ka Bo" --target Arabic --window 2',
+        "--component all --shared-scale --report trace.html",
+      'tsvene trace --prompt "Ka Bo speaks" --subject "Ka Bo" --target Arabic --window 2 --samples 20 --seed 1',
     ],
   },
 
@@ -90,10 +104,10 @@ export const traceCommand: Command<typeof options> = {
     if (target?.note) process.stderr.write(`tsvene trace: ${target.note}\n`);
     const components =
       values.component === undefined
-        ? ["block_output" as const]
+        ? ["block_output"]
         : values.component === "all"
-          ? TRACE_COMPONENTS
-          : [values.component];
+          ? ROME_COMPONENTS
+          : [checkComponent(model, values.component, "--component")];
 
     const results: TraceResult[] = [];
     for (const component of components) {
@@ -109,6 +123,7 @@ export const traceCommand: Command<typeof options> = {
           window: values.window,
           noiseStd: values.noise,
           seed: values.seed,
+          samples: values.samples,
           metric: values.metric,
           onProgress: bar.update,
         });
@@ -118,10 +133,13 @@ export const traceCommand: Command<typeof options> = {
         bar.finish();
       }
     }
-    const files = values.report === undefined ? [] : [textFile("--report", values.report, traceReport(results))];
+    const reportOptions = { model: loaded.name, sharedScale: values["shared-scale"] ?? false };
+    const files =
+      values.report === undefined ? [] : [textFile("--report", values.report, traceReport(results, reportOptions))];
     const text =
       results.map(describeTrace).join("\n") + (values.report === undefined ? "" : `report: ${values.report}\n`);
-    await emit(results.length === 1 ? results[0] : results, text, values, files);
+    const json = results.map((r) => traceJson(r, { model: loaded.name, prompt, subject }));
+    await emit(json.length === 1 ? json[0] : json, text, values, files);
     return 0;
   },
 };
@@ -154,13 +172,22 @@ async function knownSubject(prompt: string, folder: string): Promise<string> {
   return known[0];
 }
 
+/** A trace for JSON: what it ran on, then the result with its grid as labelled rows. */
+function traceJson(r: TraceResult, run: { model: string; prompt: string; subject: string }) {
+  const { kind, grid, ...rest } = r;
+  return { kind, ...run, ...rest, grid: scoreGridJson(grid, r.tokens) };
+}
+
 function describeTrace(r: TraceResult): string {
   const best = bestCell(r.grid);
   const corrupted = r.corruptedPositions.map((p) => JSON.stringify(r.tokens[p])).join(" ");
   return [
     `causal trace of ${r.component} (window ${r.window}): ${r.metric} of ${JSON.stringify(r.targetLabel)} ` +
       "at the last position",
-    `clean ${formatScore(r.clean)}, corrupted ${formatScore(r.corrupted)} (noise on ${corrupted})`,
+    `clean ${formatScore(r.clean)}, corrupted ${formatScore(r.corrupted)}` +
+      (r.samples > 1 ? ` ± ${formatScore(r.corruptedSpread)}` : "") +
+      ` (noise on ${corrupted}: σ ${formatScore(r.noiseStd ?? NaN)}, seed ${r.seed}, ` +
+      `mean of ${r.samples} draw${r.samples === 1 ? "" : "s"})`,
     gridTable(r.grid, r.tokens, r.corruptedPositions).trimEnd(),
     `best: layer ${r.grid.layers[best.row]} at ${JSON.stringify(r.tokens[r.grid.positions[best.col]])} ` +
       `(position ${r.grid.positions[best.col]}): ${formatScore(best.value)}`,
