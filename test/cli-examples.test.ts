@@ -122,7 +122,17 @@ async function assertSane(example: Example, stdout: string): Promise<void> {
 
 describe("examples in the help texts and the README", () => {
   it("every command's --help shows at least one example of that command, and so does the README", () => {
-    assert.deepEqual(commandNames, ["trace", "patch", "collect", "generate", "das", "parity"]);
+    assert.deepEqual(commandNames, [
+      "trace",
+      "patch",
+      "heads",
+      "attribute",
+      "lens",
+      "collect",
+      "generate",
+      "das",
+      "parity",
+    ]);
     for (const [name, usage] of usages) {
       assert.ok(
         helpExamples(usage).some((line) => line.startsWith(`tsvene ${name} `)),

@@ -104,7 +104,10 @@ describe("tsvene (no command)", () => {
     assert.equal(run.code, 2);
     assert.match(
       run.stderr,
-      /unknown command "tarce" \(expected one of trace, patch, collect, generate, das, parity\)/,
+      new RegExp(
+        'unknown command "tarce" \\(expected one of trace, patch, heads, attribute, lens, ' +
+          "collect, generate, das, parity\\)",
+      ),
     );
     assert.equal(tsvene().code, 2);
   });

@@ -7,9 +7,12 @@
 import { readFileSync } from "node:fs";
 import { UsageError, commandUsage, examplesSection, parseCommandArgs } from "./args.js";
 import type { Command } from "./context.js";
+import { attributeCommand } from "./commands/attribute.js";
 import { collectCommand } from "./commands/collect.js";
 import { dasCommand } from "./commands/das.js";
 import { generateCommand } from "./commands/generate.js";
+import { headsCommand } from "./commands/heads.js";
+import { lensCommand } from "./commands/lens.js";
 import { parityCommand } from "./commands/parity.js";
 import { patchCommand } from "./commands/patch.js";
 import { traceCommand } from "./commands/trace.js";
@@ -17,6 +20,9 @@ import { traceCommand } from "./commands/trace.js";
 const COMMANDS: readonly Command[] = [
   traceCommand,
   patchCommand,
+  headsCommand,
+  attributeCommand,
+  lensCommand,
   collectCommand,
   generateCommand,
   dasCommand,

@@ -3,7 +3,7 @@
  * file with --out. Score grids print as a compact table of layers × tokens with the best cell
  * marked, and go into JSON as 2-D arrays with their row and column labels.
  */
-import type { ScoreGrid } from "../sweeps/results.js";
+import type { HeadGrid, ScoreGrid } from "../sweeps/results.js";
 import { exactFloat32 } from "../viz/format.js";
 import { labelledGrid, type LabelledGrid } from "../viz/index.js";
 import { textFile, writeOutputs, type OutputFile } from "./files.js";
@@ -98,4 +98,63 @@ export function formatScore(v: number): string {
   if (!Number.isFinite(v)) return String(v);
   const a = Math.abs(v);
   return a !== 0 && (a < 1e-3 || a >= 1e4) ? v.toExponential(2) : v.toFixed(3);
+}
+
+/** A layers × heads grid of head patching as a labelled grid (rows layers, columns heads). */
+export function headLabelledGrid(grid: HeadGrid): LabelledGrid {
+  return {
+    values: grid.values,
+    rowTitle: "layer",
+    colTitle: "head",
+    rowLabels: grid.layers.map(String),
+    colLabels: grid.heads.map(String),
+  };
+}
+
+/**
+ * A table of any labelled grid: one line per row, headed by the column labels. Columns in
+ * `markedCols` get a "*" after their label; the best cell (the largest value, or with
+ * `best: "magnitude"` the largest in size; none with "none") is marked with ">" before its value.
+ * `cell` writes a cell's text (default: its value).
+ */
+export function labelledTable(
+  grid: LabelledGrid,
+  options: {
+    markedCols?: readonly number[];
+    best?: "max" | "magnitude" | "none";
+    cell?: (row: number, col: number) => string;
+  } = {},
+): string {
+  const cols = grid.colLabels.length;
+  const best = options.best === "none" ? -1 : bestIndex(grid.values, options.best ?? "max");
+  const format = options.cell ?? ((r: number, c: number) => formatScore(grid.values[r * cols + c]));
+  const headers = grid.colLabels.map(
+    (label, c) => shortLabel(label, 10) + (options.markedCols?.includes(c) ? "*" : ""),
+  );
+  const body = grid.rowLabels.map((_, r) =>
+    Array.from({ length: cols }, (_, c) => (r * cols + c === best ? ">" : "") + format(r, c)),
+  );
+  const widths = headers.map((h, c) => Math.max(h.length, ...body.map((row) => row[c].length)));
+  const firstWidth = Math.max(grid.rowTitle.length, ...grid.rowLabels.map((l) => l.length));
+  const line = (first: string, row: string[]) =>
+    [first.padStart(firstWidth), ...row.map((s, c) => s.padStart(widths[c]))].join("  ");
+  return `${[line(grid.rowTitle, headers), ...body.map((row, r) => line(grid.rowLabels[r], row))].join("\n")}\n`;
+}
+
+/** The best cell of a labelled grid: its row and column labels and value, as one line of text. */
+export function bestCellLine(grid: LabelledGrid, best: "max" | "magnitude" = "max"): string {
+  const i = bestIndex(grid.values, best);
+  const cols = grid.colLabels.length;
+  const col = i % cols;
+  const colText = grid.colKeys
+    ? `${grid.colTitle} ${grid.colKeys[col]} ${JSON.stringify(grid.colLabels[col])}`
+    : `${grid.colTitle} ${grid.colLabels[col]}`;
+  return `${grid.rowTitle} ${grid.rowLabels[Math.floor(i / cols)]}, ${colText}: ${formatScore(grid.values[i])}`;
+}
+
+function bestIndex(values: ArrayLike<number>, best: "max" | "magnitude"): number {
+  const score = (v: number) => (Number.isFinite(v) ? (best === "max" ? v : Math.abs(v)) : -Infinity);
+  let index = 0;
+  for (let i = 1; i < values.length; i++) if (score(values[i]) > score(values[index])) index = i;
+  return index;
 }

@@ -1,0 +1,214 @@
+/**
+ * `tsvene heads`: head patching between two prompts of the same length. Each attention head of
+ * each layer of the base run takes its value from the source run in turn (at every position, or at
+ * one position at a time); the target's metric on the base run shows which heads carry the difference.
+ */
+import { headPatching } from "../../sweeps/index.js";
+import type { HeadGrid, HeadPatchResult } from "../../sweeps/results.js";
+import { intTensor } from "../../tensor/index.js";
+import { gridReport, type GridPanel } from "../../viz/index.js";
+import { UsageError, type OptionTable } from "../args.js";
+import { COMMON_OPTIONS, checkComponent, loadModel, type Command, type LoadedModel } from "../context.js";
+import { checkOutputPaths, textFile } from "../files.js";
+import { bestCellLine, emit, formatScore, gridJson, headLabelledGrid, labelledTable } from "../output.js";
+import { progressBar } from "../progress.js";
+import { promptIds, targetToken, tokenLabels } from "../text.js";
+
+/** The embedded model's example pair: two people of two-token names who live in different cities. */
+export const DEFAULT_PAIR = { base: "Ka Bo lives in the city of", source: "Ro Vi lives in the city of" } as const;
+
+const options = {
+  base: {
+    kind: "string",
+    form: "<text>",
+    description: `The prompt that is patched (default on the embedded model: "${DEFAULT_PAIR.base}").`,
+  },
+  source: {
+    kind: "string",
+    form: "<text>",
+    description: `The prompt the patched values come from, same number of tokens (default "${DEFAULT_PAIR.source}").`,
+  },
+  component: {
+    kind: "string",
+    form: "<component>",
+    description: "The head component patched, e.g. head_attention_value_output (the default) or head_query_output.",
+  },
+  positions: {
+    kind: "choice",
+    choices: ["all", "each"],
+    description: "all: patch each head at every position (one grid, the default); each: one grid per position.",
+  },
+  target: {
+    kind: "string",
+    form: "<token>",
+    description: "The token to measure at the last position (default: the source run's top token).",
+  },
+  metric: { kind: "choice", choices: ["probability", "logit"], description: "What is measured (default probability)." },
+  report: { kind: "string", form: "<file.html>", description: "Write an HTML report with a heat map per grid." },
+  ...COMMON_OPTIONS,
+} as const satisfies OptionTable;
+
+export const headsCommand: Command<typeof options> = {
+  syntax: {
+    name: "heads",
+    summary: "Head patching: which attention heads carry the difference between a base and a source prompt?",
+    synopsis: '[--base "<text>" --source "<text>"] [options]',
+    options,
+    notes: [
+      "Prints a table of layers × heads (the best cell >). --json prints the HeadPatchResult with the model",
+      "and both prompts; its grids (one, or one per position with --positions each) as rows of values",
+      "labelled by layer and head.",
+    ].join("\n"),
+    examples: [
+      "tsvene heads --report heads.html",
+      'tsvene heads --base "Fact : Ka Bo speaks" --source "Fact : Ro Bo speaks" --target Norwegian ' +
+        "--positions each --metric logit",
+    ],
+  },
+
+  async run({ values }) {
+    await checkOutputPaths({ "--report": values.report, "--out": values.out });
+    const loaded = await loadModel(values.model);
+    const { model, tokenizer } = loaded;
+    const pair = promptPair(loaded, values, ["base", "source"]);
+    const component = headComponent(loaded, values.component ?? "head_attention_value_output");
+    const target = values.target === undefined ? undefined : targetToken(loaded, pair.base, values.target, "--target");
+    if (target?.note) process.stderr.write(`tsvene heads: ${target.note}\n`);
+    const bar = progressBar(`heads ${component}`, { quiet: values.quiet });
+    let result: HeadPatchResult;
+    try {
+      result = headPatching(model, {
+        base: intTensor([pair.baseIds]),
+        source: intTensor([pair.sourceIds]),
+        baseTokens: tokenLabels(tokenizer, pair.baseIds),
+        sourceTokens: tokenLabels(tokenizer, pair.sourceIds),
+        component,
+        positions: values.positions,
+        target: target?.id,
+        targetLabel: target?.label,
+        metric: values.metric,
+        onProgress: bar.update,
+      });
+    } finally {
+      bar.finish();
+    }
+    // Without --target the sweep picks the source run's top token, and only the tokenizer can name it.
+    result = { ...result, targetLabel: target?.label ?? tokenizer.decode([result.target]) };
+    const differing = differingPositions(result.baseTokens, result.sourceTokens);
+    const files =
+      values.report === undefined
+        ? []
+        : [textFile("--report", values.report, headsReport(result, { model: loaded.name, ...pair }))];
+    const { kind, grids, ...rest } = result;
+    const json = {
+      kind,
+      model: loaded.name,
+      basePrompt: pair.base,
+      sourcePrompt: pair.source,
+      ...rest,
+      differingPositions: differing,
+      grids: grids.map((g) => ({ position: g.position, ...gridJson(headLabelledGrid(g)) })),
+    };
+    const text = describeHeads(result, differing) + (values.report === undefined ? "" : `report: ${values.report}\n`);
+    await emit(json, text, values, files);
+    return 0;
+  },
+};
+
+/** Two prompts of the same number of tokens, by their flags; the embedded model's pair when both are left out. */
+export function promptPair(
+  loaded: LoadedModel,
+  values: Readonly<Record<string, unknown>>,
+  [baseFlag, sourceFlag]: readonly [string, string],
+): { base: string; source: string; baseIds: number[]; sourceIds: number[] } {
+  const given = [values[baseFlag], values[sourceFlag]] as (string | undefined)[];
+  const expected = `expected --${baseFlag} "<text>" --${sourceFlag} "<text>"`;
+  if (given[0] === undefined && given[1] === undefined && values.model !== undefined) {
+    throw new UsageError(`--${baseFlag} and --${sourceFlag} are required with --model (${expected})`);
+  }
+  if ((given[0] === undefined) !== (given[1] === undefined)) {
+    const missing = given[0] === undefined ? baseFlag : sourceFlag;
+    throw new UsageError(
+      `--${missing} is required when --${missing === baseFlag ? sourceFlag : baseFlag} is given (${expected})`,
+    );
+  }
+  const base = given[0] ?? DEFAULT_PAIR.base;
+  const source = given[1] ?? DEFAULT_PAIR.source;
+  const baseIds = promptIds(loaded, base, `--${baseFlag}`);
+  const sourceIds = promptIds(loaded, source, `--${sourceFlag}`);
+  if (baseIds.length !== sourceIds.length) {
+    throw new UsageError(
+      `--${sourceFlag} must have as many tokens as --${baseFlag}: the ${baseFlag} has ${baseIds.length}, ` +
+        `the ${sourceFlag} ${sourceIds.length} (patching pairs positions one to one)`,
+    );
+  }
+  return { base, source, baseIds, sourceIds };
+}
+
+/** A component of the model that is split into attention heads. */
+export function headComponent(loaded: LoadedModel, component: string): string {
+  const { model } = loaded;
+  checkComponent(model, component, "--component");
+  if (!model.site(component, 0).heads) {
+    const heads = Object.keys(model.sites).filter((c) => model.site(c, 0).heads);
+    throw new UsageError(
+      `--component ${component} is not split into attention heads (expected one of ${heads.join(", ")})`,
+    );
+  }
+  return component;
+}
+
+/** Positions whose tokens differ between two prompts. */
+export function differingPositions(a: readonly string[], b: readonly string[]): number[] {
+  return a.flatMap((t, i) => (t !== b[i] ? [i] : []));
+}
+
+function metricLabel(r: HeadPatchResult): string {
+  return `${r.metric === "probability" ? "p" : "logit"}(${r.targetLabel})`;
+}
+
+function gridHeading(r: HeadPatchResult, g: HeadGrid): string {
+  return g.position === null
+    ? "each head patched at every position"
+    : `each head patched at position ${g.position} ${JSON.stringify(r.baseTokens[g.position])}`;
+}
+
+function describeHeads(r: HeadPatchResult, differing: readonly number[]): string {
+  const marked = differing.map((p) => JSON.stringify(r.baseTokens[p])).join(" ");
+  return [
+    `head patching of ${r.component}: ${r.metric} of ${JSON.stringify(r.targetLabel)} at the base's last position`,
+    `base ${formatScore(r.base)}, source ${formatScore(r.source)} (the prompts differ at ${marked || "no token"})`,
+    ...r.grids.flatMap((g) => {
+      const grid = headLabelledGrid(g);
+      return [`${gridHeading(r, g)}:`, labelledTable(grid).trimEnd(), `best: ${bestCellLine(grid)}`];
+    }),
+    "",
+  ].join("\n");
+}
+
+function headsReport(r: HeadPatchResult, run: { model: string; base: string; source: string }): string {
+  const value = metricLabel(r);
+  const panels: GridPanel[] = r.grids.map((g) => ({
+    grid: headLabelledGrid(g),
+    heading: `${value} with ${gridHeading(r, g)}`,
+    valueLabel: value,
+    reference: r.base,
+    referenceName: "base",
+    caption: `Each cell: the base run with that layer's head ${r.component} taken from the source run.`,
+  }));
+  return gridReport({
+    title: "Head patching",
+    tokens: r.baseTokens,
+    markedPositions: differingPositions(r.baseTokens, r.sourceTokens),
+    fields: [
+      ["model", run.model],
+      ["base", run.base],
+      ["source", run.source],
+      ["component", r.component],
+      ["measured", `${r.metric} of ${JSON.stringify(r.targetLabel)} (token ${r.target}) at the last position`],
+      ["base run", formatScore(r.base)],
+      ["source run", formatScore(r.source)],
+    ],
+    panels,
+  });
+}
