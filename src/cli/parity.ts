@@ -88,10 +88,20 @@ export function fixtureModels(dir: string): string[] {
 export async function runParity(dir: string, log: (line: string) => void = console.log): Promise<ParityReport> {
   const report: ParityReport = { passed: 0, failed: 0, intended: 0, failures: [] };
   for (const folder of fixtureModels(dir)) {
-    const { model } = await loadPretrained(folder);
-    const fixture = JSON.parse(await readFile(join(folder, "cases.json"), "utf8")) as FixtureFile;
-    const { tensors } = await readSafetensors(join(folder, "tensors.safetensors"));
     const name = folder.split("/").filter(Boolean).pop();
+    const fixture = JSON.parse(await readFile(join(folder, "cases.json"), "utf8")) as FixtureFile;
+    let loaded: { model: PretrainedModel; tensors: Tensors };
+    try {
+      loaded = await loadFixtureModel(folder);
+    } catch (e) {
+      // One model that cannot load must not hide the others: its cases count as failed, with the reason.
+      const reason = `cannot load the model: ${(e as Error).message}`;
+      log(`FAIL ${name}: ${reason} (${fixture.cases.length} cases counted as failed)`);
+      for (const c of fixture.cases) report.failures.push(`FAIL ${name}/${c.name}: ${reason}`);
+      report.failed += fixture.cases.length;
+      continue;
+    }
+    const { model, tensors } = loaded;
     for (const c of fixture.cases) {
       if (c.divergence) report.intended++;
       let problem: string | null;
@@ -113,6 +123,12 @@ export async function runParity(dir: string, log: (line: string) => void = conso
   log(`${report.intended} cases with a divergence were compared with their *_intended tensors`);
   log(`${report.passed} passed, ${report.failed} failed`);
   return report;
+}
+
+async function loadFixtureModel(folder: string): Promise<{ model: PretrainedModel; tensors: Tensors }> {
+  const { model } = await loadPretrained(folder);
+  const { tensors } = await readSafetensors(join(folder, "tensors.safetensors"));
+  return { model, tensors };
 }
 
 function tensorAt(tensors: Tensors, key: string): Tensor | IntTensor {

@@ -1,10 +1,11 @@
 /**
- * The parity runner reads pyvene's integer parameters: a case in the fixture format whose
- * BoundlessRotatedSpace keeps `intervention_population` as int64 (as pyvene's state dict does)
- * runs and matches logits computed through the API with the same parameters.
+ * The parity runner beyond the shared fixtures: it reads pyvene's integer parameters (a case whose
+ * BoundlessRotatedSpace keeps `intervention_population` as int64, as pyvene's state dict does, runs
+ * and matches logits computed through the API), and a model folder it cannot load counts as failed
+ * cases with the reason instead of stopping the run.
  */
 import assert from "node:assert/strict";
-import { copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, it } from "node:test";
@@ -101,4 +102,26 @@ it("runs a Boundless case whose intervention_population is an integer tensor", a
   const report = await runParity(scratch, () => {});
   assert.deepEqual(report.failures, []);
   assert.equal(report.passed, 1);
+});
+
+it("counts the cases of a model it cannot load as failed, with the reason, and goes on with the others", async () => {
+  const root = join(scratch, "mixed");
+  const broken = join(root, "a_broken");
+  const good = join(root, "b_good");
+  await mkdir(broken, { recursive: true });
+  await mkdir(good, { recursive: true });
+  const source = fixtureFolder("gpt2_tiny");
+  for (const f of ["config.json", "model.safetensors", "cases.json", "tensors.safetensors"]) {
+    await copyFile(join(source, f), join(good, f));
+  }
+  await copyFile(join(source, "cases.json"), join(broken, "cases.json"));
+  await writeFile(join(broken, "config.json"), JSON.stringify({ model_type: "no_such_family" }));
+  const lines: string[] = [];
+  const report = await runParity(root, (line) => lines.push(line));
+  const cases = (JSON.parse(await readFile(join(source, "cases.json"), "utf8")) as { cases: unknown[] }).cases.length;
+  assert.equal(report.failed, cases);
+  assert.equal(report.passed, cases);
+  assert.match(lines[0], /^FAIL a_broken: cannot load the model: .*no_such_family.* \(\d+ cases counted as failed\)$/);
+  assert.equal(lines.at(-1), `${cases} passed, ${cases} failed`);
+  assert.ok(report.failures.every((f) => f.startsWith("FAIL a_broken/")));
 });
