@@ -741,6 +741,16 @@ test("qwen2: q/k/v projections carry biases and o_proj none, checked against the
   );
 });
 
+/*
+ * What HF transformers does, which this test pins:
+ * - models/qwen3/modeling_qwen3.py, Qwen3Attention: q_norm and k_norm are Qwen3RMSNorm(head_dim) ("unlike olmo,
+ *   only on the head dim!"), applied as q_norm(q_proj(h).view(..., -1, head_dim)) before apply_rotary_pos_emb.
+ * - models/olmo2/modeling_olmo2.py, Olmo2Attention: q_norm = Olmo2RMSNorm(num_attention_heads * head_dim) and
+ *   k_norm over num_key_value_heads * head_dim, applied to the whole projection, q_norm(q_proj(h)), before the
+ *   view into heads and before rotary.
+ * - Olmo2DecoderLayer: no input_layernorm; h = h + post_attention_layernorm(self_attn(h)), then
+ *   h = h + post_feedforward_layernorm(mlp(h)) (the norm wraps each sublayer's output inside the residual).
+ */
 test(`qwen3 and olmo2: q/k RMS norms sit between the projection and rotary, \
 per head (Qwen3) or over the full width (OLMo2)`, (t) => {
   const shapes: Record<string, number[][]> = {};
