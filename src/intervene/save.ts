@@ -21,11 +21,15 @@
  * the io layer's Hub cache (config.json and the safetensors files only).
  *
  * Decisions where pyvene's own folders or rules do not carry over:
- * - pyvene writes its weights as PyTorch pickles (`intkey_{key}.bin`, `pytorch_model.bin`),
- *   which tsvene cannot read. Its config.json loads as it is; weights it needs but finds only as
- *   .bin files are an error that gives the Python to convert them (PYVENE_WEIGHTS_HINT), or, with
- *   `allowMissingWeights`, a warning, the interventions keeping their fresh initial weights.
- *   Converted files may keep pyvene's `embed_dim` / `interchange_dim` buffers and int64 tensors.
+ * - pyvene writes its weights as PyTorch pickles (`intkey_{key}.bin`, `pytorch_model.bin`). Its
+ *   config.json loads as it is. A local folder with intkey_*.bin files and no
+ *   interventions.safetensors has them read by a restricted unpickler (io/torch-pickle.ts), the
+ *   same checks applying, and gets interventions.safetensors written beside them once the load
+ *   succeeds, so the next load reads safetensors (only a warning when the folder is read-only).
+ *   A .bin that cannot be read, and pytorch_model.bin, are missing weights: an error that gives
+ *   the Python to convert them (PYVENE_WEIGHTS_HINT), or, with `allowMissingWeights`, a warning,
+ *   the interventions keeping their fresh initial weights. Converted files may keep pyvene's
+ *   `embed_dim` / `interchange_dim` buffers and int64 tensors.
  * - A null intervention_dimensions entry keeps the intervention's own interchange dimension
  *   (its embedDim, or all features when the width is unknown). pyvene puts hidden_size there
  *   (head size for "head_" components), which is the same number for the components whose
@@ -52,8 +56,8 @@ import {
   type ResolveModelOptions,
   type SnapshotPlan,
 } from "../io/hub.js";
-import type { TensorInfo } from "../io/safetensors-format.js";
 import { readSafetensors, readSafetensorsHeader, writeSafetensors } from "../io/safetensors.js";
+import { readTorchStateDict } from "../io/torch-pickle.js";
 import type { ModelOutput } from "../models/model.js";
 import type { SiteMap } from "../models/sites.js";
 import type { AnyModule } from "../nn/module.js";
@@ -80,7 +84,7 @@ const PYVENE_MODEL_FILE = "pytorch_model.bin";
 
 /** How to turn pyvene's pickled weights into the files tsvene reads (run once, in the folder). */
 export const PYVENE_WEIGHTS_HINT =
-  "tsvene cannot read PyTorch's pickled .bin files; convert them once with Python in that folder:\n" +
+  "where tsvene cannot read PyTorch's pickled .bin files; convert them once with Python in that folder:\n" +
   "  import glob, torch; from safetensors.torch import save_file\n" +
   '  save_file({f"{p[7:-4]}.{k}": v.contiguous() for p in glob.glob("intkey_*.bin") ' +
   'for k, v in torch.load(p).items()}, "interventions.safetensors")\n' +
@@ -171,28 +175,70 @@ export async function loadIntervenable<Out = ModelOutput>(
 
   const files = new Set(await listFolder(folder));
   const weightsPath = joinPath(folder, INTERVENTIONS_FILE);
-  const header = files.has(INTERVENTIONS_FILE)
+  const pyvene = files.has(INTERVENTIONS_FILE) ? null : await readPyveneWeights(folder, files);
+  // Checks on .bin weights name the .bin files, which are what the user has.
+  const checkedPath = pyvene === null || pyvene.read.length === 0 ? weightsPath : pyvene.read.join(", ");
+  const header: ReadonlyMap<string, { shape: readonly number[] }> = files.has(INTERVENTIONS_FILE)
     ? (await readSafetensorsHeader(weightsPath)).tensors
-    : new Map<string, TensorInfo>();
+    : (pyvene?.tensors ?? new Map());
   const plans = inContext(configPath, () => planInterventions(config, saved, model, opts.sites));
-  const missing = checkSavedWeights(plans, header, weightsPath);
-  const warning = missing.length > 0 ? missingWeights(folder, files, missing, opts.allowMissingWeights ?? false) : null;
+  const missing = checkSavedWeights(plans, header, checkedPath);
+  const warning =
+    missing.length > 0
+      ? missingWeights(folder, files, missing, opts.allowMissingWeights ?? false, pyvene?.unreadable ?? [])
+      : null;
   const weights = files.has(INTERVENTIONS_FILE)
     ? (await readSafetensors(weightsPath)).tensors
-    : new Map<string, Tensor | IntTensor>();
-  checkWeightValues(weights, weightsPath);
+    : (pyvene?.tensors ?? new Map<string, Tensor | IntTensor>());
+  checkWeightValues(weights, checkedPath);
   const modelWeights = await readModelWeights(folder, files, model, opts.includeModel);
 
   const gradFlags = model.parameters().map((p) => [p, p.requiresGrad] as const);
+  let im: IntervenableModel<Out>;
   try {
-    const im = inContext(configPath, () => new IntervenableModel<Out>(config, model, { sites: opts.sites }));
+    im = inContext(configPath, () => new IntervenableModel<Out>(config, model, { sites: opts.sites }));
     restoreInterventions(im, saved, weights, weightsPath);
     if (modelWeights) loadModelParameters(model, modelWeights);
     if (warning !== null) platform().emitWarning(warning, "TSVENE_MISSING_WEIGHTS");
-    return im;
   } catch (error) {
     for (const [p, flag] of gradFlags) p.requiresGrad = flag;
     throw error;
+  }
+  if (pyvene !== null && pyvene.read.length > 0 && pyvene.unreadable.length === 0)
+    await writeConverted(weightsPath, pyvene.tensors);
+  return im;
+}
+
+/** pyvene's intkey_*.bin weights in `folder` under `{key}.{name}`, the files read, and why others could not be. */
+async function readPyveneWeights(
+  folder: string,
+  files: ReadonlySet<string>,
+): Promise<{ tensors: Map<string, Tensor | IntTensor>; read: string[]; unreadable: string[] }> {
+  const tensors = new Map<string, Tensor | IntTensor>();
+  const read: string[] = [];
+  const unreadable: string[] = [];
+  for (const file of [...files].filter((f) => PYVENE_INTERVENTION_FILE.test(f)).sort()) {
+    const key = file.slice("intkey_".length, -".bin".length);
+    try {
+      for (const [name, t] of await readTorchStateDict(joinPath(folder, file))) tensors.set(`${key}.${name}`, t);
+      read.push(joinPath(folder, file));
+    } catch (error) {
+      unreadable.push((error as Error).message);
+    }
+  }
+  return { tensors, read, unreadable };
+}
+
+/** Saves weights read from pyvene's .bin files as interventions.safetensors; a folder that refuses it only warns. */
+async function writeConverted(path: string, tensors: ReadonlyMap<string, Tensor | IntTensor>): Promise<void> {
+  try {
+    await writeSafetensors(path, tensors);
+  } catch (error) {
+    platform().emitWarning(
+      `loadIntervenable: loaded pyvene's .bin weights, but could not save them as ${path} ` +
+        `(${(error as Error).message}); the next load reads the .bin files again`,
+      "TSVENE_PYVENE_WEIGHTS_NOT_SAVED",
+    );
   }
 }
 
@@ -202,11 +248,13 @@ function missingWeights(
   files: ReadonlySet<string>,
   missing: readonly string[],
   allowMissingWeights: boolean,
+  unreadable: readonly string[],
 ): string {
   const pyveneWeights = [...files].filter((f) => PYVENE_INTERVENTION_FILE.test(f));
+  const why = unreadable.length > 0 ? `, which could not be read: ${unreadable.join("; ")}` : "";
   const what =
     `loadIntervenable: ${folder} has no weights for ${missing.join(", ")}` +
-    (pyveneWeights.length > 0 ? `, only pyvene's ${pyveneWeights.join(", ")}` : ` in ${INTERVENTIONS_FILE}`);
+    (pyveneWeights.length > 0 ? `, only pyvene's ${pyveneWeights.join(", ")}${why}` : ` in ${INTERVENTIONS_FILE}`);
   const hint = pyveneWeights.length > 0 ? ` ${PYVENE_WEIGHTS_HINT}` : "";
   if (!allowMissingWeights) {
     throw new Error(`${what}. Pass allowMissingWeights to load the config with fresh initial weights.${hint}`);

@@ -11,6 +11,7 @@ export {
   type NamedTensors,
 } from "./safetensors-format.js";
 export { readSafetensors, readSafetensorsHeader, writeSafetensors } from "./safetensors.js";
+export { readTorchStateDict, parseTorchStateDict } from "./torch-pickle.js";
 export {
   loadCheckpoint,
   saveCheckpoint,
