@@ -2,8 +2,8 @@
  * Folders written by pyvene's IntervenableModel.save() (shared/fixtures/pyvene-saved), with their
  * state dicts in the safetensors form tsvene reads: pyvene's names, its int64 tensors (Boundless's
  * `intervention_population`, the `embed_dim` / `interchange_dim` buffers) kept as they are. They
- * load, and give pyvene's intervened logits. (Reading pyvene's .bin files themselves is not
- * tsvene's; this test takes their raw storages out of the zip to build the safetensors.)
+ * load, and give pyvene's intervened logits. This test builds the safetensors form by hand from the
+ * zips' raw storages, independently of the library's .bin reader (test/pyvene-bin.test.ts).
  */
 import assert from "node:assert/strict";
 import { copyFile, mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
