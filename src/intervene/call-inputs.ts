@@ -12,9 +12,16 @@ import type { UnitLocationsInput } from "./locations.js";
 /** What a source or base run takes: model inputs for tsvene's families, the input tensor for a plain module. */
 export type RunInput = ModelInputs | Tensor | IntTensor;
 
+/**
+ * The forward passes of a generation at which interventions apply (pyvene's unmerged
+ * timestep_selector): pass 0 reads the prompt, pass k the k-th new token. A list of pass indices,
+ * or a function of the pass index.
+ */
+export type TimestepSelector = readonly number[] | ((step: number) => boolean);
+
 /** What `generate` takes besides the forward options (the prompt's mask comes with the base). */
 export type IntervenedGenerateOptions = ForwardOptions &
-  Omit<GenerateOptions, "attentionMask"> & { interveneOnPrompt?: boolean };
+  Omit<GenerateOptions, "attentionMask"> & { interveneOnPrompt?: boolean; timestepSelector?: TimestepSelector | null };
 
 export const FORWARD_OPTIONS = [
   "unitLocations",
@@ -22,11 +29,33 @@ export const FORWARD_OPTIONS = [
   "subspaces",
   "outputOriginalOutput",
 ] as const satisfies readonly (keyof ForwardOptions)[];
-/** The decoding options of tv.generate, less the mask (it comes with the base), and pyvene's prompt gating. */
+/** The decoding options of tv.generate, less the mask (it comes with the base), and the gating by pass. */
 export const GENERATE_ONLY_OPTIONS: readonly (keyof IntervenedGenerateOptions)[] = [
   ...GENERATE_OPTIONS.filter((name) => name !== "attentionMask"),
   "interveneOnPrompt",
+  "timestepSelector",
 ];
+
+/** The selector as a test of the pass index; a function must answer true or false. */
+export function readTimestepSelector(selector: TimestepSelector): (step: number) => boolean {
+  const what = "generate options: timestepSelector";
+  if (typeof selector === "function") {
+    return (step) => {
+      const chosen = selector(step);
+      if (typeof chosen !== "boolean")
+        throw new TypeError(`${what} must return true or false, got ${describe(chosen)} for pass ${step}`);
+      return chosen;
+    };
+  }
+  if (!Array.isArray(selector) || !selector.every((s) => Number.isInteger(s) && s >= 0)) {
+    throw new TypeError(
+      `${what} must be a list of pass indices (non-negative integers: 0 the prompt, k the k-th new token) ` +
+        `or a function (step) => boolean, got ${describe(selector)}`,
+    );
+  }
+  const steps = new Set(selector);
+  return (step) => steps.has(step);
+}
 /** What a base or source run may carry (the model's own options such as resumeFrom are not for callers here). */
 export const RUN_INPUTS = [
   "inputIds",

@@ -35,3 +35,4 @@ export {
 export { pushIntervenable, type PushIntervenableOptions, type PushResult } from "./hub.js";
 export { resolveSite, type ResolvedSite } from "./resolve-site.js";
 export { gatherUnits, readSite, scatterUnits, writeSite, type SiteReader, type SiteWriter } from "./site-hooks.js";
+export type { TimestepSelector } from "./call-inputs.js";

@@ -27,12 +27,14 @@ import {
   GENERATE_ONLY_OPTIONS,
   hopKey,
   locationsHint,
+  readTimestepSelector,
   runInput,
   sourceRepresentationsByKey,
   sourcesPerGroup,
   type ForwardOptions,
   type IntervenedGenerateOptions,
   type RunInput,
+  type TimestepSelector,
 } from "./call-inputs.js";
 import { exampleMask, listedAt, pairedSourceStep, rowOf, stepCollection, stepOf } from "./time-steps.js";
 import { readSite, writeSite } from "./site-hooks.js";
@@ -70,9 +72,10 @@ interface CallState {
   stepCollected: Map<string, Map<string, Tensor>>;
   collected: Map<string, Tensor[]>;
   handles: HookHandle[];
-  /** In generate: how often each key's setter has run (pyvene's prompt/step gating). */
+  /** In generate: how often each key's setter has run (pyvene's prompt/step gating, the selector's pass index). */
   setterCalls: Map<string, number>;
-  generation: { interveneOnPrompt: boolean } | null;
+  /** In generate: pyvene's prompt gating, or the passes a timestepSelector chose. */
+  generation: { interveneOnPrompt: boolean; selectStep: ((step: number) => boolean) | null } | null;
 }
 
 export class IntervenableModel<Out = ModelOutput> {
@@ -195,7 +198,9 @@ export class IntervenableModel<Out = ModelOutput> {
   /**
    * Generates from the base prompt with interventions active at every step, with pyvene's gating:
    * by default (no locations, interveneOnPrompt false) each decoding step's new token is
-   * intervened and the prompt pass is not; with interveneOnPrompt only the prompt pass is.
+   * intervened and the prompt pass is not; with interveneOnPrompt only the prompt pass is. A
+   * timestepSelector replaces that gating: the interventions apply at the chosen passes only
+   * (0 the prompt, k the k-th new token), at the given locations or, without them, everywhere.
    */
   generate(
     base: { inputIds: IntTensor; attentionMask?: IntTensor | null },
@@ -223,20 +228,22 @@ export class IntervenableModel<Out = ModelOutput> {
       subspaces,
       outputOriginalOutput,
       interveneOnPrompt = false,
+      timestepSelector = null,
       ...decoding
     } = opts;
+    const selectStep = timestepSelector === null ? null : this.readSelector(timestepSelector, interveneOnPrompt);
     const byPosition = this.config.mode === "parallel" && this.config.representations.every((r) => r.unit === "pos");
-    if (given === undefined && !interveneOnPrompt && !byPosition) {
+    if (given === undefined && !interveneOnPrompt && !byPosition && selectStep === null) {
       throw new TypeError(
         "generate: give unitLocations (the default, each new token's position, " +
           'is defined for parallel mode with unit "pos")',
       );
     }
-    const unitLocations = given ?? (interveneOnPrompt ? null : { base: 0 });
+    const unitLocations = given ?? (interveneOnPrompt || selectStep ? null : { base: 0 });
     const plan = this.prepare(prompt.inputIds.shape[0], sources, { unitLocations, sourceRepresentations, subspaces });
     const genOptions = { ...decoding, attentionMask: prompt.attentionMask ?? null } as GenerateOptions;
     const original = outputOriginalOutput ? generateTokens(model, prompt.inputIds, genOptions) : null;
-    const state = newState({ interveneOnPrompt });
+    const state = newState({ interveneOnPrompt, selectStep });
     try {
       this.runInterventions(plan, state);
       const generated = generateTokens(model, prompt.inputIds, genOptions);
@@ -449,10 +456,30 @@ export class IntervenableModel<Out = ModelOutput> {
     return tv.where(exampleMask(listed), result, view);
   }
 
-  /** pyvene's generation gating: count prompt/step calls and skip where interveneOnPrompt says so. */
+  /** The timestepSelector, checked; it counts forward passes, which unit "t" sites do not see. */
+  private readSelector(selector: TimestepSelector, interveneOnPrompt: boolean): (step: number) => boolean {
+    if (interveneOnPrompt)
+      throw new TypeError(
+        "generate options: give timestepSelector or interveneOnPrompt (select pass 0 for the prompt)",
+      );
+    if (this.config.representations.some((r) => r.unit === "t"))
+      throw new TypeError('generate options: timestepSelector is not defined for unit "t" (recurrent time steps)');
+    return readTimestepSelector(selector);
+  }
+
+  /**
+   * pyvene's generation gating: count prompt/step calls and skip where interveneOnPrompt says so;
+   * with a timestepSelector, count every pass and apply where it chooses.
+   */
   private passesGate(slot: Slot, units: InterventionUnits, state: CallState): boolean {
-    if (state.generation === null || units === null) return true;
+    if (state.generation === null) return true;
     const calls = state.setterCalls.get(slot.key) ?? 0;
+    const { selectStep } = state.generation;
+    if (selectStep !== null) {
+      state.setterCalls.set(slot.key, calls + 1);
+      return selectStep(calls);
+    }
+    if (units === null) return true;
     const isPrompt = calls === 0;
     const { interveneOnPrompt } = state.generation;
     if (!interveneOnPrompt || isPrompt) state.setterCalls.set(slot.key, calls + 1);

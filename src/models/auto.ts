@@ -13,16 +13,26 @@ import { gptNeoXFamily } from "./gpt-neox.js";
 import { mlpFamily } from "./mlp.js";
 import { gruFamily } from "./gru.js";
 import { llamaFamily } from "./llama.js";
+import {
+  GPT2_CLASSIFIERS,
+  GPT2ForSequenceClassification,
+  LLAMA_CLASSIFIERS,
+  LlamaForSequenceClassification,
+  withSequenceClassification,
+} from "./classification.js";
 import { checkConfigFitsWeights } from "./weights-check.js";
 
-/** Every family tsvene ships; each family file exports its descriptor. */
+/**
+ * Every family tsvene ships; each family file exports its descriptor (GPT-2's and Llama's also
+ * read their sequence classifiers).
+ */
 export const FAMILIES: readonly ModelFamily[] = [
-  gpt2Family,
+  withSequenceClassification(gpt2Family, GPT2_CLASSIFIERS, GPT2ForSequenceClassification),
   gptNeoFamily,
   gptNeoXFamily,
   mlpFamily,
   gruFamily,
-  llamaFamily,
+  withSequenceClassification(llamaFamily, LLAMA_CLASSIFIERS, LlamaForSequenceClassification),
 ];
 
 /** The family that reads this config, or an error listing the known model types. */

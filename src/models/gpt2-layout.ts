@@ -109,8 +109,11 @@ export class GPTTransformer<
   }
 }
 
-/** HF's GPT2LMHeadModel / GPTNeoForCausalLM: `transformer`, then `lm_head` tied to its token embeddings. */
-export abstract class GPTLayoutLM<
+/**
+ * The layout without its head: `transformer` run by the decoder base. The LM adds `lm_head`; the
+ * sequence classifiers (classification.ts) add `score`.
+ */
+export abstract class GPTLayoutDecoder<
   S extends GPTLayoutSettings,
   A extends Module<Tensor, P>,
   P,
@@ -118,7 +121,6 @@ export abstract class GPTLayoutLM<
 > extends DecoderModel<P> {
   readonly sites: SiteMap;
   readonly transformer: GPTTransformer<S, A, P, L>;
-  readonly lm_head: TiedLinear;
 
   constructor(
     readonly config: HFConfig,
@@ -129,7 +131,6 @@ export abstract class GPTLayoutLM<
     super();
     this.sites = sites(settings);
     this.transformer = this.module("transformer", new GPTTransformer(settings, parts));
-    this.lm_head = this.module("lm_head", new TiedLinear(this.transformer.wte.weight));
   }
 
   protected get tokenEmbedding(): Embedding {
@@ -144,10 +145,6 @@ export abstract class GPTLayoutLM<
     return this.transformer.ln_f;
   }
 
-  protected get lmHead(): TiedLinear {
-    return this.lm_head;
-  }
-
   protected override get positionTable(): { size: number; field: string } {
     return { size: this.settings.maxPositions, field: this.parts.positionsField };
   }
@@ -155,6 +152,25 @@ export abstract class GPTLayoutLM<
   /** drop(tokens + wpe(positions)). */
   protected override embed(tokens: Tensor, positions: IntTensor): Tensor {
     return this.transformer.drop.call(tv.add(tokens, this.transformer.wpe.call(positions)));
+  }
+}
+
+/** HF's GPT2LMHeadModel / GPTNeoForCausalLM: `transformer`, then `lm_head` tied to its token embeddings. */
+export abstract class GPTLayoutLM<
+  S extends GPTLayoutSettings,
+  A extends Module<Tensor, P>,
+  P,
+  L extends Module,
+> extends GPTLayoutDecoder<S, A, P, L> {
+  readonly lm_head: TiedLinear;
+
+  constructor(config: HFConfig, settings: S, sites: (s: S) => SiteMap, parts: GPTLayoutParts<S, A, P, L>) {
+    super(config, settings, sites, parts);
+    this.lm_head = this.module("lm_head", new TiedLinear(this.transformer.wte.weight));
+  }
+
+  protected get lmHead(): TiedLinear {
+    return this.lm_head;
   }
 }
 

@@ -60,13 +60,13 @@ export function gpt2Settings(config: HFConfig): GPT2Settings {
 }
 
 /** What every block of one forward pass shares. */
-interface PassContext {
+export interface PassContext {
   cache: KeyValueCache | null;
   /** Additive padding mask [B, 1, 1, S], or null without an attention mask. */
   padding: Tensor | null;
 }
 
-class GPT2Attention extends Module<Tensor, PassContext> {
+export class GPT2Attention extends Module<Tensor, PassContext> {
   readonly c_attn: Conv1D;
   readonly c_proj: Conv1D;
   /** Where HF has dropout on the attention probabilities: pyvene's attention_weight site. */
@@ -108,20 +108,23 @@ class GPT2Attention extends Module<Tensor, PassContext> {
   }
 }
 
-/** GPT-2's parts in the layout: fused-qkv attention, Conv1D MLP projections, a padding-only additive mask. */
+/** GPT-2's parts in the layout: fused-qkv attention and Conv1D MLP projections. */
+export const GPT2_PARTS = { positionsField: "n_positions", attention: GPT2Attention, projection: Conv1D } as const;
+
+/** GPT-2's pass context: a padding-only additive mask (the causal one is applied in the attention). */
+export function gpt2PassContext({ attentionMask, batch, length, past, cache }: PassInputs): PassContext {
+  return { cache, padding: attentionMask ? paddingMask(attentionMask, batch, past + length) : null };
+}
+
 export class GPT2LMHeadModel extends GPTLayoutLM<GPT2Settings, GPT2Attention, PassContext, Conv1D> {
   readonly family = "gpt2";
 
   constructor(config: HFConfig) {
-    super(config, gpt2Settings(config), gpt2Sites, {
-      positionsField: "n_positions",
-      attention: GPT2Attention,
-      projection: Conv1D,
-    });
+    super(config, gpt2Settings(config), gpt2Sites, GPT2_PARTS);
   }
 
-  protected passContext({ attentionMask, batch, length, past, cache }: PassInputs): PassContext {
-    return { cache, padding: attentionMask ? paddingMask(attentionMask, batch, past + length) : null };
+  protected passContext(pass: PassInputs): PassContext {
+    return gpt2PassContext(pass);
   }
 }
 

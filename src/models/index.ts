@@ -13,3 +13,8 @@ export { configNumber, configInt, configOptionalNumber, configBool, configString
 export { generate, type GenerateOptions, type GenerateOutput } from "./generate.js";
 export { FAMILIES, familyOf, modelFromConfig, loadPretrained, type Pretrained } from "./auto.js";
 export { DEFAULT_MODEL_FOLDER, loadDefaultModel } from "./default-model.js";
+export {
+  GPT2ForSequenceClassification,
+  LlamaForSequenceClassification,
+  numLabelsOf,
+} from "./classification.js";

@@ -210,25 +210,21 @@ function llamaSites(s: LlamaSettings): SiteMap {
   };
 }
 
-/** *ForCausalLM of every Llama-family model type: `model.*` and `lm_head`, as HF names them. */
-export class LlamaForCausalLM extends DecoderModel<LayerContext> {
+/**
+ * Every Llama-family model without its head: `model.*`, run by the decoder base. The LM adds
+ * `lm_head`; the sequence classifiers (classification.ts) add `score`.
+ */
+export abstract class LlamaDecoder extends DecoderModel<LayerContext> {
   readonly family = "llama";
   readonly settings: LlamaSettings;
   readonly sites: SiteMap;
   readonly model: LlamaModel;
-  readonly lm_head: Linear | TiedLinear;
 
   constructor(readonly config: HFConfig) {
     super();
     const s = (this.settings = llamaSettings(config));
     this.sites = llamaSites(s);
     this.model = this.module("model", new LlamaModel(s));
-    this.lm_head = this.module(
-      "lm_head",
-      s.tieWordEmbeddings
-        ? new TiedLinear(this.model.embed_tokens.weight)
-        : new Linear(s.hiddenSize, s.vocabSize, { bias: false }),
-    );
   }
 
   /** The HF model_type this model was built as. */
@@ -248,10 +244,6 @@ export class LlamaForCausalLM extends DecoderModel<LayerContext> {
     return this.model.norm;
   }
 
-  protected get lmHead(): Linear | TiedLinear {
-    return this.lm_head;
-  }
-
   /** Rotary tables at the positions, and one mask per sliding window, built when a layer first asks. */
   protected passContext({ attentionMask, batch, length, past, positions, cache }: PassInputs): LayerContext {
     const { cos, sin } = rotaryTablesFromFrequencies(positions, this.settings.invFreq);
@@ -268,6 +260,26 @@ export class LlamaForCausalLM extends DecoderModel<LayerContext> {
   protected override embed(tokens: Tensor): Tensor {
     const scale = this.settings.embeddingScale;
     return scale === null ? tokens : tv.mul(tokens, scale);
+  }
+}
+
+/** *ForCausalLM of every Llama-family model type: `model.*` and `lm_head`, as HF names them. */
+export class LlamaForCausalLM extends LlamaDecoder {
+  readonly lm_head: Linear | TiedLinear;
+
+  constructor(config: HFConfig) {
+    super(config);
+    const s = this.settings;
+    this.lm_head = this.module(
+      "lm_head",
+      s.tieWordEmbeddings
+        ? new TiedLinear(this.model.embed_tokens.weight)
+        : new Linear(s.hiddenSize, s.vocabSize, { bias: false }),
+    );
+  }
+
+  protected get lmHead(): Linear | TiedLinear {
+    return this.lm_head;
   }
 
   /** Gemma2 soft-caps the logits. */

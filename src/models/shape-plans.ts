@@ -7,6 +7,7 @@
  * readers allocate per-layer lists.
  */
 import type { HFConfig } from "./config.js";
+import { GPT2_CLASSIFIERS, LLAMA_CLASSIFIERS, namesClassifier, numLabelsOf } from "./classification.js";
 import { gpt2Settings } from "./gpt2.js";
 import { gptNeoSettings } from "./gpt-neo.js";
 import { gptNeoXSettings } from "./gpt-neox.js";
@@ -58,10 +59,21 @@ function gptNeoLayerCounts(config: HFConfig): [string, number][] {
 const MLP_ARCHITECTURES = ["MLPForClassification", "MLPModel"];
 const GRU_ARCHITECTURES = ["GRUForClassification", "GRULMHeadModel", "GRUModel"];
 
+/** The classifiers' `score` [num_labels, hidden], when config.json's architectures name one of `classifiers`. */
+function scoreRule(classifiers: readonly string[]): SizeRule<{ numLabels: number }> {
+  return {
+    fields: [["num_labels", "id2label"]],
+    size: (s) => s.numLabels,
+    weight: "score.weight",
+    axis: 0,
+    present: (_, config) => namesClassifier(config, classifiers),
+  };
+}
+
 const gpt2 = {
   layerFields: ["n_layer", "num_hidden_layers"],
   layerList: "h",
-  settings: gpt2Settings,
+  settings: (config: HFConfig) => ({ ...gpt2Settings(config), numLabels: numLabelsOf(config) }),
   layers: (s) => s.numLayers,
   sizes: [
     { fields: [["n_embd", "hidden_size"]], size: (s) => s.hiddenSize, weight: "wte.weight", axis: 1 },
@@ -74,8 +86,9 @@ const gpt2 = {
     },
     // Conv1D stores [in, out].
     { fields: [["n_inner"]], size: (s) => s.intermediateSize, weight: "h.0.mlp.c_fc.weight", axis: 1 },
+    scoreRule(GPT2_CLASSIFIERS),
   ],
-} satisfies ShapePlan<ReturnType<typeof gpt2Settings>>;
+} satisfies ShapePlan<ReturnType<typeof gpt2Settings> & { numLabels: number }>;
 
 const gptNeo = {
   layerFields: ["num_layers"],
@@ -111,7 +124,7 @@ const gptNeoX = {
 const llama = {
   layerFields: ["num_hidden_layers"],
   layerList: "layers",
-  settings: llamaSettings,
+  settings: (config: HFConfig) => ({ ...llamaSettings(config), numLabels: numLabelsOf(config) }),
   layers: (s) => s.numLayers,
   sizes: [
     { fields: [["hidden_size"]], size: (s) => s.hiddenSize, weight: "embed_tokens.weight", axis: 1 },
@@ -134,8 +147,9 @@ const llama = {
       weight: "layers.0.self_attn.k_proj.weight",
       axis: 0,
     },
+    scoreRule(LLAMA_CLASSIFIERS),
   ],
-} satisfies ShapePlan<ReturnType<typeof llamaSettings>>;
+} satisfies ShapePlan<ReturnType<typeof llamaSettings> & { numLabels: number }>;
 
 const mlp = {
   layerFields: ["n_layer"],

@@ -9,7 +9,7 @@
  * from_pretrained folds and centres weights (fold_ln, center_writing_weights), which shifts them.
  */
 import type { ResolvedSite } from "../intervene/index.js";
-import { LlamaForCausalLM } from "../models/llama.js";
+import { LlamaDecoder } from "../models/llama.js";
 import type { PretrainedModel } from "../models/model.js";
 import * as tv from "../tensor/index.js";
 import type { Tensor } from "../tensor/index.js";
@@ -111,7 +111,7 @@ const FAMILIES: Readonly<Record<string, (model: PretrainedModel) => Record<NameK
     };
   },
   llama: (model) => {
-    const s = (model as LlamaForCausalLM).settings;
+    const s = (model as LlamaDecoder).settings;
     // With post-norms (Gemma2's sandwich, OLMo2's post layout) TL's attn_out/mlp_out are after them.
     const postNorms = s.layout !== "pre";
     return {
@@ -140,7 +140,7 @@ const MAPPED_FAMILIES: readonly string[] = Object.keys(FAMILIES);
 
 /** Whether `model`'s family has TransformerLens names. */
 export function mapsHookNames(model: PretrainedModel): boolean {
-  return Object.hasOwn(FAMILIES, model.family) && (model.family !== "llama" || model instanceof LlamaForCausalLM);
+  return Object.hasOwn(FAMILIES, model.family) && (model.family !== "llama" || model instanceof LlamaDecoder);
 }
 
 function targetsOf(model: PretrainedModel, where: string): Record<NameKey, Target> {
