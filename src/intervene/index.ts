@@ -12,6 +12,7 @@ export {
   type IntervenableMode,
 } from "./config.js";
 export {
+  DistributedTrainableIntervention,
   Intervention,
   TrainableIntervention,
   type InterventionInput,

@@ -220,6 +220,16 @@ export abstract class TrainableIntervention extends Intervention {
   }
 }
 
+/**
+ * A trainable intervention of a distributed kind (pyvene's DistributedRepresentationIntervention):
+ * k units are one vector of k·d features, unless keepLastDim asks otherwise.
+ */
+export abstract class DistributedTrainableIntervention extends TrainableIntervention {
+  override get distributed(): boolean {
+    return !this.keepLastDim;
+  }
+}
+
 /** pyvene's partition expansion: [a, b] with integer a is range(a, b); other lists are kept. */
 export function expandPartition(partition: readonly (readonly number[])[] | null): number[][] | null {
   if (partition === null) return null;

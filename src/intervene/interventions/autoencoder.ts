@@ -14,7 +14,7 @@ import { defaultGenerator, linear, rand, relu, sub, type Tensor } from "../../te
 import { Module, ModuleList } from "../../nn/module.js";
 import { Activation, Linear } from "../../nn/layers.js";
 import {
-  TrainableIntervention,
+  DistributedTrainableIntervention,
   checkWidth,
   requireEmbedDim,
   requireSource,
@@ -70,13 +70,9 @@ export class AutoencoderLayer extends Module {
   }
 }
 
-export class AutoencoderIntervention extends TrainableIntervention {
+export class AutoencoderIntervention extends DistributedTrainableIntervention {
   readonly typeName = "AutoencoderIntervention";
 
-  /** A distributed kind: k units are one vector of k·d features (pyvene's DistributedRepresentationIntervention). */
-  override get distributed(): boolean {
-    return !this.keepLastDim;
-  }
   readonly autoencoder: AutoencoderLayer;
 
   constructor(options: InterventionOptions = {}) {

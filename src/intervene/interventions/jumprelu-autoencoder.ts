@@ -11,7 +11,7 @@
  */
 import { Tensor, add, matmul, mul, relu, zeros } from "../../tensor/index.js";
 import {
-  TrainableIntervention,
+  DistributedTrainableIntervention,
   checkWidth,
   requireEmbedDim,
   requireSource,
@@ -20,13 +20,9 @@ import {
 } from "../intervention.js";
 import { broadcastSource, doInterventionBySwap } from "../swap.js";
 
-export class JumpReLUAutoencoderIntervention extends TrainableIntervention {
+export class JumpReLUAutoencoderIntervention extends DistributedTrainableIntervention {
   readonly typeName = "JumpReLUAutoencoderIntervention";
 
-  /** A distributed kind: k units are one vector of k·d features (pyvene's DistributedRepresentationIntervention). */
-  override get distributed(): boolean {
-    return !this.keepLastDim;
-  }
   readonly W_enc: Tensor;
   readonly W_dec: Tensor;
   readonly threshold: Tensor;

@@ -9,7 +9,7 @@
  */
 import { add, matmul, mul, sub, transpose, type Tensor } from "../../tensor/index.js";
 import {
-  TrainableIntervention,
+  DistributedTrainableIntervention,
   checkWidth,
   requireEmbedDim,
   requireSource,
@@ -19,13 +19,9 @@ import {
 import { LowRankRotateLayer } from "../rotation.js";
 import { broadcastSource, featureSelection, selectionMask } from "../swap.js";
 
-export class LowRankRotatedSpaceIntervention extends TrainableIntervention {
+export class LowRankRotatedSpaceIntervention extends DistributedTrainableIntervention {
   readonly typeName = "LowRankRotatedSpaceIntervention";
 
-  /** A distributed kind: k units are one vector of k·d features (pyvene's DistributedRepresentationIntervention). */
-  override get distributed(): boolean {
-    return !this.keepLastDim;
-  }
   readonly rotateLayer: LowRankRotateLayer;
 
   constructor(options: InterventionOptions = {}) {

@@ -5,7 +5,7 @@
  */
 import { matmul, transpose, type Tensor } from "../../tensor/index.js";
 import {
-  TrainableIntervention,
+  DistributedTrainableIntervention,
   checkWidth,
   requireEmbedDim,
   requireSource,
@@ -15,13 +15,9 @@ import {
 import { RotateLayer } from "../rotation.js";
 import { broadcastSource, doInterventionBySwap } from "../swap.js";
 
-export class RotatedSpaceIntervention extends TrainableIntervention {
+export class RotatedSpaceIntervention extends DistributedTrainableIntervention {
   readonly typeName = "RotatedSpaceIntervention";
 
-  /** A distributed kind: k units are one vector of k·d features (pyvene's DistributedRepresentationIntervention). */
-  override get distributed(): boolean {
-    return !this.keepLastDim;
-  }
   readonly rotateLayer: RotateLayer;
 
   constructor(options: InterventionOptions = {}) {

@@ -7,7 +7,7 @@
  */
 import { add, div, full, matmul, mul, sigmoid, sub, tensor, transpose, type Tensor } from "../../tensor/index.js";
 import {
-  TrainableIntervention,
+  DistributedTrainableIntervention,
   checkWidth,
   requireEmbedDim,
   requireSource,
@@ -18,13 +18,9 @@ import {
 import { RotateLayer } from "../rotation.js";
 import { broadcastSource } from "../swap.js";
 
-export class SigmoidMaskRotatedSpaceIntervention extends TrainableIntervention {
+export class SigmoidMaskRotatedSpaceIntervention extends DistributedTrainableIntervention {
   readonly typeName = "SigmoidMaskRotatedSpaceIntervention";
 
-  /** A distributed kind: k units are one vector of k·d features (pyvene's DistributedRepresentationIntervention). */
-  override get distributed(): boolean {
-    return !this.keepLastDim;
-  }
   readonly rotateLayer: RotateLayer;
   readonly masks: Tensor;
   readonly temperature: Tensor;
