@@ -139,3 +139,41 @@ function asUsage<T>(find: () => T): T {
     throw e instanceof RangeError ? new UsageError(e.message) : e;
   }
 }
+
+/** The embedded model's example pair for the two-prompt commands (same number of tokens). */
+export const DEFAULT_PAIR = { base: "Ka Bo lives in the city of", source: "Ro Vi lives in the city of" } as const;
+
+/** Two prompts of the same number of tokens, by their flags; the embedded model's pair when both are left out. */
+export function promptPair(
+  loaded: LoadedModel,
+  values: Readonly<Record<string, unknown>>,
+  [baseFlag, sourceFlag]: readonly [string, string],
+): { base: string; source: string; baseIds: number[]; sourceIds: number[] } {
+  const given = [values[baseFlag], values[sourceFlag]] as (string | undefined)[];
+  const expected = `expected --${baseFlag} "<text>" --${sourceFlag} "<text>"`;
+  if (given[0] === undefined && given[1] === undefined && values.model !== undefined) {
+    throw new UsageError(`--${baseFlag} and --${sourceFlag} are required with --model (${expected})`);
+  }
+  if ((given[0] === undefined) !== (given[1] === undefined)) {
+    const missing = given[0] === undefined ? baseFlag : sourceFlag;
+    throw new UsageError(
+      `--${missing} is required when --${missing === baseFlag ? sourceFlag : baseFlag} is given (${expected})`,
+    );
+  }
+  const base = given[0] ?? DEFAULT_PAIR.base;
+  const source = given[1] ?? DEFAULT_PAIR.source;
+  const baseIds = promptIds(loaded, base, `--${baseFlag}`);
+  const sourceIds = promptIds(loaded, source, `--${sourceFlag}`);
+  if (baseIds.length !== sourceIds.length) {
+    throw new UsageError(
+      `--${sourceFlag} must have as many tokens as --${baseFlag}: the ${baseFlag} has ${baseIds.length}, ` +
+        `the ${sourceFlag} ${sourceIds.length} (patching pairs positions one to one)`,
+    );
+  }
+  return { base, source, baseIds, sourceIds };
+}
+
+/** Positions whose tokens differ between two prompts. */
+export function differingPositions(a: readonly string[], b: readonly string[]): number[] {
+  return a.flatMap((t, i) => (t !== b[i] ? [i] : []));
+}

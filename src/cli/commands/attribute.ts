@@ -10,8 +10,7 @@ import { UsageError, type OptionTable } from "../args.js";
 import { COMMON_OPTIONS, checkComponent, loadModel, type Command } from "../context.js";
 import { checkOutputPaths, textFile } from "../files.js";
 import { bestCellLine, emit, formatScore, gridJson, labelledTable } from "../output.js";
-import { DEFAULT_PAIR, differingPositions, promptPair } from "./heads.js";
-import { targetToken, tokenLabels } from "../text.js";
+import { DEFAULT_PAIR, differingPositions, promptPair, targetToken, tokenLabels } from "../text.js";
 
 const options = {
   clean: {

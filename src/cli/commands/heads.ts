@@ -12,10 +12,9 @@ import { COMMON_OPTIONS, checkComponent, loadModel, type Command, type LoadedMod
 import { checkOutputPaths, textFile } from "../files.js";
 import { bestCellLine, emit, formatScore, gridJson, headLabelledGrid, labelledTable } from "../output.js";
 import { progressBar } from "../progress.js";
-import { promptIds, targetToken, tokenLabels } from "../text.js";
+import { DEFAULT_PAIR, differingPositions, promptPair, targetToken, tokenLabels } from "../text.js";
 
 /** The embedded model's example pair: two people of two-token names who live in different cities. */
-export const DEFAULT_PAIR = { base: "Ka Bo lives in the city of", source: "Ro Vi lives in the city of" } as const;
 
 const options = {
   base: {
@@ -115,36 +114,6 @@ export const headsCommand: Command<typeof options> = {
   },
 };
 
-/** Two prompts of the same number of tokens, by their flags; the embedded model's pair when both are left out. */
-export function promptPair(
-  loaded: LoadedModel,
-  values: Readonly<Record<string, unknown>>,
-  [baseFlag, sourceFlag]: readonly [string, string],
-): { base: string; source: string; baseIds: number[]; sourceIds: number[] } {
-  const given = [values[baseFlag], values[sourceFlag]] as (string | undefined)[];
-  const expected = `expected --${baseFlag} "<text>" --${sourceFlag} "<text>"`;
-  if (given[0] === undefined && given[1] === undefined && values.model !== undefined) {
-    throw new UsageError(`--${baseFlag} and --${sourceFlag} are required with --model (${expected})`);
-  }
-  if ((given[0] === undefined) !== (given[1] === undefined)) {
-    const missing = given[0] === undefined ? baseFlag : sourceFlag;
-    throw new UsageError(
-      `--${missing} is required when --${missing === baseFlag ? sourceFlag : baseFlag} is given (${expected})`,
-    );
-  }
-  const base = given[0] ?? DEFAULT_PAIR.base;
-  const source = given[1] ?? DEFAULT_PAIR.source;
-  const baseIds = promptIds(loaded, base, `--${baseFlag}`);
-  const sourceIds = promptIds(loaded, source, `--${sourceFlag}`);
-  if (baseIds.length !== sourceIds.length) {
-    throw new UsageError(
-      `--${sourceFlag} must have as many tokens as --${baseFlag}: the ${baseFlag} has ${baseIds.length}, ` +
-        `the ${sourceFlag} ${sourceIds.length} (patching pairs positions one to one)`,
-    );
-  }
-  return { base, source, baseIds, sourceIds };
-}
-
 /** A component of the model that is split into attention heads. */
 export function headComponent(loaded: LoadedModel, component: string): string {
   const { model } = loaded;
@@ -156,11 +125,6 @@ export function headComponent(loaded: LoadedModel, component: string): string {
     );
   }
   return component;
-}
-
-/** Positions whose tokens differ between two prompts. */
-export function differingPositions(a: readonly string[], b: readonly string[]): number[] {
-  return a.flatMap((t, i) => (t !== b[i] ? [i] : []));
 }
 
 function metricLabel(r: HeadPatchResult): string {

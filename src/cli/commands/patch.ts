@@ -7,12 +7,12 @@ import { activationPatching } from "../../sweeps/index.js";
 import type { PatchResult } from "../../sweeps/results.js";
 import { intTensor } from "../../tensor/index.js";
 import { patchReport } from "../../viz/index.js";
-import { UsageError, type OptionTable } from "../args.js";
+import type { OptionTable } from "../args.js";
 import { COMMON_OPTIONS, checkComponent, loadModel, type Command } from "../context.js";
 import { checkOutputPaths, textFile } from "../files.js";
 import { bestCell, emit, formatScore, gridTable, scoreGridJson } from "../output.js";
 import { progressBar } from "../progress.js";
-import { promptIds, targetToken, tokenLabels } from "../text.js";
+import { differingPositions, promptPair, targetToken, tokenLabels } from "../text.js";
 
 const options = {
   base: { kind: "string", form: "<text>", required: true, description: "The prompt that is patched." },
@@ -59,14 +59,7 @@ export const patchCommand: Command<typeof options> = {
     const loaded = await loadModel(values.model);
     const { model, tokenizer } = loaded;
     const component = checkComponent(model, values.component ?? "block_output", "--component");
-    const baseIds = promptIds(loaded, values.base!, "--base");
-    const sourceIds = promptIds(loaded, values.source!, "--source");
-    if (baseIds.length !== sourceIds.length) {
-      throw new UsageError(
-        `--source must have as many tokens as --base: the base has ${baseIds.length}, ` +
-          `the source ${sourceIds.length} (patching pairs positions one to one)`,
-      );
-    }
+    const { baseIds, sourceIds } = promptPair(loaded, values, ["base", "source"]);
     const target =
       values.target === undefined ? undefined : targetToken(loaded, values.base!, values.target, "--target");
     if (target?.note) process.stderr.write(`tsvene patch: ${target.note}\n`);
@@ -98,7 +91,7 @@ export const patchCommand: Command<typeof options> = {
       basePrompt: values.base!,
       sourcePrompt: values.source!,
       ...rest,
-      differingPositions: differingPositions(result),
+      differingPositions: differingPositions(result.baseTokens, result.sourceTokens),
       grid: scoreGridJson(grid, result.baseTokens),
     };
     await emit(
@@ -111,14 +104,9 @@ export const patchCommand: Command<typeof options> = {
   },
 };
 
-/** Positions whose tokens differ between base and source: the difference the patch carries. */
-function differingPositions(r: PatchResult): number[] {
-  return r.baseTokens.flatMap((t, i) => (t !== r.sourceTokens[i] ? [i] : []));
-}
-
 function describePatch(r: PatchResult): string {
   const best = bestCell(r.grid);
-  const differing = differingPositions(r);
+  const differing = differingPositions(r.baseTokens, r.sourceTokens);
   return [
     `activation patching of ${r.component}: ${r.metric} of ${JSON.stringify(r.targetLabel)} ` +
       "at the base's last position",
