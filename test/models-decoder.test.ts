@@ -107,6 +107,33 @@ for (const [name, seed] of [
       }
     });
 
+    it("resumes later positions on a frozen prefix of one row's cache: the full run's rows, the cache unchanged", () => {
+      const tokens = [9, 2, 6, 5, 3];
+      const row = tv.intTensor([tokens]);
+      const cache = model.newCache();
+      const one = tv.noGrad(() => model.run({ inputIds: row, cache, outputHiddenStates: true }));
+      const length = row.shape[1];
+      for (const start of [1, 3, length - 1]) {
+        const prefix = cache.prefix(start);
+        for (const layer of [0, model.numLayers - 1]) {
+          // Three rows resumed on the one-row prefix, as the sweeps batch them.
+          const inputIds = tv.intTensor([0, 1, 2].map(() => tokens.slice(start)));
+          const hidden = tv.expand(tv.slice(one.hiddenStates![layer], 1, start), [3, length - start, 16]);
+          const logits = tv.noGrad(() => model.run({ inputIds, resumeFrom: { layer, hidden }, cache: prefix }).logits);
+          const expected = tv.slice(one.logits, 1, start);
+          for (let r = 0; r < 3; r++)
+            assert.ok(maxAbsDiff(tv.slice(logits, 0, r, r + 1), expected) < 1e-5, `start ${start}, layer ${layer}`);
+          assert.equal(prefix.length, start, "a frozen cache keeps no new positions");
+        }
+      }
+      assert.equal(cache.length, length);
+      assert.throws(
+        () => model.run({ inputIds: row, resumeFrom: { layer: 1, hidden: one.hiddenStates![1] }, cache }),
+        /resumeFrom and a cache cannot be combined .*frozen one, cache\.prefix\(n\)/,
+      );
+      assert.throws(() => cache.prefix(length + 1), /length must be in 1\.\.5, got 6/);
+    });
+
     it("lastPositionLogits are the last row of the full logits, [B, 1, V]", () => {
       const last = tv.noGrad(() => model.run({ inputIds: IDS, lastPositionLogits: true }).logits);
       assert.deepEqual(last.shape, [2, 1, 20]);
@@ -159,7 +186,7 @@ for (const [name, seed] of [
       assert.throws(() => model.runBlocks({ inputIds: IDS }, 3), /lastLayer 3 is out of range/);
       assert.throws(
         () => model.run({ inputIds: IDS, resumeFrom: { layer: 1, hidden }, cache: model.newCache() }),
-        /resumeFrom and cache cannot be combined/,
+        /resumeFrom and a cache cannot be combined/,
       );
       assert.throws(
         () => model.run({ inputIds: IDS, resumeFrom: { layer: 3, hidden } }),

@@ -147,6 +147,57 @@ describe("sweeps", () => {
     );
   });
 
+  it("runs after a restored position reuse the patched run's earlier keys: sliding windows, local attention, GQA", async () => {
+    const small = { hidden_size: 16, num_hidden_layers: 3, vocab_size: 100, intermediate_size: 32 };
+    const models: [string, tv.PretrainedModel][] = [
+      [
+        "gemma2, sliding window 2",
+        tv.modelFromConfig({
+          ...small,
+          model_type: "gemma2",
+          num_attention_heads: 2,
+          num_key_value_heads: 1,
+          head_dim: 8,
+          sliding_window: 2,
+        }),
+      ],
+      [
+        "gpt_neo, local window 2",
+        tv.modelFromConfig({
+          model_type: "gpt_neo",
+          hidden_size: 16,
+          num_heads: 2,
+          num_layers: 3,
+          attention_layers: ["local", "global", "local"],
+          window_size: 2,
+          max_position_embeddings: 16,
+          vocab_size: 100,
+        }),
+      ],
+      ["llama, grouped keys", (await tv.loadPretrained(fixtureFolder("llama_tiny_gqa"))).model],
+    ];
+    for (const [name, model] of models) {
+      if (!name.startsWith("llama")) tv.nn.initNormal(model, 0.3, new tv.Generator(5));
+      const width = (model as tv.DecoderModel).settings.hiddenSize;
+      const noise = tv.randn([2, width], { std: 0.5, generator: new tv.Generator(4) });
+      const trace = tv.causalTrace(model, {
+        inputIds: tv.intTensor([PROMPT]),
+        tokens: TOKENS,
+        corruptedPositions: [1, 2],
+        noise,
+        window: 2,
+        metric: "logit",
+      });
+      const windowOf = (l: number) => (l === 0 ? [0, 1] : l === 1 ? [0, 1] : [1, 2]);
+      assertGridMatches(
+        trace.grid,
+        (l, p) =>
+          bruteForceCell(model, PROMPT, PROMPT, "block_output", windowOf(l), p, noise, [1, 2], trace.target, "logit"),
+        1e-5,
+      );
+    }
+  });
+
   it("activation patching equals patching each cell on its own", () => {
     const source = [54, 46, 23, 32, 54, 30];
     const patch = tv.activationPatching(gpt2, {

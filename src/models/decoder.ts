@@ -119,11 +119,12 @@ export abstract class DecoderModel<P = unknown> extends PretrainedModel {
    * `lastLayer`, with hooks firing as usual; the blocks after it, the norm and the head do not run.
    */
   runBlocks(inputs: ModelInputs, lastLayer: number): Tensor {
-    refuseInputs(inputs, `${this.family}.runBlocks`, {
+    const cannot = {
       outputHiddenStates: "it returns one residual stream",
       lastPositionLogits: "it computes no logits",
-      cache: "the blocks after lastLayer would not extend the cache",
-    });
+    };
+    const cache = "the blocks after lastLayer would not extend it; a frozen one, cache.prefix(n), may be read";
+    refuseInputs(inputs, `${this.family}.runBlocks`, inputs.cache?.frozen ? cannot : { ...cannot, cache });
     const start = this.check(inputs);
     if (!Number.isInteger(lastLayer) || lastLayer < start.first || lastLayer >= this.numLayers) {
       throw new RangeError(
@@ -171,9 +172,10 @@ export abstract class DecoderModel<P = unknown> extends PretrainedModel {
     }
     const resume = inputs.resumeFrom;
     if (resume) {
-      if (cache !== null)
+      if (cache !== null && !cache.frozen)
         throw new TypeError(
-          "model inputs: resumeFrom and cache cannot be combined (the skipped blocks would not extend the cache)",
+          "model inputs: resumeFrom and a cache cannot be combined (the skipped blocks would not extend the cache; " +
+            "a frozen one, cache.prefix(n), may be read)",
         );
       const { layer, hidden } = resume;
       if (!Number.isInteger(layer) || layer < 0 || layer >= this.numLayers) {

@@ -28,7 +28,8 @@ export interface ModelInputs {
   /**
    * Resume at block `layer` with `hidden` [B, T, D] as that block's input, skipping the
    * embeddings and the blocks before it: sweeps reuse a cached prefix this way. inputIds or
-   * inputsEmbeds still give the batch, length and default positions (decoders only).
+   * inputsEmbeds still give the batch, length and default positions (decoders only). With a frozen
+   * cache (`cache.prefix(n)`), the positions are n.. and attend to the cached n before them.
    */
   resumeFrom?: { layer: number; hidden: Tensor };
   /** Compute the LM head at the last position only, giving logits [B, 1, V] (decoders only). */

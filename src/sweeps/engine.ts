@@ -9,6 +9,7 @@
 import { gatherUnits, readSite, scatterUnits, writeSite } from "../intervene/index.js";
 import { DecoderModel } from "../models/decoder.js";
 import type { ModelInputs, PretrainedModel } from "../models/model.js";
+import type { KeyValueCache } from "../nn/attention.js";
 import type { HookHandle } from "../nn/module.js";
 import * as tv from "../tensor/index.js";
 import { IntTensor, Tensor } from "../tensor/index.js";
@@ -58,6 +59,8 @@ export interface RecordedRun {
   component: Tensor[];
   /** Each block's input [1, T, D] (the residual stream), to resume from. */
   blockInputs: Tensor[];
+  /** Every layer's keys and values, whose prefixes runs that differ only later can attend to. */
+  cache: KeyValueCache;
 }
 
 /**
@@ -86,8 +89,9 @@ export function recordRun(
       handles.push(readSite(model, model.site(component, l), (view) => void (values[l] = view)));
       handles.push(readSite(model, model.site("block_input", l), (view) => void (blockInputs[l] = view)));
     }
-    const { logits } = tv.noGrad(() => model.run({ ...inputs, lastPositionLogits: true }));
-    return { logits, component: values, blockInputs };
+    const cache = model.newCache();
+    const { logits } = tv.noGrad(() => model.run({ ...inputs, cache, lastPositionLogits: true }));
+    return { logits, component: values, blockInputs, cache };
   } finally {
     for (const handle of handles) handle.remove();
   }
@@ -156,50 +160,80 @@ export function restoreGrid(request: GridRequest): ScoreGrid {
 }
 
 /**
- * One pass over the blocks with a growing batch: the rows of layer l (one per position) join at
- * the first layer of l's window, starting from the patched run's residual stream there, and the
- * rows already in flight continue. At block j a hook writes the restored value into every row
- * whose window holds j. The work is that of the layer-by-layer batches, but in GEMMs of up to
- * layers × positions rows, which run far closer to peak than batches of one layer's positions.
+ * Positions restored in one staircase pass, as [start, end) ranges. A row restoring position p
+ * differs from the patched run only from p on (the causal mask), so a pass over positions
+ * start..end−1 computes the positions from `start` and reads the patched run's keys and values
+ * before it. Smaller groups skip more work but run smaller GEMMs; groups of two balance the two.
  */
-function staircaseGrid({
-  model,
-  inputs,
-  component,
-  window,
-  patched,
-  restored,
-  target,
-  metric,
-  onProgress,
-}: GridRequest): Float32Array {
+function positionGroups(length: number): [number, number][] {
+  const groups: [number, number][] = [];
+  for (let start = 0; start < length; start += POSITIONS_PER_PASS)
+    groups.push([start, Math.min(length, start + POSITIONS_PER_PASS)]);
+  return groups;
+}
+
+const POSITIONS_PER_PASS = 2;
+
+function staircaseGrid(request: GridRequest): Float32Array {
+  const length = request.inputs.inputIds!.shape[1];
+  const numLayers = request.model.numLayers;
+  const values = new Float32Array(numLayers * length);
+  const groups = positionGroups(length);
+  groups.forEach(([start, end], g) => {
+    const progress =
+      request.onProgress && ((done: number) => request.onProgress!(g * numLayers + done, groups.length * numLayers));
+    const scores = staircasePass(request, start, end, progress);
+    scores.forEach((row, layer) => values.set(row, layer * length + start));
+  });
+  return values;
+}
+
+/**
+ * One pass over the blocks with a growing batch, for positions start..end−1: the rows of layer l
+ * (one per position) join at the first layer of l's window, starting from the patched run's
+ * residual stream there, and the rows already in flight continue. At block j a hook writes the
+ * restored value into every row whose window holds j. The work is that of the layer-by-layer
+ * batches, but in GEMMs of up to layers × positions rows, which run far closer to peak than
+ * batches of one layer's positions. Returns each layer's scores for the pass's positions.
+ */
+function staircasePass(
+  { model, inputs, component, window, patched, restored, target, metric }: GridRequest,
+  start: number,
+  end: number,
+  onProgress: ((done: number) => void) | undefined,
+): Float32Array[] {
   const ids = inputs.inputIds!;
   const length = ids.shape[1];
+  const computed = length - start;
+  const count = end - start;
   const numLayers = model.numLayers;
   const width = patched.blockInputs[0].shape[2];
   const windows = Array.from({ length: numLayers }, (_, l) => windowLayers(l, window, numLayers));
-  /** Row groups in batch order: each is one layer's `length` rows, example p restoring position p. */
-  const groups: number[] = [];
+  const prefix = start > 0 ? patched.cache.prefix(start) : null;
+  /** Row groups in batch order: each is one layer's `count` rows, row i restoring position start + i. */
+  const layers: number[] = [];
   let hidden: Tensor | null = null;
   let logits: Tensor | null = null;
   for (let j = 0; j < numLayers; j++) {
     const joining = windows.map((w, l) => (w[0] === j ? l : -1)).filter((l) => l >= 0);
-    const fresh = joining.map(() => tv.expand(patched.blockInputs[j], [length, length, width]));
+    const stream = tv.slice(patched.blockInputs[j], 1, start);
+    const fresh = joining.map(() => tv.expand(stream, [count, computed, width]));
     hidden = hidden === null ? tv.concat(fresh, 0) : fresh.length > 0 ? tv.concat([hidden, ...fresh], 0) : hidden;
-    groups.push(...joining);
-    const rows = groups.length * length;
-    const restoring = groups.map((l) => windows[l].includes(j));
-    // Row r restores its own position r mod T; rows of layers whose window misses j keep their value.
-    const positions = Array.from({ length: rows }, (_, r) => [r % length]);
+    layers.push(...joining);
+    const rows = layers.length * count;
+    const restoring = layers.map((l) => windows[l].includes(j));
+    // Row r restores position start + r mod count, at r mod count among the computed positions.
+    const recordedAt = Array.from({ length: rows }, (_, r) => [start + (r % count)]);
+    const positions = Array.from({ length: rows }, (_, r) => [r % count]);
     const recorded = restored.component[j];
     const rowMask = new Tensor(
-      Float32Array.from({ length: rows }, (_, r) => (restoring[Math.floor(r / length)] ? 1 : 0)),
+      Float32Array.from({ length: rows }, (_, r) => (restoring[Math.floor(r / count)] ? 1 : 0)),
       [rows, ...recorded.shape.slice(1).map(() => 1)],
     );
     const clean = gatherUnits(
       byPosition(tv.expand(recorded, [rows, ...recorded.shape.slice(1)])),
       "pos",
-      positions,
+      recordedAt,
       "staircase rows",
     );
     const restore = (view: Tensor) => {
@@ -210,10 +244,11 @@ function staircaseGrid({
     const handle = writeSite(model, model.site(component, j), restore);
     const batch: ModelInputs = {
       inputIds: new IntTensor(
-        Int32Array.from({ length: rows * length }, (_, i) => ids.data[i % length]),
-        [rows, length],
+        Int32Array.from({ length: rows * computed }, (_, i) => ids.data[start + (i % computed)]),
+        [rows, computed],
       ),
       resumeFrom: { layer: j, hidden: hidden! },
+      cache: prefix,
     };
     try {
       if (j === numLayers - 1) logits = tv.noGrad(() => model.run({ ...batch, lastPositionLogits: true }).logits);
@@ -221,12 +256,12 @@ function staircaseGrid({
     } finally {
       handle.remove();
     }
-    onProgress?.(j + 1, numLayers);
+    onProgress?.(j + 1);
   }
   const scores = measure(logits!, target, metric);
-  const values = new Float32Array(numLayers * length);
-  groups.forEach((layer, g) => values.set(scores.subarray(g * length, (g + 1) * length), layer * length));
-  return values;
+  const byLayer: Float32Array[] = new Array(numLayers);
+  layers.forEach((layer, g) => (byLayer[layer] = scores.subarray(g * count, (g + 1) * count)));
+  return byLayer;
 }
 
 /** A write at a site of a layer: the component's new value from its current one (the site port's writer). */
