@@ -573,7 +573,7 @@ describe("the Hugging Face Hub", () => {
     );
   });
 
-  it("a Hub repo with only pyvene's .bin weights fails before downloading, saying how to convert them", async () => {
+  it("a Hub repo with only pyvene's .bin weights is fetched with them; an unreadable one says how to convert it", async () => {
     const folder = join(scratch, "trained-for-pyvene");
     await tv.saveIntervenable(new tv.IntervenableModel(TRAINABLE.slice(0, 1), await gpt2()), folder);
     const key = "layer_0_comp_block_output_unit_pos_nunit_1#0";
@@ -588,20 +588,18 @@ describe("the Hugging Face Hub", () => {
     const error = await tv
       .loadIntervenable("pyvene-user/das", await gpt2(), { endpoint, cacheDir: join(scratch, "hub-cache-pyvene") })
       .catch((e: unknown) => e);
-    assert.ok(error instanceof tv.HubError, String(error));
-    assert.equal(error.code, "no_safetensors");
+    assert.ok(error instanceof Error, String(error));
     assert.match(
       error.message,
       new RegExp(
-        'IntervenableModel "pyvene-user/das" \\(revision "main"\\) ' +
-          "has pyvene's weights \\(intkey_layer_0_comp_block_output_unit_pos_nunit_1#0\\.bin\\) " +
-          "but no interventions\\.safetensors",
+        `has no weights for ${key.replace("#", "\\#")} .*only pyvene's intkey_${key.replace("#", "\\#")}\\.bin, ` +
+          "which could not be read: .*not a readable PyTorch zip archive",
       ),
     );
     assert.match(error.message, /convert them once with Python/);
-    assert.deepEqual(
-      hub.requests.filter((r) => r.includes("/resolve/")),
-      [],
+    assert.ok(
+      hub.requests.some((r) => r.includes(`/resolve/`) && r.includes("intkey_")),
+      "the .bin file was downloaded",
     );
 
     const missing = await tv

@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, it } from "node:test";
 import * as tv from "../src/index.js";
+import { FakeHub } from "./support/hub-server.js";
 
 const ROOT = fileURLToPath(new URL("../../../shared/fixtures/pyvene-saved/", import.meta.url));
 const scratch = await mkdtemp(join(tmpdir(), "tsvene-pyvene-bin-"));
@@ -67,6 +68,58 @@ it("each folder pyvene saved loads from its .bin, gives pyvene's logits, and get
     const fromSafetensors = await drift(c, folder);
     assert.ok(fromSafetensors < 1e-5, `${c.name} (safetensors): logits differ by ${fromSafetensors}`);
   }
+});
+
+it("a Hub repo holding a folder pyvene saved (only .bin weights) loads by its repo id with pyvene's logits", async () => {
+  const hub = new FakeHub();
+  const endpoint = await hub.start();
+  try {
+    for (const c of cases) {
+      const dir = join(ROOT, c.folder);
+      hub.addRepo(
+        `pyvene-user/${c.name}`,
+        new Map(await Promise.all((await readdir(dir)).map(async (f) => [f, await readFile(join(dir, f))] as const))),
+      );
+      const im = await tv.loadIntervenable(`pyvene-user/${c.name}`, await model(), {
+        endpoint,
+        cacheDir: join(scratch, "hub-cache"),
+      });
+      const rows = (name: string) => ({
+        inputIds: tv.intTensor([...expected.get(name)!.data].slice(0, c.batch * 6), [c.batch, 6]),
+      });
+      const { intervened } = tv.noGrad(() =>
+        im.forward(rows("base"), [rows("source")], { unitLocations: c.unit_locations, subspaces: c.subspaces }),
+      );
+      const want = expected.get(`${c.name}/logits`)!;
+      const diff = Math.max(...intervened.logits.data.map((v, i) => Math.abs(v - want.data[i])));
+      assert.ok(diff < 1e-5, `${c.name} from the Hub: logits differ from pyvene's by ${diff}`);
+    }
+  } finally {
+    await hub.stop();
+  }
+});
+
+it("pyvene's pytorch_model.bin (include_model) is read: its names are checked against the model's parameters", async () => {
+  const folder = join(scratch, "include-model");
+  await cp(join(ROOT, "rotated_L1"), folder, { recursive: true });
+  await chmod(folder, 0o755);
+  const bin = (await readdir(folder)).find((f) => f.endsWith(".bin"))!;
+  await cp(join(folder, bin), join(folder, "pytorch_model.bin"));
+  await assert.rejects(tv.loadIntervenable(folder, await model(), { includeModel: true }), (error: Error) => {
+    assert.match(
+      error.message,
+      /pytorch_model\.bin does not fit the model: embed_dim \(not a parameter of this model\); .*rotate_layer\./,
+    );
+    return true;
+  });
+  await writeFile(join(folder, "pytorch_model.bin"), "PK\x03\x04 cut short");
+  await assert.rejects(tv.loadIntervenable(folder, await model(), { includeModel: true }), (error: Error) => {
+    assert.match(
+      error.message,
+      /pytorch_model\.bin: not a readable PyTorch zip archive.*convert them once with Python/s,
+    );
+    return true;
+  });
 });
 
 it("the transposed (strided) rotation base of LowRank is read by its strides", async () => {

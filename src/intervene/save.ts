@@ -18,7 +18,7 @@
  * before any intervention is built, and the values (finite; rotation bases orthonormal) before
  * they are loaded, so a corrupt or hostile folder cannot make the load allocate more than it
  * holds (load-check.ts). A reference that is not a local folder is a Hub repo id, fetched through
- * the io layer's Hub cache (config.json and the safetensors files only).
+ * the io layer's Hub cache (config.json and the weights files only).
  *
  * Decisions where pyvene's own folders or rules do not carry over:
  * - pyvene writes its weights as PyTorch pickles (`intkey_{key}.bin`, `pytorch_model.bin`). Its
@@ -26,8 +26,9 @@
  *   interventions.safetensors has them read by a restricted unpickler (io/torch-pickle.ts), the
  *   same checks applying, and gets interventions.safetensors written beside them once the load
  *   succeeds, so the next load reads safetensors (only a warning when the folder is read-only).
- *   A .bin that cannot be read, and pytorch_model.bin, are missing weights: an error that gives
- *   the Python to convert them (PYVENE_WEIGHTS_HINT), or, with `allowMissingWeights`, a warning,
+ *   pyvene's pytorch_model.bin (include_model) is read the same way. A Hub repo with only the .bin
+ *   files is fetched with them. A .bin that cannot be read is missing weights: an error that gives
+ *   the Python to convert it (PYVENE_WEIGHTS_HINT), or, with `allowMissingWeights`, a warning,
  *   the interventions keeping their fresh initial weights. Converted files may keep pyvene's
  *   `embed_dim` / `interchange_dim` buffers and int64 tensors.
  * - A null intervention_dimensions entry keeps the intervention's own interchange dimension
@@ -323,17 +324,19 @@ async function readModelWeights(
   includeModel: boolean | undefined,
 ): Promise<Map<string, Tensor | IntTensor> | null> {
   if (includeModel === false) return null;
-  if (!files.has(MODEL_PARAMETERS_FILE)) {
+  const fromPyvene = !files.has(MODEL_PARAMETERS_FILE) && files.has(PYVENE_MODEL_FILE);
+  if (!files.has(MODEL_PARAMETERS_FILE) && !fromPyvene) {
     if (!includeModel) return null;
-    const pyvene = files.has(PYVENE_MODEL_FILE)
-      ? `, only pyvene's ${PYVENE_MODEL_FILE}. ${PYVENE_WEIGHTS_HINT}`
-      : " (it was saved without includeModel)";
-    throw new Error(`loadIntervenable: includeModel is set, but ${folder} has no ${MODEL_PARAMETERS_FILE}${pyvene}`);
+    throw new Error(
+      `loadIntervenable: includeModel is set, but ${folder} has no ${MODEL_PARAMETERS_FILE} ` +
+        "(it was saved without includeModel)",
+    );
   }
-  const path = joinPath(folder, MODEL_PARAMETERS_FILE);
+  const path = joinPath(folder, fromPyvene ? PYVENE_MODEL_FILE : MODEL_PARAMETERS_FILE);
+  const pyveneWeights = fromPyvene ? await readPyveneModelWeights(path) : null;
   const params = new Map(model.namedParameters());
   const problems: string[] = [];
-  for (const [name, { shape }] of (await readSafetensorsHeader(path)).tensors) {
+  for (const [name, { shape }] of pyveneWeights ?? (await readSafetensorsHeader(path)).tensors) {
     const p = params.get(name);
     if (p === undefined) problems.push(`${name} (not a parameter of this model)`);
     else if (!sameShape(p.shape, shape))
@@ -341,9 +344,18 @@ async function readModelWeights(
   }
   if (problems.length > 0)
     throw new RangeError(`loadIntervenable: ${path} does not fit the model: ${problems.join("; ")}`);
-  const weights = (await readSafetensors(path)).tensors;
+  const weights = pyveneWeights ?? (await readSafetensors(path)).tensors;
   checkWeightValues(weights, path);
   return weights;
+}
+
+/** pyvene's pytorch_model.bin (its include_model save); one it cannot read is an error saying how to convert it. */
+async function readPyveneModelWeights(path: string): Promise<Map<string, Tensor | IntTensor>> {
+  try {
+    return await readTorchStateDict(path);
+  } catch (error) {
+    throw new Error(`loadIntervenable: ${(error as Error).message} ${PYVENE_WEIGHTS_HINT}`, { cause: error });
+  }
 }
 
 /** Writes saved model parameters (checked by readModelWeights) into `model`; they require a gradient again. */
@@ -371,7 +383,7 @@ async function locateFolder(reference: string, options: Partial<LoadIntervenable
     );
   }
   try {
-    return await resolveHubSnapshot(reference, savedFolderPlan(options.allowMissingWeights ?? false), options);
+    return await resolveHubSnapshot(reference, savedFolderPlan(), options);
   } catch (error) {
     if (!(error instanceof HubError && error.code === "not_found")) throw error;
     throw new HubError(
@@ -386,7 +398,7 @@ async function locateFolder(reference: string, options: Partial<LoadIntervenable
  * What to fetch of a saved IntervenableModel on the Hub: tsvene's files, config.json last,
  * so a snapshot with its config is whole.
  */
-function savedFolderPlan(allowMissingWeights: boolean): SnapshotPlan {
+function savedFolderPlan(): SnapshotPlan {
   return {
     what: "IntervenableModel",
     async fetch(files, fetchFile, where) {
@@ -397,15 +409,13 @@ function savedFolderPlan(allowMissingWeights: boolean): SnapshotPlan {
             `(files: ${[...files.keys()].join(", ")})`,
         );
       }
-      const pyvene = [...files.keys()].filter((f) => PYVENE_INTERVENTION_FILE.test(f));
-      if (pyvene.length > 0 && !files.has(INTERVENTIONS_FILE) && !allowMissingWeights) {
-        throw new HubError(
-          "no_safetensors",
-          `${where} has pyvene's weights (${pyvene.join(", ")}) but no ${INTERVENTIONS_FILE}. ` +
-            `${PYVENE_WEIGHTS_HINT}\nthen upload the result (or pass allowMissingWeights to load the config alone)`,
-        );
-      }
-      for (const file of [INTERVENTIONS_FILE, MODEL_PARAMETERS_FILE]) if (files.has(file)) await fetchFile(file);
+      // pyvene's own .bin weights come along where the safetensors form is absent; the load reads them.
+      const pyvene = files.has(INTERVENTIONS_FILE)
+        ? []
+        : [...files.keys()].filter((f) => PYVENE_INTERVENTION_FILE.test(f));
+      const pyveneModel = !files.has(MODEL_PARAMETERS_FILE) && files.has(PYVENE_MODEL_FILE) ? [PYVENE_MODEL_FILE] : [];
+      for (const file of [INTERVENTIONS_FILE, MODEL_PARAMETERS_FILE, ...pyvene, ...pyveneModel])
+        if (files.has(file)) await fetchFile(file);
       await fetchFile(CONFIG_FILE);
     },
     isComplete: (snapshot) => exists(joinPath(snapshot, CONFIG_FILE)),

@@ -189,7 +189,9 @@ export async function fetchListedFile(
   if (await isListedCopy(target, listed, stamp)) return;
   const { repo, hubUrl, accessToken, commit, where } = hub;
   const fileFetch = hubFetch(hub.timeoutMs, "file", where);
-  const info = await fileDownloadInfo({ repo, hubUrl, accessToken, path, revision: commit, fetch: fileFetch });
+  // The client puts the path into the URL as it is: a name with "#" or "?" (pyvene's intkey_…#0.bin) needs escaping.
+  const urlPath = path.split("/").map(encodeURIComponent).join("/");
+  const info = await fileDownloadInfo({ repo, hubUrl, accessToken, path: urlPath, revision: commit, fetch: fileFetch });
   if (info === null)
     throw new HubError("not_found", `${where}: the Hub lists ${path} at commit ${commit} but does not serve it`);
   const headers: Record<string, string> = accessToken ? { Authorization: `Bearer ${accessToken}` } : {};
