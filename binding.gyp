@@ -1,14 +1,16 @@
-# The native kernels (native/tsvene.c), built by `npm install` into build/Release/tsvene.node.
+# The native kernels (native/kernels.c, shared with the WebAssembly build, and the N-API glue with
+# OpenBLAS sgemm in native/tsvene.c), built by `npm install` into build/Release/tsvene.node.
 {
   "targets": [
     {
       "target_name": "tsvene",
-      "sources": ["native/tsvene.c"],
+      "sources": ["native/tsvene.c", "native/kernels.c"],
       # -fopenmp-simd: honour `#pragma omp simd` (vectorised double reductions) without OpenMP's
       # runtime. -fno-trapping-math: lets GCC if-convert the branch-free selects in the exp/tanh
       # code, which it otherwise refuses to vectorise; it only drops FP exception flags, which
       # nothing reads. No -ffast-math: the kernels rely on IEEE NaN/Inf and on evaluation order.
-      "cflags": ["-O3", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math"],
+      # -fvisibility=hidden: the kernels' C names stay private to the addon (N-API's entry is exported).
+      "cflags": ["-O3", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math", "-fvisibility=hidden"],
       "libraries": ["-lopenblas"]
     }
   ]

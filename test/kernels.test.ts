@@ -1,278 +1,48 @@
 /**
  * The kernel layer: the TypeScript kernels against float64 hand computations, the native kernels
- * against the TypeScript ones on random inputs, argument checking, and kernel selection.
+ * against the TypeScript ones on random inputs (test/support/kernel-agreement.ts; the WebAssembly
+ * kernels' run is in kernels-wasm.test.ts), argument checking in every set, and kernel selection.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { describe, it } from "node:test";
-import { jsKernels, kernels, nativeKernels, nativeLoadError, setKernels } from "../src/tensor/kernels/index.js";
+import { platform } from "../src/platform/index.js";
+import {
+  jsKernels,
+  kernels,
+  loadWasmKernels,
+  nativeKernels,
+  nativeLoadError,
+  setKernels,
+} from "../src/tensor/kernels/index.js";
 import type { Kernels } from "../src/tensor/kernels/index.js";
 import type { BinaryOp } from "../src/tensor/kernels/types.js";
+import { describeAgreement } from "./support/kernel-agreement.js";
+import {
+  assertClose,
+  assertSameValues,
+  BINARY_OPS,
+  binaryReference,
+  f32,
+  FLOAT32_ROUNDING,
+  i32,
+  layerNorm64,
+  numericGradient,
+  randomDims,
+  randomView,
+  rmsNorm64,
+  seededRandom,
+  softmax64,
+  stridedIndices,
+  type Tolerance,
+  uniform,
+  valuesWithSpecials,
+} from "./support/kernel-helpers.js";
 
-// ---------------------------------------------------------------------------------------------
-// Helpers.
-
-/** mulberry32: a small seeded PRNG, so failures reproduce. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function uniform(random: () => number, length: number, scale: number): Float32Array {
-  const out = new Float32Array(length);
-  for (let i = 0; i < length; i++) out[i] = (2 * random() - 1) * scale;
-  return out;
-}
-
-interface Tolerance {
-  rtol: number;
-  /** Absolute slack, one number or one per element. */
-  atol?: number | ArrayLike<number>;
-}
-
-/** |actual − expected| ≤ atol + rtol·|expected| elementwise; NaN matches NaN, ±Infinity itself. */
-function assertClose(
-  actual: ArrayLike<number>,
-  expected: ArrayLike<number>,
-  tolerance: Tolerance,
-  label: string,
-): void {
-  assert.equal(actual.length, expected.length, `${label}: length`);
-  let worst = -1;
-  let worstExcess = 0;
-  for (let i = 0; i < actual.length; i++) {
-    const a = actual[i];
-    const e = expected[i];
-    if (Number.isNaN(e) || !Number.isFinite(e)) {
-      assert.ok(Object.is(a, e) || (Number.isNaN(a) && Number.isNaN(e)), `${label}[${i}]: ${a}, expected ${e}`);
-      continue;
-    }
-    const atol = typeof tolerance.atol === "number" ? tolerance.atol : (tolerance.atol?.[i] ?? 0);
-    const excess = Math.abs(a - e) - (atol + tolerance.rtol * Math.abs(e));
-    if (!(excess <= worstExcess)) {
-      worst = i;
-      worstExcess = Number.isNaN(excess) ? Infinity : excess;
-    }
-  }
-  if (worst >= 0) {
-    assert.fail(
-      `${label}[${worst}]: ${actual[worst]}, expected ${expected[worst]} ` +
-        `(off by ${Math.abs(actual[worst] - expected[worst])})`,
-    );
-  }
-}
-
-/** Float32 rounding of an exact value: half an ulp, about 6e-8 relative. */
-const FLOAT32_ROUNDING: Tolerance = { rtol: 6e-8, atol: 1e-45 };
-
-function f32(values: readonly number[]): Float32Array {
-  return new Float32Array(values);
-}
-
-function i32(values: readonly number[]): Int32Array {
-  return new Int32Array(values);
-}
-
-/** Elementwise equality with NaN matching NaN and −0 told from +0. */
-function assertSameValues(actual: ArrayLike<number>, expected: ArrayLike<number>, label: string): void {
-  assert.equal(actual.length, expected.length, `${label}: length`);
-  for (let i = 0; i < actual.length; i++) {
-    if (!Object.is(actual[i], expected[i])) assert.fail(`${label}[${i}]: ${actual[i]}, expected ${expected[i]}`);
-  }
-}
-
-const bitsView = new DataView(new ArrayBuffer(4));
-
-/** Float32 values as integers in the order of the values (−0 and +0 both 0), so ulps subtract. */
-function orderedBits(value: number): number {
-  bitsView.setFloat32(0, value);
-  const bits = bitsView.getInt32(0);
-  return bits < 0 ? -(bits & 0x7fffffff) : bits;
-}
-
-/** Equal within `ulps` float32 ulps; NaN matches NaN, infinities only themselves. */
-function assertWithinUlps(actual: ArrayLike<number>, expected: ArrayLike<number>, ulps: number, label: string): void {
-  assert.equal(actual.length, expected.length, `${label}: length`);
-  for (let i = 0; i < actual.length; i++) {
-    const a = actual[i];
-    const e = expected[i];
-    if (Number.isNaN(e) || !Number.isFinite(e)) {
-      if (!(Object.is(a, e) || (Number.isNaN(a) && Number.isNaN(e))))
-        assert.fail(`${label}[${i}]: ${a}, expected ${e}`);
-    } else if (!(Math.abs(orderedBits(a) - orderedBits(e)) <= ulps)) {
-      assert.fail(`${label}[${i}]: ${a}, expected ${e} (${Math.abs(orderedBits(a) - orderedBits(e))} ulps apart)`);
-    }
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Strided operands: random layouts and a per-element reference.
-
-const BINARY_OPS: readonly BinaryOp[] = ["add", "sub", "mul", "div", "pow", "maximum"];
-
-interface StridedView {
-  data: Float32Array;
-  offset: number;
-  strides: Int32Array;
-}
-
-/**
- * A random view of shape `dims` into fresh storage: the dims stored in a random order (so strides
- * come permuted), some broadcast (stride 0) when allowed, padding between storage rows, a random
- * offset and slack at the end.
- */
-function randomView(
-  random: () => number,
-  dims: readonly number[],
-  broadcast: boolean,
-  values: (length: number) => Float32Array,
-): StridedView {
-  const rank = dims.length;
-  const order = Array.from({ length: rank }, (_, d) => d);
-  for (let k = rank - 1; k > 0; k--) {
-    const j = Math.floor(random() * (k + 1));
-    [order[k], order[j]] = [order[j], order[k]];
-  }
-  const strides = new Int32Array(rank);
-  let step = 1;
-  for (let k = rank - 1; k >= 0; k--) {
-    const d = order[k];
-    if (broadcast && random() < 0.3) continue; // stride 0
-    strides[d] = step;
-    step *= dims[d] + (random() < 0.25 ? 1 : 0);
-  }
-  const offset = Math.floor(random() * 5);
-  let last = offset;
-  for (let d = 0; d < rank; d++) last += Math.max(dims[d] - 1, 0) * strides[d];
-  return { data: values(last + 1 + Math.floor(random() * 3)), offset, strides };
-}
-
-/** The element each output position reads, by the definition: offset + Σ i_d·strides[d]. */
-function stridedIndices(dims: readonly number[], offset: number, strides: Int32Array): number[] {
-  const size = dims.reduce((p, d) => p * d, 1);
-  const indices: number[] = [];
-  for (let flat = 0; flat < size; flat++) {
-    let rest = flat;
-    let index = offset;
-    for (let d = dims.length - 1; d >= 0; d--) {
-      index += (rest % dims[d]) * strides[d];
-      rest = Math.floor(rest / dims[d]);
-    }
-    indices.push(index);
-  }
-  return indices;
-}
-
-/** One element of binaryStrided computed from its definition (pow as in C: pow(1, y) = pow(−1, ±inf) = 1). */
-function binaryReference(op: BinaryOp, x: number, y: number): number {
-  switch (op) {
-    case "add":
-      return x + y;
-    case "sub":
-      return x - y;
-    case "mul":
-      return x * y;
-    case "div":
-      return x / y;
-    case "pow":
-      return x === 1 || (x === -1 && Math.abs(y) === Infinity) ? 1 : x ** y;
-    case "maximum":
-      return x >= y || Number.isNaN(x) ? x : y;
-  }
-}
-
-/** Random float32 values with, at the given rate, NaN, ±inf, ±0, ±1, a subnormal and a huge value. */
-function valuesWithSpecials(random: () => number, scale: number, rate: number): (length: number) => Float32Array {
-  const specials = [NaN, Infinity, -Infinity, 0, -0, 1, -1, 1e-40, 3e38, 2];
-  return (length) => {
-    const out = uniform(random, length, scale);
-    for (let i = 0; i < length; i++) {
-      if (random() < rate) out[i] = specials[Math.floor(random() * specials.length)];
-    }
-    return out;
-  };
-}
-
-/** Shapes of rank 0 to 5 with dims 1, 2, 3 and 7, and sometimes a long last dim. */
-function randomDims(random: () => number, rank: number): number[] {
-  const choices = [1, 2, 3, 7];
-  const dims = Array.from({ length: rank }, () => choices[Math.floor(random() * choices.length)]);
-  if (rank > 0 && random() < 0.25) dims[rank - 1] = 37 + Math.floor(random() * 64);
-  return dims;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Float64 references for the finite-difference checks of the backward kernels.
-
-function layerNorm64(
-  x: Float64Array,
-  weight: Float64Array | null,
-  bias: Float64Array | null,
-  eps: number,
-  rows: number,
-  cols: number,
-): Float64Array {
-  const out = new Float64Array(rows * cols);
-  for (let r = 0; r < rows; r++) {
-    const row = x.subarray(r * cols, (r + 1) * cols);
-    const mean = row.reduce((s, v) => s + v, 0) / cols;
-    const variance = row.reduce((s, v) => s + (v - mean) ** 2, 0) / cols;
-    for (let j = 0; j < cols; j++) {
-      out[r * cols + j] = ((row[j] - mean) / Math.sqrt(variance + eps)) * (weight?.[j] ?? 1) + (bias?.[j] ?? 0);
-    }
-  }
-  return out;
-}
-
-function rmsNorm64(
-  x: Float64Array,
-  weight: Float64Array | null,
-  eps: number,
-  rows: number,
-  cols: number,
-): Float64Array {
-  const out = new Float64Array(rows * cols);
-  for (let r = 0; r < rows; r++) {
-    const row = x.subarray(r * cols, (r + 1) * cols);
-    const meanSquare = row.reduce((s, v) => s + v * v, 0) / cols;
-    for (let j = 0; j < cols; j++) out[r * cols + j] = (row[j] / Math.sqrt(meanSquare + eps)) * (weight?.[j] ?? 1);
-  }
-  return out;
-}
-
-function softmax64(x: Float64Array, rows: number, cols: number): Float64Array {
-  const out = new Float64Array(rows * cols);
-  for (let r = 0; r < rows; r++) {
-    const row = x.subarray(r * cols, (r + 1) * cols);
-    const max = Math.max(...row);
-    const sum = row.reduce((s, v) => s + Math.exp(v - max), 0);
-    for (let j = 0; j < cols; j++) out[r * cols + j] = Math.exp(row[j] - max) / sum;
-  }
-  return out;
-}
-
-/** ∂(Σ gradOut·f(v))/∂v by central differences; f runs in float64 on a perturbed copy of v. */
-function numericGradient(v: Float32Array, gradOut: Float32Array, f: (v: Float64Array) => Float64Array): Float64Array {
-  const h = 1e-6;
-  const point = Float64Array.from(v);
-  const loss = (): number => f(point).reduce((s, y, i) => s + gradOut[i] * y, 0);
-  const grad = new Float64Array(v.length);
-  for (let i = 0; i < v.length; i++) {
-    point[i] = v[i] + h;
-    const up = loss();
-    point[i] = v[i] - h;
-    const down = loss();
-    point[i] = v[i];
-    grad[i] = (up - down) / (2 * h);
-  }
-  return grad;
-}
+/** The WebAssembly kernels where build/wasm/tsvene.wasm is built (kernels-wasm.test.ts tests them). */
+const wasmKernels = loadWasmKernels(platform()).kernels;
+/** Every kernel set this machine has, the TypeScript one first. */
+const SETS = [jsKernels, nativeKernels, wasmKernels].filter((set): set is Kernels => set !== null);
 
 // ---------------------------------------------------------------------------------------------
 
@@ -695,397 +465,13 @@ describe("js kernels against float64 hand computations", () => {
 
 // ---------------------------------------------------------------------------------------------
 
-const skipNative = nativeKernels ? false : `native addon not built: ${nativeLoadError?.message}`;
+// ---------------------------------------------------------------------------------------------
 
-describe("native kernels agree with the js kernels", { skip: skipNative }, () => {
-  const native = nativeKernels as Kernels;
-
-  it("sgemmBatch: transposes, awkward sizes, batches, wide strides, alpha and beta", () => {
-    const random = seededRandom(1);
-    const shapes = [
-      [1, 1, 1],
-      [1, 7, 5],
-      [7, 1, 5],
-      [6, 5, 1],
-      [33, 65, 17],
-      [64, 48, 96],
-    ];
-    const scalars = [
-      [1, 0],
-      [0.5, 2],
-      [-1.5, 0.25],
-    ];
-    let checked = 0;
-    for (const [m, n, k] of shapes) {
-      for (const transA of [false, true]) {
-        for (const transB of [false, true]) {
-          const [alpha, beta] = scalars[checked++ % scalars.length];
-          const batch = 3;
-          const [aRows, aCols] = transA ? [k, m] : [m, k];
-          const [bRows, bCols] = transB ? [n, k] : [k, n];
-          // Row strides wider than the matrices, and gaps between the matrices of the batch.
-          const lda = aCols + 2;
-          const ldb = bCols + 1;
-          const ldc = n + 3;
-          const aOffsets = Int32Array.from({ length: batch }, (_, i) => 5 + i * (aRows * lda + 3));
-          const bOffsets = Int32Array.from({ length: batch }, (_, i) => i * (bRows * ldb + 1));
-          const cOffsets = Int32Array.from({ length: batch }, (_, i) => 2 + i * (m * ldc + 4));
-          const a = uniform(random, aOffsets[batch - 1] + aRows * lda, 1);
-          const b = uniform(random, bOffsets[batch - 1] + bRows * ldb, 1);
-          const c = uniform(random, cOffsets[batch - 1] + m * ldc + 2, 1);
-          const cNative = c.slice();
-          const cJs = c.slice();
-          native.sgemmBatch(
-            transA,
-            transB,
-            m,
-            n,
-            k,
-            alpha,
-            a,
-            lda,
-            aOffsets,
-            b,
-            ldb,
-            bOffsets,
-            beta,
-            cNative,
-            ldc,
-            cOffsets,
-          );
-          jsKernels.sgemmBatch(
-            transA,
-            transB,
-            m,
-            n,
-            k,
-            alpha,
-            a,
-            lda,
-            aOffsets,
-            b,
-            ldb,
-            bOffsets,
-            beta,
-            cJs,
-            ldc,
-            cOffsets,
-          );
-          // Entries are sums of k products of magnitude ≤ 1: scale the tolerance by k.
-          const label = `sgemm ${m}×${n}×${k} transA=${transA} transB=${transB}`;
-          assertClose(cNative, cJs, { rtol: 1e-5, atol: 1e-5 * (Math.abs(alpha) * k + Math.abs(beta)) }, label);
-          // Padding and gaps are untouched (both are compared to the original there).
-          const touched = new Uint8Array(c.length);
-          for (const offset of cOffsets) {
-            for (let i = 0; i < m; i++) touched.fill(1, offset + i * ldc, offset + i * ldc + n);
-          }
-          touched.forEach((t, i) => {
-            if (!t) assert.equal(cNative[i], c[i], `${label}: wrote outside C at ${i}`);
-          });
-        }
-      }
-    }
-  });
-
-  it("sgemmBatch: beta = 0 ignores NaN in C, alpha = 0 ignores A and B, k = 0 scales C", () => {
-    const one = new Int32Array([0]);
-    const b = f32([7, 8, 9, 10, 11, 12]);
-    const c = f32([NaN, NaN, NaN, NaN]);
-    native.sgemmBatch(false, false, 2, 2, 3, 1, f32([1, 2, 3, 4, 5, 6]), 3, one, b, 2, one, 0, c, 2, one);
-    assert.deepEqual(Array.from(c), [58, 64, 139, 154]);
-    const scaled = f32([1, 2, 3, 4]);
-    native.sgemmBatch(false, false, 2, 2, 3, 0, f32([NaN, 0, 0, 0, 0, 0]), 3, one, b, 2, one, 2, scaled, 2, one);
-    assert.deepEqual(Array.from(scaled), [2, 4, 6, 8]);
-    native.sgemmBatch(false, false, 2, 2, 0, 1, f32([]), 0, one, f32([]), 2, one, 3, scaled, 2, one);
-    assert.deepEqual(Array.from(scaled), [6, 12, 18, 24]);
-  });
-
-  /** binaryStrided in both sets on the same operands: identical results, pow within 2 ulp. */
-  function compareBinary(op: BinaryOp, dims: readonly number[], a: StridedView, b: StridedView, label: string): void {
-    const size = dims.reduce((p, d) => p * d, 1);
-    const outNative = new Float32Array(size);
-    const outJs = new Float32Array(size);
-    native.binaryStrided(op, i32(dims), a.data, a.offset, a.strides, b.data, b.offset, b.strides, outNative);
-    jsKernels.binaryStrided(op, i32(dims), a.data, a.offset, a.strides, b.data, b.offset, b.strides, outJs);
-    if (op === "pow") assertWithinUlps(outNative, outJs, 2, label);
-    else assertSameValues(outNative, outJs, label);
-  }
-
-  it("binaryStrided: every op on random shapes of rank 0 to 5 with permuted, broadcast and offset operands", () => {
-    const random = seededRandom(12);
-    for (let trial = 0; trial < 600; trial++) {
-      const dims = randomDims(random, trial % 6);
-      const op = BINARY_OPS[Math.floor(trial / 6) % BINARY_OPS.length];
-      // pow: bases and exponents of both signs, integral exponents among them (negative bases then
-      // give finite results), magnitudes that reach overflow and underflow.
-      const values =
-        op === "pow"
-          ? (length: number) =>
-              valuesWithSpecials(random, 6, 0.05)(length).map((v) => (random() < 0.3 ? Math.round(v) : v))
-          : valuesWithSpecials(random, 100, 0.05);
-      const a = randomView(random, dims, random() < 0.7, values);
-      const b = randomView(random, dims, random() < 0.7, values);
-      compareBinary(op, dims, a, b, `${op} dims [${dims}] aStrides [${a.strides}] bStrides [${b.strides}]`);
-    }
-  });
-
-  it("binaryStrided: each specialised stride pair on long rows, at unaligned offsets", () => {
-    const random = seededRandom(13);
-    const n = 1027;
-    const values = valuesWithSpecials(random, 3, 0.01);
-    for (const [as, bs] of [
-      [1, 1],
-      [1, 0],
-      [0, 1],
-      [0, 0],
-      [2, 3],
-      [3, 0],
-    ]) {
-      for (const op of BINARY_OPS) {
-        // Two rows, so the second starts mid-array: [2, n] with row strides n·as + 1 (padding).
-        const a: StridedView = { data: values(2 * (n * as + 1) + 3), offset: 3, strides: i32([n * as + 1, as]) };
-        const b: StridedView = { data: values(2 * (n * bs + 1) + 1), offset: 1, strides: i32([n * bs + 1, bs]) };
-        compareBinary(op, [2, n], a, b, `${op} strides (${as}, ${bs})`);
-      }
-    }
-  });
-
-  it("binaryStrided: NaN propagates through maximum from either side, in every stride case", () => {
-    const n = 37;
-    const withNaN = Float32Array.from({ length: n }, (_, i) => (i % 3 === 0 ? NaN : i - 18));
-    const plain = Float32Array.from({ length: n }, (_, i) => 18 - i);
-    for (const [as, bs] of [
-      [1, 1],
-      [1, 0],
-      [0, 1],
-      [2, 1],
-    ]) {
-      for (const [a, b] of [
-        [withNaN, plain],
-        [plain, withNaN],
-      ]) {
-        const out = new Float32Array(Math.ceil(n / 2));
-        const dims = i32([out.length]);
-        native.binaryStrided("maximum", dims, a, 0, i32([as]), b, 0, i32([bs]), out);
-        const expected = new Float32Array(out.length);
-        jsKernels.binaryStrided("maximum", dims, a, 0, i32([as]), b, 0, i32([bs]), expected);
-        assertSameValues(out, expected, `maximum strides (${as}, ${bs})`);
-        out.forEach((v, i) => {
-          if (Number.isNaN(a[i * as]) || Number.isNaN(b[i * bs])) assert.ok(Number.isNaN(v), `maximum[${i}] is NaN`);
-        });
-      }
-    }
-  });
-
-  it("binaryStrided works in place on contiguous operands", () => {
-    const random = seededRandom(14);
-    const x = uniform(random, 100, 3);
-    const y = uniform(random, 100, 3);
-    const expected = new Float32Array(100);
-    native.binaryStrided("mul", i32([100]), x, 0, i32([1]), y, 0, i32([1]), expected);
-    native.binaryStrided("mul", i32([100]), x, 0, i32([1]), y, 0, i32([1]), x);
-    assert.deepEqual(x, expected);
-  });
-
-  it("copyStrided: random permutes, expands and slices of rank 0 to 5, and long rows", () => {
-    const random = seededRandom(15);
-    const check = (dims: readonly number[], src: StridedView, label: string) => {
-      const size = dims.reduce((p, d) => p * d, 1);
-      const outNative = new Float32Array(size);
-      const outJs = new Float32Array(size);
-      native.copyStrided(i32(dims), src.data, src.offset, src.strides, outNative);
-      jsKernels.copyStrided(i32(dims), src.data, src.offset, src.strides, outJs);
-      assertSameValues(outNative, outJs, label);
-      assertSameValues(
-        outJs,
-        stridedIndices(dims, src.offset, src.strides).map((i) => src.data[i]),
-        `${label} (definition)`,
-      );
-    };
-    const values = valuesWithSpecials(random, 10, 0.05);
-    for (let trial = 0; trial < 300; trial++) {
-      const dims = randomDims(random, trial % 6);
-      const src = randomView(random, dims, random() < 0.5, values);
-      check(dims, src, `dims [${dims}] strides [${src.strides}] offset ${src.offset}`);
-    }
-    // Transposes of matrices that do not divide into tiles, batched; a wide broadcast; a long slice.
-    for (const [rows, cols] of [
-      [1, 300],
-      [300, 1],
-      [37, 53],
-      [64, 64],
-      [130, 9],
-    ]) {
-      const data = values(2 * rows * cols + 5);
-      check([2, cols, rows], { data, offset: 5, strides: i32([rows * cols, 1, cols]) }, `transpose ${rows}×${cols}`);
-    }
-    check([1000, 3], { data: values(4), offset: 1, strides: i32([0, 1]) }, "broadcast rows");
-    check([3, 1000], { data: values(4), offset: 1, strides: i32([1, 0]) }, "broadcast columns");
-    check([3, 999], { data: values(3 * 1001), offset: 2, strides: i32([1001, 1]) }, "slice");
-  });
-
-  const special = [0, -0, 1e-30, -1e-30, Infinity, -Infinity, NaN, 88.5, -88.5, 89, -89, 104, -104];
-  const unaryNames = ["geluTanh", "geluErf", "silu", "exp", "tanh"] as const;
-  for (const name of unaryNames) {
-    it(`${name} on sizes 1, 7 and 1000, scales up to ±100, and special values`, () => {
-      const random = seededRandom(name.length);
-      // The view checks that the addon honours a typed array's byte offset.
-      const inputs = [
-        f32([0.3]),
-        uniform(random, 7, 3),
-        uniform(random, 1000, 5),
-        uniform(random, 1000, 20),
-        uniform(random, 1000, 100),
-        f32(special),
-        uniform(random, 20, 3).subarray(5, 12),
-      ];
-      for (const x of inputs) {
-        const outNative = new Float32Array(x.length);
-        const outJs = new Float32Array(x.length);
-        native[name](x, outNative);
-        jsKernels[name](x, outJs);
-        // The atol covers subnormal results (|y| < 1.2e-38), which carry fewer bits.
-        assertClose(outNative, outJs, { rtol: 1e-6, atol: 1e-37 }, `${name} (${x.length} values)`);
-      }
-    });
-  }
-
-  for (const name of ["geluTanhBackward", "geluErfBackward", "siluBackward"] as const) {
-    it(`${name} on sizes 1, 7 and 1000, and scales up to ±100`, () => {
-      const random = seededRandom(name.length);
-      const inputs = [
-        f32([0.3]),
-        uniform(random, 7, 3),
-        uniform(random, 1000, 5),
-        uniform(random, 1000, 20),
-        uniform(random, 1000, 100),
-      ];
-      for (const x of inputs) {
-        const gradOut = uniform(random, x.length, 2);
-        const gradNative = new Float32Array(x.length);
-        const gradJs = new Float32Array(x.length);
-        native[name](x, gradOut, gradNative);
-        jsKernels[name](x, gradOut, gradJs);
-        // The derivatives cross zero (e.g. near x = −0.75), where only absolute accuracy means anything.
-        const atol = gradOut.map((g) => 1e-6 * Math.abs(g));
-        assertClose(gradNative, gradJs, { rtol: 1e-6, atol }, `${name} (${x.length} values)`);
-      }
-    });
-  }
-
-  it("elementwise kernels work in place", () => {
-    const x = uniform(seededRandom(3), 100, 4);
-    const expected = new Float32Array(x.length);
-    native.geluTanh(x, expected);
-    const inPlace = x.slice();
-    native.geluTanh(inPlace, inPlace);
-    assert.deepEqual(inPlace, expected);
-  });
-
-  it("softmaxRows and its backward, with −inf masks and large magnitudes", () => {
-    const random = seededRandom(4);
-    for (const [rows, cols] of [
-      [1, 1],
-      [3, 7],
-      [16, 128],
-      [4, 1000],
-    ]) {
-      for (const scale of [1, 20, 100]) {
-        const x = uniform(random, rows * cols, scale);
-        // A causal mask on the first rows, and one row masked entirely (which gives NaN).
-        for (let r = 0; r < rows; r++) for (let j = r + 1; j < cols; j++) if (r < 3) x[r * cols + j] = -Infinity;
-        if (rows > 2) x.fill(-Infinity, 2 * cols, 3 * cols);
-        const yNative = new Float32Array(rows * cols);
-        const yJs = new Float32Array(rows * cols);
-        native.softmaxRows(x, rows, cols, yNative);
-        jsKernels.softmaxRows(x, rows, cols, yJs);
-        const label = `softmax ${rows}×${cols} scale ${scale}`;
-        assertClose(yNative, yJs, { rtol: 1e-6, atol: 1e-37 }, label);
-
-        const y = yJs.map((v) => (Number.isNaN(v) ? 0 : v));
-        const gradOut = uniform(random, rows * cols, 1);
-        const gradNative = new Float32Array(rows * cols);
-        const gradJs = new Float32Array(rows * cols);
-        native.softmaxRowsBackward(y, gradOut, rows, cols, gradNative);
-        jsKernels.softmaxRowsBackward(y, gradOut, rows, cols, gradJs);
-        // y·(g − Σg·y) cancels inside the bracket: allow error relative to y·max|g|.
-        assertClose(gradNative, gradJs, { rtol: 1e-6, atol: y.map((v) => 1e-6 * v) }, `${label} backward`);
-      }
-    }
-  });
-
-  it("softmaxRows works in place", () => {
-    const x = uniform(seededRandom(5), 3 * 10, 5);
-    const expected = new Float32Array(x.length);
-    native.softmaxRows(x, 3, 10, expected);
-    native.softmaxRows(x, 3, 10, x);
-    assert.deepEqual(x, expected);
-  });
-
-  it("layerNormRows, rmsNormRows and their backwards, with and without weight and bias", () => {
-    const random = seededRandom(6);
-    for (const [rows, cols] of [
-      [1, 1],
-      [3, 7],
-      [5, 768],
-    ]) {
-      for (const offset of [0, 30]) {
-        for (const affine of [false, true]) {
-          const label = `${rows}×${cols} offset ${offset} affine=${affine}`;
-          // A large offset makes the mean dominate the spread: the two-pass variance must hold.
-          const x = uniform(random, rows * cols, 2).map((v) => v + offset);
-          const weight = affine ? uniform(random, cols, 2) : null;
-          const bias = affine ? uniform(random, cols, 1) : null;
-          const gradOut = uniform(random, rows * cols, 1);
-          const eps = 1e-5;
-          const run = (k: Kernels) => {
-            const out = new Float32Array(rows * cols);
-            const mean = new Float32Array(rows);
-            const rstd = new Float32Array(rows);
-            k.layerNormRows(x, weight, bias, eps, rows, cols, out, mean, rstd);
-            const gradX = new Float32Array(rows * cols);
-            const gradWeight = affine ? new Float32Array(cols).fill(0.5) : null;
-            const gradBias = affine ? new Float32Array(cols).fill(-0.5) : null;
-            k.layerNormRowsBackward(x, weight, mean, rstd, gradOut, rows, cols, gradX, gradWeight, gradBias);
-            const rmsOut = new Float32Array(rows * cols);
-            const rmsRstd = new Float32Array(rows);
-            k.rmsNormRows(x, weight, eps, rows, cols, rmsOut, rmsRstd);
-            const rmsGradX = new Float32Array(rows * cols);
-            const rmsGradWeight = affine ? new Float32Array(cols).fill(0.5) : null;
-            k.rmsNormRowsBackward(x, weight, rmsRstd, gradOut, rows, cols, rmsGradX, rmsGradWeight);
-            return { out, mean, rstd, gradX, gradWeight, gradBias, rmsOut, rmsRstd, rmsGradX, rmsGradWeight };
-          };
-          const n = run(native);
-          const j = run(jsKernels);
-          // Normalised values are O(1)·weight; gradients O(rstd·|g|·|w|), summed over rows for weight.
-          const maxRstd = Math.max(...j.rstd, ...j.rmsRstd);
-          const scale = 1e-6 * maxRstd * (affine ? 2 : 1);
-          assertClose(n.out, j.out, { rtol: 1e-6, atol: 1e-6 * (affine ? 4 : 1) }, `layerNorm out ${label}`);
-          assertClose(n.mean, j.mean, { rtol: 1e-7 }, `layerNorm mean ${label}`);
-          assertClose(n.rstd, j.rstd, { rtol: 1e-7 }, `layerNorm rstd ${label}`);
-          assertClose(n.gradX, j.gradX, { rtol: 1e-6, atol: scale }, `layerNorm gradX ${label}`);
-          if (n.gradWeight && j.gradWeight) {
-            assertClose(n.gradWeight, j.gradWeight, { rtol: 1e-6, atol: 1e-6 * rows }, `layerNorm gradWeight ${label}`);
-          }
-          if (n.gradBias && j.gradBias) {
-            assertClose(n.gradBias, j.gradBias, { rtol: 1e-6, atol: 1e-6 * rows }, `layerNorm gradBias ${label}`);
-          }
-          assertClose(n.rmsOut, j.rmsOut, { rtol: 1e-6, atol: 1e-6 * (affine ? 2 : 1) }, `rmsNorm out ${label}`);
-          assertClose(n.rmsRstd, j.rmsRstd, { rtol: 1e-7 }, `rmsNorm rstd ${label}`);
-          assertClose(n.rmsGradX, j.rmsGradX, { rtol: 1e-6, atol: scale }, `rmsNorm gradX ${label}`);
-          if (n.rmsGradWeight && j.rmsGradWeight) {
-            assertClose(
-              n.rmsGradWeight,
-              j.rmsGradWeight,
-              { rtol: 1e-6, atol: 1e-6 * rows },
-              `rmsNorm gradWeight ${label}`,
-            );
-          }
-        }
-      }
-    }
-  });
-});
+describeAgreement(
+  "native",
+  nativeKernels,
+  nativeKernels ? false : `native addon not built: ${nativeLoadError?.message}`,
+);
 
 // ---------------------------------------------------------------------------------------------
 
@@ -1284,11 +670,10 @@ describe("argument checks", () => {
       /^copyStrided: srcOffset must be an integer in \[0, 2\^31\), got 0\.5$/,
     ],
   ];
-  const sets = nativeKernels ? [jsKernels, nativeKernels] : [jsKernels];
   for (const [what, call, errorClass, message] of badCalls) {
     it(`rejects ${what} with the same error in every kernel set`, () => {
       const snapshot = x.slice();
-      for (const k of sets)
+      for (const k of SETS)
         assert.throws(
           () => call(k),
           (e: unknown) => e instanceof errorClass && message.test((e as Error).message),
@@ -1300,15 +685,14 @@ describe("argument checks", () => {
 });
 
 describe("strided kernels accept what reads nothing out of bounds", () => {
-  const sets = nativeKernels ? [jsKernels, nativeKernels] : [jsKernels];
   it("an empty shape reads nothing, so any offset and stride pass", () => {
-    for (const k of sets) {
+    for (const k of SETS) {
       k.binaryStrided("div", i32([3, 0]), f32([]), 7, i32([1000, 1000]), f32([1]), 0, i32([0, 0]), new Float32Array(0));
       k.copyStrided(i32([0]), f32([]), 7, i32([5]), new Float32Array(0));
     }
   });
   it("the last element of each array is reachable", () => {
-    for (const k of sets) {
+    for (const k of SETS) {
       const out = new Float32Array(4);
       k.copyStrided(i32([2, 2]), f32([0, 1, 2, 3, 4, 5, 6, 7]), 2, i32([3, 2]), out);
       assert.deepEqual(Array.from(out), [2, 4, 5, 7], k.name);
@@ -1317,7 +701,7 @@ describe("strided kernels accept what reads nothing out of bounds", () => {
 });
 
 describe("kernel selection", () => {
-  it("setKernels switches the active set, and refuses native when it is not loaded", () => {
+  it("setKernels switches the active set, and refuses native or wasm when it is not loaded", () => {
     const before = kernels();
     try {
       setKernels("js");
@@ -1328,7 +712,16 @@ describe("kernel selection", () => {
       } else {
         assert.throws(() => setKernels("native"), /addon is unavailable/);
       }
-      assert.throws(() => setKernels("wasm" as never), /must be "js" or "native"/);
+      if (wasmKernels) {
+        setKernels("wasm");
+        assert.equal(kernels().name, "wasm");
+      } else {
+        assert.throws(() => setKernels("wasm"), /asks for the WebAssembly kernels, but they are unavailable/);
+      }
+      assert.throws(
+        () => setKernels("gpu" as never),
+        /^Error: setKernels: name must be "js", "wasm" or "native", got "gpu"$/,
+      );
     } finally {
       setKernels(before.name);
     }
@@ -1345,8 +738,11 @@ describe("kernel selection", () => {
     const js = run("js");
     assert.equal(js.stdout.trim(), "js");
     assert.equal(js.stderr, "", "no warning when js is asked for");
-    assert.match(run("gpu").stderr, /TSVENE_KERNELS must be "js" or "native", got "gpu"/);
+    assert.match(run("gpu").stderr, /TSVENE_KERNELS must be "js", "wasm" or "native", got "gpu"/);
     if (nativeKernels) assert.equal(run("native").stdout.trim(), "native");
     else assert.match(run("native").stderr, /TSVENE_KERNELS=native asks for the native kernels/);
+    const wasm = run("wasm");
+    if (wasmKernels) assert.deepEqual([wasm.stdout.trim(), wasm.stderr], ["wasm", ""], "wasm, without a warning");
+    else assert.match(wasm.stderr, /TSVENE_KERNELS=wasm asks for the WebAssembly kernels/);
   });
 });

@@ -231,7 +231,7 @@ describe("kernel choice on a platform without the addon", () => {
           "this platform has no native addon",
       ),
     );
-    assert.match(choose("gpu").error ?? "", /TSVENE_KERNELS must be "js" or "native", got "gpu"/);
+    assert.match(choose("gpu").error ?? "", /TSVENE_KERNELS must be "js", "wasm" or "native", got "gpu"/);
   });
 });
 

@@ -11,7 +11,7 @@ import { defaultPlatform } from "./default.js";
 import type { Platform } from "./types.js";
 
 export type { Platform } from "./types.js";
-export { portablePlatform } from "./portable.js";
+export { createPortablePlatform, portablePlatform, type PortablePlatformOptions } from "./portable.js";
 
 let installed: Platform | null = null;
 

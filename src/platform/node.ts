@@ -1,9 +1,10 @@
 /**
  * The Node platform: environment variables, the N-API addon built from native/tsvene.c by
- * `npm install` (node-gyp) into build/Release/tsvene.node at the package root, and the package
- * root itself. The only module outside io/ and cli/ that imports from node:.
+ * `npm install` (node-gyp) into build/Release/tsvene.node at the package root, the WebAssembly
+ * kernels built by scripts/build-wasm.ts into build/wasm/tsvene.wasm, and the package root itself.
+ * The only module outside io/ and cli/ that imports from node:.
  */
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -35,6 +36,11 @@ export const nodePlatform: Platform = {
     if (!existsSync(path)) throw new Error(`${path} does not exist; run npm install to build it`);
     const exports = createRequire(import.meta.url)(path) as Record<string, unknown>;
     return { path, exports };
+  },
+  wasmKernelBytes() {
+    const path = join(packageRoot(), "build", "wasm", "tsvene.wasm");
+    if (!existsSync(path)) throw new Error(`${path} does not exist; run npm run build:wasm (needs clang and lld)`);
+    return readFileSync(path);
   },
   packagePath: (...segments) => join(packageRoot(), ...segments),
   emitWarning: (message, code) => process.emitWarning(message, { code }),

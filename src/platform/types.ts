@@ -1,7 +1,7 @@
 /**
  * What the core (tensor nn models intervene sweeps viz) needs from the machine it runs on, and
- * nothing more: the settings of the environment, the native kernel addon, files shipped inside
- * the package, and a way to raise a warning. Node provides all of it (node.ts); a browser
+ * nothing more: the settings of the environment, the native kernel addon and the WebAssembly
+ * kernels, files shipped inside the package, and a way to raise a warning. Node provides all of it (node.ts); a browser
  * provides what it can (portable.ts). File and Hub I/O are not here: they are the io layer's.
  */
 export interface Platform {
@@ -14,6 +14,11 @@ export interface Platform {
    * says why when there is none (not built, no OpenBLAS, not Node); the caller checks the exports.
    */
   loadNativeAddon(): { path: string; exports: Record<string, unknown> };
+  /**
+   * The bytes of the WebAssembly kernel module (build/wasm/tsvene.wasm), the middle tier between
+   * the addon and the TypeScript kernels. Throws an Error that says why when there are none.
+   */
+  wasmKernelBytes(): Uint8Array;
   /** A path inside the package (the folder holding tsvene's package.json), e.g. ("models", "default"). */
   packagePath(...segments: string[]): string;
   /** Raises a warning other than the console's (Node: process.emitWarning with this code). */

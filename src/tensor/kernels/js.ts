@@ -1,154 +1,30 @@
 /**
- * The portable kernels in plain TypeScript: the fallback where the native addon is not built
- * (and later the browser), and the reference the native kernels are tested against. Arithmetic
- * runs in float64 (JS numbers) and is rounded to float32 once, when stored.
+ * The portable kernels in plain TypeScript: the fallback where neither the native addon nor the
+ * WebAssembly kernels load, and the reference both are tested against. Arithmetic runs in float64
+ * (JS numbers) and is rounded to float32 once, when stored.
  *
- * Argument rules, shared with native/tsvene.c (same checks, same messages): arrays have the exact
- * lengths the sizes imply (elementwise outputs as long as x; row kernels rows·cols, rows or cols);
- * sgemmBatch needs each matrix of the batch inside its array, binaryStrided and copyStrided every
- * element they read. Except in sgemmBatch and the strided kernels, an output may be the same array
- * as an input of its shape (in-place use); binaryStrided allows it only for an operand read
- * contiguously from offset 0.
+ * Arguments are checked by checks.ts (the rules and messages native/tsvene.c shares). Except in
+ * sgemmBatch and the strided kernels, an output may be the same array as an input of its shape
+ * (in-place use); binaryStrided allows it only for an operand read contiguously from offset 0.
  */
+import {
+  checkBinaryStrided,
+  checkCopyStrided,
+  checkLayerNormRows,
+  checkLayerNormRowsBackward,
+  checkRmsNormRows,
+  checkRmsNormRowsBackward,
+  checkSgemmBatch,
+  checkSoftmaxRows,
+  checkSoftmaxRowsBackward,
+  checkUnary,
+  checkUnaryBackward,
+} from "./checks.js";
 import type { BinaryOp, Kernels } from "./types.js";
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 const GELU_TANH_CUBIC = 0.044715;
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
-
-// ---------------------------------------------------------------------------------------------
-// Argument checks.
-
-function checkFloat32(kernel: string, name: string, value: unknown): void {
-  if (!(value instanceof Float32Array)) throw new TypeError(`${kernel}: ${name} must be a Float32Array`);
-}
-
-function checkOptionalRow(kernel: string, name: string, value: unknown, cols: number): void {
-  if (value === null) return;
-  if (!(value instanceof Float32Array)) throw new TypeError(`${kernel}: ${name} must be a Float32Array or null`);
-  checkLength(kernel, name, value.length, cols, "cols");
-}
-
-function checkInt32(kernel: string, name: string, value: unknown): void {
-  if (!(value instanceof Int32Array)) throw new TypeError(`${kernel}: ${name} must be an Int32Array`);
-}
-
-function checkNumber(kernel: string, name: string, value: unknown): void {
-  if (typeof value !== "number") throw new TypeError(`${kernel}: ${name} must be a number`);
-}
-
-function checkBoolean(kernel: string, name: string, value: unknown): void {
-  if (typeof value !== "boolean") throw new TypeError(`${kernel}: ${name} must be a boolean`);
-}
-
-/** Sizes are capped at 2^31 − 1 because the native kernels hand them to OpenBLAS as int. */
-function checkSize(kernel: string, name: string, value: unknown): void {
-  checkNumber(kernel, name, value);
-  const size = value as number;
-  if (!(Number.isInteger(size) && size >= 0 && size <= 0x7fffffff)) {
-    throw new RangeError(`${kernel}: ${name} must be an integer in [0, 2^31), got ${size}`);
-  }
-}
-
-function checkLength(kernel: string, name: string, length: number, expected: number, what: string): void {
-  if (length !== expected) {
-    throw new RangeError(`${kernel}: ${name} has ${length} elements; expected ${what} = ${expected}`);
-  }
-}
-
-function checkUnary(kernel: string, x: Float32Array, out: Float32Array): void {
-  checkFloat32(kernel, "x", x);
-  checkFloat32(kernel, "out", out);
-  checkLength(kernel, "out", out.length, x.length, "x.length");
-}
-
-function checkUnaryBackward(kernel: string, x: Float32Array, gradOut: Float32Array, gradIn: Float32Array): void {
-  checkFloat32(kernel, "x", x);
-  checkFloat32(kernel, "gradOut", gradOut);
-  checkFloat32(kernel, "gradIn", gradIn);
-  checkLength(kernel, "gradOut", gradOut.length, x.length, "x.length");
-  checkLength(kernel, "gradIn", gradIn.length, x.length, "x.length");
-}
-
-/**
- * One operand of sgemmBatch: its leading dimension, and every matrix of the batch inside the array.
- * Unlike BLAS, ld = 0 is accepted for a matrix without columns (e.g. k = 0), as shape code computes it.
- */
-function checkSgemmOperand(
-  arrayName: string,
-  arrayLength: number,
-  ldName: string,
-  ld: number,
-  offsetsName: string,
-  offsets: Int32Array,
-  storedRows: number,
-  storedCols: number,
-): void {
-  if (ld < storedCols) {
-    throw new RangeError(
-      `sgemmBatch: ${ldName} must be at least ${storedCols} (the columns of the stored ${arrayName}), got ${ld}`,
-    );
-  }
-  const extent = storedRows === 0 || storedCols === 0 ? 0 : (storedRows - 1) * ld + storedCols;
-  for (let i = 0; i < offsets.length; i++) {
-    if (offsets[i] < 0) throw new RangeError(`sgemmBatch: ${offsetsName}[${i}] is negative (${offsets[i]})`);
-    if (offsets[i] + extent > arrayLength) {
-      throw new RangeError(
-        `sgemmBatch: ${arrayName} is too short for matrix ${i}: ` +
-          `offset ${offsets[i]} + extent ${extent} > length ${arrayLength}`,
-      );
-    }
-  }
-}
-
-/**
- * Checks dims (no entry negative) and returns their product, 0 when an entry is 0. Products above
- * 2^53 are refused. native/tsvene.c computes the same double products, so messages agree.
- */
-function checkDims(kernel: string, dims: Int32Array): number {
-  let product = 1;
-  let empty = false;
-  for (let d = 0; d < dims.length; d++) {
-    if (dims[d] < 0) throw new RangeError(`${kernel}: dims[${d}] is negative (${dims[d]})`);
-    if (dims[d] === 0) empty = true;
-    product *= dims[d];
-  }
-  if (empty) return 0;
-  if (product > 2 ** 53) throw new RangeError(`${kernel}: the product of dims is above 2^53`);
-  return product;
-}
-
-function checkStrides(kernel: string, name: string, strides: Int32Array, rank: number): void {
-  checkLength(kernel, name, strides.length, rank, "dims.length");
-  for (let d = 0; d < rank; d++) {
-    if (strides[d] < 0) throw new RangeError(`${kernel}: ${name}[${d}] is negative (${strides[d]})`);
-  }
-}
-
-/**
- * One strided operand lies inside its array: the last element read, offset + Σ (dims[d] − 1)·
- * strides[d], is below the length (dims all ≥ 1 here). Summed in float64 in the same order as the
- * native check: exact below 2^53, and never below the length when the exact sum is not.
- */
-function checkExtent(
-  kernel: string,
-  arrayName: string,
-  length: number,
-  offsetName: string,
-  offset: number,
-  stridesName: string,
-  strides: Int32Array,
-  dims: Int32Array,
-): void {
-  let last = offset;
-  for (let d = 0; d < dims.length; d++) last += (dims[d] - 1) * strides[d];
-  if (last >= length) {
-    throw new RangeError(
-      `${kernel}: ${arrayName} is too short: ${offsetName} + sum((dims[d] - 1) * ` +
-        `${stridesName}[d]) = ${last}, but ${arrayName} has ${length} elements`,
-    );
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Strided loops.
@@ -198,7 +74,7 @@ type BinaryRow = (
 ) => void;
 
 /** pow as in C (and PyTorch): Math.pow gives NaN for pow(1, NaN) and pow(−1, ±inf), C gives 1. */
-function powC(x: number, y: number): number {
+export function powC(x: number, y: number): number {
   if (x === 1 || (x === -1 && (y === Infinity || y === -Infinity))) return 1;
   return x ** y;
 }
@@ -446,32 +322,7 @@ export const jsKernels: Kernels = {
   name: "js",
 
   sgemmBatch(transA, transB, m, n, k, alpha, a, lda, aOffsets, b, ldb, bOffsets, beta, c, ldc, cOffsets) {
-    const kernel = "sgemmBatch";
-    checkBoolean(kernel, "transA", transA);
-    checkBoolean(kernel, "transB", transB);
-    checkSize(kernel, "m", m);
-    checkSize(kernel, "n", n);
-    checkSize(kernel, "k", k);
-    checkNumber(kernel, "alpha", alpha);
-    checkFloat32(kernel, "a", a);
-    checkSize(kernel, "lda", lda);
-    checkInt32(kernel, "aOffsets", aOffsets);
-    checkFloat32(kernel, "b", b);
-    checkSize(kernel, "ldb", ldb);
-    checkInt32(kernel, "bOffsets", bOffsets);
-    checkNumber(kernel, "beta", beta);
-    checkFloat32(kernel, "c", c);
-    checkSize(kernel, "ldc", ldc);
-    checkInt32(kernel, "cOffsets", cOffsets);
-    if (bOffsets.length !== aOffsets.length || cOffsets.length !== aOffsets.length) {
-      throw new RangeError(
-        `${kernel}: aOffsets, bOffsets and cOffsets must have the same length, ` +
-          `got ${aOffsets.length}, ${bOffsets.length} and ${cOffsets.length}`,
-      );
-    }
-    checkSgemmOperand("a", a.length, "lda", lda, "aOffsets", aOffsets, transA ? k : m, transA ? m : k);
-    checkSgemmOperand("b", b.length, "ldb", ldb, "bOffsets", bOffsets, transB ? n : k, transB ? k : n);
-    checkSgemmOperand("c", c.length, "ldc", ldc, "cOffsets", cOffsets, m, n);
+    checkSgemmBatch(transA, transB, m, n, k, alpha, a, lda, aOffsets, b, ldb, bOffsets, beta, c, ldc, cOffsets);
     if (m === 0 || n === 0) return;
 
     const rowSums = new Float64Array(n);
@@ -492,27 +343,9 @@ export const jsKernels: Kernels = {
   },
 
   binaryStrided(op, dims, a, aOffset, aStrides, b, bOffset, bStrides, out) {
-    const kernel = "binaryStrided";
-    if (typeof op !== "string") throw new TypeError(`${kernel}: op must be a string`);
-    const row = Object.hasOwn(BINARY_ROWS, op) ? BINARY_ROWS[op] : undefined;
-    if (row === undefined) {
-      throw new RangeError(`${kernel}: op must be one of "add", "sub", "mul", "div", "pow", "maximum"`);
-    }
-    checkInt32(kernel, "dims", dims);
-    checkFloat32(kernel, "a", a);
-    checkSize(kernel, "aOffset", aOffset);
-    checkInt32(kernel, "aStrides", aStrides);
-    checkFloat32(kernel, "b", b);
-    checkSize(kernel, "bOffset", bOffset);
-    checkInt32(kernel, "bStrides", bStrides);
-    checkFloat32(kernel, "out", out);
-    const size = checkDims(kernel, dims);
-    checkStrides(kernel, "aStrides", aStrides, dims.length);
-    checkStrides(kernel, "bStrides", bStrides, dims.length);
-    checkLength(kernel, "out", out.length, size, "the product of dims");
+    const size = checkBinaryStrided(op, dims, a, aOffset, aStrides, b, bOffset, bStrides, out);
     if (size === 0) return;
-    checkExtent(kernel, "a", a.length, "aOffset", aOffset, "aStrides", aStrides, dims);
-    checkExtent(kernel, "b", b.length, "bOffset", bOffset, "bStrides", bStrides, dims);
+    const row = BINARY_ROWS[op];
 
     const layout = mergeLayout(dims, [aStrides, bStrides]);
     const [sa, sb] = layout.strides;
@@ -545,17 +378,8 @@ export const jsKernels: Kernels = {
   },
 
   copyStrided(dims, src, srcOffset, srcStrides, out) {
-    const kernel = "copyStrided";
-    checkInt32(kernel, "dims", dims);
-    checkFloat32(kernel, "src", src);
-    checkSize(kernel, "srcOffset", srcOffset);
-    checkInt32(kernel, "srcStrides", srcStrides);
-    checkFloat32(kernel, "out", out);
-    const size = checkDims(kernel, dims);
-    checkStrides(kernel, "srcStrides", srcStrides, dims.length);
-    checkLength(kernel, "out", out.length, size, "the product of dims");
+    const size = checkCopyStrided(dims, src, srcOffset, srcStrides, out);
     if (size === 0) return;
-    checkExtent(kernel, "src", src.length, "srcOffset", srcOffset, "srcStrides", srcStrides, dims);
 
     const layout = mergeLayout(dims, [srcStrides]);
     const [ss] = layout.strides;
@@ -635,13 +459,7 @@ export const jsKernels: Kernels = {
   },
 
   softmaxRows(x, rows, cols, out) {
-    const kernel = "softmaxRows";
-    checkFloat32(kernel, "x", x);
-    checkSize(kernel, "rows", rows);
-    checkSize(kernel, "cols", cols);
-    checkFloat32(kernel, "out", out);
-    checkLength(kernel, "x", x.length, rows * cols, "rows*cols");
-    checkLength(kernel, "out", out.length, rows * cols, "rows*cols");
+    checkSoftmaxRows(x, rows, cols, out);
     const exps = new Float64Array(cols);
     for (let r = 0; r < rows; r++) {
       const start = r * cols;
@@ -658,15 +476,7 @@ export const jsKernels: Kernels = {
   },
 
   softmaxRowsBackward(y, gradOut, rows, cols, gradIn) {
-    const kernel = "softmaxRowsBackward";
-    checkFloat32(kernel, "y", y);
-    checkFloat32(kernel, "gradOut", gradOut);
-    checkSize(kernel, "rows", rows);
-    checkSize(kernel, "cols", cols);
-    checkFloat32(kernel, "gradIn", gradIn);
-    checkLength(kernel, "y", y.length, rows * cols, "rows*cols");
-    checkLength(kernel, "gradOut", gradOut.length, rows * cols, "rows*cols");
-    checkLength(kernel, "gradIn", gradIn.length, rows * cols, "rows*cols");
+    checkSoftmaxRowsBackward(y, gradOut, rows, cols, gradIn);
     for (let r = 0; r < rows; r++) {
       const start = r * cols;
       let dot = 0;
@@ -676,20 +486,7 @@ export const jsKernels: Kernels = {
   },
 
   layerNormRows(x, weight, bias, eps, rows, cols, out, mean, rstd) {
-    const kernel = "layerNormRows";
-    checkFloat32(kernel, "x", x);
-    checkNumber(kernel, "eps", eps);
-    checkSize(kernel, "rows", rows);
-    checkSize(kernel, "cols", cols);
-    checkOptionalRow(kernel, "weight", weight, cols);
-    checkOptionalRow(kernel, "bias", bias, cols);
-    checkFloat32(kernel, "out", out);
-    checkFloat32(kernel, "mean", mean);
-    checkFloat32(kernel, "rstd", rstd);
-    checkLength(kernel, "x", x.length, rows * cols, "rows*cols");
-    checkLength(kernel, "out", out.length, rows * cols, "rows*cols");
-    checkLength(kernel, "mean", mean.length, rows, "rows");
-    checkLength(kernel, "rstd", rstd.length, rows, "rows");
+    checkLayerNormRows(x, weight, bias, eps, rows, cols, out, mean, rstd);
     for (let r = 0; r < rows; r++) {
       const start = r * cols;
       let sum = 0;
@@ -709,22 +506,7 @@ export const jsKernels: Kernels = {
   },
 
   layerNormRowsBackward(x, weight, mean, rstd, gradOut, rows, cols, gradX, gradWeight, gradBias) {
-    const kernel = "layerNormRowsBackward";
-    checkFloat32(kernel, "x", x);
-    checkSize(kernel, "rows", rows);
-    checkSize(kernel, "cols", cols);
-    checkOptionalRow(kernel, "weight", weight, cols);
-    checkFloat32(kernel, "mean", mean);
-    checkFloat32(kernel, "rstd", rstd);
-    checkFloat32(kernel, "gradOut", gradOut);
-    checkFloat32(kernel, "gradX", gradX);
-    checkOptionalRow(kernel, "gradWeight", gradWeight, cols);
-    checkOptionalRow(kernel, "gradBias", gradBias, cols);
-    checkLength(kernel, "x", x.length, rows * cols, "rows*cols");
-    checkLength(kernel, "mean", mean.length, rows, "rows");
-    checkLength(kernel, "rstd", rstd.length, rows, "rows");
-    checkLength(kernel, "gradOut", gradOut.length, rows * cols, "rows*cols");
-    checkLength(kernel, "gradX", gradX.length, rows * cols, "rows*cols");
+    checkLayerNormRowsBackward(x, weight, mean, rstd, gradOut, rows, cols, gradX, gradWeight, gradBias);
     // Parameter gradients are summed over rows in float64 and added to the caller's arrays once.
     const weightSums = gradWeight ? new Float64Array(cols) : null;
     const biasSums = gradBias ? new Float64Array(cols) : null;
@@ -755,17 +537,7 @@ export const jsKernels: Kernels = {
   },
 
   rmsNormRows(x, weight, eps, rows, cols, out, rstd) {
-    const kernel = "rmsNormRows";
-    checkFloat32(kernel, "x", x);
-    checkNumber(kernel, "eps", eps);
-    checkSize(kernel, "rows", rows);
-    checkSize(kernel, "cols", cols);
-    checkOptionalRow(kernel, "weight", weight, cols);
-    checkFloat32(kernel, "out", out);
-    checkFloat32(kernel, "rstd", rstd);
-    checkLength(kernel, "x", x.length, rows * cols, "rows*cols");
-    checkLength(kernel, "out", out.length, rows * cols, "rows*cols");
-    checkLength(kernel, "rstd", rstd.length, rows, "rows");
+    checkRmsNormRows(x, weight, eps, rows, cols, out, rstd);
     for (let r = 0; r < rows; r++) {
       const start = r * cols;
       let squares = 0;
@@ -777,19 +549,7 @@ export const jsKernels: Kernels = {
   },
 
   rmsNormRowsBackward(x, weight, rstd, gradOut, rows, cols, gradX, gradWeight) {
-    const kernel = "rmsNormRowsBackward";
-    checkFloat32(kernel, "x", x);
-    checkSize(kernel, "rows", rows);
-    checkSize(kernel, "cols", cols);
-    checkOptionalRow(kernel, "weight", weight, cols);
-    checkFloat32(kernel, "rstd", rstd);
-    checkFloat32(kernel, "gradOut", gradOut);
-    checkFloat32(kernel, "gradX", gradX);
-    checkOptionalRow(kernel, "gradWeight", gradWeight, cols);
-    checkLength(kernel, "x", x.length, rows * cols, "rows*cols");
-    checkLength(kernel, "rstd", rstd.length, rows, "rows");
-    checkLength(kernel, "gradOut", gradOut.length, rows * cols, "rows*cols");
-    checkLength(kernel, "gradX", gradX.length, rows * cols, "rows*cols");
+    checkRmsNormRowsBackward(x, weight, rstd, gradOut, rows, cols, gradX, gradWeight);
     const weightSums = gradWeight ? new Float64Array(cols) : null;
     for (let r = 0; r < rows; r++) {
       const start = r * cols;

@@ -1,13 +1,14 @@
 /**
- * The compute primitives the tensor ops stand on. Two implementations exist: `js` (portable,
- * the reference) and `native` (the C addon: OpenBLAS sgemm plus vectorised loops). Every array is
- * row-major float32; kernels write into `out` arrays the caller allocated and never keep them.
+ * The compute primitives the tensor ops stand on. Three implementations exist: `js` (portable,
+ * the reference), `native` (the C addon: OpenBLAS sgemm plus vectorised loops) and `wasm` (the
+ * addon's C loops and a SIMD sgemm compiled to WebAssembly). Every array is row-major float32;
+ * kernels write into `out` arrays the caller allocated and never keep them.
  */
 /** The elementwise binary operations of binaryStrided. */
 export type BinaryOp = "add" | "sub" | "mul" | "div" | "pow" | "maximum";
 
 export interface Kernels {
-  readonly name: "native" | "js";
+  readonly name: "native" | "wasm" | "js";
 
   /**
    * For each i < offsets length: C_i = alpha * op(A_i) @ op(B_i) + beta * C_i, where op transposes
@@ -162,5 +163,5 @@ const KERNEL_FUNCTION_SET: { readonly [K in keyof KernelFunctions]: true } = {
   rmsNormRowsBackward: true,
 };
 
-/** The names of the kernel functions, which the native addon must all export. */
+/** The names of the kernel functions, which the native addon and the WebAssembly module must all export. */
 export const KERNEL_FUNCTION_NAMES = Object.freeze(Object.keys(KERNEL_FUNCTION_SET) as (keyof KernelFunctions)[]);
