@@ -6,7 +6,7 @@
  * output files redirected into a scratch folder, and must exit 0 with a sane result.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
@@ -120,6 +120,33 @@ async function assertSane(example: Example, stdout: string): Promise<void> {
   if (report !== undefined) assert.match(await readFile(report, "utf8"), /^<!DOCTYPE html>[\s\S]*<svg/i);
 }
 
+/**
+ * `tsvene serve` runs until stopped: on a free port instead of the example's, it must print the
+ * page's URL and serve the page (npm run build writes it) there.
+ */
+async function checkServe(args: readonly string[]): Promise<void> {
+  const onFreePort = args.map((word, i) => (args[i - 1] === "--port" ? "0" : word));
+  const server = spawn(process.execPath, [MAIN, ...onFreePort], { cwd: ROOT, stdio: "pipe" });
+  try {
+    const url = await new Promise<string>((found, failed) => {
+      let stdout = "";
+      let stderr = "";
+      server.stdout.on("data", (chunk: Buffer) => {
+        stdout += chunk;
+        const match = /http:\/\/\S+\//.exec(stdout);
+        if (match) found(match[0]);
+      });
+      server.stderr.on("data", (chunk: Buffer) => void (stderr += chunk));
+      server.once("exit", (code) => failed(new Error(`tsvene serve exited ${code}:\n${stderr}`)));
+    });
+    const page = await fetch(url);
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /<title>tsvene<\/title>/);
+  } finally {
+    server.kill();
+  }
+}
+
 describe("examples in the help texts and the README", () => {
   it("every command's --help shows at least one example of that command, and so does the README", () => {
     assert.deepEqual(commandNames, [
@@ -132,6 +159,7 @@ describe("examples in the help texts and the README", () => {
       "generate",
       "das",
       "parity",
+      "serve",
     ]);
     for (const [name, usage] of usages) {
       assert.ok(
@@ -151,6 +179,7 @@ describe("examples in the help texts and the README", () => {
   examples.forEach((line, index) => {
     it(line, async () => {
       const example = await prepare(line, index);
+      if (example.args[0] === "serve") return checkServe(example.args);
       const run = tsvene(example.args);
       assert.equal(run.code, 0, `${line} exited ${run.code}:\n${run.stderr}`);
       assert.doesNotMatch(run.stderr, /error/i);

@@ -16,6 +16,7 @@ import { lensCommand } from "./commands/lens.js";
 import { parityCommand } from "./commands/parity.js";
 import { patchCommand } from "./commands/patch.js";
 import { traceCommand } from "./commands/trace.js";
+import { serveCommand } from "./commands/serve.js";
 
 const COMMANDS: readonly Command[] = [
   traceCommand,
@@ -27,6 +28,7 @@ const COMMANDS: readonly Command[] = [
   generateCommand,
   dasCommand,
   parityCommand,
+  serveCommand,
 ];
 
 function generalUsage(): string {

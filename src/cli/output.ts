@@ -4,45 +4,11 @@
  * marked, and go into JSON as 2-D arrays with their row and column labels.
  */
 import type { HeadGrid, ScoreGrid } from "../sweeps/results.js";
-import { exactFloat32 } from "../viz/format.js";
-import { labelledGrid, type LabelledGrid } from "../viz/index.js";
+import { toJson } from "../viz/grid-json.js";
+import type { LabelledGrid } from "../viz/index.js";
 import { textFile, writeOutputs, type OutputFile } from "./files.js";
 
-/** JSON with typed arrays (grid values, shapes) written as plain arrays. */
-export function toJson(value: unknown): string {
-  return JSON.stringify(
-    value,
-    (_key, v: unknown) => (ArrayBuffer.isView(v) && !(v instanceof DataView) ? Array.from(v as Float32Array) : v),
-    2,
-  );
-}
-
-/**
- * A grid for JSON: values (and spread) as one array per row, with what the rows and columns are,
- * numbers written as the shortest decimal that reads back as the same float32 (NaN as null).
- */
-export function gridJson(grid: LabelledGrid) {
-  const cols = grid.colLabels.length;
-  const byRow = (flat: ArrayLike<number>) =>
-    grid.rowLabels.map((_, r) => Array.from({ length: cols }, (_, c) => jsonNumber(flat[r * cols + c])));
-  return {
-    rowTitle: grid.rowTitle,
-    colTitle: grid.colTitle,
-    rowLabels: grid.rowLabels,
-    colLabels: grid.colLabels,
-    values: byRow(grid.values),
-    ...(grid.spread && { spread: byRow(grid.spread) }),
-  };
-}
-
-/** A layers × positions grid for JSON: gridJson's form, its columns labelled by their tokens, plus the indices. */
-export function scoreGridJson(grid: ScoreGrid, tokens: readonly string[]) {
-  return { layers: grid.layers, positions: grid.positions, ...gridJson(labelledGrid(grid, tokens)) };
-}
-
-function jsonNumber(value: number): number | null {
-  return Number.isFinite(value) ? Number(exactFloat32(value)) : null;
-}
+export { gridJson, scoreGridJson, toJson } from "../viz/grid-json.js";
 
 /**
  * Writes the command's files (its other outputs, and the JSON to --out when given) all or nothing,

@@ -5,7 +5,7 @@
  * `weight_map` gives each weight's shard.
  */
 import { mkdir, readdir, rm } from "node:fs/promises";
-import { basename, join } from "node:path";
+import { join } from "node:path";
 import type { IntTensor, Tensor } from "../tensor/index.js";
 import type { FloatWriteDtype } from "./dtypes.js";
 import {
@@ -112,7 +112,8 @@ export function parseWeightIndex(text: string, source: string): Map<string, stri
     throw new Error(`${source}: expected an object with "weight_map": {weight name: shard file}`);
   const map = new Map<string, string>();
   for (const [name, file] of Object.entries(weightMap)) {
-    if (typeof file !== "string" || file === "" || basename(file) !== file || file === "." || file === "..") {
+    // A file name, not a path: checked without node:path, as the browser loaders read indexes too.
+    if (typeof file !== "string" || file === "" || /[/\\]/.test(file) || file === "." || file === "..") {
       throw new Error(
         `${source}: weight_map["${name}"] must be a file name in the same folder, got ${JSON.stringify(file)}`,
       );

@@ -71,6 +71,18 @@ export function parseSafetensors(
   options: ReadSafetensorsOptions & { source?: string } = {},
 ): SafetensorsContents {
   const source = options.source ?? "<bytes>";
+  const header = parseSafetensorsHeader(bytes, source);
+  const tensors = new Map<string, Tensor | IntTensor>();
+  for (const [name, info] of selectTensors(header, options.names, source)) {
+    // A copy, so the tensor starts aligned in a buffer of its own rather than pinning `bytes`.
+    const raw = bytes.slice(header.dataStart + info.dataOffsets[0], header.dataStart + info.dataOffsets[1]);
+    tensors.set(name, decodeEntry(name, info, raw, source));
+  }
+  return { metadata: header.metadata, tensors };
+}
+
+/** The validated header of a whole safetensors file in memory; `source` names the bytes in error messages. */
+export function parseSafetensorsHeader(bytes: Uint8Array, source: string): SafetensorsHeader {
   if (bytes.byteLength < 8)
     throw new Error(
       `safetensors ${source}: ${bytes.byteLength} bytes is too short (expected at least the 8-byte header length)`,
@@ -80,14 +92,7 @@ export function parseSafetensors(
     bytes.byteLength,
     source,
   );
-  const header = parseHeader(bytes.subarray(8, 8 + headerLength), bytes.byteLength - 8 - headerLength, source);
-  const tensors = new Map<string, Tensor | IntTensor>();
-  for (const [name, info] of selectTensors(header, options.names, source)) {
-    // A copy, so the tensor starts aligned in a buffer of its own rather than pinning `bytes`.
-    const raw = bytes.slice(header.dataStart + info.dataOffsets[0], header.dataStart + info.dataOffsets[1]);
-    tensors.set(name, decodeEntry(name, info, raw, source));
-  }
-  return { metadata: header.metadata, tensors };
+  return parseHeader(bytes.subarray(8, 8 + headerLength), bytes.byteLength - 8 - headerLength, source);
 }
 
 /** The bytes of a safetensors file holding `tensors`, in memory. */

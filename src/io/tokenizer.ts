@@ -8,7 +8,7 @@
 import { join } from "node:path";
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
 import { IntTensor } from "../tensor/index.js";
-import { pathExists, readJsonObjectIfPresent, readTextIfPresent, type JsonObject } from "./files.js";
+import { parseJsonObject, pathExists, readTextIfPresent, type JsonObject } from "./files.js";
 
 /** The files a tokenizer may be made from; a Hub download fetches whichever the repo has. */
 export const TOKENIZER_FILES = [
@@ -89,16 +89,29 @@ export class Tokenizer {
 
   /** The tokenizer of a model folder (see the module comment for the files it reads). */
   static async fromFolder(folder: string): Promise<Tokenizer> {
-    const config = {
-      ...(await readJsonObjectIfPresent(join(folder, "tokenizer_config.json"))),
-      // As in transformers, the special tokens map overrides the config's entries.
-      ...(await readJsonObjectIfPresent(join(folder, "special_tokens_map.json"))),
+    return Tokenizer.fromFiles((name) => readTextIfPresent(join(folder, name)), folder);
+  }
+
+  /**
+   * The tokenizer of a folder's files however they are read (`readText` gives a file's text, or
+   * undefined when the folder lacks it; `folder` names it in errors): fromFolder on disk, the
+   * browser loaders on dropped files and URLs.
+   */
+  static async fromFiles(readText: (name: string) => Promise<string | undefined>, folder: string): Promise<Tokenizer> {
+    const readJson = async (name: string) => {
+      const text = await readText(name);
+      return text === undefined ? undefined : parseJsonObject(text, `${folder}/${name}`);
     };
-    const tokenizerJson = await readJsonObjectIfPresent(join(folder, "tokenizer.json"));
+    const config = {
+      ...(await readJson("tokenizer_config.json")),
+      // As in transformers, the special tokens map overrides the config's entries.
+      ...(await readJson("special_tokens_map.json")),
+    };
+    const tokenizerJson = await readJson("tokenizer.json");
     if (tokenizerJson !== undefined)
       return withSource(`${folder}/tokenizer.json`, () => Tokenizer.fromTokenizerJson(tokenizerJson, config));
-    const vocab = await readJsonObjectIfPresent(join(folder, "vocab.json"));
-    const merges = await readTextIfPresent(join(folder, "merges.txt"));
+    const vocab = await readJson("vocab.json");
+    const merges = await readText("merges.txt");
     if (vocab === undefined || merges === undefined) {
       throw new Error(
         `tokenizer folder ${folder}: no tokenizer.json, ` +

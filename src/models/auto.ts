@@ -5,6 +5,7 @@
 import { loadCheckpoint, readConfig, readWeightHeaders } from "../io/checkpoint.js";
 import { resolveModel, type ResolveModelOptions } from "../io/hub.js";
 import { hasTokenizerFiles, Tokenizer } from "../io/tokenizer.js";
+import type { IntTensor, Tensor } from "../tensor/index.js";
 import type { HFConfig } from "./config.js";
 import type { ModelFamily, PretrainedModel } from "./model.js";
 import { gpt2Family } from "./gpt2.js";
@@ -13,6 +14,7 @@ import { gptNeoXFamily } from "./gpt-neox.js";
 import { mlpFamily } from "./mlp.js";
 import { gruFamily } from "./gru.js";
 import { llamaFamily } from "./llama.js";
+import { gptOssFamily } from "./gpt-oss.js";
 import {
   GPT2_CLASSIFIERS,
   GPT2ForSequenceClassification,
@@ -33,6 +35,7 @@ export const FAMILIES: readonly ModelFamily[] = [
   mlpFamily,
   gruFamily,
   withSequenceClassification(llamaFamily, LLAMA_CLASSIFIERS, LlamaForSequenceClassification),
+  gptOssFamily,
 ];
 
 /** The family that reads this config, or an error listing the known model types. */
@@ -75,9 +78,19 @@ export async function loadPretrained(reference: string, options: ResolveModelOpt
   const family = familyOf(config);
   checkConfigFitsWeights(family, config, await readWeightHeaders(folder), `model folder ${folder}`);
   const { generationConfig, tensors } = await loadCheckpoint(folder);
-  const model = family.create(config);
-  model.loadStateDict(family.adaptCheckpoint ? family.adaptCheckpoint(tensors, model) : tensors);
+  const model = modelWithWeights(family, config, tensors);
   const hasTokenizer = await hasTokenizerFiles(folder);
   const tokenizer = hasTokenizer ? await Tokenizer.fromFolder(folder) : null;
   return { model, tokenizer, config, generationConfig: generationConfig ?? null, folder };
+}
+
+/** The family's model of `config` holding the checkpoint's weights (renamed first when the family needs it). */
+export function modelWithWeights(
+  family: ModelFamily,
+  config: HFConfig,
+  tensors: Map<string, Tensor | IntTensor>,
+): PretrainedModel {
+  const model = family.create(config);
+  model.loadStateDict(family.adaptCheckpoint ? family.adaptCheckpoint(tensors, model) : tensors);
+  return model;
 }

@@ -13,6 +13,7 @@ export { configNumber, configInt, configOptionalNumber, configBool, configString
 export { generate, type GenerateOptions, type GenerateOutput } from "./generate.js";
 export { FAMILIES, familyOf, modelFromConfig, loadPretrained, type Pretrained } from "./auto.js";
 export { DEFAULT_MODEL_FOLDER, loadDefaultModel } from "./default-model.js";
+export { loadPretrainedFrom } from "./load-files.js";
 export {
   GPT2ForSequenceClassification,
   LlamaForSequenceClassification,

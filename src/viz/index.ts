@@ -9,3 +9,4 @@ export {
 export { traceReport, patchReport, collectReport, type ReportOptions } from "./report.js";
 export { gridReport, type GridReportOptions, type GridPanel } from "./grid-report.js";
 export type { Hue } from "./color-scale.js";
+export { toJson, gridJson, scoreGridJson, traceResultJson } from "./grid-json.js";

@@ -8,11 +8,12 @@ import { causalTrace } from "../../sweeps/index.js";
 import type { TraceComponent, TraceResult } from "../../sweeps/results.js";
 import { intTensor } from "../../tensor/index.js";
 import { traceReport } from "../../viz/index.js";
+import { traceResultJson } from "../../viz/grid-json.js";
 import { UsageError, type OptionTable } from "../args.js";
 import { COMMON_OPTIONS, checkComponent, loadModel, type Command } from "../context.js";
 import { factsFileOf, readFacts } from "../facts.js";
 import { checkOutputPaths, textFile } from "../files.js";
-import { bestCell, emit, formatScore, gridTable, scoreGridJson } from "../output.js";
+import { bestCell, emit, formatScore, gridTable } from "../output.js";
 import { progressBar } from "../progress.js";
 import { promptIds, subjectPositions, targetToken, tokenLabels } from "../text.js";
 
@@ -138,7 +139,7 @@ export const traceCommand: Command<typeof options> = {
       values.report === undefined ? [] : [textFile("--report", values.report, traceReport(results, reportOptions))];
     const text =
       results.map(describeTrace).join("\n") + (values.report === undefined ? "" : `report: ${values.report}\n`);
-    const json = results.map((r) => traceJson(r, { model: loaded.name, prompt, subject }));
+    const json = results.map((r) => traceResultJson(r, { model: loaded.name, prompt, subject }));
     await emit(json.length === 1 ? json[0] : json, text, values, files);
     return 0;
   },
@@ -170,12 +171,6 @@ async function knownSubject(prompt: string, folder: string): Promise<string> {
     );
   }
   return known[0];
-}
-
-/** A trace for JSON: what it ran on, then the result with its grid as labelled rows. */
-function traceJson(r: TraceResult, run: { model: string; prompt: string; subject: string }) {
-  const { kind, grid, ...rest } = r;
-  return { kind, ...run, ...rest, grid: scoreGridJson(grid, r.tokens) };
 }
 
 function describeTrace(r: TraceResult): string {

@@ -1,0 +1,68 @@
+/**
+ * The messages between the page (app.ts) and the worker that runs tsvene (worker.ts). Every
+ * request carries an id; the worker answers it with progress messages, then one result or error.
+ */
+
+/** Where a model comes from: the embedded one (served beside the page), dropped files, a Hub id. */
+export type ModelSource = { kind: "default" } | { kind: "files"; files: File[] } | { kind: "hub"; id: string };
+
+export interface TraceRequest {
+  kind: "trace";
+  prompt: string;
+  subject: string;
+  /** A component of the model, or "all" for ROME's three. */
+  component: string;
+  samples: number;
+  seed: number;
+  window: number;
+  /** Noise standard deviation; null for ROME's default (3 × the embeddings' std). */
+  noise: number | null;
+}
+
+export interface PatchRequest {
+  kind: "patch";
+  base: string;
+  source: string;
+  component: string;
+}
+
+export interface LensRequest {
+  kind: "lens";
+  prompt: string;
+}
+
+export type WorkRequest = { kind: "load"; source: ModelSource } | TraceRequest | PatchRequest | LensRequest;
+
+/** What the page knows about the loaded model. */
+export interface ModelInfo {
+  name: string;
+  family: string;
+  layers: number;
+  /** Components a trace or patch can restore at each position. */
+  components: string[];
+  /** The example prompt and subject of the model's facts.json, when it has one. */
+  demo: { prompt: string; subject: string } | null;
+}
+
+/** One heat map to draw, and per cell (row-major) the top tokens of that cell's run when known. */
+export interface Panel {
+  heading: string;
+  svg: string;
+  /** Columns of the map, to find a clicked cell (data-row, data-col) in cellTopTokens. */
+  cols: number;
+  cellTopTokens?: { token: string; probability: number }[][];
+}
+
+/** A finished sweep: the JSON the CLI's --json prints, the CLI's HTML report, the maps to draw. */
+export interface SweepAnswer {
+  summary: string;
+  json: unknown;
+  reportHtml: string;
+  panels: Panel[];
+}
+
+export type WorkerMessage =
+  | { id: number; type: "progress"; done: number; total: number; label: string }
+  | { id: number; type: "loaded"; info: ModelInfo }
+  | { id: number; type: "result"; answer: SweepAnswer }
+  | { id: number; type: "error"; message: string };
