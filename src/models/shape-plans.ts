@@ -13,6 +13,7 @@ import { gptNeoSettings } from "./gpt-neo.js";
 import { gptNeoXSettings } from "./gpt-neox.js";
 import { gruSettings } from "./gru.js";
 import { llamaSettings } from "./llama-settings.js";
+import { gptOssSettings } from "./gpt-oss-settings.js";
 import { mlpSettings } from "./mlp.js";
 
 /** One size of the parameters: it must equal `axis` of the weight whose name ends in `weight`. */
@@ -151,6 +152,42 @@ const llama = {
   ],
 } satisfies ShapePlan<ReturnType<typeof llamaSettings> & { numLabels: number }>;
 
+const gptOss = {
+  layerFields: ["num_hidden_layers"],
+  layerList: "layers",
+  settings: gptOssSettings,
+  layers: (s) => s.numLayers,
+  sizes: [
+    { fields: [["hidden_size"]], size: (s) => s.hiddenSize, weight: "embed_tokens.weight", axis: 1 },
+    { fields: [["vocab_size"]], size: (s) => s.vocabSize, weight: "embed_tokens.weight", axis: 0 },
+    {
+      fields: [["num_local_experts", "num_experts"]],
+      size: (s) => s.numExperts,
+      weight: "layers.0.mlp.router.weight",
+      axis: 0,
+    },
+    // The experts store x·W, so down_proj is [experts, intermediate, hidden].
+    {
+      fields: [["intermediate_size"]],
+      size: (s) => s.intermediateSize,
+      weight: "layers.0.mlp.experts.down_proj",
+      axis: 1,
+    },
+    {
+      fields: [["num_attention_heads"], ["head_dim"]],
+      size: (s) => s.numHeads * s.headDim,
+      weight: "layers.0.self_attn.q_proj.weight",
+      axis: 0,
+    },
+    {
+      fields: [["num_key_value_heads"], ["head_dim"]],
+      size: (s) => s.numKeyValueHeads * s.headDim,
+      weight: "layers.0.self_attn.k_proj.weight",
+      axis: 0,
+    },
+  ],
+} satisfies ShapePlan<ReturnType<typeof gptOssSettings>>;
+
 const mlp = {
   layerFields: ["n_layer"],
   layerList: "h",
@@ -226,6 +263,7 @@ export const SHAPE_PLANS: Readonly<Record<string, ShapePlan<unknown>>> = {
   gpt_neo: gptNeo,
   gpt_neox: gptNeoX,
   llama,
+  gpt_oss: gptOss,
   mlp,
   gru,
 };

@@ -1,9 +1,9 @@
 /**
  * Rotary inverse frequencies as HF's modeling_rope_utils computes them, rounding to float32 at
  * every step as its float32 tensors do: the default θ^(−2i/d), "linear" scaling (positions
- * interpolated by a factor) and Llama 3's frequency-dependent scaling; the cos/sin tables built
- * from them, and rotation of the first features of queries and keys (half-split layout, as Llama
- * and NeoX).
+ * interpolated by a factor), Llama 3's frequency-dependent scaling and YaRN (with its factor on
+ * cos/sin, `ropeAttentionFactor`); the cos/sin tables built from them, and rotation of the first
+ * features of queries and keys (half-split layout, as Llama and NeoX).
  */
 import * as tv from "../tensor/index.js";
 import { type IntTensor, Tensor } from "../tensor/index.js";
@@ -16,6 +16,19 @@ export type RopeScaling =
       readonly lowFreqFactor: number;
       readonly highFreqFactor: number;
       readonly originalMaxPositionEmbeddings: number;
+    }
+  | {
+      readonly type: "yarn";
+      readonly factor: number;
+      readonly originalMaxPositionEmbeddings: number;
+      readonly betaFast: number;
+      readonly betaSlow: number;
+      /** Round the blend's dimension range outwards to integers (HF's default; GPT-OSS sets false). */
+      readonly truncate: boolean;
+      /** The cos/sin factor when the config states it; else from factor (and mscale, mscaleAllDim). */
+      readonly attentionFactor: number | null;
+      readonly mscale: number | null;
+      readonly mscaleAllDim: number | null;
     };
 
 const f32 = Math.fround;
@@ -29,7 +42,47 @@ export function ropeInverseFrequencies(dim: number, base: number, scaling: RopeS
   for (let i = 0; i < half; i++) inv[i] = 1 / f32(base ** f32((2 * i) / dim));
   if (scaling === null) return inv;
   if (scaling.type === "linear") return inv.map((v) => v / f32(scaling.factor));
+  if (scaling.type === "yarn") return yarnFrequencies(dim, base, scaling);
   return llama3Scaled(inv, scaling);
+}
+
+type Yarn = Extract<RopeScaling, { type: "yarn" }>;
+
+/** The factor HF multiplies cos and sin by: YaRN's attention factor, 1 for every other scaling. */
+export function ropeAttentionFactor(scaling: RopeScaling | null): number {
+  if (scaling?.type !== "yarn") return 1;
+  if (scaling.attentionFactor !== null) return scaling.attentionFactor;
+  const mscale = (scale: number, m: number): number => (scale <= 1 ? 1 : 0.1 * m * Math.log(scale) + 1);
+  if (scaling.mscale && scaling.mscaleAllDim)
+    return mscale(scaling.factor, scaling.mscale) / mscale(scaling.factor, scaling.mscaleAllDim);
+  return mscale(scaling.factor, 1);
+}
+
+/**
+ * YaRN: per frequency, a blend of the original (extrapolated) and the factor-slowed (interpolated)
+ * frequency. Dimensions below the one completing beta_fast rotations over the original context keep
+ * the original, those above the one completing beta_slow take the slowed, and a linear ramp joins them.
+ */
+function yarnFrequencies(dim: number, base: number, s: Yarn): Float32Array {
+  const rotationDim = (rotations: number): number =>
+    (dim * Math.log(s.originalMaxPositionEmbeddings / (rotations * 2 * Math.PI))) / (2 * Math.log(base));
+  let low = rotationDim(s.betaFast);
+  let high = rotationDim(s.betaSlow);
+  if (s.truncate) [low, high] = [Math.floor(low), Math.ceil(high)];
+  low = Math.max(low, 0);
+  high = Math.min(high, dim - 1);
+  if (low === high) high += 0.001;
+  const half = dim / 2;
+  const out = new Float32Array(half);
+  for (let i = 0; i < half; i++) {
+    const position = f32(base ** f32((2 * i) / dim));
+    const extrapolated = f32(1 / position);
+    const interpolated = f32(1 / f32(s.factor * position));
+    const ramp = Math.min(Math.max(f32(f32(i - f32(low)) / f32(high - low)), 0), 1);
+    const keep = f32(1 - ramp);
+    out[i] = f32(f32(interpolated * f32(1 - keep)) + f32(extrapolated * keep));
+  }
+  return out;
 }
 
 /**

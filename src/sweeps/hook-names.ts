@@ -133,6 +133,21 @@ const FAMILIES: Readonly<Record<string, (model: PretrainedModel) => Record<NameK
       "mlp.hook_post": inBlock(".mlp.down_proj", "input"),
     };
   },
+  gpt_oss: () => {
+    const experts = none("a mixture of experts has no single MLP pre-activation; use router_output or expert_output");
+    return {
+      ...COMMON,
+      hook_embed: atRoot("model.embed_tokens", "output"),
+      hook_pos_embed: ROTARY,
+      "attn.hook_q": component("head_query_output"),
+      "attn.hook_k": component("head_key_output"),
+      "attn.hook_v": component("head_value_output"),
+      // The sinks join the softmax inside the attention module: no module sees the probabilities.
+      "attn.hook_pattern": NO_PATTERN,
+      "mlp.hook_pre": experts,
+      "mlp.hook_post": experts,
+    };
+  },
 };
 
 /** The families TransformerLens names are mapped for. */
