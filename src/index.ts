@@ -7,4 +7,11 @@ export * from "./causal/index.js";
 export * from "./train/index.js";
 export * from "./sweeps/index.js";
 export * from "./viz/index.js";
-export { platform, portablePlatform, setPlatform, type Platform } from "./platform/index.js";
+export {
+  createPortablePlatform,
+  platform,
+  portablePlatform,
+  setPlatform,
+  type Platform,
+  type PortablePlatformOptions,
+} from "./platform/index.js";

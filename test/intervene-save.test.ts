@@ -573,7 +573,7 @@ describe("the Hugging Face Hub", () => {
     );
   });
 
-  it("a Hub repo with only pyvene's .bin weights is fetched with them; an unreadable one says how to convert it", async () => {
+  it("a Hub repo with only pyvene's .bin weights fetches them; an unreadable one says how to convert it", async () => {
     const folder = join(scratch, "trained-for-pyvene");
     await tv.saveIntervenable(new tv.IntervenableModel(TRAINABLE.slice(0, 1), await gpt2()), folder);
     const key = "layer_0_comp_block_output_unit_pos_nunit_1#0";

@@ -107,7 +107,7 @@ for (const [name, seed] of [
       }
     });
 
-    it("resumes later positions on a frozen prefix of one row's cache: the full run's rows, the cache unchanged", () => {
+    it("resumes later positions on a frozen prefix of a one-row cache: the full rows, the cache unchanged", () => {
       const tokens = [9, 2, 6, 5, 3];
       const row = tv.intTensor([tokens]);
       const cache = model.newCache();

@@ -70,7 +70,7 @@ it("each folder pyvene saved loads from its .bin, gives pyvene's logits, and get
   }
 });
 
-it("a Hub repo holding a folder pyvene saved (only .bin weights) loads by its repo id with pyvene's logits", async () => {
+it("a Hub repo holding a folder pyvene saved (only .bin weights) loads by repo id with its logits", async () => {
   const hub = new FakeHub();
   const endpoint = await hub.start();
   try {
@@ -99,7 +99,7 @@ it("a Hub repo holding a folder pyvene saved (only .bin weights) loads by its re
   }
 });
 
-it("pyvene's pytorch_model.bin (include_model) is read: its names are checked against the model's parameters", async () => {
+it("pyvene's pytorch_model.bin (include_model) is read: its names are checked against the model's", async () => {
   const folder = join(scratch, "include-model");
   await cp(join(ROOT, "rotated_L1"), folder, { recursive: true });
   await chmod(folder, 0o755);

@@ -147,7 +147,7 @@ describe("sweeps", () => {
     );
   });
 
-  it("runs after a restored position reuse the patched run's earlier keys: sliding windows, local attention, GQA", async () => {
+  it("later positions reuse the patched run's earlier keys: sliding windows, local attention, GQA", async () => {
     const small = { hidden_size: 16, num_hidden_layers: 3, vocab_size: 100, intermediate_size: 32 };
     const models: [string, tv.PretrainedModel][] = [
       [

@@ -28,6 +28,7 @@ export const FORWARD_OPTIONS = [
   "sourceRepresentations",
   "subspaces",
   "outputOriginalOutput",
+  "interventionAdditionalKwargs",
 ] as const satisfies readonly (keyof ForwardOptions)[];
 /** The decoding options of tv.generate, less the mask (it comes with the base), and the gating by pass. */
 export const GENERATE_ONLY_OPTIONS: readonly (keyof IntervenedGenerateOptions)[] = [
@@ -80,6 +81,26 @@ export interface ForwardOptions {
   subspaces?: unknown;
   /** Also run the model without interventions first and return its output. */
   outputOriginalOutput?: boolean;
+  /** Extra arguments for Collect and source-constant interventions, as pyvene's intervention_additional_kwargs. */
+  interventionAdditionalKwargs?: Readonly<Record<string, unknown>> | null;
+}
+
+/**
+ * The call's interventionAdditionalKwargs, checked: a plain object, without `args` when the model
+ * is an adaptor (asAdaptor fills `args` with the module's input; pyvene overwrites a caller's).
+ */
+export function additionalKwargs(value: unknown, asAdaptor: boolean): Readonly<Record<string, unknown>> {
+  if (value === null || value === undefined) return {};
+  if (typeof value !== "object" || Array.isArray(value) || Object.getPrototypeOf(value) !== Object.prototype) {
+    throw new OptionError(
+      `interventionAdditionalKwargs must be a plain object of named arguments, got ${describe(value)}`,
+    );
+  }
+  if (asAdaptor && Object.hasOwn(value, "args"))
+    throw new OptionError(
+      "interventionAdditionalKwargs.args: asAdaptor passes the module's input as args; give it another name",
+    );
+  return { ...value };
 }
 
 /** One source per group (a single source serves every group), each checked and read as a run input. */

@@ -174,6 +174,15 @@ function checkRepresentation(r: RepresentationConfig, where: string): void {
   }
 }
 
+/** One representation or a list of them, as a list (a positional representation lists values, not objects). */
+export function representationList(
+  input: RepresentationInput | readonly RepresentationInput[],
+): readonly RepresentationInput[] {
+  return Array.isArray(input) && (input.length === 0 || typeof input[0] === "object")
+    ? (input as readonly RepresentationInput[])
+    : [input as RepresentationInput];
+}
+
 /**
  * The full config from a config object, one representation, or a list of them. Per-representation
  * intervention types must be given for all representations or none.
@@ -190,12 +199,7 @@ export function intervenableConfig(
     ? readOptions<IntervenableConfigInput>(input, CONFIG_FIELDS, "IntervenableConfig")
     : { representations: input as RepresentationInput };
   if (cfg.representations === undefined) throw new TypeError("IntervenableConfig.representations is required");
-  const list =
-    Array.isArray(cfg.representations) &&
-    (cfg.representations.length === 0 || typeof cfg.representations[0] === "object")
-      ? (cfg.representations as readonly RepresentationInput[])
-      : [cfg.representations as RepresentationInput];
-  const representations = list.map((r, i) => representationConfig(r, i));
+  const representations = representationList(cfg.representations).map((r, i) => representationConfig(r, i));
   if (representations.length === 0) throw new RangeError("IntervenableConfig: representations must not be empty");
   const mode = cfg.mode ?? "parallel";
   if (mode !== "parallel" && mode !== "serial")

@@ -14,6 +14,7 @@ export {
 export {
   DistributedTrainableIntervention,
   Intervention,
+  InterventionOutput,
   TrainableIntervention,
   type InterventionInput,
   type InterventionOptions,
@@ -21,6 +22,14 @@ export {
 } from "./intervention.js";
 export * from "./interventions/index.js";
 export { RotateLayer, LowRankRotateLayer } from "./rotation.js";
+export {
+  fitPca,
+  pcaRotatedSpaceIntervention,
+  type FitPcaOptions,
+  type PcaActivations,
+  type PcaFit,
+} from "./pca.js";
+export { saeIntervention, type SaeInterventionOptions } from "./sae.js";
 export { doInterventionBySwap, type SwapMode } from "./swap.js";
 export type { UnitLocationsInput } from "./locations.js";
 export { toPyveneConfig, fromPyveneConfig, type PyveneConfigJson, type SavedInterventionState } from "./serialize.js";

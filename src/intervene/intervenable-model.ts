@@ -11,18 +11,16 @@ import type { SiteMap } from "../models/sites.js";
 import { IntTensor, Tensor } from "../tensor/index.js";
 import {
   intervenableConfig,
-  representationKeys,
   type IntervenableConfig,
   type IntervenableConfigInput,
-  type RepresentationConfig,
   type RepresentationInput,
 } from "./config.js";
-import { Intervention } from "./intervention.js";
-import { LambdaIntervention, VanillaIntervention } from "./interventions/index.js";
-import type { InterventionFunction } from "./interventions/lambda.js";
+import { doIntervention } from "./do-intervention.js";
+import { type Intervention, InterventionOutput } from "./intervention.js";
 import { broadcastLocations, broadcastSubspaces, type InterventionUnits, type Locations } from "./locations.js";
-import { resolveSite, type ResolvedSite } from "./resolve-site.js";
+import { layoutSlots, withRepresentations, type Slot, type SlotLayout } from "./slots.js";
 import {
+  additionalKwargs,
   FORWARD_OPTIONS,
   GENERATE_ONLY_OPTIONS,
   hopKey,
@@ -38,7 +36,7 @@ import {
 } from "./call-inputs.js";
 import { exampleMask, listedAt, pairedSourceStep, rowOf, stepCollection, stepOf } from "./time-steps.js";
 import { readSite, writeSite } from "./site-hooks.js";
-import { flattenUnits, gatherUnits, scatterUnits } from "./units.js";
+import { gatherUnits, scatterUnits } from "./units.js";
 import * as tv from "../tensor/index.js";
 import { readOptions } from "../options/index.js";
 
@@ -47,20 +45,24 @@ export interface ForwardResult<Out> {
   intervened: Out;
   /** Activations of Collect interventions, in key order, one per hook call. */
   collected: Tensor[];
+  /** What interventions returned as InterventionOutput in this call, in the order they ran (pyvene's list). */
+  fullInterventionOutputs: InterventionOutput[];
 }
 
 export interface IntervenableOptions {
   /** Sites for components of a model tsvene does not ship (or overrides). */
   sites?: SiteMap;
-}
-
-interface Slot {
-  key: string;
-  index: number;
-  representation: RepresentationConfig;
-  intervention: Intervention;
-  site: ResolvedSite;
-  group: number;
+  /**
+   * pyvene's use_fast, for batches whose locations and subspaces are the same in every example:
+   * unit "pos" reads and writes example 0's positions in every example, and subspaces are
+   * example 0's. (pyvene reads each example's own positions but writes at example 0's.)
+   */
+  useFast?: boolean;
+  /**
+   * pyvene's as_adaptor: Collect and source-constant interventions also get the site module's
+   * input at the same units, as `kwargs.args` (what adaptors such as pyreft's read).
+   */
+  asAdaptor?: boolean;
 }
 
 interface CallState {
@@ -71,6 +73,9 @@ interface CallState {
   /** Unit "t" Collect: example i, list position j → the row collected there. */
   stepCollected: Map<string, Map<string, Tensor>>;
   collected: Map<string, Tensor[]>;
+  fullInterventionOutputs: InterventionOutput[];
+  /** The call's interventionAdditionalKwargs. */
+  kwargs: Readonly<Record<string, unknown>>;
   handles: HookHandle[];
   /** In generate: how often each key's setter has run (pyvene's prompt/step gating, the selector's pass index). */
   setterCalls: Map<string, number>;
@@ -79,88 +84,81 @@ interface CallState {
 }
 
 export class IntervenableModel<Out = ModelOutput> {
-  readonly config: IntervenableConfig;
-  /** Intervention keys in the order of every per-intervention list (pyvene's sorted_keys). */
-  readonly keys: readonly string[];
-  /** Intervention keys in the order of the config's representations. */
-  readonly representationKeys: readonly string[];
-  private readonly slots: Slot[];
-  private readonly groups: Slot[][];
+  readonly useFast: boolean;
+  readonly asAdaptor: boolean;
+  private readonly sites: SiteMap | undefined;
+  private layout: SlotLayout;
+  /** The state of the call under way, or else of the last one. */
+  private lastCall: CallState | null = null;
 
   constructor(
     config: IntervenableConfigInput | RepresentationInput | readonly RepresentationInput[],
     readonly model: AnyModule,
     options: IntervenableOptions = {},
   ) {
-    const { sites } = readOptions<IntervenableOptions>(options, ["sites"], "IntervenableModel options");
-    this.config = intervenableConfig(config);
-    const reps = this.config.representations;
-    const keys = representationKeys(reps);
-    this.representationKeys = keys;
-    const links = new Map<number | string, Intervention>();
-    this.slots = reps.map((r, i) => {
-      const where = `representations[${i}]`;
-      const site = resolveSite(model, r, where, sites);
-      const intervention = this.makeIntervention(r, i, site, links);
-      return { key: keys[i], index: i, representation: r, intervention, site, group: 0 };
-    });
-    const sorted = this.config.sortedKeys ?? keys;
-    this.keys = sorted;
-    this.slots.sort((a, b) => sorted.indexOf(a.key) - sorted.indexOf(b.key));
-    this.slots.forEach((s, i) => (s.index = i));
-    this.groups = this.makeGroups();
+    const opts = readOptions<IntervenableOptions>(
+      options,
+      ["sites", "useFast", "asAdaptor"],
+      "IntervenableModel options",
+    );
+    for (const flag of ["useFast", "asAdaptor"] as const) {
+      if (opts[flag] !== undefined && typeof opts[flag] !== "boolean")
+        throw new TypeError(`IntervenableModel options: ${flag} must be true or false, got ${String(opts[flag])}`);
+    }
+    this.useFast = opts.useFast ?? false;
+    this.asAdaptor = opts.asAdaptor ?? false;
+    this.sites = opts.sites;
+    this.layout = layoutSlots(intervenableConfig(config), model, this.sites);
     for (const p of model.namedParameters()) p[1].requireGrad(false);
   }
 
-  private makeIntervention(
-    r: RepresentationConfig,
-    i: number,
-    site: ResolvedSite,
-    links: Map<number | string, Intervention>,
-  ): Intervention {
-    const linked = r.interventionLinkKey !== null ? links.get(r.interventionLinkKey) : undefined;
-    if (linked) return linked;
-    let intervention: Intervention;
-    if (r.intervention instanceof Intervention) {
-      intervention = r.intervention;
-    } else if (typeof r.intervention === "function") {
-      intervention = new LambdaIntervention(r.intervention as InterventionFunction);
-    } else {
-      const types = this.config.interventionTypes;
-      const cls = r.interventionType ?? (Array.isArray(types) ? types[i] : types) ?? VanillaIntervention;
-      intervention = new cls({
-        embedDim: site.dim === null ? null : site.dim * r.maxNumberOfUnits,
-        subspacePartition: r.subspacePartition,
-        sourceRepresentation: r.sourceRepresentation,
-        lowRankDimension: r.lowRankDimension,
-        latentDim: r.latentDim,
-      });
-    }
-    if (r.interventionLinkKey !== null) links.set(r.interventionLinkKey, intervention);
-    return intervention;
+  get config(): IntervenableConfig {
+    return this.layout.config;
   }
 
-  /** Sites sharing a group key share one source; without group keys every intervention is its own group. */
-  private makeGroups(): Slot[][] {
-    const withKey = this.slots.filter((s) => s.representation.groupKey !== null).length;
-    if (withKey === 0) {
-      this.slots.forEach((s, g) => (s.group = g));
-      return this.slots.map((s) => [s]);
+  /** Intervention keys in the order of every per-intervention list (pyvene's sorted_keys). */
+  get keys(): readonly string[] {
+    return this.layout.keys;
+  }
+
+  /** Intervention keys in the order of the config's representations. */
+  get representationKeys(): readonly string[] {
+    return this.layout.representationKeys;
+  }
+
+  private get slots(): Slot[] {
+    return this.layout.slots;
+  }
+
+  private get groups(): Slot[][] {
+    return this.layout.groups;
+  }
+
+  /**
+   * Adds representations (the forms a config takes; each names its interventionType or
+   * intervention, as pyvene's add_intervention requires) after the existing ones, which keep
+   * their keys, interventions and weights. Nothing changes unless every new one is valid.
+   */
+  addIntervention(representations: RepresentationInput | readonly RepresentationInput[]): void {
+    const config = withRepresentations(this.config, representations);
+    this.layout = layoutSlots(config, this.model, this.sites, this.interventions);
+  }
+
+  /**
+   * pyvene's get_cached_activations: by key, the source activations of the call under way or else
+   * of the last one (gathered from a source run, or given as sourceRepresentations), and for a
+   * Collect key the list of what it collected. pyvene empties its cache when a call ends; tsvene
+   * keeps the last call's until the next begins. Unit "t" source steps are not listed.
+   */
+  getCachedActivations(): Map<string, Tensor | Tensor[]> {
+    const state = this.lastCall;
+    if (state === null) return new Map();
+    const cached = new Map<string, Tensor | Tensor[]>(state.activations);
+    for (const key of this.keys) {
+      const collected = collectedFor(state, key);
+      if (collected.length > 0) cached.set(key, collected);
     }
-    if (withKey !== this.slots.length)
-      throw new TypeError(
-        "IntervenableConfig: groupKey must be given for every representation once it is given for one",
-      );
-    const groupKeys = [...new Set(this.slots.map((s) => s.representation.groupKey!))].sort((a, b) => a - b);
-    groupKeys.forEach((k, g) => {
-      if (k !== g)
-        throw new RangeError(
-          `IntervenableConfig: group keys must be 0..${groupKeys.length - 1} (they index the sources), ` +
-            `got ${JSON.stringify(groupKeys)}`,
-        );
-    });
-    for (const s of this.slots) s.group = s.representation.groupKey!;
-    return groupKeys.map((g) => this.slots.filter((s) => s.group === g));
+    return cached;
   }
 
   /** The interventions by key (linked keys share one object). */
@@ -185,11 +183,12 @@ export class IntervenableModel<Out = ModelOutput> {
     const baseInput = runInput(base, "base");
     const plan = this.prepare(batchSize(baseInput), sources, opts);
     const original = opts.outputOriginalOutput ? this.run(baseInput) : null;
-    const state = newState(null);
+    const state = this.newCall(plan, null);
     try {
       this.runInterventions(plan, state);
       const intervened = this.run(baseInput);
-      return { original, intervened, collected: this.collectedInOrder(state) };
+      const { fullInterventionOutputs } = state;
+      return { original, intervened, collected: this.collectedInOrder(state), fullInterventionOutputs };
     } finally {
       for (const h of state.handles) h.remove();
     }
@@ -206,7 +205,12 @@ export class IntervenableModel<Out = ModelOutput> {
     base: { inputIds: IntTensor; attentionMask?: IntTensor | null },
     sources: readonly (RunInput | null)[] | RunInput | null = null,
     options: IntervenedGenerateOptions,
-  ): { original: GenerateOutput | null; generated: GenerateOutput; collected: Tensor[] } {
+  ): {
+    original: GenerateOutput | null;
+    generated: GenerateOutput;
+    collected: Tensor[];
+    fullInterventionOutputs: InterventionOutput[];
+  } {
     if (!(this.model instanceof PretrainedModel)) throw new TypeError("generate needs one of tsvene's language models");
     const model = this.model;
     const opts = readOptions<IntervenedGenerateOptions>(
@@ -227,6 +231,7 @@ export class IntervenableModel<Out = ModelOutput> {
       sourceRepresentations,
       subspaces,
       outputOriginalOutput,
+      interventionAdditionalKwargs,
       interveneOnPrompt = false,
       timestepSelector = null,
       ...decoding
@@ -240,14 +245,20 @@ export class IntervenableModel<Out = ModelOutput> {
       );
     }
     const unitLocations = given ?? (interveneOnPrompt || selectStep ? null : { base: 0 });
-    const plan = this.prepare(prompt.inputIds.shape[0], sources, { unitLocations, sourceRepresentations, subspaces });
+    const plan = this.prepare(prompt.inputIds.shape[0], sources, {
+      unitLocations,
+      sourceRepresentations,
+      subspaces,
+      interventionAdditionalKwargs,
+    });
     const genOptions = { ...decoding, attentionMask: prompt.attentionMask ?? null } as GenerateOptions;
     const original = outputOriginalOutput ? generateTokens(model, prompt.inputIds, genOptions) : null;
-    const state = newState({ interveneOnPrompt, selectStep });
+    const state = this.newCall(plan, { interveneOnPrompt, selectStep });
     try {
       this.runInterventions(plan, state);
       const generated = generateTokens(model, prompt.inputIds, genOptions);
-      return { original, generated, collected: this.collectedInOrder(state) };
+      const { fullInterventionOutputs } = state;
+      return { original, generated, collected: this.collectedInOrder(state), fullInterventionOutputs };
     } finally {
       for (const h of state.handles) h.remove();
     }
@@ -277,7 +288,37 @@ export class IntervenableModel<Out = ModelOutput> {
     this.checkSourcesCover(sourceList, given);
     const locations = broadcastLocations(options.unitLocations, batch, this.hops());
     const subspaces = broadcastSubspaces(options.subspaces, batch, this.slots.length);
-    return { locations, subspaces, sources: sourceList, given };
+    const kwargs = additionalKwargs(options.interventionAdditionalKwargs, this.asAdaptor);
+    if ((this.asAdaptor || Object.keys(kwargs).length > 0) && !this.slots.some(takesKwargs)) {
+      throw new TypeError(
+        `${this.asAdaptor ? "asAdaptor" : "interventionAdditionalKwargs"}: the extra arguments reach only ` +
+          "Collect and source-constant interventions (as in pyvene), and this model has none",
+      );
+    }
+    return { locations, subspaces, sources: sourceList, given, kwargs };
+  }
+
+  /** A fresh state for a call, which getCachedActivations reads from now on. */
+  private newCall(plan: Plan, generation: CallState["generation"]): CallState {
+    this.lastCall = {
+      activations: new Map(),
+      stepRecords: new Map(),
+      stepCollected: new Map(),
+      collected: new Map(),
+      fullInterventionOutputs: [],
+      kwargs: plan.kwargs,
+      handles: [],
+      setterCalls: new Map(),
+      generation,
+    };
+    return this.lastCall;
+  }
+
+  /** With useFast, unit "pos" takes example 0's positions in every example (one row broadcasts). */
+  private fastUnits(slot: Slot, units: InterventionUnits): InterventionUnits {
+    if (!this.useFast || slot.representation.unit !== "pos" || units === null) return units;
+    const [first] = units as unknown[][];
+    return first.every(Number.isInteger) ? [first as number[]] : units;
   }
 
   /** Every intervention that reads a source gets one: from its group's source run or from sourceRepresentations. */
@@ -373,7 +414,8 @@ export class IntervenableModel<Out = ModelOutput> {
   }
 
   /** Hooks the slot's site to record the gathered source units (for unit "t": the value at every step). */
-  private getter(slot: Slot, units: InterventionUnits, state: CallState): HookHandle {
+  private getter(slot: Slot, sourceUnits: InterventionUnits, state: CallState): HookHandle {
+    const units = this.fastUnits(slot, sourceUnits);
     const where = `unitLocations (source side, intervention ${slot.index}: ${slot.key})`;
     const steps = new Map<number, Tensor>();
     if (slot.representation.unit === "t") state.stepRecords.set(slot.key, steps);
@@ -388,29 +430,33 @@ export class IntervenableModel<Out = ModelOutput> {
   /** Hooks the slot's site to replace its units through the intervention. */
   private setter(
     slot: Slot,
-    units: InterventionUnits,
+    baseUnits: InterventionUnits,
     sourceUnits: InterventionUnits,
     subspaces: unknown,
     state: CallState,
   ): HookHandle {
     const where = `unitLocations (base side, intervention ${slot.index}: ${slot.key})`;
+    const units = this.fastUnits(slot, baseUnits);
+    const { unit } = slot.representation;
     let calls = 0;
-    const apply = (view: Tensor, context: unknown): Tensor | undefined => {
-      if (slot.representation.unit === "t")
-        return this.applyAtStep(slot, view, stepOf(context, calls++), units, sourceUnits, subspaces, state, where);
+    const apply = (view: Tensor, context: unknown, moduleInput?: Tensor): Tensor | undefined => {
+      if (unit === "t") {
+        const step = stepOf(context, calls++);
+        return this.applyAtStep(slot, view, moduleInput, step, units, sourceUnits, subspaces, state, where);
+      }
       if (!this.passesGate(slot, units, state)) return undefined;
-      const selected = gatherUnits(view, slot.representation.unit, units, where);
-      const source = state.activations.get(slot.key) ?? null;
+      const selected = gatherUnits(view, unit, units, where);
+      const input = moduleInput && gatherUnits(moduleInput, unit, units, `${where}, module input`);
+      const source = slot.intervention.collects ? null : (state.activations.get(slot.key) ?? null);
+      const result = this.intervene(slot, selected, source, subspaces, input, state);
       if (slot.intervention.collects) {
-        const collected = this.intervene(slot.intervention, selected, null, subspaces);
-        if (collected) state.collected.set(slot.key, [...(state.collected.get(slot.key) ?? []), collected]);
+        if (result) state.collected.set(slot.key, [...(state.collected.get(slot.key) ?? []), result]);
         return undefined;
       }
-      const result = this.intervene(slot.intervention, selected, source, subspaces);
       if (result === null) return undefined;
-      return scatterUnits(view, slot.representation.unit, units, result, where);
+      return scatterUnits(view, unit, units, result, where);
     };
-    return writeSite(this.model, slot.site, apply);
+    return writeSite(this.model, slot.site, apply, { moduleInput: this.asAdaptor && takesKwargs(slot) });
   }
 
   /**
@@ -421,6 +467,7 @@ export class IntervenableModel<Out = ModelOutput> {
   private applyAtStep(
     slot: Slot,
     view: Tensor,
+    moduleInput: Tensor | undefined,
     step: number,
     units: InterventionUnits,
     sourceUnits: InterventionUnits,
@@ -451,7 +498,7 @@ export class IntervenableModel<Out = ModelOutput> {
         0,
       );
     }
-    const result = this.intervene(slot.intervention, view, source, subspaces);
+    const result = this.intervene(slot, view, source, subspaces, moduleInput, state);
     if (result === null) return undefined;
     return tv.where(exampleMask(listed), result, view);
   }
@@ -486,26 +533,33 @@ export class IntervenableModel<Out = ModelOutput> {
     return interveneOnPrompt === isPrompt;
   }
 
-  /** pyvene's do_intervention: flatten multi-unit inputs for distributed kinds, call, unflatten. */
+  /**
+   * The slot's intervention on the gathered units (pyvene's do_intervention), with this model's
+   * useFast and, for the interventions pyvene gives them to, the call's extra arguments and under
+   * asAdaptor the module's input at the same units as `args`. An InterventionOutput is recorded
+   * and its output used (pyvene unwraps it only for source-constant interventions).
+   */
   private intervene(
-    intervention: Intervention,
+    slot: Slot,
     base: Tensor,
     source: Tensor | null,
     subspaces: unknown,
+    moduleInput: Tensor | undefined,
+    state: CallState,
   ): Tensor | null {
-    if (!intervention.distributed || base.rank <= 2) return intervention.apply(base, { source, subspaces });
-    const { flat, unflatten } = flattenUnits(base);
-    const flatSource = source !== null && source.rank === base.rank ? flattenUnits(source).flat : source;
-    const result = intervention.apply(flat, { source: flatSource, subspaces });
-    return result === null ? null : unflatten(result);
+    const kwargs = !takesKwargs(slot)
+      ? undefined
+      : moduleInput === undefined
+        ? state.kwargs
+        : { ...state.kwargs, args: moduleInput };
+    const result = doIntervention(slot.intervention, base, { source, subspaces, useFast: this.useFast, kwargs });
+    if (!(result instanceof InterventionOutput)) return result;
+    state.fullInterventionOutputs.push(result);
+    return result.output;
   }
 
   private collectedInOrder(state: CallState): Tensor[] {
-    return this.keys.flatMap((k) => {
-      const rows = state.stepCollected.get(k);
-      if (!rows) return state.collected.get(k) ?? [];
-      return [stepCollection(rows)];
-    });
+    return this.keys.flatMap((k) => collectedFor(state, k));
   }
 
   // Training support (spec §3.5).
@@ -587,16 +641,17 @@ interface Plan {
   subspaces: unknown[] | null;
   sources: (RunInput | null)[];
   given: Map<string, Tensor> | null;
+  kwargs: Readonly<Record<string, unknown>>;
 }
 
-function newState(generation: CallState["generation"]): CallState {
-  return {
-    activations: new Map(),
-    stepRecords: new Map(),
-    stepCollected: new Map(),
-    collected: new Map(),
-    handles: [],
-    setterCalls: new Map(),
-    generation,
-  };
+/** Whether pyvene passes the extra arguments (and the adaptor's input) to the slot's intervention. */
+function takesKwargs(slot: Slot): boolean {
+  return slot.intervention.collects || slot.intervention.sourceConstant;
+}
+
+/** What a Collect key gathered in a call: one tensor per hook call, or for unit "t" the rows at the listed steps. */
+function collectedFor(state: CallState, key: string): Tensor[] {
+  const rows = state.stepCollected.get(key);
+  if (!rows) return state.collected.get(key) ?? [];
+  return [stepCollection(rows)];
 }

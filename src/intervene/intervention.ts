@@ -41,6 +41,35 @@ export interface InterventionInput {
   /** The gathered source units, or null for source-less interventions. */
   source: Tensor | null;
   subspaces: Subspaces | unknown | null;
+  /**
+   * The calling model's useFast: every example takes example 0's subspaces. An IntervenableModel
+   * always passes its own (pyvene sets its use_fast on every intervention it wraps); otherwise
+   * the intervention's own applies.
+   */
+  useFast?: boolean;
+  /**
+   * pyvene's **kwargs: the call's interventionAdditionalKwargs and, under asAdaptor, `args`, the
+   * site module's input at the same units. An IntervenableModel gives them, as pyvene does, only to
+   * Collect and source-constant interventions.
+   */
+  kwargs?: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * pyvene's InterventionOutput: what `apply` may return instead of a tensor, to hand back a latent
+ * (e.g. an autoencoder's code) beside the new value. An IntervenableModel writes `output` and lists
+ * the object in the call's fullInterventionOutputs.
+ */
+export class InterventionOutput<Latent = unknown> {
+  readonly output: Tensor;
+  readonly latent: Latent | null;
+
+  constructor({ output, latent = null }: { output: Tensor; latent?: Latent | null }) {
+    if (!(output instanceof Tensor))
+      throw new TypeError(`InterventionOutput: output must be the new value as a Tensor, got ${typeof output}`);
+    this.output = output;
+    this.latent = latent;
+  }
 }
 
 /** Options every built-in intervention accepts (pyvene's constructor kwargs, camelCased). */
@@ -59,6 +88,8 @@ export interface InterventionOptions {
   latentDim?: number | null;
   /** Random numbers for initial weights (rotations, autoencoder, default noise); the global generator when omitted. */
   generator?: Generator;
+  /** Every example takes example 0's subspaces (pyvene's use_fast); an IntervenableModel passes its own per call. */
+  useFast?: boolean;
 }
 
 const INTERVENTION_OPTIONS = [
@@ -69,6 +100,7 @@ const INTERVENTION_OPTIONS = [
   "lowRankDimension",
   "latentDim",
   "generator",
+  "useFast",
 ] as const satisfies readonly (keyof InterventionOptions)[];
 
 export abstract class Intervention extends Module<Tensor, InterventionInput> {
@@ -79,6 +111,7 @@ export abstract class Intervention extends Module<Tensor, InterventionInput> {
   interchangeDim: number | readonly number[] | null;
   readonly subspacePartition: readonly (readonly number[])[] | null;
   readonly keepLastDim: boolean;
+  readonly useFast: boolean;
   sourceRepresentation: Tensor | null;
 
   /** `extraOptions`: the names a subclass reads beyond InterventionOptions (unknown ones are errors). */
@@ -89,6 +122,7 @@ export abstract class Intervention extends Module<Tensor, InterventionInput> {
     this.interchangeDim = this.embedDim;
     this.subspacePartition = expandPartition(options.subspacePartition ?? null);
     this.keepLastDim = options.keepLastDim ?? false;
+    this.useFast = options.useFast ?? false;
     this.sourceRepresentation = options.sourceRepresentation ?? null;
   }
 
@@ -133,8 +167,11 @@ export abstract class Intervention extends Module<Tensor, InterventionInput> {
     return true;
   }
 
-  /** The new value of the units, or null to write nothing (a function that only records). */
-  apply(base: Tensor, input: InterventionInput): Tensor | null {
+  /**
+   * The new value of the units, or null to write nothing (a function that only records). A
+   * subclass may override it to return an InterventionOutput (the value and a latent).
+   */
+  apply(base: Tensor, input: InterventionInput): Tensor | InterventionOutput | null {
     return this.call(base, input);
   }
 
@@ -153,10 +190,10 @@ export abstract class Intervention extends Module<Tensor, InterventionInput> {
 
   /**
    * The selection options for doInterventionBySwap: this intervention's interchangeDim and partition,
-   * and `subspaces`.
+   * `subspaces`, and the call's useFast (else this intervention's).
    */
-  protected swapOptions(subspaces: unknown): SwapOptions {
-    return { interchangeDim: this.interchangeDim, subspaces, subspacePartition: this.subspacePartition };
+  protected swapOptions(subspaces: unknown, useFast = this.useFast): SwapOptions {
+    return { interchangeDim: this.interchangeDim, subspaces, subspacePartition: this.subspacePartition, useFast };
   }
 
   /** Parameters an optimiser may train (frozen ones excluded), by dotted path. */

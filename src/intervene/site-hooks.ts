@@ -16,8 +16,11 @@ export { gatherUnits, scatterUnits } from "./units.js";
  * `context` is the model's per-call context (e.g. the time step).
  */
 export type SiteReader = (view: Tensor, context: unknown) => void;
-/** Returns the component's new value, or undefined to leave it. */
-export type SiteWriter = (view: Tensor, context: unknown) => Tensor | undefined;
+/**
+ * Returns the component's new value, or undefined to leave it; `moduleInput` is the site
+ * module's input viewed as the component, when asked for.
+ */
+export type SiteWriter = (view: Tensor, context: unknown, moduleInput?: Tensor) => Tensor | undefined;
 
 /**
  * Calls `read` with the component's value each time the site's module runs. With `moduleInput`,
@@ -38,13 +41,23 @@ export function readSite(
   );
 }
 
-/** Replaces the component's value by what `write` returns each time the site's module runs (out of place). */
-export function writeSite(model: AnyModule, site: ResolvedSite, write: SiteWriter): HookHandle {
+/**
+ * Replaces the component's value by what `write` returns each time the site's module runs (out of
+ * place). With `moduleInput`, `write` also sees the module's input (pyvene's as_adaptor); at an
+ * input site that is the value itself.
+ */
+export function writeSite(
+  model: AnyModule,
+  site: ResolvedSite,
+  write: SiteWriter,
+  options: { moduleInput?: boolean } = {},
+): HookHandle {
   const module = model.getModule(site.module);
-  const replace = (value: Tensor, context: unknown): Tensor | undefined => {
-    const written = write(componentView(value, site), context);
+  const replace = (value: Tensor, context: unknown, input: unknown): Tensor | undefined => {
+    const inputView = options.moduleInput ? componentView(input as Tensor, site) : undefined;
+    const written = write(componentView(value, site), context, inputView);
     return written === undefined ? undefined : withComponent(value, site, written);
   };
-  if (site.hook === "input") return module.addPreHook((_m, input, context) => replace(input as Tensor, context));
-  return module.addPostHook((_m, _input, output, context) => replace(output, context));
+  if (site.hook === "input") return module.addPreHook((_m, input, context) => replace(input as Tensor, context, input));
+  return module.addPostHook((_m, input, output, context) => replace(output, context, input));
 }

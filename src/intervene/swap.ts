@@ -4,8 +4,9 @@
  *
  * The features acted on (the last axis of base) are, in order of precedence:
  * - with `subspaces`: per example i the ids subspaces[i] (a flat list, or a single id, is the
- *   same for every example). With a subspace partition each id selects a partition block and
- *   the blocks are concatenated in the given order; without one the ids are feature indices.
+ *   same for every example; with `useFast`, subspaces[0] is). With a subspace partition each id
+ *   selects a partition block and the blocks are concatenated in the given order; without one
+ *   the ids are feature indices.
  * - else `interchangeDim`: the first interchangeDim features (all when it is at least the width,
  *   as a Python slice), or an explicit list of feature indices; null means all features.
  *
@@ -31,6 +32,8 @@ export interface SwapOptions {
   subspaces?: unknown;
   /** Expanded partition (lists of feature indices per block), as Intervention.subspacePartition. */
   subspacePartition?: readonly (readonly number[])[] | null;
+  /** pyvene's use_fast: every example takes the first list of per-example subspaces, whatever their number. */
+  useFast?: boolean;
 }
 
 /** Which features to act on: the same for every example, or one list per example. */
@@ -91,7 +94,7 @@ export function featureSelection(
     return out;
   };
   if (rows.kind === "shared") return { kind: "shared", ids: resolve(rows.ids, null) };
-  if (rows.ids.length === 1) return { kind: "shared", ids: resolve(rows.ids[0], null) };
+  if (rows.ids.length === 1 || options.useFast) return { kind: "shared", ids: resolve(rows.ids[0], null) };
   if (batch === null) {
     throw new RangeError(
       `${what}: per-example subspaces (${rows.ids.length} lists) need a base with a batch axis, got a 1-D base`,

@@ -31,6 +31,17 @@ export async function readTextIfPresent(path: string): Promise<string | undefine
   }
 }
 
+/** The bytes of a file; `what` names it in the error when there is none. */
+export async function readBytes(path: string, what: string): Promise<Uint8Array> {
+  try {
+    const bytes = await readFile(path);
+    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") throw new Error(`${what} ${path}: no such file`);
+    throw error;
+  }
+}
+
 /** A JSON file that must hold an object, or undefined when the file is absent. */
 export async function readJsonObjectIfPresent(path: string): Promise<JsonObject | undefined> {
   const text = await readTextIfPresent(path);

@@ -1,6 +1,7 @@
 export { LOADABLE_DTYPES, type LoadableDtype, type FloatWriteDtype } from "./dtypes.js";
 export {
   parseSafetensors,
+  parseSafetensorsHeader,
   serializeSafetensors,
   storedByteLength,
   type TensorInfo,
@@ -12,6 +13,8 @@ export {
 } from "./safetensors-format.js";
 export { readSafetensors, readSafetensorsHeader, writeSafetensors } from "./safetensors.js";
 export { readTorchStateDict, parseTorchStateDict } from "./torch-pickle.js";
+export { parseNpy, parseNpz } from "./npy.js";
+export { loadSae, gemmaScopeSae, type SaeArchitecture, type SaeWeights } from "./sae.js";
 export {
   loadCheckpoint,
   saveCheckpoint,
@@ -29,6 +32,14 @@ export {
   type SaveCheckpointOptions,
 } from "./checkpoint.js";
 export type { JsonObject } from "./files.js";
+export {
+  filesFromBlobs,
+  filesFromUrl,
+  filesFromHub,
+  type ModelFiles,
+  type UrlFilesOptions,
+  type HubFilesOptions,
+} from "./sources.js";
 export { resolveModel, defaultCacheDir, HubError, type HubErrorCode, type ResolveModelOptions } from "./hub.js";
 export {
   Tokenizer,

@@ -3,6 +3,7 @@
  * data/<key> storages, stored uncompressed (deflated members are inflated through node:zlib, as
  * other zip writers may recompress a file). Every offset and length is checked against the file
  * before use, so a truncated or corrupt archive is refused, naming it, instead of read past its end.
+ * listZipMembers is the archive walk alone, for readers that inflate their own way (NumPy's .npz).
  */
 import { inflateRawSync } from "node:zlib";
 
@@ -15,12 +16,38 @@ const DEFLATED = 8;
 const END_RECORD_BYTES = 22;
 const MAX_COMMENT_BYTES = 0xffff;
 
+/** A member as the archive stores it: deflated ones still compressed, with the size they inflate to. */
+export interface StoredZipMember {
+  name: string;
+  deflated: boolean;
+  stored: Uint8Array;
+  size: number;
+}
+
 /** The members of the zip archive `bytes` by name; `source` names the file in errors. */
 export function readZipMembers(bytes: Uint8Array, source: string): Map<string, Uint8Array> {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const fail = (why: string): never => {
-    throw new Error(`${source}: not a readable PyTorch zip archive (${why})`);
+  const fail = failure(source, "PyTorch zip archive");
+  const members = new Map<string, Uint8Array>();
+  for (const { name, deflated, stored, size } of listZipMembers(bytes, source, "PyTorch zip archive")) {
+    members.set(name, deflated ? inflate(stored, size, name, fail) : stored);
+  }
+  return members;
+}
+
+/** The error thrown for an unreadable archive: `source: not a readable <kind> (why)`. */
+export function failure(source: string, kind: string): (why: string) => never {
+  return (why) => {
+    throw new Error(`${source}: not a readable ${kind} (${why})`);
   };
+}
+
+/**
+ * The members of the zip archive `bytes` as stored, every offset and length checked; `kind` says what
+ * the archive should have been in errors. Only stored and deflated members are accepted.
+ */
+export function listZipMembers(bytes: Uint8Array, source: string, kind: string): StoredZipMember[] {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const fail = failure(source, kind);
   const end = findEndRecord(view);
   if (end < 0) fail("no end-of-central-directory record; the file may be truncated");
   const count = view.getUint16(end + 10, true);
@@ -30,7 +57,7 @@ export function readZipMembers(bytes: Uint8Array, source: string): Map<string, U
   if (count === 0xffff || directoryBytes === 0xffffffff || at === 0xffffffff) fail("zip64 archives are not supported");
   if (at + directoryBytes > end) fail("the central directory runs past its end record");
 
-  const members = new Map<string, Uint8Array>();
+  const members: StoredZipMember[] = [];
   for (let i = 0; i < count; i++) {
     if (at + 46 > end || view.getUint32(at, true) !== CENTRAL_ENTRY) fail(`central directory entry ${i} is corrupt`);
     const method = view.getUint16(at + 10, true);
@@ -44,15 +71,13 @@ export function readZipMembers(bytes: Uint8Array, source: string): Map<string, U
       fail(`member "${name}" has no local header where the directory says`);
     const start = local + 30 + view.getUint16(local + 26, true) + view.getUint16(local + 28, true);
     if (start + compressed > bytes.byteLength) fail(`member "${name}" runs past the end of the file`);
-    const raw = bytes.subarray(start, start + compressed);
+    const stored = bytes.subarray(start, start + compressed);
     if (method === STORED) {
       if (compressed !== size) fail(`stored member "${name}" has ${compressed} bytes, its size says ${size}`);
-      members.set(name, raw);
-    } else if (method === DEFLATED) {
-      members.set(name, inflate(raw, size, name, fail));
-    } else {
+    } else if (method !== DEFLATED) {
       fail(`member "${name}" uses compression method ${method}; only stored and deflated members are read`);
     }
+    members.push({ name, deflated: method === DEFLATED, stored, size });
   }
   return members;
 }

@@ -105,7 +105,12 @@ export abstract class DecoderModel<P = unknown> extends PretrainedModel {
    * head and what the family applies after it. The logit lens reads every layer's stream through it.
    */
   unembed(hidden: Tensor): Tensor {
-    return this.logits(this.finalNorm.call(hidden));
+    return this.headLogits(this.finalNorm.call(hidden));
+  }
+
+  /** Logits from hidden states the final norm has already seen (HF's last hidden state): the head and what follows. */
+  headLogits(normalised: Tensor): Tensor {
+    return this.logits(normalised);
   }
 
   /** The final norm and the head themselves, for analyses that apply them piece by piece (direct logit attribution). */

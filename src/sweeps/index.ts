@@ -14,6 +14,7 @@ export {
 } from "./dla.js";
 export { headPatching, type HeadPatchOptions } from "./heads.js";
 export { pathPatching, type PathPatchOptions } from "./paths.js";
+export { embedToDistrib, topVals, type EmbedToDistribOptions, type TopValue } from "./distributions.js";
 export type { ComponentSite, HeadGrid, HeadPatchResult, HeadSite, PathPatchResult } from "./results.js";
 export {
   ActivationCache,

@@ -123,7 +123,7 @@ function argmax(row: Float32Array): number {
 }
 
 /** The indices of the k largest values, largest first (ties: the lower index first). */
-function topIndices(row: Float32Array, k: number): number[] {
+export function topIndices(row: Float32Array, k: number): number[] {
   const best: number[] = [];
   for (let j = 0; j < row.length; j++) {
     if (best.length === k && row[j] <= row[best[k - 1]]) continue;

@@ -1,6 +1,6 @@
 export { Tensor, IntTensor, type NestedNumbers, type Indices } from "./tensor.js";
 export { noGrad, isGradEnabled } from "./autograd.js";
-export { Generator, manualSeed, defaultGenerator } from "./random.js";
+export { Generator, manualSeed, setSeed, defaultGenerator } from "./random.js";
 export { tensor, intTensor, zeros, ones, full, zerosLike, onesLike, arange, randn, rand } from "./creation.js";
 export {
   add,

@@ -76,3 +76,11 @@ export const defaultGenerator = new Generator(0);
 export function manualSeed(seed: number): void {
   defaultGenerator.manualSeed(seed);
 }
+
+/**
+ * pyvene's set_seed (which seeds Python's, NumPy's and torch's generators): reseeds the default
+ * generator, which every draw without a generator of its own uses (randn, rand, initial
+ * intervention weights, sampled generation, CausalModel sampling). NoiseIntervention's default
+ * noise comes from its own Generator(1), as pyvene's from NumPy's RandomState(1).
+ */
+export const setSeed: (seed: number) => void = manualSeed;

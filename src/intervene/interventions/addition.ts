@@ -6,7 +6,7 @@ import { doInterventionBySwap } from "../swap.js";
 export class AdditionIntervention extends Intervention {
   readonly typeName = "AdditionIntervention";
 
-  protected forward(base: Tensor, { source, subspaces }: InterventionInput): Tensor {
-    return doInterventionBySwap(base, resolveSource(this, source), "add", this.swapOptions(subspaces));
+  protected forward(base: Tensor, { source, subspaces, useFast }: InterventionInput): Tensor {
+    return doInterventionBySwap(base, resolveSource(this, source), "add", this.swapOptions(subspaces, useFast));
   }
 }

@@ -18,10 +18,10 @@ export class CollectIntervention extends Intervention {
     return true;
   }
 
-  protected forward(base: Tensor, { source, subspaces }: InterventionInput): Tensor {
+  protected forward(base: Tensor, { source, subspaces, useFast }: InterventionInput): Tensor {
     if (source !== null && source !== undefined) {
       throw new TypeError("CollectIntervention takes no source (got one); it returns the selected features of base");
     }
-    return doInterventionBySwap(base, null, "collect", this.swapOptions(subspaces));
+    return doInterventionBySwap(base, null, "collect", this.swapOptions(subspaces, useFast));
   }
 }

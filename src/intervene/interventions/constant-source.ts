@@ -14,13 +14,13 @@ export class ConstantSourceIntervention extends Intervention {
     return true;
   }
 
-  protected forward(base: Tensor, { subspaces }: InterventionInput): Tensor {
+  protected forward(base: Tensor, { subspaces, useFast }: InterventionInput): Tensor {
     if (this.sourceRepresentation === null) {
       throw new TypeError(
         "ConstantSourceIntervention needs a sourceRepresentation " +
           "(pass it as an option or call setSourceRepresentation)",
       );
     }
-    return doInterventionBySwap(base, this.sourceRepresentation, "interchange", this.swapOptions(subspaces));
+    return doInterventionBySwap(base, this.sourceRepresentation, "interchange", this.swapOptions(subspaces, useFast));
   }
 }

@@ -57,10 +57,15 @@ export class JumpReLUAutoencoderIntervention extends DistributedTrainableInterve
     return add(matmul(acts, this.W_dec), this.b_dec);
   }
 
-  protected forward(base: Tensor, { source, subspaces }: InterventionInput): Tensor {
+  protected forward(base: Tensor, { source, subspaces, useFast }: InterventionInput): Tensor {
     checkWidth(this.typeName, base, this.W_enc.shape[0]);
     const s = broadcastSource(base, requireSource(this, source));
-    const latent = doInterventionBySwap(this.encode(base), this.encode(s), "interchange", this.swapOptions(subspaces));
+    const latent = doInterventionBySwap(
+      this.encode(base),
+      this.encode(s),
+      "interchange",
+      this.swapOptions(subspaces, useFast),
+    );
     return this.decode(latent);
   }
 }

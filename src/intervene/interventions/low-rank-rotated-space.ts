@@ -40,7 +40,7 @@ export class LowRankRotatedSpaceIntervention extends DistributedTrainableInterve
     return this.rotateLayer.m;
   }
 
-  protected forward(base: Tensor, { source, subspaces }: InterventionInput): Tensor {
+  protected forward(base: Tensor, { source, subspaces, useFast = this.useFast }: InterventionInput): Tensor {
     checkWidth(this.typeName, base, this.rotateLayer.n);
     const s = broadcastSource(base, requireSource(this, source));
     const w = this.rotateLayer.weight();
@@ -50,7 +50,7 @@ export class LowRankRotatedSpaceIntervention extends DistributedTrainableInterve
       const selection = featureSelection(
         this.rotateLayer.m,
         batch,
-        { subspaces, subspacePartition: this.subspacePartition },
+        { subspaces, subspacePartition: this.subspacePartition, useFast },
         this.typeName,
       );
       diff = mul(diff, selectionMask(selection, diff.shape));

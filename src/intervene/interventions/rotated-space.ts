@@ -26,11 +26,16 @@ export class RotatedSpaceIntervention extends DistributedTrainableIntervention {
     this.rotateLayer = this.module("rotate_layer", new RotateLayer(n, { generator: options.generator }));
   }
 
-  protected forward(base: Tensor, { source, subspaces }: InterventionInput): Tensor {
+  protected forward(base: Tensor, { source, subspaces, useFast }: InterventionInput): Tensor {
     checkWidth(this.typeName, base, this.rotateLayer.n);
     const s = broadcastSource(base, requireSource(this, source));
     const w = this.rotateLayer.weight();
-    const rotated = doInterventionBySwap(matmul(base, w), matmul(s, w), "interchange", this.swapOptions(subspaces));
+    const rotated = doInterventionBySwap(
+      matmul(base, w),
+      matmul(s, w),
+      "interchange",
+      this.swapOptions(subspaces, useFast),
+    );
     return matmul(rotated, transpose(w));
   }
 }

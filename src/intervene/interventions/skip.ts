@@ -18,7 +18,7 @@ export class SkipIntervention extends Intervention {
     return false;
   }
 
-  protected forward(base: Tensor, { source, subspaces }: InterventionInput): Tensor {
-    return doInterventionBySwap(base, requireSource(this, source), "interchange", this.swapOptions(subspaces));
+  protected forward(base: Tensor, { source, subspaces, useFast }: InterventionInput): Tensor {
+    return doInterventionBySwap(base, requireSource(this, source), "interchange", this.swapOptions(subspaces, useFast));
   }
 }

@@ -6,7 +6,7 @@ import { doInterventionBySwap } from "../swap.js";
 export class SubtractionIntervention extends Intervention {
   readonly typeName = "SubtractionIntervention";
 
-  protected forward(base: Tensor, { source, subspaces }: InterventionInput): Tensor {
-    return doInterventionBySwap(base, resolveSource(this, source), "subtract", this.swapOptions(subspaces));
+  protected forward(base: Tensor, { source, subspaces, useFast }: InterventionInput): Tensor {
+    return doInterventionBySwap(base, resolveSource(this, source), "subtract", this.swapOptions(subspaces, useFast));
   }
 }

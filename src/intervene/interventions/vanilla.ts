@@ -6,7 +6,7 @@ import { doInterventionBySwap } from "../swap.js";
 export class VanillaIntervention extends Intervention {
   readonly typeName = "VanillaIntervention";
 
-  protected forward(base: Tensor, { source, subspaces }: InterventionInput): Tensor {
-    return doInterventionBySwap(base, resolveSource(this, source), "interchange", this.swapOptions(subspaces));
+  protected forward(base: Tensor, { source, subspaces, useFast }: InterventionInput): Tensor {
+    return doInterventionBySwap(base, resolveSource(this, source), "interchange", this.swapOptions(subspaces, useFast));
   }
 }

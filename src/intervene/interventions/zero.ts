@@ -10,7 +10,7 @@ export class ZeroIntervention extends Intervention {
     return true;
   }
 
-  protected forward(base: Tensor, { subspaces }: InterventionInput): Tensor {
-    return doInterventionBySwap(base, zerosLike(base), "interchange", this.swapOptions(subspaces));
+  protected forward(base: Tensor, { subspaces, useFast }: InterventionInput): Tensor {
+    return doInterventionBySwap(base, zerosLike(base), "interchange", this.swapOptions(subspaces, useFast));
   }
 }
