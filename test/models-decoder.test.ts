@@ -134,6 +134,30 @@ for (const [name, seed] of [
       assert.throws(() => cache.prefix(length + 1), /length must be in 1\.\.5, got 6/);
     });
 
+    it("tokenLogits are unembed's columns for those tokens; a hooked head is run, hook and all", () => {
+      const stream = full.hiddenStates![1];
+      const all = tv.noGrad(() => model.unembed(stream));
+      const tokens = [7, 0, 19, 7];
+      const some = tv.noGrad(() => model.tokenLogits(stream, tokens));
+      assert.deepEqual(some.shape, [2, 5, 4]);
+      assert.ok(maxAbsDiff(some, tv.indexSelect(all, -1, tokens)) < 1e-5);
+      const head = model.getModule(TAIL[name][1]);
+      const handle = head.addPostHook((_m, _x, y) => tv.mul(y, 2));
+      try {
+        const doubled = tv.noGrad(() => model.tokenLogits(stream, tokens));
+        const expected = tv.indexSelect(
+          tv.noGrad(() => model.unembed(stream)),
+          -1,
+          tokens,
+        );
+        assert.ok(maxAbsDiff(doubled, expected) < 1e-5);
+        assert.ok(maxAbsDiff(doubled, some) > 1e-3, "the hook changed the logits");
+      } finally {
+        handle.remove();
+      }
+      assert.throws(() => model.tokenLogits(stream, [20]), /token 20 is outside 0\.\.19 \(the vocabulary\)/);
+    });
+
     it("lastPositionLogits are the last row of the full logits, [B, 1, V]", () => {
       const last = tv.noGrad(() => model.run({ inputIds: IDS, lastPositionLogits: true }).logits);
       assert.deepEqual(last.shape, [2, 1, 20]);

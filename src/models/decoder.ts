@@ -11,8 +11,9 @@
  * context its blocks read, and its site map.
  */
 import { KeyValueCache } from "../nn/attention.js";
-import type { Embedding } from "../nn/layers.js";
+import { type Embedding, Linear } from "../nn/layers.js";
 import { positionIds } from "../nn/masks.js";
+import { TiedLinear } from "../nn/tied.js";
 import type { AnyModule, Module } from "../nn/module.js";
 import * as tv from "../tensor/index.js";
 import { IntTensor, Tensor } from "../tensor/index.js";
@@ -69,9 +70,14 @@ export abstract class DecoderModel<P = unknown> extends PretrainedModel {
     return tokens;
   }
 
-  /** Logits from the normalised hidden states: the head, and what the family applies after it (Gemma2's soft-cap). */
+  /** Logits from the normalised hidden states: the head, and what the family applies after it. */
   protected logits(h: Tensor): Tensor {
-    return this.lmHead.call(h);
+    return this.afterHead(this.lmHead.call(h));
+  }
+
+  /** What the family applies to the head's output, elementwise (Gemma2's soft-cap); nothing by default. */
+  protected afterHead(logits: Tensor): Tensor {
+    return logits;
   }
 
   /** A learned position table's size and config field, for families that have one: positions past it are an error. */
@@ -111,6 +117,23 @@ export abstract class DecoderModel<P = unknown> extends PretrainedModel {
   /** Logits from hidden states the final norm has already seen (HF's last hidden state): the head and what follows. */
   headLogits(normalised: Tensor): Tensor {
     return this.logits(normalised);
+  }
+
+  /**
+   * The logits of `tokens` only [B, T, k], from a residual stream [B, T, D], as `unembed` gives them
+   * (column i is token tokens[i]): the head's rows for those tokens alone, when the head is a plain
+   * projection without hooks, which skips the vocabulary-wide matmul; else the full logits, gathered.
+   */
+  tokenLogits(hidden: Tensor, tokens: readonly number[]): Tensor {
+    const bad = tokens.find((t) => !Number.isInteger(t) || t < 0 || t >= this.settings.vocabSize);
+    if (bad !== undefined)
+      throw new RangeError(`tokenLogits: token ${bad} is outside 0..${this.settings.vocabSize - 1} (the vocabulary)`);
+    const head = this.lmHead;
+    const normalised = this.finalNorm.call(hidden);
+    if (!(head instanceof Linear || head instanceof TiedLinear) || head.hookCount > 0)
+      return tv.indexSelect(this.logits(normalised), -1, tokens);
+    const bias = head instanceof Linear && head.bias !== null ? tv.indexSelect(head.bias, 0, tokens) : null;
+    return this.afterHead(tv.linear(normalised, tv.indexSelect(head.weight, 0, tokens), bias));
   }
 
   /** The final norm and the head themselves, for analyses that apply them piece by piece (direct logit attribution). */

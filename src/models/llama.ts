@@ -283,8 +283,8 @@ export class LlamaForCausalLM extends LlamaDecoder {
   }
 
   /** Gemma2 soft-caps the logits. */
-  protected override logits(h: Tensor): Tensor {
-    return softCap(this.lm_head.call(h), this.settings.finalLogitSoftcapping);
+  protected override afterHead(logits: Tensor): Tensor {
+    return softCap(logits, this.settings.finalLogitSoftcapping);
   }
 }
 

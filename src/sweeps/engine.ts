@@ -194,7 +194,9 @@ function staircaseGrid(request: GridRequest): Float32Array {
  * residual stream there, and the rows already in flight continue. At block j a hook writes the
  * restored value into every row whose window holds j. The work is that of the layer-by-layer
  * batches, but in GEMMs of up to layers × positions rows, which run far closer to peak than
- * batches of one layer's positions. Returns each layer's scores for the pass's positions.
+ * batches of one layer's positions. A block_output restored at the window's first layer is the
+ * next block's input, so those rows join one block later with it written in: the block they skip
+ * would only recompute the patched run. Returns each layer's scores for the pass's positions.
  */
 function staircasePass(
   { model, inputs, component, window, patched, restored, target, metric }: GridRequest,
@@ -209,59 +211,105 @@ function staircasePass(
   const numLayers = model.numLayers;
   const width = patched.blockInputs[0].shape[2];
   const windows = Array.from({ length: numLayers }, (_, l) => windowLayers(l, window, numLayers));
+  const joinsAfterFirst = component === "block_output";
   const prefix = start > 0 ? patched.cache.prefix(start) : null;
-  /** Row groups in batch order: each is one layer's `count` rows, row i restoring position start + i. */
+  /** Row i of a group restores position start + i, at i among the computed positions. */
+  const ownPositions = Array.from({ length: count }, (_, i) => [i]);
+  const recordedPositions = Array.from({ length: count }, (_, i) => [start + i]);
+  const joiningRows = (layer: number): Tensor => {
+    const first = windows[layer][0];
+    if (!joinsAfterFirst) return tv.expand(tv.slice(patched.blockInputs[first], 1, start), [count, computed, width]);
+    const stream = tv.expand(tv.slice(patched.component[first], 1, start), [count, computed, width]);
+    const recorded = restored.component[first];
+    const clean = gatherUnits(
+      tv.expand(recorded, [count, ...recorded.shape.slice(1)]),
+      "pos",
+      recordedPositions,
+      "rows",
+    );
+    return scatterUnits(stream, "pos", ownPositions, clean, "staircase rows");
+  };
+  /** Row groups in batch order: each is one layer's `count` rows. */
   const layers: number[] = [];
   let hidden: Tensor | null = null;
-  let logits: Tensor | null = null;
-  for (let j = 0; j < numLayers; j++) {
-    const joining = windows.map((w, l) => (w[0] === j ? l : -1)).filter((l) => l >= 0);
-    const stream = tv.slice(patched.blockInputs[j], 1, start);
-    const fresh = joining.map(() => tv.expand(stream, [count, computed, width]));
-    hidden = hidden === null ? tv.concat(fresh, 0) : fresh.length > 0 ? tv.concat([hidden, ...fresh], 0) : hidden;
+  for (let j = 0; j <= numLayers; j++) {
+    const joining = windows.flatMap((w, l) => (w[0] + (joinsAfterFirst ? 1 : 0) === j ? [l] : []));
+    const fresh = joining.map(joiningRows);
+    if (fresh.length > 0) hidden = tv.concat(hidden === null ? fresh : [hidden, ...fresh], 0);
     layers.push(...joining);
-    const rows = layers.length * count;
-    const restoring = layers.map((l) => windows[l].includes(j));
-    // Row r restores position start + r mod count, at r mod count among the computed positions.
-    const recordedAt = Array.from({ length: rows }, (_, r) => [start + (r % count)]);
-    const positions = Array.from({ length: rows }, (_, r) => [r % count]);
-    const recorded = restored.component[j];
-    const rowMask = new Tensor(
-      Float32Array.from({ length: rows }, (_, r) => (restoring[Math.floor(r / count)] ? 1 : 0)),
-      [rows, ...recorded.shape.slice(1).map(() => 1)],
-    );
-    const clean = gatherUnits(
-      byPosition(tv.expand(recorded, [rows, ...recorded.shape.slice(1)])),
-      "pos",
-      recordedAt,
-      "staircase rows",
-    );
-    const restore = (view: Tensor) => {
-      const atPositions = byPosition(view);
-      const kept = gatherUnits(atPositions, "pos", positions, "staircase rows");
-      return byPosition(scatterUnits(atPositions, "pos", positions, tv.where(rowMask, clean, kept), "staircase rows"));
-    };
-    const handle = writeSite(model, model.site(component, j), restore);
-    const batch: ModelInputs = {
-      inputIds: new IntTensor(
-        Int32Array.from({ length: rows * computed }, (_, i) => ids.data[start + (i % computed)]),
-        [rows, computed],
-      ),
-      resumeFrom: { layer: j, hidden: hidden! },
-      cache: prefix,
-    };
-    try {
-      if (j === numLayers - 1) logits = tv.noGrad(() => model.run({ ...batch, lastPositionLogits: true }).logits);
-      else hidden = tv.noGrad(() => model.runBlocks(batch, j));
-    } finally {
-      handle.remove();
-    }
+    if (j === numLayers) break;
+    if (hidden !== null)
+      hidden = restoredBlock(model, ids, start, j, hidden, {
+        restoring: layers.map((l) => windows[l].includes(j)),
+        count,
+        recorded: restored.component[j],
+        component,
+        prefix,
+      });
     onProgress?.(j + 1);
   }
-  const scores = measure(logits!, target, metric);
+  const last = tv.slice(hidden!, 1, -1);
+  const scores = tv.noGrad(() =>
+    metric === "logit" ? model.tokenLogits(last, [target]).data : measure(model.unembed(last), target, metric),
+  );
   const byLayer: Float32Array[] = new Array(numLayers);
   layers.forEach((layer, g) => (byLayer[layer] = scores.subarray(g * count, (g + 1) * count)));
   return byLayer;
+}
+
+/** Which rows restore at this block, and from what. */
+interface BlockRestore {
+  /** Per row group (of `count` rows): whether its window holds this block. */
+  restoring: boolean[];
+  count: number;
+  /** The restored run's component at this block [1, …]. */
+  recorded: Tensor;
+  component: string;
+  prefix: KeyValueCache | null;
+}
+
+/** Block j on the rows `hidden` (positions start..), the restoring rows' values written at their own position. */
+function restoredBlock(
+  model: DecoderModel,
+  ids: IntTensor,
+  start: number,
+  j: number,
+  hidden: Tensor,
+  { restoring, count, recorded, component, prefix }: BlockRestore,
+): Tensor {
+  const rows = hidden.shape[0];
+  const computed = hidden.shape[1];
+  const positions = Array.from({ length: rows }, (_, r) => [r % count]);
+  const handles: HookHandle[] = [];
+  try {
+    if (restoring.some(Boolean)) {
+      const rowMask = new Tensor(
+        Float32Array.from({ length: rows }, (_, r) => (restoring[Math.floor(r / count)] ? 1 : 0)),
+        [rows, ...recorded.shape.slice(1).map(() => 1)],
+      );
+      const clean = gatherUnits(
+        byPosition(tv.expand(recorded, [rows, ...recorded.shape.slice(1)])),
+        "pos",
+        Array.from({ length: rows }, (_, r) => [start + (r % count)]),
+        "staircase rows",
+      );
+      const restore = (view: Tensor) => {
+        const atPositions = byPosition(view);
+        const kept = gatherUnits(atPositions, "pos", positions, "staircase rows");
+        return byPosition(
+          scatterUnits(atPositions, "pos", positions, tv.where(rowMask, clean, kept), "staircase rows"),
+        );
+      };
+      handles.push(writeSite(model, model.site(component, j), restore));
+    }
+    const inputIds = new IntTensor(
+      Int32Array.from({ length: rows * computed }, (_, i) => ids.data[start + (i % computed)]),
+      [rows, computed],
+    );
+    return tv.noGrad(() => model.runBlocks({ inputIds, resumeFrom: { layer: j, hidden }, cache: prefix }, j));
+  } finally {
+    for (const handle of handles) handle.remove();
+  }
 }
 
 /** A write at a site of a layer: the component's new value from its current one (the site port's writer). */
