@@ -8,14 +8,11 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as tv from "../src/index.js";
-import { hashwWeights, readManifest, SHARED_BENCH } from "./hashw.js";
+import { hashwModel, hashwWeights, readManifest, SHARED_BENCH } from "./hashw.js";
 import { timed } from "./timing.js";
+import { gridDifference, type PyveneTiming as Timing, W1_PROMPT as PROMPT, type W1Checks, w1Trace } from "./w1.js";
 import { benchmarkW2 } from "./w2.js";
 
-interface Timing {
-  min_s: number;
-  median_s: number;
-}
 const reference = JSON.parse(readFileSync(join(SHARED_BENCH, "pyvene_cpu.json"), "utf8")).configs.t1 as {
   results: {
     W1: Record<string, Timing>;
@@ -23,20 +20,11 @@ const reference = JSON.parse(readFileSync(join(SHARED_BENCH, "pyvene_cpu.json"),
     W4: Record<string, Timing>;
   };
   checks: {
-    W1: {
-      p_clean: number;
-      p_corrupt: number;
-      grid_logit_target: number[][];
-      grid_prob_target: number[][];
-      clean_logit_target: number;
-    };
+    W1: W1Checks;
     W3: { sum_f64_per_layer: number[]; sumsq_f64_per_layer: number[]; layer0_prompt0_pos0_first4: number[] };
     W4: { sequence: number[] };
   };
 };
-
-const PROMPT = [15496, 995, 11, 262, 412, 733, 417, 8765, 318, 287];
-const TARGET = 39619;
 
 function line(name: string, ours: { min: number; median: number }, theirs: Timing, label: string): void {
   console.log(
@@ -47,31 +35,18 @@ function line(name: string, ours: { min: number; median: number }, theirs: Timin
 }
 
 const manifest = readManifest();
-const gpt2 = tv.modelFromConfig({ ...manifest.config, model_type: "gpt2", architectures: ["GPT2LMHeadModel"] });
+const gpt2 = hashwModel(manifest);
 gpt2.loadStateDict(hashwWeights(manifest));
 
 // W1: causal tracing, 12 layers × 10 positions, restoring block_output from the clean run.
 const noise = (await tv.readSafetensors(join(SHARED_BENCH, "weights/w1_noise.safetensors"))).tensors.get(
   "noise",
 ) as tv.Tensor;
-const trace = (metric: "probability" | "logit") =>
-  tv.causalTrace(gpt2, {
-    inputIds: tv.intTensor([PROMPT]),
-    tokens: PROMPT.map(String),
-    corruptedPositions: [0, 1, 2, 3],
-    noise,
-    target: TARGET,
-    metric,
-  });
-const w1 = timed(() => trace("logit"));
+const w1 = timed(() => w1Trace(gpt2, noise, "logit"));
 const w1Checks = reference.checks.W1;
-const logitDiff = Math.max(
-  ...w1.result.grid.values.map((v, i) => Math.abs(v - w1Checks.grid_logit_target[Math.floor(i / 10)][i % 10])),
-);
-const probabilities = trace("probability");
-const probDiff = Math.max(
-  ...probabilities.grid.values.map((v, i) => Math.abs(v - w1Checks.grid_prob_target[Math.floor(i / 10)][i % 10])),
-);
+const logitDiff = gridDifference(w1.result.grid.values, w1Checks.grid_logit_target);
+const probabilities = w1Trace(gpt2, noise, "probability");
+const probDiff = gridDifference(probabilities.grid.values, w1Checks.grid_prob_target);
 line("W1 causal tracing (120 cells)", w1, reference.results.W1.cached_clean_batched_per_layer, "fastest expression");
 console.log(
   `  vs pyvene's tutorial-style code ${reference.results.W1.tutorial_new_model_per_cell.min_s.toFixed(2)} s: ` +

@@ -63,8 +63,8 @@ export async function buildWeb(outDir = join(ROOT, "dist")): Promise<WebBuild> {
   return { library: { path: libraryPath, bytes }, site, libraryInputs: Object.keys(library.metafile.inputs) };
 }
 
-/** The aliases that make the browser forms: see the module comment. */
-function browserForms(): esbuild.Plugin {
+/** The aliases that make the browser forms: see the module comment. Other browser bundles (bench:browser) use it. */
+export function browserForms(): esbuild.Plugin {
   return {
     name: "tsvene-browser-forms",
     setup(build) {
