@@ -18,7 +18,7 @@ import { after, describe, it } from "node:test";
 import { Tokenizer } from "../src/io/tokenizer.js";
 import { DEFAULT_MODEL_FOLDER } from "../src/models/default-model.js";
 import { textFile, writeOutputs } from "../src/cli/files.js";
-import { unknownWords } from "../src/cli/text.js";
+import { unknownWords } from "../src/causal/prompt-tokens.js";
 
 const MAIN = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 const scratch = await mkdtemp(join(tmpdir(), "tsvene-cli-trust-"));

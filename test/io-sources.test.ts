@@ -48,6 +48,23 @@ describe("loadPretrainedFrom", () => {
     assert.ok(asked.includes("https://huggingface.co/someone/default/resolve/v1/model.safetensors"));
   });
 
+  it("escapes each part of a file name and the revision in the URLs it fetches", async () => {
+    const asked: string[] = [];
+    const served = (async (input: string | URL | Request) => {
+      asked.push(String(input));
+      return new Response("bytes");
+    }) as typeof fetch;
+    const hub = tv.filesFromHub("someone/model", { revision: "refs/pr/1", fetch: served });
+    await hub.read("intkey_x#0.bin");
+    await hub.read("sub dir/50%?.json");
+    await tv.filesFromUrl("https://models.example/m/", { fetch: served }).read("a#b.bin");
+    assert.deepEqual(asked, [
+      "https://huggingface.co/someone/model/resolve/refs%2Fpr%2F1/intkey_x%230.bin",
+      "https://huggingface.co/someone/model/resolve/refs%2Fpr%2F1/sub%20dir/50%25%3F.json",
+      "https://models.example/m/a%23b.bin",
+    ]);
+  });
+
   it("names the missing config, the missing weights and a missing shard", async () => {
     const noConfig = tv.filesFromBlobs(await blobs(FILES.slice(1)));
     await assert.rejects(tv.loadPretrainedFrom(noConfig), /the 3 files given: no config\.json/);

@@ -121,7 +121,8 @@ describe("sweeps", () => {
       component: "mlp_output",
       window: 3,
     });
-    const windowOf = (l: number) => [0, 1, 2].map((k) => Math.max(0, l - 1) + k).filter((x) => x < 4);
+    // ROME's window of 3: the layer and one on each side, clipped at both edges.
+    const windowOf = (l: number) => [l - 1, l, l + 1].filter((x) => x >= 0 && x < 4);
     assertGridMatches(
       trace.grid,
       (l, p) =>
@@ -188,7 +189,8 @@ describe("sweeps", () => {
         window: 2,
         metric: "logit",
       });
-      const windowOf = (l: number) => (l === 0 ? [0, 1] : l === 1 ? [0, 1] : [1, 2]);
+      // ROME's window of 2: the layer and the one below it.
+      const windowOf = (l: number) => (l === 0 ? [0] : [l - 1, l]);
       assertGridMatches(
         trace.grid,
         (l, p) =>

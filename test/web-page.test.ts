@@ -1,9 +1,12 @@
 /**
  * The browser page (web/, built by scripts/build-web.ts and served by `tsvene serve`) driven in
  * headless Chromium: a causal trace run through the form on the embedded model must give the
- * grid `tsvene trace --json` gives for the same prompt, subject, seed and samples; a model folder
- * picked in the folder input (sharded weights, its own tokenizer) must load and trace as the CLI
- * does on that folder; and the page must load nothing from outside its own origin.
+ * grid `tsvene trace --json` gives for the same prompt, subject, seed and samples, and head
+ * patching the grid `tsvene heads --json` gives; a clicked cell of a trace or patch map must list
+ * the top tokens of that cell's run as IntervenableModel computes it in Node; an unknown word must
+ * be refused with the CLI's message; a model folder picked in the folder input (sharded weights,
+ * its own tokenizer) must load and trace as the CLI does on that folder; and the page must load
+ * nothing from outside its own origin.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -16,6 +19,7 @@ import { fileURLToPath } from "node:url";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import * as tv from "../src/index.js";
 import { buildWeb } from "../scripts/build-web.js";
+import { cellProbabilities } from "./support/cell-runs.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 const CHROMIUM_ARGS = [
@@ -37,6 +41,7 @@ const skip = existsSync(CHROMIUM)
 
 interface TraceJson {
   kind: string;
+  noiseStd: number;
   target: number;
   clean: number;
   corrupted: number;
@@ -51,12 +56,43 @@ interface Run {
   samples: number;
 }
 
+/** The CLI's output for `args` on the embedded model: its JSON, or its exit code and first line of stderr. */
+function cli(args: string[]): { status: number | null; stdout: string; error: string } {
+  const result = spawnSync(process.execPath, [MAIN, ...args], { encoding: "utf8" });
+  return { status: result.status, stdout: result.stdout, error: result.stderr.split("\n")[0] };
+}
+
 function cliTrace(run: Run, model?: string): TraceJson {
   const args = ["trace", "--prompt", run.prompt, "--subject", run.subject, "--seed", String(run.seed)];
   args.push("--samples", String(run.samples), "--json", "--quiet", ...(model ? ["--model", model] : []));
   const result = spawnSync(process.execPath, [MAIN, ...args], { encoding: "utf8" });
   assert.equal(result.status, 0, result.stderr);
   return JSON.parse(result.stdout) as TraceJson;
+}
+
+/** The top `k` tokens of a distribution, largest first (ties by the lower id), decoded. */
+function topTokens(probabilities: Float32Array, decode: (id: number) => string, k = 5) {
+  const ids = Array.from(probabilities.keys()).sort((a, b) => probabilities[b] - probabilities[a] || a - b);
+  return ids.slice(0, k).map((id) => ({ token: decode(id), probability: probabilities[id] }));
+}
+
+/** The top tokens the page lists under the title and the description of a clicked cell. */
+function listedTokens(text: string): { token: string; probability: number }[] {
+  return text
+    .split("\n")
+    .slice(2)
+    .map((line) => {
+      const cut = line.lastIndexOf("  ");
+      return { token: JSON.parse(line.slice(0, cut)) as string, probability: Number(line.slice(cut + 2)) };
+    });
+}
+
+function assertSameTokens(page: { token: string; probability: number }[], node: typeof page): void {
+  assert.deepEqual(
+    page.map((t) => t.token),
+    node.map((t) => t.token),
+  );
+  page.forEach((t, i) => assert.ok(Math.abs(t.probability - node[i].probability) <= 1e-5, `${t.token}: ${i}`));
 }
 
 function assertSameTrace(page: TraceJson, cli: TraceJson): void {
@@ -176,8 +212,102 @@ describe("the browser page in Chromium", { skip }, () => {
     assert.match(report, /^<!DOCTYPE html>[\s\S]*<svg[\s\S]*Ka/i);
   });
 
+  async function clickCell(row: number, col: number): Promise<string> {
+    const before = await page.evaluate(() => document.body.dataset.cell ?? "");
+    await page.click(`#panels rect.cell[data-row="${row}"][data-col="${col}"]`);
+    await page.waitForFunction((b) => (document.body.dataset.cell ?? "") !== b, before, { timeout: 60_000 });
+    assert.equal(await page.textContent("#error"), "");
+    return (await page.textContent("#cell")) ?? "";
+  }
+
+  it("lists a clicked trace cell's top tokens as IntervenableModel computes that run in Node", async () => {
+    const run = { prompt: "Ka Bo lives in the city of", subject: "Ka Bo", seed: 4, samples: 3 };
+    const trace = await runTrace(run);
+    const text = await clickCell(2, 1);
+    assert.match(text, /^layer 2, position 1 .*\n.*block_output restored .* mean of its 3 noise draws/);
+    const { model, tokenizer } = await tv.loadDefaultModel();
+    const prompt = tokenizer!.encode(run.prompt);
+    const width = model.settings.hiddenSize;
+    const positions = trace.corruptedPositions;
+    const draws = tv.randn([3, positions.length, width], { std: trace.noiseStd, generator: new tv.Generator(4) });
+    const question = { patched: prompt, restored: prompt, component: "block_output", layers: [2], position: 1 };
+    const perDraw = [0, 1, 2].map((s) => {
+      const noise = tv.squeeze(tv.slice(draws, 0, s, s + 1), 0);
+      return cellProbabilities(model, { ...question, corruption: { positions, noise } });
+    });
+    const mean = perDraw[0].map((_, i) => (perDraw[0][i] + perDraw[1][i] + perDraw[2][i]) / 3);
+    const node = topTokens(mean, (id) => tokenizer!.decode([id]));
+    assertSameTokens(listedTokens(text), node);
+    const cell = trace.grid.values[2][1];
+    assert.ok(Math.abs(mean[trace.target] - cell) <= 1e-5, "the target's mean probability is the cell's value");
+  });
+
+  it("lists a clicked patch cell's top tokens as IntervenableModel computes that run in Node", async () => {
+    await page.click('.tabs button[data-kind="patch"]');
+    await page.selectOption("#component", "mlp_output");
+    const done = await page.evaluate(() => document.body.dataset.done ?? "");
+    await page.click("#run");
+    await page.waitForFunction((before) => (document.body.dataset.done ?? "") !== before, done, { timeout: 120_000 });
+    const text = await clickCell(4, 1);
+    assert.match(text, /^layer 4, position 1 .*\nthe base run with mlp_output patched from the source run at layer 4/);
+    const { model, tokenizer } = await tv.loadDefaultModel();
+    const [base, source] = [await page.inputValue("#base"), await page.inputValue("#source")].map((t) =>
+      tokenizer!.encode(t),
+    );
+    const question = { patched: base, restored: source, component: "mlp_output", layers: [4], position: 1 };
+    const node = topTokens(cellProbabilities(model, question), (id) => tokenizer!.decode([id]));
+    assertSameTokens(listedTokens(text), node);
+  });
+
+  it("runs head patching as tsvene heads --json does, drawn as a layer × head map", async () => {
+    await page.click('.tabs button[data-kind="heads"]');
+    assert.equal(await page.inputValue("#head-component"), "head_attention_value_output");
+    const done = await page.evaluate(() => document.body.dataset.done ?? "");
+    await page.click("#run");
+    await page.waitForFunction((before) => (document.body.dataset.done ?? "") !== before, done, { timeout: 120_000 });
+    assert.equal(await page.textContent("#error"), "");
+    type Heads = { grids: { values: number[][] }[]; base: number; source: number } & Record<string, unknown>;
+    const fromPage = JSON.parse(await downloaded("#download-json")) as Heads;
+    const command = cli(["heads", "--json", "--quiet"]);
+    assert.equal(command.status, 0, command.error);
+    const fromCli = JSON.parse(command.stdout) as Heads;
+    const strip = ({ grids, base, source, ...rest }: Heads) => ({
+      ...rest,
+      grids: grids.map(({ values, ...g }) => g),
+    });
+    assert.deepEqual(strip(fromPage), strip(fromCli));
+    assert.ok(Math.abs(fromPage.base - fromCli.base) <= 1e-5 && Math.abs(fromPage.source - fromCli.source) <= 1e-5);
+    fromPage.grids[0].values.forEach((row, l) =>
+      row.forEach((v, h) => assert.ok(Math.abs(v - fromCli.grids[0].values[l][h]) <= 1e-5, `layer ${l} head ${h}`)),
+    );
+    const { model } = await tv.loadDefaultModel();
+    const cells = model.numLayers * fromCli.grids[0].values[0].length;
+    assert.equal(await page.locator("#panels svg rect.cell").count(), cells);
+    const title = await page.locator('#panels rect.cell[data-row="0"][data-col="1"] title').textContent();
+    assert.match(title ?? "", /^layer 0, head 1: p\(Quito\) = 0\.\d+/);
+    assert.match(await downloaded("#download-report"), /^<!DOCTYPE html>[\s\S]*Head patching[\s\S]*<svg/i);
+  });
+
+  it("refuses a prompt with words the model does not know, with the CLI's message", async () => {
+    const prompt = "Ada Lovelace lives in the city of";
+    const command = cli(["trace", "--prompt", prompt, "--subject", "Ada", "--quiet"]);
+    assert.equal(command.status, 2);
+    const factsFile = join(ROOT, "models", "default", "facts.json");
+    const expected = command.error
+      .replace("tsvene trace: --prompt", "prompt")
+      .replace(factsFile, `${origin}models/default/facts.json`);
+    assert.match(expected, /"Ada" \(read as "<unk>"\), "Lovelace" \(read as "<unk>"\) are not in the model's vocab/);
+    await page.click('.tabs button[data-kind="trace"]');
+    await page.fill("#prompt", prompt);
+    await page.fill("#subject", "Ada");
+    await page.click("#run");
+    await page.waitForFunction(() => document.getElementById("error")!.textContent !== "");
+    assert.equal(await page.textContent("#error"), expected);
+  });
+
   it("shows a clicked cell's value, and in the logit lens its top tokens", async () => {
     await page.click('.tabs button[data-kind="lens"]');
+    await page.fill("#prompt", "Ka Bo lives in the city of");
     const done = await page.evaluate(() => document.body.dataset.done ?? "");
     await page.click("#run");
     await page.waitForFunction((before) => (document.body.dataset.done ?? "") !== before, done);

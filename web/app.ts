@@ -1,16 +1,17 @@
 /**
  * The page: reads the form, sends requests to the worker (worker.ts runs tsvene), draws what
- * comes back: a progress bar, the heat maps (hover a cell for its value, click it for more), and
- * downloads of the JSON and the HTML report.
+ * comes back: a progress bar, the heat maps (hover a cell for its value, click it for that run's
+ * top tokens), and downloads of the JSON and the HTML report.
  */
-import type { ModelInfo, ModelSource, Panel, SweepAnswer, WorkerMessage, WorkRequest } from "./protocol.js";
+import type { ModelInfo, ModelSource, Panel, SweepAnswer, TopToken, WorkerMessage, WorkRequest } from "./protocol.js";
 
-type Kind = "trace" | "patch" | "lens";
+type Kind = "trace" | "patch" | "lens" | "heads";
 
 const worker = new Worker(new URL("worker.js", import.meta.url), { type: "module" });
 let nextId = 0;
 let kind: Kind = "trace";
-let answer: SweepAnswer | null = null;
+/** The result shown, and the experiment it came from (the downloads' file names). */
+let answer: { kind: Kind; result: SweepAnswer } | null = null;
 
 function element<T extends HTMLElement>(id: string): T {
   return document.getElementById(id) as T;
@@ -64,6 +65,9 @@ async function loadModel(source: ModelSource): Promise<void> {
 }
 
 function showModel(info: ModelInfo): void {
+  // The results shown were computed on the previous model; a clicked cell would rerun on this one.
+  answer = null;
+  element("results").hidden = true;
   element("model-name").textContent = info.name;
   element("model-about").textContent = `(${info.family}, ${info.layers} layers)`;
   const select = element<HTMLSelectElement>("component");
@@ -71,6 +75,8 @@ function showModel(info: ModelInfo): void {
   select.replaceChildren(
     ...["block_output", "all", ...perPosition.filter((c) => c !== "block_output")].map((c) => new Option(c, c)),
   );
+  const heads = [...info.headComponents].sort((a, b) => rankHeads(a) - rankHeads(b));
+  element<HTMLSelectElement>("head-component").replaceChildren(...heads.map((c) => new Option(c, c)));
   if (info.demo) {
     element<HTMLInputElement>("prompt").value = info.demo.prompt;
     element<HTMLInputElement>("subject").value = info.demo.subject;
@@ -78,10 +84,19 @@ function showModel(info: ModelInfo): void {
   document.body.dataset.model = info.name;
 }
 
+/** `tsvene heads`'s default component first. */
+function rankHeads(component: string): number {
+  return component === "head_attention_value_output" ? 0 : 1;
+}
+
 function request(): WorkRequest {
   const component = value("component");
   if (kind === "lens") return { kind, prompt: value("prompt") };
   if (kind === "patch") return { kind, base: value("base"), source: value("source"), component };
+  if (kind === "heads") {
+    const positions = value("head-positions") === "each" ? "each" : "all";
+    return { kind, base: value("base"), source: value("source"), component: value("head-component"), positions };
+  }
   const noise = value("noise");
   return {
     kind,
@@ -96,11 +111,12 @@ function request(): WorkRequest {
 }
 
 async function run(): Promise<void> {
+  const asked = kind;
   const message = await ask(request());
   if (message.type !== "result") return;
-  answer = message.answer;
-  element("summary").textContent = answer.summary;
-  element("panels").replaceChildren(...answer.panels.map(drawPanel));
+  answer = { kind: asked, result: message.answer };
+  element("summary").textContent = message.answer.summary;
+  element("panels").replaceChildren(...message.answer.panels.map(drawPanel));
   element("cell").textContent = "";
   element("results").hidden = false;
   document.body.dataset.done = String(nextId);
@@ -116,19 +132,37 @@ function drawPanel(panel: Panel): HTMLElement {
   map.innerHTML = panel.svg;
   map.addEventListener("click", (event) => {
     const cell = (event.target as Element).closest("rect.cell");
-    if (cell) showCell(panel, cell);
+    if (cell) void showCell(panel, cell);
   });
   section.append(heading, map);
   return section;
 }
 
-/** A clicked cell: its value (the cell's title), and its run's top tokens when the sweep gave them. */
-function showCell(panel: Panel, cell: Element): void {
-  const index = Number(cell.getAttribute("data-row")) * panel.cols + Number(cell.getAttribute("data-col"));
+/**
+ * A clicked cell: its value (the cell's title), and its run's top tokens: listed by the sweep (the
+ * logit lens), or recomputed by the worker (a trace's or a patching's cell).
+ */
+async function showCell(panel: Panel, cell: Element): Promise<void> {
+  const row = Number(cell.getAttribute("data-row"));
+  const col = Number(cell.getAttribute("data-col"));
   const title = cell.querySelector("title")?.textContent ?? "";
-  const top = panel.cellTopTokens?.[index];
-  const lines = top ? top.map((t) => `${JSON.stringify(t.token)}  ${t.probability.toFixed(4)}`) : [];
-  element("cell").textContent = [title, ...lines].join("\n");
+  const listed = panel.cellTopTokens?.[row * panel.cols + col];
+  for (const marked of document.querySelectorAll("#panels rect.cell.clicked")) marked.classList.remove("clicked");
+  cell.classList.add("clicked");
+  const output = element("cell");
+  if (listed || !panel.cellRun) {
+    output.textContent = [title, ...topLines(listed ?? [])].join("\n");
+    return;
+  }
+  output.textContent = `${title}\ncomputing this cell's run…`;
+  const message = await ask({ kind: "cell", of: panel.cellRun, layer: row, position: col });
+  output.textContent =
+    message.type === "cell" ? [title, message.cell.about, ...topLines(message.cell.top)].join("\n") : title;
+  document.body.dataset.cell = String(nextId);
+}
+
+function topLines(top: readonly TopToken[]): string[] {
+  return top.map((t) => `${JSON.stringify(t.token)}  ${t.probability.toPrecision(6)}`);
 }
 
 function download(name: string, type: string, text: string): void {
@@ -169,9 +203,9 @@ drop.addEventListener("drop", (event) => {
   loadDropped(event.dataTransfer?.files ?? null);
 });
 element("download-json").addEventListener("click", () => {
-  if (answer) download(`${kind}.json`, "application/json", `${JSON.stringify(answer.json, null, 2)}\n`);
+  if (answer) download(`${answer.kind}.json`, "application/json", `${JSON.stringify(answer.result.json, null, 2)}\n`);
 });
 element("download-report").addEventListener("click", () => {
-  if (answer) download(`${kind}.html`, "text/html", answer.reportHtml);
+  if (answer) download(`${answer.kind}.html`, "text/html", answer.result.reportHtml);
 });
 void loadModel({ kind: "default" });

@@ -31,7 +31,31 @@ export interface LensRequest {
   prompt: string;
 }
 
-export type WorkRequest = { kind: "load"; source: ModelSource } | TraceRequest | PatchRequest | LensRequest;
+export interface HeadsRequest {
+  kind: "heads";
+  base: string;
+  source: string;
+  /** A head component, e.g. head_attention_value_output. */
+  component: string;
+  /** "all": each head patched at every position (one map); "each": one map per position. */
+  positions: "all" | "each";
+}
+
+/** The run behind one cell of a trace or patch map (the sweep's request, one component), recomputed alone. */
+export interface CellRequest {
+  kind: "cell";
+  of: TraceRequest | PatchRequest;
+  layer: number;
+  position: number;
+}
+
+export type WorkRequest =
+  | { kind: "load"; source: ModelSource }
+  | TraceRequest
+  | PatchRequest
+  | LensRequest
+  | HeadsRequest
+  | CellRequest;
 
 /** What the page knows about the loaded model. */
 export interface ModelInfo {
@@ -40,17 +64,35 @@ export interface ModelInfo {
   layers: number;
   /** Components a trace or patch can restore at each position. */
   components: string[];
+  /** Components split into attention heads, for head patching. */
+  headComponents: string[];
   /** The example prompt and subject of the model's facts.json, when it has one. */
   demo: { prompt: string; subject: string } | null;
 }
 
-/** One heat map to draw, and per cell (row-major) the top tokens of that cell's run when known. */
+/** A token of a run's prediction and its probability. */
+export interface TopToken {
+  token: string;
+  probability: number;
+}
+
+/**
+ * One heat map to draw, and how a clicked cell's top tokens are found: listed per cell (row-major)
+ * when the sweep gave them, or recomputed from `cellRun` (the map's own request) when asked.
+ */
 export interface Panel {
   heading: string;
   svg: string;
   /** Columns of the map, to find a clicked cell (data-row, data-col) in cellTopTokens. */
   cols: number;
-  cellTopTokens?: { token: string; probability: number }[][];
+  cellTopTokens?: TopToken[][];
+  cellRun?: TraceRequest | PatchRequest;
+}
+
+/** A recomputed cell's run: what it is, and its top tokens. */
+export interface CellAnswer {
+  about: string;
+  top: TopToken[];
 }
 
 /** A finished sweep: the JSON the CLI's --json prints, the CLI's HTML report, the maps to draw. */
@@ -65,4 +107,5 @@ export type WorkerMessage =
   | { id: number; type: "progress"; done: number; total: number; label: string }
   | { id: number; type: "loaded"; info: ModelInfo }
   | { id: number; type: "result"; answer: SweepAnswer }
+  | { id: number; type: "cell"; cell: CellAnswer }
   | { id: number; type: "error"; message: string };

@@ -33,4 +33,15 @@ export {
   type SubjectTrace,
   type WorldFact,
 } from "./facts-world.js";
-export { continuationIds, subjectPositions, targetToken, type TargetToken } from "./prompt-tokens.js";
+export {
+  checkVocabulary,
+  contextLength,
+  continuationIds,
+  promptIds,
+  subjectPositions,
+  targetToken,
+  unknownWords,
+  type TargetToken,
+  type TextReader,
+  type UnknownWord,
+} from "./prompt-tokens.js";

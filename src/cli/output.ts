@@ -3,11 +3,13 @@
  * file with --out. Score grids print as a compact table of layers × tokens with the best cell
  * marked, and go into JSON as 2-D arrays with their row and column labels.
  */
-import type { HeadGrid, ScoreGrid } from "../sweeps/results.js";
+import type { ScoreGrid } from "../sweeps/results.js";
+import { formatScore } from "../viz/format.js";
 import { toJson } from "../viz/grid-json.js";
 import type { LabelledGrid } from "../viz/index.js";
 import { textFile, writeOutputs, type OutputFile } from "./files.js";
 
+export { formatScore } from "../viz/format.js";
 export { gridJson, scoreGridJson, toJson } from "../viz/grid-json.js";
 
 /**
@@ -58,23 +60,6 @@ export function gridTable(grid: ScoreGrid, tokens: readonly string[], highlight:
   const line = (first: string, row: string[]) =>
     [first.padStart(layerWidth), ...row.map((s, c) => s.padStart(widths[c]))].join("  ");
   return `${[line("layer", headers), ...body.map((row, r) => line(String(grid.layers[r]), row))].join("\n")}\n`;
-}
-
-export function formatScore(v: number): string {
-  if (!Number.isFinite(v)) return String(v);
-  const a = Math.abs(v);
-  return a !== 0 && (a < 1e-3 || a >= 1e4) ? v.toExponential(2) : v.toFixed(3);
-}
-
-/** A layers × heads grid of head patching as a labelled grid (rows layers, columns heads). */
-export function headLabelledGrid(grid: HeadGrid): LabelledGrid {
-  return {
-    values: grid.values,
-    rowTitle: "layer",
-    colTitle: "head",
-    rowLabels: grid.layers.map(String),
-    colLabels: grid.heads.map(String),
-  };
 }
 
 /**

@@ -71,7 +71,9 @@ const URL_OPTIONS = ["fetch", "authorization"] as const satisfies readonly (keyo
 
 /**
  * The files under a base URL: file `name` is fetched from `new URL(name, base)` (a "/" is added to
- * the base when it lacks one). A 404 means the folder has no such file; any other failure is an error.
+ * the base when it lacks one), each of its "/"-separated parts URL-escaped: a file name is a name, so
+ * its "#", "?" or "%" are characters of it. A 404 means the folder has no such file; any other failure
+ * is an error.
  */
 export function filesFromUrl(base: string | URL, urlOptions: UrlFilesOptions = {}): ModelFiles {
   const options = readOptions<UrlFilesOptions>(urlOptions, URL_OPTIONS, "filesFromUrl options");
@@ -89,7 +91,7 @@ export function filesFromUrl(base: string | URL, urlOptions: UrlFilesOptions = {
   return {
     where: folder.href,
     async read(name) {
-      const url = new URL(name, folder);
+      const url = new URL(name.split("/").map(encodeURIComponent).join("/"), folder);
       let response: Response;
       try {
         response = await get(url, { headers });

@@ -108,10 +108,13 @@ export function byPosition(value: Tensor): Tensor {
   throw new RangeError(`sweeps: a per-position value must be [B, T, W] or [B, H, T, T], got [${value.shape}]`);
 }
 
-/** Layers restored for row `layer` with a window of w layers (ROME: centred, clipped to the model). */
+/**
+ * Layers restored for row `layer` with a window of w layers, as ROME's trace_important_window:
+ * layer − ⌊w/2⌋ to layer + ⌈w/2⌉ − 1, clipped to the model (so windows shrink at both edges).
+ */
 export function windowLayers(layer: number, window: number, numLayers: number): number[] {
   const start = Math.max(0, layer - Math.floor(window / 2));
-  const end = Math.min(numLayers, start + window);
+  const end = Math.min(numLayers, layer + Math.ceil(window / 2));
   return Array.from({ length: end - start }, (_, i) => start + i);
 }
 

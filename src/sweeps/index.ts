@@ -26,3 +26,16 @@ export {
   type ForwardHook,
   type HooksOptions,
 } from "./cache.js";
+export { patchCellRun, traceCellRun, type CellRun, type GridCell } from "./cell-run.js";
+export {
+  decodeShard,
+  encodeShard,
+  runDatasetSweep,
+  runExample,
+  type DatasetSweepOptions,
+  type DatasetSweepRun,
+  type ExampleResult,
+  type ShardStore,
+} from "./dataset.js";
+export { readDataset, readSweepSpec, type DatasetExample, type SweepKind, type SweepSpec } from "./dataset-spec.js";
+export { summarizeSweep, type MeanMap, type SweepSummary } from "./dataset-summary.js";

@@ -4,11 +4,12 @@
  * component of the site map works (an attention pattern is patched at its query position: that
  * position's row of every head); head components are swept per head by headPatching.
  */
+import type { DecoderModel } from "../models/decoder.js";
 import type { PretrainedModel } from "../models/model.js";
 import type { IntTensor } from "../tensor/index.js";
 import { readOptions } from "../options/index.js";
 import { checkMetric, checkPair, checkPositionComponent, checkTarget, checkWindow } from "./checks.js";
-import { asDecoder, measure, recordRun, restoreGrid, topToken, type Metric } from "./engine.js";
+import { asDecoder, measure, recordRun, restoreGrid, topToken, type Metric, type RecordedRun } from "./engine.js";
 import type { PatchResult } from "./results.js";
 
 export interface PatchOptions {
@@ -38,10 +39,23 @@ const PATCH_OPTIONS = [
   "onProgress",
 ] as const satisfies readonly (keyof PatchOptions)[];
 
-export function activationPatching(anyModel: PretrainedModel, patchOptions: PatchOptions): PatchResult {
-  const where = "activationPatching";
+/** A patching's checked options and its two recorded runs: what the grid and a single cell's run start from. */
+export interface PatchSetup {
+  model: DecoderModel;
+  options: Partial<PatchOptions>;
+  base: IntTensor;
+  component: string;
+  window: number;
+  metric: Metric;
+  baseRun: RecordedRun;
+  sourceRun: RecordedRun;
+  target: number;
+}
+
+/** Checks a patching's options (naming `where` in errors) and runs the base and the source prompt. */
+export function preparePatch(anyModel: PretrainedModel, patchOptions: PatchOptions, where: string): PatchSetup {
   const model = asDecoder(anyModel, where);
-  const options = readOptions<PatchOptions>(patchOptions, PATCH_OPTIONS, "activationPatching options");
+  const options = readOptions<PatchOptions>(patchOptions, PATCH_OPTIONS, `${where} options`);
   const { base, source } = checkPair(options, where);
   const component = checkPositionComponent(model, options.component ?? "block_output", where);
   const window = checkWindow(options.window ?? 1, model, where);
@@ -49,6 +63,12 @@ export function activationPatching(anyModel: PretrainedModel, patchOptions: Patc
   const sourceRun = recordRun(model, { inputIds: source }, component, null);
   const baseRun = recordRun(model, { inputIds: base }, component, null);
   const target = checkTarget(options.target, sourceRun.logits.shape[2], where) ?? topToken(sourceRun.logits);
+  return { model, options, base, component, window, metric, baseRun, sourceRun, target };
+}
+
+export function activationPatching(anyModel: PretrainedModel, patchOptions: PatchOptions): PatchResult {
+  const setup = preparePatch(anyModel, patchOptions, "activationPatching");
+  const { model, options, base, component, window, metric, baseRun, sourceRun, target } = setup;
   const grid = restoreGrid({
     model,
     inputs: { inputIds: base },

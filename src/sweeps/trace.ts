@@ -3,12 +3,22 @@
  * Gaussian noise, then restore one site at a time (a component at a layer and position, or a
  * window of layers) from the clean run and measure how much of the clean prediction returns.
  */
+import type { DecoderModel } from "../models/decoder.js";
 import type { PretrainedModel } from "../models/model.js";
 import * as tv from "../tensor/index.js";
 import type { IntTensor } from "../tensor/index.js";
 import { describe, readOptions } from "../options/index.js";
 import { checkLabels, checkPositionComponent, checkMetric, checkPrompt, checkTarget, checkWindow } from "./checks.js";
-import { asDecoder, measure, recordRun, restoreGrid, topToken, type Metric } from "./engine.js";
+import {
+  asDecoder,
+  measure,
+  recordRun,
+  restoreGrid,
+  topToken,
+  type Corruption,
+  type Metric,
+  type RecordedRun,
+} from "./engine.js";
 import type { ScoreGrid, TraceResult } from "./results.js";
 
 export interface TraceOptions {
@@ -61,67 +71,36 @@ const TRACE_OPTIONS = [
 /** Draws when the caller gives neither `samples` nor the noise itself. */
 const DEFAULT_SAMPLES = 10;
 
+/** A trace's checked options, its clean run and its noise: what the grid and a single cell's run start from. */
+export interface TraceSetup {
+  model: DecoderModel;
+  options: Partial<TraceOptions>;
+  inputs: { inputIds: IntTensor };
+  tokens: string[];
+  component: string;
+  window: number;
+  metric: Metric;
+  corruptedPositions: number[];
+  seed: number;
+  samples: number;
+  clean: RecordedRun;
+  target: number;
+  /** The noise's standard deviation, null when the caller gave the noise itself. */
+  noiseStd: number | null;
+  /** The noise of each draw, [samples, corrupted positions, width]. */
+  draws: tv.Tensor;
+}
+
 export function causalTrace(anyModel: PretrainedModel, traceOptions: TraceOptions): TraceResult {
-  const where = "causalTrace";
-  const model = asDecoder(anyModel, where);
-  const options = readOptions<TraceOptions>(traceOptions, TRACE_OPTIONS, "causalTrace options");
-  const inputIds = checkPrompt(options.inputIds, "inputIds", where);
-  const length = inputIds.shape[1];
-  const tokens = checkLabels(options.tokens, length, "tokens", where);
-  const component = checkPositionComponent(model, options.component ?? "block_output", where);
-  const window = checkWindow(options.window ?? 1, model, where);
-  const metric = checkMetric(options.metric ?? "probability", where);
-  const { corruptedPositions = [], seed = 0 } = options;
-  // Noise given as a tensor says how many draws it holds; a disagreeing `samples` is refused below.
-  const samples = options.samples ?? (options.noise === undefined ? DEFAULT_SAMPLES : noiseDraws(options.noise));
-  if (!Number.isInteger(samples) || samples < 1)
-    throw new RangeError(`causalTrace: samples must be a positive integer, got ${describe(samples)}`);
-  if (
-    !Array.isArray(corruptedPositions) ||
-    corruptedPositions.length === 0 ||
-    corruptedPositions.some((p) => !Number.isInteger(p) || p < 0 || p >= length) ||
-    new Set(corruptedPositions).size !== corruptedPositions.length
-  ) {
-    throw new RangeError(
-      `causalTrace: corruptedPositions must be distinct positions in 0..${length - 1}, ` +
-        `got ${describe(corruptedPositions)}`,
-    );
-  }
-  if (!Number.isInteger(seed)) throw new RangeError(`causalTrace: seed must be an integer, got ${describe(seed)}`);
-  if (options.noiseStd !== undefined && !(Number.isFinite(options.noiseStd) && options.noiseStd >= 0)) {
-    throw new RangeError(`causalTrace: noiseStd must be a non-negative number, got ${describe(options.noiseStd)}`);
-  }
-  if (options.noise !== undefined && options.noiseStd !== undefined)
-    throw new TypeError("causalTrace: give noise or noiseStd, not both");
-  const inputs = { inputIds };
-  const clean = recordRun(model, inputs, component, null);
-  const target = checkTarget(options.target, clean.logits.shape[2], where) ?? topToken(clean.logits);
-  const width = clean.blockInputs[0].shape[2];
-  const noiseStd =
-    options.noise === undefined ? (options.noiseStd ?? 3 * Math.sqrt(tv.variance(clean.blockInputs[0]).item())) : null;
-  const noise =
-    options.noise ??
-    tv.randn([samples, corruptedPositions.length, width], { std: noiseStd!, generator: new tv.Generator(seed) });
-  const draws = noise.rank === 2 ? tv.unsqueeze(noise, 0) : noise;
-  if (
-    draws.rank !== 3 ||
-    draws.shape[0] !== samples ||
-    draws.shape[1] !== corruptedPositions.length ||
-    draws.shape[2] !== width
-  ) {
-    throw new RangeError(
-      `causalTrace: noise must be [${samples}, ${corruptedPositions.length}, ${width}] ` +
-        `(samples, corrupted positions, width), got [${noise.shape.join(", ")}]`,
-    );
-  }
+  const setup = prepareTrace(anyModel, traceOptions, "causalTrace");
+  const { model, options, inputs, component, window, metric, corruptedPositions, samples, clean, target } = setup;
   // Sums in float64 so that the mean and standard deviation over draws lose nothing to rounding.
-  const sums = new Float64Array(model.numLayers * length);
-  const squares = new Float64Array(model.numLayers * length);
+  const sums = new Float64Array(model.numLayers * inputs.inputIds.shape[1]);
+  const squares = new Float64Array(sums.length);
   const corruptedDraws: number[] = [];
   let grid: ScoreGrid | undefined;
   for (let s = 0; s < samples; s++) {
-    const corruption = { positions: corruptedPositions, noise: tv.squeeze(tv.slice(draws, 0, s, s + 1), 0) };
-    const run = recordRun(model, inputs, component, corruption);
+    const run = recordRun(model, inputs, component, traceCorruption(setup, s));
     const progress =
       options.onProgress && ((done: number, total: number) => options.onProgress!(s * total + done, samples * total));
     grid = restoreGrid({
@@ -151,13 +130,13 @@ export function causalTrace(anyModel: PretrainedModel, traceOptions: TraceOption
     kind: "trace",
     component,
     window,
-    tokens,
+    tokens: setup.tokens,
     corruptedPositions,
     target,
     targetLabel: options.targetLabel ?? String(target),
     metric,
-    noiseStd,
-    seed: options.noise === undefined ? seed : null,
+    noiseStd: setup.noiseStd,
+    seed: options.noise === undefined ? setup.seed : null,
     samples,
     clean: measure(clean.logits, target, metric)[0],
     corrupted: corrupted.mean,
@@ -167,6 +146,82 @@ export function causalTrace(anyModel: PretrainedModel, traceOptions: TraceOption
       values: Float32Array.from(cells, (c) => c.mean),
       spread: Float32Array.from(cells, (c) => c.spread),
     },
+  };
+}
+
+/** The corruption of draw `s`: its noise added at the corrupted positions. */
+export function traceCorruption(setup: TraceSetup, s: number): Corruption {
+  return { positions: setup.corruptedPositions, noise: tv.squeeze(tv.slice(setup.draws, 0, s, s + 1), 0) };
+}
+
+/** Checks a trace's options (naming `where` in errors), runs the clean prompt and draws the noise. */
+export function prepareTrace(anyModel: PretrainedModel, traceOptions: TraceOptions, where: string): TraceSetup {
+  const model = asDecoder(anyModel, where);
+  const options = readOptions<TraceOptions>(traceOptions, TRACE_OPTIONS, `${where} options`);
+  const inputIds = checkPrompt(options.inputIds, "inputIds", where);
+  const length = inputIds.shape[1];
+  const tokens = checkLabels(options.tokens, length, "tokens", where);
+  const component = checkPositionComponent(model, options.component ?? "block_output", where);
+  const window = checkWindow(options.window ?? 1, model, where);
+  const metric = checkMetric(options.metric ?? "probability", where);
+  const { corruptedPositions = [], seed = 0 } = options;
+  // Noise given as a tensor says how many draws it holds; a disagreeing `samples` is refused below.
+  const samples = options.samples ?? (options.noise === undefined ? DEFAULT_SAMPLES : noiseDraws(options.noise));
+  if (!Number.isInteger(samples) || samples < 1)
+    throw new RangeError(`${where}: samples must be a positive integer, got ${describe(samples)}`);
+  if (
+    !Array.isArray(corruptedPositions) ||
+    corruptedPositions.length === 0 ||
+    corruptedPositions.some((p) => !Number.isInteger(p) || p < 0 || p >= length) ||
+    new Set(corruptedPositions).size !== corruptedPositions.length
+  ) {
+    throw new RangeError(
+      `${where}: corruptedPositions must be distinct positions in 0..${length - 1}, ` +
+        `got ${describe(corruptedPositions)}`,
+    );
+  }
+  if (!Number.isInteger(seed)) throw new RangeError(`${where}: seed must be an integer, got ${describe(seed)}`);
+  if (options.noiseStd !== undefined && !(Number.isFinite(options.noiseStd) && options.noiseStd >= 0)) {
+    throw new RangeError(`${where}: noiseStd must be a non-negative number, got ${describe(options.noiseStd)}`);
+  }
+  if (options.noise !== undefined && options.noiseStd !== undefined)
+    throw new TypeError(`${where}: give noise or noiseStd, not both`);
+  const inputs = { inputIds };
+  const clean = recordRun(model, inputs, component, null);
+  const target = checkTarget(options.target, clean.logits.shape[2], where) ?? topToken(clean.logits);
+  const width = clean.blockInputs[0].shape[2];
+  const noiseStd =
+    options.noise === undefined ? (options.noiseStd ?? 3 * Math.sqrt(tv.variance(clean.blockInputs[0]).item())) : null;
+  const noise =
+    options.noise ??
+    tv.randn([samples, corruptedPositions.length, width], { std: noiseStd!, generator: new tv.Generator(seed) });
+  const draws = noise.rank === 2 ? tv.unsqueeze(noise, 0) : noise;
+  if (
+    draws.rank !== 3 ||
+    draws.shape[0] !== samples ||
+    draws.shape[1] !== corruptedPositions.length ||
+    draws.shape[2] !== width
+  ) {
+    throw new RangeError(
+      `${where}: noise must be [${samples}, ${corruptedPositions.length}, ${width}] ` +
+        `(samples, corrupted positions, width), got [${noise.shape.join(", ")}]`,
+    );
+  }
+  return {
+    model,
+    options,
+    inputs,
+    tokens,
+    component,
+    window,
+    metric,
+    corruptedPositions,
+    seed,
+    samples,
+    clean,
+    target,
+    noiseStd,
+    draws,
   };
 }
 

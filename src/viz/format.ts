@@ -19,6 +19,11 @@ export function displayToken(token: string): string {
   return token.replace(/[\u0000-\u001F\u007F]/g, (ch) => JSON.stringify(ch).slice(1, -1));
 }
 
+/** Positions whose tokens differ between two prompts (the ones a patching marks). */
+export function differingPositions(a: readonly string[], b: readonly string[]): number[] {
+  return a.flatMap((t, i) => (t !== b[i] ? [i] : []));
+}
+
 /** Cuts `text` to at most `maxChars` characters (code points, so no split surrogate pairs), ending in "…". */
 export function truncate(text: string, maxChars: number): string {
   const chars = Array.from(text);
@@ -32,6 +37,13 @@ export function truncate(text: string, maxChars: number): string {
 export function formatValue(value: number, digits = 4): string {
   if (!Number.isFinite(value)) return String(value);
   return String(Number(value.toPrecision(digits)));
+}
+
+/** A score as tables and summaries print it: three decimals, or three significant digits when tiny or huge. */
+export function formatScore(v: number): string {
+  if (!Number.isFinite(v)) return String(v);
+  const a = Math.abs(v);
+  return a !== 0 && (a < 1e-3 || a >= 1e4) ? v.toExponential(2) : v.toFixed(3);
 }
 
 /**

@@ -3,8 +3,8 @@
  * array per row with what the rows and columns are, numbers as the shortest decimal that reads
  * back as the same float32 (NaN as null), typed arrays as plain arrays.
  */
-import type { ScoreGrid, TraceResult } from "../sweeps/results.js";
-import { exactFloat32 } from "./format.js";
+import type { PatchResult, ScoreGrid, TraceResult } from "../sweeps/results.js";
+import { differingPositions, exactFloat32 } from "./format.js";
 import { labelledGrid, type LabelledGrid } from "./heatmap.js";
 
 /** JSON with typed arrays (grid values, shapes) written as plain arrays. */
@@ -40,6 +40,18 @@ export function scoreGridJson(grid: ScoreGrid, tokens: readonly string[]) {
 export function traceResultJson(r: TraceResult, run: { model: string; prompt: string; subject: string }) {
   const { kind, grid, ...rest } = r;
   return { kind, ...run, ...rest, grid: scoreGridJson(grid, r.tokens) };
+}
+
+/** A patching for JSON: what it ran on, the result, where the prompts differ, its grid as labelled rows. */
+export function patchResultJson(r: PatchResult, run: { model: string; basePrompt: string; sourcePrompt: string }) {
+  const { kind, grid, ...rest } = r;
+  return {
+    kind,
+    ...run,
+    ...rest,
+    differingPositions: differingPositions(r.baseTokens, r.sourceTokens),
+    grid: scoreGridJson(grid, r.baseTokens),
+  };
 }
 
 function jsonNumber(value: number): number | null {

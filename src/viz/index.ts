@@ -10,3 +10,12 @@ export { traceReport, patchReport, collectReport, type ReportOptions } from "./r
 export { gridReport, type GridReportOptions, type GridPanel } from "./grid-report.js";
 export type { Hue } from "./color-scale.js";
 export { toJson, gridJson, scoreGridJson, traceResultJson } from "./grid-json.js";
+export {
+  headGridHeading,
+  headLabelledGrid,
+  headsReport,
+  headsResultJson,
+  headsValueLabel,
+  type HeadsRun,
+} from "./heads.js";
+export { differingPositions } from "./format.js";

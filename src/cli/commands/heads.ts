@@ -4,13 +4,13 @@
  * one position at a time); the target's metric on the base run shows which heads carry the difference.
  */
 import { headPatching } from "../../sweeps/index.js";
-import type { HeadGrid, HeadPatchResult } from "../../sweeps/results.js";
+import type { HeadPatchResult } from "../../sweeps/results.js";
 import { intTensor } from "../../tensor/index.js";
-import { gridReport, type GridPanel } from "../../viz/index.js";
+import { headGridHeading, headLabelledGrid, headsReport, headsResultJson } from "../../viz/heads.js";
 import { UsageError, type OptionTable } from "../args.js";
 import { COMMON_OPTIONS, checkComponent, loadModel, type Command, type LoadedModel } from "../context.js";
 import { checkOutputPaths, textFile } from "../files.js";
-import { bestCellLine, emit, formatScore, gridJson, headLabelledGrid, labelledTable } from "../output.js";
+import { bestCellLine, emit, formatScore, labelledTable } from "../output.js";
 import { progressBar } from "../progress.js";
 import { DEFAULT_PAIR, differingPositions, promptPair, targetToken, tokenLabels } from "../text.js";
 
@@ -94,20 +94,9 @@ export const headsCommand: Command<typeof options> = {
     // Without --target the sweep picks the source run's top token, and only the tokenizer can name it.
     result = { ...result, targetLabel: target?.label ?? tokenizer.decode([result.target]) };
     const differing = differingPositions(result.baseTokens, result.sourceTokens);
-    const files =
-      values.report === undefined
-        ? []
-        : [textFile("--report", values.report, headsReport(result, { model: loaded.name, ...pair }))];
-    const { kind, grids, ...rest } = result;
-    const json = {
-      kind,
-      model: loaded.name,
-      basePrompt: pair.base,
-      sourcePrompt: pair.source,
-      ...rest,
-      differingPositions: differing,
-      grids: grids.map((g) => ({ position: g.position, ...gridJson(headLabelledGrid(g)) })),
-    };
+    const run = { model: loaded.name, base: pair.base, source: pair.source };
+    const files = values.report === undefined ? [] : [textFile("--report", values.report, headsReport(result, run))];
+    const json = headsResultJson(result, run);
     const text = describeHeads(result, differing) + (values.report === undefined ? "" : `report: ${values.report}\n`);
     await emit(json, text, values, files);
     return 0;
@@ -127,16 +116,6 @@ export function headComponent(loaded: LoadedModel, component: string): string {
   return component;
 }
 
-function metricLabel(r: HeadPatchResult): string {
-  return `${r.metric === "probability" ? "p" : "logit"}(${r.targetLabel})`;
-}
-
-function gridHeading(r: HeadPatchResult, g: HeadGrid): string {
-  return g.position === null
-    ? "each head patched at every position"
-    : `each head patched at position ${g.position} ${JSON.stringify(r.baseTokens[g.position])}`;
-}
-
 function describeHeads(r: HeadPatchResult, differing: readonly number[]): string {
   const marked = differing.map((p) => JSON.stringify(r.baseTokens[p])).join(" ");
   return [
@@ -144,35 +123,8 @@ function describeHeads(r: HeadPatchResult, differing: readonly number[]): string
     `base ${formatScore(r.base)}, source ${formatScore(r.source)} (the prompts differ at ${marked || "no token"})`,
     ...r.grids.flatMap((g) => {
       const grid = headLabelledGrid(g);
-      return [`${gridHeading(r, g)}:`, labelledTable(grid).trimEnd(), `best: ${bestCellLine(grid)}`];
+      return [`${headGridHeading(r, g)}:`, labelledTable(grid).trimEnd(), `best: ${bestCellLine(grid)}`];
     }),
     "",
   ].join("\n");
-}
-
-function headsReport(r: HeadPatchResult, run: { model: string; base: string; source: string }): string {
-  const value = metricLabel(r);
-  const panels: GridPanel[] = r.grids.map((g) => ({
-    grid: headLabelledGrid(g),
-    heading: `${value} with ${gridHeading(r, g)}`,
-    valueLabel: value,
-    reference: r.base,
-    referenceName: "base",
-    caption: `Each cell: the base run with that layer's head ${r.component} taken from the source run.`,
-  }));
-  return gridReport({
-    title: "Head patching",
-    tokens: r.baseTokens,
-    markedPositions: differingPositions(r.baseTokens, r.sourceTokens),
-    fields: [
-      ["model", run.model],
-      ["base", run.base],
-      ["source", run.source],
-      ["component", r.component],
-      ["measured", `${r.metric} of ${JSON.stringify(r.targetLabel)} (token ${r.target}) at the last position`],
-      ["base run", formatScore(r.base)],
-      ["source run", formatScore(r.source)],
-    ],
-    panels,
-  });
 }

@@ -7,10 +7,11 @@ import { activationPatching } from "../../sweeps/index.js";
 import type { PatchResult } from "../../sweeps/results.js";
 import { intTensor } from "../../tensor/index.js";
 import { patchReport } from "../../viz/index.js";
+import { patchResultJson } from "../../viz/grid-json.js";
 import type { OptionTable } from "../args.js";
 import { COMMON_OPTIONS, checkComponent, loadModel, type Command } from "../context.js";
 import { checkOutputPaths, textFile } from "../files.js";
-import { bestCell, emit, formatScore, gridTable, scoreGridJson } from "../output.js";
+import { bestCell, emit, formatScore, gridTable } from "../output.js";
 import { progressBar } from "../progress.js";
 import { differingPositions, promptPair, targetToken, tokenLabels } from "../text.js";
 
@@ -84,16 +85,11 @@ export const patchCommand: Command<typeof options> = {
     result = { ...result, targetLabel: target?.label ?? tokenizer.decode([result.target]) };
     const report = patchReport(result, { model: loaded.name });
     const files = values.report === undefined ? [] : [textFile("--report", values.report, report)];
-    const { kind, grid, ...rest } = result;
-    const json = {
-      kind,
+    const json = patchResultJson(result, {
       model: loaded.name,
       basePrompt: values.base!,
       sourcePrompt: values.source!,
-      ...rest,
-      differingPositions: differingPositions(result.baseTokens, result.sourceTokens),
-      grid: scoreGridJson(grid, result.baseTokens),
-    };
+    });
     await emit(
       json,
       describePatch(result) + (values.report === undefined ? "" : `report: ${values.report}\n`),
