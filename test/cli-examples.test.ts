@@ -13,6 +13,7 @@ import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, describe, it } from "node:test";
 import { readSafetensors } from "../src/io/safetensors.js";
+import { noRedis, startRedis } from "./support/redis.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const MAIN = join(ROOT, "dist/src/cli/main.js");
@@ -114,6 +115,12 @@ async function assertSane(example: Example, stdout: string): Promise<void> {
       tensors: unknown[];
     };
     assert.equal(summary.tensors.length, tensors.size);
+  } else if (command === "sweep") {
+    // --out names the results folder: the summary and one result per data line.
+    const summary = JSON.parse(await readFile(join(out!, "summary.json"), "utf8")) as { examples: number };
+    const lines = (await readFile(join(out!, "examples.jsonl"), "utf8")).trimEnd().split("\n");
+    assert.equal(lines.length, summary.examples);
+    assert.match(stdout, /^sweep [a-z]+ of /);
   } else if (out !== undefined) {
     assert.ok(JSON.parse(await readFile(out, "utf8")), "--out holds the result as JSON");
   }
@@ -147,6 +154,31 @@ async function checkServe(args: readonly string[]): Promise<void> {
   }
 }
 
+/**
+ * `tsvene worker` runs until stopped: against a Redis of its own (instead of the example's), it
+ * must say it is taking shards, then stop cleanly (exit 0) on SIGTERM.
+ */
+async function checkWorker(args: readonly string[]): Promise<void> {
+  const redis = await startRedis();
+  try {
+    const ownRedis = args.map((word, i) => (args[i - 1] === "--queue" ? redis.url : word));
+    const worker = spawn(process.execPath, [MAIN, ...ownRedis], { cwd: ROOT, stdio: "pipe" });
+    let stderr = "";
+    const exited = new Promise<number | null>((done) => worker.once("exit", done));
+    await new Promise<void>((ready, failed) => {
+      worker.stderr.on("data", (chunk: Buffer) => {
+        stderr += chunk;
+        if (/taking shards from /.test(stderr)) ready();
+      });
+      void exited.then((code) => failed(new Error(`tsvene worker exited ${code}:\n${stderr}`)));
+    });
+    worker.kill("SIGTERM");
+    assert.equal(await exited, 0, stderr);
+  } finally {
+    await redis.stop();
+  }
+}
+
 describe("examples in the help texts and the README", () => {
   it("every command's --help shows at least one example of that command, and so does the README", () => {
     assert.deepEqual(commandNames, [
@@ -160,6 +192,8 @@ describe("examples in the help texts and the README", () => {
       "das",
       "parity",
       "serve",
+      "sweep",
+      "worker",
     ]);
     for (const [name, usage] of usages) {
       assert.ok(
@@ -177,9 +211,10 @@ describe("examples in the help texts and the README", () => {
   // Examples shown in several places run once.
   const examples = [...new Set([...fromHelp, ...fromReadme])];
   examples.forEach((line, index) => {
-    it(line, async () => {
+    it(line, async (t) => {
       const example = await prepare(line, index);
       if (example.args[0] === "serve") return checkServe(example.args);
+      if (example.args[0] === "worker") return noRedis === undefined ? checkWorker(example.args) : t.skip(noRedis);
       const run = tsvene(example.args);
       assert.equal(run.code, 0, `${line} exited ${run.code}:\n${run.stderr}`);
       assert.doesNotMatch(run.stderr, /error/i);

@@ -106,7 +106,7 @@ describe("tsvene (no command)", () => {
       run.stderr,
       new RegExp(
         'unknown command "tarce" \\(expected one of trace, patch, heads, attribute, lens, ' +
-          "collect, generate, das, parity, serve\\)",
+          "collect, generate, das, parity, serve, sweep, worker\\)",
       ),
     );
     assert.equal(tsvene().code, 2);

@@ -4,7 +4,6 @@
  * JSON with --json), progress and notes to stderr. Exit codes: 0 done, 1 the work failed,
  * 2 the command was called wrongly (the message names the flag and the form expected).
  */
-import { readFileSync } from "node:fs";
 import { UsageError, commandUsage, examplesSection, parseCommandArgs } from "./args.js";
 import type { Command } from "./context.js";
 import { attributeCommand } from "./commands/attribute.js";
@@ -17,6 +16,9 @@ import { parityCommand } from "./commands/parity.js";
 import { patchCommand } from "./commands/patch.js";
 import { traceCommand } from "./commands/trace.js";
 import { serveCommand } from "./commands/serve.js";
+import { sweepCommand } from "./commands/sweep.js";
+import { workerCommand } from "./commands/worker.js";
+import { tsveneVersion } from "./version.js";
 
 const COMMANDS: readonly Command[] = [
   traceCommand,
@@ -29,6 +31,8 @@ const COMMANDS: readonly Command[] = [
   dasCommand,
   parityCommand,
   serveCommand,
+  sweepCommand,
+  workerCommand,
 ];
 
 function generalUsage(): string {
@@ -46,11 +50,6 @@ function generalUsage(): string {
     ...examplesSection(["tsvene trace --report trace.html", "tsvene help patch"]),
     "",
   ].join("\n");
-}
-
-function version(): string {
-  const packageJson = new URL("../../../package.json", import.meta.url);
-  return (JSON.parse(readFileSync(packageJson, "utf8")) as { version: string }).version;
 }
 
 /** The command of that name, or undefined after telling the user which names exist. */
@@ -82,7 +81,7 @@ async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   if (name === "--version" || name === "-v") {
-    process.stdout.write(`${version()}\n`);
+    process.stdout.write(`${tsveneVersion()}\n`);
     return 0;
   }
   const command = findCommand(name);
