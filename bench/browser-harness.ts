@@ -15,19 +15,8 @@ import { browserForms } from "../scripts/build-web.js";
 import { staticServer } from "../src/cli/static-server.js";
 import { type BenchMessage, type BenchQuery, benchSearch, CONSOLE_PREFIX } from "./browser-page/protocol.js";
 import { SHARED_BENCH } from "./hashw.js";
+import { CHROMIUM, CHROMIUM_ARGS } from "../test/support/chromium.js";
 
-/** Debian's Chromium, with the flags it needs to run headless on this kind of machine. */
-export const CHROMIUM = "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 /** The package root: this file runs as dist/bench/browser-harness.js. */
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const PAGE_SOURCE = join(ROOT, "bench", "browser-page");

@@ -13,21 +13,11 @@ import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 import { staticServer } from "../src/cli/static-server.js";
 import { buildWeb } from "./build-web.js";
+import { CHROMIUM, CHROMIUM_ARGS } from "../test/support/chromium.js";
 
 /** The package root: this file runs as dist/scripts/screenshot-page.js. */
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const OUTPUT = join(ROOT, "docs", "page.png");
-const CHROMIUM = "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 const VIEWPORT = { width: 1200, height: 800 };
 /** Long enough for the build's first load of the model and a 10-sample trace in the worker. */
 const WAIT_MS = 120_000;

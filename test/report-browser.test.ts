@@ -12,18 +12,7 @@ import { pathToFileURL } from "node:url";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import * as tv from "../src/index.js";
 import type { TraceComponent, TraceResult } from "../src/sweeps/results.js";
-
-const CHROMIUM = "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
+import { CHROMIUM, CHROMIUM_ARGS } from "./support/chromium.js";
 
 /** The CLI's JSON of a trace: the TraceResult with its grid as labelled rows. */
 interface CliTrace {

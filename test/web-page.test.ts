@@ -20,18 +20,8 @@ import { chromium, type BrowserContext, type Page } from "playwright-core";
 import * as tv from "../src/index.js";
 import { buildWeb } from "../scripts/build-web.js";
 import { cellProbabilities } from "./support/cell-runs.js";
+import { CHROMIUM, CHROMIUM_ARGS } from "./support/chromium.js";
 
-const CHROMIUM = "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const MAIN = join(ROOT, "dist", "src", "cli", "main.js");
 const TINY_GPT2 = "/work/shared/fixtures/pyvene-0.1.8/gpt2_tiny";
