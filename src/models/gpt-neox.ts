@@ -21,7 +21,7 @@ import type { Tensor } from "../tensor/index.js";
 import { configBool, configInt, configNumber, configString, type HFConfig } from "./config.js";
 import { DecoderModel, type DecoderSettings, type PassInputs } from "./decoder.js";
 import type { ModelFamily } from "./model.js";
-import type { Site, SiteMap } from "./sites.js";
+import { layerSites, type SiteMap } from "./sites.js";
 
 export interface GPTNeoXSettings extends DecoderSettings {
   readonly numHeads: number;
@@ -178,12 +178,7 @@ export class GPTNeoXModel extends Container {
 /** pyvene's GPTNeoXForCausalLM site map (spec §7.1/§7.2): GPTNeoXModel's, under `gpt_neox.`. */
 function gptNeoXSites(s: GPTNeoXSettings): SiteMap {
   const d = s.hiddenSize;
-  const at =
-    (path: string, hook: Site["hook"], dim: number, heads?: number) =>
-    (l: number): Site => {
-      const module = `gpt_neox.layers.${l}${path}`;
-      return heads === undefined ? { module, hook, dim } : { module, hook, dim, heads };
-    };
+  const at = layerSites("gpt_neox.layers");
   return {
     block_input: at("", "input", d),
     block_output: at("", "output", d),

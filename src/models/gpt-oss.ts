@@ -32,7 +32,7 @@ import type { HFConfig } from "./config.js";
 import { DecoderModel, type PassInputs } from "./decoder.js";
 import { gptOssSettings, type GptOssSettings } from "./gpt-oss-settings.js";
 import type { ModelFamily } from "./model.js";
-import type { Site, SiteMap } from "./sites.js";
+import { layerSites, type SiteMap } from "./sites.js";
 
 /** Per-call state every layer reads. */
 interface LayerContext {
@@ -192,12 +192,7 @@ class GptOssModel extends Container {
  * table says hidden_size/heads, which is not head_dim for GPT-OSS). It has no mlp_activation.
  */
 function gptOssSites(s: GptOssSettings): SiteMap {
-  const at =
-    (path: string, hook: Site["hook"], dim: number, heads?: number) =>
-    (layer: number): Site =>
-      heads === undefined
-        ? { module: `model.layers.${layer}${path}`, hook, dim }
-        : { module: `model.layers.${layer}${path}`, hook, dim, heads };
+  const at = layerSites("model.layers");
   const d = s.hiddenSize;
   return {
     block_input: at("", "input", d),

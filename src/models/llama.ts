@@ -21,7 +21,7 @@ import type { HFConfig } from "./config.js";
 import { DecoderModel, type PassInputs } from "./decoder.js";
 import { llamaSettings, VARIANTS, type LlamaModelType, type LlamaSettings } from "./llama-settings.js";
 import type { ModelFamily } from "./model.js";
-import type { Site, SiteMap } from "./sites.js";
+import { layerSites, type SiteMap } from "./sites.js";
 
 /** Per-call state every layer reads. */
 interface LayerContext {
@@ -184,12 +184,7 @@ class LlamaModel extends Container {
 
 /** pyvene's LLaMA site map (spec §7.1/§7.2), with widths from the projections' real shapes. */
 function llamaSites(s: LlamaSettings): SiteMap {
-  const at =
-    (path: string, hook: Site["hook"], dim: number, heads?: number) =>
-    (layer: number): Site =>
-      heads === undefined
-        ? { module: `model.layers.${layer}${path}`, hook, dim }
-        : { module: `model.layers.${layer}${path}`, hook, dim, heads };
+  const at = layerSites("model.layers");
   const d = s.hiddenSize;
   return {
     block_input: at("", "input", d),

@@ -20,3 +20,15 @@ export interface Site {
 
 /** A family's sites: component name → the site at a layer. */
 export type SiteMap = Readonly<Record<string, (layer: number) => Site>>;
+
+/**
+ * A family's site factory for blocks under `prefix` (e.g. "model.layers"): the site of the module
+ * at `path` inside block l, read at its input or output, `dim` wide, split into `heads` when given.
+ */
+export function layerSites(prefix: string) {
+  return (path: string, hook: Site["hook"], dim: number, heads?: number) =>
+    (layer: number): Site => {
+      const module = `${prefix}.${layer}${path}`;
+      return heads === undefined ? { module, hook, dim } : { module, hook, dim, heads };
+    };
+}
