@@ -108,6 +108,10 @@ describe("the run behind one grid cell", () => {
       /patchCellRun: the cell must be \{ layer: 0\.\.5, position: 0\.\.6 \}/,
     );
     assert.throws(() => tv.patchCellRun(model, valid, { layer: 0, position: -1 }), /position: 0\.\.6/);
+    assert.throws(
+      () => tv.patchCellRun(model, valid, { layer: 0, position: 1, pos: 2 } as never),
+      /patchCellRun cell: unknown option "pos"; expected one of layer, position/,
+    );
     assert.throws(() => tv.traceCellRun(model, { ...valid, seed: 1 } as never, { layer: 0, position: 0 }), /base/);
     assert.equal(hookCount(model), 0);
   });

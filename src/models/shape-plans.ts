@@ -122,20 +122,13 @@ const gptNeoX = {
   ],
 } satisfies ShapePlan<ReturnType<typeof gptNeoXSettings>>;
 
-const llama = {
-  layerFields: ["num_hidden_layers"],
-  layerList: "layers",
-  settings: (config: HFConfig) => ({ ...llamaSettings(config), numLabels: numLabelsOf(config) }),
-  layers: (s) => s.numLayers,
-  sizes: [
+/** The sizes read the same way in every family with Llama's module layout (embed_tokens, self_attn.q/k_proj). */
+function llamaLayoutRules<
+  S extends { hiddenSize: number; vocabSize: number; numHeads: number; numKeyValueHeads: number; headDim: number },
+>(): SizeRule<S>[] {
+  return [
     { fields: [["hidden_size"]], size: (s) => s.hiddenSize, weight: "embed_tokens.weight", axis: 1 },
     { fields: [["vocab_size"]], size: (s) => s.vocabSize, weight: "embed_tokens.weight", axis: 0 },
-    {
-      fields: [["intermediate_size"]],
-      size: (s) => s.intermediateSize,
-      weight: "layers.0.mlp.up_proj.weight",
-      axis: 0,
-    },
     {
       fields: [["num_attention_heads"], ["head_dim"]],
       size: (s) => s.numHeads * s.headDim,
@@ -146,6 +139,22 @@ const llama = {
       fields: [["num_key_value_heads"], ["head_dim"]],
       size: (s) => s.numKeyValueHeads * s.headDim,
       weight: "layers.0.self_attn.k_proj.weight",
+      axis: 0,
+    },
+  ];
+}
+
+const llama = {
+  layerFields: ["num_hidden_layers"],
+  layerList: "layers",
+  settings: (config: HFConfig) => ({ ...llamaSettings(config), numLabels: numLabelsOf(config) }),
+  layers: (s) => s.numLayers,
+  sizes: [
+    ...llamaLayoutRules(),
+    {
+      fields: [["intermediate_size"]],
+      size: (s) => s.intermediateSize,
+      weight: "layers.0.mlp.up_proj.weight",
       axis: 0,
     },
     scoreRule(LLAMA_CLASSIFIERS),
@@ -158,8 +167,7 @@ const gptOss = {
   settings: gptOssSettings,
   layers: (s) => s.numLayers,
   sizes: [
-    { fields: [["hidden_size"]], size: (s) => s.hiddenSize, weight: "embed_tokens.weight", axis: 1 },
-    { fields: [["vocab_size"]], size: (s) => s.vocabSize, weight: "embed_tokens.weight", axis: 0 },
+    ...llamaLayoutRules(),
     {
       fields: [["num_local_experts", "num_experts"]],
       size: (s) => s.numExperts,
@@ -172,18 +180,6 @@ const gptOss = {
       size: (s) => s.intermediateSize,
       weight: "layers.0.mlp.experts.down_proj",
       axis: 1,
-    },
-    {
-      fields: [["num_attention_heads"], ["head_dim"]],
-      size: (s) => s.numHeads * s.headDim,
-      weight: "layers.0.self_attn.q_proj.weight",
-      axis: 0,
-    },
-    {
-      fields: [["num_key_value_heads"], ["head_dim"]],
-      size: (s) => s.numKeyValueHeads * s.headDim,
-      weight: "layers.0.self_attn.k_proj.weight",
-      axis: 0,
     },
   ],
 } satisfies ShapePlan<ReturnType<typeof gptOssSettings>>;

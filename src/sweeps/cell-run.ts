@@ -9,7 +9,7 @@
 import { gatherUnits, scatterUnits } from "../intervene/index.js";
 import type { DecoderModel } from "../models/decoder.js";
 import type { PretrainedModel } from "../models/model.js";
-import { describe } from "../options/index.js";
+import { describe, exactKeys } from "../options/index.js";
 import * as tv from "../tensor/index.js";
 import type { IntTensor, Tensor } from "../tensor/index.js";
 import { byPosition, recordRun, resumedLogits, windowLayers, type RecordedRun } from "./engine.js";
@@ -76,6 +76,7 @@ export function patchCellRun(model: PretrainedModel, options: PatchOptions, cell
 }
 
 function checkCell(cell: GridCell, numLayers: number, length: number, where: string): GridCell {
+  exactKeys(cell, ["layer", "position"], `${where} cell`);
   const { layer, position } = cell ?? ({} as Partial<GridCell>);
   const inRange = (v: unknown, n: number) => Number.isInteger(v) && (v as number) >= 0 && (v as number) < n;
   if (!inRange(layer, numLayers) || !inRange(position, length)) {
