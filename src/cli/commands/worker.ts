@@ -129,9 +129,9 @@ export const workerCommand: Command<typeof options> = {
     worker.on("failed", (job, error) => {
       if (job !== undefined) log(`shard ${job.data?.shard} failed: ${error.message}`);
     });
-    log(`taking shards from ${url} (queue ${SHARD_QUEUE}, tsvene ${version}); Ctrl-C stops`);
-
-    await new Promise<void>((stopped) => {
+    // The handlers go in before the line that tells a supervisor the worker is up, so a signal
+    // sent on seeing it never meets the default action (exit without closing the worker).
+    const closed = new Promise<void>((stopped) => {
       const stop = () => {
         log("stopping after the shard(s) in progress (Ctrl-C again to stop now)");
         for (const signal of STOP_SIGNALS) {
@@ -143,6 +143,8 @@ export const workerCommand: Command<typeof options> = {
       };
       for (const signal of STOP_SIGNALS) process.on(signal, stop);
     });
+    log(`taking shards from ${url} (queue ${SHARD_QUEUE}, tsvene ${version}); Ctrl-C stops`);
+    await closed;
     redis.disconnect();
     log("stopped");
     return 0;
