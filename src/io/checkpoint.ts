@@ -7,7 +7,7 @@
 import { mkdir, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { IntTensor, Tensor } from "../tensor/index.js";
-import type { FloatWriteDtype } from "./dtypes.js";
+import type { FloatWriteDtype, WeightDtype } from "./dtypes.js";
 import {
   exists,
   isJsonObject,
@@ -44,6 +44,8 @@ export interface Checkpoint {
 export interface LoadCheckpointOptions {
   /** Load only these weights (each must exist); default: all. */
   names?: Iterable<string>;
+  /** The in-memory dtype of float weights; default "float32". */
+  dtype?: WeightDtype;
 }
 
 export interface SaveCheckpointOptions {
@@ -63,7 +65,7 @@ export interface SaveCheckpointOptions {
 export async function loadCheckpoint(folder: string, options: LoadCheckpointOptions = {}): Promise<Checkpoint> {
   const config = await readConfig(folder);
   const generationConfig = await readGenerationConfig(folder);
-  const tensors = await loadWeights(folder, options.names);
+  const tensors = await loadWeights(folder, options.names, options.dtype);
   return generationConfig === undefined ? { folder, config, tensors } : { folder, config, generationConfig, tensors };
 }
 
@@ -207,12 +209,13 @@ export async function readWeightHeaders(folder: string): Promise<Map<string, Ten
 async function loadWeights(
   folder: string,
   names: Iterable<string> | undefined,
+  dtype: WeightDtype | undefined,
 ): Promise<Map<string, Tensor | IntTensor>> {
   const { wanted, byFile } = await weightsByFile(folder, names);
   const tensors = new Map<string, Tensor | IntTensor>();
   for (const [file, fileNames] of byFile) {
     await shardHeader(folder, file, fileNames);
-    const read = await readSafetensors(join(folder, file), { names: fileNames });
+    const read = await readSafetensors(join(folder, file), { names: fileNames, dtype });
     for (const [name, t] of read.tensors) tensors.set(name, t);
   }
   // The caller's order (or the files' order), whatever order the shards were read in.

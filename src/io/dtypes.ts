@@ -2,7 +2,8 @@
  * Safetensors element types and the conversions between their little-endian bytes and tsvene's
  * tensors: float types become float32 `Tensor`s, integer and bool types become int32 `IntTensor`s.
  */
-import { IntTensor, Tensor } from "../tensor/index.js";
+import { describe, OptionError } from "../options/index.js";
+import { type HalfStorage, IntTensor, roundToHalf, Tensor, widen } from "../tensor/index.js";
 
 /** The dtypes tsvene loads. */
 export const LOADABLE_DTYPES = ["F64", "F32", "F16", "BF16", "I64", "I32", "I16", "I8", "U8", "BOOL"] as const;
@@ -51,26 +52,56 @@ if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
 }
 
 /**
+ * The in-memory dtype of loaded float weights: "float32" (the default; every float dtype is
+ * widened or narrowed to it), "bfloat16" (stored as bf16, converting F32/F16/F64 with rounding to
+ * nearest), or "auto" (as in the file: BF16 and F16 stay 16-bit, F32 and F64 become float32).
+ */
+export type WeightDtype = "float32" | "bfloat16" | "auto";
+export const WEIGHT_DTYPES: readonly WeightDtype[] = ["float32", "bfloat16", "auto"];
+
+/** A `dtype` option's value: undefined reads as "float32"; anything else must be a WeightDtype. */
+export function checkWeightDtype(value: unknown, where: string): WeightDtype {
+  if (value === undefined) return "float32";
+  if (!(WEIGHT_DTYPES as readonly unknown[]).includes(value))
+    throw new OptionError(
+      `${where}: dtype ${describe(value)} is not one of ${WEIGHT_DTYPES.map((d) => `"${d}"`).join(", ")}`,
+    );
+  return value as WeightDtype;
+}
+
+/**
  * The tensor held by `raw` (the tensor's bytes, exactly, starting at an offset that is a multiple
- * of 8 in its buffer). The result may share `raw`'s buffer, so the caller hands it over.
- * `where` names the tensor for error messages.
+ * of 8 in its buffer), float types in `target`'s dtype. The result may share `raw`'s buffer, so
+ * the caller hands it over. `where` names the tensor for error messages.
  */
 export function decodeTensor(
   dtype: LoadableDtype,
   shape: readonly number[],
   raw: Uint8Array,
   where: string,
+  target: WeightDtype = "float32",
 ): Tensor | IntTensor {
   const n = raw.byteLength / (elementBytes(dtype) ?? 1);
   switch (dtype) {
     case "F32":
-      return new Tensor(new Float32Array(raw.buffer, raw.byteOffset, n), shape);
-    case "F64":
-      return new Tensor(Float32Array.from(new Float64Array(raw.buffer, raw.byteOffset, n)), shape);
+    case "F64": {
+      const values =
+        dtype === "F32"
+          ? new Float32Array(raw.buffer, raw.byteOffset, n)
+          : Float32Array.from(new Float64Array(raw.buffer, raw.byteOffset, n));
+      return new Tensor(target === "bfloat16" ? roundToHalf(values, "bfloat16") : values, shape);
+    }
     case "F16":
-      return new Tensor(halfToFloat(new Uint16Array(raw.buffer, raw.byteOffset, n)), shape);
-    case "BF16":
-      return new Tensor(bfloat16ToFloat(new Uint16Array(raw.buffer, raw.byteOffset, n)), shape);
+    case "BF16": {
+      const half: HalfStorage = {
+        dtype: dtype === "F16" ? "float16" : "bfloat16",
+        bits: new Uint16Array(raw.buffer, raw.byteOffset, n),
+      };
+      if (target === "float32") return new Tensor(widen(half), shape);
+      if (target === "bfloat16" && half.dtype !== "bfloat16")
+        return new Tensor(roundToHalf(widen(half), "bfloat16"), shape);
+      return new Tensor(half, shape);
+    }
     case "I64":
       return new IntTensor(int64ToInt32(new Int32Array(raw.buffer, raw.byteOffset, 2 * n), where), shape);
     case "I32":
@@ -90,95 +121,23 @@ export function storedDtype(t: Tensor | IntTensor, floatDtype: FloatWriteDtype):
   return t instanceof IntTensor ? "I64" : floatDtype;
 }
 
-/** The little-endian bytes of `t` stored as `dtype` (F32 output shares the tensor's storage). */
+/**
+ * The little-endian bytes of `t` stored as `dtype` (F32 output shares a float32 tensor's storage,
+ * and so does a 16-bit tensor's output in its own dtype).
+ */
 export function encodeTensor(t: Tensor | IntTensor, dtype: WriteDtype): Uint8Array {
   if (t instanceof IntTensor) {
     if (dtype !== "I64") throw new TypeError(`encodeTensor: an IntTensor is stored as I64, not ${dtype}`);
     return int32ToInt64Bytes(t.data);
   }
-  const bits = new Uint32Array(t.data.buffer, t.data.byteOffset, t.data.length);
-  switch (dtype) {
-    case "F32":
-      return new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-    case "F16":
-      return asBytes(bits.length, (out) => {
-        for (let i = 0; i < bits.length; i++) out[i] = floatBitsToHalf(bits[i]);
-      });
-    case "BF16":
-      return asBytes(bits.length, (out) => {
-        for (let i = 0; i < bits.length; i++) out[i] = floatBitsToBfloat16(bits[i]);
-      });
-    case "I64":
-      throw new TypeError("encodeTensor: a float Tensor cannot be stored as I64");
-  }
-}
-
-function asBytes(n: number, fill: (out: Uint16Array) => void): Uint8Array {
-  const out = new Uint16Array(n);
-  fill(out);
-  return new Uint8Array(out.buffer);
-}
-
-let halfTable: Float32Array | undefined;
-
-/** F16 → F32 is exact, so a 65536-entry table of every half value does it by lookup. */
-function halfToFloat(halves: Uint16Array): Float32Array {
-  if (halfTable === undefined) {
-    halfTable = new Float32Array(65536);
-    for (let h = 0; h < 65536; h++) halfTable[h] = halfBitsToNumber(h);
-  }
-  const table = halfTable;
-  const out = new Float32Array(halves.length);
-  for (let i = 0; i < halves.length; i++) out[i] = table[halves[i]];
-  return out;
-}
-
-/** The value of an IEEE binary16 bit pattern. */
-export function halfBitsToNumber(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exponent = (h >> 10) & 0x1f;
-  const mantissa = h & 0x3ff;
-  if (exponent === 0) return sign * mantissa * 2 ** -24;
-  if (exponent === 31) return mantissa === 0 ? sign * Infinity : NaN;
-  return sign * (1024 + mantissa) * 2 ** (exponent - 25);
-}
-
-/** BF16 is the top half of an F32, so widening is a shift of the bits. */
-function bfloat16ToFloat(halves: Uint16Array): Float32Array {
-  const out = new Float32Array(halves.length);
-  const bits = new Uint32Array(out.buffer);
-  for (let i = 0; i < halves.length; i++) bits[i] = halves[i] << 16;
-  return out;
-}
-
-/** The binary16 bits nearest to an F32 (given as its bits), ties to even; NaN stays a quiet NaN. */
-export function floatBitsToHalf(bits: number): number {
-  const sign = (bits >>> 16) & 0x8000;
-  const magnitude = bits & 0x7fffffff;
-  if (magnitude > 0x7f800000) return sign | 0x7e00;
-  if (magnitude >= 0x47800000) return sign | 0x7c00; // ≥ 2^16: beyond every finite half, and ±inf
-  const exponent = magnitude >>> 23;
-  if (exponent < 113) {
-    // Below 2^-14 the half is subnormal: its integer mantissa is the value times 2^24.
-    if (exponent === 0) return sign; // F32 subnormals are far below half's smallest subnormal
-    return sign | roundShiftEven((magnitude & 0x7fffff) | 0x800000, 126 - exponent);
-  }
-  // Rounding may carry into the exponent, which is exactly the next representable value (or inf).
-  return sign | roundShiftEven(((exponent - 112) << 23) | (magnitude & 0x7fffff), 13);
-}
-
-/** The BF16 bits nearest to an F32 (given as its bits), ties to even; NaN stays a quiet NaN. */
-export function floatBitsToBfloat16(bits: number): number {
-  if ((bits & 0x7fffffff) > 0x7f800000) return (bits >>> 16) | 0x0040;
-  return roundShiftEven(bits >>> 0, 16);
-}
-
-/** value / 2^shift rounded to the nearest integer, ties to even (value is a non-negative uint32). */
-function roundShiftEven(value: number, shift: number): number {
-  const quotient = Math.floor(value / 2 ** shift);
-  const remainder = value - quotient * 2 ** shift;
-  const half = 2 ** (shift - 1);
-  return remainder > half || (remainder === half && quotient % 2 === 1) ? quotient + 1 : quotient;
+  if (dtype === "I64") throw new TypeError("encodeTensor: a float Tensor cannot be stored as I64");
+  const half = t.half;
+  const wanted = dtype === "F16" ? "float16" : dtype === "BF16" ? "bfloat16" : "float32";
+  if (half !== null && half.dtype === wanted)
+    return new Uint8Array(half.bits.buffer, half.bits.byteOffset, half.bits.byteLength);
+  if (wanted === "float32") return new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+  const { bits } = roundToHalf(t.data, wanted);
+  return new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength);
 }
 
 /** I64 values (as lo/hi int32 pairs) narrowed to int32, refusing any that do not fit. */

@@ -1,4 +1,10 @@
-export { LOADABLE_DTYPES, type LoadableDtype, type FloatWriteDtype } from "./dtypes.js";
+export {
+  LOADABLE_DTYPES,
+  WEIGHT_DTYPES,
+  type LoadableDtype,
+  type FloatWriteDtype,
+  type WeightDtype,
+} from "./dtypes.js";
 export {
   parseSafetensors,
   parseSafetensorsHeader,

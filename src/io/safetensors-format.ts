@@ -16,6 +16,7 @@ import {
   storedDtype,
   type FloatWriteDtype,
   type LoadableDtype,
+  type WeightDtype,
   type WriteDtype,
 } from "./dtypes.js";
 
@@ -43,6 +44,8 @@ export interface SafetensorsContents {
 export interface ReadSafetensorsOptions {
   /** Load only these tensors (each must exist); default: all. */
   names?: Iterable<string>;
+  /** The in-memory dtype of float tensors; default "float32". */
+  dtype?: WeightDtype;
 }
 
 export interface WriteSafetensorsOptions {
@@ -76,7 +79,7 @@ export function parseSafetensors(
   for (const [name, info] of selectTensors(header, options.names, source)) {
     // A copy, so the tensor starts aligned in a buffer of its own rather than pinning `bytes`.
     const raw = bytes.slice(header.dataStart + info.dataOffsets[0], header.dataStart + info.dataOffsets[1]);
-    tensors.set(name, decodeEntry(name, info, raw, source));
+    tensors.set(name, decodeEntry(name, info, raw, source, options.dtype));
   }
   return { metadata: header.metadata, tensors };
 }
@@ -210,14 +213,20 @@ export function selectTensors(
 }
 
 /** The tensor in `raw` (its bytes exactly, in a buffer the tensor may keep). */
-export function decodeEntry(name: string, info: TensorInfo, raw: Uint8Array, source: string): Tensor | IntTensor {
+export function decodeEntry(
+  name: string,
+  info: TensorInfo,
+  raw: Uint8Array,
+  source: string,
+  target: WeightDtype = "float32",
+): Tensor | IntTensor {
   if (!isLoadable(info.dtype)) {
     throw new Error(
       `safetensors ${source}: tensor "${name}" has dtype ${info.dtype}, which tsvene does not load ` +
         `(supported: ${LOADABLE_DTYPES.join(", ")})`,
     );
   }
-  return decodeTensor(info.dtype as LoadableDtype, info.shape, raw, `safetensors ${source}: tensor "${name}"`);
+  return decodeTensor(info.dtype as LoadableDtype, info.shape, raw, `safetensors ${source}: tensor "${name}"`, target);
 }
 
 export interface Layout {

@@ -45,7 +45,7 @@ export async function readSafetensors(
     for (const [name, info] of selectTensors(header, options.names, path)) {
       const raw = new Uint8Array(info.dataOffsets[1] - info.dataOffsets[0]);
       await readExactly(file, raw, header.dataStart + info.dataOffsets[0], `safetensors ${path}: tensor "${name}"`);
-      tensors.set(name, decodeEntry(name, info, raw, path));
+      tensors.set(name, decodeEntry(name, info, raw, path, options.dtype));
     }
     return { metadata: header.metadata, tensors };
   } finally {

@@ -3,7 +3,9 @@
  * `architectures`), the weights from the folder or Hub repo, the tokenizer when files exist.
  */
 import { loadCheckpoint, readConfig, readWeightHeaders } from "../io/checkpoint.js";
-import { resolveModel, type ResolveModelOptions } from "../io/hub.js";
+import { checkWeightDtype, type WeightDtype } from "../io/dtypes.js";
+import { RESOLVE_MODEL_OPTION_NAMES, resolveModel, type ResolveModelOptions } from "../io/hub.js";
+import { readOptions } from "../options/index.js";
 import { hasTokenizerFiles, Tokenizer } from "../io/tokenizer.js";
 import type { IntTensor, Tensor } from "../tensor/index.js";
 import type { HFConfig } from "./config.js";
@@ -67,30 +69,50 @@ export interface Pretrained {
   folder: string;
 }
 
+export interface LoadPretrainedOptions extends ResolveModelOptions {
+  /**
+   * The in-memory dtype of the weights: "float32" (default), "bfloat16" (2 bytes per weight,
+   * float32 and float16 checkpoints rounded to it), or "auto" (the checkpoint's own: BF16/F16
+   * weights stay 16-bit). Activations, norms, softmax and interventions are float32 in every case.
+   */
+  dtype?: WeightDtype;
+}
+
+const LOAD_PRETRAINED_OPTION_NAMES = [
+  ...RESOLVE_MODEL_OPTION_NAMES,
+  "dtype",
+] as const satisfies readonly (keyof LoadPretrainedOptions)[];
+
 /**
  * Loads a model (and its tokenizer) from a local HF-layout folder or a Hub id. The config is
  * checked against the weights' headers before the model is built, so a config that does not fit
- * its weights fails before allocating anything of the size it claims.
+ * its weights fails before allocating anything of the size it claims. The model's parameters
+ * take the loaded tensors' storage, so the weights are in memory once.
  */
-export async function loadPretrained(reference: string, options: ResolveModelOptions = {}): Promise<Pretrained> {
-  const folder = await resolveModel(reference, options);
+export async function loadPretrained(reference: string, options: LoadPretrainedOptions = {}): Promise<Pretrained> {
+  const where = "loadPretrained options";
+  const { dtype, ...resolve } = readOptions<LoadPretrainedOptions>(options, LOAD_PRETRAINED_OPTION_NAMES, where);
+  const folder = await resolveModel(reference, resolve);
   const config = await readConfig(folder);
   const family = familyOf(config);
   checkConfigFitsWeights(family, config, await readWeightHeaders(folder), `model folder ${folder}`);
-  const { generationConfig, tensors } = await loadCheckpoint(folder);
+  const { generationConfig, tensors } = await loadCheckpoint(folder, { dtype: checkWeightDtype(dtype, where) });
   const model = modelWithWeights(family, config, tensors);
   const hasTokenizer = await hasTokenizerFiles(folder);
   const tokenizer = hasTokenizer ? await Tokenizer.fromFolder(folder) : null;
   return { model, tokenizer, config, generationConfig: generationConfig ?? null, folder };
 }
 
-/** The family's model of `config` holding the checkpoint's weights (renamed first when the family needs it). */
+/**
+ * The family's model of `config` holding the checkpoint's weights (renamed first when the family
+ * needs it). The parameters take the tensors' storage: the caller hands `tensors` over.
+ */
 export function modelWithWeights(
   family: ModelFamily,
   config: HFConfig,
   tensors: Map<string, Tensor | IntTensor>,
 ): PretrainedModel {
   const model = family.create(config);
-  model.loadStateDict(family.adaptCheckpoint ? family.adaptCheckpoint(tensors, model) : tensors);
+  model.loadStateDict(family.adaptCheckpoint ? family.adaptCheckpoint(tensors, model) : tensors, { share: true });
   return model;
 }

@@ -11,7 +11,14 @@ export { DecoderModel, type DecoderSettings, type PassInputs } from "./decoder.j
 export type { Site, SiteMap } from "./sites.js";
 export { configNumber, configInt, configOptionalNumber, configBool, configString, type HFConfig } from "./config.js";
 export { generate, type GenerateOptions, type GenerateOutput } from "./generate.js";
-export { FAMILIES, familyOf, modelFromConfig, loadPretrained, type Pretrained } from "./auto.js";
+export {
+  FAMILIES,
+  familyOf,
+  modelFromConfig,
+  loadPretrained,
+  type LoadPretrainedOptions,
+  type Pretrained,
+} from "./auto.js";
 export { DEFAULT_MODEL_FOLDER, loadDefaultModel } from "./default-model.js";
 export { loadPretrainedFrom } from "./load-files.js";
 export {

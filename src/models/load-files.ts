@@ -11,7 +11,9 @@ import {
   WEIGHTS_FILE,
   WEIGHTS_INDEX_FILE,
 } from "../io/checkpoint.js";
+import { checkWeightDtype, type WeightDtype } from "../io/dtypes.js";
 import { parseJsonObject, type JsonObject } from "../io/files.js";
+import { readOptions } from "../options/index.js";
 import { parseSafetensors, parseSafetensorsHeader, type SafetensorsHeader } from "../io/safetensors-format.js";
 import type { ModelFiles } from "../io/sources.js";
 import { Tokenizer } from "../io/tokenizer.js";
@@ -31,7 +33,15 @@ interface WeightFile {
  * `loadPretrainedFrom(filesFromBlobs(input.files))` or `loadPretrainedFrom(filesFromHub("gpt2"))`.
  * `folder` of the result names where the files came from.
  */
-export async function loadPretrainedFrom(files: ModelFiles): Promise<Pretrained> {
+export async function loadPretrainedFrom(
+  files: ModelFiles,
+  options: { dtype?: WeightDtype } = {},
+): Promise<Pretrained> {
+  const optionsWhere = "loadPretrainedFrom options";
+  const dtype = checkWeightDtype(
+    readOptions<{ dtype?: WeightDtype }>(options, ["dtype"], optionsWhere).dtype,
+    optionsWhere,
+  );
   const where = files.where;
   const texts = new Map<string, Promise<string | undefined>>();
   const readText = (name: string) => {
@@ -53,7 +63,7 @@ export async function loadPretrainedFrom(files: ModelFiles): Promise<Pretrained>
   const weightFiles = await readWeightFiles(files, readText);
   const headers = new Map(weightFiles.flatMap((file) => [...file.header.tensors]));
   checkConfigFitsWeights(family, config, headers, where);
-  const model = modelWithWeights(family, config, decodeWeights(weightFiles, where));
+  const model = modelWithWeights(family, config, decodeWeights(weightFiles, where, dtype));
   const hasTokenizer = (await readText("tokenizer.json")) !== undefined || (await readText("vocab.json")) !== undefined;
   const tokenizer = hasTokenizer ? await Tokenizer.fromFiles(readText, where) : null;
   const generationConfig: JsonObject | null = (await readJson(GENERATION_CONFIG_FILE)) ?? null;
@@ -96,10 +106,15 @@ function weightFile(name: string, bytes: Uint8Array, where: string): WeightFile 
 }
 
 /** Every weight of the files (parsed again as a whole: the header was only checked so far). */
-function decodeWeights(files: readonly WeightFile[], where: string): Map<string, Tensor | IntTensor> {
+function decodeWeights(
+  files: readonly WeightFile[],
+  where: string,
+  dtype: WeightDtype,
+): Map<string, Tensor | IntTensor> {
   const tensors = new Map<string, Tensor | IntTensor>();
   for (const { name, bytes } of files) {
-    for (const [weight, t] of parseSafetensors(bytes, { source: `${where}/${name}` }).tensors) tensors.set(weight, t);
+    for (const [weight, t] of parseSafetensors(bytes, { source: `${where}/${name}`, dtype }).tensors)
+      tensors.set(weight, t);
   }
   return tensors;
 }

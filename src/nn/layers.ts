@@ -1,6 +1,7 @@
 /**
- * The leaf layers model families share. Parameters start at zero (norm weights at one): a model
- * is either loaded from a checkpoint or initialised explicitly with `initNormal`.
+ * The leaf layers model families share. Parameters start at zero (norm weights at one), deferred:
+ * their storage is allocated only if read before a checkpoint's weights replace them, so loading a
+ * model never holds it twice. A model is either loaded or initialised explicitly with `initNormal`.
  */
 import * as tv from "../tensor/index.js";
 import type { IntTensor, Tensor } from "../tensor/index.js";
@@ -17,8 +18,8 @@ export class Linear extends Module {
     options: { bias?: boolean } = {},
   ) {
     super();
-    this.weight = this.parameter("weight", tv.zeros([outFeatures, inFeatures]));
-    this.bias = options.bias === false ? null : this.parameter("bias", tv.zeros([outFeatures]));
+    this.weight = this.parameter("weight", tv.Tensor.deferred([outFeatures, inFeatures], 0));
+    this.bias = options.bias === false ? null : this.parameter("bias", tv.Tensor.deferred([outFeatures], 0));
   }
 
   protected forward(x: Tensor): Tensor {
@@ -36,8 +37,8 @@ export class Conv1D extends Module {
     readonly outFeatures: number,
   ) {
     super();
-    this.weight = this.parameter("weight", tv.zeros([inFeatures, outFeatures]));
-    this.bias = this.parameter("bias", tv.zeros([outFeatures]));
+    this.weight = this.parameter("weight", tv.Tensor.deferred([inFeatures, outFeatures], 0));
+    this.bias = this.parameter("bias", tv.Tensor.deferred([outFeatures], 0));
   }
 
   protected forward(x: Tensor): Tensor {
@@ -54,7 +55,7 @@ export class Embedding extends Module<IntTensor> {
     readonly dim: number,
   ) {
     super();
-    this.weight = this.parameter("weight", tv.zeros([numEmbeddings, dim]));
+    this.weight = this.parameter("weight", tv.Tensor.deferred([numEmbeddings, dim], 0));
   }
 
   protected forward(ids: IntTensor): Tensor {
@@ -73,8 +74,8 @@ export class LayerNorm extends Module {
   ) {
     super();
     const affine = options.affine ?? true;
-    this.weight = affine ? this.parameter("weight", tv.ones([dim])) : null;
-    this.bias = affine && options.bias !== false ? this.parameter("bias", tv.zeros([dim])) : null;
+    this.weight = affine ? this.parameter("weight", tv.Tensor.deferred([dim], 1)) : null;
+    this.bias = affine && options.bias !== false ? this.parameter("bias", tv.Tensor.deferred([dim], 0)) : null;
   }
 
   protected forward(x: Tensor): Tensor {
@@ -96,7 +97,9 @@ export class RMSNorm extends Module {
   ) {
     super();
     const affine = options.affine ?? true;
-    this.weight = affine ? this.parameter("weight", options.offsetWeight ? tv.zeros([dim]) : tv.ones([dim])) : null;
+    this.weight = affine
+      ? this.parameter("weight", options.offsetWeight ? tv.Tensor.deferred([dim], 0) : tv.Tensor.deferred([dim], 1))
+      : null;
   }
 
   protected forward(x: Tensor): Tensor {

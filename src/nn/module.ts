@@ -6,7 +6,7 @@
  * replace the input, a post-hook sees the input and output and may replace the output, which is
  * exactly what an intervention site needs.
  */
-import { type IntTensor, Tensor } from "../tensor/index.js";
+import { type HalfDtype, type HalfStorage, type IntTensor, roundToHalf, Tensor } from "../tensor/index.js";
 import { formatShape, sameShape } from "../tensor/shape.js";
 
 export type PreHook<I = Tensor, C = unknown> = (module: Module<I, C>, input: I, context: C) => I | void;
@@ -124,7 +124,7 @@ export abstract class Module<I = Tensor, C = unknown> {
    * shape, and every key must name a parameter (or a tied alias listed in `ignore`). All keys are
    * checked before anything is written, so a failed load leaves the module unchanged.
    */
-  loadStateDict(state: StateDict, options: { ignore?: readonly string[] } = {}): void {
+  loadStateDict(state: StateDict, options: LoadStateDictOptions = {}): void {
     const entries = state instanceof Map ? [...state] : Object.entries(state);
     const given = new Map(entries);
     const ignored = new Set(options.ignore ?? []);
@@ -146,6 +146,8 @@ export abstract class Module<I = Tensor, C = unknown> {
         misshaped.push(`${path} (an integer tensor; expected float32 of shape ${formatShape(p.shape)})`);
       } else if (!sameShape(value.shape, p.shape)) {
         misshaped.push(`${path} (${formatShape(value.shape)} given, ${formatShape(p.shape)} expected)`);
+      } else if (value.half !== null && p.requiresGrad) {
+        misshaped.push(`${path} (${value.dtype} weights are frozen; this parameter requires a gradient)`);
       } else {
         plan.push([p, value]);
         loaded.add(p);
@@ -159,8 +161,28 @@ export abstract class Module<I = Tensor, C = unknown> {
       misshaped.length ? `wrong shape: ${misshaped.join("; ")}` : "",
     ].filter(Boolean);
     if (problems.length > 0) throw new RangeError(`loadStateDict: ${problems.join(" | ")}`);
-    for (const [p, value] of plan) p.data.set(value.data);
+    for (const [p, value] of plan) {
+      if (options.share) p.adoptStorage(value);
+      else if (p.dtype === "float32") p.data.set(value.data);
+      else p.adoptStorage(new Tensor(copyAsHalf(value, p.dtype), p.shape));
+    }
   }
+}
+
+export interface LoadStateDictOptions {
+  /** Keys that may be absent or present without naming a parameter (tied aliases). */
+  ignore?: readonly string[];
+  /**
+   * The parameters take the given tensors' storage (and dtype) instead of copies: for loaders
+   * whose tensors nobody else holds, so that a model's weights are never in memory twice.
+   */
+  share?: boolean;
+}
+
+/** A copy of `value` in a parameter's 16-bit dtype. */
+function copyAsHalf(value: Tensor, dtype: HalfDtype): HalfStorage {
+  const half = value.half;
+  return half?.dtype === dtype ? { dtype, bits: half.bits.slice() } : roundToHalf(value.data, dtype);
 }
 
 /** A module of any input and context type: what a model tree holds. */

@@ -1,5 +1,14 @@
 export { Tensor, IntTensor, type NestedNumbers, type Indices } from "./tensor.js";
 export { noGrad, isGradEnabled } from "./autograd.js";
+export {
+  roundToHalf,
+  widen,
+  widenInto,
+  HALF_DTYPES,
+  type Dtype,
+  type HalfDtype,
+  type HalfStorage,
+} from "./half.js";
 export { Generator, manualSeed, setSeed, defaultGenerator } from "./random.js";
 export { tensor, intTensor, zeros, ones, full, zerosLike, onesLike, arange, randn, rand } from "./creation.js";
 export {

@@ -5,7 +5,8 @@
  * Methods are thin aliases of the functions in ops/, for code that reads like PyTorch.
  */
 import { isGradEnabled, runBackward, type GradNode } from "./autograd.js";
-import { checkShape, formatShape, sizeOf, type Shape } from "./shape.js";
+import { checkShape, formatShape, sameShape, sizeOf, type Shape } from "./shape.js";
+import { widen, type Dtype, type HalfStorage } from "./half.js";
 import * as ew from "./ops/elementwise.js";
 import * as red from "./ops/reduce.js";
 import * as sh from "./ops/shape.js";
@@ -49,25 +50,89 @@ function checkedInt(v: number, i: number): number {
 export type NestedNumbers = number | NestedNumbers[];
 
 export class Tensor {
-  readonly data: Float32Array;
   readonly shape: readonly number[];
+  readonly size: number;
   /** Whether backward() should compute a gradient for this tensor. */
   requiresGrad = false;
   /** The accumulated gradient of a leaf tensor after backward(). */
   grad: Tensor | null = null;
   /** How this tensor was computed, when it needs a gradient and is not a leaf. */
   node: GradNode | null = null;
+  /** The float32 values; for a half tensor, their widening once something has read `.data`. */
+  private values: Float32Array | null;
+  private halfStorage: HalfStorage | null;
+  /** What a deferred tensor's values are until its storage is allocated. */
+  private readonly deferredFill: number;
 
-  constructor(data: Float32Array, shape: Shape) {
+  /**
+   * A float32 tensor over `data`, or a 16-bit one over half `bits` (weights loaded in their
+   * checkpoint dtype): matmul weights are read as they are; anything else that reads `.data`
+   * gets their float32 widening, made once and kept. `{ deferredFill }`: see `Tensor.deferred`.
+   */
+  constructor(data: Float32Array | HalfStorage | { readonly deferredFill: number }, shape: Shape) {
     this.shape = checkShape(shape, "Tensor");
-    if (sizeOf(this.shape) !== data.length) {
-      throw new RangeError(`Tensor: ${data.length} values do not fill shape ${formatShape(this.shape)}`);
+    this.size = sizeOf(this.shape);
+    let length = this.size;
+    if (data instanceof Float32Array) {
+      this.values = data;
+      this.halfStorage = null;
+      this.deferredFill = 0;
+      length = data.length;
+    } else {
+      this.values = null;
+      this.halfStorage = "bits" in data ? data : null;
+      this.deferredFill = "deferredFill" in data ? data.deferredFill : 0;
+      if ("bits" in data) length = data.bits.length;
     }
-    this.data = data;
+    if (length !== this.size) {
+      throw new RangeError(`Tensor: ${length} values do not fill shape ${formatShape(this.shape)}`);
+    }
   }
 
-  get size(): number {
-    return this.data.length;
+  /**
+   * A tensor of `fill` whose storage is allocated when first read: model parameters start so, and
+   * a model whose weights are then loaded (shared, not copied) never allocates its placeholders.
+   */
+  static deferred(shape: Shape, fill: number): Tensor {
+    return new Tensor({ deferredFill: fill }, shape);
+  }
+
+  /** The values as float32 (row-major). Writable for optimisers and loaders; ops never write it. */
+  get data(): Float32Array {
+    return this.values ?? this.allocate();
+  }
+
+  private allocate(): Float32Array {
+    this.values =
+      this.halfStorage === null ? new Float32Array(this.size).fill(this.deferredFill) : widen(this.halfStorage);
+    return this.values;
+  }
+
+  /** "float32", or the 16-bit dtype the values are stored in. */
+  get dtype(): Dtype {
+    return this.halfStorage?.dtype ?? "float32";
+  }
+
+  /** The 16-bit storage of a half tensor; null for float32. */
+  get half(): HalfStorage | null {
+    return this.halfStorage;
+  }
+
+  /**
+   * Makes this tensor hold `source`'s storage (same shape), without copying: how a loader puts a
+   * checkpoint's tensors into a model's parameters, which keep their identity (tied weights,
+   * references held by layers). Its gradient state is cleared.
+   */
+  adoptStorage(source: Tensor): void {
+    if (!sameShape(source.shape, this.shape))
+      throw new RangeError(
+        `adoptStorage: shape ${formatShape(source.shape)} given for a tensor of shape ${formatShape(this.shape)}`,
+      );
+    if (source.halfStorage !== null && this.requiresGrad)
+      throw new Error("adoptStorage: a tensor that requires a gradient cannot hold 16-bit storage (it is frozen)");
+    this.values = source.values ?? (source.halfStorage === null ? source.data : null);
+    this.halfStorage = source.halfStorage;
+    this.grad = null;
   }
 
   get rank(): number {
@@ -82,17 +147,23 @@ export class Tensor {
   requireGrad(flag = true): this {
     if (this.node !== null)
       throw new Error("requireGrad: only leaf tensors can be marked; use detach() to make a leaf");
+    if (flag && this.halfStorage !== null)
+      throw new Error(
+        `requireGrad: this tensor holds ${this.halfStorage.dtype} weights, which are frozen ` +
+          '(load the model with dtype "float32" to train its weights)',
+      );
     this.requiresGrad = flag;
     return this;
   }
 
   /** The same values, cut from the graph. Shares storage (tensors are never written in place). */
   detach(): Tensor {
-    return new Tensor(this.data, this.shape);
+    return new Tensor(this.halfStorage ?? this.data, this.shape);
   }
 
   clone(): Tensor {
-    return new Tensor(this.data.slice(), this.shape);
+    const half = this.halfStorage;
+    return new Tensor(half === null ? this.data.slice() : { dtype: half.dtype, bits: half.bits.slice() }, this.shape);
   }
 
   item(): number {

@@ -134,6 +134,22 @@ export interface Kernels {
     gradX: Float32Array,
     gradWeight: Float32Array | null,
   ): void;
+
+  /**
+   * Optional, where the CPU allows it: C[m×n] = A[m×k]·op(W) + beta·C (beta 0 or 1) for bf16
+   * weight bits W, stored n×k with op(W) = Wᵀ when transposeW, else k×n; A is rounded to bf16
+   * and products accumulate in float32. Returns false, writing nothing, when it cannot run here.
+   */
+  bf16Gemm?(
+    transposeW: boolean,
+    m: number,
+    n: number,
+    k: number,
+    a: Float32Array,
+    w: Uint16Array,
+    beta: number,
+    c: Float32Array,
+  ): boolean;
 }
 
 /** The kernel functions: every member of Kernels but its name. */

@@ -7,6 +7,7 @@ import { uninitialized } from "../storage.js";
 import { record } from "../autograd.js";
 import { formatShape, normAxis, sizeOf } from "../shape.js";
 import { IntTensor, Tensor, type Indices } from "../tensor.js";
+import { widenInto } from "../half.js";
 
 function toInt32(indices: Indices): Int32Array {
   if (indices instanceof IntTensor) return indices.data;
@@ -39,10 +40,13 @@ export function indexSelect(x: Tensor, axis: number, indices: Indices): Tensor {
   const outShape = [...x.shape];
   outShape[a] = k;
   const data = uninitialized(outer * k * inner);
+  const half = x.half;
   for (let o = 0; o < outer; o++) {
     for (let j = 0; j < k; j++) {
       const src = (o * n + idx[j]) * inner;
-      data.set(x.data.subarray(src, src + inner), (o * k + j) * inner);
+      // Rows of a 16-bit table (embeddings, a head's rows) are widened one by one, not the whole table.
+      if (half !== null) widenInto(half, src, inner, data, (o * k + j) * inner);
+      else data.set(x.data.subarray(src, src + inner), (o * k + j) * inner);
     }
   }
   return record(new Tensor(data, outShape), [x], (g) => {

@@ -8,6 +8,7 @@ import { record } from "../autograd.js";
 import { kernels } from "../kernels/index.js";
 import { broadcastShapes, broadcastStrides, formatShape, sizeOf } from "../shape.js";
 import { Tensor } from "../tensor.js";
+import { halfMatmul } from "./half-matmul.js";
 
 const single = new Int32Array([0]);
 
@@ -132,7 +133,10 @@ function matmulFlat(a: Tensor, b: Tensor, rows: number, k: number, n: number, ou
 /** How a linear layer stores its weight: [out, in] as torch.nn.Linear, or [in, out] as GPT-2's Conv1D. */
 export type WeightLayout = "out_in" | "in_out";
 
-/** x·Wᵀ + b over the last axis of x (x·W + b for the "in_out" layout). */
+/**
+ * x·Wᵀ + b over the last axis of x (x·W + b for the "in_out" layout). A 16-bit weight is read as
+ * it is stored (ops/half-matmul.ts), never widened as a whole.
+ */
 export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null, layout: WeightLayout = "out_in"): Tensor {
   if (weight.rank !== 2) throw new RangeError(`linear: weight must be 2-D, got ${formatShape(weight.shape)}`);
   const [inF, outF] = layout === "out_in" ? [weight.shape[1], weight.shape[0]] : weight.shape;
@@ -149,7 +153,9 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null, la
   const transW = layout === "out_in";
   const out = uninitialized(rows * outF);
   if (bias !== null) for (let r = 0; r < rows; r++) out.set(bias.data, r * outF);
-  gemm(false, transW, rows, outF, inF, x.data, single, weight.data, single, bias === null ? 0 : 1, out, single);
+  const half = weight.half;
+  if (half !== null) halfMatmul(transW, rows, outF, inF, x.data, half, bias === null ? 0 : 1, out);
+  else gemm(false, transW, rows, outF, inF, x.data, single, weight.data, single, bias === null ? 0 : 1, out, single);
   const inputs = bias === null ? [x, weight] : [x, weight, bias];
   return record(new Tensor(out, [...x.shape.slice(0, -1), outF]), inputs, (g) => {
     let gx: Float32Array | null = null;
@@ -157,7 +163,8 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null, la
     let gbias: Float32Array | null = null;
     if (x.requiresGrad) {
       gx = uninitialized(x.size);
-      gemm(false, !transW, rows, inF, outF, g, single, weight.data, single, 0, gx, single);
+      if (half !== null) halfMatmul(!transW, rows, inF, outF, g, half, 0, gx);
+      else gemm(false, !transW, rows, inF, outF, g, single, weight.data, single, 0, gx, single);
     }
     if (weight.requiresGrad) {
       gw = uninitialized(weight.size);
