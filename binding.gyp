@@ -1,6 +1,8 @@
 # The native kernels (native/kernels.c, shared with the WebAssembly build, and the N-API glue with
 # OpenBLAS sgemm in native/tsvene.c), built by `npm install` into build/Release/tsvene.node.
 {
+  # Set on the command line: node-gyp configure -- -Dopenblas_static=true (scripts/prebuild.ts).
+  "variables": { "openblas_static%": "false" },
   "targets": [
     {
       "target_name": "tsvene",
@@ -11,7 +13,19 @@
       # nothing reads. No -ffast-math: the kernels rely on IEEE NaN/Inf and on evaluation order.
       # -fvisibility=hidden: the kernels' C names stay private to the addon (N-API's entry is exported).
       "cflags": ["-O3", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math", "-fvisibility=hidden"],
-      "libraries": ["-lopenblas"]
+      "conditions": [
+        [
+          "openblas_static=='true'",
+          {
+            # The prebuilt addon (npm run build:prebuilt): OpenBLAS's archive inside it, found on the
+            # linker's path like -lopenblas, its symbols kept private so that no other copy of
+            # BLAS in the process can take their place; pthread and libm stay glibc's shared ones.
+            "libraries": ["-l:libopenblas.a", "-lpthread", "-lm"],
+            "ldflags": ["-Wl,--exclude-libs,libopenblas.a"]
+          },
+          { "libraries": ["-lopenblas"] }
+        ]
+      ]
     }
   ]
 }

@@ -35,8 +35,33 @@ function line(name: string, ours: { min: number; median: number }, theirs: Timin
 }
 
 const manifest = readManifest();
+const weights = hashwWeights(manifest);
 const gpt2 = hashwModel(manifest);
-gpt2.loadStateDict(hashwWeights(manifest));
+gpt2.loadStateDict(weights);
+// The same weights rounded to bf16 (2 bytes each), as loadPretrained(…, { dtype: "bfloat16" }) holds them.
+const gpt2Bf16 = hashwModel(manifest);
+gpt2Bf16.loadStateDict(
+  new Map([...weights].map(([name, t]) => [name, new tv.Tensor(tv.roundToHalf(t.data, "bfloat16"), t.shape)])),
+  { share: true },
+);
+
+/** The largest |a − b| over two equally long arrays, and the largest |b|, for a relative figure. */
+function largestDifference(a: ArrayLike<number>, b: ArrayLike<number>): string {
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < b.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i] - b[i]));
+    scale = Math.max(scale, Math.abs(b[i]));
+  }
+  return `max |Δ| ${diff.toExponential(2)} (${((100 * diff) / scale).toFixed(2)}% of the largest |value| ${scale.toFixed(2)})`;
+}
+
+function bf16Line(name: string, ours: { min: number; median: number }, float32: { min: number }, target: number): void {
+  console.log(
+    `  bf16 weights: tsvene ${ours.min.toFixed(3)} s (min) / ${ours.median.toFixed(3)} s (median), ` +
+      `${(float32.min / ours.min).toFixed(2)}× float32's time (target ≤ ${target} s) [${name}]`,
+  );
+}
 
 // W1: causal tracing, 12 layers × 10 positions, restoring block_output from the clean run.
 const noise = (await tv.readSafetensors(join(SHARED_BENCH, "weights/w1_noise.safetensors"))).tensors.get(
@@ -68,13 +93,13 @@ const prompts = JSON.parse(readFileSync(join(SHARED_BENCH, "weights/w3_prompts.j
   input_ids: number[][];
 };
 const w3Ids = tv.intTensor(prompts.input_ids);
-const w3 = timed(() =>
-  tv.collectActivations(gpt2, {
+const w3Run = (model: tv.PretrainedModel) =>
+  tv.collectActivations(model, {
     inputIds: w3Ids,
     attentionMask: tv.intTensor(prompts.input_ids.map((r) => r.map(() => 1))),
     batchSize: 8,
-  }),
-);
+  });
+const w3 = timed(() => w3Run(gpt2));
 const sums = w3.result.activations.map((a) => a.values.reduce((s, v) => s + v, 0));
 const sumsq = w3.result.activations.map((a) => a.values.reduce((s, v) => s + v * v, 0));
 const rel = (a: number, b: number) => Math.abs(a - b) / Math.max(1, Math.abs(b));
@@ -88,29 +113,44 @@ console.log(
   `  check: per-layer sum max rel |Δ| ${sumDiff.toExponential(2)}, sum of squares ${sumsqDiff.toExponential(2)}; ` +
     `layer 0 prompt 0 position 0 starts [${first4}] vs [${pyveneFirst4}]`,
 );
+const w3Bf16 = timed(() => w3Run(gpt2Bf16));
+bf16Line("W3", w3Bf16, w3, 1.2);
+const w3Differences = w3Bf16.result.activations.map((a, l) =>
+  largestDifference(a.values, w3.result.activations[l].values),
+);
+console.log(`  bf16 vs float32: layer 0 ${w3Differences[0]}; layer 11 ${w3Differences[11]}`);
 
 // W4: 20 greedy tokens with steer added to every layer's MLP output at each new token.
 const steer = (await tv.readSafetensors(join(SHARED_BENCH, "weights/w4_steer.safetensors"))).tensors.get(
   "steer",
 ) as tv.Tensor;
-const w4 = timed(() => {
+const w4Run = (model: tv.PretrainedModel) => {
   const im = new tv.IntervenableModel(
     Array.from({ length: 12 }, (_, layer) => ({
       layer,
       component: "mlp_output",
       interventionType: tv.AdditionIntervention,
     })),
-    gpt2,
+    model,
   );
   return im.generate({ inputIds: tv.intTensor([PROMPT]), attentionMask: tv.intTensor([PROMPT.map(() => 1)]) }, null, {
     sourceRepresentations: steer,
     maxNewTokens: 20,
     padTokenId: 50256,
   }).generated;
-});
+};
+const w4 = timed(() => w4Run(gpt2));
 const sequence = [...w4.result.sequences.data];
 line("W4 steered generation (20 tokens)", w4, reference.results.W4.pyvene_generate, "generate");
 const identical = JSON.stringify(sequence) === JSON.stringify(reference.checks.W4.sequence);
 console.log(
   `  check: sequence ${identical ? "identical to pyvene's" : `DIFFERS: ${JSON.stringify(sequence.slice(10))}`}`,
+);
+const w4Bf16 = timed(() => w4Run(gpt2Bf16));
+bf16Line("W4", w4Bf16, w4, 0.25);
+const bf16Sequence = [...w4Bf16.result.sequences.data];
+const sameTokens = bf16Sequence.filter((t, i) => t === sequence[i]).length - PROMPT.length;
+console.log(
+  `  bf16 vs float32: ${sameTokens} of 20 new tokens the same; first step's logits ` +
+    largestDifference(w4Bf16.result.scores[0].data, w4.result.scores[0].data),
 );

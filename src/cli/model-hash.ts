@@ -10,8 +10,11 @@ export function modelHash(model: PretrainedModel): string {
   const hash = createHash("sha256");
   hash.update(JSON.stringify(model.config));
   for (const [name, parameter] of model.namedParameters()) {
-    hash.update(`\n${name} [${parameter.shape.join(",")}]\n`);
-    const { buffer, byteOffset, byteLength } = parameter.data;
+    // 16-bit weights are hashed as they are stored, their dtype named, never widened; float32
+    // ones as before, so earlier sweep folders keep their model's hash.
+    const dtype = parameter.half === null ? "" : ` ${parameter.dtype}`;
+    hash.update(`\n${name} [${parameter.shape.join(",")}]${dtype}\n`);
+    const { buffer, byteOffset, byteLength } = parameter.half?.bits ?? parameter.data;
     hash.update(new Uint8Array(buffer, byteOffset, byteLength));
   }
   return hash.digest("hex");

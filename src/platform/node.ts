@@ -1,6 +1,7 @@
 /**
  * The Node platform: environment variables, the N-API addon built from native/tsvene.c by
- * `npm install` (node-gyp) into build/Release/tsvene.node at the package root, the WebAssembly
+ * `npm install` (node-gyp) into build/Release/tsvene.node at the package root or prebuilt into
+ * prebuilds/<platform>-<arch>/tsvene.node (scripts/prebuild.ts), the WebAssembly
  * kernels built by scripts/build-wasm.ts into build/wasm/tsvene.wasm, and the package root itself.
  * The only module outside io/ and cli/ that imports from node:.
  */
@@ -28,15 +29,36 @@ function packageRoot(): string {
   return root;
 }
 
+/**
+ * Loads tsvene.node from the package at `root`: the source build that npm install made on this
+ * machine (build/Release, preferred since it matches the machine exactly), else the prebuilt one
+ * shipped for this platform (prebuilds/<platform>-<arch>, OpenBLAS linked in). One that is there
+ * but fails to load (its shared OpenBLAS since removed, another libc) gives way to the next.
+ */
+export function loadNativeAddonFrom(root: string): { path: string; exports: Record<string, unknown> } {
+  const candidates = [
+    join(root, "build", "Release", "tsvene.node"),
+    join(root, "prebuilds", `${process.platform}-${process.arch}`, "tsvene.node"),
+  ];
+  const failures: string[] = [];
+  for (const path of candidates) {
+    if (!existsSync(path)) {
+      failures.push(`${path} does not exist`);
+      continue;
+    }
+    try {
+      return { path, exports: createRequire(import.meta.url)(path) as Record<string, unknown> };
+    } catch (error) {
+      failures.push(`${path} does not load (${error instanceof Error ? error.message : String(error)})`);
+    }
+  }
+  throw new Error(`no native addon: ${failures.join("; ")}; run npm install to build it`);
+}
+
 export const nodePlatform: Platform = {
   name: "node",
   env: (name) => process.env[name],
-  loadNativeAddon() {
-    const path = join(packageRoot(), "build", "Release", "tsvene.node");
-    if (!existsSync(path)) throw new Error(`${path} does not exist; run npm install to build it`);
-    const exports = createRequire(import.meta.url)(path) as Record<string, unknown>;
-    return { path, exports };
-  },
+  loadNativeAddon: () => loadNativeAddonFrom(packageRoot()),
   wasmKernelBytes() {
     const path = join(packageRoot(), "build", "wasm", "tsvene.wasm");
     if (!existsSync(path)) throw new Error(`${path} does not exist; run npm run build:wasm (needs clang and lld)`);
