@@ -70,8 +70,8 @@ export function checkWeightDtype(value: unknown, where: string): WeightDtype {
 }
 
 /**
- * The tensor held by `raw` (the tensor's bytes, exactly, starting at an offset that is a multiple
- * of 8 in its buffer), float types in `target`'s dtype. The result may share `raw`'s buffer, so
+ * The tensor held by `raw` (the tensor's bytes, exactly, starting at an offset in its buffer that
+ * is a multiple of the dtype's element size), float types in `target`'s dtype. The result may share `raw`'s buffer, so
  * the caller hands it over. `where` names the tensor for error messages.
  */
 export function decodeTensor(

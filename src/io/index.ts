@@ -17,7 +17,13 @@ export {
   type WriteSafetensorsOptions,
   type NamedTensors,
 } from "./safetensors-format.js";
-export { readSafetensors, readSafetensorsHeader, writeSafetensors } from "./safetensors.js";
+export {
+  readSafetensors,
+  readSafetensorsHeader,
+  writeSafetensors,
+  type ReadSafetensorsFileOptions,
+  type SafetensorsIo,
+} from "./safetensors.js";
 export { readTorchStateDict, parseTorchStateDict } from "./torch-pickle.js";
 export { parseNpy, parseNpz } from "./npy.js";
 export { loadSae, gemmaScopeSae, type SaeArchitecture, type SaeWeights } from "./sae.js";
