@@ -18,8 +18,15 @@ export type Locations = Map<string, [SideUnits, SideUnits]>;
 /** Unit locations as users write them: pyvene's JSON forms, with 2-element lists standing for its tuples. */
 export type UnitLocationsInput = Record<string, unknown>;
 
+/**
+ * Nesting depth of arrays (0 for a non-array). A loop rather than Math.max(...rows): per-example
+ * lists hold a row per example, which a spread copies at every call and overflows the stack on.
+ */
 function depth(x: unknown): number {
-  return Array.isArray(x) ? 1 + Math.max(0, ...x.map(depth)) : 0;
+  if (!Array.isArray(x)) return 0;
+  let deepest = 0;
+  for (const item of x) deepest = Math.max(deepest, depth(item));
+  return 1 + deepest;
 }
 
 const isInt = (v: unknown): v is number => Number.isInteger(v);
@@ -93,7 +100,7 @@ function broadcastValue(v: unknown, batch: number, n: number, baseOnly: boolean,
     return [everywhere([v[0]], batch, n), everywhere([v[1]], batch, n)];
   if (Array.isArray(v) && v.length === 2 && v[0] === null && isInt(v[1])) return [null, everywhere([v[1]], batch, n)];
   if (Array.isArray(v) && v.length === 2 && isInt(v[0]) && v[1] === null) return [everywhere([v[0]], batch, n), null];
-  if (Array.isArray(v) && depth(v) === 1 && v.every(isInt)) {
+  if (Array.isArray(v) && v.every(isInt)) {
     return [baseOnly ? null : everywhere(v, batch, n), everywhere(v, batch, n)];
   }
   if (baseOnly) return [null, checkSide(v, n, `unitLocations["${key}"]`)];
@@ -116,24 +123,40 @@ function checkSide(side: unknown, n: number, where: string): SideUnits {
   return side.map((entry, i) => checkEntry(entry, `${where}[${i}]`));
 }
 
+/** Whether x is a non-empty list of lists of integers (loops: there is a row per example). */
+function isRowList(x: unknown): x is UnitRows {
+  if (!Array.isArray(x) || x.length === 0) return false;
+  for (const row of x) {
+    if (!Array.isArray(row)) return false;
+    for (const i of row) if (!isInt(i)) return false;
+  }
+  return true;
+}
+
 function checkRows(rows: unknown, where: string): UnitRows {
-  if (!Array.isArray(rows) || rows.length === 0 || !rows.every((r) => Array.isArray(r) && r.every(isInt))) {
+  if (!isRowList(rows)) {
     const expected = "per-example lists of unit indices [[i, …], …]";
     throw new TypeError(`${where} must be ${expected}, got ${JSON.stringify(rows)}`);
   }
-  const k = (rows[0] as number[]).length;
+  return checkRowLengths(rows, where);
+}
+
+function checkRowLengths(rows: UnitRows, where: string): UnitRows {
+  const k = rows[0].length;
   if (k === 0)
     throw new RangeError(
       `${where} lists no units: give at least one index per example ` +
         "(or null to leave this intervention's units unrestricted)",
     );
-  if (rows.some((r) => (r as number[]).length !== k))
+  if (rows.some((r) => r.length !== k))
     throw new RangeError(`${where}: every example must list the same number of units, got ${JSON.stringify(rows)}`);
-  return rows as UnitRows;
+  return rows;
 }
 
 function checkEntry(entry: unknown, where: string): InterventionUnits {
   if (entry === null) return null;
+  // The common form first: well-formed per-example rows need no depth walk.
+  if (isRowList(entry)) return checkRowLengths(entry, where);
   const d = depth(entry);
   if (d === 2) return checkRows(entry, where);
   if (d === 3 && Array.isArray(entry) && entry.length === 2) {

@@ -37,6 +37,7 @@ import {
   type Generator,
 } from "../tensor/index.js";
 import { formatShape } from "../tensor/shape.js";
+import { skewFromLowerTriangle } from "../tensor/ops/linalg.js";
 import { Module } from "../nn/module.js";
 import { markFrozen } from "./intervention.js";
 
@@ -125,16 +126,12 @@ abstract class OrthogonalLayer extends Module {
 
 /** Square n×n rotation, W = B·expm(tril(θ) − tril(θ)ᵀ) (torch's matrix_exp orthogonal map). */
 export class RotateLayer extends OrthogonalLayer {
-  private readonly lower: Tensor;
-
   constructor(n: number, options: RotateLayerOptions = {}) {
     super(n, n, options, "RotateLayer");
-    this.lower = triangleMask(n, n, 0);
   }
 
   weight(): Tensor {
-    const lowerTheta = mul(this.original, this.lower);
-    const skew = sub(lowerTheta, transpose(lowerTheta));
+    const skew = skewFromLowerTriangle(this.original);
     // expm(0) = I exactly, so W = B; skip the matrix functions when no gradient is needed.
     if ((!this.original.requiresGrad || !isGradEnabled()) && skew.data.every((v) => v === 0)) return this.base.clone();
     return matmul(this.base, matrixExp(skew));

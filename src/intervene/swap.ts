@@ -76,18 +76,18 @@ export function featureSelection(
   const rows = normaliseSubspaces(subspaces, what);
   const resolve = (ids: readonly number[], example: number | null): number[] => {
     const out: number[] = [];
-    const where = example === null ? "" : ` (example ${example})`;
+    const where = () => (example === null ? "" : ` (example ${example})`);
     for (const id of ids) {
       if (partition !== null) {
         if (id < 0 || id >= partition.length) {
           throw new RangeError(
-            `${what}: subspace id ${id}${where} is out of range ` +
+            `${what}: subspace id ${id}${where()} is out of range ` +
               `for a subspace partition of ${partition.length} blocks (expected 0..${partition.length - 1})`,
           );
         }
         out.push(...partition[id]);
       } else {
-        checkFeature(id, width, `${what}: feature index ${id}${where}`);
+        checkFeature(id, width, () => `${what}: feature index ${id}${where()}`);
         out.push(id);
       }
     }
@@ -106,8 +106,11 @@ export function featureSelection(
         "give one list per example, or one list for all",
     );
   }
-  const perExample = rows.ids.map((ids, i) => resolve(ids, i));
-  if (perExample.every((ids) => sameIds(ids, perExample[0]))) return { kind: "shared", ids: perExample[0] };
+  // One selection repeated per example (as DAS batches give) resolves once.
+  const first = resolve(rows.ids[0], 0);
+  if (rows.ids.every((ids) => sameIds(ids, rows.ids[0]))) return { kind: "shared", ids: first };
+  const perExample = rows.ids.map((ids, i) => (i === 0 ? first : resolve(ids, i)));
+  if (perExample.every((ids) => sameIds(ids, first))) return { kind: "shared", ids: first };
   return { kind: "perExample", ids: perExample };
 }
 
@@ -201,7 +204,7 @@ function interchangeSelection(width: number, dim: number | readonly number[] | n
     throw new TypeError(
       `${what}: interchangeDim must be a number, a list of feature indices or null, got ${JSON.stringify(dim)}`,
     );
-  for (const id of dim) checkFeature(id, width, `${what}: interchangeDim index ${id}`);
+  for (const id of dim) checkFeature(id, width, () => `${what}: interchangeDim index ${id}`);
   return { kind: "shared", ids: [...dim] };
 }
 
@@ -209,28 +212,44 @@ function normaliseSubspaces(
   subspaces: unknown,
   what: string,
 ): { kind: "shared"; ids: readonly number[] } | { kind: "perExample"; ids: readonly (readonly number[])[] } {
-  const isId = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v);
   if (isId(subspaces)) return { kind: "shared", ids: [subspaces] };
   const form = "subspaces must be one id, a list of ids for every example, or one list of ids per example";
   if (!Array.isArray(subspaces)) throw new TypeError(`${what}: ${form}; got ${preview(subspaces)}`);
-  if (subspaces.length > 0 && subspaces.every(isId)) return { kind: "shared", ids: subspaces };
-  if (subspaces.every((row) => Array.isArray(row) && row.every(isId))) {
+  if (subspaces.length > 0 && isIdList(subspaces)) return { kind: "shared", ids: subspaces };
+  if (everyRowIsIdList(subspaces)) {
     if (subspaces.length === 0) throw new RangeError(`${what}: ${form}; got an empty list (use null for no subspaces)`);
     return { kind: "perExample", ids: subspaces as number[][] };
   }
   throw new TypeError(`${what}: ${form}; got ${preview(subspaces)}`);
 }
 
+function isId(v: unknown): v is number {
+  return typeof v === "number" && Number.isInteger(v);
+}
+
+// Per call these run over one list per example.
+function isIdList(v: unknown): v is number[] {
+  if (!Array.isArray(v)) return false;
+  for (const id of v) if (!isId(id)) return false;
+  return true;
+}
+
+function everyRowIsIdList(rows: unknown[]): rows is number[][] {
+  for (const row of rows) if (!isIdList(row)) return false;
+  return true;
+}
+
 function checkPartition(partition: readonly (readonly number[])[], width: number, what: string): void {
   partition.forEach((block, b) => {
-    for (const f of block) checkFeature(f, width, `${what}: subspace_partition block ${b} feature ${f}`);
+    for (const f of block) checkFeature(f, width, () => `${what}: subspace_partition block ${b} feature ${f}`);
   });
 }
 
-function checkFeature(id: number, width: number, label: string): void {
-  if (typeof id !== "number" || !Number.isInteger(id)) throw new TypeError(`${label} is not an integer`);
+/** `label` names the id in the error; it is built only on failure, since subspaces list ids per example. */
+function checkFeature(id: number, width: number, label: () => string): void {
+  if (typeof id !== "number" || !Number.isInteger(id)) throw new TypeError(`${label()} is not an integer`);
   if (id < 0 || id >= width)
-    throw new RangeError(`${label} is out of range for a last axis of width ${width} (expected 0..${width - 1})`);
+    throw new RangeError(`${label()} is out of range for a last axis of width ${width} (expected 0..${width - 1})`);
 }
 
 function range(n: number): number[] {

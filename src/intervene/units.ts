@@ -6,6 +6,7 @@
 import * as tv from "../tensor/index.js";
 import { IntTensor, type Tensor } from "../tensor/index.js";
 import type { Site } from "../models/sites.js";
+import { sameShape } from "../tensor/shape.js";
 import type { InterventionUnits, TwoLevelUnits, UnitRows } from "./locations.js";
 
 /** The part of a site that says how the component is cut from its module's value. */
@@ -91,6 +92,7 @@ export function gatherUnits(view: Tensor, unit: string, units: InterventionUnits
     const expected = "per-example lists [[i, …], …], not a (heads, positions) pair";
     throw new TypeError(`${what}: unit "${unit}" takes ${expected}`);
   }
+  if (wholeAxisInOrder(units as UnitRows, batch, view.shape[1])) return view;
   return tv.gatherAt(view, 1, rowsFor(units as UnitRows, batch, view.shape[1], what));
 }
 
@@ -118,7 +120,26 @@ export function scatterUnits(
     const selectedHeads = tv.gatherAt(view, 1, heads);
     return tv.writeAt(view, 1, heads, tv.writeAt(selectedHeads, 2, positionIndex(positions, heads.shape[1]), values));
   }
+  // A view that needs a gradient goes through writeAt, which gives it a zero gradient as PyTorch's index
+  // write does: parameters behind it then hold zeros rather than none, which an optimiser steps.
+  const replacesView = !view.requiresGrad && sameShape(values.shape, view.shape);
+  if (replacesView && wholeAxisInOrder(units as UnitRows, batch, view.shape[1])) return values;
   return tv.writeAt(view, 1, rowsFor(units as UnitRows, batch, view.shape[1], what), values);
+}
+
+/**
+ * Whether every example's row lists the whole unit axis in order (position 0 of a length-1
+ * axis, as pyvene's MLP and DAS set-ups give): gathering is then the identity and writing
+ * replaces the view, so neither needs an indexing op. Malformed rows answer false and are
+ * reported by rowsFor.
+ */
+function wholeAxisInOrder(rows: UnitRows, batch: number, axisLength: number): boolean {
+  if (rows.length !== 1 && rows.length !== batch) return false;
+  for (const row of rows) {
+    if (row.length !== axisLength) return false;
+    for (let j = 0; j < axisLength; j++) if (row[j] !== j) return false;
+  }
+  return true;
 }
 
 function asTwoLevel(units: InterventionUnits, unit: string, what: string): TwoLevelUnits {

@@ -3,7 +3,7 @@
  * W the n×n orthogonal rotation of `rotate_layer` (spec §5.3, §6). I is the first interchangeDim
  * rotated coordinates (all by default, which makes out = s), or the subspaces, per example.
  */
-import { matmul, transpose, type Tensor } from "../../tensor/index.js";
+import { linear, matmul, type Tensor } from "../../tensor/index.js";
 import {
   DistributedTrainableIntervention,
   checkWidth,
@@ -36,6 +36,7 @@ export class RotatedSpaceIntervention extends DistributedTrainableIntervention {
       "interchange",
       this.swapOptions(subspaces, useFast),
     );
-    return matmul(rotated, transpose(w));
+    // rotated·Wᵀ as a linear layer with weight W: sgemm reads W transposed, with no copy.
+    return linear(rotated, w);
   }
 }

@@ -1,47 +1,150 @@
 /**
- * Matrix functions for rotations (DAS): a differentiable matrix exponential, composed from
- * recorded ops so autograd differentiates it, and QR for orthonormal initialisation.
+ * Matrix functions for rotations (DAS): a differentiable matrix exponential, and QR for
+ * orthonormal initialisation.
  */
 import { formatShape } from "../shape.js";
 import { randn } from "../creation.js";
+import { record } from "../autograd.js";
+import { kernels } from "../kernels/index.js";
 import { defaultGenerator, type Generator } from "../random.js";
 import { Tensor } from "../tensor.js";
-import { add, mul } from "./elementwise.js";
-import { matmul } from "./matmul.js";
 
 const TAYLOR_DEGREE = 12;
 
-function identityLike(_a: Tensor, n: number): Tensor {
-  const data = new Float32Array(n * n);
-  for (let i = 0; i < n; i++) data[i * n + i] = 1;
-  return new Tensor(data, [n, n]);
-}
-
 /**
  * exp(A) for square A (or a batch [..., n, n]) by scaling and squaring: A/2^s has 1-norm at
- * most 1/2, where a degree-12 Taylor polynomial in Horner form is accurate far below float32
- * rounding; the result is then squared s times. Every step is a recorded op.
+ * most 1/2, where a degree-12 Taylor polynomial in Horner form, R ← I + (A/2^s)·R/k for
+ * k = 12…1, is accurate far below float32 rounding; the result is then squared s times.
+ *
+ * One recorded op: a rotation recomputes it at every training step, where a graph of ~40 small
+ * ops cost more than the arithmetic. Forward and backward round exactly as that graph of add,
+ * mul and matmul ops did (float32 after every step, products on the same sgemm), so results and
+ * gradients are bit-for-bit those of the composition.
  */
 export function matrixExp(a: Tensor): Tensor {
   const n = a.shape[a.rank - 1];
   if (a.rank < 2 || a.shape[a.rank - 2] !== n)
     throw new RangeError(`matrixExp: expected square matrices [..., n, n], got ${formatShape(a.shape)}`);
+  const values = a.data;
   let norm = 0;
   for (let base = 0; base < a.size; base += n * n) {
     for (let j = 0; j < n; j++) {
       let col = 0;
-      for (let i = 0; i < n; i++) col += Math.abs(a.data[base + i * n + j]);
+      for (let i = 0; i < n; i++) col += Math.abs(values[base + i * n + j]);
       norm = Math.max(norm, col);
     }
   }
   if (!Number.isFinite(norm)) throw new RangeError("matrixExp: the matrix has non-finite entries");
   const squarings = norm > 0.5 ? Math.ceil(Math.log2(norm / 0.5)) : 0;
-  const scaled = mul(a, 1 / 2 ** squarings);
-  const eye = identityLike(a, n);
-  let result: Tensor = eye;
-  for (let k = TAYLOR_DEGREE; k >= 1; k--) result = add(eye, mul(matmul(scaled, result), 1 / k));
-  for (let s = 0; s < squarings; s++) result = matmul(result, result);
-  return result;
+  const products = new MatrixProducts(n, a.size / (n * n));
+  const scale = 1 / 2 ** squarings;
+  const scaled = scaleBy(values, scale);
+  // Step k multiplies S by R_{k+1}, kept as hornerInputs[k] for the backward pass; R_13 = I, and S·I = S.
+  const hornerInputs: Float32Array[] = [];
+  let result = products.identityPlus(scaled, Math.fround(1 / TAYLOR_DEGREE));
+  for (let k = TAYLOR_DEGREE - 1; k >= 1; k--) {
+    hornerInputs[k] = result;
+    result = products.identityPlus(products.multiply(false, false, scaled, result), Math.fround(1 / k));
+  }
+  const squared: Float32Array[] = [];
+  for (let s = 0; s < squarings; s++) {
+    squared.push(result);
+    result = products.multiply(false, false, result, result);
+  }
+  // The backward pass visits the steps in reverse and sums each input's gradients in the order the graph did.
+  return record(new Tensor(result, a.shape), [a], (grad) => {
+    let g = grad;
+    for (let s = squarings - 1; s >= 0; s--) {
+      const q = squared[s];
+      const left = products.multiply(false, true, g, q);
+      const right = products.multiply(true, false, q, g);
+      for (let i = 0; i < left.length; i++) left[i] += right[i];
+      g = left;
+    }
+    let gradScaled: Float32Array | null = null;
+    for (let k = 1; k <= TAYLOR_DEGREE; k++) {
+      const gradProduct = scaleBy(g, Math.fround(1 / k));
+      const term = k === TAYLOR_DEGREE ? gradProduct : products.multiply(false, true, gradProduct, hornerInputs[k]);
+      if (gradScaled === null) gradScaled = term;
+      else for (let i = 0; i < gradScaled.length; i++) gradScaled[i] += term[i];
+      if (k < TAYLOR_DEGREE) g = products.multiply(true, false, scaled, gradProduct);
+    }
+    return [scaleBy(gradScaled as Float32Array, scale)];
+  });
+}
+
+/**
+ * tril(θ) − tril(θ)ᵀ for a square θ (or a batch [..., n, n]): the skew-symmetric matrix torch's
+ * orthogonal parametrization makes of its parameter; the diagonal cancels, so only the strict
+ * lower triangle gets a gradient. One recorded op, rounding as mul by a 0/1 mask, transpose and
+ * sub did (the masked-off entries are θ·0, signed zeros included).
+ */
+export function skewFromLowerTriangle(theta: Tensor): Tensor {
+  const n = theta.shape[theta.rank - 1];
+  if (theta.rank < 2 || theta.shape[theta.rank - 2] !== n)
+    throw new RangeError(
+      `skewFromLowerTriangle: expected square matrices [..., n, n], got ${formatShape(theta.shape)}`,
+    );
+  const lower = (x: Float32Array, base: number, i: number, j: number) =>
+    j <= i ? x[base + i * n + j] : x[base + i * n + j] * 0;
+  const out = new Float32Array(theta.size);
+  const values = theta.data;
+  for (let base = 0; base < out.length; base += n * n) {
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j < n; j++) out[base + i * n + j] = lower(values, base, i, j) - lower(values, base, j, i);
+    }
+  }
+  return record(new Tensor(out, theta.shape), [theta], (g) => {
+    const grad = new Float32Array(g.length);
+    for (let base = 0; base < g.length; base += n * n) {
+      for (let i = 0; i < n; i++) {
+        for (let j = 0; j < n; j++) {
+          const difference = Math.fround(g[base + i * n + j] - g[base + j * n + i]);
+          grad[base + i * n + j] = j <= i ? difference : difference * 0;
+        }
+      }
+    }
+    return [grad];
+  });
+}
+
+/** Products of batches of n×n matrices on the active sgemm, and the Horner step I + c·P. */
+class MatrixProducts {
+  private readonly offsets: Int32Array;
+
+  constructor(
+    private readonly n: number,
+    count: number,
+  ) {
+    this.offsets = Int32Array.from({ length: count }, (_, i) => i * n * n);
+  }
+
+  /** op(X)·op(Y) for every matrix of the batch, in a fresh array. */
+  multiply(transX: boolean, transY: boolean, x: Float32Array, y: Float32Array): Float32Array {
+    const { n, offsets } = this;
+    const out = new Float32Array(x.length);
+    kernels().sgemmBatch(transX, transY, n, n, n, 1, x, n, offsets, y, n, offsets, 0, out, n, offsets);
+    return out;
+  }
+
+  /** I + c·P, rounding the product and then the sum to float32 (as mul then add did). */
+  identityPlus(p: Float32Array, c: number): Float32Array {
+    const { n } = this;
+    const out = new Float32Array(p.length);
+    for (let base = 0; base < out.length; base += n * n) {
+      for (let i = 0; i < n; i++) {
+        for (let j = 0; j < n; j++) out[base + i * n + j] = (i === j ? 1 : 0) + Math.fround(p[base + i * n + j] * c);
+      }
+    }
+    return out;
+  }
+}
+
+/** c·x rounded to float32, in a fresh array. */
+function scaleBy(x: Float32Array, c: number): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) out[i] = x[i] * c;
+  return out;
 }
 
 /**
