@@ -12,7 +12,7 @@ import type { PretrainedModel } from "../models/model.js";
 import { describe, exactKeys } from "../options/index.js";
 import * as tv from "../tensor/index.js";
 import type { IntTensor, Tensor } from "../tensor/index.js";
-import { byPosition, recordRun, resumedLogits, windowLayers, type RecordedRun } from "./engine.js";
+import { byPosition, recordRun, resumedLogits, topToken, windowLayers, type RecordedRun } from "./engine.js";
 import { preparePatch, type PatchOptions } from "./patch.js";
 import { prepareTrace, traceCorruption, type TraceOptions } from "./trace.js";
 
@@ -46,18 +46,19 @@ export function traceCellRun(model: PretrainedModel, options: TraceOptions, cell
   const { inputs, component, samples } = setup;
   const at = checkCell(cell, setup.model.numLayers, inputs.inputIds.shape[1], where);
   const layers = windowLayers(at.layer, setup.window, setup.model.numLayers);
+  const clean = recordRun(setup.model, inputs, component, null);
   const streams = Array.from({ length: samples }, (_, s) => {
     const run = recordRun(setup.model, inputs, component, traceCorruption(setup, s));
     setup.options.onProgress?.(s + 1, samples);
     return run.blockInputs[layers[0]];
   });
   const probabilities = restoredProbabilities(setup.model, inputs.inputIds, tv.concat(streams, 0), {
-    restored: setup.clean,
+    restored: clean,
     component,
     layers,
     position: at.position,
   });
-  return { ...at, layers, probabilities, draws: samples, target: setup.target };
+  return { ...at, layers, probabilities, draws: samples, target: setup.target ?? topToken(clean.logits) };
 }
 
 /** The run behind cell (layer, position) of `activationPatching(model, options)`: the base run patched there. */
@@ -66,13 +67,15 @@ export function patchCellRun(model: PretrainedModel, options: PatchOptions, cell
   const setup = preparePatch(model, options, where);
   const at = checkCell(cell, setup.model.numLayers, setup.base.shape[1], where);
   const layers = windowLayers(at.layer, setup.window, setup.model.numLayers);
-  const probabilities = restoredProbabilities(setup.model, setup.base, setup.baseRun.blockInputs[layers[0]], {
-    restored: setup.sourceRun,
+  const sourceRun = recordRun(setup.model, { inputIds: setup.source }, setup.component, null);
+  const baseRun = recordRun(setup.model, { inputIds: setup.base }, setup.component, null);
+  const probabilities = restoredProbabilities(setup.model, setup.base, baseRun.blockInputs[layers[0]], {
+    restored: sourceRun,
     component: setup.component,
     layers,
     position: at.position,
   });
-  return { ...at, layers, probabilities, draws: 1, target: setup.target };
+  return { ...at, layers, probabilities, draws: 1, target: setup.target ?? topToken(sourceRun.logits) };
 }
 
 function checkCell(cell: GridCell, numLayers: number, length: number, where: string): GridCell {

@@ -1,10 +1,9 @@
 /**
- * The sweep engine: the machinery the patching sweeps share: record a component at every layer and position of one
- * run, then, layer by layer, run a batch in which example p takes position p's recorded value at
- * that layer (and the layers of its window). What does not change is computed once: the recorded
- * runs, and the prefix of each patched run, which resumes from the cached residual stream at the
- * first patched layer. Only the last position's logits are computed. Sweeps run on decoders (every
- * transformer family), which can resume and stop after a block.
+ * The sweep engine's shared pieces: the metric, a recorded run (a component at every layer and
+ * position, every block input and the key/value cache of one run, optionally corrupted), windows
+ * of layers, and resuming a batch from a recorded residual stream with writes at sites. The grid of
+ * the restoring sweeps is restore-grid.ts. Sweeps run on decoders (every transformer family), which
+ * can resume and stop after a block.
  */
 import { gatherUnits, readSite, scatterUnits, writeSite } from "../intervene/index.js";
 import { DecoderModel } from "../models/decoder.js";
@@ -12,8 +11,7 @@ import type { ModelInputs, PretrainedModel } from "../models/model.js";
 import type { KeyValueCache } from "../nn/attention.js";
 import type { HookHandle } from "../nn/module.js";
 import * as tv from "../tensor/index.js";
-import { IntTensor, Tensor } from "../tensor/index.js";
-import type { ScoreGrid } from "./results.js";
+import { IntTensor, type Tensor } from "../tensor/index.js";
 
 /** What a sweep measures at the last position: the target's probability or its logit. */
 export type Metric = "probability" | "logit";
@@ -97,6 +95,18 @@ export function recordRun(
   }
 }
 
+/** The residual stream entering block 0 [1, T, D] (the embeddings, with what the family adds), read as block 0 runs. */
+export function embeddings(model: DecoderModel, inputs: ModelInputs): Tensor {
+  let stream: Tensor | null = null;
+  const handle = readSite(model, model.site("block_input", 0), (view) => void (stream = view));
+  try {
+    tv.noGrad(() => model.runBlocks(inputs, 0));
+  } finally {
+    handle.remove();
+  }
+  return stream!;
+}
+
 /**
  * A per-position value with its positions on axis 1, where "pos" units gather: [B, T, W] as it is;
  * an attention pattern [B, H, T, T] by its query position, as [B, T, H, T] (a query position's row
@@ -118,22 +128,6 @@ export function windowLayers(layer: number, window: number, numLayers: number): 
   return Array.from({ length: end - start }, (_, i) => start + i);
 }
 
-/** What a restoring sweep needs: the prompt, what is restored where, and what is measured. */
-export interface GridRequest {
-  model: DecoderModel;
-  /** The prompt [1, T] (and its mask, if any). */
-  inputs: ModelInputs;
-  component: string;
-  window: number;
-  /** The run whose sites are overwritten: the corrupted run (tracing) or the base run (patching). */
-  patched: RecordedRun;
-  /** The run the written values come from: the clean run (tracing) or the source run (patching). */
-  restored: RecordedRun;
-  target: number;
-  metric: Metric;
-  onProgress?: (done: number, total: number) => void;
-}
-
 /** The model as a decoder, which the sweeps need (they resume runs from recorded residual streams). */
 export function asDecoder(model: PretrainedModel, where: string): DecoderModel {
   if (!(model instanceof DecoderModel)) {
@@ -143,176 +137,6 @@ export function asDecoder(model: PretrainedModel, where: string): DecoderModel {
     );
   }
   return model;
-}
-
-/**
- * The grid of metrics: row (layer l, position p) is the `patched` run with `restored.component[j]`
- * written at position p for every layer j of l's window, computed as one staircase pass.
- */
-export function restoreGrid(request: GridRequest): ScoreGrid {
-  const length = request.inputs.inputIds!.shape[1];
-  const numLayers = request.model.numLayers;
-  const values = staircaseGrid(request);
-  return {
-    values,
-    rows: numLayers,
-    cols: length,
-    layers: Array.from({ length: numLayers }, (_, l) => l),
-    positions: Array.from({ length }, (_, p) => p),
-  };
-}
-
-/**
- * Positions restored in one staircase pass, as [start, end) ranges. A row restoring position p
- * differs from the patched run only from p on (the causal mask), so a pass over positions
- * start..end−1 computes the positions from `start` and reads the patched run's keys and values
- * before it. Smaller groups skip more work but run smaller GEMMs; groups of two balance the two.
- */
-function positionGroups(length: number): [number, number][] {
-  const groups: [number, number][] = [];
-  for (let start = 0; start < length; start += POSITIONS_PER_PASS)
-    groups.push([start, Math.min(length, start + POSITIONS_PER_PASS)]);
-  return groups;
-}
-
-const POSITIONS_PER_PASS = 2;
-
-function staircaseGrid(request: GridRequest): Float32Array {
-  const length = request.inputs.inputIds!.shape[1];
-  const numLayers = request.model.numLayers;
-  const values = new Float32Array(numLayers * length);
-  const groups = positionGroups(length);
-  groups.forEach(([start, end], g) => {
-    const progress =
-      request.onProgress && ((done: number) => request.onProgress!(g * numLayers + done, groups.length * numLayers));
-    const scores = staircasePass(request, start, end, progress);
-    scores.forEach((row, layer) => values.set(row, layer * length + start));
-  });
-  return values;
-}
-
-/**
- * One pass over the blocks with a growing batch, for positions start..end−1: the rows of layer l
- * (one per position) join at the first layer of l's window, starting from the patched run's
- * residual stream there, and the rows already in flight continue. At block j a hook writes the
- * restored value into every row whose window holds j. The work is that of the layer-by-layer
- * batches, but in GEMMs of up to layers × positions rows, which run far closer to peak than
- * batches of one layer's positions. A block_output restored at the window's first layer is the
- * next block's input, so those rows join one block later with it written in: the block they skip
- * would only recompute the patched run. Returns each layer's scores for the pass's positions.
- */
-function staircasePass(
-  { model, inputs, component, window, patched, restored, target, metric }: GridRequest,
-  start: number,
-  end: number,
-  onProgress: ((done: number) => void) | undefined,
-): Float32Array[] {
-  const ids = inputs.inputIds!;
-  const length = ids.shape[1];
-  const computed = length - start;
-  const count = end - start;
-  const numLayers = model.numLayers;
-  const width = patched.blockInputs[0].shape[2];
-  const windows = Array.from({ length: numLayers }, (_, l) => windowLayers(l, window, numLayers));
-  const joinsAfterFirst = component === "block_output";
-  const prefix = start > 0 ? patched.cache.prefix(start) : null;
-  /** Row i of a group restores position start + i, at i among the computed positions. */
-  const ownPositions = Array.from({ length: count }, (_, i) => [i]);
-  const recordedPositions = Array.from({ length: count }, (_, i) => [start + i]);
-  const joiningRows = (layer: number): Tensor => {
-    const first = windows[layer][0];
-    if (!joinsAfterFirst) return tv.expand(tv.slice(patched.blockInputs[first], 1, start), [count, computed, width]);
-    const stream = tv.expand(tv.slice(patched.component[first], 1, start), [count, computed, width]);
-    const recorded = restored.component[first];
-    const clean = gatherUnits(
-      tv.expand(recorded, [count, ...recorded.shape.slice(1)]),
-      "pos",
-      recordedPositions,
-      "rows",
-    );
-    return scatterUnits(stream, "pos", ownPositions, clean, "staircase rows");
-  };
-  /** Row groups in batch order: each is one layer's `count` rows. */
-  const layers: number[] = [];
-  let hidden: Tensor | null = null;
-  for (let j = 0; j <= numLayers; j++) {
-    const joining = windows.flatMap((w, l) => (w[0] + (joinsAfterFirst ? 1 : 0) === j ? [l] : []));
-    const fresh = joining.map(joiningRows);
-    if (fresh.length > 0) hidden = tv.concat(hidden === null ? fresh : [hidden, ...fresh], 0);
-    layers.push(...joining);
-    if (j === numLayers) break;
-    if (hidden !== null)
-      hidden = restoredBlock(model, ids, start, j, hidden, {
-        restoring: layers.map((l) => windows[l].includes(j)),
-        count,
-        recorded: restored.component[j],
-        component,
-        prefix,
-      });
-    onProgress?.(j + 1);
-  }
-  const last = tv.slice(hidden!, 1, -1);
-  const scores = tv.noGrad(() =>
-    metric === "logit" ? model.tokenLogits(last, [target]).data : measure(model.unembed(last), target, metric),
-  );
-  const byLayer: Float32Array[] = new Array(numLayers);
-  layers.forEach((layer, g) => (byLayer[layer] = scores.subarray(g * count, (g + 1) * count)));
-  return byLayer;
-}
-
-/** Which rows restore at this block, and from what. */
-interface BlockRestore {
-  /** Per row group (of `count` rows): whether its window holds this block. */
-  restoring: boolean[];
-  count: number;
-  /** The restored run's component at this block [1, …]. */
-  recorded: Tensor;
-  component: string;
-  prefix: KeyValueCache | null;
-}
-
-/** Block j on the rows `hidden` (positions start..), the restoring rows' values written at their own position. */
-function restoredBlock(
-  model: DecoderModel,
-  ids: IntTensor,
-  start: number,
-  j: number,
-  hidden: Tensor,
-  { restoring, count, recorded, component, prefix }: BlockRestore,
-): Tensor {
-  const rows = hidden.shape[0];
-  const computed = hidden.shape[1];
-  const positions = Array.from({ length: rows }, (_, r) => [r % count]);
-  const handles: HookHandle[] = [];
-  try {
-    if (restoring.some(Boolean)) {
-      const rowMask = new Tensor(
-        Float32Array.from({ length: rows }, (_, r) => (restoring[Math.floor(r / count)] ? 1 : 0)),
-        [rows, ...recorded.shape.slice(1).map(() => 1)],
-      );
-      const clean = gatherUnits(
-        byPosition(tv.expand(recorded, [rows, ...recorded.shape.slice(1)])),
-        "pos",
-        Array.from({ length: rows }, (_, r) => [start + (r % count)]),
-        "staircase rows",
-      );
-      const restore = (view: Tensor) => {
-        const atPositions = byPosition(view);
-        const kept = gatherUnits(atPositions, "pos", positions, "staircase rows");
-        return byPosition(
-          scatterUnits(atPositions, "pos", positions, tv.where(rowMask, clean, kept), "staircase rows"),
-        );
-      };
-      handles.push(writeSite(model, model.site(component, j), restore));
-    }
-    const inputIds = new IntTensor(
-      Int32Array.from({ length: rows * computed }, (_, i) => ids.data[start + (i % computed)]),
-      [rows, computed],
-    );
-    return tv.noGrad(() => model.runBlocks({ inputIds, resumeFrom: { layer: j, hidden }, cache: prefix }, j));
-  } finally {
-    for (const handle of handles) handle.remove();
-  }
 }
 
 /** A write at a site of a layer: the component's new value from its current one (the site port's writer). */

@@ -9,7 +9,8 @@ import type { PretrainedModel } from "../models/model.js";
 import type { IntTensor } from "../tensor/index.js";
 import { readOptions } from "../options/index.js";
 import { checkMetric, checkPair, checkPositionComponent, checkTarget, checkWindow } from "./checks.js";
-import { asDecoder, measure, recordRun, restoreGrid, topToken, type Metric, type RecordedRun } from "./engine.js";
+import { asDecoder, type Metric } from "./engine.js";
+import { restoreGrids, scoreGrid } from "./restore-grid.js";
 import type { PatchResult } from "./results.js";
 
 export interface PatchOptions {
@@ -39,20 +40,20 @@ const PATCH_OPTIONS = [
   "onProgress",
 ] as const satisfies readonly (keyof PatchOptions)[];
 
-/** A patching's checked options and its two recorded runs: what the grid and a single cell's run start from. */
+/** A patching's checked options: what the grid and a single cell's run start from. */
 export interface PatchSetup {
   model: DecoderModel;
   options: Partial<PatchOptions>;
   base: IntTensor;
+  source: IntTensor;
   component: string;
   window: number;
   metric: Metric;
-  baseRun: RecordedRun;
-  sourceRun: RecordedRun;
-  target: number;
+  /** The target given; null for the source run's top token. */
+  target: number | null;
 }
 
-/** Checks a patching's options (naming `where` in errors) and runs the base and the source prompt. */
+/** Checks a patching's options (naming `where` in errors). */
 export function preparePatch(anyModel: PretrainedModel, patchOptions: PatchOptions, where: string): PatchSetup {
   const model = asDecoder(anyModel, where);
   const options = readOptions<PatchOptions>(patchOptions, PATCH_OPTIONS, `${where} options`);
@@ -60,23 +61,21 @@ export function preparePatch(anyModel: PretrainedModel, patchOptions: PatchOptio
   const component = checkPositionComponent(model, options.component ?? "block_output", where);
   const window = checkWindow(options.window ?? 1, model, where);
   const metric = checkMetric(options.metric ?? "probability", where);
-  const sourceRun = recordRun(model, { inputIds: source }, component, null);
-  const baseRun = recordRun(model, { inputIds: base }, component, null);
-  const target = checkTarget(options.target, sourceRun.logits.shape[2], where) ?? topToken(sourceRun.logits);
-  return { model, options, base, component, window, metric, baseRun, sourceRun, target };
+  const target = checkTarget(options.target, model.settings.vocabSize, where) ?? null;
+  return { model, options, base, source, component, window, metric, target };
 }
 
 export function activationPatching(anyModel: PretrainedModel, patchOptions: PatchOptions): PatchResult {
   const setup = preparePatch(anyModel, patchOptions, "activationPatching");
-  const { model, options, base, component, window, metric, baseRun, sourceRun, target } = setup;
-  const grid = restoreGrid({
+  const { model, options, base, component, window, metric } = setup;
+  const scores = restoreGrids({
     model,
-    inputs: { inputIds: base },
+    inputIds: base,
     component,
     window,
-    patched: baseRun,
-    restored: sourceRun,
-    target,
+    patched: [null],
+    restored: setup.source,
+    target: setup.target,
     metric,
     onProgress: options.onProgress,
   });
@@ -85,11 +84,11 @@ export function activationPatching(anyModel: PretrainedModel, patchOptions: Patc
     component,
     baseTokens: options.baseTokens!,
     sourceTokens: options.sourceTokens!,
-    target,
-    targetLabel: options.targetLabel ?? String(target),
+    target: scores.target,
+    targetLabel: options.targetLabel ?? String(scores.target),
     metric,
-    base: measure(baseRun.logits, target, metric)[0],
-    source: measure(sourceRun.logits, target, metric)[0],
-    grid,
+    base: scores.patched[0],
+    source: scores.restored,
+    grid: scoreGrid(scores.grids[0], model.numLayers, base.shape[1]),
   };
 }

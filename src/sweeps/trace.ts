@@ -9,17 +9,9 @@ import * as tv from "../tensor/index.js";
 import type { IntTensor } from "../tensor/index.js";
 import { describe, readOptions } from "../options/index.js";
 import { checkLabels, checkPositionComponent, checkMetric, checkPrompt, checkTarget, checkWindow } from "./checks.js";
-import {
-  asDecoder,
-  measure,
-  recordRun,
-  restoreGrid,
-  topToken,
-  type Corruption,
-  type Metric,
-  type RecordedRun,
-} from "./engine.js";
-import type { ScoreGrid, TraceResult } from "./results.js";
+import { asDecoder, type Corruption, embeddings, type Metric } from "./engine.js";
+import { restoreGrids, scoreGrid } from "./restore-grid.js";
+import type { TraceResult } from "./results.js";
 
 export interface TraceOptions {
   /** The prompt [1, T]. */
@@ -71,7 +63,7 @@ const TRACE_OPTIONS = [
 /** Draws when the caller gives neither `samples` nor the noise itself. */
 const DEFAULT_SAMPLES = 10;
 
-/** A trace's checked options, its clean run and its noise: what the grid and a single cell's run start from. */
+/** A trace's checked options and its noise: what the grid and a single cell's run start from. */
 export interface TraceSetup {
   model: DecoderModel;
   options: Partial<TraceOptions>;
@@ -83,8 +75,8 @@ export interface TraceSetup {
   corruptedPositions: number[];
   seed: number;
   samples: number;
-  clean: RecordedRun;
-  target: number;
+  /** The target given; null for the clean run's top token. */
+  target: number | null;
   /** The noise's standard deviation, null when the caller gave the noise itself. */
   noiseStd: number | null;
   /** The noise of each draw, [samples, corrupted positions, width]. */
@@ -93,33 +85,30 @@ export interface TraceSetup {
 
 export function causalTrace(anyModel: PretrainedModel, traceOptions: TraceOptions): TraceResult {
   const setup = prepareTrace(anyModel, traceOptions, "causalTrace");
-  const { model, options, inputs, component, window, metric, corruptedPositions, samples, clean, target } = setup;
+  const { model, options, inputs, component, window, metric, corruptedPositions, samples } = setup;
+  const length = inputs.inputIds.shape[1];
+  const scores = restoreGrids({
+    model,
+    inputIds: inputs.inputIds,
+    component,
+    window,
+    patched: Array.from({ length: samples }, (_, s) => traceCorruption(setup, s)),
+    restored: inputs.inputIds,
+    target: setup.target,
+    metric,
+    onProgress: options.onProgress,
+  });
+  const { grids, target } = scores;
   // Sums in float64 so that the mean and standard deviation over draws lose nothing to rounding.
-  const sums = new Float64Array(model.numLayers * inputs.inputIds.shape[1]);
+  const sums = new Float64Array(model.numLayers * length);
   const squares = new Float64Array(sums.length);
-  const corruptedDraws: number[] = [];
-  let grid: ScoreGrid | undefined;
-  for (let s = 0; s < samples; s++) {
-    const run = recordRun(model, inputs, component, traceCorruption(setup, s));
-    const progress =
-      options.onProgress && ((done: number, total: number) => options.onProgress!(s * total + done, samples * total));
-    grid = restoreGrid({
-      model,
-      inputs,
-      component,
-      window,
-      patched: run,
-      restored: clean,
-      target,
-      metric,
-      onProgress: progress,
-    });
-    corruptedDraws.push(measure(run.logits, target, metric)[0]);
-    grid.values.forEach((v, i) => {
+  for (const grid of grids) {
+    grid.forEach((v, i) => {
       sums[i] += v;
       squares[i] += v * v;
     });
   }
+  const corruptedDraws = [...scores.patched];
   const corrupted = spreadOf(
     corruptedDraws.reduce((a, v) => a + v, 0),
     sumOfSquares(corruptedDraws),
@@ -138,12 +127,15 @@ export function causalTrace(anyModel: PretrainedModel, traceOptions: TraceOption
     noiseStd: setup.noiseStd,
     seed: options.noise === undefined ? setup.seed : null,
     samples,
-    clean: measure(clean.logits, target, metric)[0],
+    clean: scores.restored,
     corrupted: corrupted.mean,
     corruptedSpread: corrupted.spread,
     grid: {
-      ...grid!,
-      values: Float32Array.from(cells, (c) => c.mean),
+      ...scoreGrid(
+        Float32Array.from(cells, (c) => c.mean),
+        model.numLayers,
+        length,
+      ),
       spread: Float32Array.from(cells, (c) => c.spread),
     },
   };
@@ -154,7 +146,7 @@ export function traceCorruption(setup: TraceSetup, s: number): Corruption {
   return { positions: setup.corruptedPositions, noise: tv.squeeze(tv.slice(setup.draws, 0, s, s + 1), 0) };
 }
 
-/** Checks a trace's options (naming `where` in errors), runs the clean prompt and draws the noise. */
+/** Checks a trace's options (naming `where` in errors) and draws the noise. */
 export function prepareTrace(anyModel: PretrainedModel, traceOptions: TraceOptions, where: string): TraceSetup {
   const model = asDecoder(anyModel, where);
   const options = readOptions<TraceOptions>(traceOptions, TRACE_OPTIONS, `${where} options`);
@@ -187,11 +179,12 @@ export function prepareTrace(anyModel: PretrainedModel, traceOptions: TraceOptio
   if (options.noise !== undefined && options.noiseStd !== undefined)
     throw new TypeError(`${where}: give noise or noiseStd, not both`);
   const inputs = { inputIds };
-  const clean = recordRun(model, inputs, component, null);
-  const target = checkTarget(options.target, clean.logits.shape[2], where) ?? topToken(clean.logits);
-  const width = clean.blockInputs[0].shape[2];
+  const target = checkTarget(options.target, model.settings.vocabSize, where) ?? null;
   const noiseStd =
-    options.noise === undefined ? (options.noiseStd ?? 3 * Math.sqrt(tv.variance(clean.blockInputs[0]).item())) : null;
+    options.noise === undefined
+      ? (options.noiseStd ?? 3 * Math.sqrt(tv.variance(embeddings(model, inputs)).item()))
+      : null;
+  const width = model.settings.hiddenSize;
   const noise =
     options.noise ??
     tv.randn([samples, corruptedPositions.length, width], { std: noiseStd!, generator: new tv.Generator(seed) });
@@ -218,7 +211,6 @@ export function prepareTrace(anyModel: PretrainedModel, traceOptions: TraceOptio
     corruptedPositions,
     seed,
     samples,
-    clean,
     target,
     noiseStd,
     draws,
