@@ -37,7 +37,7 @@ describe("restoring grids in passes", () => {
     ["gpt2", "block_output", 1],
     ["llama", "mlp_output", 2],
   ] as const) {
-    it(`a 60-token trace runs in several passes, equal to brute force (${family}, ${component}, window ${window})`, () => {
+    it(`a 60-token trace in several passes equals brute force (${family}, ${component}, window ${window})`, () => {
       const model = family === "gpt2" ? gpt2 : llama;
       const ids = prompt(60, 1);
       const width = (model as tv.DecoderModel).settings.hiddenSize;
