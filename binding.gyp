@@ -1,12 +1,13 @@
-# The native kernels (native/kernels.c, shared with the WebAssembly build, and the N-API glue with
-# OpenBLAS sgemm in native/tsvene.c), built by `npm install` into build/Release/tsvene.node.
+# The native kernels (native/kernels.c, shared with the WebAssembly build; the AVX512-BF16 GEMM in
+# native/bf16.c on its thread pool, native/pool.c; and the N-API glue with OpenBLAS sgemm in
+# native/tsvene.c), built by `npm install` into build/Release/tsvene.node.
 {
   # Set on the command line: node-gyp configure -- -Dopenblas_static=true (scripts/prebuild.ts).
   "variables": { "openblas_static%": "false" },
   "targets": [
     {
       "target_name": "tsvene",
-      "sources": ["native/tsvene.c", "native/kernels.c"],
+      "sources": ["native/tsvene.c", "native/kernels.c", "native/bf16.c", "native/pool.c"],
       # -fopenmp-simd: honour `#pragma omp simd` (vectorised double reductions) without OpenMP's
       # runtime. -fno-trapping-math: lets GCC if-convert the branch-free selects in the exp/tanh
       # code, which it otherwise refuses to vectorise; it only drops FP exception flags, which

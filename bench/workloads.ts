@@ -53,7 +53,8 @@ function largestDifference(a: ArrayLike<number>, b: ArrayLike<number>): string {
     diff = Math.max(diff, Math.abs(a[i] - b[i]));
     scale = Math.max(scale, Math.abs(b[i]));
   }
-  return `max |Δ| ${diff.toExponential(2)} (${((100 * diff) / scale).toFixed(2)}% of the largest |value| ${scale.toFixed(2)})`;
+  const share = ((100 * diff) / scale).toFixed(2);
+  return `max |Δ| ${diff.toExponential(2)} (${share}% of the largest |value| ${scale.toFixed(2)})`;
 }
 
 function bf16Line(name: string, ours: { min: number; median: number }, float32: { min: number }, target: number): void {

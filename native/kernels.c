@@ -9,8 +9,9 @@
  *
  * Accuracy: exp is a polynomial (no libm call, so loops vectorise) accurate to about 1 ulp. The
  * GELU forms are computed as x·sigmoid(·) and x·Φ(x) with the large part of the exponent carried
- * in double, so they keep float32 relative accuracy where the textbook 0.5·x·(1 + tanh/erf) loses
- * it to cancellation (x ≲ −3). Row reductions accumulate in double.
+ * in double (geluTanh's, outside WebAssembly, in float32 pairs through fma, which in the addon's
+ * baseline x86-64 clone is libm's fmaf), so they keep float32 relative accuracy where the textbook
+ * 0.5·x·(1 + tanh/erf) loses it to cancellation (x ≲ −3). Row reductions accumulate in double.
  */
 #include "kernels.h"
 
@@ -116,11 +117,49 @@ static inline Sigmoid sigmoid_from(float e, bool a_negative) {
 #define GELU_TANH_CUBIC 0.044715
 #define INV_SQRT_2PI 0.3989422804014327f
 
-/* a = 2u = 2·√(2/π)·(x + 0.044715·x³), in double: geluTanh(x) = 0.5·x·(1 + tanh u) = x·σ(a). */
-static inline double gelu_tanh_sigmoid_arg(float x) {
+/*
+ * e^(−|a|) for a = 2u = 2·√(2/π)·(x + 0.044715·x³): geluTanh(x) = 0.5·x·(1 + tanh u) = x·σ(a), and a
+ * has x's sign. For x < 0 the result's relative error is a's absolute error, so a must be formed
+ * more precisely than float32 carries it (|a| reaches 104 before e^−|a| underflows).
+ */
+#ifdef __wasm__
+/* WebAssembly has no fused multiply-add: a in double. */
+static inline float gelu_tanh_exp_neg_abs_arg(float x) {
   double xd = x;
-  return 2.0 * SQRT_2_OVER_PI * (xd + GELU_TANH_CUBIC * xd * xd * xd);
+  double a = 2.0 * SQRT_2_OVER_PI * (xd + GELU_TANH_CUBIC * xd * xd * xd);
+  return exp_f32_of_f64(-__builtin_fabs(a));
 }
+#else
+#define GELU_TANH_C1 (2.0 * SQRT_2_OVER_PI)
+#define GELU_TANH_C3 (2.0 * SQRT_2_OVER_PI * GELU_TANH_CUBIC)
+/* In float32 pairs: |a| = |x|·(c1 + c3·x²) carried as hi + lo through exact fma products and a 2Sum
+ * (about 2^−44 relative), then reduced by n·ln2 in two parts with lo added to the remainder. As
+ * accurate as the double form above it, at twice the vector width. */
+static inline float gelu_tanh_exp_neg_abs_arg(float x) {
+  const float c1_hi = (float)GELU_TANH_C1, c1_lo = (float)(GELU_TANH_C1 - (double)(float)GELU_TANH_C1);
+  const float c3_hi = (float)GELU_TANH_C3, c3_lo = (float)(GELU_TANH_C3 - (double)(float)GELU_TANH_C3);
+  /* Beyond 16, |a| > 104 and the result is 0 anyway; the cap keeps inf out of the error terms. */
+  float ax = __builtin_fabsf(x);
+  ax = ax < 16.0f ? ax : 16.0f;
+  float square = ax * ax;
+  float square_lo = __builtin_fmaf(ax, ax, -square);
+  float cubic = c3_hi * square;
+  float cubic_lo = __builtin_fmaf(c3_hi, square, -cubic) + __builtin_fmaf(c3_hi, square_lo, c3_lo * square);
+  float sum = c1_hi + cubic;
+  float cubic_part = sum - c1_hi;
+  float sum_lo = (c1_hi - (sum - cubic_part)) + (cubic - cubic_part) + (c1_lo + cubic_lo);
+  float abs_a = ax * sum;
+  float abs_a_lo = __builtin_fmaf(ax, sum, -abs_a) + ax * sum_lo;
+  abs_a = abs_a < 104.0f ? abs_a : 104.0f;
+  /* n = round(−|a|·log2 e) kept in the low mantissa bits, as in exp_f32; n·0.693359375 is exact. */
+  const float round_shift = 12582912.0f;
+  float shifted = -abs_a * 1.44269504088896341f + round_shift;
+  float n = shifted - round_shift;
+  float r = __builtin_fmaf(n, -0.693359375f, -abs_a);
+  r = __builtin_fmaf(n, 2.12194440e-4f, r) - abs_a_lo;
+  return exp_reduced_f32(r, (int32_t)(float_bits(shifted) - float_bits(round_shift)));
+}
+#endif
 
 /*
  * Φ(x), the standard normal CDF, to float32 relative accuracy on both tails. With z = |x|/√2 and
@@ -156,18 +195,14 @@ static inline float normal_cdf_f32(float x) {
 
 VECTORISED void gelu_tanh_f32(const float *x, float *out, size_t n) {
 #pragma omp simd
-  for (size_t i = 0; i < n; i++) {
-    double a = gelu_tanh_sigmoid_arg(x[i]);
-    out[i] = x[i] * sigmoid_from(exp_f32_of_f64(-__builtin_fabs(a)), a < 0).sigmoid;
-  }
+  for (size_t i = 0; i < n; i++) out[i] = x[i] * sigmoid_from(gelu_tanh_exp_neg_abs_arg(x[i]), x[i] < 0).sigmoid;
 }
 
 VECTORISED void gelu_tanh_backward_f32(const float *x, const float *grad_out, float *grad_in, size_t n) {
 #pragma omp simd
   for (size_t i = 0; i < n; i++) {
     float xi = x[i];
-    double a = gelu_tanh_sigmoid_arg(xi);
-    Sigmoid s = sigmoid_from(exp_f32_of_f64(-__builtin_fabs(a)), a < 0);
+    Sigmoid s = sigmoid_from(gelu_tanh_exp_neg_abs_arg(xi), xi < 0);
     /* d/dx x·σ(a) = σ·(1 + x·(1 − σ)·a′), a′ = 2√(2/π)(1 + 3·0.044715·x²) */
     float da = (float)(2.0 * SQRT_2_OVER_PI) * (1.0f + 3.0f * (float)GELU_TANH_CUBIC * xi * xi);
     grad_in[i] = grad_out[i] * s.sigmoid * (1.0f + xi * s.complement * da);
@@ -212,24 +247,50 @@ VECTORISED void tanh_array_f32(const float *x, float *out, size_t n) {
   for (size_t i = 0; i < n; i++) out[i] = tanh_f32(x[i]);
 }
 
-/* A row of −inf gives NaN (−inf − −inf), as in PyTorch; so does a row containing NaN or +inf. */
-VECTORISED void softmax_rows_f32(const float *x, size_t rows, size_t cols, float *out) {
-  for (size_t r = 0; r < rows; r++) {
-    const float *row = x + r * cols;
-    float *out_row = out + r * cols;
-    float row_max = -__builtin_inff();
+/* One row's softmax; out_row may be row. A row of −inf gives NaN (−inf − −inf), as in PyTorch; so
+ * does a row containing NaN or +inf. */
+static inline __attribute__((always_inline)) void softmax_row_f32(const float *row, size_t cols, float *out_row) {
+  float row_max = -__builtin_inff();
 #pragma omp simd reduction(max : row_max)
-    for (size_t j = 0; j < cols; j++) row_max = row[j] > row_max ? row[j] : row_max;
-    double sum = 0.0;
+  for (size_t j = 0; j < cols; j++) row_max = row[j] > row_max ? row[j] : row_max;
+  double sum = 0.0;
 #pragma omp simd reduction(+ : sum)
-    for (size_t j = 0; j < cols; j++) {
-      float e = exp_f32_of_f64((double)row[j] - row_max);
-      out_row[j] = e;
-      sum += e;
-    }
-    double inv_sum = 1.0 / sum;
+  for (size_t j = 0; j < cols; j++) {
+    float e = exp_f32_of_f64((double)row[j] - row_max);
+    out_row[j] = e;
+    sum += e;
+  }
+  double inv_sum = 1.0 / sum;
 #pragma omp simd
-    for (size_t j = 0; j < cols; j++) out_row[j] = (float)(out_row[j] * inv_sum);
+  for (size_t j = 0; j < cols; j++) out_row[j] = (float)(out_row[j] * inv_sum);
+}
+
+VECTORISED void softmax_rows_f32(const float *x, size_t rows, size_t cols, float *out) {
+  for (size_t r = 0; r < rows; r++) softmax_row_f32(x + r * cols, cols, out + r * cols);
+}
+
+/* float32's lowest finite value, which masked scores become (HF's torch.finfo(float32).min). */
+#define MASKED_SCORE (-3.40282347e+38f)
+
+/* Each row is written masked first and then normalised in place, so out may be x. */
+VECTORISED void attention_softmax_f32(const float *x, size_t batch, size_t heads, size_t queries, size_t keys,
+                                      float divisor, size_t window, const float *padding, float *out) {
+  for (size_t b = 0; b < batch; b++) {
+    const float *pad_row = padding ? padding + b * keys : NULL;
+    for (size_t r = 0; r < heads * queries; r++) {
+      size_t offset = (b * heads * queries + r) * keys;
+      const float *row = x + offset;
+      float *out_row = out + offset;
+      /* The query sits at key position last; it sees keys first..last. */
+      size_t last = keys - queries + r % queries;
+      size_t first = window > 0 && last + 1 > window ? last + 1 - window : 0;
+#pragma omp simd
+      for (size_t j = 0; j < keys; j++) {
+        float score = j >= first && j <= last ? row[j] / divisor : MASKED_SCORE;
+        out_row[j] = pad_row ? score + pad_row[j] : score;
+      }
+      softmax_row_f32(out_row, keys, out_row);
+    }
   }
 }
 

@@ -21,6 +21,15 @@ void exp_array_f32(const float *x, float *out, size_t n);
 void tanh_array_f32(const float *x, float *out, size_t n);
 
 void softmax_rows_f32(const float *x, size_t rows, size_t cols, float *out);
+/*
+ * GPT-2's attention probabilities from raw scores x [batch, heads, queries, keys], the queries
+ * being the last `queries` of the `keys` positions: each score divided by divisor where the key is
+ * at or before the query's position and (window > 0) fewer than window positions behind it, float32's
+ * lowest value elsewhere; plus padding[b, key] when padding is not NULL; then softmax over keys.
+ * queries ≤ keys.
+ */
+void attention_softmax_f32(const float *x, size_t batch, size_t heads, size_t queries, size_t keys, float divisor,
+                           size_t window, const float *padding, float *out);
 void softmax_rows_backward_f32(const float *y, const float *grad_out, size_t rows, size_t cols, float *grad_in);
 
 void layer_norm_rows_f32(const float *x, const float *weight, const float *bias, double eps, size_t rows, size_t cols,

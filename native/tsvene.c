@@ -17,10 +17,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bf16.h"
 #include "kernels.h"
 
 #ifdef __GLIBC__
 #include <malloc.h>
+#endif
+
+#ifndef _WIN32
+#include <errno.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #endif
 
 /* ---------------------------------------------------------------------------------------------
@@ -284,6 +292,37 @@ static napi_value softmax_rows_backward(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value attention_softmax(napi_env env, napi_callback_info info) {
+  Call call;
+  F32 x, padding, out;
+  size_t batch, heads, queries, keys, window;
+  double divisor;
+  if (!begin_call(env, info, "attentionSoftmax", 9, &call) || !f32_arg(&call, 0, "x", &x) ||
+      !size_arg(&call, 1, "batch", &batch) || !size_arg(&call, 2, "heads", &heads) ||
+      !size_arg(&call, 3, "queries", &queries) || !size_arg(&call, 4, "keys", &keys) ||
+      !number_arg(&call, 5, "divisor", &divisor) || !size_arg(&call, 6, "window", &window) ||
+      !optional_f32_arg(&call, 7, "padding", &padding) || !f32_arg(&call, 8, "out", &out))
+    return NULL;
+  /* In double, as the TypeScript checks multiply: four sizes below 2^31 can overflow size_t's product check. */
+  double size = (double)batch * (double)heads * (double)queries * (double)keys;
+  if (queries > keys) {
+    throw_error(&call, true, "queries (%zu) must not exceed keys (%zu): the queries are the last keys positions",
+                queries, keys);
+    return NULL;
+  }
+  if (x.length != size) {
+    throw_error(&call, true, "x has %zu elements; expected batch*heads*queries*keys = %.0f", x.length, size);
+    return NULL;
+  }
+  if (out.length != size) {
+    throw_error(&call, true, "out has %zu elements; expected batch*heads*queries*keys = %.0f", out.length, size);
+    return NULL;
+  }
+  if (padding.data && !expect_length(&call, "padding", padding.length, batch * keys, "batch*keys")) return NULL;
+  attention_softmax_f32(x.data, batch, heads, queries, keys, (float)divisor, window, padding.data, out.data);
+  return NULL;
+}
+
 /* weight, bias and the parameter gradients are optional (null) row-length arrays. */
 static bool optional_row_arg(const Call *call, size_t index, const char *name, size_t cols, F32 *out) {
   return optional_f32_arg(call, index, name, out) &&
@@ -489,6 +528,169 @@ static napi_value copy_strided(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * bf16Gemm(transposeW, m, n, k, a, w, beta, c) → boolean: C[m×n] = A[m×k]·op(W) + beta·C for
+ * bf16 weight bits W (n×k and op(W) = Wᵀ when transposeW, else k×n), dense rows. false, with C
+ * untouched, when this CPU has no AVX512-BF16: the caller then takes its converting path.
+ */
+static napi_value bf16_gemm(napi_env env, napi_callback_info info) {
+  Call call;
+  bool transpose_w;
+  size_t m, n, k, w_length;
+  double beta;
+  F32 a, c;
+  void *w;
+  if (!begin_call(env, info, "bf16Gemm", 8, &call) || !bool_arg(&call, 0, "transposeW", &transpose_w) ||
+      !size_arg(&call, 1, "m", &m) || !size_arg(&call, 2, "n", &n) || !size_arg(&call, 3, "k", &k) ||
+      !f32_arg(&call, 4, "a", &a) ||
+      !typed_array_arg(&call, 5, "w", napi_uint16_array, "a Uint16Array", &w, &w_length) ||
+      !number_arg(&call, 6, "beta", &beta) || !f32_arg(&call, 7, "c", &c) ||
+      !expect_length(&call, "a", a.length, m * k, "m·k") || !expect_length(&call, "w", w_length, n * k, "n·k") ||
+      !expect_length(&call, "c", c.length, m * n, "m·n"))
+    return NULL;
+  if (beta != 0.0 && beta != 1.0) {
+    throw_error(&call, true, "beta must be 0 or 1, got %g", beta);
+    return NULL;
+  }
+  napi_value result;
+  if (!tv_bf16_gemm_supported()) {
+    napi_get_boolean(env, false, &result);
+    return result;
+  }
+  int status = tv_bf16_gemm(transpose_w ? TV_BF16_OUT_IN : TV_BF16_IN_OUT, (int)m, (int)n, (int)k, a.data,
+                            k ? (int)k : 1, w, transpose_w ? (k ? (int)k : 1) : (n ? (int)n : 1), NULL, (float)beta,
+                            c.data, n ? (int)n : 1);
+  if (status == TV_BF16_NO_MEMORY) {
+    napi_throw_error(env, NULL, "bf16Gemm: out of memory for the kernel's scratch buffers");
+    return NULL;
+  }
+  if (status != TV_BF16_OK) {
+    throw_error(&call, true, "the kernel refused the arguments (status %d)", status);
+    return NULL;
+  }
+  napi_get_boolean(env, true, &result);
+  return result;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * mapFile(fd, offset, length, path): bytes [offset, offset + length) of the open file `fd`, mapped
+ * copy-on-write (MAP_PRIVATE, readable and writable) as an external ArrayBuffer whose finalizer
+ * unmaps them once no view of it is left. A write through the buffer stays in this process; the
+ * file never changes. Pages are read on first touch; MADV_WILLNEED queues the whole range for
+ * read-ahead, because callers map exactly what they are about to load. `path` names the file in
+ * errors. As with any mapping, truncating the file underneath makes a later touch past the new
+ * end raise SIGBUS; readers that must survive that read instead of mapping.
+ */
+#ifndef _WIN32
+
+/* Every Node since v14 accepts buffers of 2^32 bytes on 64-bit hosts. Beyond its own limit Node
+ * throws after already running the finalizer, so lengths that could reach it are refused here. */
+#define MAX_MAPPED_BYTES ((uint64_t)1 << 32)
+
+typedef struct {
+  void *base;
+  size_t length;
+} Mapping;
+
+static void unmap_file(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)data;
+  Mapping *mapping = hint;
+  munmap(mapping->base, mapping->length);
+  free(mapping);
+}
+
+static bool offset_arg(const Call *call, size_t index, const char *name, uint64_t *value) {
+  double number;
+  if (!number_arg(call, index, name, &number)) return false;
+  if (!(number >= 0 && number <= 9007199254740991.0 && number == floor(number)))
+    return throw_error(call, true, "%s must be an integer in [0, 2^53), got %g", name, number);
+  *value = (uint64_t)number;
+  return true;
+}
+
+static bool system_error(const Call *call, const char *what, const char *path, int errnum) {
+  char message[1024];
+  snprintf(message, sizeof message, "%s: cannot %s %s: %s", call->kernel, what, path, strerror(errnum));
+  napi_throw_error(call->env, NULL, message);
+  return false;
+}
+
+static napi_value map_file(napi_env env, napi_callback_info info) {
+  Call call;
+  double fd_number;
+  uint64_t offset = 0, length = 0; /* = 0: for GCC's maybe-uninitialized only */
+  char path[768];
+  if (!begin_call(env, info, "mapFile", 4, &call) || !number_arg(&call, 0, "fd", &fd_number) ||
+      !offset_arg(&call, 1, "offset", &offset) || !offset_arg(&call, 2, "length", &length))
+    return NULL;
+  if (napi_get_value_string_utf8(env, call.argv[3], path, sizeof path, NULL) != napi_ok) {
+    throw_error(&call, false, "path must be a string");
+    return NULL;
+  }
+  if (!(fd_number >= 0 && fd_number <= INT32_MAX && fd_number == floor(fd_number))) {
+    throw_error(&call, true, "fd must be a file descriptor (an integer in [0, 2^31)), got %g", fd_number);
+    return NULL;
+  }
+  if (length > MAX_MAPPED_BYTES) {
+    throw_error(&call, true, "length %llu exceeds the %llu bytes one mapping may span", (unsigned long long)length,
+                (unsigned long long)MAX_MAPPED_BYTES);
+    return NULL;
+  }
+  int fd = (int)fd_number;
+  struct stat file;
+  if (fstat(fd, &file) != 0) {
+    system_error(&call, "inspect", path, errno);
+    return NULL;
+  }
+  if (offset + length > (uint64_t)file.st_size) {
+    throw_error(&call, true, "bytes [%llu, %llu) run past the end of the %lld-byte file %s",
+                (unsigned long long)offset, (unsigned long long)(offset + length), (long long)file.st_size, path);
+    return NULL;
+  }
+  napi_value result;
+  if (length == 0) return napi_create_arraybuffer(env, 0, NULL, &result) == napi_ok ? result : NULL;
+
+  /* mmap takes page-aligned offsets: map from the page holding `offset` and hand out the rest. */
+  uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+  uint64_t lead = offset % page;
+  size_t mapped_length = (size_t)(lead + length);
+  void *base = mmap(NULL, mapped_length, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, (off_t)(offset - lead));
+  if (base == MAP_FAILED) {
+    system_error(&call, "map", path, errno);
+    return NULL;
+  }
+  madvise(base, mapped_length, MADV_WILLNEED); /* advice only: a refusal changes no result */
+  Mapping *mapping = malloc(sizeof *mapping);
+  if (mapping == NULL) {
+    munmap(base, mapped_length);
+    system_error(&call, "map", path, ENOMEM);
+    return NULL;
+  }
+  mapping->base = base;
+  mapping->length = mapped_length;
+  napi_status status =
+      napi_create_external_arraybuffer(env, (char *)base + lead, (size_t)length, unmap_file, mapping, &result);
+  if (status != napi_ok) {
+    /* Only this refusal comes before Node takes the mapping; after any other, its finalizer runs. */
+    if (status == napi_no_external_buffers_allowed) {
+      munmap(base, mapped_length);
+      free(mapping);
+    }
+    bool pending = false;
+    if (napi_is_exception_pending(env, &pending) != napi_ok || !pending) {
+      char message[1024];
+      snprintf(message, sizeof message, "mapFile: Node refused an ArrayBuffer over the mapping of %s (status %d)",
+               path, (int)status);
+      napi_throw_error(env, NULL, message);
+    }
+    return NULL;
+  }
+  return result;
+}
+
+#endif
+
 /* Tensors get fresh output arrays on every op. glibc serves large ones with mmap and hands freed
  * ones back to the kernel, so each output's first touch page-faults and is zeroed: a GEMM's output
  * ran 17% slower than a reused one (172 vs 206 GFLOP/s, 128×768·768×3072). Keeping blocks up to
@@ -517,10 +719,15 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"tanh", NULL, tanh_entry, NULL, NULL, NULL, napi_enumerable, NULL},
       {"softmaxRows", NULL, softmax_rows, NULL, NULL, NULL, napi_enumerable, NULL},
       {"softmaxRowsBackward", NULL, softmax_rows_backward, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"attentionSoftmax", NULL, attention_softmax, NULL, NULL, NULL, napi_enumerable, NULL},
       {"layerNormRows", NULL, layer_norm_rows, NULL, NULL, NULL, napi_enumerable, NULL},
       {"layerNormRowsBackward", NULL, layer_norm_rows_backward, NULL, NULL, NULL, napi_enumerable, NULL},
       {"rmsNormRows", NULL, rms_norm_rows, NULL, NULL, NULL, napi_enumerable, NULL},
       {"rmsNormRowsBackward", NULL, rms_norm_rows_backward, NULL, NULL, NULL, napi_enumerable, NULL},
+#ifndef _WIN32
+      {"mapFile", NULL, map_file, NULL, NULL, NULL, napi_enumerable, NULL},
+#endif
+      {"bf16Gemm", NULL, bf16_gemm, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions) != napi_ok)
     return NULL;

@@ -235,6 +235,11 @@ EXPORT("tanh") void tanh_array(const float *x, float *out, size_t n) { tanh_arra
 EXPORT("softmaxRows") void softmax_rows(const float *x, size_t rows, size_t cols, float *out) {
   softmax_rows_f32(x, rows, cols, out);
 }
+EXPORT("attentionSoftmax")
+void attention_softmax(const float *x, size_t batch, size_t heads, size_t queries, size_t keys, double divisor,
+                       size_t window, const float *padding, float *out) {
+  attention_softmax_f32(x, batch, heads, queries, keys, (float)divisor, window, padding, out);
+}
 EXPORT("softmaxRowsBackward")
 void softmax_rows_backward(const float *y, const float *grad_out, size_t rows, size_t cols, float *grad_in) {
   softmax_rows_backward_f32(y, grad_out, rows, cols, grad_in);

@@ -359,6 +359,48 @@ describe("js kernels against float64 hand computations", () => {
     assert.ok(out.subarray(6).every(Number.isNaN), "a row of −inf gives NaN, as in PyTorch");
   });
 
+  it("attentionSoftmax: divide, mask causally (and by window), add padding, softmax", () => {
+    const lowest = -3.4028234663852886e38;
+    // 2 queries at the last 2 of 4 key positions, 1 head, 2 examples; example 1 pads key 0.
+    const x = f32([1, 2, 3, 4, 5, 6, 7, 8, -1, -2, -3, -4, -5, -6, -7, -8]);
+    const padding = f32([0, 0, 0, 0, lowest, 0, 0, 0]);
+    const expectedRow = (values: number[]) => Array.from(softmax64(Float64Array.from(values), 1, values.length));
+    const out = new Float32Array(16);
+    jsKernels.attentionSoftmax(x, 2, 1, 2, 4, 2, 0, padding, out);
+    assertClose(
+      out,
+      [
+        ...expectedRow([0.5, 1, 1.5, lowest]),
+        ...expectedRow([2.5, 3, 3.5, 4]),
+        // Key 0 is padding: its score plus float32's lowest; the future key's lowest plus 0.
+        ...expectedRow([-0.5 + lowest, -1, -1.5, lowest]),
+        ...expectedRow([-2.5 + lowest, -3, -3.5, -4]),
+      ],
+      FLOAT32_ROUNDING,
+      "causal with padding",
+    );
+    // A window of 2: each query sees itself and the key before it.
+    jsKernels.attentionSoftmax(x, 1, 2, 2, 4, 1, 2, null, out);
+    assertClose(
+      out,
+      [
+        ...expectedRow([lowest, 2, 3, lowest]),
+        ...expectedRow([lowest, lowest, 7, 8]),
+        ...expectedRow([lowest, -2, -3, lowest]),
+        ...expectedRow([lowest, lowest, -7, -8]),
+      ],
+      FLOAT32_ROUNDING,
+      "window",
+    );
+    // The one visible key is padding: it still takes all the weight (lowest beats lowest + lowest = −inf);
+    // once its own sum overflows to −inf too, the row is NaN, as in HF.
+    const single = new Float32Array(1);
+    jsKernels.attentionSoftmax(f32([1]), 1, 1, 1, 1, 1, 0, f32([lowest]), single);
+    assert.equal(single[0], 1);
+    jsKernels.attentionSoftmax(f32([-1e38]), 1, 1, 1, 1, 1, 0, f32([lowest]), single);
+    assert.ok(Number.isNaN(single[0]));
+  });
+
   it("softmaxRowsBackward", () => {
     const gradIn = new Float32Array(3);
     jsKernels.softmaxRowsBackward(f32([0.25, 0.25, 0.5]), f32([1, 0, 0]), 1, 3, gradIn);
@@ -527,6 +569,36 @@ describe("argument checks", () => {
       (k) => k.rmsNormRowsBackward(x, null, f32([1]), x, 2, 3, x, null),
       RangeError,
       /rstd has 1 elements; expected rows = 2/,
+    ],
+    [
+      "more queries than keys",
+      (k) => k.attentionSoftmax(x, 1, 1, 3, 2, 1, 0, null, x),
+      RangeError,
+      /^attentionSoftmax: queries \(3\) must not exceed keys \(2\): the queries are the last keys positions$/,
+    ],
+    [
+      "scores not matching their shape",
+      (k) => k.attentionSoftmax(x, 1, 2, 2, 2, 1, 0, null, x),
+      RangeError,
+      /^attentionSoftmax: x has 6 elements; expected batch\*heads\*queries\*keys = 8$/,
+    ],
+    [
+      "a padding mask of the wrong length",
+      (k) => k.attentionSoftmax(x, 2, 1, 1, 3, 1, 0, new Float32Array(3), x),
+      RangeError,
+      /^attentionSoftmax: padding has 3 elements; expected batch\*keys = 6$/,
+    ],
+    [
+      "a negative window",
+      (k) => k.attentionSoftmax(x, 1, 1, 2, 3, 1, -1, null, x),
+      RangeError,
+      /^attentionSoftmax: window must be an integer in \[0, 2\^31\), got -1$/,
+    ],
+    [
+      "a non-number divisor",
+      (k) => k.attentionSoftmax(x, 1, 1, 2, 3, "8" as unknown as number, 0, null, x),
+      TypeError,
+      /^attentionSoftmax: divisor must be a number$/,
     ],
     [
       "a non-boolean transpose flag",

@@ -11,6 +11,7 @@
  */
 import { Activation, Embedding, Identity, LayerNorm } from "../nn/layers.js";
 import { Container, Module, ModuleList } from "../nn/module.js";
+import { quietSubmodules, recycleIntermediate } from "../nn/recycle.js";
 import { TiedLinear } from "../nn/tied.js";
 import * as tv from "../tensor/index.js";
 import type { IntTensor, Tensor } from "../tensor/index.js";
@@ -58,7 +59,13 @@ export class GPTMLP<L extends Module> extends Module {
   }
 
   protected forward(x: Tensor): Tensor {
-    return this.dropout.call(this.c_proj.call(this.act.call(this.c_fc.call(x))));
+    const quiet = quietSubmodules(this, x);
+    const hidden = this.c_fc.call(x);
+    const activated = this.act.call(hidden);
+    const output = this.c_proj.call(activated);
+    recycleIntermediate(hidden, activated, quiet, this.c_fc, this.act);
+    recycleIntermediate(activated, output, quiet, this.act, this.c_proj);
+    return this.dropout.call(output);
   }
 }
 
@@ -81,8 +88,19 @@ export class GPTBlock<S extends GPTLayoutSettings, A extends Module<Tensor, P>, 
   }
 
   protected forward(x: Tensor, pass: P): Tensor {
-    const h = tv.add(x, this.attn.call(this.ln_1.call(x), pass));
-    return tv.add(h, this.mlp.call(this.ln_2.call(h)));
+    const quiet = quietSubmodules(this, x);
+    const attnInput = this.ln_1.call(x);
+    const attnOutput = this.attn.call(attnInput, pass);
+    const h = tv.add(x, attnOutput);
+    const mlpInput = this.ln_2.call(h);
+    const mlpOutput = this.mlp.call(mlpInput);
+    const output = tv.add(h, mlpOutput);
+    recycleIntermediate(attnInput, attnOutput, quiet, this.ln_1, this.attn);
+    recycleIntermediate(attnOutput, h, quiet, this.attn);
+    recycleIntermediate(mlpInput, mlpOutput, quiet, this.ln_2, this.mlp);
+    recycleIntermediate(mlpOutput, output, quiet, this.mlp);
+    recycleIntermediate(h, output, quiet, this.ln_2);
+    return output;
   }
 }
 

@@ -9,10 +9,11 @@
  *   transformer.{wte, wpe, drop, h.N.{ln_1, attn.{c_attn, c_proj, attn_dropout, resid_dropout},
  *   ln_2, mlp.{c_fc, act, c_proj, dropout}}, ln_f}, lm_head (weight = transformer.wte.weight)
  */
-import { type KeyValueCache, splitHeads, mergeHeads } from "../nn/attention.js";
-import { paddingMask, whereCausal } from "../nn/masks.js";
+import { type KeyValueCache, splitHeads } from "../nn/attention.js";
+import { paddingMask } from "../nn/masks.js";
 import { Conv1D, Identity } from "../nn/layers.js";
 import { Module } from "../nn/module.js";
+import { quietSubmodules, recycleIntermediate } from "../nn/recycle.js";
 import * as tv from "../tensor/index.js";
 import type { Tensor } from "../tensor/index.js";
 import { configBool, configInt, configNumber, configString, type HFConfig } from "./config.js";
@@ -72,7 +73,10 @@ export class GPT2Attention extends Module<Tensor, PassContext> {
   /** Where HF has dropout on the attention probabilities: pyvene's attention_weight site. */
   readonly attn_dropout: Identity;
   readonly resid_dropout: Identity;
-  private readonly scale: (scores: Tensor) => Tensor;
+  /** The factor inside the q·kᵀ product (HF's reorder_and_upcast_attn path), else 1. */
+  private readonly alpha: number;
+  /** HF's divisions of the scores, in order; the last one happens inside the masked softmax. */
+  private readonly divisors: readonly number[];
 
   constructor(
     readonly s: GPT2Settings,
@@ -86,25 +90,44 @@ export class GPT2Attention extends Module<Tensor, PassContext> {
     // HF divides by a float32 √d, then by layer+1; the upcast path multiplies once by the combined factor.
     const headDim = s.hiddenSize / s.numHeads;
     if (s.reorderAndUpcast) {
-      const factor = (s.scaleAttnWeights ? 1 / Math.sqrt(headDim) : 1) / (s.scaleByInverseLayer ? layer + 1 : 1);
-      this.scale = (scores) => (factor === 1 ? scores : tv.mul(scores, factor));
+      this.alpha = (s.scaleAttnWeights ? 1 / Math.sqrt(headDim) : 1) / (s.scaleByInverseLayer ? layer + 1 : 1);
+      this.divisors = [];
     } else {
-      this.scale = (scores) => {
-        const scaled = s.scaleAttnWeights ? tv.div(scores, Math.sqrt(headDim)) : scores;
-        return s.scaleByInverseLayer ? tv.div(scaled, layer + 1) : scaled;
-      };
+      this.alpha = 1;
+      this.divisors = [
+        ...(s.scaleAttnWeights ? [Math.sqrt(headDim)] : []),
+        ...(s.scaleByInverseLayer ? [layer + 1] : []),
+      ];
     }
   }
 
+  /**
+   * Queries, keys and values are read in place from c_attn's q|k|v output (or, with a cache, keys
+   * and values from it), so no head is copied on the way to the two products.
+   */
   protected forward(x: Tensor, { cache, padding }: PassContext): Tensor {
-    const [q, kNew, vNew] = tv
-      .split(this.c_attn.call(x), this.s.hiddenSize, -1)
-      .map((t) => splitHeads(t, this.s.numHeads));
-    const { key: k, value: v } = cache ? cache.update(this.layer, kNew, vNew) : { key: kNew, value: vNew };
-    let scores = whereCausal(this.scale(tv.matmul(q, tv.transpose(k, -1, -2))));
-    if (padding) scores = tv.add(scores, padding);
-    const probs = this.attn_dropout.call(tv.softmax(scores, -1));
-    return this.resid_dropout.call(this.c_proj.call(mergeHeads(tv.matmul(probs, v))));
+    const width = this.s.hiddenSize;
+    const heads = this.s.numHeads;
+    const quiet = quietSubmodules(this, x);
+    const qkv = this.c_attn.call(x);
+    let keys = tv.packedHeads(qkv, heads, width, width);
+    let values = tv.packedHeads(qkv, heads, 2 * width, width);
+    if (cache) {
+      const block = (part: number) => splitHeads(tv.slice(qkv, -1, part * width, (part + 1) * width), heads);
+      const { key, value } = cache.update(this.layer, block(1), block(2));
+      keys = tv.stackedHeads(key);
+      values = tv.stackedHeads(value);
+    }
+    let scores = tv.attentionScores(tv.packedHeads(qkv, heads, 0, width), keys, this.alpha);
+    for (const divisor of this.divisors.slice(0, -1)) scores = tv.div(scores, divisor);
+    const probs = this.attn_dropout.call(tv.attentionSoftmax(scores, { divisor: this.divisors.at(-1) ?? 1, padding }));
+    const context = tv.attentionContext(probs, values);
+    const output = this.c_proj.call(context);
+    recycleIntermediate(scores, probs, quiet);
+    recycleIntermediate(probs, context, quiet, this.attn_dropout);
+    recycleIntermediate(qkv, context, quiet, this.c_attn);
+    recycleIntermediate(context, output, quiet, this.c_proj);
+    return this.resid_dropout.call(output);
   }
 }
 

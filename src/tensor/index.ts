@@ -46,6 +46,15 @@ export {
   embedding,
   type CrossEntropyOptions,
 } from "./ops/nn.js";
+export {
+  attentionScores,
+  attentionSoftmax,
+  attentionContext,
+  packedHeads,
+  stackedHeads,
+  type AttentionSoftmaxOptions,
+  type Heads,
+} from "./ops/attention.js";
 export { matrixExp, qr, orthogonal } from "./ops/linalg.js";
 export { kernels, setKernels } from "./kernels/index.js";
 export type { Kernels } from "./kernels/types.js";

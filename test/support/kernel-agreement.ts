@@ -351,6 +351,38 @@ export function describeAgreement(name: Kernels["name"], tested: Kernels | null,
       assert.deepEqual(x, expected);
     });
 
+    it("attentionSoftmax: causal and windowed masks, padding, divisors, more keys than queries, in place", () => {
+      const random = seededRandom(16);
+      const lowest = -3.4028234663852886e38;
+      for (const [batch, heads, queries, keys, window, divisor] of [
+        [1, 1, 1, 1, 0, 1],
+        [2, 3, 5, 5, 0, 8],
+        [2, 2, 3, 9, 0, 2.8284271247461903],
+        [3, 4, 7, 7, 3, 1],
+        [1, 2, 1, 40, 0, 0.5],
+        [2, 12, 32, 32, 0, 8],
+      ]) {
+        const x = uniform(random, batch * heads * queries * keys, 30);
+        // Padding: real keys 0, padded ones float32's lowest (as GPT-2's padding mask), example 0 unpadded.
+        const padding = Float32Array.from({ length: batch * keys }, (_, i) =>
+          i >= keys && random() < 0.3 ? lowest : 0,
+        );
+        for (const pad of [null, padding]) {
+          const outTested = new Float32Array(x.length);
+          const outJs = new Float32Array(x.length);
+          candidate.attentionSoftmax(x, batch, heads, queries, keys, divisor, window, pad, outTested);
+          jsKernels.attentionSoftmax(x, batch, heads, queries, keys, divisor, window, pad, outJs);
+          const label =
+            `attentionSoftmax [${batch}, ${heads}, ${queries}, ${keys}] window ${window} ` +
+            `divisor ${divisor} padding ${pad !== null}`;
+          assertClose(outTested, outJs, { rtol: 1e-6, atol: 1e-37 }, label);
+          const inPlace = x.slice();
+          candidate.attentionSoftmax(inPlace, batch, heads, queries, keys, divisor, window, pad, inPlace);
+          assertSameValues(inPlace, outTested, `${label} in place`);
+        }
+      }
+    });
+
     it("layerNormRows, rmsNormRows and their backwards, with and without weight and bias", () => {
       const random = seededRandom(6);
       for (const [rows, cols] of [

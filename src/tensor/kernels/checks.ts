@@ -276,6 +276,40 @@ export function checkSoftmaxRowsBackward(
   checkLength(kernel, "gradIn", gradIn.length, rows * cols, "rows*cols");
 }
 
+export function checkAttentionSoftmax(
+  x: Float32Array,
+  batch: number,
+  heads: number,
+  queries: number,
+  keys: number,
+  divisor: number,
+  window: number,
+  padding: Float32Array | null,
+  out: Float32Array,
+): void {
+  const kernel = "attentionSoftmax";
+  checkFloat32(kernel, "x", x);
+  checkSize(kernel, "batch", batch);
+  checkSize(kernel, "heads", heads);
+  checkSize(kernel, "queries", queries);
+  checkSize(kernel, "keys", keys);
+  checkNumber(kernel, "divisor", divisor);
+  checkSize(kernel, "window", window);
+  if (padding !== null && !(padding instanceof Float32Array)) {
+    throw new TypeError(`${kernel}: padding must be a Float32Array or null`);
+  }
+  checkFloat32(kernel, "out", out);
+  if (queries > keys) {
+    throw new RangeError(
+      `${kernel}: queries (${queries}) must not exceed keys (${keys}): the queries are the last keys positions`,
+    );
+  }
+  const size = batch * heads * queries * keys;
+  checkLength(kernel, "x", x.length, size, "batch*heads*queries*keys");
+  checkLength(kernel, "out", out.length, size, "batch*heads*queries*keys");
+  if (padding !== null) checkLength(kernel, "padding", padding.length, batch * keys, "batch*keys");
+}
+
 export function checkLayerNormRows(
   x: Float32Array,
   weight: Float32Array | null,

@@ -8,6 +8,7 @@
  * (in-place use); binaryStrided allows it only for an operand read contiguously from offset 0.
  */
 import {
+  checkAttentionSoftmax,
   checkBinaryStrided,
   checkCopyStrided,
   checkLayerNormRows,
@@ -25,6 +26,8 @@ import type { BinaryOp, Kernels } from "./types.js";
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 const GELU_TANH_CUBIC = 0.044715;
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
+/** float32's lowest finite value, which masked attention scores become (HF's torch.finfo(float32).min). */
+const MASKED_SCORE = -3.4028234663852886e38;
 
 // ---------------------------------------------------------------------------------------------
 // Strided loops.
@@ -236,6 +239,29 @@ function normalCdf(x: number): number {
   const p = ERFC_CHEBYSHEV[0] + u * next - afterNext;
   const halfErfc = 0.5 * t * Math.exp(p - 0.5 * x * x);
   return x < 0 ? halfErfc : 1 - halfErfc;
+}
+
+/**
+ * out[outStart : outStart + cols] = softmax of x[start : start + cols], with `exps` as scratch of
+ * cols; out may be x. A row of −inf gives NaN (−inf − −inf), as in PyTorch; so does a row with NaN
+ * or +inf.
+ */
+function softmaxRow(
+  x: Float32Array,
+  start: number,
+  cols: number,
+  out: Float32Array,
+  outStart: number,
+  exps: Float64Array,
+): void {
+  let max = -Infinity;
+  for (let j = 0; j < cols; j++) if (x[start + j] > max) max = x[start + j];
+  let sum = 0;
+  for (let j = 0; j < cols; j++) {
+    exps[j] = Math.exp(x[start + j] - max);
+    sum += exps[j];
+  }
+  for (let j = 0; j < cols; j++) out[outStart + j] = exps[j] / sum;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -461,17 +487,26 @@ export const jsKernels: Kernels = {
   softmaxRows(x, rows, cols, out) {
     checkSoftmaxRows(x, rows, cols, out);
     const exps = new Float64Array(cols);
-    for (let r = 0; r < rows; r++) {
-      const start = r * cols;
-      // A row of −inf gives NaN (−inf − −inf), as in PyTorch; so does a row with NaN or +inf.
-      let max = -Infinity;
-      for (let j = 0; j < cols; j++) if (x[start + j] > max) max = x[start + j];
-      let sum = 0;
-      for (let j = 0; j < cols; j++) {
-        exps[j] = Math.exp(x[start + j] - max);
-        sum += exps[j];
+    for (let r = 0; r < rows; r++) softmaxRow(x, r * cols, cols, out, r * cols, exps);
+  },
+
+  attentionSoftmax(x, batch, heads, queries, keys, divisor, window, padding, out) {
+    checkAttentionSoftmax(x, batch, heads, queries, keys, divisor, window, padding, out);
+    const d = Math.fround(divisor);
+    const row = new Float32Array(keys);
+    const exps = new Float64Array(keys);
+    for (let b = 0; b < batch; b++) {
+      for (let r = 0; r < heads * queries; r++) {
+        const start = (b * heads * queries + r) * keys;
+        // The query sits at key position `last` and sees keys first..last.
+        const last = keys - queries + (r % queries);
+        const first = window > 0 ? Math.max(0, last + 1 - window) : 0;
+        for (let j = 0; j < keys; j++) {
+          const score = j >= first && j <= last ? x[start + j] / d : MASKED_SCORE;
+          row[j] = padding === null ? score : Math.fround(score) + padding[b * keys + j];
+        }
+        softmaxRow(row, 0, keys, out, start, exps);
       }
-      for (let j = 0; j < cols; j++) out[start + j] = exps[j] / sum;
     }
   },
 

@@ -82,6 +82,26 @@ export interface Kernels {
   softmaxRowsBackward(y: Float32Array, gradOut: Float32Array, rows: number, cols: number, gradIn: Float32Array): void;
 
   /**
+   * GPT-2's attention probabilities in one pass over raw scores x [batch, heads, queries, keys],
+   * the queries being the last `queries` of the `keys` positions (queries ≤ keys): a score is
+   * divided by divisor (both float32, one rounding) where its key is at or before the query's
+   * position and, with window > 0, fewer than window positions behind it, and is float32's lowest
+   * value elsewhere (HF's torch.where with the causal bias); padding [batch, keys], unless null, is
+   * then added (one float32 rounding), and each row goes through softmaxRows. out may be x.
+   */
+  attentionSoftmax(
+    x: Float32Array,
+    batch: number,
+    heads: number,
+    queries: number,
+    keys: number,
+    divisor: number,
+    window: number,
+    padding: Float32Array | null,
+    out: Float32Array,
+  ): void;
+
+  /**
    * Row-wise layer norm: out = (x − mean)·rstd·weight + bias, rstd = 1/√(var + eps) with the biased
    * variance. weight/bias may be null (treated as 1 and 0). Writes each row's mean and rstd.
    */
@@ -173,6 +193,7 @@ const KERNEL_FUNCTION_SET: { readonly [K in keyof KernelFunctions]: true } = {
   tanh: true,
   softmaxRows: true,
   softmaxRowsBackward: true,
+  attentionSoftmax: true,
   layerNormRows: true,
   layerNormRowsBackward: true,
   rmsNormRows: true,

@@ -10,6 +10,7 @@
 import type { Platform } from "../../platform/index.js";
 import {
   BINARY_OPS,
+  checkAttentionSoftmax,
   checkBinaryStrided,
   checkCopyStrided,
   checkLayerNormRows,
@@ -270,6 +271,13 @@ function kernelsOver(module: ModuleExports): Kernels {
       checkSoftmaxRows(x, rows, cols, out);
       const [xAt] = copyIn([x]);
       module.softmaxRows(xAt, rows, cols, xAt);
+      copyOut(xAt, out);
+    },
+
+    attentionSoftmax(x, batch, heads, queries, keys, divisor, window, padding, out) {
+      checkAttentionSoftmax(x, batch, heads, queries, keys, divisor, window, padding, out);
+      const [xAt, paddingAt] = copyIn([x, padding]);
+      module.attentionSoftmax(xAt, batch, heads, queries, keys, divisor, window, paddingAt, xAt);
       copyOut(xAt, out);
     },
 
