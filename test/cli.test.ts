@@ -264,6 +264,32 @@ run`, () => {
   });
 });
 
+describe("tsvene --dtype", () => {
+  interface Scores {
+    clean: number;
+    grid: Grid;
+  }
+
+  it("traces with bf16 weights: the same grid shape, values within 2% of float32's, and not bit-identical", () => {
+    const prompt = ["--prompt", "I heard that Ka Bo lives in the city of", "--subject", "Ka Bo", "--samples", "2"];
+    const float32 = json<Scores>("trace", ...prompt);
+    const bf16 = json<Scores>("trace", ...prompt, "--dtype", "bfloat16");
+    assert.deepEqual(
+      bf16.grid.values.map((row) => row.length),
+      float32.grid.values.map((row) => row.length),
+    );
+    const diff = Math.max(
+      ...bf16.grid.values.flatMap((row, i) => row.map((v, j) => Math.abs(v - float32.grid.values[i][j]))),
+    );
+    assert.ok(diff > 0, "the weights really were bf16");
+    assert.ok(diff < 0.02 * Math.max(float32.clean, 1e-3), `max |Δ| ${diff} against clean ${float32.clean}`);
+  });
+
+  it("refuses a dtype it does not know, naming the ones it does", () => {
+    assertUsageError(["trace", "--dtype", "float16"], /--dtype must be one of float32, bfloat16, auto/);
+  });
+});
+
 describe("tsvene patch", () => {
   interface Patch {
     kind: string;

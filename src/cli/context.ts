@@ -2,6 +2,7 @@
  * What the commands share: the options every command takes and loading the model and its
  * tokenizer (text.ts reads the user's text through it).
  */
+import { WEIGHT_DTYPES, type WeightDtype } from "../io/dtypes.js";
 import { loadPretrained } from "../models/auto.js";
 import { DEFAULT_MODEL_FOLDER, loadDefaultModel } from "../models/default-model.js";
 import type { PretrainedModel } from "../models/model.js";
@@ -23,6 +24,11 @@ export const COMMON_OPTIONS = {
     form: "<id|folder>",
     description: "Hub id or local model folder (default: the embedded default model).",
   },
+  dtype: {
+    kind: "choice",
+    choices: WEIGHT_DTYPES,
+    description: "Weights in memory: float32 (default), bfloat16, or auto (the checkpoint's own dtype).",
+  },
   json: { kind: "boolean", description: "Print the result as JSON on stdout." },
   out: { kind: "string", form: "<file>", description: "Also write the result as JSON to this file." },
   quiet: { kind: "boolean", short: "q", description: "No progress bar (it is drawn only when stderr is a terminal)." },
@@ -37,9 +43,10 @@ export interface LoadedModel {
   name: string;
 }
 
-/** The model named by --model, or the embedded default model. */
-export async function loadModel(reference: string | undefined): Promise<LoadedModel> {
-  const pretrained = reference === undefined ? await loadDefaultModel() : await loadPretrained(reference);
+/** The model named by --model, or the embedded default model, with its weights in --dtype. */
+export async function loadModel(reference: string | undefined, dtype: WeightDtype = "float32"): Promise<LoadedModel> {
+  const pretrained =
+    reference === undefined ? await loadDefaultModel({ dtype }) : await loadPretrained(reference, { dtype });
   if (pretrained.tokenizer === null) {
     throw new UsageError(
       `--model ${reference ?? DEFAULT_MODEL_FOLDER}: the folder has no tokenizer ` +

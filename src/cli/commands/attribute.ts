@@ -77,7 +77,7 @@ export const attributeCommand: Command<typeof options> = {
 
   async run({ values }) {
     await checkOutputPaths({ "--report": values.report, "--out": values.out });
-    const loaded = await loadModel(values.model);
+    const loaded = await loadModel(values.model, values.dtype);
     const { model, tokenizer } = loaded;
     // The pair's "base" is the corrupted run, as in activation patching; its "source" the clean one.
     const pair = promptPair(loaded, values, ["corrupted", "clean"]);

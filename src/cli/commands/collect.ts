@@ -70,7 +70,7 @@ export const collectCommand: Command<typeof options> = {
       : `${file}.json`;
     await checkOutputPaths({ "--out": file, [SUMMARY_FLAG]: summaryFile });
     const prompts = await readPrompts(values.prompts, values.prompt);
-    const loaded = await loadModel(values.model);
+    const loaded = await loadModel(values.model, values.dtype);
     const { model, tokenizer } = loaded;
     const component = checkComponent(model, values.component ?? "block_output", "--component");
     const layers = parseLayerList(values.layers ?? "all", model.numLayers, "--layers");

@@ -60,7 +60,7 @@ export const dasCommand: Command<typeof options> = {
   async run({ values }) {
     await checkOutputPaths({ "--out": values.out });
     if (values.facts !== undefined) await checkInputPath("--facts", values.facts, "file", "a facts.json file");
-    const loaded = await loadModel(values.model);
+    const loaded = await loadModel(values.model, values.dtype);
     const { model, tokenizer, folder } = loaded;
     const factsFile = values.facts ?? factsFileOf(folder);
     if (factsFile === null)

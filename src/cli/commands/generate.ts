@@ -72,7 +72,7 @@ export const generateCommand: Command<typeof options> = {
         throw new UsageError(`--${flag} only applies to steering: add --steer "<text>" or --steer-vector <file>`);
     }
     await checkOutputPaths({ "--out": values.out });
-    const loaded = await loadModel(values.model);
+    const loaded = await loadModel(values.model, values.dtype);
     const { model, tokenizer } = loaded;
     const ids = promptIds(loaded, values.prompt!, "--prompt");
     const maxNewTokens = newTokenCount(ids.length, contextLength(model), values["max-new-tokens"]);

@@ -67,7 +67,7 @@ export const headsCommand: Command<typeof options> = {
 
   async run({ values }) {
     await checkOutputPaths({ "--report": values.report, "--out": values.out });
-    const loaded = await loadModel(values.model);
+    const loaded = await loadModel(values.model, values.dtype);
     const { model, tokenizer } = loaded;
     const pair = promptPair(loaded, values, ["base", "source"]);
     const component = headComponent(loaded, values.component ?? "head_attention_value_output");

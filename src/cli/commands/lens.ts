@@ -62,7 +62,7 @@ export const lensCommand: Command<typeof options> = {
     if (values.contrast !== undefined && !values.dla) {
       throw new UsageError("--contrast is read only with --dla (expected --dla --contrast <token>)");
     }
-    const loaded = await loadModel(values.model);
+    const loaded = await loadModel(values.model, values.dtype);
     const { model, tokenizer, folder } = loaded;
     const prompt = values.prompt ?? (await demoPrompt(folder));
     const ids = promptIds(loaded, prompt, "--prompt");

@@ -57,7 +57,7 @@ export const patchCommand: Command<typeof options> = {
 
   async run({ values }) {
     await checkOutputPaths({ "--report": values.report, "--out": values.out });
-    const loaded = await loadModel(values.model);
+    const loaded = await loadModel(values.model, values.dtype);
     const { model, tokenizer } = loaded;
     const component = checkComponent(model, values.component ?? "block_output", "--component");
     const { baseIds, sourceIds } = promptPair(loaded, values, ["base", "source"]);

@@ -92,7 +92,7 @@ export const traceCommand: Command<typeof options> = {
 
   async run({ values }) {
     await checkOutputPaths({ "--report": values.report, "--out": values.out });
-    const loaded = await loadModel(values.model);
+    const loaded = await loadModel(values.model, values.dtype);
     const { model, tokenizer, folder } = loaded;
     const demo = values.prompt === undefined ? await demoPrompt(values.subject, folder) : null;
     const prompt = values.prompt ?? demo!.prompt;
