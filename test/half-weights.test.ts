@@ -192,6 +192,17 @@ describe("models loaded in bfloat16", () => {
       tv.roundToHalf(tv.mul(new tv.Tensor(before, [before.length]), 2).data, "bfloat16").bits,
     );
   });
+
+  it("copies bf16 weights into a trainable float32 model, widened; sharing them there is refused", async () => {
+    const bf16 = (await tv.loadCheckpoint(fixtureFolder("llama_tiny_gqa"), { dtype: "bfloat16" })).tensors;
+    const model = tv.modelFromConfig((await tv.loadPretrained(fixtureFolder("llama_tiny_gqa"))).config).requireGrad();
+    model.loadStateDict(bf16);
+    const [name, norm] = model.namedParameters().find(([n]) => n === "model.norm.weight")!;
+    assert.equal(norm.dtype, "float32", name);
+    assert.deepEqual(norm.data, tv.widen((bf16.get(name) as tv.Tensor).half!));
+    assert.throws(() => model.loadStateDict(bf16, { share: true }), /bfloat16 weights are frozen/);
+    assert.deepEqual(norm.data, tv.widen((bf16.get(name) as tv.Tensor).half!), "a refused load changes nothing");
+  });
 });
 
 describe("deferred parameters", () => {

@@ -146,7 +146,7 @@ export abstract class Module<I = Tensor, C = unknown> {
         misshaped.push(`${path} (an integer tensor; expected float32 of shape ${formatShape(p.shape)})`);
       } else if (!sameShape(value.shape, p.shape)) {
         misshaped.push(`${path} (${formatShape(value.shape)} given, ${formatShape(p.shape)} expected)`);
-      } else if (value.half !== null && p.requiresGrad) {
+      } else if (options.share && value.half !== null && p.requiresGrad) {
         misshaped.push(`${path} (${value.dtype} weights are frozen; this parameter requires a gradient)`);
       } else {
         plan.push([p, value]);
