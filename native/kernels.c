@@ -237,6 +237,22 @@ VECTORISED void silu_backward_f32(const float *x, const float *grad_out, float *
   }
 }
 
+/* x > 0 ? x : 0 would turn NaN into 0; PyTorch's relu keeps NaN. */
+VECTORISED void relu_f32(const float *x, float *out, size_t n) {
+#pragma omp simd
+  for (size_t i = 0; i < n; i++) out[i] = x[i] > 0.0f || x[i] != x[i] ? x[i] : 0.0f;
+}
+
+VECTORISED void relu_backward_f32(const float *x, const float *grad_out, float *grad_in, size_t n) {
+#pragma omp simd
+  for (size_t i = 0; i < n; i++) grad_in[i] = x[i] > 0.0f ? grad_out[i] : 0.0f;
+}
+
+VECTORISED void select_f32(const float *cond, const float *a, const float *b, float *out, size_t n) {
+#pragma omp simd
+  for (size_t i = 0; i < n; i++) out[i] = cond[i] != 0.0f ? a[i] : b[i];
+}
+
 VECTORISED void exp_array_f32(const float *x, float *out, size_t n) {
 #pragma omp simd
   for (size_t i = 0; i < n; i++) out[i] = exp_f32(x[i]);

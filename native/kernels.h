@@ -17,6 +17,9 @@ void gelu_erf_f32(const float *x, float *out, size_t n);
 void gelu_erf_backward_f32(const float *x, const float *grad_out, float *grad_in, size_t n);
 void silu_f32(const float *x, float *out, size_t n);
 void silu_backward_f32(const float *x, const float *grad_out, float *grad_in, size_t n);
+void relu_f32(const float *x, float *out, size_t n);
+void relu_backward_f32(const float *x, const float *grad_out, float *grad_in, size_t n);
+void select_f32(const float *cond, const float *a, const float *b, float *out, size_t n);
 void exp_array_f32(const float *x, float *out, size_t n);
 void tanh_array_f32(const float *x, float *out, size_t n);
 

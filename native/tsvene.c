@@ -263,6 +263,21 @@ UNARY_ENTRY(silu, "silu", silu_f32)
 UNARY_BACKWARD_ENTRY(silu_backward, "siluBackward", silu_backward_f32)
 UNARY_ENTRY(exp_entry, "exp", exp_array_f32)
 UNARY_ENTRY(tanh_entry, "tanh", tanh_array_f32)
+UNARY_ENTRY(relu_entry, "relu", relu_f32)
+UNARY_BACKWARD_ENTRY(relu_backward_entry, "reluBackward", relu_backward_f32)
+
+static napi_value select_entry(napi_env env, napi_callback_info info) {
+  Call call;
+  F32 cond, a, b, out;
+  if (!begin_call(env, info, "select", 4, &call) || !f32_arg(&call, 0, "cond", &cond) || !f32_arg(&call, 1, "a", &a) ||
+      !f32_arg(&call, 2, "b", &b) || !f32_arg(&call, 3, "out", &out) ||
+      !expect_length(&call, "a", a.length, cond.length, "cond.length") ||
+      !expect_length(&call, "b", b.length, cond.length, "cond.length") ||
+      !expect_length(&call, "out", out.length, cond.length, "cond.length"))
+    return NULL;
+  select_f32(cond.data, a.data, b.data, out.data, cond.length);
+  return NULL;
+}
 
 static napi_value softmax_rows(napi_env env, napi_callback_info info) {
   Call call;
@@ -717,6 +732,9 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"siluBackward", NULL, silu_backward, NULL, NULL, NULL, napi_enumerable, NULL},
       {"exp", NULL, exp_entry, NULL, NULL, NULL, napi_enumerable, NULL},
       {"tanh", NULL, tanh_entry, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"relu", NULL, relu_entry, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"reluBackward", NULL, relu_backward_entry, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"select", NULL, select_entry, NULL, NULL, NULL, napi_enumerable, NULL},
       {"softmaxRows", NULL, softmax_rows, NULL, NULL, NULL, napi_enumerable, NULL},
       {"softmaxRowsBackward", NULL, softmax_rows_backward, NULL, NULL, NULL, napi_enumerable, NULL},
       {"attentionSoftmax", NULL, attention_softmax, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -231,6 +231,13 @@ EXPORT("siluBackward") void silu_backward(const float *x, const float *grad_out,
 }
 EXPORT("exp") void exp_array(const float *x, float *out, size_t n) { exp_array_f32(x, out, n); }
 EXPORT("tanh") void tanh_array(const float *x, float *out, size_t n) { tanh_array_f32(x, out, n); }
+EXPORT("relu") void relu(const float *x, float *out, size_t n) { relu_f32(x, out, n); }
+EXPORT("select") void select(const float *cond, const float *a, const float *b, float *out, size_t n) {
+  select_f32(cond, a, b, out, n);
+}
+EXPORT("reluBackward") void relu_backward(const float *x, const float *grad_out, float *grad_in, size_t n) {
+  relu_backward_f32(x, grad_out, grad_in, n);
+}
 
 EXPORT("softmaxRows") void softmax_rows(const float *x, size_t rows, size_t cols, float *out) {
   softmax_rows_f32(x, rows, cols, out);

@@ -161,6 +161,9 @@ export function doInterventionBySwap(
   if (source === null) throw new TypeError(`swap: ${mode} needs a source (got none)`);
   const s = broadcastSource(base, source);
   if (selection.kind === "shared" && selection.ids.length === 0) return base;
+  // Every feature selected: where(all ones, value, base) would copy value bit for bit.
+  if (mode !== "interchange" && selection.kind === "shared" && selection.ids === range(width))
+    return mode === "add" ? add(base, s) : sub(base, s);
   const mask = selectionMask(selection, base.shape);
   const value = mode === "interchange" ? s : mode === "add" ? add(base, s) : sub(base, s);
   return where(mask, value, base);
@@ -252,8 +255,16 @@ function checkFeature(id: number, width: number, label: () => string): void {
     throw new RangeError(`${label()} is out of range for a last axis of width ${width} (expected 0..${width - 1})`);
 }
 
-function range(n: number): number[] {
-  return Array.from({ length: n }, (_, i) => i);
+const firstFeatures = new Map<number, readonly number[]>();
+
+/** 0..n−1, one frozen list per n: generation asks for every feature at every step of every layer. */
+function range(n: number): readonly number[] {
+  let ids = firstFeatures.get(n);
+  if (ids === undefined) {
+    ids = Object.freeze(Array.from({ length: n }, (_, i) => i));
+    firstFeatures.set(n, ids);
+  }
+  return ids;
 }
 
 function sameIds(a: readonly number[], b: readonly number[]): boolean {

@@ -254,7 +254,7 @@ export function describeAgreement(name: Kernels["name"], tested: Kernels | null,
     });
 
     const special = [0, -0, 1e-30, -1e-30, Infinity, -Infinity, NaN, 88.5, -88.5, 89, -89, 104, -104];
-    const unaryNames = ["geluTanh", "geluErf", "silu", "exp", "tanh"] as const;
+    const unaryNames = ["geluTanh", "geluErf", "silu", "exp", "tanh", "relu"] as const;
     for (const name of unaryNames) {
       it(`${name} on sizes 1, 7 and 1000, scales up to ±100, and special values`, () => {
         const random = seededRandom(name.length);
@@ -279,7 +279,7 @@ export function describeAgreement(name: Kernels["name"], tested: Kernels | null,
       });
     }
 
-    for (const name of ["geluTanhBackward", "geluErfBackward", "siluBackward"] as const) {
+    for (const name of ["geluTanhBackward", "geluErfBackward", "siluBackward", "reluBackward"] as const) {
       it(`${name} on sizes 1, 7 and 1000, and scales up to ±100`, () => {
         const random = seededRandom(name.length);
         const inputs = [
@@ -301,6 +301,33 @@ export function describeAgreement(name: Kernels["name"], tested: Kernels | null,
         }
       });
     }
+
+    it("select takes a where cond ≠ 0 (NaN included) and b where it is ±0; relu keeps NaN", () => {
+      const cond = f32([1, 0, NaN, -0, -2, Infinity, 0]);
+      const a = f32([10, 11, 12, 13, 14, 15, NaN]);
+      const b = f32([20, 21, 22, 23, 24, 25, 26]);
+      const out = new Float32Array(cond.length);
+      candidate.select(cond, a, b, out);
+      assert.deepEqual([...out], [10, 21, 12, 23, 14, 15, 26]);
+      const long = uniform(seededRandom(5), 1001, 3);
+      const picked = new Float32Array(long.length);
+      candidate.select(
+        long.map((v) => (v > 0 ? 1 : 0)),
+        long,
+        new Float32Array(long.length),
+        picked,
+      );
+      const relu = new Float32Array(long.length);
+      candidate.relu(long, relu);
+      assert.deepEqual(
+        [...relu],
+        [...picked].map((v) => v + 0),
+      );
+      const special = f32([NaN, -0, -Infinity, Infinity, -1e-30, 1e-30]);
+      const reluSpecial = new Float32Array(special.length);
+      candidate.relu(special, reluSpecial);
+      assert.deepEqual([...reluSpecial], [NaN, 0, 0, Infinity, 0, 1e-30].map(Math.fround));
+    });
 
     it("elementwise kernels work in place", () => {
       const x = uniform(seededRandom(3), 100, 4);

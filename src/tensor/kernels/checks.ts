@@ -54,6 +54,18 @@ export function checkUnary(kernel: string, x: Float32Array, out: Float32Array): 
   checkLength(kernel, "out", out.length, x.length, "x.length");
 }
 
+export function checkSelect(cond: Float32Array, a: Float32Array, b: Float32Array, out: Float32Array): void {
+  for (const [name, array] of [
+    ["cond", cond],
+    ["a", a],
+    ["b", b],
+    ["out", out],
+  ] as const) {
+    checkFloat32("select", name, array);
+    checkLength("select", name, array.length, cond.length, "cond.length");
+  }
+}
+
 export function checkUnaryBackward(kernel: string, x: Float32Array, gradOut: Float32Array, gradIn: Float32Array): void {
   checkFloat32(kernel, "x", x);
   checkFloat32(kernel, "gradOut", gradOut);

@@ -19,6 +19,7 @@ import {
   checkSoftmaxRows,
   checkSoftmaxRowsBackward,
   checkUnary,
+  checkSelect,
   checkUnaryBackward,
 } from "./checks.js";
 import type { BinaryOp, Kernels } from "./types.js";
@@ -482,6 +483,21 @@ export const jsKernels: Kernels = {
   tanh(x, out) {
     checkUnary("tanh", x, out);
     for (let i = 0; i < x.length; i++) out[i] = Math.tanh(x[i]);
+  },
+
+  relu(x, out) {
+    checkUnary("relu", x, out);
+    for (let i = 0; i < x.length; i++) out[i] = Math.max(x[i], 0);
+  },
+
+  select(cond, a, b, out) {
+    checkSelect(cond, a, b, out);
+    for (let i = 0; i < cond.length; i++) out[i] = cond[i] !== 0 ? a[i] : b[i];
+  },
+
+  reluBackward(x, gradOut, gradIn) {
+    checkUnaryBackward("reluBackward", x, gradOut, gradIn);
+    for (let i = 0; i < x.length; i++) gradIn[i] = x[i] > 0 ? gradOut[i] : 0;
   },
 
   softmaxRows(x, rows, cols, out) {

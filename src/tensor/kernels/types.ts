@@ -46,6 +46,12 @@ export interface Kernels {
   siluBackward(x: Float32Array, gradOut: Float32Array, gradIn: Float32Array): void;
   exp(x: Float32Array, out: Float32Array): void;
   tanh(x: Float32Array, out: Float32Array): void;
+  /** out = max(x, 0); NaN stays NaN */
+  relu(x: Float32Array, out: Float32Array): void;
+  /** gradIn = gradOut where x > 0, else 0 */
+  reluBackward(x: Float32Array, gradOut: Float32Array, gradIn: Float32Array): void;
+  /** out = cond ≠ 0 ? a : b elementwise (NaN in cond counts as ≠ 0); all four of one length */
+  select(cond: Float32Array, a: Float32Array, b: Float32Array, out: Float32Array): void;
 
   /**
    * out[i] = op(a[aOffset + Σ_d i_d·aStrides[d]], b[bOffset + Σ_d i_d·bStrides[d]]) for every
@@ -191,6 +197,9 @@ const KERNEL_FUNCTION_SET: { readonly [K in keyof KernelFunctions]: true } = {
   siluBackward: true,
   exp: true,
   tanh: true,
+  relu: true,
+  reluBackward: true,
+  select: true,
   softmaxRows: true,
   softmaxRowsBackward: true,
   attentionSoftmax: true,

@@ -21,6 +21,7 @@ import {
   checkSoftmaxRows,
   checkSoftmaxRowsBackward,
   checkUnary,
+  checkSelect,
   checkUnaryBackward,
 } from "./checks.js";
 import { powC } from "./js.js";
@@ -266,6 +267,15 @@ function kernelsOver(module: ModuleExports): Kernels {
     siluBackward: unaryBackward(module.siluBackward, "siluBackward"),
     exp: unary(module.exp, "exp"),
     tanh: unary(module.tanh, "tanh"),
+    relu: unary(module.relu, "relu"),
+    reluBackward: unaryBackward(module.reluBackward, "reluBackward"),
+
+    select(cond, a, b, out) {
+      checkSelect(cond, a, b, out);
+      const [condAt, aAt, bAt] = copyIn([cond, a, b]);
+      module.select(condAt, aAt, bAt, aAt, cond.length);
+      copyOut(aAt, out);
+    },
 
     softmaxRows(x, rows, cols, out) {
       checkSoftmaxRows(x, rows, cols, out);

@@ -123,10 +123,12 @@ export function where(cond: Tensor, x: Operand, y: Operand): Tensor {
   const av = broadcastTo(a.data, a.shape, shape);
   const bv = broadcastTo(b.data, b.shape, shape);
   const data = uninitialized(c.length);
-  for (let i = 0; i < c.length; i++) data[i] = c[i] !== 0 ? av[i] : bv[i];
+  kernels().select(c, av, bv, data);
   const masked = (g: Float32Array, keep: boolean) => {
     const r = uninitialized(g.length);
-    for (let i = 0; i < g.length; i++) r[i] = (c[i] !== 0) === keep ? g[i] : 0;
+    const zeros = new Float32Array(g.length);
+    if (keep) kernels().select(c, g, zeros, r);
+    else kernels().select(c, zeros, g, r);
     return r;
   };
   return record(new Tensor(data, shape), [a, b], (g) => [
@@ -232,8 +234,12 @@ export function sigmoid(x: Tensor): Tensor {
 export function relu(x: Tensor): Tensor {
   return unary(
     x,
-    map((v) => Math.max(v, 0)),
-    pointwiseGrad((g, v) => (v > 0 ? g : 0)),
+    (v, o) => kernels().relu(v, o),
+    (g, v) => {
+      const r = uninitialized(g.length);
+      kernels().reluBackward(v, g, r);
+      return r;
+    },
   );
 }
 

@@ -144,12 +144,13 @@ export function writeAt(x: Tensor, axis: number, index: IntTensor, values: Tenso
   return record(new Tensor(data, x.shape), [x, values], (g) => {
     const gx = x.requiresGrad ? g.slice() : null;
     const gv = values.requiresGrad ? new Float32Array(values.size) : null;
+    // writtenInRow[pos] === r + 1 marks a position row r has already written (the last write wins).
+    const writtenInRow = new Int32Array(n);
     for (let r = 0; r < rows; r++) {
-      const written = new Set<number>();
       for (let j = k - 1; j >= 0; j--) {
         const pos = idx[r * k + j];
-        if (written.has(pos)) continue;
-        written.add(pos);
+        if (writtenInRow[pos] === r + 1) continue;
+        writtenInRow[pos] = r + 1;
         const at = (r * n + pos) * inner;
         if (gv) gv.set(g.subarray(at, at + inner), (r * k + j) * inner);
         if (gx) gx.fill(0, at, at + inner);
