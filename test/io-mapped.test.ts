@@ -139,6 +139,22 @@ describe("mapped tensors", needsMapping, () => {
     assert.equal(weight.half?.bits.buffer, bias.half?.bits.buffer, "both are views of one mapping");
   });
 
+  it("leave tensors that are converted (BF16 loaded as float32) off the mapping: the file is read", async (t) => {
+    if (process.platform !== "linux") return t.skip("reads /proc/self/maps");
+    const path = join(scratch, "bf16-converted.safetensors");
+    await tv.writeSafetensors(path, sampleTensors(), { dtype: "BF16" });
+    const mappedNow = async () => (await readFile("/proc/self/maps", "utf8")).includes(path);
+    const converted = await tv.readSafetensors(path, { io: "mmap", dtype: "float32" });
+    assert.equal(await mappedNow(), false, "no mapping of the file while the converted tensors live");
+    const kept = await tv.readSafetensors(path, { io: "mmap", dtype: "auto" });
+    assert.equal(await mappedNow(), true, "BF16 kept as stored is mapped");
+    const read = await tv.readSafetensors(path, { io: "read", dtype: "float32" });
+    for (const [name, tensor] of read.tensors) {
+      assert.deepEqual(storageBytes(converted.tensors.get(name)!), storageBytes(tensor), name);
+    }
+    assert.ok(kept.tensors.size > 0);
+  });
+
   it("map separate runs of a selection, and only those", async () => {
     const path = join(scratch, "runs.safetensors");
     await tv.writeSafetensors(path, sampleTensors());

@@ -59,6 +59,22 @@ if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
 export type WeightDtype = "float32" | "bfloat16" | "auto";
 export const WEIGHT_DTYPES: readonly WeightDtype[] = ["float32", "bfloat16", "auto"];
 
+/** Whether decodeTensor keeps the bytes where they lie (a view of them) rather than converting them. */
+export function decodesAsView(dtype: string, target: WeightDtype): boolean {
+  switch (dtype) {
+    case "F32":
+      return target !== "bfloat16";
+    case "BF16":
+      return target !== "float32";
+    case "F16":
+      return target === "auto";
+    case "I32":
+      return true;
+    default:
+      return false;
+  }
+}
+
 /** A `dtype` option's value: undefined reads as "float32"; anything else must be a WeightDtype. */
 export function checkWeightDtype(value: unknown, where: string): WeightDtype {
   if (value === undefined) return "float32";

@@ -10,7 +10,7 @@ import { open, rename, rm, type FileHandle } from "node:fs/promises";
 import { readOptions } from "../options/index.js";
 import { platform } from "../platform/index.js";
 import type { IntTensor, Tensor } from "../tensor/index.js";
-import { elementBytes, encodeTensor } from "./dtypes.js";
+import { decodesAsView, elementBytes, encodeTensor } from "./dtypes.js";
 import { partialPath } from "./files.js";
 import { type ByteRange, mappingUnavailable, mapRanges } from "./mapped-file.js";
 import {
@@ -74,10 +74,14 @@ export async function readSafetensors(
     const ranges = selected.map(
       ([, info]): ByteRange => [header.dataStart + info.dataOffsets[0], header.dataStart + info.dataOffsets[1]],
     );
-    const views = mapped ? mapRanges(file, path, ranges) : [];
+    // Only tensors kept as they are stored are mapped: a converted one is read into a buffer that is
+    // dropped once converted, where its mapped pages would stay resident beside the conversion.
+    const keptAsStored = selected.map(([, info]) => mapped && decodesAsView(info.dtype, dtype ?? "float32"));
+    const mappedRanges = ranges.filter((_, i) => keptAsStored[i]);
+    const mappedViews = mappedRanges.length > 0 ? mapRanges(file, path, mappedRanges) : [];
     const tensors = new Map<string, Tensor | IntTensor>();
     for (const [i, [name, info]] of selected.entries()) {
-      const view = views[i];
+      const view = keptAsStored[i] ? mappedViews.shift() : undefined;
       const raw = view ? alignedForDecoding(view, info.dtype) : await readRange(file, ranges[i], path, name);
       tensors.set(name, decodeEntry(name, info, raw, path, dtype));
     }
