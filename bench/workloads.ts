@@ -60,7 +60,7 @@ function largestDifference(a: ArrayLike<number>, b: ArrayLike<number>): string {
 function bf16Line(name: string, ours: { min: number; median: number }, float32: { min: number }, target: number): void {
   console.log(
     `  bf16 weights: tsvene ${ours.min.toFixed(3)} s (min) / ${ours.median.toFixed(3)} s (median), ` +
-      `${(float32.min / ours.min).toFixed(2)}× float32's time (target ≤ ${target} s) [${name}]`,
+      `${(float32.min / ours.min).toFixed(2)}× float32's speed (target ≤ ${target} s) [${name}]`,
   );
 }
 
