@@ -1,8 +1,9 @@
 /**
  * Runs the benchmark page (bench/browser-page) in headless Chromium: bundles it with the library's
- * browser forms (scripts/build-web.ts), puts beside it the files it fetches (the WebAssembly
- * kernels, the HASHW-v1 manifest, W1's noise, pyvene's figures), serves the folder on 127.0.0.1
- * with the cross-origin isolation headers, and hands each message the page logs to the caller.
+ * browser forms (scripts/build-web.ts) and the page's GEMM helper (web/kernel-thread.ts), puts
+ * beside it the files it fetches (both builds of the WebAssembly kernels, the HASHW-v1 manifest,
+ * W1's noise, pyvene's figures), serves the folder on 127.0.0.1 with the cross-origin isolation
+ * headers, and hands each message the page logs to the caller.
  */
 import { copyFile, mkdtemp, rm, stat } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
@@ -11,7 +12,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as esbuild from "esbuild";
 import { chromium } from "playwright-core";
-import { browserForms } from "../scripts/build-web.js";
+import { browserForms, copyWasmKernels } from "../scripts/build-web.js";
 import { staticServer } from "../src/cli/static-server.js";
 import { type BenchMessage, type BenchQuery, benchSearch, CONSOLE_PREFIX } from "./browser-page/protocol.js";
 import { SHARED_BENCH } from "./hashw.js";
@@ -37,7 +38,11 @@ export async function missingPrerequisite(): Promise<string | null> {
 
 async function buildPage(site: string): Promise<void> {
   await esbuild.build({
-    entryPoints: { main: join(PAGE_SOURCE, "main.ts"), worker: join(PAGE_SOURCE, "worker.ts") },
+    entryPoints: {
+      main: join(PAGE_SOURCE, "main.ts"),
+      worker: join(PAGE_SOURCE, "worker.ts"),
+      "kernel-thread": join(ROOT, "web", "kernel-thread.ts"),
+    },
     outdir: site,
     bundle: true,
     format: "esm",
@@ -47,7 +52,7 @@ async function buildPage(site: string): Promise<void> {
     plugins: [browserForms()],
   });
   await copyFile(join(PAGE_SOURCE, "index.html"), join(site, "index.html"));
-  await copyFile(WASM_KERNELS, join(site, "tsvene.wasm"));
+  await copyWasmKernels(site);
   for (const file of SHARED_FILES) await copyFile(join(SHARED_BENCH, file), join(site, file.split("/").at(-1)!));
 }
 

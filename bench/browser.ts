@@ -2,7 +2,8 @@
  * The browser benchmark: in headless Chromium (bench/browser-harness.ts), GEMM GFLOP/s on the
  * TypeScript and WebAssembly kernels, then workload W1 of ../shared/bench (causal tracing on the
  * HASHW-v1 GPT-2-small) on the WebAssembly kernels, timed as pyvene was and printed beside
- * pyvene's seconds with the check against its logit grid. With --node, the same W1 in Node on the
+ * pyvene's seconds with the check against its logit grid; the WebAssembly figures on one kernel
+ * thread and on one per core (the page is cross-origin isolated), alternated. With --node, the same W1 in Node on the
  * WebAssembly kernels, for reference.
  *
  *   npm run bench:browser [-- --runs 3 --no-gemm --node]

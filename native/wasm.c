@@ -3,6 +3,11 @@
  * kernels.c exported for src/tensor/kernels/wasm.ts, plus an sgemm of its own on 128-bit SIMD.
  * wasm.ts checks every argument and copies the operands into this module's memory first, so the
  * pointers here are offsets into that memory and NULL (0) stands for an absent optional array.
+ *
+ * Built with TSVENE_WASM_THREADS (build/wasm/tsvene-threads.wasm), the memory is shared and other
+ * instances of the module on it, each in its own worker, may serve as helpers (serveHelper): a
+ * large sgemmBatch is then cut into parts along whole rows or columns of C, never along k, so each
+ * element is summed as on one thread and the result is bit-identical.
  */
 #include <wasm_simd128.h>
 
@@ -36,8 +41,14 @@ float powf(float x, float y) { return (float)host_pow(x, y); }
 #define MC 128
 #define NC 2048
 
-static float packed_a[MC * KC] __attribute__((aligned(16)));
-static float packed_b[KC * NC] __attribute__((aligned(16)));
+/* The threaded build has room for the caller and THREADS_MAX − 1 helpers (build-wasm.ts passes
+ * wasm.ts's WASM_THREADS_MAX); each thread packs into its own buffers. */
+#ifndef TSVENE_WASM_THREADS
+#define THREADS_MAX 1
+#endif
+
+static float packed_a[THREADS_MAX][MC * KC] __attribute__((aligned(16)));
+static float packed_b[THREADS_MAX][KC * NC] __attribute__((aligned(16)));
 
 typedef struct {
   const float *data;
@@ -51,9 +62,9 @@ static inline float operand_at(Operand x, size_t row, size_t col) {
 }
 
 /* op(A)[i0 : i0 + mc, p0 : p0 + kc] into packed_a: panel r holds rows i0 + r·MR … as kc columns of MR. */
-static void pack_a(Operand a, size_t i0, size_t mc, size_t p0, size_t kc) {
+static void pack_a(Operand a, size_t i0, size_t mc, size_t p0, size_t kc, size_t thread) {
   for (size_t panel = 0; panel * MR < mc; panel++) {
-    float *dst = packed_a + panel * MR * kc;
+    float *dst = packed_a[thread] + panel * MR * kc;
     size_t rows = mc - panel * MR < MR ? mc - panel * MR : MR;
     size_t i = i0 + panel * MR;
     if (a.transposed && rows == MR) {
@@ -66,9 +77,9 @@ static void pack_a(Operand a, size_t i0, size_t mc, size_t p0, size_t kc) {
 }
 
 /* op(B)[p0 : p0 + kc, j0 : j0 + nc] into packed_b: panel s holds columns j0 + s·NR … as kc rows of NR. */
-static void pack_b(Operand b, size_t p0, size_t kc, size_t j0, size_t nc) {
+static void pack_b(Operand b, size_t p0, size_t kc, size_t j0, size_t nc, size_t thread) {
   for (size_t panel = 0; panel * NR < nc; panel++) {
-    float *dst = packed_b + panel * NR * kc;
+    float *dst = packed_b[thread] + panel * NR * kc;
     size_t cols = nc - panel * NR < NR ? nc - panel * NR : NR;
     size_t j = j0 + panel * NR;
     if (!b.transposed && cols == NR) {
@@ -132,19 +143,20 @@ static void store_tile(const float *tile, float *c, size_t ldc, size_t rows, siz
   }
 }
 
-static void sgemm(Operand a, Operand b, size_t m, size_t n, size_t k, float alpha, float beta, float *c, size_t ldc) {
+static void sgemm(Operand a, Operand b, size_t m, size_t n, size_t k, float alpha, float beta, float *c, size_t ldc,
+                  size_t thread) {
   float tile[MR * NR] __attribute__((aligned(16)));
   for (size_t j0 = 0; j0 < n; j0 += NC) {
     size_t nc = n - j0 < NC ? n - j0 : NC;
     for (size_t p0 = 0; p0 < k; p0 += KC) {
       size_t kc = k - p0 < KC ? k - p0 : KC;
-      pack_b(b, p0, kc, j0, nc);
+      pack_b(b, p0, kc, j0, nc, thread);
       for (size_t i0 = 0; i0 < m; i0 += MC) {
         size_t mc = m - i0 < MC ? m - i0 : MC;
-        pack_a(a, i0, mc, p0, kc);
+        pack_a(a, i0, mc, p0, kc, thread);
         for (size_t jr = 0; jr < nc; jr += NR) {
           for (size_t ir = 0; ir < mc; ir += MR) {
-            micro_kernel(kc, packed_a + ir * kc, packed_b + jr * kc, tile);
+            micro_kernel(kc, packed_a[thread] + ir * kc, packed_b[thread] + jr * kc, tile);
             store_tile(tile, c + (i0 + ir) * ldc + j0 + jr, ldc, mc - ir < MR ? mc - ir : MR,
                        nc - jr < NR ? nc - jr : NR, alpha, beta, p0 == 0);
           }
@@ -192,25 +204,173 @@ static void sgemv_row(const float *a, Operand b, size_t n, size_t k, float alpha
   }
 }
 
+/* One sgemmBatch call, its pointers already offsets into this memory and its scalars in float. */
+typedef struct {
+  /* alpha = 0 (as a double) or k = 0: C is only scaled by beta. */
+  bool scale_only;
+  bool trans_a, trans_b;
+  size_t m, n, k;
+  float alpha, beta;
+  const float *a;
+  size_t lda;
+  const int32_t *a_offsets;
+  const float *b;
+  size_t ldb;
+  const int32_t *b_offsets;
+  float *c;
+  size_t ldc;
+  const int32_t *c_offsets;
+  size_t count;
+} GemmCall;
+
+/* Rows [row0, row0 + rows) × columns [col0, col0 + cols) of matrix i's C. Whether a row goes through
+ * sgemv_row depends on the whole call's m, so that every part sums as the whole would. */
+static void gemm_block(const GemmCall *g, size_t i, size_t row0, size_t rows, size_t col0, size_t cols,
+                       size_t thread) {
+  float *c = g->c + g->c_offsets[i] + row0 * g->ldc + col0;
+  /* As in BLAS, alpha = 0 or k = 0 reads neither A nor B (an Inf or NaN there does not matter). */
+  if (g->scale_only) {
+    scale_matrix_f32(c, rows, cols, g->ldc, g->beta);
+    return;
+  }
+  Operand a = {g->a + g->a_offsets[i] + (g->trans_a ? row0 : row0 * g->lda), g->lda, g->trans_a};
+  Operand b = {g->b + g->b_offsets[i] + (g->trans_b ? col0 * g->ldb : col0), g->ldb, g->trans_b};
+  if (g->m == 1 && !g->trans_a)
+    sgemv_row(a.data, b, cols, g->k, g->alpha, g->beta, c);
+  else
+    sgemm(a, b, rows, cols, g->k, g->alpha, g->beta, c, g->ldc, thread);
+}
+
+/* Part `part` of `parts`: whole matrices when there are enough of them, else a band of every
+ * matrix's C, whole NR-wide column panels (A is shared) or MR-tall row panels when C is taller. */
+static void gemm_part(const GemmCall *g, size_t part, size_t parts, size_t thread) {
+  if (g->count >= parts) {
+    for (size_t i = g->count * part / parts; i < g->count * (part + 1) / parts; i++)
+      gemm_block(g, i, 0, g->m, 0, g->n, thread);
+    return;
+  }
+  bool by_columns = g->n >= g->m;
+  size_t extent = by_columns ? g->n : g->m, unit = by_columns ? NR : MR;
+  size_t units = (extent + unit - 1) / unit;
+  size_t from = units * part / parts * unit, to = units * (part + 1) / parts * unit;
+  if (to > extent) to = extent;
+  if (from >= to) return;
+  for (size_t i = 0; i < g->count; i++) {
+    if (by_columns)
+      gemm_block(g, i, 0, g->m, from, to - from, thread);
+    else
+      gemm_block(g, i, from, to - from, 0, g->n, thread);
+  }
+}
+
+#ifdef TSVENE_WASM_THREADS
+#include <stdatomic.h>
+
+/* Below this many flops a call stays on the caller's thread: waking helpers costs more. */
+#define TEAM_MIN_FLOPS 4e6
+#define HELPER_STACK_BYTES 65536
+#define TICKETS_CLOSED (1 << 30)
+
+static unsigned char helper_stacks[THREADS_MAX - 1][HELPER_STACK_BYTES] __attribute__((aligned(16)));
+/* The caller and the helpers serving, and how many of them a call may use (limitTeam); the call
+ * they share; its parts, handed out as tickets. */
+static atomic_int team_size = 1;
+static atomic_int team_limit = THREADS_MAX;
+static GemmCall team_call;
+static atomic_int team_parts;
+static atomic_int next_ticket = TICKETS_CLOSED;
+static atomic_int parts_done;
+/* Bumped once per shared call: the word the helpers sleep on. */
+static atomic_int generation;
+
+/* Takes parts of team_call until none is left. A helper that wakes late gets a ticket past the
+ * last part (or a closed one while the caller writes the next call) and goes back to sleep. */
+static void run_tickets(size_t thread) {
+  for (;;) {
+    int ticket = atomic_fetch_add(&next_ticket, 1);
+    int parts = atomic_load(&team_parts);
+    if (ticket >= parts) return;
+    gemm_part(&team_call, (size_t)ticket, (size_t)parts, thread);
+    if (atomic_fetch_add(&parts_done, 1) + 1 == parts) __builtin_wasm_memory_atomic_notify((int *)&parts_done, 1);
+  }
+}
+
+/* The top of helper `thread`'s stack: wasm.ts sets the instance's __stack_pointer to it first. */
+EXPORT("helperStackTop") uintptr_t helper_stack_top(int32_t thread) {
+  return (uintptr_t)(helper_stacks[thread - 1] + HELPER_STACK_BYTES);
+}
+
+/* Joins the team as helper `thread` (1 … THREADS_MAX − 1) and serves its calls; never returns. */
+EXPORT("serveHelper") void serve_helper(int32_t thread) {
+  int seen = atomic_load(&generation);
+  atomic_fetch_add(&team_size, 1);
+  for (;;) {
+    __builtin_wasm_memory_atomic_wait32((int *)&generation, seen, -1);
+    int now = atomic_load(&generation);
+    if (now == seen) continue;
+    seen = now;
+    run_tickets((size_t)thread);
+  }
+}
+
+EXPORT("teamSize") int32_t team_size_now(void) { return atomic_load(&team_size); }
+EXPORT("limitTeam") void limit_team(int32_t threads) { atomic_store(&team_limit, threads < 1 ? 1 : threads); }
+
+/* How many parts `g` is cut into: 1 below TEAM_MIN_FLOPS, else one per thread serving (at most the limit). */
+static int team_parts_for(const GemmCall *g) {
+  double flops = 2.0 * (double)g->m * (double)g->n * (double)g->k * (double)g->count;
+  int size = atomic_load(&team_size), limit = atomic_load(&team_limit);
+  return g->scale_only || flops < TEAM_MIN_FLOPS ? 1 : size < limit ? size : limit;
+}
+
+static void run_call(const GemmCall *g) {
+  int parts = team_parts_for(g);
+  if (parts == 1) {
+    gemm_part(g, 0, 1, 0);
+    return;
+  }
+  atomic_store(&next_ticket, TICKETS_CLOSED);
+  team_call = *g;
+  atomic_store(&team_parts, parts);
+  atomic_store(&parts_done, 0);
+  atomic_store(&next_ticket, 0);
+  atomic_fetch_add(&generation, 1);
+  __builtin_wasm_memory_atomic_notify((int *)&generation, (unsigned)parts - 1);
+  run_tickets(0);
+  for (int done; (done = atomic_load(&parts_done)) < parts;)
+    __builtin_wasm_memory_atomic_wait32((int *)&parts_done, done, -1);
+}
+#else
+static void run_call(const GemmCall *g) { gemm_part(g, 0, 1, 0); }
+#endif
+
 /* The offsets are element offsets from a, b and c; wasm.ts has checked every matrix lies inside. */
 EXPORT("sgemmBatch")
 void sgemm_batch(bool trans_a, bool trans_b, size_t m, size_t n, size_t k, double alpha, const float *a, size_t lda,
                  const int32_t *a_offsets, const float *b, size_t ldb, const int32_t *b_offsets, double beta, float *c,
                  size_t ldc, const int32_t *c_offsets, size_t count) {
-  if (m == 0 || n == 0) return;
-  for (size_t i = 0; i < count; i++) {
-    float *ci = c + c_offsets[i];
-    /* As in BLAS, alpha = 0 or k = 0 reads neither A nor B (an Inf or NaN there does not matter). */
-    if (alpha == 0.0 || k == 0) {
-      scale_matrix_f32(ci, m, n, ldc, (float)beta);
-      continue;
-    }
-    Operand ai = {a + a_offsets[i], lda, trans_a}, bi = {b + b_offsets[i], ldb, trans_b};
-    if (m == 1 && !trans_a)
-      sgemv_row(ai.data, bi, n, k, (float)alpha, (float)beta, ci);
-    else
-      sgemm(ai, bi, m, n, k, (float)alpha, (float)beta, ci, ldc);
-  }
+  if (m == 0 || n == 0 || count == 0) return;
+  GemmCall call = {
+      .scale_only = alpha == 0.0 || k == 0,
+      .trans_a = trans_a,
+      .trans_b = trans_b,
+      .m = m,
+      .n = n,
+      .k = k,
+      .alpha = (float)alpha,
+      .beta = (float)beta,
+      .a = a,
+      .lda = lda,
+      .a_offsets = a_offsets,
+      .b = b,
+      .ldb = ldb,
+      .b_offsets = b_offsets,
+      .c = c,
+      .ldc = ldc,
+      .c_offsets = c_offsets,
+      .count = count,
+  };
+  run_call(&call);
 }
 
 /* ---------------------------------------------------------------------------------------------

@@ -1,14 +1,18 @@
 /**
  * Builds the WebAssembly kernels, build/wasm/tsvene.wasm, from native/kernels.c (shared with the
  * addon) and native/wasm.c with clang's wasm32 target: `npm run build:wasm`, also run by
- * `npm run build` and `npm install`. Without clang or wasm-ld (Debian: apt-get install clang lld)
- * it says so in one line and exits 0, since the package works without it (the addon or the
- * TypeScript kernels run instead); a compile error is a failure.
+ * `npm run build` and `npm install`; beside it, build/wasm/tsvene-threads.wasm, the same kernels on
+ * a shared memory that GEMM helpers in other workers share (src/tensor/kernels/wasm-team.ts).
+ * Without clang or wasm-ld (Debian: apt-get install clang lld) it says so in one line and exits 0,
+ * since the package works without it (the addon or the TypeScript kernels run instead); a compile
+ * error is a failure.
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
 import { dirname, isAbsolute, join } from "node:path";
 import { findPackageRoot } from "../src/platform/node.js";
+import { WASM_MAX_PAGES } from "../src/tensor/kernels/wasm.js";
+import { THREADED_INITIAL_PAGES, WASM_THREADS_MAX } from "../src/tensor/kernels/wasm-team.js";
 
 const FLAGS = [
   "--target=wasm32",
@@ -31,8 +35,23 @@ const FLAGS = [
   "-Wl,--stack-first",
   "-Wl,-z,stack-size=1048576",
   // Operands are copied into the memory, which may grow to the whole 4 GiB of wasm32.
-  "-Wl,--max-memory=4294967296",
+  `-Wl,--max-memory=${WASM_MAX_PAGES * 65536}`,
   "-Wl,--strip-debug",
+];
+
+/**
+ * The threaded build: atomics on a memory it imports, shared, of the size the page creates; each
+ * helper's instance gets its own stack by setting the exported __stack_pointer.
+ */
+const THREADED_FLAGS = [
+  "-DTSVENE_WASM_THREADS",
+  `-DTHREADS_MAX=${WASM_THREADS_MAX}`,
+  "-matomics",
+  "-mmutable-globals",
+  "-Wl,--import-memory",
+  "-Wl,--shared-memory",
+  `-Wl,--initial-memory=${THREADED_INITIAL_PAGES * 65536}`,
+  "-Wl,--export=__stack_pointer",
 ];
 
 /** Why the toolchain cannot build, or null when it can. */
@@ -48,7 +67,6 @@ function missingToolchain(): string | null {
 }
 
 const root = findPackageRoot();
-const output = join(root, "build", "wasm", "tsvene.wasm");
 const missing = missingToolchain();
 if (missing) {
   console.warn(
@@ -56,10 +74,16 @@ if (missing) {
   );
   process.exit(0);
 }
-mkdirSync(dirname(output), { recursive: true });
 const sources = ["kernels.c", "wasm.c"].map((file) => join(root, "native", file));
-const compile = spawnSync("clang", [...FLAGS, "-o", output, ...sources], { stdio: "inherit" });
-if (compile.error || compile.status !== 0) {
-  console.error(`tsvene: building ${output} failed`);
-  process.exit(1);
+for (const [name, flags] of [
+  ["tsvene.wasm", FLAGS],
+  ["tsvene-threads.wasm", [...FLAGS, ...THREADED_FLAGS]],
+] as const) {
+  const output = join(root, "build", "wasm", name);
+  mkdirSync(dirname(output), { recursive: true });
+  const compile = spawnSync("clang", [...flags, "-o", output, ...sources], { stdio: "inherit" });
+  if (compile.error || compile.status !== 0) {
+    console.error(`tsvene: building ${output} failed`);
+    process.exit(1);
+  }
 }

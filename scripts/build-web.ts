@@ -3,8 +3,8 @@
  * - dist/browser/tsvene.js: the library as one ESM file for browsers (package.json exports it
  *   under the "browser" condition); its size is printed.
  * - dist/web/: the static page (`tsvene serve` serves it; any static host can): index.html, the
- *   page script, the worker that runs tsvene, the embedded model's files, and the WebAssembly
- *   kernels when build/wasm/tsvene.wasm has been built.
+ *   page script, the worker that runs tsvene and its GEMM helpers' script, the embedded model's
+ *   files, and the WebAssembly kernels (both builds) when build/wasm has them.
  * In both, platform/default.ts becomes default-browser.ts, and the Node built-ins that io/ uses
  * for disk and Hub-cache access become stubs that throw a clear error when called: the browser
  * reads models through io/sources.ts (File objects, fetch) instead. A node: import anywhere
@@ -27,7 +27,8 @@ export interface WebBuild {
 /** The package root: this file runs as dist/scripts/build-web.js. */
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const NODE_STUB_NAMESPACE = "node-builtin-stub";
-const WASM_KERNELS = join("build", "wasm", "tsvene.wasm");
+/** The WebAssembly kernels, one thread and threaded (web/kernel-threads.ts chooses). */
+export const WASM_KERNEL_FILES = ["tsvene.wasm", "tsvene-threads.wasm"];
 
 /** Builds the library bundle into `outDir`/browser and the site into `outDir`/web. */
 export async function buildWeb(outDir = join(ROOT, "dist")): Promise<WebBuild> {
@@ -53,12 +54,16 @@ export async function buildWeb(outDir = join(ROOT, "dist")): Promise<WebBuild> {
   await rm(site, { recursive: true, force: true });
   await esbuild.build({
     ...common,
-    entryPoints: { app: join(ROOT, "web", "app.ts"), worker: join(ROOT, "web", "worker.ts") },
+    entryPoints: {
+      app: join(ROOT, "web", "app.ts"),
+      worker: join(ROOT, "web", "worker.ts"),
+      "kernel-thread": join(ROOT, "web", "kernel-thread.ts"),
+    },
     outdir: site,
   });
   await copyFile(join(ROOT, "web", "index.html"), join(site, "index.html"));
   await copyFolder(join(ROOT, "models", "default"), join(site, "models", "default"));
-  if (await isFile(join(ROOT, WASM_KERNELS))) await copyFile(join(ROOT, WASM_KERNELS), join(site, "tsvene.wasm"));
+  await copyWasmKernels(site);
   const bytes = (await stat(libraryPath)).size;
   return { library: { path: libraryPath, bytes }, site, libraryInputs: Object.keys(library.metafile.inputs) };
 }
@@ -106,6 +111,14 @@ async function nodeStub(specifier: string): Promise<string> {
     ...names.map((n) => `export const ${n} = unavailable(${JSON.stringify(n)});`),
     "export default {};",
   ].join("\n");
+}
+
+/** Copies into `site` the builds of the WebAssembly kernels that build/wasm has. */
+export async function copyWasmKernels(site: string): Promise<void> {
+  for (const name of WASM_KERNEL_FILES) {
+    const built = join(ROOT, "build", "wasm", name);
+    if (await isFile(built)) await copyFile(built, join(site, name));
+  }
 }
 
 async function copyFolder(from: string, to: string): Promise<void> {

@@ -6,19 +6,24 @@
  * the top tokens of that cell's run as IntervenableModel computes it in Node; an unknown word must
  * be refused with the CLI's message; a model folder picked in the folder input (sharded weights,
  * its own tokenizer) must load and trace as the CLI does on that folder; and the page must load
- * nothing from outside its own origin.
+ * nothing from outside its own origin. Cross-origin isolated, it computes on a kernel thread per
+ * core (up to the threaded build's room); served without the isolation headers, on one, and its
+ * trace still matches the CLI's.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { availableParallelism, tmpdir } from "node:os";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { extname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import * as tv from "../src/index.js";
 import { buildWeb } from "../scripts/build-web.js";
+import { WASM_THREADS_MAX } from "../src/tensor/kernels/wasm-team.js";
 import { cellProbabilities } from "./support/cell-runs.js";
 import { CHROMIUM, CHROMIUM_ARGS } from "./support/chromium.js";
 
@@ -194,6 +199,14 @@ describe("the browser page in Chromium", { skip }, () => {
     assert.equal(await page.evaluate(() => self.crossOriginIsolated), true);
   });
 
+  it("computes on the WebAssembly kernels with a GEMM helper per further core, being isolated", async () => {
+    const threaded = existsSync(join(site, "tsvene-threads.wasm"));
+    const expected = threaded ? Math.min(availableParallelism(), WASM_THREADS_MAX) : 1;
+    assert.equal(await page.evaluate(() => document.body.dataset.kernelThreads), String(expected));
+    const threads = expected === 1 ? "one thread" : `${expected} threads`;
+    assert.equal(await page.textContent("#engine"), `Computed here by the WebAssembly kernels on ${threads}.`);
+  });
+
   it("traces the embedded model through the form and matches tsvene trace --json within 1e-5", async () => {
     const run = { prompt: "Ka Bo lives in the city of", subject: "Ka Bo", seed: 3, samples: 2 };
     assertSameTrace(await runTrace(run), cliTrace(run));
@@ -325,10 +338,70 @@ describe("the browser page in Chromium", { skip }, () => {
 
   it("loads nothing from outside its own origin, and the WebAssembly kernels when the site has them", () => {
     assert.ok(requests.length > 0);
-    if (existsSync(join(site, "tsvene.wasm"))) assert.ok(requests.includes(`${origin}tsvene.wasm`));
+    // The threaded build where the page computes on more than one thread, the plain one otherwise.
+    const threaded =
+      requests.includes(`${origin}tsvene-threads.wasm`) && requests.includes(`${origin}kernel-thread.js`);
+    if (existsSync(join(site, "tsvene.wasm"))) assert.ok(threaded || requests.includes(`${origin}tsvene.wasm`));
     assert.deepEqual(
       requests.filter((url) => !url.startsWith(origin) && !url.startsWith("blob:")),
       [],
     );
+  });
+});
+
+/** A server of `folder` without COOP/COEP, as a plain static host serves the page: no shared memory. */
+function unisolatedServer(folder: string): Server {
+  const types: Record<string, string> = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm" };
+  return createServer((request, response) => {
+    const path = new URL(request.url ?? "/", "http://localhost").pathname;
+    const file = join(folder, path.endsWith("/") ? `${path}index.html` : path);
+    readFile(file).then(
+      (body) => {
+        response.writeHead(200, { "Content-Type": types[extname(file)] ?? "application/octet-stream" });
+        response.end(body);
+      },
+      () => {
+        response.writeHead(404);
+        response.end();
+      },
+    );
+  });
+}
+
+describe("the browser page served without cross-origin isolation", { skip }, () => {
+  it("computes on one thread, and traces as tsvene trace --json does within 1e-5", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "tsvene-web-unisolated-"));
+    const server = unisolatedServer((await buildWeb(join(dir, "dist"))).site);
+    const context = await chromium.launchPersistentContext(join(dir, "profile"), {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      acceptDownloads: true,
+    });
+    try {
+      await new Promise<void>((listening) => server.listen(0, "127.0.0.1", listening));
+      const page = await context.newPage();
+      await page.goto(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
+      await page.waitForSelector('body[data-model="default"]', { timeout: 60_000 });
+      assert.equal(await page.evaluate(() => self.crossOriginIsolated), false);
+      assert.equal(await page.evaluate(() => document.body.dataset.kernelThreads), "1");
+      assert.equal(await page.textContent("#engine"), "Computed here by the WebAssembly kernels on one thread.");
+      const run = { prompt: "Ka Bo lives in the city of", subject: "Ka Bo", seed: 3, samples: 2 };
+      await page.fill("#prompt", run.prompt);
+      await page.fill("#subject", run.subject);
+      await page.fill("#seed", String(run.seed));
+      await page.fill("#samples", String(run.samples));
+      await page.selectOption("#component", "block_output");
+      await page.click("#run");
+      await page.waitForFunction(() => document.body.dataset.done !== undefined, null, { timeout: 120_000 });
+      assert.equal(await page.textContent("#error"), "");
+      const [download] = await Promise.all([page.waitForEvent("download"), page.click("#download-json")]);
+      assertSameTrace(JSON.parse(await readFile((await download.path())!, "utf8")) as TraceJson, cliTrace(run));
+    } finally {
+      await context.close();
+      server.close();
+      server.closeAllConnections();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -3,7 +3,16 @@
  * comes back: a progress bar, the heat maps (hover a cell for its value, click it for that run's
  * top tokens), and downloads of the JSON and the HTML report.
  */
-import type { ModelInfo, ModelSource, Panel, SweepAnswer, TopToken, WorkerMessage, WorkRequest } from "./protocol.js";
+import type {
+  Engine,
+  ModelInfo,
+  ModelSource,
+  Panel,
+  SweepAnswer,
+  TopToken,
+  WorkerMessage,
+  WorkRequest,
+} from "./protocol.js";
 
 type Kind = "trace" | "patch" | "lens" | "heads";
 
@@ -62,6 +71,14 @@ async function loadModel(source: ModelSource): Promise<void> {
     return;
   }
   showModel(message.info);
+  showEngine(message.engine);
+}
+
+function showEngine(engine: Engine): void {
+  const kernels = engine.kernels === "wasm" ? "the WebAssembly kernels" : `the ${engine.kernels} kernels`;
+  const threads = engine.threads === 1 ? "one thread" : `${engine.threads} threads`;
+  element("engine").textContent = `Computed here by ${kernels} on ${threads}.`;
+  document.body.dataset.kernelThreads = String(engine.threads);
 }
 
 function showModel(info: ModelInfo): void {

@@ -70,6 +70,12 @@ export interface ModelInfo {
   demo: { prompt: string; subject: string } | null;
 }
 
+/** What computes: the kernel set (tv.kernels().name) and the threads its GEMM runs on. */
+export interface Engine {
+  kernels: string;
+  threads: number;
+}
+
 /** A token of a run's prediction and its probability. */
 export interface TopToken {
   token: string;
@@ -105,7 +111,7 @@ export interface SweepAnswer {
 
 export type WorkerMessage =
   | { id: number; type: "progress"; done: number; total: number; label: string }
-  | { id: number; type: "loaded"; info: ModelInfo }
+  | { id: number; type: "loaded"; info: ModelInfo; engine: Engine }
   | { id: number; type: "result"; answer: SweepAnswer }
   | { id: number; type: "cell"; cell: CellAnswer }
   | { id: number; type: "error"; message: string };

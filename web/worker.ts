@@ -4,7 +4,16 @@
  * or an error whose message is tsvene's own.
  */
 import * as tv from "../src/index.js";
-import type { CellAnswer, ModelInfo, ModelSource, SweepAnswer, WorkerMessage, WorkRequest } from "./protocol.js";
+import { startKernels } from "./kernel-threads.js";
+import type {
+  CellAnswer,
+  Engine,
+  ModelInfo,
+  ModelSource,
+  SweepAnswer,
+  WorkerMessage,
+  WorkRequest,
+} from "./protocol.js";
 import { cell, heads, lens, type Loaded, patch, type Progress, trace } from "./sweeps.js";
 
 /** The embedded model, served beside the page (build-web copies models/default there). */
@@ -14,18 +23,15 @@ const FACTS_FILE = "facts.json";
 let loaded: Loaded | null = null;
 
 /**
- * The WebAssembly kernels, when the site has them (build-web copies build/wasm/tsvene.wasm beside
- * the page), installed before any tensor work: the kernels are chosen on first use. Without them
- * the TypeScript kernels run.
+ * The kernels (kernel-threads.ts: the WebAssembly kernels when the site has them, on more than one
+ * thread where the page is cross-origin isolated), installed before any tensor work: the kernels
+ * are chosen on first use. Without them the TypeScript kernels run.
  */
-const platformReady = fetch(new URL("tsvene.wasm", self.location.href)).then(
-  async (response) => {
-    if (!response.ok) return;
-    const wasmKernelBytes = new Uint8Array(await response.arrayBuffer());
-    tv.setPlatform(tv.createPortablePlatform({ wasmKernelBytes }));
-  },
-  () => undefined,
-);
+const engineReady: Promise<Engine> = startKernels(new URL("./", self.location.href)).then(({ platform, threads }) => {
+  if (platform) tv.setPlatform(platform);
+  const kernels = tv.kernels().name;
+  return { kernels, threads: kernels === "wasm" ? threads : 1 };
+});
 
 self.addEventListener("message", (event: MessageEvent<{ id: number; request: WorkRequest }>) => {
   const { id, request } = event.data;
@@ -37,13 +43,13 @@ self.addEventListener("message", (event: MessageEvent<{ id: number; request: Wor
 });
 
 type Answer =
-  | { type: "loaded"; info: ModelInfo }
+  | { type: "loaded"; info: ModelInfo; engine: Engine }
   | { type: "result"; answer: SweepAnswer }
   | { type: "cell"; cell: CellAnswer };
 
 async function handle(request: WorkRequest, progress: Progress): Promise<Answer> {
-  await platformReady;
-  if (request.kind === "load") return { type: "loaded", info: await load(request.source) };
+  const engine = await engineReady;
+  if (request.kind === "load") return { type: "loaded", info: await load(request.source), engine };
   if (loaded === null) throw new Error("no model is loaded yet");
   if (request.kind === "cell") return { type: "cell", cell: cell(loaded, request) };
   if (request.kind === "trace") return { type: "result", answer: trace(loaded, request, progress) };

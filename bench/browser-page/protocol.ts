@@ -7,7 +7,10 @@ import type { TraceResult } from "../../src/index.js";
 
 export const CONSOLE_PREFIX = "tsvene-bench ";
 
-/** The page's query: `runs` timed W1 runs after a warm-up (0: one untimed run, for the check only). */
+/**
+ * The page's query: `runs` timed W1 runs after a warm-up, alternating between one kernel thread and
+ * all of them where the page has more (0: one untimed run on all, for the check only).
+ */
 export interface BenchQuery {
   gemm: boolean;
   runs: number;
@@ -29,7 +32,10 @@ export type BenchMessage =
       k: number;
       n: number;
       js: GemmTiming;
+      /** On one thread. */
       wasm: GemmTiming;
+      /** On all the page's kernel threads, alternated with one; null where the page has one. */
+      wasmThreads: { threads: number; timing: GemmTiming } | null;
       /** max |wasm − js| over the product's elements. */
       maxDifference: number;
     }
@@ -46,6 +52,8 @@ export type BenchMessage =
       type: "w1";
       where: "browser" | "node";
       kernels: string;
+      /** Kernel threads the GEMMs ran on. */
+      threads: number;
       /** Timed runs after the warm-up, as pyvene was timed; 0 when the query asked for the check only. */
       runs: number;
       /** Over the timed runs; with none, the one run's time. */
@@ -64,12 +72,14 @@ export function w1Message(
   where: "browser" | "node",
   kernels: string,
   w1: { result: TraceResult; min: number; median: number; runs: number },
+  threads = 1,
 ): BenchMessage {
   const { grid, clean, corrupted } = w1.result;
   return {
     type: "w1",
     where,
     kernels,
+    threads,
     runs: w1.runs,
     minS: w1.min,
     medianS: w1.median,

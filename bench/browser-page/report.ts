@@ -16,11 +16,18 @@ export function reportLines(message: BenchMessage, pyvene: PyveneW1): string[] {
     case "status":
       return [message.text];
     case "gemm": {
-      const { m, k, n, js, wasm } = message;
+      const { m, k, n, js, wasm, wasmThreads } = message;
+      const threaded = wasmThreads
+        ? [
+            `  wasm on ${wasmThreads.threads} threads ${gemmFigure(wasmThreads.timing)}: ` +
+              `${(wasmThreads.timing.gflops / wasm.gflops).toFixed(2)}× one thread (alternated, best of 3 rounds)`,
+          ]
+        : [];
       return [
         `GEMM [${m}×${k}]·[${k}×${n}]: wasm ${gemmFigure(wasm)}, js ${gemmFigure(js)}; ` +
           `wasm/js ${(wasm.gflops / js.gflops).toFixed(1)}× ` +
           `(max |wasm − js| ${message.maxDifference.toExponential(1)})`,
+        ...threaded,
       ];
     }
     case "load":
@@ -43,7 +50,8 @@ export function reportLines(message: BenchMessage, pyvene: PyveneW1): string[] {
       const difference = gridDifference(message.grid, pyvene.checks.grid_logit_target);
       return [
         `W1 causal tracing (120 cells) in ${message.where === "browser" ? "the browser" : "Node"}, ` +
-          `${message.kernels} kernels: ${timing}`,
+          `${message.kernels} kernels on ${message.threads === 1 ? "one thread" : `${message.threads} threads`}: ` +
+          timing,
         `  pyvene (t1, min / median): tutorial-style ${seconds(pyvene.tutorial)} → ${faster(pyvene.tutorial)}; ` +
           `fastest expression ${seconds(pyvene.fastest)} → ${faster(pyvene.fastest)} (min vs min)`,
         `  check: logit grid max |Δ| vs pyvene ${difference.toExponential(2)}; clean logit ` +

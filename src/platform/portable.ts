@@ -10,17 +10,29 @@ import type { Platform } from "./types.js";
 export interface PortablePlatformOptions {
   /** The bytes of build/wasm/tsvene.wasm, e.g. fetched by the page or inlined by a bundler. */
   wasmKernelBytes?: Uint8Array;
+  /**
+   * With the bytes of build/wasm/tsvene-threads.wasm: the shared memory it runs on, the one its
+   * helper workers instantiated it on (threadedWasmMemory, wasmKernelHelper).
+   */
+  wasmKernelMemory?: WebAssembly.Memory;
 }
 
 /** A portable platform; with `wasmKernelBytes`, the WebAssembly kernels can run on it. */
 export function createPortablePlatform(options?: PortablePlatformOptions): Platform {
   const where = "createPortablePlatform";
-  const { wasmKernelBytes } = readOptions<PortablePlatformOptions>(options, ["wasmKernelBytes"], where);
+  const { wasmKernelBytes, wasmKernelMemory } = readOptions<PortablePlatformOptions>(
+    options,
+    ["wasmKernelBytes", "wasmKernelMemory"],
+    where,
+  );
   if (wasmKernelBytes !== undefined && !(wasmKernelBytes instanceof Uint8Array)) {
     throw new TypeError(
       `${where}: wasmKernelBytes must be a Uint8Array (the bytes of build/wasm/tsvene.wasm), ` +
         `got ${describe(wasmKernelBytes)}`,
     );
+  }
+  if (wasmKernelMemory !== undefined && !(wasmKernelMemory instanceof WebAssembly.Memory)) {
+    throw new TypeError(`${where}: wasmKernelMemory must be a WebAssembly.Memory, got ${describe(wasmKernelMemory)}`);
   }
   return {
     name: "portable",
@@ -34,6 +46,7 @@ export function createPortablePlatform(options?: PortablePlatformOptions): Platf
       }
       return wasmKernelBytes;
     },
+    wasmKernelMemory: () => wasmKernelMemory,
     packagePath: (...segments) => segments.join("/"),
     emitWarning: (message, code) => console.warn(`${code}: ${message}`),
   };

@@ -19,6 +19,11 @@ export interface Platform {
    * the addon and the TypeScript kernels. Throws an Error that says why when there are none.
    */
   wasmKernelBytes(): Uint8Array;
+  /**
+   * The shared memory the threaded build of those kernels (build/wasm/tsvene-threads.wasm) runs on,
+   * which its GEMM helpers in other workers share; undefined (or no method) for the plain build.
+   */
+  wasmKernelMemory?(): WebAssembly.Memory | undefined;
   /** A path inside the package (the folder holding tsvene's package.json), e.g. ("models", "default"). */
   packagePath(...segments: string[]): string;
   /** Raises a warning other than the console's (Node: process.emitWarning with this code). */

@@ -6,6 +6,9 @@
  * copies what the kernel reads into a scratch region of that memory (grown when a call needs more,
  * reused by the next), runs, and copies the outputs back. So outputs may be the input arrays
  * wherever the TypeScript kernels allow it, and a failed check or allocation writes nothing.
+ *
+ * The threaded build (build/wasm/tsvene-threads.wasm) runs on a shared memory given with the bytes,
+ * where helpers in other workers take parts of every large GEMM (wasm-team.ts).
  */
 import type { Platform } from "../../platform/index.js";
 import {
@@ -38,6 +41,8 @@ interface ModuleExports extends Record<keyof KernelFunctions, ModuleFunction> {
 }
 
 const PAGE_BYTES = 65536;
+/** The whole 4 GiB of wasm32, which the kernels' memory may grow to. */
+export const WASM_MAX_PAGES = 65536;
 
 /**
  * The module's memory from its heap base on, handed out afresh to each call. `reserve` places all
@@ -352,14 +357,27 @@ function kernelsOver(module: ModuleExports): Kernels {
   };
 }
 
+/** `module` instantiated on `memory` when it is the threaded build (it imports its memory), else on its own. */
+export function instantiateKernelModule(
+  module: WebAssembly.Module,
+  memory: WebAssembly.Memory | undefined,
+): Record<string, unknown> {
+  const importsMemory = WebAssembly.Module.imports(module).some((entry) => entry.kind === "memory");
+  if (importsMemory && memory === undefined) {
+    throw new Error("the threaded WebAssembly kernels need their shared memory (threadedWasmMemory)");
+  }
+  const env = importsMemory ? { pow: powC, memory } : { pow: powC };
+  const exports = new WebAssembly.Instance(module, { env } as WebAssembly.Imports).exports as Record<string, unknown>;
+  return importsMemory ? { ...exports, memory } : exports;
+}
+
 /**
  * The WebAssembly kernels over the module `bytes` (compiled and instantiated synchronously: fine in
- * Node and in workers, and on a browser's main thread for a module this small).
+ * Node and in workers, and on a browser's main thread for a module this small); for the threaded
+ * build, on `memory`.
  */
-export function createWasmKernels(bytes: Uint8Array): Kernels {
-  const module = new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>);
-  const instance = new WebAssembly.Instance(module, { env: { pow: powC } });
-  const exports = instance.exports as Record<string, unknown>;
+export function createWasmKernels(bytes: Uint8Array, memory?: WebAssembly.Memory): Kernels {
+  const exports = instantiateKernelModule(new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>), memory);
   const missing = [...KERNEL_FUNCTION_NAMES, "heapBase"].filter((name) => typeof exports[name] !== "function");
   if (!(exports.memory instanceof WebAssembly.Memory)) missing.push("memory");
   if (missing.length > 0) {
@@ -374,7 +392,7 @@ export function createWasmKernels(bytes: Uint8Array): Kernels {
 /** The WebAssembly kernels of platform `p`, or null and why not. */
 export function loadWasmKernels(p: Platform): { kernels: Kernels | null; error: Error | null } {
   try {
-    return { kernels: createWasmKernels(p.wasmKernelBytes()), error: null };
+    return { kernels: createWasmKernels(p.wasmKernelBytes(), p.wasmKernelMemory?.()), error: null };
   } catch (error) {
     return { kernels: null, error: error instanceof Error ? error : new Error(String(error)) };
   }
