@@ -1,13 +1,14 @@
 # The native kernels (native/kernels.c, shared with the WebAssembly build; the AVX512-BF16 GEMM in
-# native/bf16.c on its thread pool, native/pool.c; and the N-API glue with OpenBLAS sgemm in
-# native/tsvene.c), built by `npm install` into build/Release/tsvene.node.
+# native/bf16.c and the AVX-512 float32 GEMV in native/gemv.c on their thread pool, native/pool.c;
+# and the N-API glue with OpenBLAS sgemm in native/tsvene.c), built by `npm install` into
+# build/Release/tsvene.node.
 {
   # Set on the command line: node-gyp configure -- -Dopenblas_static=true (scripts/prebuild.ts).
   "variables": { "openblas_static%": "false" },
   "targets": [
     {
       "target_name": "tsvene",
-      "sources": ["native/tsvene.c", "native/kernels.c", "native/bf16.c", "native/pool.c"],
+      "sources": ["native/tsvene.c", "native/kernels.c", "native/bf16.c", "native/gemv.c", "native/pool.c"],
       # -fopenmp-simd: honour `#pragma omp simd` (vectorised double reductions) without OpenMP's
       # runtime. -fno-trapping-math: lets GCC if-convert the branch-free selects in the exp/tanh
       # code, which it otherwise refuses to vectorise; it only drops FP exception flags, which

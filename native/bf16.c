@@ -8,12 +8,14 @@
  *   rows is a set of dot products, reduced across lanes at the end. IN_OUT: two W rows k, k+1 are
  *   interleaved in registers (vpunpck{l,h}wd) and multiplied by the broadcast pair (a_k, a_k+1);
  *   rows are read front to back (no page-crossing column walks), the sums kept in a small scratch.
+ *   When m × n sums are small (decoding: m = 1), parts split k instead of n, each streaming one
+ *   contiguous block of W rows into its own sums, which the caller adds up at the end.
  * - Larger m. Per block of k, a panel of A's rows is rounded to bf16 once, and each block of W
  *   (KC × NC) is packed into pairs of k for 64 columns (a transpose for OUT_IN, the interleave for
  *   IN_OUT) and reused by every 6-row strip of the panel: a 6×64 register tile, 24 vdpbf16ps per 4
  *   loads and 6 broadcasts.
  *
- * Threads split n (or m, when n is too narrow) through the pool of pool.h. Every intrinsic sits in
+ * Threads split n (or m, when n is too narrow; or k, above) through the pool of pool.h. Every intrinsic sits in
  * a function compiled for AVX-512 alone, so the file builds for any x86-64 (and compiles that part
  * out elsewhere); tv_bf16_gemm_supported checks the CPU before any of it runs.
  */
@@ -45,7 +47,10 @@ enum {
   DOT_WIDTH = 8,                /*   W rows per block (1 or 2 tiles) */
   INTERLEAVE_PAIRS = 8,         /* IN_OUT direct: pairs of W rows per pass over the columns */
   SUMS_BYTES = 256 << 10,       /*   its float sums (m × columns) stay in L2 */
-  PREFETCH_AHEAD = 256,         /* direct paths: W elements ahead along a row */
+  SPLIT_K_SUMS_BYTES = 64 << 10, /*   parts split k when m × n sums (one set per part) fit this */
+  PREFETCH_AHEAD = 256,         /* IN_OUT direct, split n: W elements ahead along a row */
+  DOT_PREFETCH_ROWS = 32,       /* OUT_IN direct: the same column this many W rows on */
+  ROW_PAIRS = 4,                /* IN_OUT direct, split k: pairs of W rows per pass (no prefetch) */
   MIN_MACS_PER_PART = 1 << 19,  /* a part smaller than this costs more to hand out than it saves */
   PARTS_PER_THREAD = 4,         /* direct paths: parts per thread (see plan) */
   ALIGNMENT = 64
@@ -64,6 +69,7 @@ typedef struct {
   /* The plan. */
   int direct;            /* the m ≤ DIRECT_MAX_M paths, else the packed one */
   int split_m;           /* parts own rows of C (else columns) */
+  int split_k;           /* IN_OUT direct: parts own rows of W, each summing into its own scratch */
   int units, unit;       /* the split dimension in units of `unit` */
   uint16_t *a_bf16;      /* direct paths: A rounded, rows of a_bf16_ld (zero-padded to 32) */
   size_t a_bf16_ld;
@@ -99,7 +105,8 @@ static inline __mmask32 mask32(int count) {
   return count >= 32 ? 0xFFFFFFFFu : count <= 0 ? 0 : (__mmask32)((1u << count) - 1);
 }
 
-/* Asks for W's line PREFETCH_AHEAD elements on (an address only: past W's end it is harmless). */
+/* Asks for W's line PREFETCH_AHEAD elements on (an address only: past W's end it is harmless, as
+ * are the other prefetches past a part's or W's end). */
 INLINE_TARGET void prefetch_ahead(const uint16_t *w) {
   _mm_prefetch((const char *)((uintptr_t)w + PREFETCH_AHEAD * sizeof *w), _MM_HINT_T0);
 }
@@ -189,7 +196,7 @@ INLINE_TARGET void dot_tile(const int rows, const int width, int k, const uint16
     __m512bh wv[DOT_WIDTH];
     UNROLL
     for (int j = 0; j < width; j++) {
-      prefetch_ahead(w_row[j] + kk);
+      _mm_prefetch((const char *)(w_row[j] + kk + DOT_PREFETCH_ROWS * ldw), _MM_HINT_T0);
       wv[j] = (__m512bh)_mm512_maskz_loadu_epi16(valid, w_row[j] + kk);
     }
     UNROLL
@@ -280,41 +287,70 @@ INLINE_TARGET void interleave_pairs(const int pairs, const uint16_t *w0, size_t 
   }
 }
 
-/* Columns [n0, n1) in blocks whose sums fit SUMS_BYTES; every A row shares each interleaved W
- * vector, so W is read once whatever m is. */
-static TARGET void in_out_direct_part(const Gemm *g, int n0, int n1, float *sums) {
-  int rows = g->m, block = sums_block_width(rows);
-  int full_pairs = g->k / 2 / INTERLEAVE_PAIRS * INTERLEAVE_PAIRS;
+/*
+ * Adds W rows [k0, k1) (k0 even; k1 even unless it is k) of columns [j0, j0 + width) times A's
+ * columns k0… to sums (the interleaved order, row stride lds), `pairs` pairs of rows per pass over
+ * the columns; every A row shares each interleaved W vector, so W is read once whatever m is.
+ */
+INLINE_TARGET void in_out_accumulate(const Gemm *g, const int pairs, int prefetch, int j0, int width, int k0, int k1,
+                                     float *sums, size_t lds) {
+  int full_end = k0 + (k1 - k0) / (2 * pairs) * (2 * pairs);
+  for (int kk = k0; kk < full_end; kk += 2 * pairs) {
+    const uint16_t *w0 = g->w + (size_t)kk * g->ldw + j0;
+    for (int j = 0; j < width; j += 32)
+      interleave_pairs(pairs, w0 + j, g->ldw, mask32(width - j), 0, prefetch && j + PREFETCH_AHEAD < width,
+                       g->a_bf16 + kk, g->a_bf16_ld, g->m, sums + j, lds);
+  }
+  for (int kk = full_end; kk < k1; kk += 2) {
+    const uint16_t *w0 = g->w + (size_t)kk * g->ldw + j0;
+    for (int j = 0; j < width; j += 32)
+      interleave_pairs(1, w0 + j, g->ldw, mask32(width - j), kk + 1 == k1, 0, g->a_bf16 + kk, g->a_bf16_ld, g->m,
+                       sums + j, lds);
+  }
+}
+
+/* C's columns [j0, j0 + width) from `count` sums buffers (as in_out_accumulate left them, each
+ * sums_step floats after the previous one), added in order, plus bias and beta·C. */
+static TARGET void in_out_finish(const Gemm *g, int j0, int width, const float *sums, size_t lds, int count,
+                                 size_t sums_step) {
   __m512i order0 = _mm512_loadu_si512(INTERLEAVED_ORDER[0]), order1 = _mm512_loadu_si512(INTERLEAVED_ORDER[1]);
+  for (int i = 0; i < g->m; i++) {
+    float *c = g->c + (size_t)i * g->ldc + j0;
+    for (int j = 0; j < width; j += 32) {
+      const float *s = sums + i * lds + j;
+      __m512 low = _mm512_loadu_ps(s), high = _mm512_loadu_ps(s + 16);
+      for (int p = 1; p < count; p++) {
+        low = _mm512_add_ps(low, _mm512_loadu_ps(s + p * sums_step));
+        high = _mm512_add_ps(high, _mm512_loadu_ps(s + p * sums_step + 16));
+      }
+      const float *bias = g->bias ? g->bias + j0 + j : NULL;
+      finish16(c + j, _mm512_permutex2var_ps(low, order0, high), bias, g->beta, width - j);
+      if (width - j > 16)
+        finish16(c + j + 16, _mm512_permutex2var_ps(low, order1, high), bias ? bias + 16 : NULL, g->beta,
+                 width - j - 16);
+    }
+  }
+}
+
+/* Columns [n0, n1), all of k, in blocks whose sums fit SUMS_BYTES. */
+static TARGET void in_out_direct_columns(const Gemm *g, int n0, int n1, float *sums) {
+  int block = sums_block_width(g->m);
   for (int j0 = n0; j0 < n1; j0 += block) {
     int width = min_int(block, n1 - j0);
     size_t lds = round_up((size_t)width, 32);
-    memset(sums, 0, rows * lds * sizeof *sums);
-    for (int p0 = 0; p0 < full_pairs; p0 += INTERLEAVE_PAIRS) {
-      const uint16_t *w0 = g->w + (size_t)2 * p0 * g->ldw + j0;
-      for (int j = 0; j < width; j += 32)
-        interleave_pairs(INTERLEAVE_PAIRS, w0 + j, g->ldw, mask32(width - j), 0, j + PREFETCH_AHEAD < width,
-                         g->a_bf16 + 2 * p0, g->a_bf16_ld, rows, sums + j, lds);
-    }
-    for (int kk = 2 * full_pairs; kk < g->k; kk += 2) {
-      const uint16_t *w0 = g->w + (size_t)kk * g->ldw + j0;
-      for (int j = 0; j < width; j += 32)
-        interleave_pairs(1, w0 + j, g->ldw, mask32(width - j), kk + 1 == g->k, 0, g->a_bf16 + kk, g->a_bf16_ld,
-                         rows, sums + j, lds);
-    }
-    for (int i = 0; i < rows; i++) {
-      float *c = g->c + (size_t)i * g->ldc + j0;
-      const float *s = sums + i * lds;
-      for (int j = 0; j < width; j += 32) {
-        __m512 low = _mm512_loadu_ps(s + j), high = _mm512_loadu_ps(s + j + 16);
-        const float *bias = g->bias ? g->bias + j0 + j : NULL;
-        finish16(c + j, _mm512_permutex2var_ps(low, order0, high), bias, g->beta, width - j);
-        if (width - j > 16)
-          finish16(c + j + 16, _mm512_permutex2var_ps(low, order1, high), bias ? bias + 16 : NULL, g->beta,
-                   width - j - 16);
-      }
-    }
+    memset(sums, 0, g->m * lds * sizeof *sums);
+    in_out_accumulate(g, INTERLEAVE_PAIRS, 1, j0, width, 0, g->k, sums, lds);
+    in_out_finish(g, j0, width, sums, lds, 1, 0);
   }
+}
+
+/* W rows [k0, k1), all of n, into this part's own sums, which run_gemm adds up once all have run:
+ * a part streams one contiguous block of W, where a split of n would read short pieces of rows; fewer
+ * rows per pass and no software prefetch (measured faster) leave that stream to the hardware. */
+static TARGET void in_out_direct_rows(const Gemm *g, int k0, int k1, float *sums) {
+  size_t lds = round_up((size_t)g->n, 32);
+  memset(sums, 0, g->m * lds * sizeof *sums);
+  in_out_accumulate(g, ROW_PAIRS, 0, 0, g->n, k0, k1, sums, lds);
 }
 
 /* ---- Larger m: packed W blocks, 6×64 register tiles. ---- */
@@ -466,9 +502,13 @@ static void run_part(void *context, int part, int parts, int thread) {
   int begin, end;
   part_range(g->units, part, parts, &begin, &end);
   begin *= g->unit;
-  end = min_int(end * g->unit, g->split_m ? g->m : g->n);
+  end = min_int(end * g->unit, g->split_k ? g->k : g->split_m ? g->m : g->n);
+  char *scratch = g->scratch + (g->split_k ? part : thread) * g->scratch_size;
+  if (g->split_k) {
+    in_out_direct_rows(g, begin, end, (float *)scratch);
+    return;
+  }
   if (begin >= end) return;
-  char *scratch = g->scratch + thread * g->scratch_size;
   if (!g->direct) {
     if (g->split_m)
       packed_part(g, begin, end, 0, g->n, scratch);
@@ -477,7 +517,7 @@ static void run_part(void *context, int part, int parts, int thread) {
   } else if (g->layout == TV_BF16_OUT_IN) {
     out_in_direct_part(g, begin, end);
   } else {
-    in_out_direct_part(g, begin, end, (float *)scratch);
+    in_out_direct_columns(g, begin, end, (float *)scratch);
   }
 }
 
@@ -494,7 +534,9 @@ static void plan(Gemm *g) {
   g->direct = g->m <= DIRECT_MAX_M;
   if (g->direct) {
     g->split_m = 0;
-    g->unit = g->layout == TV_BF16_OUT_IN ? DOT_WIDTH : 32;
+    g->split_k = g->layout == TV_BF16_IN_OUT && parts > 1 &&
+                 g->m * round_up((size_t)g->n, 32) * sizeof(float) <= SPLIT_K_SUMS_BYTES;
+    g->unit = g->split_k ? 2 * ROW_PAIRS : g->layout == TV_BF16_OUT_IN ? DOT_WIDTH : 32;
     g->a_bf16_ld = round_up((size_t)g->k, 32);
   } else {
     int blocks = (g->k + KC_MAX - 1) / KC_MAX;
@@ -503,11 +545,13 @@ static void plan(Gemm *g) {
     g->split_m = (g->n + NR - 1) / NR < parts;
     g->unit = g->split_m ? MR : NR;
   }
-  g->units = ((g->split_m ? g->m : g->n) + g->unit - 1) / g->unit;
+  g->units = ((g->split_k ? g->k : g->split_m ? g->m : g->n) + g->unit - 1) / g->unit;
   g->parts = parts < 1 || threads == 1 ? 1 : min_int(parts, g->units);
   g->threads = min_int(threads, g->parts);
   int widest_part = (g->units + g->parts - 1) / g->parts * g->unit;
-  if (g->direct) {
+  if (g->split_k) {
+    g->scratch_size = g->m * round_up((size_t)g->n, 32) * sizeof(float);
+  } else if (g->direct) {
     size_t width = round_up((size_t)min_int(widest_part, sums_block_width(g->m)), 32);
     g->scratch_size = g->layout == TV_BF16_IN_OUT ? g->m * width * sizeof(float) : 0;
   } else {
@@ -525,7 +569,7 @@ static int run_gemm(int layout, int m, int n, int k, const float *a, int lda, co
             .bias = bias, .beta = beta, .c = c, .ldc = (size_t)ldc};
   plan(&g);
   size_t a_bf16_size = g.direct ? round_up(g.m * g.a_bf16_ld * sizeof(uint16_t), ALIGNMENT) : 0;
-  size_t size = a_bf16_size + g.threads * g.scratch_size;
+  size_t size = a_bf16_size + (g.split_k ? g.parts : g.threads) * g.scratch_size;
   char *memory = NULL;
   if (size > 0) {
     memory = aligned_alloc(ALIGNMENT, size);
@@ -535,6 +579,8 @@ static int run_gemm(int layout, int m, int n, int k, const float *a, int lda, co
   g.scratch = memory + a_bf16_size;
   if (g.direct) round_a_rows(&g);
   tv_pool_run(run_part, &g, g.parts, g.threads);
+  if (g.split_k)
+    in_out_finish(&g, 0, n, (const float *)g.scratch, round_up((size_t)n, 32), g.parts, g.scratch_size / sizeof(float));
   free(memory);
   return TV_BF16_OK;
 }

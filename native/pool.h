@@ -1,7 +1,8 @@
 /*
  * A small persistent thread pool for native kernels that split their work into parts. Its threads
- * are created on first use and sleep on a condition variable between runs, so they cost nothing
- * while OpenBLAS's own threads (which share the same cores) or JavaScript run.
+ * are created on first use; between runs they yield their cores for a fraction of a millisecond
+ * (runs that follow closely find them awake), then sleep on a condition variable, so an idle pool
+ * costs nothing while OpenBLAS's own threads (which share the same cores) or JavaScript run.
  */
 #ifndef TSVENE_POOL_H
 #define TSVENE_POOL_H

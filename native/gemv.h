@@ -1,0 +1,27 @@
+/*
+ * Float32 matrix-vector products (decoding one token: every weight streamed once from DRAM) on the
+ * thread pool of pool.h. Pure C: no N-API, no BLAS. The kernel needs AVX-512F and is chosen at run
+ * time; where the CPU lacks it tv_sgemv does nothing and says so, and the caller takes its BLAS.
+ */
+#ifndef TSVENE_GEMV_H
+#define TSVENE_GEMV_H
+
+#include <stddef.h>
+
+/* W's layout in tv_sgemv. */
+enum {
+  TV_GEMV_OUT_IN = 0, /* W is n×k (torch.nn.Linear's [out, in], a tied LM head): y = W·x */
+  TV_GEMV_IN_OUT = 1  /* W is k×n (GPT-2's Conv1D): y = xᵀ·W */
+};
+
+/*
+ * y[n] = alpha·op(W)·x[k] + beta·y, W row-major with row stride ldw (≥ k for TV_GEMV_OUT_IN, ≥ n
+ * for TV_GEMV_IN_OUT); beta = 0 overwrites y without reading it. n, k ≥ 1. The products are summed
+ * in float32 in an order of the kernel's choosing (fixed for a given shape and thread count).
+ * Returns 1, or 0 with y untouched when this CPU has no AVX-512F or the scratch could not be
+ * allocated.
+ */
+int tv_sgemv(int layout, int n, int k, float alpha, const float *x, const float *w, size_t ldw, float beta,
+             float *y);
+
+#endif
