@@ -18,7 +18,9 @@
 #include <string.h>
 
 #include "bf16.h"
+#include "gemv.h"
 #include "kernels.h"
+#include "pool.h"
 
 #ifdef __GLIBC__
 #include <malloc.h>
@@ -207,12 +209,16 @@ static napi_value sgemm_batch(napi_env env, napi_callback_info info) {
     return NULL;
   }
   for (size_t i = 0; i < a_count; i++) {
-    /* A single row (decoding one token) is a matrix-vector product: sgemv streams B once, where
-       sgemm's packing of a transposed B costs a third more on the LM head. */
+    /* A single row (decoding one token) is a matrix-vector product: a GEMV streams B once, where
+       sgemm's packing of a transposed B costs a third more on the LM head. tv_sgemv (on the pool,
+       awake between a decoding step's products) where the CPU has AVX-512, else OpenBLAS's. */
     if (m == 1 && !trans_a) {
-      cblas_sgemv(CblasRowMajor, trans_b ? CblasNoTrans : CblasTrans, trans_b ? (int)n : (int)k, trans_b ? (int)k : (int)n,
-                  (float)alpha, b.data + b_offsets[i], ldb ? (int)ldb : 1, a.data + a_offsets[i], 1, (float)beta,
-                  c.data + c_offsets[i], 1);
+      if (tv_sgemv(trans_b ? TV_GEMV_OUT_IN : TV_GEMV_IN_OUT, (int)n, (int)k, (float)alpha, a.data + a_offsets[i],
+                   b.data + b_offsets[i], ldb, (float)beta, c.data + c_offsets[i]))
+        continue;
+      cblas_sgemv(CblasRowMajor, trans_b ? CblasNoTrans : CblasTrans, trans_b ? (int)n : (int)k,
+                  trans_b ? (int)k : (int)n, (float)alpha, b.data + b_offsets[i], ldb ? (int)ldb : 1,
+                  a.data + a_offsets[i], 1, (float)beta, c.data + c_offsets[i], 1);
       continue;
     }
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, (int)m,
@@ -222,8 +228,51 @@ static napi_value sgemm_batch(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Elementwise and row kernels over large arrays run in parts on the thread pool (pool.h), each part
+ * a range of elements or of rows: every element is computed as it would be in one piece, so results
+ * do not depend on the split. A part is big enough to outweigh handing it out; an array below two
+ * parts stays on the calling thread, where waking a worker would cost more than it saves.
+ */
+
+#define ELEMENTS_PER_PART ((size_t)1 << 15)
+
+/* How many parts `units` units (elements or rows) of `unit_size` elements make; 1 keeps them whole. */
+static int parts_for(size_t units, size_t unit_size) {
+  size_t parts = units * unit_size / ELEMENTS_PER_PART;
+  if (parts > units) parts = units;
+  if (parts > 1024) parts = 1024;
+  return parts < 2 || tv_pool_threads() < 2 ? 1 : (int)parts;
+}
+
+/* The first of `units` units in part `part` of `parts`; part `parts` gives the end. */
+static size_t part_start(size_t units, int part, int parts) { return units * (size_t)part / (size_t)parts; }
+
 typedef void (*UnaryKernel)(const float *x, float *out, size_t n);
 typedef void (*UnaryBackwardKernel)(const float *x, const float *grad_out, float *grad_in, size_t n);
+
+typedef struct {
+  UnaryKernel compute;
+  UnaryBackwardKernel compute_backward;
+  const float *x, *grad_out;
+  float *out;
+  size_t n;
+} UnaryRun;
+
+static void unary_part(void *context, int part, int parts, int thread) {
+  (void)thread;
+  const UnaryRun *run = context;
+  size_t first = part_start(run->n, part, parts), end = part_start(run->n, part + 1, parts);
+  if (run->compute)
+    run->compute(run->x + first, run->out + first, end - first);
+  else
+    run->compute_backward(run->x + first, run->grad_out + first, run->out + first, end - first);
+}
+
+static void run_unary(const UnaryRun *run) {
+  int parts = parts_for(run->n, 1);
+  tv_pool_run(unary_part, (void *)run, parts, tv_pool_threads());
+}
 
 static napi_value unary(napi_env env, napi_callback_info info, const char *kernel, UnaryKernel compute) {
   Call call;
@@ -231,7 +280,8 @@ static napi_value unary(napi_env env, napi_callback_info info, const char *kerne
   if (!begin_call(env, info, kernel, 2, &call) || !f32_arg(&call, 0, "x", &x) || !f32_arg(&call, 1, "out", &out) ||
       !expect_length(&call, "out", out.length, x.length, "x.length"))
     return NULL;
-  compute(x.data, out.data, x.length);
+  UnaryRun run = {compute, NULL, x.data, NULL, out.data, x.length};
+  run_unary(&run);
   return NULL;
 }
 
@@ -244,7 +294,8 @@ static napi_value unary_backward(napi_env env, napi_callback_info info, const ch
       !expect_length(&call, "gradOut", grad_out.length, x.length, "x.length") ||
       !expect_length(&call, "gradIn", grad_in.length, x.length, "x.length"))
     return NULL;
-  compute(x.data, grad_out.data, grad_in.data, x.length);
+  UnaryRun run = {NULL, compute, x.data, grad_out.data, grad_in.data, x.length};
+  run_unary(&run);
   return NULL;
 }
 
@@ -307,6 +358,24 @@ static napi_value softmax_rows_backward(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* Split by batch entries, each with its own padding row. */
+typedef struct {
+  const float *x, *padding;
+  size_t batch, heads, queries, keys, window;
+  float divisor;
+  float *out;
+} AttentionSoftmaxRun;
+
+static void attention_softmax_part(void *context, int part, int parts, int thread) {
+  (void)thread;
+  const AttentionSoftmaxRun *run = context;
+  size_t first = part_start(run->batch, part, parts), end = part_start(run->batch, part + 1, parts);
+  size_t entry = run->heads * run->queries * run->keys;
+  attention_softmax_f32(run->x + first * entry, end - first, run->heads, run->queries, run->keys, run->divisor,
+                        run->window, run->padding ? run->padding + first * run->keys : NULL,
+                        run->out + first * entry);
+}
+
 static napi_value attention_softmax(napi_env env, napi_callback_info info) {
   Call call;
   F32 x, padding, out;
@@ -334,7 +403,8 @@ static napi_value attention_softmax(napi_env env, napi_callback_info info) {
     return NULL;
   }
   if (padding.data && !expect_length(&call, "padding", padding.length, batch * keys, "batch*keys")) return NULL;
-  attention_softmax_f32(x.data, batch, heads, queries, keys, (float)divisor, window, padding.data, out.data);
+  AttentionSoftmaxRun run = {x.data, padding.data, batch, heads, queries, keys, window, (float)divisor, out.data};
+  tv_pool_run(attention_softmax_part, &run, parts_for(batch, heads * queries * keys), tv_pool_threads());
   return NULL;
 }
 
@@ -342,6 +412,21 @@ static napi_value attention_softmax(napi_env env, napi_callback_info info) {
 static bool optional_row_arg(const Call *call, size_t index, const char *name, size_t cols, F32 *out) {
   return optional_f32_arg(call, index, name, out) &&
          (!out->data || expect_length(call, name, out->length, cols, "cols"));
+}
+
+typedef struct {
+  const float *x, *weight, *bias;
+  double eps;
+  size_t rows, cols;
+  float *out, *mean, *rstd;
+} LayerNormRun;
+
+static void layer_norm_part(void *context, int part, int parts, int thread) {
+  (void)thread;
+  const LayerNormRun *run = context;
+  size_t first = part_start(run->rows, part, parts), end = part_start(run->rows, part + 1, parts);
+  layer_norm_rows_f32(run->x + first * run->cols, run->weight, run->bias, run->eps, end - first, run->cols,
+                      run->out + first * run->cols, run->mean + first, run->rstd + first);
 }
 
 static napi_value layer_norm_rows(napi_env env, napi_callback_info info) {
@@ -359,7 +444,8 @@ static napi_value layer_norm_rows(napi_env env, napi_callback_info info) {
       !expect_length(&call, "mean", mean.length, rows, "rows") ||
       !expect_length(&call, "rstd", rstd.length, rows, "rows"))
     return NULL;
-  layer_norm_rows_f32(x.data, weight.data, bias.data, eps, rows, cols, out.data, mean.data, rstd.data);
+  LayerNormRun run = {x.data, weight.data, bias.data, eps, rows, cols, out.data, mean.data, rstd.data};
+  tv_pool_run(layer_norm_part, &run, parts_for(rows, cols), tv_pool_threads());
   return NULL;
 }
 
@@ -495,6 +581,38 @@ static bool check_extent(const Call *call, const char *array_name, size_t length
   return true;
 }
 
+/* A strided op split along the outermost dim of its merged layout: a part is that layout with the
+ * dim cut to its range and the offsets moved to the range's start. b is NULL for a copy. */
+typedef struct {
+  BinaryOp op;
+  const StridedLayout *layout;
+  const float *a, *b;
+  size_t a_offset, b_offset;
+  float *out;
+  size_t size;
+} StridedRun;
+
+static void strided_part(void *context, int part, int parts, int thread) {
+  (void)thread;
+  const StridedRun *run = context;
+  size_t outer = run->layout->dims[0], inner = run->size / outer;
+  size_t first = part_start(outer, part, parts), end = part_start(outer, part + 1, parts);
+  StridedLayout layout = *run->layout;
+  layout.dims[0] = end - first;
+  size_t a_offset = run->a_offset + first * layout.strides[0][0], size = (end - first) * inner;
+  float *out = run->out + first * inner;
+  if (run->b)
+    binary_strided_f32(run->op, &layout, run->a, a_offset, run->b, run->b_offset + first * layout.strides[1][0], out,
+                       size);
+  else
+    copy_strided_f32(&layout, run->a, a_offset, out, size);
+}
+
+static void run_strided(const StridedRun *run) {
+  int parts = parts_for(run->layout->dims[0], run->size / run->layout->dims[0]);
+  tv_pool_run(strided_part, (void *)run, parts, tv_pool_threads());
+}
+
 static napi_value binary_strided(napi_env env, napi_callback_info info) {
   Call call;
   BinaryOp op = OP_ADD;
@@ -518,7 +636,8 @@ static napi_value binary_strided(napi_env env, napi_callback_info info) {
   StridedLayout layout;
   const int32_t *const strides[2] = {a_strides, b_strides};
   merge_layout(dims, rank, strides, 2, &layout);
-  binary_strided_f32(op, &layout, a.data, a_offset, b.data, b_offset, out.data, size);
+  StridedRun run = {op, &layout, a.data, b.data, a_offset, b_offset, out.data, size};
+  run_strided(&run);
   return NULL;
 }
 
@@ -539,7 +658,8 @@ static napi_value copy_strided(napi_env env, napi_callback_info info) {
   StridedLayout layout;
   const int32_t *const strides[1] = {src_strides};
   merge_layout(dims, rank, strides, 1, &layout);
-  copy_strided_f32(&layout, src.data, src_offset, out.data, size);
+  StridedRun run = {OP_ADD, &layout, src.data, NULL, src_offset, 0, out.data, size};
+  run_strided(&run);
   return NULL;
 }
 

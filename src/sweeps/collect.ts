@@ -10,6 +10,7 @@ import type { PretrainedModel } from "../models/model.js";
 import { describe, readOptions } from "../options/index.js";
 import * as tv from "../tensor/index.js";
 import { IntTensor, type Tensor } from "../tensor/index.js";
+import { uninitialized } from "../tensor/storage.js";
 import type { CollectResult } from "./results.js";
 
 export interface CollectOptions {
@@ -31,6 +32,54 @@ const COLLECT_OPTIONS = [
   "batchSize",
   "onProgress",
 ] as const satisfies readonly (keyof CollectOptions)[];
+
+/**
+ * One site's values over all batches, in one array of every example's rows: each batch's values are
+ * copied in as its hook reads them, still in cache, so that neither the batches' tensors stay alive
+ * until the end nor a concatenation copies them again. A single batch of every example is kept as it is.
+ */
+class Gathered {
+  private values: Float32Array | null = null;
+  private rowShape: readonly number[] = [];
+  private rowSize = 0;
+  private rows = 0;
+
+  constructor(
+    private readonly examples: number,
+    private readonly layer: number,
+  ) {}
+
+  add(view: Tensor): void {
+    const [batch, ...rowShape] = view.shape;
+    if (this.values !== null && rowShape.join() !== this.rowShape.join()) {
+      throw new RangeError(
+        `collectActivations: layer ${this.layer} gave rows of shape [${rowShape.join(", ")}] after ` +
+          `[${this.rowShape.join(", ")}]`,
+      );
+    }
+    this.rowShape = rowShape;
+    this.rowSize = view.size / batch;
+    if (this.values === null && batch >= this.examples) {
+      this.values = view.data;
+    } else {
+      const filled = this.rows * this.rowSize;
+      if (this.values === null || this.values.length < filled + view.size) {
+        const grown = uninitialized(Math.max(filled + view.size, this.examples * this.rowSize));
+        if (this.values !== null) grown.set(this.values.subarray(0, filled));
+        this.values = grown;
+      }
+      this.values.set(view.data, filled);
+    }
+    this.rows += batch;
+  }
+
+  result(): { layer: number; shape: number[]; values: Float32Array } {
+    if (this.values === null) throw new RangeError(`collectActivations: layer ${this.layer} was never read`);
+    const size = this.rows * this.rowSize;
+    const values = this.values.length === size ? this.values : this.values.subarray(0, size);
+    return { layer: this.layer, shape: [this.rows, ...this.rowShape], values };
+  }
+}
 
 export function collectActivations(model: PretrainedModel, collectOptions: CollectOptions): CollectResult {
   const options = readOptions<CollectOptions>(collectOptions, COLLECT_OPTIONS, "collectActivations options");
@@ -60,13 +109,13 @@ export function collectActivations(model: PretrainedModel, collectOptions: Colle
   if (layers.length === 0) throw new RangeError("collectActivations: layers must not be empty");
   const sites = layers.map((layer) => model.site(component, layer));
   const [n, length] = inputIds.shape;
-  const perLayer: Tensor[][] = layers.map(() => []);
+  const gathered = layers.map((layer) => new Gathered(n, layer));
   const rows = (t: IntTensor, start: number, end: number) =>
     new IntTensor(t.data.slice(start * length, end * length), [end - start, length]);
   const handles: HookHandle[] = [];
   const lastLayer = Math.max(...layers);
   try {
-    sites.forEach((site, i) => handles.push(readSite(model, site, (view) => void perLayer[i].push(view))));
+    sites.forEach((site, i) => handles.push(readSite(model, site, (view) => gathered[i].add(view))));
     for (let start = 0; start < n; start += batchSize) {
       const end = Math.min(n, start + batchSize);
       const batch = {
@@ -84,9 +133,6 @@ export function collectActivations(model: PretrainedModel, collectOptions: Colle
     kind: "collect",
     component,
     layers,
-    activations: layers.map((layer, i) => {
-      const all = perLayer[i].length === 1 ? perLayer[i][0] : tv.concat(perLayer[i], 0);
-      return { layer, shape: [...all.shape], values: all.data };
-    }),
+    activations: gathered.map((g) => g.result()),
   };
 }

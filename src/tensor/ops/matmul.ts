@@ -11,6 +11,8 @@ import { Tensor } from "../tensor.js";
 import { halfMatmul } from "./half-matmul.js";
 
 const single = new Int32Array([0]);
+/** Strides that read a bias vector as every row of a matrix. */
+const BIAS_ROWS = Int32Array.of(0, 1);
 
 /** C = op(A)·op(B) + beta·C for matrices stored densely (row stride = stored column count). */
 function gemm(
@@ -152,7 +154,8 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null, la
   const rows = x.size / inF;
   const transW = layout === "out_in";
   const out = uninitialized(rows * outF);
-  if (bias !== null) for (let r = 0; r < rows; r++) out.set(bias.data, r * outF);
+  // The GEMM adds onto the bias rows (beta = 1), the order in which PyTorch's addmm sums too.
+  if (bias !== null) kernels().copyStrided(Int32Array.of(rows, outF), bias.data, 0, BIAS_ROWS, out);
   const half = weight.half;
   if (half !== null) halfMatmul(transW, rows, outF, inF, x.data, half, bias === null ? 0 : 1, out);
   else gemm(false, transW, rows, outF, inF, x.data, single, weight.data, single, bias === null ? 0 : 1, out, single);
