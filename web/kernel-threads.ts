@@ -96,6 +96,18 @@ async function startThreaded(site: URL, threads: number): Promise<KernelPlatform
     for (const helper of helpers) helper.worker.terminate();
     throw error;
   }
+  // A helper says "ready" just before it joins the team. The team must be whole before the first
+  // GEMM: parts are cut per team size, and a size that grows between calls could let a helper woken
+  // late for one call take a ticket of the next.
+  const team = wasmKernelTeam(module, memory);
+  const deadline = performance.now() + HELPER_START_MS;
+  while (team.size() < threads) {
+    if (performance.now() > deadline) {
+      for (const helper of helpers) helper.worker.terminate();
+      throw new Error(`${threads - team.size()} helper(s) did not join the team`);
+    }
+    await new Promise((tick) => setTimeout(tick, 1));
+  }
   const platform = tv.createPortablePlatform({ wasmKernelBytes: bytes, wasmKernelMemory: memory });
-  return { platform, threads, team: wasmKernelTeam(module, memory) };
+  return { platform, threads, team };
 }
