@@ -10,6 +10,7 @@ import type { PretrainedModel } from "../models/model.js";
 import { describe, readOptions } from "../options/index.js";
 import * as tv from "../tensor/index.js";
 import { IntTensor, type Tensor } from "../tensor/index.js";
+import { formatShape, sameShape } from "../tensor/shape.js";
 import { uninitialized } from "../tensor/storage.js";
 import type { CollectResult } from "./results.js";
 
@@ -51,10 +52,10 @@ class Gathered {
 
   add(view: Tensor): void {
     const [batch, ...rowShape] = view.shape;
-    if (this.values !== null && rowShape.join() !== this.rowShape.join()) {
+    if (this.values !== null && !sameShape(rowShape, this.rowShape)) {
       throw new RangeError(
-        `collectActivations: layer ${this.layer} gave rows of shape [${rowShape.join(", ")}] after ` +
-          `[${this.rowShape.join(", ")}]`,
+        `collectActivations: layer ${this.layer} gave rows of shape ${formatShape(rowShape)} after ` +
+          formatShape(this.rowShape),
       );
     }
     this.rowShape = rowShape;

@@ -124,17 +124,18 @@ export function where(cond: Tensor, x: Operand, y: Operand): Tensor {
   const bv = broadcastTo(b.data, b.shape, shape);
   const data = uninitialized(c.length);
   kernels().select(c, av, bv, data);
-  const masked = (g: Float32Array, keep: boolean) => {
-    const r = uninitialized(g.length);
+  return record(new Tensor(data, shape), [a, b], (g) => {
     const zeros = new Float32Array(g.length);
-    if (keep) kernels().select(c, g, zeros, r);
-    else kernels().select(c, zeros, g, r);
-    return r;
-  };
-  return record(new Tensor(data, shape), [a, b], (g) => [
-    a.requiresGrad ? sumToShape(masked(g, true), shape, a.shape) : null,
-    b.requiresGrad ? sumToShape(masked(g, false), shape, b.shape) : null,
-  ]);
+    const selected = (whereTrue: Float32Array, whereFalse: Float32Array) => {
+      const r = uninitialized(g.length);
+      kernels().select(c, whereTrue, whereFalse, r);
+      return r;
+    };
+    return [
+      a.requiresGrad ? sumToShape(selected(g, zeros), shape, a.shape) : null,
+      b.requiresGrad ? sumToShape(selected(zeros, g), shape, b.shape) : null,
+    ];
+  });
 }
 
 /**
