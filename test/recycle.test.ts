@@ -1,6 +1,7 @@
 /**
  * Recycling dead intermediates (tensor/storage.ts, nn/recycle.ts): the storage hands a recycled
- * array to the next output of its length and keeps only whole, large arrays once; modules recycle
+ * array to the next output of its length and keeps only whole, large arrays once, dropping the lengths
+ * least recently used when full; modules recycle
  * nothing a hook or a gradient could hold; and a GPT-2 forward never overwrites a tensor that a
  * hook on any one of its modules saw, nor changes its results.
  */
@@ -19,6 +20,20 @@ describe("recycled storage", () => {
     recycle(array);
     assert.equal(uninitialized(3001), array);
     assert.notEqual(uninitialized(3001), array, "recycling twice does not hand it out twice");
+  });
+
+  it("makes room for new lengths by dropping those least recently used", () => {
+    // Four arrays of just under 16 MiB fill the pool's 64 MiB; a fifth length must evict one.
+    const lengths = [0, 1, 2, 3, 4].map((i) => (1 << 22) - 16 * (i + 1));
+    const arrays = lengths.map((length) => uninitialized(length));
+    for (const array of arrays.slice(0, 4)) recycle(array);
+    assert.equal(uninitialized(lengths[0]), arrays[0], "the oldest length is still kept while there is room");
+    recycle(arrays[0]);
+    recycle(arrays[4]);
+    assert.equal(uninitialized(lengths[4]), arrays[4], "a new length is kept once the pool is full");
+    assert.notEqual(uninitialized(lengths[1]), arrays[1], "the least recently used length made room");
+    assert.equal(uninitialized(lengths[0]), arrays[0], "a length just used again stays");
+    assert.equal(uninitialized(lengths[2]), arrays[2]);
   });
 
   it("keeps neither small arrays nor views that share their buffer", () => {

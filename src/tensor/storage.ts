@@ -21,9 +21,11 @@ let recycledBytes = 0;
 
 export function uninitialized(length: number): Float32Array {
   if (length < SMALLEST_RECYCLED) return new Float32Array(length);
-  const kept = recycled.get(length)?.pop();
-  if (kept !== undefined) {
+  const sameLength = recycled.get(length);
+  const kept = sameLength?.pop();
+  if (kept !== undefined && sameLength !== undefined) {
     recycledBytes -= kept.byteLength;
+    markRecentlyUsed(length, sameLength);
     return kept;
   }
   if (NodeBuffer === undefined) return new Float32Array(length);
@@ -39,14 +41,36 @@ export function uninitialized(length: number): Float32Array {
  */
 export function recycle(data: Float32Array): void {
   if (!recyclable(data)) return;
+  if (data.byteLength > KEPT_BYTES) return;
   let kept = recycled.get(data.length);
   if (kept === undefined) {
     kept = [];
     recycled.set(data.length, kept);
   }
-  if (kept.length >= KEPT_PER_LENGTH || recycledBytes + data.byteLength > KEPT_BYTES || kept.includes(data)) return;
+  if (kept.length >= KEPT_PER_LENGTH || kept.includes(data)) return;
+  evictUntilRoomFor(data.byteLength);
+  markRecentlyUsed(data.length, kept);
   kept.push(data);
   recycledBytes += data.byteLength;
+}
+
+/** The Map's order is its recency: a length asked for or handed back moves to the end. */
+function markRecentlyUsed(length: number, kept: Float32Array[]): void {
+  recycled.delete(length);
+  recycled.set(length, kept);
+}
+
+/**
+ * Drops the arrays of the lengths least recently used, so that the shapes of the work at hand
+ * (W3's batches after W1's single prompts, say) are kept rather than those of work long done.
+ */
+function evictUntilRoomFor(bytes: number): void {
+  for (const [length, kept] of recycled) {
+    if (recycledBytes + bytes <= KEPT_BYTES) return;
+    while (kept.length > 0 && recycledBytes + bytes > KEPT_BYTES)
+      recycledBytes -= (kept.pop() as Float32Array).byteLength;
+    if (kept.length === 0) recycled.delete(length);
+  }
 }
 
 /** Whether `recycle` would take `data`: large enough, and alone in its buffer. */
