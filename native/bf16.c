@@ -8,8 +8,11 @@
  *   rows is a set of dot products, reduced across lanes at the end. IN_OUT: two W rows k, k+1 are
  *   interleaved in registers (vpunpck{l,h}wd) and multiplied by the broadcast pair (a_k, a_k+1);
  *   rows are read front to back (no page-crossing column walks), the sums kept in a small scratch.
- *   When m × n sums are small (decoding: m = 1), parts split k instead of n, each streaming one
- *   contiguous block of W rows into its own sums, which the caller adds up at the end.
+ *   When m × n sums are small (a few rows), parts split k instead of n, each streaming one
+ *   contiguous block of W rows into its own sums, which the caller adds up at the end. A single
+ *   IN_OUT row (decoding) of up to GEMV_MAX_N columns goes to the GEMV of gemv.h instead, which
+ *   widens each weight to float32 as it streams past: 1.1–2.5× the rate of the pairs above on
+ *   GPT-2's shapes. Wider rows (its sums leave L1) and OUT_IN measured no faster there.
  * - Larger m. Per block of k, a panel of A's rows is rounded to bf16 once, and each block of W
  *   (KC × NC) is packed into pairs of k for 64 columns (a transpose for OUT_IN, the interleave for
  *   IN_OUT) and reused by every 6-row strip of the panel: a 6×64 register tile, 24 vdpbf16ps per 4
@@ -24,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gemv.h"
 #include "pool.h"
 
 #if defined(__x86_64__) && (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 10))
@@ -38,6 +42,7 @@
 /* Tuned on Zen 4 (bench: native/bench/bf16-bench.c). */
 enum {
   DIRECT_MAX_M = 32,            /* m up to this takes the direct paths, W read as it lies */
+  GEMV_MAX_N = 4096,            /* IN_OUT, one row: gemv.h's GEMV up to this n (its sums stay in L1) */
   MR = 6,                       /* rows of the packed path's register tile */
   NR = 64,                      /* its columns: 4 vectors of 16 */
   KC_MAX = 384,                 /* k per packed block: a 64-column strip is KC·128 bytes */
@@ -562,9 +567,32 @@ static void plan(Gemm *g) {
   g->scratch_size = round_up(g->scratch_size, ALIGNMENT);
 }
 
+/* x[0, k) rounded to bf16 and back to float32, subnormals to zero: A as the other paths read it. */
+static TARGET void round_to_bf16_floats(const float *x, int k, float *rounded) {
+  for (int i = 0; i < k; i += 16) {
+    __mmask16 valid = mask16(k - i);
+    __m256i bits = round_to_bf16(_mm512_maskz_loadu_ps(valid, x + i));
+    __mmask16 normal = _mm256_test_epi16_mask(bits, _mm256_set1_epi16(0x7F80));
+    __m512i widened = _mm512_slli_epi32(_mm512_maskz_cvtepu16_epi32(normal, bits), 16);
+    _mm512_mask_storeu_ps(rounded + i, valid, _mm512_castsi512_ps(widened));
+  }
+}
+
+/* One IN_OUT row (decoding): gemv.h's GEMV streams W as it lies, widening each weight as it comes. */
+static int run_gemv(int n, int k, const float *a, const uint16_t *w, int ldw, const float *bias, float beta,
+                    float *c) {
+  float *rounded = aligned_alloc(ALIGNMENT, round_up((size_t)k * sizeof(float), ALIGNMENT));
+  if (!rounded) return TV_BF16_NO_MEMORY;
+  round_to_bf16_floats(a, k, rounded);
+  int done = tv_bf16_gemv_in_out(n, k, rounded, w, (size_t)ldw, bias, beta, c);
+  free(rounded);
+  return done ? TV_BF16_OK : TV_BF16_NO_MEMORY;
+}
+
 /* tv_bf16_gemm past the checks, for m, n, k ≥ 1; everything is allocated before C is touched. */
 static int run_gemm(int layout, int m, int n, int k, const float *a, int lda, const uint16_t *w, int ldw,
                     const float *bias, float beta, float *c, int ldc) {
+  if (m == 1 && layout == TV_BF16_IN_OUT && n <= GEMV_MAX_N) return run_gemv(n, k, a, w, ldw, bias, beta, c);
   Gemm g = {.layout = layout, .m = m, .n = n, .k = k, .a = a, .lda = (size_t)lda, .w = w, .ldw = (size_t)ldw,
             .bias = bias, .beta = beta, .c = c, .ldc = (size_t)ldc};
   plan(&g);

@@ -2,7 +2,8 @@
  * The addon's one-row products (decoding one token): sgemmBatch with m = 1 (native/gemv.c where
  * the CPU has AVX-512, else OpenBLAS's sgemv) against a float64 dot product, and bf16Gemm with
  * m = 1 against the same row of a several-row product and a float64 one of the bf16-rounded
- * operands. Skipped, saying why, where the addon (or AVX512-BF16, for bf16Gemm) is missing.
+ * operands, and on special values (subnormal, infinite and NaN operands) against the several-row
+ * product, which takes another path. Skipped, saying why, where the addon (or AVX512-BF16, for bf16Gemm) is missing.
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
@@ -118,6 +119,34 @@ describe("bf16Gemm, one row", { skip: bf16Skip }, () => {
           }
         }
       }
+    });
+
+    it(`${layout}: reads special values as the several-row product does (subnormals as zero, NaN, inf)`, () => {
+      const [n, k] = [20, 6];
+      // W[i][j] (k×n) or W[j][i] (n×k): a subnormal, the largest bf16 and an infinity among ones.
+      const w = new Uint16Array(n * k).fill(0x3f80);
+      const at = (i: number, j: number) => (transposeW ? j * k + i : i * n + j);
+      w[at(0, 0)] = 0x0001;
+      w[at(1, 0)] = 0x8040;
+      w[at(2, 1)] = 0x7f80;
+      w[at(3, 2)] = 0x7f7f;
+      // x: a value that makes a subnormal weight's product count (2^100 · 2^-133), a NaN at i = 4.
+      const x = Float32Array.of(2 ** 100, 2 ** 100, 1, 1, Number.NaN, 0.5);
+      const one = new Float32Array(n);
+      const two = new Float32Array(2 * n);
+      assert.ok(native!.bf16Gemm!(transposeW, 1, n, k, x, w, 0, one));
+      assert.ok(native!.bf16Gemm!(transposeW, 2, n, k, Float32Array.from([...x, ...x]), w, 0, two));
+      assert.deepEqual([...one], [...two.subarray(0, n)]);
+      assert.ok(
+        one.every((v) => Number.isNaN(v)),
+        "the NaN in x reaches every output",
+      );
+      x[4] = 1;
+      assert.ok(native!.bf16Gemm!(transposeW, 1, n, k, x, w, 0, one));
+      assert.ok(native!.bf16Gemm!(transposeW, 2, n, k, Float32Array.from([...x, ...x]), w, 0, two));
+      assert.deepEqual([...one], [...two.subarray(0, n)]);
+      assert.equal(one[0], 3.5, "the two subnormal weights count as zero");
+      assert.equal(one[1], Number.POSITIVE_INFINITY);
     });
   }
 });
