@@ -2,6 +2,7 @@
  * Workloads W1–W4 of ../shared/bench (README there): identical work on the same deterministic
  * weights, timed as pyvene was (whole workload, 3 runs after a warm-up; min and median), printed
  * beside pyvene's seconds on this machine (its t1 configuration) and checked against its values.
+ * W3 and W4 also print their floors on this machine, measured in the same run (bench/roofline.ts).
  *
  *   npm run bench:workloads
  */
@@ -9,6 +10,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as tv from "../src/index.js";
 import { hashwModel, hashwWeights, readManifest, SHARED_BENCH } from "./hashw.js";
+import { decodingPassFloor, gpt2Matrices, matrixBytes, w3GemmFloor } from "./roofline.js";
 import { timed } from "./timing.js";
 import { gridDifference, type PyveneTiming as Timing, W1_PROMPT as PROMPT, type W1Checks, w1Trace } from "./w1.js";
 import { benchmarkW2 } from "./w2.js";
@@ -39,11 +41,11 @@ const weights = hashwWeights(manifest);
 const gpt2 = hashwModel(manifest);
 gpt2.loadStateDict(weights);
 // The same weights rounded to bf16 (2 bytes each), as loadPretrained(…, { dtype: "bfloat16" }) holds them.
-const gpt2Bf16 = hashwModel(manifest);
-gpt2Bf16.loadStateDict(
-  new Map([...weights].map(([name, t]) => [name, new tv.Tensor(tv.roundToHalf(t.data, "bfloat16"), t.shape)])),
-  { share: true },
+const bf16Weights = new Map(
+  [...weights].map(([name, t]) => [name, new tv.Tensor(tv.roundToHalf(t.data, "bfloat16"), t.shape)]),
 );
+const gpt2Bf16 = hashwModel(manifest);
+gpt2Bf16.loadStateDict(bf16Weights, { share: true });
 
 /** The largest |a − b| over two equally long arrays, and the largest |b|, for a relative figure. */
 function largestDifference(a: ArrayLike<number>, b: ArrayLike<number>): string {
@@ -120,6 +122,15 @@ const w3Differences = w3Bf16.result.activations.map((a, l) =>
   largestDifference(a.values, w3.result.activations[l].values),
 );
 console.log(`  bf16 vs float32: layer 0 ${w3Differences[0]}; layer 11 ${w3Differences[11]}`);
+const matrices = gpt2Matrices(weights);
+const bf16Matrices = gpt2Matrices(bf16Weights);
+const w3Floor = w3GemmFloor(matrices, 8 * 32, 8);
+const w3Bf16Floor = w3GemmFloor(bf16Matrices, 8 * 32, 8);
+console.log(
+  `  floor: W3's products alone, each at its fastest with the weights in cache: ${w3Floor.toFixed(3)} s float32 ` +
+    `(the 1.95 s target leaves ${(1.95 - w3Floor).toFixed(3)} s for the rest), ${w3Bf16Floor.toFixed(3)} s bf16; ` +
+    `tsvene at ${(w3.min / w3Floor).toFixed(2)}× and ${(w3Bf16.min / w3Bf16Floor).toFixed(2)}× its floor`,
+);
 
 // W4: 20 greedy tokens with steer added to every layer's MLP output at each new token.
 const steer = (await tv.readSafetensors(join(SHARED_BENCH, "weights/w4_steer.safetensors"))).tensors.get(
@@ -154,4 +165,14 @@ const sameTokens = bf16Sequence.filter((t, i) => t === sequence[i]).length - PRO
 console.log(
   `  bf16 vs float32: ${sameTokens} of 20 new tokens the same; first step's logits ` +
     largestDifference(w4Bf16.result.scores[0].data, w4.result.scores[0].data),
+);
+const w4Floor = 20 * decodingPassFloor(matrices);
+const w4Bf16Floor = 20 * decodingPassFloor(bf16Matrices);
+const gigabytes = (bytes: number, seconds: number) =>
+  `${(bytes / 1e6).toFixed(0)} MB at ${(bytes / seconds / 1e9).toFixed(1)} GB/s`;
+console.log(
+  `  floor: 20 passes of one-row products over the weight matrices alone, each pass at its fastest: ` +
+    `${w4Floor.toFixed(3)} s float32 (${gigabytes(matrixBytes(matrices), w4Floor / 20)}), ` +
+    `${w4Bf16Floor.toFixed(3)} s bf16 (${gigabytes(matrixBytes(bf16Matrices), w4Bf16Floor / 20)}); ` +
+    `tsvene at ${(w4.min / w4Floor).toFixed(2)}× and ${(w4Bf16.min / w4Bf16Floor).toFixed(2)}× its floor`,
 );
