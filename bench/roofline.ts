@@ -11,6 +11,7 @@
  * Whatever else a workload does (norms, attention, GELU, the JavaScript between kernels) is on top.
  */
 import * as tv from "../src/index.js";
+import { timed } from "./timing.js";
 
 /** A matrix of GPT-2's forward pass with its layout: Conv1D [in, out], or the tied LM head [vocab, hidden]. */
 export interface Matrix {
@@ -33,16 +34,6 @@ export function matrixBytes(matrices: Matrix[]): number {
   return matrices.reduce((sum, m) => sum + m.weight.size * (m.weight.dtype === "float32" ? 4 : 2), 0);
 }
 
-function fastest(fn: () => void, calls: number): number {
-  let best = Number.POSITIVE_INFINITY;
-  for (let i = 0; i < calls; i++) {
-    const start = performance.now();
-    fn();
-    best = Math.min(best, (performance.now() - start) / 1000);
-  }
-  return best;
-}
-
 function input(rows: number, features: number): tv.Tensor {
   return tv.randn([rows, features], { generator: new tv.Generator(features) });
 }
@@ -54,7 +45,7 @@ export function w3GemmFloor(matrices: Matrix[], rows: number, batches: number): 
     if (layout !== "in_out") continue;
     const x = input(rows, weight.shape[0]);
     const bias = tv.zeros([weight.shape[1]]);
-    total += fastest(() => tv.linear(x, weight, bias, layout), 10) * batches;
+    total += timed(() => tv.linear(x, weight, bias, layout), 10).min * batches;
   }
   return total;
 }
@@ -64,7 +55,7 @@ export function decodingPassFloor(matrices: Matrix[]): number {
   const inputs = matrices.map(({ weight, layout }) =>
     input(1, layout === "in_out" ? weight.shape[0] : weight.shape[1]),
   );
-  return fastest(() => {
+  return timed(() => {
     matrices.forEach(({ weight, layout }, i) => tv.linear(inputs[i], weight, null, layout));
-  }, 8);
+  }, 8).min;
 }

@@ -579,8 +579,8 @@ static TARGET void round_to_bf16_floats(const float *x, int k, float *rounded) {
 }
 
 /* One IN_OUT row (decoding): gemv.h's GEMV streams W as it lies, widening each weight as it comes. */
-static int run_gemv(int n, int k, const float *a, const uint16_t *w, int ldw, const float *bias, float beta,
-                    float *c) {
+static int run_one_row(int n, int k, const float *a, const uint16_t *w, int ldw, const float *bias, float beta,
+                       float *c) {
   float *rounded = aligned_alloc(ALIGNMENT, round_up((size_t)k * sizeof(float), ALIGNMENT));
   if (!rounded) return TV_BF16_NO_MEMORY;
   round_to_bf16_floats(a, k, rounded);
@@ -592,7 +592,7 @@ static int run_gemv(int n, int k, const float *a, const uint16_t *w, int ldw, co
 /* tv_bf16_gemm past the checks, for m, n, k ≥ 1; everything is allocated before C is touched. */
 static int run_gemm(int layout, int m, int n, int k, const float *a, int lda, const uint16_t *w, int ldw,
                     const float *bias, float beta, float *c, int ldc) {
-  if (m == 1 && layout == TV_BF16_IN_OUT && n <= GEMV_MAX_N) return run_gemv(n, k, a, w, ldw, bias, beta, c);
+  if (m == 1 && layout == TV_BF16_IN_OUT && n <= GEMV_MAX_N) return run_one_row(n, k, a, w, ldw, bias, beta, c);
   Gemm g = {.layout = layout, .m = m, .n = n, .k = k, .a = a, .lda = (size_t)lda, .w = w, .ldw = (size_t)ldw,
             .bias = bias, .beta = beta, .c = c, .ldc = (size_t)ldc};
   plan(&g);
